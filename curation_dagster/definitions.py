@@ -1,0 +1,52 @@
+"""The one Definitions object: every dataset version's asset graph, the landing sensor, the resources.
+
+Loaded by `dagster dev` (workspace.yaml), `dagster asset materialize -m curation_dagster.definitions` and
+the daemon. Nothing here touches a GPU or loads a model: that happens inside runs.
+"""
+
+from pathlib import Path
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+)
+
+from assets.factory import build_version_assets, stage_key
+from assets.sensors import build_landing_sensor
+from curation_dagster import settings
+from curation_dagster.spec import VersionSpec, load_specs
+from resources import AcceleratorResource, LakeResource, ModelsResource
+
+
+def build_definitions(
+    specs: list[VersionSpec] | None = None,
+    lake_root: str | None = None,
+    landing: str | None = None,
+    versions: Path | None = None,
+) -> Definitions:
+    """Definitions for the given specs (default: every spec in the versions folder) and lake locations."""
+    specs = specs if specs is not None else load_specs(versions or settings.versions_folder())
+    assets = [item for spec in specs for item in build_version_assets(spec)]
+    raw_keys: list[AssetKey] = [stage_key(spec.name, "raw") for spec in specs]
+    automation = AutomationConditionSensorDefinition(
+        "curation_automation",
+        target=AssetSelection.all(),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Runs each shard's downstream stages once its upstream stage has materialized.",
+    )
+    return Definitions(
+        assets=assets,
+        sensors=[build_landing_sensor(raw_keys), automation],
+        resources={
+            "lake": LakeResource(root=lake_root or settings.curation_home(), landing=landing or settings.landing_root()),
+            "accelerator": AcceleratorResource(),
+            "models": ModelsResource(),
+        },
+    )
+
+
+defs = build_definitions()

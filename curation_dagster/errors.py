@@ -1,0 +1,31 @@
+"""The project's exceptions. Each class says whether retrying the same work can help."""
+
+from __future__ import annotations
+
+
+class CurationError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    retryable: bool = False
+
+
+class SpecError(CurationError):
+    """A dataset-version spec is invalid; the message names the file and the field."""
+
+
+class ShardNameError(CurationError):
+    """A shard key is empty or would escape the lake."""
+
+
+class ModelNotConfigured(CurationError):
+    """A model's weights are not where the settings say; the message names the setting to fill in."""
+
+
+class LakeIOError(CurationError):
+    """Reading or writing the lake failed in a way that a retry may fix (I/O, a busy file)."""
+
+    retryable = True
+
+
+class StageInputMissing(CurationError):
+    """A stage's upstream output for a shard does not exist yet: materialize the upstream stage first."""

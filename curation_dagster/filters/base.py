@@ -1,0 +1,114 @@
+"""The filter base class and the chain that runs filters per modality and keeps every score."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation_dagster.schema import mark_rejected, rejected_schema, with_fields
+
+_POSITION = "__position"
+
+
+@dataclass
+class Verdicts:
+    """What a filter computed for a batch: score columns for every row, and a reason for each reject."""
+
+    scores: dict[str, list[object]]
+    reasons: list[str | None]
+    details: list[str | None]
+
+
+class Filter(ABC):
+    """One filter: `evaluate` scores a batch of rows of its modality and names the rows it rejects.
+
+    Subclasses declare their score columns and implement `evaluate`; the chain owns batching, keeping
+    scores on rejected rows, and reject bookkeeping.
+    """
+
+    name: ClassVar[str]
+    score_fields: ClassVar[Sequence[pa.Field]] = ()
+    needs_accelerator: ClassVar[bool] = False
+
+    @abstractmethod
+    def evaluate(self, table: pa.Table) -> Verdicts:
+        """Scores and decisions for every row of `table` (all of this filter's modality)."""
+
+    def code(self, rule: str) -> str:
+        return f"filter.{self.name}.{rule}"
+
+
+class FilterChain:
+    """Runs an ordered list of filters per modality; a row rejected by one filter skips the rest."""
+
+    def __init__(self, chains: dict[str, Sequence[Filter]]) -> None:
+        self.chains = chains
+
+    @property
+    def score_fields(self) -> list[pa.Field]:
+        seen: dict[str, pa.Field] = {}
+        for chain in self.chains.values():
+            for item in chain:
+                for field in item.score_fields:
+                    seen.setdefault(field.name, field)
+        return list(seen.values())
+
+    @property
+    def needs_accelerator(self) -> bool:
+        """Whether any filter runs a model, so the stage belongs in the GPU pool."""
+        return any(item.needs_accelerator for chain in self.chains.values() for item in chain)
+
+    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
+        return with_fields(input_schema, self.score_fields)
+
+    def run(self, table: pa.Table, stage: str = "filtered") -> tuple[pa.Table, pa.Table]:
+        """Split `table` into (kept, rejected), both with every score column of the chain."""
+        schema = self.output_schema(table.schema)
+        table = _add_null_columns(table, schema).append_column(
+            _POSITION, pa.array(range(table.num_rows), pa.int64())
+        )
+        kept_parts: list[pa.Table] = []
+        rejected_parts: list[pa.Table] = []
+        modality = table.column("modality")
+        for name in sorted(set(modality.to_pylist())):
+            alive = table.filter(pc.equal(modality, name))
+            for item in self.chains.get(name, ()):
+                if alive.num_rows == 0:
+                    break
+                verdicts = item.evaluate(alive)
+                for column, values in verdicts.scores.items():
+                    index = alive.schema.get_field_index(column)
+                    alive = alive.set_column(
+                        index, schema.field(column), pa.array(values, schema.field(column).type)
+                    )
+                is_rejected = pa.array([reason is not None for reason in verdicts.reasons], pa.bool_())
+                if pc.any(is_rejected).as_py():
+                    reasons = [r for r in verdicts.reasons if r is not None]
+                    details = [
+                        d for r, d in zip(verdicts.reasons, verdicts.details, strict=True) if r is not None
+                    ]
+                    rejected_parts.append(mark_rejected(alive.filter(is_rejected), stage, reasons, details))
+                    alive = alive.filter(pc.invert(is_rejected))
+            kept_parts.append(alive)
+        kept = _in_input_order(kept_parts, schema)
+        rejected = _in_input_order(rejected_parts, rejected_schema(schema))
+        return kept, rejected
+
+
+def _add_null_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names)
+
+
+def _in_input_order(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    if not parts:
+        return schema.empty_table()
+    joined = pa.concat_tables(parts).sort_by(_POSITION)
+    return joined.drop_columns([_POSITION]).select(schema.names).cast(schema)

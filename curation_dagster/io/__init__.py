@@ -1,0 +1,1 @@
+"""Landing readers, media validation and lake writers."""

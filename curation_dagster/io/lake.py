@@ -1,0 +1,174 @@
+"""The Parquet lake: `<root>/<version>/<stage>/<shard>.parquet`, rejected rows under `_rejected/`.
+
+Writes are atomic (a hidden temporary name, then a rename), so a reader never sees half a file and a
+killed run leaves no partial output under a real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation_dagster.errors import LakeIOError, ShardNameError
+
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
+REJECTED_DIR = "_rejected"
+
+
+def check_segment(name: str, what: str = "shard key") -> str:
+    """`name` if it is safe as one path segment of the lake, else `ShardNameError`."""
+    if not _SAFE_SEGMENT.match(name) or name in {".", ".."} or ".." in name:
+        raise ShardNameError(f"{what} {name!r} is not a safe lake path segment ([A-Za-z0-9._-], no '..')")
+    return name
+
+
+class Lake:
+    """A lake rooted at a local path or an fsspec URL (`s3://bucket/prefix`, `memory://x`)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = str(root).rstrip("/")
+        self.fs, self._root_path = fsspec.core.url_to_fs(self.root)
+        self.is_local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
+
+    def stage_dir(self, version: str, stage: str, *, rejected: bool = False) -> str:
+        """The folder holding a stage's kept (or rejected) shard files."""
+        parts = [self._root_path, check_segment(version, "version"), check_segment(stage, "stage")]
+        if rejected:
+            parts.append(REJECTED_DIR)
+        return "/".join(parts)
+
+    def path(self, version: str, stage: str, shard: str, *, rejected: bool = False) -> str:
+        """Where one shard of one stage lives."""
+        return f"{self.stage_dir(version, stage, rejected=rejected)}/{check_segment(shard)}.parquet"
+
+    def url(self, path: str) -> str:
+        """A path of this lake as a string a person or DuckDB can use."""
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def num_rows(self, path: str) -> int:
+        """Row count from the Parquet footer, without reading the data."""
+        with self._reading(path), self.fs.open(path, "rb") as handle:
+            return int(pq.ParquetFile(handle).metadata.num_rows)
+
+    def read_table(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        with self._reading(path), self.fs.open(path, "rb") as handle:
+            return pq.read_table(handle, columns=columns)
+
+    def iter_batches(
+        self, path: str, batch_size: int = 1024, columns: list[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """A shard's rows in record batches, so memory stays bounded by the batch size."""
+        with self._reading(path), self.fs.open(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+
+    def schema(self, path: str) -> pa.Schema:
+        with self._reading(path), self.fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).schema_arrow
+
+    def list_shards(self, version: str, stage: str, *, rejected: bool = False) -> list[str]:
+        """Shard keys that have a committed file for this stage, sorted."""
+        folder = self.stage_dir(version, stage, rejected=rejected)
+        if not self.fs.exists(folder):
+            return []
+        names = [Path(str(entry)).name for entry in self.fs.ls(folder, detail=False)]
+        return sorted(name[: -len(".parquet")] for name in names if name.endswith(".parquet"))
+
+    def remove(self, path: str) -> None:
+        if self.fs.exists(path):
+            self.fs.rm(path)
+
+    @contextlib.contextmanager
+    def atomic_writer(self, path: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+        """A Parquet writer on a hidden temporary file that becomes `path` only if the block succeeds."""
+        folder, name = path.rsplit("/", 1)
+        self.fs.makedirs(folder, exist_ok=True)
+        self._remove_stale_temporaries(folder, name)
+        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            with self.fs.open(temporary, "wb") as handle:
+                writer = pq.ParquetWriter(handle, schema, compression="zstd")
+                try:
+                    yield writer
+                finally:
+                    writer.close()
+            self.fs.mv(temporary, path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(temporary)
+            raise
+
+    def write_table(self, path: str, table: pa.Table) -> None:
+        with self.atomic_writer(path, table.schema) as writer:
+            writer.write_table(table)
+
+    @contextlib.contextmanager
+    def lock(self, version: str, name: str) -> Iterator[None]:
+        """An exclusive lock for a cross-shard read-modify-write on a local lake.
+
+        Remote lakes have no file locks; there the Dagster pool of the asset serialises the runs.
+        """
+        if not self.is_local:
+            yield
+            return
+        import fcntl
+
+        folder = Path(self._root_path) / check_segment(version, "version")
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f".{check_segment(name, 'lock')}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _remove_stale_temporaries(self, folder: str, name: str) -> None:
+        for entry in self.fs.glob(f"{folder}/.{name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(entry)
+
+    @contextlib.contextmanager
+    def _reading(self, path: str) -> Iterator[None]:
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise LakeIOError(f"reading {self.url(path)} failed: {error}") from error
+
+    def connect(self) -> Any:
+        """A fresh in-memory DuckDB connection that can read this lake's files by `url`."""
+        import duckdb
+
+        connection = duckdb.connect(":memory:")
+        if not self.is_local:
+            connection.register_filesystem(self.fs)
+        return connection
+
+    def duckdb(self, version: str) -> Any:
+        """An in-memory DuckDB connection with one view per stage (`raw`, `deduped`, ...) of `version`
+        and `<stage>_rejected` for rejected rows. It only reads the lake."""
+        connection = self.connect()
+        from curation_dagster.pipeline import STAGES
+
+        for stage in STAGES:
+            for rejected in (False, True):
+                if not self.list_shards(version, stage, rejected=rejected):
+                    continue
+                pattern = self.url(f"{self.stage_dir(version, stage, rejected=rejected)}/*.parquet")
+                view = f"{stage}_rejected" if rejected else stage
+                connection.execute(
+                    f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{pattern}', union_by_name=true)"
+                )
+        return connection

@@ -1,0 +1,251 @@
+"""Validation of raw records: decode every item once and turn it into a row of the item contract.
+
+The probes (`probe_image`, `probe_audio`, `probe_video`) are public because later stages re-validate
+generated media with them. Decoders are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+from curation_dagster.errors import CurationError
+from curation_dagster.io.records import RawRecord
+from curation_dagster.schema import MODALITIES, RAW_SCHEMA, item_id
+
+
+class RejectCode:
+    """Every reason the raw stage rejects an item, as `raw.<rule>` codes."""
+
+    # Reading a landing shard.
+    NOT_UTF8: Final = "raw.not_utf8"
+    BAD_JSON: Final = "raw.bad_json"
+    MISSING_TEXT: Final = "raw.missing_text"
+    BAD_MODALITY: Final = "raw.bad_modality"
+    MISSING_MEDIA: Final = "raw.missing_media"
+    TRUNCATED_SHARD: Final = "raw.truncated_shard"
+    UNREADABLE_SHARD: Final = "raw.unreadable_shard"
+    AMBIGUOUS_SAMPLE: Final = "raw.ambiguous_sample"
+    UNKNOWN_FORMAT: Final = "raw.unknown_format"
+    # Validating an item.
+    EMPTY_TEXT: Final = "raw.empty_text"
+    IMAGE_DECODE: Final = "raw.image_decode"
+    IMAGE_SIZE: Final = "raw.image_size"
+    AUDIO_DECODE: Final = "raw.audio_decode"
+    AUDIO_EMPTY: Final = "raw.audio_empty"
+    VIDEO_DECODE: Final = "raw.video_decode"
+    VIDEO_EMPTY: Final = "raw.video_empty"
+
+
+#: Largest image side Pillow and most codecs handle.
+MAX_IMAGE_SIDE: Final = 65535
+#: Twice Pillow's default `MAX_IMAGE_PIXELS`: the point where Pillow itself raises DecompressionBombError.
+MAX_IMAGE_PIXELS: Final = 178_956_970
+#: Audio frames decoded at a time while checking that a whole file decodes.
+AUDIO_BLOCK_FRAMES: Final = 65536
+
+#: A probe reads encoded bytes, or the path of a file too large to hold in memory.
+MediaSource: TypeAlias = bytes | Path
+
+
+class MediaDecodeError(CurationError):
+    """Media that cannot be decoded or is out of bounds; `code` is the reject code to record."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _open_source(source: MediaSource) -> io.BytesIO | str:
+    return io.BytesIO(source) if isinstance(source, bytes) else str(source)
+
+
+def probe_image(data: bytes) -> tuple[int, int]:
+    """Width and height of an image that Pillow opens and fully decodes; MediaDecodeError otherwise."""
+    return _probe_image(data)
+
+
+def _probe_image(source: MediaSource) -> tuple[int, int]:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # The explicit pixel limit below decides; Pillow's warning threshold is half of it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(_open_source(source)) as image:
+                width, height = image.size
+                _check_image_size(width, height)
+                image.load()
+    except MediaDecodeError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise MediaDecodeError(RejectCode.IMAGE_SIZE, str(error)) from error
+    except Exception as error:  # Pillow reports corrupt data with many exception classes
+        raise MediaDecodeError(RejectCode.IMAGE_DECODE, _describe(error)) from error
+    return width, height
+
+
+def _check_image_size(width: int, height: int) -> None:
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+        raise MediaDecodeError(
+            RejectCode.IMAGE_SIZE, f"{width}x{height}: each side must be 1 to {MAX_IMAGE_SIDE} pixels"
+        )
+    if width * height > MAX_IMAGE_PIXELS:
+        raise MediaDecodeError(
+            RejectCode.IMAGE_SIZE, f"{width}x{height} is more than {MAX_IMAGE_PIXELS} pixels"
+        )
+
+
+def probe_audio(data: bytes) -> dict[str, Any]:
+    """`duration_s`, `sample_rate` and `channels` of audio that soundfile decodes to the end."""
+    return _probe_audio(data)
+
+
+def _probe_audio(source: MediaSource) -> dict[str, Any]:
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(_open_source(source)) as audio:
+            sample_rate, channels = audio.samplerate, audio.channels
+            # Headers can lie (or be absent, as in MP3), so count what actually decodes.
+            frames = sum(len(block) for block in audio.blocks(blocksize=AUDIO_BLOCK_FRAMES))
+    except Exception as error:  # libsndfile errors and unrecognised formats come as several classes
+        raise MediaDecodeError(RejectCode.AUDIO_DECODE, _describe(error)) from error
+    if frames == 0:
+        raise MediaDecodeError(RejectCode.AUDIO_EMPTY, "no audio frames")
+    return {"duration_s": frames / sample_rate, "sample_rate": sample_rate, "channels": channels}
+
+
+def probe_video(data: bytes) -> dict[str, Any]:
+    """`width`, `height`, `fps`, `frame_count` and `duration_s` of video with a decodable first frame."""
+    return _probe_video(data)
+
+
+def _probe_video(source: MediaSource) -> dict[str, Any]:
+    import av
+
+    try:
+        with av.open(_open_source(source), mode="r") as container:
+            if not container.streams.video:
+                raise MediaDecodeError(RejectCode.VIDEO_EMPTY, "no video stream")
+            stream = container.streams.video[0]
+            frames = container.decode(stream)
+            first = next(frames, None)
+            if first is None:
+                raise MediaDecodeError(RejectCode.VIDEO_EMPTY, "the video stream has no decodable frame")
+            frame_count = stream.frames or (1 + sum(1 for _ in frames))
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else None
+            duration_s = _video_duration(container.duration, stream.duration, stream.time_base)
+    except MediaDecodeError:
+        raise
+    except Exception as error:  # FFmpeg errors map to many exception classes
+        raise MediaDecodeError(RejectCode.VIDEO_DECODE, _describe(error)) from error
+    if duration_s is None and fps:
+        duration_s = frame_count / fps
+    return {
+        "width": first.width,
+        "height": first.height,
+        "fps": fps,
+        "frame_count": frame_count,
+        "duration_s": duration_s,
+    }
+
+
+def _video_duration(
+    container_duration: int | None, stream_duration: int | None, time_base: Fraction | None
+) -> float | None:
+    if stream_duration and time_base:
+        return float(stream_duration * time_base)
+    if container_duration:
+        return container_duration / 1_000_000  # FFmpeg's AV_TIME_BASE
+    return None
+
+
+_PROBE_CODES: Final[dict[str, str]] = {
+    "image": RejectCode.IMAGE_DECODE,
+    "audio": RejectCode.AUDIO_DECODE,
+    "video": RejectCode.VIDEO_DECODE,
+}
+
+
+def _image_properties(source: MediaSource) -> dict[str, Any]:
+    width, height = _probe_image(source)
+    return {"width": width, "height": height}
+
+
+_PROBES: Final[dict[str, Callable[[MediaSource], dict[str, Any]]]] = {
+    "image": _image_properties,
+    "audio": _probe_audio,
+    "video": _probe_video,
+}
+
+_ROW_COLUMNS: Final = (*RAW_SCHEMA.names, "reject_reason", "reject_detail")
+
+
+def validate_record(record: RawRecord, shard: str) -> dict[str, Any]:
+    """One row of the raw stage: every RAW_SCHEMA column plus `reject_reason` and `reject_detail`.
+
+    Both reject columns are None for a valid item. Bad data never raises: it becomes a rejected row.
+    A record without a known modality (possible only for rejected ones) gets modality `unknown`.
+    """
+    row: dict[str, Any] = dict.fromkeys(_ROW_COLUMNS)
+    row.update(
+        id=item_id(shard, record.position),
+        modality=record.modality or "unknown",
+        text=record.text,
+        media=record.media,
+        uri=record.uri,
+        shard=shard,
+        meta=json.dumps(record.meta, sort_keys=True, ensure_ascii=False),
+        media_format=record.media_format,
+        reject_reason=record.reject_code,
+        reject_detail=record.reject_detail,
+    )
+    if record.reject_code is None:
+        try:
+            row.update(_check(record))
+        except MediaDecodeError as error:
+            row.update(reject_reason=error.code, reject_detail=error.detail)
+    return row
+
+
+def _check(record: RawRecord) -> dict[str, Any]:
+    """The properties of a valid item; MediaDecodeError with the reject code otherwise."""
+    if record.modality == "text":
+        if not (record.text or "").strip():
+            raise MediaDecodeError(RejectCode.EMPTY_TEXT, "the text is empty or only whitespace")
+        return {}
+    if record.modality not in _PROBES:
+        raise MediaDecodeError(
+            RejectCode.BAD_MODALITY, f"modality {record.modality!r} is not one of {MODALITIES}"
+        )
+    source = _media_source(record)
+    try:
+        return _PROBES[record.modality](source)
+    except MediaDecodeError:
+        raise
+    except Exception as error:  # a probe must never take the stage down on bad data
+        raise MediaDecodeError(_PROBE_CODES[record.modality], _describe(error)) from error
+
+
+def _media_source(record: RawRecord) -> MediaSource:
+    """The item's bytes, or the path of its file when the reader left large media on disk."""
+    if record.media is not None:
+        return record.media
+    path = Path(record.uri)
+    if path.is_file():
+        return path
+    raise MediaDecodeError(
+        RejectCode.MISSING_MEDIA, f"no media bytes and the uri {record.uri!r} is not a readable file"
+    )

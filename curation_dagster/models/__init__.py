@@ -1,0 +1,1 @@
+"""Choosing a device and loading models onto it, lazily and offline."""

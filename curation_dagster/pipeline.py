@@ -1,0 +1,444 @@
+"""The five stages of a dataset version, one shard at a time: read the upstream shard from the lake,
+run the stage's operators batch by batch, write kept and rejected rows atomically, and report counts.
+
+Dagster-free: `run_stage(spec, lake, "deduped", "news_en.jsonl")` works in a notebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from curation_dagster.dedup.exact import INDEX_SCHEMA, ExactDedup
+from curation_dagster.errors import StageInputMissing
+from curation_dagster.filters.chain import build_chain
+from curation_dagster.io.lake import Lake
+from curation_dagster.io.landing import ReaderSettings, read_shard
+from curation_dagster.io.records import RawRecord
+from curation_dagster.io.validate import validate_record
+from curation_dagster.schema import (
+    DEDUP_FIELDS,
+    RAW_SCHEMA,
+    SYNTH_FIELDS,
+    conform,
+    item_id,
+    mark_rejected,
+    rejected_schema,
+    with_fields,
+)
+from curation_dagster.select.sample import SeededSample, sample_score
+from curation_dagster.spec import VersionSpec
+from curation_dagster.synth.recipes import Recipe, build_recipes
+
+STAGES = ("raw", "deduped", "filtered", "selected", "synthesized")
+UPSTREAM = {"deduped": "raw", "filtered": "deduped", "selected": "filtered", "synthesized": "selected"}
+DEDUP_INDEX = "dedup_index"
+RAW_BATCH_ROWS = 256
+BATCH_ROWS = 1024
+REJECT_MODALITY_EXCLUDED = "raw.modality_excluded"
+REJECT_RECIPE_FAILED = "synth.recipe_failed"
+
+
+@dataclass
+class StageResult:
+    """What one stage did to one shard: counts by outcome and reason, where the output is, how long."""
+
+    version: str
+    stage: str
+    shard: str
+    rows_in: int
+    rows_kept: int
+    rows_rejected: int
+    reasons: dict[str, int]
+    kept_path: str
+    rejected_path: str
+    elapsed_s: float
+    schema: pa.Schema
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def items_per_second(self) -> float:
+        return self.rows_in / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def conserved(self) -> bool:
+        return self.rows_in == self.rows_kept + self.rows_rejected
+
+
+class _ShardOutput:
+    """Collects a stage's kept and rejected batches into two atomic Parquet writers."""
+
+    def __init__(self, kept_writer: Any, rejected_writer: Any, schema: pa.Schema) -> None:
+        self._kept, self._rejected = kept_writer, rejected_writer
+        self.schema, self.rejected_schema = schema, rejected_schema(schema)
+        self.kept = 0
+        self.rejected = 0
+        self.reasons: Counter[str] = Counter()
+
+    def write(self, kept: pa.Table, rejected: pa.Table) -> None:
+        if kept.num_rows:
+            self._kept.write_table(conform(kept, self.schema))
+            self.kept += kept.num_rows
+        if rejected.num_rows:
+            self._rejected.write_table(conform(rejected, self.rejected_schema))
+            self.rejected += rejected.num_rows
+            self.reasons.update(rejected.column("reject_reason").to_pylist())
+
+
+@contextlib.contextmanager
+def _shard_output(
+    lake: Lake, version: str, stage: str, shard: str, schema: pa.Schema
+) -> Iterator[_ShardOutput]:
+    kept_path = lake.path(version, stage, shard)
+    rejected_path = lake.path(version, stage, shard, rejected=True)
+    # Nested so that the rejected file is committed first and the kept file last.
+    with (
+        lake.atomic_writer(kept_path, schema) as kept_writer,
+        lake.atomic_writer(rejected_path, rejected_schema(schema)) as rejected_writer,
+    ):
+        yield _ShardOutput(kept_writer, rejected_writer, schema)
+
+
+def _upstream_path(spec: VersionSpec, lake: Lake, stage: str, shard: str) -> str:
+    upstream = UPSTREAM[stage]
+    path = lake.path(spec.name, upstream, shard)
+    if not lake.exists(path):
+        raise StageInputMissing(
+            f"{spec.name}/{stage} for shard {shard!r} needs {spec.name}/{upstream} first: {lake.url(path)} is missing"
+        )
+    return path
+
+
+def _result(
+    spec: VersionSpec,
+    lake: Lake,
+    stage: str,
+    shard: str,
+    rows_in: int,
+    output: _ShardOutput,
+    started: float,
+    **extra: Any,
+) -> StageResult:
+    return StageResult(
+        version=spec.name,
+        stage=stage,
+        shard=shard,
+        rows_in=rows_in,
+        rows_kept=output.kept,
+        rows_rejected=output.rejected,
+        reasons=dict(sorted(output.reasons.items())),
+        kept_path=lake.url(lake.path(spec.name, stage, shard)),
+        rejected_path=lake.url(lake.path(spec.name, stage, shard, rejected=True)),
+        elapsed_s=time.perf_counter() - started,
+        schema=output.schema,
+        extra=extra,
+    )
+
+
+def _split_rows(rows: list[dict[str, Any]], stage: str) -> tuple[pa.Table, pa.Table]:
+    kept = [row for row in rows if row.get("reject_reason") is None]
+    rejected = [row for row in rows if row.get("reject_reason") is not None]
+    kept_table = pa.Table.from_pylist(kept, schema=RAW_SCHEMA) if kept else RAW_SCHEMA.empty_table()
+    rejected_table = pa.Table.from_pylist(rejected, schema=rejected_schema(RAW_SCHEMA)) if rejected else None
+    if rejected_table is None:
+        return kept_table, rejected_schema(RAW_SCHEMA).empty_table()
+    rejected_table = mark_rejected(
+        rejected_table,
+        stage,
+        [str(row["reject_reason"]) for row in rejected],
+        [row.get("reject_detail") for row in rejected],
+    )
+    return kept_table, rejected_table
+
+
+def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageResult:
+    """Parse a landing shard into the item contract; every item that fails validation is a rejected row."""
+    started = time.perf_counter()
+    if not source.exists():
+        raise StageInputMissing(f"landing shard {shard!r} is gone: {source} does not exist")
+    settings = ReaderSettings(text_field=spec.raw.text_field, max_inline_bytes=spec.raw.max_inline_bytes)
+    rows_in = 0
+    with _shard_output(lake, spec.name, "raw", shard, RAW_SCHEMA) as output:
+        batch: list[dict[str, Any]] = []
+        for record in read_shard(source, shard, settings):
+            rows_in += 1
+            row = validate_record(record, shard)
+            if row.get("reject_reason") is None and row["modality"] not in spec.modalities:
+                row["reject_reason"] = REJECT_MODALITY_EXCLUDED
+                row["reject_detail"] = f"{row['modality']} is not in this version's modalities"
+            batch.append(row)
+            if len(batch) >= RAW_BATCH_ROWS:
+                output.write(*_split_rows(batch, "raw"))
+                batch = []
+        output.write(*_split_rows(batch, "raw"))
+    return _result(spec, lake, "raw", shard, rows_in, output, started)
+
+
+def _index_lookup(lake: Lake, version: str, shards: list[str]) -> Callable[[list[str]], dict[str, str]]:
+    """A function that returns, for a batch of hashes, the id that claimed each in the given shards' index."""
+    files = [lake.url(lake.path(version, DEDUP_INDEX, shard)) for shard in shards]
+    if not files:
+        return lambda hashes: {}
+    connection = lake.connect()
+
+    def lookup(hashes: list[str]) -> dict[str, str]:
+        if not hashes:
+            return {}
+        wanted = pa.table({"content_hash": pa.array(hashes, pa.string())})
+        connection.register("wanted", wanted)
+        rows = connection.execute(
+            "SELECT i.content_hash, min(i.id) FROM read_parquet(?) AS i "
+            "JOIN wanted USING (content_hash) GROUP BY i.content_hash",
+            [files],
+        ).fetchall()
+        connection.unregister("wanted")
+        return {str(key): str(owner) for key, owner in rows}
+
+    return lookup
+
+
+def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
+    """Exact duplicates within the shard and against every other shard's index; the earlier claim wins."""
+    started = time.perf_counter()
+    source = _upstream_path(spec, lake, "deduped", shard)
+    dedup = ExactDedup(spec.dedup.exact)
+    rows_in = lake.num_rows(source)
+    with lake.lock(spec.name, DEDUP_INDEX):
+        others = [s for s in lake.list_shards(spec.name, DEDUP_INDEX) if s != shard]
+        lookup = _index_lookup(lake, spec.name, others)
+        known: dict[str, str] = {}
+        kept_modality: dict[str, str] = {}
+        schema = with_fields(lake.schema(source), DEDUP_FIELDS)
+        own_ids: set[str] = set()
+        within = 0
+        with _shard_output(lake, spec.name, "deduped", shard, schema) as output:
+            for batch in lake.iter_batches(source, BATCH_ROWS):
+                kept, rejected = dedup.run(pa.Table.from_batches([batch]), known, lookup)
+                own_ids.update(kept.column("id").to_pylist())
+                within += sum(owner in own_ids for owner in rejected.column("dup_of").to_pylist())
+                kept_modality.update(
+                    zip(
+                        kept.column("content_hash").to_pylist(),
+                        kept.column("modality").to_pylist(),
+                        strict=True,
+                    )
+                )
+                output.write(kept, rejected)
+        owners = {key: known[key] for key in kept_modality}
+        index = pa.table(
+            {
+                "content_hash": list(owners),
+                "id": list(owners.values()),
+                "shard": [shard] * len(owners),
+                "modality": [kept_modality[key] for key in owners],
+            },
+            schema=INDEX_SCHEMA,
+        )
+        lake.write_table(lake.path(spec.name, DEDUP_INDEX, shard), index)
+    return _result(
+        spec,
+        lake,
+        "deduped",
+        shard,
+        rows_in,
+        output,
+        started,
+        index_entries=index.num_rows,
+        checked_against_shards=len(others),
+        duplicates_within_shard=within,
+        duplicates_of_other_shards=output.rejected - within,
+    )
+
+
+def run_filter(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
+    """The spec's filter chain per modality; rejected rows keep every score computed before rejection."""
+    started = time.perf_counter()
+    source = _upstream_path(spec, lake, "filtered", shard)
+    chain = build_chain(spec.filters)
+    rows_in = lake.num_rows(source)
+    schema = chain.output_schema(lake.schema(source))
+    with _shard_output(lake, spec.name, "filtered", shard, schema) as output:
+        for batch in lake.iter_batches(source, BATCH_ROWS):
+            output.write(*chain.run(pa.Table.from_batches([batch])))
+    return _result(spec, lake, "filtered", shard, rows_in, output, started)
+
+
+def _budget_used(lake: Lake, version: str, shard: str) -> Counter[str]:
+    used: Counter[str] = Counter()
+    for other in lake.list_shards(version, "selected"):
+        if other == shard:
+            continue
+        modalities = lake.read_table(lake.path(version, "selected", other), columns=["modality"])
+        used.update(modalities.column("modality").to_pylist())
+    used["*"] = sum(count for key, count in used.items() if key != "*")
+    return used
+
+
+def run_select(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
+    """The seeded, budgeted sample; the budget is shared with every other shard of the version."""
+    started = time.perf_counter()
+    source = _upstream_path(spec, lake, "selected", shard)
+    sampler = SeededSample(spec.select)
+    rows_in = lake.num_rows(source)
+    with lake.lock(spec.name, "selection"):
+        used = _budget_used(lake, spec.name, shard)
+        table = lake.read_table(source)
+        kept, rejected = sampler.run(table, used)
+        with _shard_output(lake, spec.name, "selected", shard, kept.schema) as output:
+            output.write(kept, rejected)
+    return _result(
+        spec,
+        lake,
+        "selected",
+        shard,
+        rows_in,
+        output,
+        started,
+        budget=spec.select.budget,
+        budget_used_by_other_shards=used["*"],
+        budget_used_by_this_shard=output.kept,
+    )
+
+
+def _candidate(recipe: Recipe, parent: dict[str, Any], shard: str, spec: VersionSpec) -> dict[str, Any]:
+    """One synthetic candidate row from `parent`, validated like raw data; failures become rejects."""
+    position = f"synth:{recipe.name}:{parent['id']}"
+    uri = f"synth://{recipe.name}/{parent['id']}"
+    rng = random.Random(f"{spec.synthesize.seed}:{parent['id']}")
+    try:
+        variant = recipe.make(parent, rng)
+    except (OSError, ValueError, RuntimeError) as error:
+        row = {name: parent.get(name) for name in RAW_SCHEMA.names}
+        row.update(
+            id=item_id(shard, position),
+            uri=uri,
+            media=None,
+            reject_reason=REJECT_RECIPE_FAILED,
+            reject_detail=str(error)[:300],
+        )
+    else:
+        record = RawRecord(
+            position=position,
+            uri=uri,
+            modality=parent["modality"],
+            text=variant.text,
+            media=variant.media,
+            media_format=variant.media_format,
+            meta={"parent_uri": parent["uri"]},
+        )
+        row = validate_record(record, shard)
+    row.update(synthetic=True, parent_ids=[parent["id"]], generator=recipe.generator)
+    return row
+
+
+def run_synthesize(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
+    """Selected real items plus synthetic variants admitted through raw validation, exact dedup (against
+    every real item of the version) and the same filter chain."""
+    started = time.perf_counter()
+    source = _upstream_path(spec, lake, "synthesized", shard)
+    recipes = build_recipes(spec.synthesize)
+    chain = build_chain(spec.filters)
+    dedup = ExactDedup(spec.dedup.exact)
+    upstream_schema = lake.schema(source)
+    schema = with_fields(chain.output_schema(upstream_schema), SYNTH_FIELDS)
+    lookup = _index_lookup(lake, spec.name, lake.list_shards(spec.name, DEDUP_INDEX))
+    rows_in = lake.num_rows(source)
+    generated = 0
+    known: dict[str, str] = {}
+    with _shard_output(lake, spec.name, "synthesized", shard, schema) as output:
+        for batch in lake.iter_batches(source, BATCH_ROWS):
+            real = pa.Table.from_batches([batch])
+            real = conform(real, with_fields(upstream_schema, SYNTH_FIELDS))
+            real = real.set_column(
+                real.schema.get_field_index("synthetic"),
+                SYNTH_FIELDS[0],
+                pa.array([False] * real.num_rows, pa.bool_()),
+            )
+            real = real.set_column(
+                real.schema.get_field_index("parent_ids"),
+                SYNTH_FIELDS[1],
+                pa.array([[] for _ in range(real.num_rows)], pa.list_(pa.string())),
+            )
+            output.write(real, rejected_schema(schema).empty_table())
+            rows = [
+                _candidate(recipes[parent["modality"]], parent, shard, spec)
+                for parent in real.to_pylist()
+                if parent["modality"] in recipes
+                and sample_score(spec.synthesize.seed, parent["id"]) < spec.synthesize.fraction
+            ]
+            generated += len(rows)
+            valid, invalid = _split_candidates(rows)
+            output.write(schema.empty_table(), invalid)
+            unique, duplicates = dedup.run(valid, known, lookup)
+            output.write(
+                schema.empty_table(),
+                mark_rejected(
+                    duplicates,
+                    "synthesized",
+                    duplicates.column("reject_reason").to_pylist(),
+                    duplicates.column("reject_detail").to_pylist(),
+                ),
+            )
+            admitted, filtered_out = chain.run(unique, stage="synthesized")
+            output.write(admitted, filtered_out)
+    synthetic_kept = output.kept - rows_in
+    return _result(
+        spec,
+        lake,
+        "synthesized",
+        shard,
+        rows_in + generated,
+        output,
+        started,
+        real_items=rows_in,
+        synthetic_generated=generated,
+        synthetic_admitted=synthetic_kept,
+    )
+
+
+_CANDIDATE_SCHEMA = with_fields(RAW_SCHEMA, SYNTH_FIELDS)
+
+
+def _split_candidates(rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
+    valid = [row for row in rows if row.get("reject_reason") is None]
+    invalid = [row for row in rows if row.get("reject_reason") is not None]
+    valid_table = (
+        pa.Table.from_pylist(valid, schema=_CANDIDATE_SCHEMA) if valid else _CANDIDATE_SCHEMA.empty_table()
+    )
+    invalid_schema = rejected_schema(_CANDIDATE_SCHEMA)
+    if not invalid:
+        return valid_table, invalid_schema.empty_table()
+    table = pa.Table.from_pylist(invalid, schema=invalid_schema)
+    return valid_table, mark_rejected(
+        table,
+        "synthesized",
+        [str(r["reject_reason"]) for r in invalid],
+        [r.get("reject_detail") for r in invalid],
+    )
+
+
+_RUNNERS: dict[str, Callable[[VersionSpec, Lake, str], StageResult]] = {
+    "deduped": run_dedup,
+    "filtered": run_filter,
+    "selected": run_select,
+    "synthesized": run_synthesize,
+}
+
+
+def run_stage(
+    spec: VersionSpec, lake: Lake, stage: str, shard: str, source: Path | None = None
+) -> StageResult:
+    """Run one stage for one shard; the raw stage needs the landing `source` path."""
+    if stage == "raw":
+        if source is None:
+            raise ValueError("the raw stage needs the landing shard's path")
+        return run_raw(spec, lake, shard, source)
+    return _RUNNERS[stage](spec, lake, shard)

@@ -1,0 +1,1 @@
+"""Selection strategies that pick items under a budget."""

@@ -1,0 +1,280 @@
+"""The dataset-version spec: one YAML file per version under `versions/`, validated on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from curation_dagster.errors import SpecError
+from curation_dagster.schema import MODALITIES
+
+Modality = Literal["text", "image", "audio", "video"]
+
+#: Bumped when a stage's engine code changes its output for the same settings.
+ENGINE_VERSIONS: dict[str, str] = {
+    "raw": "1",
+    "deduped": "1",
+    "filtered": "1",
+    "selected": "1",
+    "synthesized": "1",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RawSpec(_Strict):
+    """How landing shards are read and validated."""
+
+    text_field: str = "text"
+    """JSON Lines / Parquet field that holds the document text."""
+    max_inline_bytes: int = Field(256 * 2**20, gt=0)
+    """Media above this many bytes stays a file referenced by `uri` instead of being copied into the lake."""
+
+
+class NormalizeSpec(_Strict):
+    """How text is normalised before exact hashing, so trivial variants hash alike."""
+
+    casefold: bool = True
+    """Compare text case-insensitively."""
+    collapse_whitespace: bool = True
+    """Treat any run of whitespace (spaces, tabs, newlines) as one space and strip the ends."""
+    unicode_nfkc: bool = True
+    """Apply Unicode NFKC, so compatibility characters (full-width letters, ligatures) hash alike."""
+
+
+class ExactDedupSpec(_Strict):
+    """Exact duplicates on normalised content, across every shard of the version."""
+
+    enabled: bool = True
+    """Remove exact duplicates; off only for debugging, since every later stage assumes it."""
+    normalize: NormalizeSpec = NormalizeSpec()
+    """Text normalisation applied before hashing; media items are hashed on their bytes."""
+
+
+class DedupSpec(_Strict):
+    """The deduped stage."""
+
+    exact: ExactDedupSpec = ExactDedupSpec()
+
+
+class TextLengthFilter(_Strict):
+    """Text length bounds (characters and words); Gopher's 50-word floor is a common stricter choice."""
+
+    kind: Literal["text_length"] = "text_length"
+    min_chars: int = Field(20, ge=0)
+    """Fewer characters (after stripping) than this is `filter.text_length.too_short`."""
+    max_chars: int = Field(100_000, gt=0)
+    """More characters than this is `filter.text_length.too_long`."""
+    min_words: int = Field(3, ge=0)
+    """Fewer whitespace-separated words than this is `filter.text_length.too_few_words`."""
+
+
+class BlocklistFilter(_Strict):
+    """Rejects text containing any listed word or phrase (case-insensitive, whole words)."""
+
+    kind: Literal["blocklist"] = "blocklist"
+    words: tuple[str, ...] = Field(min_length=1)
+    """Words or phrases that reject an item; the score column counts the hits."""
+    max_hits: int = Field(0, ge=0)
+    """An item with more hits than this is rejected."""
+
+
+class ImageSizeFilter(_Strict):
+    """Image dimension and aspect-ratio bounds (LAION and DataComp drop images under ~64 px a side)."""
+
+    kind: Literal["image_size"] = "image_size"
+    min_width: int = Field(64, ge=1)
+    min_height: int = Field(64, ge=1)
+    max_aspect_ratio: float = Field(4.0, ge=1.0)
+    """Longer side over shorter side above this is `filter.image_size.aspect`."""
+
+
+class ImageBlankFilter(_Strict):
+    """Rejects near-blank, single-colour images by the standard deviation of grey levels (0–255)."""
+
+    kind: Literal["image_blank"] = "image_blank"
+    min_grey_std: float = Field(2.0, ge=0)
+
+
+class DurationFilter(_Strict):
+    """Duration bounds in seconds for audio or video items."""
+
+    kind: Literal["duration"] = "duration"
+    min_s: float = Field(0.5, ge=0)
+    max_s: float = Field(600.0, gt=0)
+
+
+class AudioSilenceFilter(_Strict):
+    """Rejects clips that are mostly silence: the share of 20 ms frames quieter than `silence_dbfs`."""
+
+    kind: Literal["audio_silence"] = "audio_silence"
+    silence_dbfs: float = -50.0
+    """A frame whose RMS level is below this (dB relative to full scale) counts as silent."""
+    max_silence_ratio: float = Field(0.9, ge=0, le=1)
+
+
+TextFilterSpec = Annotated[TextLengthFilter | BlocklistFilter, Field(discriminator="kind")]
+ImageFilterSpec = Annotated[ImageSizeFilter | ImageBlankFilter, Field(discriminator="kind")]
+AudioFilterSpec = Annotated[DurationFilter | AudioSilenceFilter, Field(discriminator="kind")]
+VideoFilterSpec = Annotated[DurationFilter | ImageSizeFilter, Field(discriminator="kind")]
+
+
+class FilterSpec(_Strict):
+    """The filtered stage: one ordered chain per modality; cheap filters first."""
+
+    text: tuple[TextFilterSpec, ...] = (TextLengthFilter(),)
+    image: tuple[ImageFilterSpec, ...] = (ImageSizeFilter(), ImageBlankFilter())
+    audio: tuple[AudioFilterSpec, ...] = (DurationFilter(min_s=0.5, max_s=600.0), AudioSilenceFilter())
+    video: tuple[VideoFilterSpec, ...] = (DurationFilter(min_s=0.5, max_s=600.0),)
+
+
+class SelectSpec(_Strict):
+    """The selected stage: a seeded sample under a budget, shared by every shard of the version."""
+
+    seed: int = 0
+    """Seed of the per-item sampling hash; the same seed gives the same selection."""
+    fraction: float = Field(1.0, gt=0, le=1)
+    """Each item is sampled with this probability (by a seeded hash of its id)."""
+    budget: int | None = Field(None, gt=0)
+    """Most items the version selects across all shards; shards selected first claim it first."""
+    budget_per_modality: dict[Modality, int] = Field(default_factory=dict)
+    """Optional caps per modality, on top of `budget`."""
+
+
+class TextRecipe(_Strict):
+    """Word-level edits of a selected text: adjacent swaps and deletions at `edit_rate`."""
+
+    kind: Literal["word_edits"] = "word_edits"
+    edit_rate: float = Field(0.1, gt=0, le=0.5)
+
+
+class ImageRecipe(_Strict):
+    """A horizontal flip and a centre crop keeping `crop_fraction` of each side."""
+
+    kind: Literal["flip_crop"] = "flip_crop"
+    crop_fraction: float = Field(0.9, gt=0.3, le=1.0)
+
+
+class AudioRecipe(_Strict):
+    """A gain change in dB and a circular time shift by `shift_fraction` of the clip."""
+
+    kind: Literal["gain_shift"] = "gain_shift"
+    gain_db: float = Field(-6.0, ge=-40, le=20)
+    shift_fraction: float = Field(0.1, ge=0, lt=1)
+
+
+class VideoRecipe(_Strict):
+    """A frame-rate change (keep every `frame_step`-th frame) and a centre crop."""
+
+    kind: Literal["frame_step_crop"] = "frame_step_crop"
+    frame_step: int = Field(2, ge=1, le=10)
+    crop_fraction: float = Field(0.9, gt=0.3, le=1.0)
+
+
+class SynthSpec(_Strict):
+    """The synthesized stage: recipes per modality applied to a seeded share of the selected items."""
+
+    seed: int = 0
+    fraction: float = Field(0.25, ge=0, le=1)
+    """Share of selected items (by a seeded hash of the id) that get a synthetic variant."""
+    text: TextRecipe | None = TextRecipe()
+    image: ImageRecipe | None = ImageRecipe()
+    audio: AudioRecipe | None = AudioRecipe()
+    video: VideoRecipe | None = VideoRecipe()
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+class VersionSpec(_Strict):
+    """One dataset version: which modalities it takes and the settings of every stage."""
+
+    name: str
+    """Version name; prefixes every asset key. Lower-case letters, digits and underscores."""
+    description: str = ""
+    modalities: tuple[Modality, ...] = MODALITIES
+    """Items of other modalities are rejected at the raw stage with `raw.modality_excluded`."""
+    raw: RawSpec = RawSpec()
+    dedup: DedupSpec = DedupSpec()
+    filters: FilterSpec = FilterSpec()
+    select: SelectSpec = SelectSpec()
+    synthesize: SynthSpec = SynthSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_an_asset_prefix(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must match [a-z][a-z0-9_]* (it becomes an asset key prefix)")
+        return value
+
+    @model_validator(mode="after")
+    def _modalities_not_empty(self) -> VersionSpec:
+        if not self.modalities:
+            raise ValueError("modalities: list at least one modality")
+        return self
+
+    def stage_settings(self, stage: str) -> dict[str, Any]:
+        """The settings that determine a stage's output, including every upstream stage's."""
+        order = ["raw", "deduped", "filtered", "selected", "synthesized"]
+        sections = {
+            "raw": {"modalities": list(self.modalities), "raw": self.raw.model_dump(mode="json")},
+            "deduped": self.dedup.model_dump(mode="json"),
+            "filtered": self.filters.model_dump(mode="json"),
+            "selected": self.select.model_dump(mode="json"),
+            "synthesized": self.synthesize.model_dump(mode="json"),
+        }
+        return {name: sections[name] for name in order[: order.index(stage) + 1]}
+
+    def code_version(self, stage: str) -> str:
+        """A short hash of the stage's own settings and engine version; changes when they change."""
+        own = {
+            "settings": self.stage_settings(stage)[stage],
+            "engine": ENGINE_VERSIONS[stage],
+        }
+        digest = hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()
+        return f"{ENGINE_VERSIONS[stage]}-{digest[:12]}"
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "<top level>"
+        lines.append(f"{source}: {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> VersionSpec:
+    """Validate a spec given as a mapping; errors name the source and the field."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: the spec must be a mapping, got {type(data).__name__}")
+    try:
+        return VersionSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(_format_validation_error(source, error)) from None
+
+
+def load_spec(path: Path) -> VersionSpec:
+    """Load and validate one `versions/<name>.yaml` (safe YAML); its `name` must match the file name."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path}: not valid YAML: {error}") from None
+    spec = parse_spec(data, str(path))
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: name: '{spec.name}' must equal the file name '{path.stem}'")
+    return spec
+
+
+def load_specs(folder: Path) -> list[VersionSpec]:
+    """Every spec in `folder` (`*.yaml`), sorted by name."""
+    if not folder.is_dir():
+        raise SpecError(f"{folder}: the versions folder does not exist (set CURATION_VERSIONS)")
+    return [load_spec(path) for path in sorted(folder.glob("*.yaml"))]

@@ -1,0 +1,29 @@
+"""The `lake` resource: the storage root, the landing zone and DuckDB over the Parquet lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+
+from curation_dagster.io.lake import Lake
+
+
+class LakeResource(ConfigurableResource):
+    """Where stage outputs live (a local path or an fsspec URL) and where landing shards arrive."""
+
+    root: str
+    """The lake root ($CURATION_HOME): `<root>/<version>/<stage>/<shard>.parquet`."""
+    landing: str
+    """The landing zone ($CURATION_LANDING): one file or folder per shard."""
+
+    def lake(self) -> Lake:
+        return Lake(self.root)
+
+    def landing_path(self) -> Path:
+        return Path(self.landing).expanduser()
+
+    def duckdb(self, version: str) -> Any:
+        """An in-memory DuckDB connection with a view per stage of `version`; it only reads the lake."""
+        return self.lake().duckdb(version)

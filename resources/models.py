@@ -1,0 +1,35 @@
+"""The `models` resource: loads models lazily, once per process, from local paths only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from curation_dagster.models.loading import load_clip, load_sequence_classifier
+
+
+class ModelsResource(ConfigurableResource):
+    """Local model locations; a model is loaded on first use and cached for the rest of the process."""
+
+    clip_arch: str = "ViT-B-32"
+    """open_clip architecture name of the CLIP checkpoint."""
+    clip_weights: str = ""
+    """Local .pt or .safetensors open_clip checkpoint; empty means CLIP filters cannot run."""
+    text_classifier: str = ""
+    """Local Hugging Face sequence-classification folder (e.g. a toxicity model); empty means none."""
+
+    _cache: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
+
+    def clip(self, device: str) -> tuple[Any, Any, Any]:
+        key = ("clip", device)
+        if key not in self._cache:
+            self._cache[key] = load_clip(self.clip_arch, self.clip_weights, device)
+        return self._cache[key]
+
+    def sequence_classifier(self, device: str) -> tuple[Any, Any]:
+        key = ("text_classifier", device)
+        if key not in self._cache:
+            self._cache[key] = load_sequence_classifier(self.text_classifier, device)
+        return self._cache[key]

@@ -99,11 +99,7 @@ def run_demo(generate: bool = True) -> int:
     locations = prepare_environment()
     landing = Path(locations["CURATION_LANDING"])
     if generate:
-        from curation_dagster.demo_data import demo_landing_is_complete, generate_demo_landing
-
-        if not demo_landing_is_complete(landing):
-            print(f"generating the demo landing data in {landing}")
-            generate_demo_landing(landing)
+        _ensure_demo_landing(landing)
 
     from dagster import DagsterInstance
 
@@ -143,6 +139,14 @@ def run_demo(generate: bool = True) -> int:
     return 1 if failed else 0
 
 
+def _ensure_demo_landing(landing: Path) -> None:
+    from curation_dagster.demo_data import demo_landing_is_complete, generate_demo_landing
+
+    if not demo_landing_is_complete(landing):
+        print(f"generating the demo landing data in {landing}")
+        generate_demo_landing(landing)
+
+
 def _specs() -> list[Any]:
     from curation_dagster.spec import load_specs
 
@@ -169,8 +173,10 @@ def _print_summary(defs: Any, specs: list[Any], shard_keys: list[str], locations
     print("open the UI:         curation ui   (then http://127.0.0.1:3000)")
 
 
-def register_command() -> int:
+def register_command(generate: bool = True) -> int:
     locations = prepare_environment()
+    if generate:
+        _ensure_demo_landing(Path(locations["CURATION_LANDING"]))
     from dagster import DagsterInstance
 
     new = register_shards(DagsterInstance.get(), Path(locations["CURATION_LANDING"]))
@@ -192,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="materialize every stage of every version for every landing shard")
     run.add_argument("--no-demo-data", action="store_true", help="do not generate the demo landing data")
-    commands.add_parser("register", help="register landing shards as partitions (for CI)")
+    register = commands.add_parser("register", help="register landing shards as partitions (for CI)")
+    register.add_argument("--no-demo-data", action="store_true", help="do not generate the demo landing data")
     ui = commands.add_parser("ui", help="start dagster dev on this project (daemon, sensors, web UI)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -200,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run_demo(generate=not args.no_demo_data)
     if args.command == "register":
-        return register_command()
+        return register_command(generate=not args.no_demo_data)
     return ui_command(args.host, args.port)
 
 

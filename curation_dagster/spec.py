@@ -243,11 +243,27 @@ class VersionSpec(_Strict):
         return f"{ENGINE_VERSIONS[stage]}-{digest[:12]}"
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
+def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """The dotted path of the field as the user wrote it: pydantic's tagged-union tags are dropped."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("kind") == part:
+            continue  # the tag pydantic adds for a `kind`-discriminated union, not a key in the file
+        parts.append(str(part))
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list | tuple) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return ".".join(parts) or "<top level>"
+
+
+def _format_validation_error(source: str, data: Any, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "<top level>"
-        lines.append(f"{source}: {where}: {item['msg']}")
+        lines.append(f"{source}: {_field_path(item['loc'], data)}: {item['msg']}")
     return "\n".join(lines)
 
 
@@ -258,7 +274,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> VersionSpec:
     try:
         return VersionSpec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(_format_validation_error(source, error)) from None
+        raise SpecError(_format_validation_error(source, data, error)) from None
 
 
 def load_spec(path: Path) -> VersionSpec:

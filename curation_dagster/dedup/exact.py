@@ -80,8 +80,8 @@ class ExactDedup:
         schema = with_fields(table.schema, DEDUP_FIELDS)
         if not self.settings.enabled:
             hashes = self.hashes(table)
-            kept = _with_dedup_columns(table, hashes, [None] * table.num_rows)
-            return kept.cast(schema), kept.slice(0, 0).cast(schema)
+            kept = _with_dedup_columns(table, hashes, [None] * table.num_rows).cast(schema)
+            return kept, mark_rejected(kept.slice(0, 0), "deduped", [], [])
         hashes = self.hashes(table)
         claimed = dict(lookup([h for h in set(hashes) if h not in known])) if lookup else {}
         ids = table.column("id").to_pylist()

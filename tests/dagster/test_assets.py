@@ -1,0 +1,205 @@
+"""Each stage asset materializes on a temporary instance, with metadata and passing checks."""
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import (
+    AssetKey,
+    AutomationCondition,
+    DagsterInstance,
+    instance_for_test,
+    materialize,
+)
+
+from assets.factory import build_version_assets, stage_key
+from assets.partitions import SHARDS
+from curation_dagster.pipeline import STAGES
+from curation_dagster.spec import VersionSpec, load_specs, parse_spec
+from resources import AcceleratorResource, LakeResource, ModelsResource
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def small_spec(**overrides: object) -> VersionSpec:
+    data: dict[str, object] = {
+        "name": "unit",
+        "modalities": ["text"],
+        "filters": {"text": [{"kind": "text_length", "min_chars": 20, "min_words": 4}]},
+        "select": {"seed": 1, "fraction": 1.0},
+        "synthesize": {"seed": 1, "fraction": 1.0, "image": None, "audio": None, "video": None},
+    }
+    data.update(overrides)
+    return parse_spec(data)
+
+
+def resources(tmp_path: Path, landing: Path) -> dict[str, object]:
+    return {
+        "lake": LakeResource(root=str(tmp_path / "lake"), landing=str(landing)),
+        "accelerator": AcceleratorResource(device="cpu"),
+        "models": ModelsResource(),
+    }
+
+
+@pytest.fixture
+def instance(tiny_landing: Path):
+    with instance_for_test() as test_instance:
+        test_instance.add_dynamic_partitions(SHARDS, ["a.jsonl", "b.jsonl"])
+        yield test_instance
+
+
+def run_all(spec: VersionSpec, instance: DagsterInstance, tmp_path: Path, landing: Path, shard: str):
+    return materialize(
+        build_version_assets(spec), partition_key=shard, instance=instance, resources=resources(tmp_path, landing)
+    )
+
+
+def test_every_shipped_version_builds_the_five_stage_graph() -> None:
+    for spec in load_specs(REPO / "versions"):
+        assets = {a.key: a for a in build_version_assets(spec)}
+        assert set(assets) == {stage_key(spec.name, stage) for stage in STAGES}
+        for upstream, downstream in zip(STAGES, STAGES[1:], strict=False):
+            deps = assets[stage_key(spec.name, downstream)].asset_deps[stage_key(spec.name, downstream)]
+            assert deps == {stage_key(spec.name, upstream)}
+        for definition in assets.values():
+            assert definition.partitions_def is not None
+            assert definition.partitions_def.name == SHARDS
+
+
+def test_raw_waits_for_the_sensor_and_downstream_stages_are_eager() -> None:
+    assets = {a.key: a for a in build_version_assets(small_spec())}
+    assert stage_key("unit", "raw") not in assets[stage_key("unit", "raw")].automation_conditions_by_key
+    for stage in STAGES[1:]:
+        condition = assets[stage_key("unit", stage)].automation_conditions_by_key[stage_key("unit", stage)]
+        assert condition == AutomationCondition.eager()
+
+
+def test_every_stage_declares_blocking_conservation_and_unique_id_checks() -> None:
+    for definition in build_version_assets(small_spec()):
+        specs = {spec.name: spec for spec in definition.check_specs}
+        assert set(specs) == {"conservation", "unique_ids"}
+        assert all(spec.blocking for spec in specs.values())
+
+
+def test_versions_differ_in_code_version_where_their_settings_differ() -> None:
+    first = small_spec()
+    second = small_spec(filters={"text": [{"kind": "text_length", "min_chars": 200}]})
+    versions = {
+        stage: (first.code_version(stage), second.code_version(stage)) for stage in STAGES
+    }
+    assert versions["filtered"][0] != versions["filtered"][1]
+    assert versions["deduped"][0] == versions["deduped"][1]
+    assets = {a.key: a for a in build_version_assets(second)}
+    key = stage_key("unit", "filtered")
+    assert assets[key].code_versions_by_key[key] == second.code_version("filtered")
+
+
+def test_all_stages_materialize_for_a_shard_with_passing_checks(instance, tmp_path: Path, tiny_landing: Path) -> None:
+    result = run_all(small_spec(), instance, tmp_path, tiny_landing, "a.jsonl")
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 2 * len(STAGES)
+    assert all(check.passed for check in checks)
+    for stage in STAGES:
+        assert (tmp_path / "lake" / "unit" / stage / "a.jsonl.parquet").exists()
+        assert (tmp_path / "lake" / "unit" / stage / "_rejected" / "a.jsonl.parquet").exists()
+
+
+def test_materialization_metadata_reports_counts_reasons_schema_and_timing(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    result = run_all(small_spec(), instance, tmp_path, tiny_landing, "a.jsonl")
+    events = {
+        event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()
+    }
+    raw = events[stage_key("unit", "raw")]
+    assert raw["rows_in"].value == 4
+    assert raw["rows_kept"].value == 3
+    assert raw["dagster/row_count"].value == 3
+    assert raw["dagster/partition_row_count"].value == 3
+    assert raw["rejections_by_reason"].value == {"raw.bad_json": 1}
+    assert "raw.bad_json" in raw["rejections"].value
+    assert {column.name for column in raw["dagster/column_schema"].schema.columns} >= {"id", "text", "uri", "shard"}
+    assert raw["source_fingerprint"].value
+    filtered = events[stage_key("unit", "filtered")]
+    assert filtered["rejections_by_reason"].value == {"filter.text_length.too_short": 1}
+    for metadata in events.values():
+        assert metadata["elapsed_s"].value >= 0
+        assert metadata["items_per_second"].value >= 0
+        assert Path(metadata["kept_path"].value).exists()
+
+
+def test_duplicate_in_a_later_shard_is_rejected_against_the_earlier_one(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    spec = small_spec()
+    assert run_all(spec, instance, tmp_path, tiny_landing, "a.jsonl").success
+    assert run_all(spec, instance, tmp_path, tiny_landing, "b.jsonl").success
+    rejected = pq.read_table(tmp_path / "lake" / "unit" / "deduped" / "_rejected" / "b.jsonl.parquet")
+    assert rejected.column("reject_reason").to_pylist() == ["dedup.exact"]
+    kept_a = pq.read_table(tmp_path / "lake" / "unit" / "deduped" / "a.jsonl.parquet")
+    assert rejected.column("dup_of").to_pylist()[0] in kept_a.column("id").to_pylist()
+
+
+def test_rerunning_a_shard_rewrites_identical_rows(instance, tmp_path: Path, tiny_landing: Path) -> None:
+    spec = small_spec()
+    run_all(spec, instance, tmp_path, tiny_landing, "a.jsonl")
+    path = tmp_path / "lake" / "unit" / "synthesized" / "a.jsonl.parquet"
+    first = pq.read_table(path)
+    run_all(spec, instance, tmp_path, tiny_landing, "a.jsonl")
+    assert pq.read_table(path).equals(first)
+
+
+def test_a_failing_blocking_check_stops_downstream_stages(
+    instance, tmp_path: Path, tiny_landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import assets.factory as factory
+    from curation_dagster.checks import CheckOutcome
+
+    def broken(*args: object) -> CheckOutcome:
+        return CheckOutcome(False, "pretend rows went missing")
+
+    monkeypatch.setattr(factory, "check_conservation", broken)
+    result = materialize(
+        build_version_assets(small_spec()),
+        partition_key="a.jsonl",
+        instance=instance,
+        resources=resources(tmp_path, tiny_landing),
+        raise_on_error=False,
+    )
+    assert not result.success
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert materialized == {stage_key("unit", "raw")}
+
+
+def test_a_missing_landing_shard_fails_with_a_message_naming_it(instance, tmp_path: Path, tiny_landing: Path) -> None:
+    instance.add_dynamic_partitions(SHARDS, ["gone.jsonl"])
+    result = materialize(
+        [a for a in build_version_assets(small_spec()) if a.key == stage_key("unit", "raw")],
+        partition_key="gone.jsonl",
+        instance=instance,
+        resources=resources(tmp_path, tiny_landing),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0]
+    assert "gone.jsonl" in failure.step_failure_data.error.message
+
+
+def test_a_stage_without_its_upstream_fails_naming_the_missing_stage(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    result = materialize(
+        [a for a in build_version_assets(small_spec()) if a.key == stage_key("unit", "filtered")],
+        partition_key="a.jsonl",
+        instance=instance,
+        resources=resources(tmp_path, tiny_landing),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "unit/deduped first" in result.get_step_failure_events()[0].step_failure_data.error.message
+
+
+def test_asset_keys_are_prefixed_by_the_version_name() -> None:
+    keys = {a.key for a in build_version_assets(small_spec(name="other"))}
+    assert AssetKey(["other", "raw"]) in keys

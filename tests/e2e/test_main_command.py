@@ -1,0 +1,129 @@
+"""The README's commands, run as a user would: in subprocesses, on a temporary project folder."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from curation_dagster.demo_data import DEMO_SHARD_NAMES
+from curation_dagster.io.landing import discover_shards, read_shard
+from curation_dagster.pipeline import STAGES
+
+REPO = Path(__file__).resolve().parents[2]
+VERSIONS = ("demo", "text_formal")
+
+pytestmark = pytest.mark.slow
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "CURATION_"))}
+    env["CURATION_VERSIONS"] = str(REPO / "versions")
+    return env
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A fresh project folder on which the main command has run once."""
+    folder = tmp_path_factory.mktemp("project")
+    first = run([sys.executable, "-m", "curation_dagster.cli", "run"], folder, clean_env())
+    return folder, first.stdout
+
+
+def rows(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def test_main_command_writes_every_stage_for_every_demo_shard(project: tuple[Path, str]) -> None:
+    folder, output = project
+    lake = folder / ".curation" / "lake"
+    shards = discover_shards(folder / ".curation" / "landing")
+    assert {path.name for path in shards.values()} == set(DEMO_SHARD_NAMES)
+    for version in VERSIONS:
+        for stage in STAGES:
+            for shard in shards:
+                assert (lake / version / stage / f"{shard}.parquet").exists(), (version, stage, shard)
+                assert (lake / version / stage / "_rejected" / f"{shard}.parquet").exists()
+    assert "Dagster instance" in output
+    assert "curation ui" in output
+    assert (folder / ".curation" / "dagster_home" / "dagster.yaml").exists()
+
+
+def test_conservation_holds_in_the_lake_files(project: tuple[Path, str]) -> None:
+    folder, _ = project
+    lake = folder / ".curation" / "lake"
+    for version in VERSIONS:
+        for shard, source in discover_shards(folder / ".curation" / "landing").items():
+            def kept(stage: str, shard: str = shard) -> int:
+                return rows(lake / version / stage / f"{shard}.parquet")
+
+            def rejected(stage: str, shard: str = shard) -> int:
+                return rows(lake / version / stage / "_rejected" / f"{shard}.parquet")
+
+            assert kept("raw") + rejected("raw") == sum(1 for _ in read_shard(source, shard))
+            for upstream, stage in zip(STAGES[:-2], STAGES[1:-1], strict=True):
+                assert kept(upstream) == kept(stage) + rejected(stage), (version, shard, stage)
+            synthesized = pq.read_table(lake / version / "synthesized" / f"{shard}.parquet")
+            real = synthesized.filter(pc.invert(synthesized.column("synthetic")))
+            assert real.num_rows == kept("selected")
+            refused = pq.read_table(lake / version / "synthesized" / "_rejected" / f"{shard}.parquet")
+            assert all(refused.column("synthetic").to_pylist())
+
+
+def test_every_stage_acts_on_the_demo(project: tuple[Path, str]) -> None:
+    folder, output = project
+    lake = folder / ".curation" / "lake" / "demo"
+    for stage in STAGES:
+        rejected = sum(rows(path) for path in (lake / stage / "_rejected").glob("*.parquet"))
+        assert rejected > 0 or stage == "synthesized", stage
+    synthetic = sum(
+        sum(pq.read_table(path, columns=["synthetic"]).column("synthetic").to_pylist())
+        for path in (lake / "synthesized").glob("*.parquet")
+    )
+    assert synthetic > 0
+
+
+def test_second_run_changes_nothing_and_says_so(project: tuple[Path, str]) -> None:
+    folder, _ = project
+    lake = folder / ".curation" / "lake"
+    before = {path: path.stat().st_mtime_ns for path in lake.rglob("*.parquet")}
+    second = run([sys.executable, "-m", "curation_dagster.cli", "run"], folder, clean_env())
+    assert "up to date" in second.stdout
+    assert {path: path.stat().st_mtime_ns for path in lake.rglob("*.parquet")} == before
+
+
+def test_ci_path_registers_shards_then_materializes_with_the_dagster_cli(tmp_path: Path) -> None:
+    env = clean_env()
+    env["CURATION_LANDING"] = str(tmp_path / "landing")
+    env["CURATION_HOME"] = str(tmp_path / "lake")
+    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "ci.jsonl").write_text(
+        '{"text": "A short document for the continuous integration check of the raw stage."}\n{bad\n'
+    )
+    registered = run([sys.executable, "-m", "curation_dagster.cli", "register", "--no-demo-data"], tmp_path, env)
+    assert "ci.jsonl" in registered.stdout
+    run(
+        ["dagster", "asset", "materialize", "-m", "curation_dagster.definitions",
+         "--select", "demo/raw,demo/deduped", "--partition", "ci.jsonl"],
+        REPO, env,
+    )
+    assert rows(tmp_path / "lake" / "demo" / "raw" / "ci.jsonl.parquet") == 1
+    assert rows(tmp_path / "lake" / "demo" / "raw" / "_rejected" / "ci.jsonl.parquet") == 1
+    assert rows(tmp_path / "lake" / "demo" / "deduped" / "ci.jsonl.parquet") == 1
+
+
+def test_definitions_validate(tmp_path: Path) -> None:
+    env = clean_env()
+    env["DAGSTER_HOME"] = str(tmp_path)
+    result = run(["dagster", "definitions", "validate", "-m", "curation_dagster.definitions"], REPO, env)
+    assert "Validation successful" in result.stdout + result.stderr

@@ -1,0 +1,51 @@
+"""Tests of curation_dagster/filters/chain.py: spec filter kinds map to filter classes, in spec order."""
+
+from __future__ import annotations
+
+import typing
+
+from curation_dagster.filters.chain import FILTERS, build_chain
+from curation_dagster.filters.media import AudioSilence, Duration, ImageBlank, ImageSize
+from curation_dagster.filters.text import Blocklist, TextLength
+from curation_dagster.spec import FilterSpec, parse_spec
+
+
+def test_every_filter_kind_the_spec_accepts_has_a_class() -> None:
+    kinds = set()
+    for field in FilterSpec.model_fields.values():
+        item_type = typing.get_args(field.annotation)[0]  # tuple[X, ...] -> X
+        union = typing.get_args(item_type)[0]  # Annotated[A | B, Field(...)] -> A | B
+        kinds.update(member.model_fields["kind"].default for member in typing.get_args(union))
+
+    assert kinds == set(FILTERS)
+
+
+def test_build_chain_keeps_the_spec_order_per_modality() -> None:
+    spec = parse_spec(
+        {
+            "name": "v",
+            "filters": {
+                "text": [{"kind": "blocklist", "words": ["x"]}, {"kind": "text_length"}],
+                "image": [{"kind": "image_blank"}, {"kind": "image_size"}],
+                "audio": [{"kind": "audio_silence"}, {"kind": "duration"}],
+                "video": [],
+            },
+        }
+    )
+
+    chain = build_chain(spec.filters)
+
+    assert {m: [type(f) for f in filters] for m, filters in chain.chains.items()} == {
+        "text": [Blocklist, TextLength],
+        "image": [ImageBlank, ImageSize],
+        "audio": [AudioSilence, Duration],
+        "video": [],
+    }
+
+
+def test_build_chain_passes_the_spec_settings_to_each_filter() -> None:
+    spec = parse_spec({"name": "v", "filters": {"text": [{"kind": "text_length", "min_chars": 3}]}})
+
+    (length,) = build_chain(spec.filters).chains["text"]
+
+    assert length.settings.min_chars == 3

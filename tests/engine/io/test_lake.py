@@ -1,0 +1,252 @@
+"""Tests of curation_dagster/io/lake.py: paths, safe segments, atomic writes, listing and DuckDB views."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from curation_dagster.errors import ShardNameError
+from curation_dagster.io.lake import Lake, check_segment
+
+
+def ids(*values: str) -> pa.Table:
+    return pa.table({"id": pa.array(values, pa.string())})
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+@pytest.fixture
+def memory_lake() -> Lake:
+    """A lake in fsspec's process-wide memory filesystem, under a root no other test uses."""
+    return Lake(f"memory://lake-{uuid.uuid4().hex}")
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
+# Paths -----------------------------------------------------------------------------------------------
+
+
+def test_shard_path_is_root_version_stage_shard_parquet(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+
+    assert lake.path("v1", "raw", "news.jsonl") == f"{tmp_path}/lake/v1/raw/news.jsonl.parquet"
+
+
+def test_rejected_rows_live_under_the_stage_rejected_folder(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+
+    assert (
+        lake.path("v1", "deduped", "news.jsonl", rejected=True)
+        == f"{tmp_path}/lake/v1/deduped/_rejected/news.jsonl.parquet"
+    )
+
+
+def test_trailing_slash_of_the_root_is_ignored(tmp_path: Path) -> None:
+    assert Lake(f"{tmp_path}/lake/").path("v", "raw", "s") == Lake(tmp_path / "lake").path("v", "raw", "s")
+
+
+@pytest.mark.parametrize("name", ["news_en.jsonl", "media", "a-b.c_d", "0"])
+def test_check_segment_accepts_plain_names(name: str) -> None:
+    assert check_segment(name) == name
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "../up", "a..b", ".hidden", "a\\b", "a b", "x" * 202])
+def test_check_segment_rejects_unsafe_names(name: str) -> None:
+    with pytest.raises(ShardNameError):
+        check_segment(name)
+
+
+def test_path_rejects_an_unsafe_shard_version_or_stage(lake: Lake) -> None:
+    with pytest.raises(ShardNameError, match="version"):
+        lake.path("../v", "raw", "s")
+    with pytest.raises(ShardNameError, match="stage"):
+        lake.path("v", "raw/..", "s")
+    with pytest.raises(ShardNameError, match="shard key"):
+        lake.path("v", "raw", "../../etc")
+
+
+# Atomic writes ---------------------------------------------------------------------------------------
+
+
+def test_write_then_read_round_trips(lake: Lake) -> None:
+    path = lake.path("v", "raw", "s")
+
+    lake.write_table(path, ids("a", "b"))
+
+    assert lake.read_table(path).equals(ids("a", "b"))
+
+
+def test_failed_write_leaves_no_file_under_the_real_name(lake: Lake) -> None:
+    path = lake.path("v", "raw", "s")
+
+    with pytest.raises(RuntimeError, match="boom"), lake.atomic_writer(path, ids().schema) as writer:
+        writer.write_table(ids("a"))
+        raise RuntimeError("boom")
+
+    assert not lake.exists(path)
+
+
+def test_failed_write_leaves_no_temporary_behind(lake: Lake, tmp_path: Path) -> None:
+    path = lake.path("v", "raw", "s")
+
+    with pytest.raises(RuntimeError), lake.atomic_writer(path, ids().schema) as writer:
+        writer.write_table(ids("a"))
+        raise RuntimeError("boom")
+
+    assert files_under(tmp_path / "lake") == []
+
+
+def test_successful_write_leaves_no_temporary_behind(lake: Lake, tmp_path: Path) -> None:
+    lake.write_table(lake.path("v", "raw", "s"), ids("a"))
+
+    assert files_under(tmp_path / "lake") == ["v/raw/s.parquet"]
+
+
+def test_failed_rewrite_keeps_the_previous_file(lake: Lake) -> None:
+    path = lake.path("v", "raw", "s")
+    lake.write_table(path, ids("old"))
+
+    with pytest.raises(RuntimeError), lake.atomic_writer(path, ids().schema) as writer:
+        writer.write_table(ids("new"))
+        raise RuntimeError("boom")
+
+    assert lake.read_table(path).column("id").to_pylist() == ["old"]
+
+
+def test_rewriting_replaces_the_file(lake: Lake) -> None:
+    path = lake.path("v", "raw", "s")
+    lake.write_table(path, ids("old", "older"))
+
+    lake.write_table(path, ids("new"))
+
+    assert lake.read_table(path).column("id").to_pylist() == ["new"]
+
+
+def test_stale_temporary_of_a_killed_run_is_removed_by_the_next_write(lake: Lake, tmp_path: Path) -> None:
+    stale = tmp_path / "lake" / "v" / "raw" / ".s.parquet.deadbeef.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a file")
+
+    lake.write_table(lake.path("v", "raw", "s"), ids("a"))
+
+    assert not stale.exists()
+
+
+# Listing and counting --------------------------------------------------------------------------------
+
+
+def test_list_shards_returns_committed_shards_sorted(lake: Lake) -> None:
+    for shard in ("b", "a.jsonl", "c"):
+        lake.write_table(lake.path("v", "raw", shard), ids("x"))
+    lake.write_table(lake.path("v", "raw", "z", rejected=True), ids("x"))
+
+    assert lake.list_shards("v", "raw") == ["a.jsonl", "b", "c"]
+    assert lake.list_shards("v", "raw", rejected=True) == ["z"]
+
+
+def test_list_shards_ignores_temporaries(lake: Lake, tmp_path: Path) -> None:
+    lake.write_table(lake.path("v", "raw", "a"), ids("x"))
+    (tmp_path / "lake" / "v" / "raw" / ".b.parquet.0123.tmp").write_bytes(b"")
+
+    assert lake.list_shards("v", "raw") == ["a"]
+
+
+def test_list_shards_of_a_stage_never_written_is_empty(lake: Lake) -> None:
+    assert lake.list_shards("v", "selected") == []
+
+
+def test_num_rows_counts_rows_from_the_footer(lake: Lake) -> None:
+    path = lake.path("v", "raw", "s")
+    lake.write_table(path, ids("a", "b", "c"))
+
+    assert lake.num_rows(path) == 3
+
+
+def test_reading_a_missing_shard_raises_file_not_found(lake: Lake) -> None:
+    with pytest.raises(FileNotFoundError):
+        lake.num_rows(lake.path("v", "raw", "missing"))
+
+
+def test_iter_batches_yields_every_row_in_batches(lake: Lake) -> None:
+    path = lake.path("v", "raw", "s")
+    lake.write_table(path, ids(*(f"id{i}" for i in range(5))))
+
+    batches = list(lake.iter_batches(path, batch_size=2))
+
+    assert [batch.num_rows for batch in batches] == [2, 2, 1]
+
+
+# DuckDB ----------------------------------------------------------------------------------------------
+
+
+def test_duckdb_has_a_view_per_stage_with_files(lake: Lake) -> None:
+    lake.write_table(lake.path("v", "raw", "a"), ids("1", "2"))
+    lake.write_table(lake.path("v", "raw", "b"), ids("3"))
+    lake.write_table(lake.path("v", "raw", "a", rejected=True), ids("4"))
+
+    connection = lake.duckdb("v")
+
+    assert connection.execute("SELECT count(*) FROM raw").fetchone() == (3,)
+    assert connection.execute("SELECT id FROM raw_rejected").fetchall() == [("4",)]
+
+
+def test_duckdb_has_no_view_for_a_stage_without_files(lake: Lake) -> None:
+    lake.write_table(lake.path("v", "raw", "a"), ids("1"))
+
+    connection = lake.duckdb("v")
+
+    with pytest.raises(duckdb.CatalogException):
+        connection.execute("SELECT * FROM deduped")
+
+
+def test_duckdb_views_union_shards_with_different_columns(lake: Lake) -> None:
+    lake.write_table(lake.path("v", "filtered", "a"), pa.table({"id": ["1"], "width": [5]}))
+    lake.write_table(lake.path("v", "filtered", "b"), pa.table({"id": ["2"], "lang": ["en"]}))
+
+    rows = lake.duckdb("v").execute("SELECT id, width, lang FROM filtered ORDER BY id").fetchall()
+
+    assert rows == [("1", 5, None), ("2", None, "en")]
+
+
+# fsspec roots ----------------------------------------------------------------------------------------
+
+
+def test_memory_lake_writes_reads_and_lists(memory_lake: Lake) -> None:
+    path = memory_lake.path("v", "raw", "s")
+
+    memory_lake.write_table(path, ids("a", "b"))
+
+    assert not memory_lake.is_local
+    assert memory_lake.read_table(path).equals(ids("a", "b"))
+    assert memory_lake.num_rows(path) == 2
+    assert memory_lake.list_shards("v", "raw") == ["s"]
+
+
+def test_memory_lake_failed_write_leaves_nothing(memory_lake: Lake) -> None:
+    path = memory_lake.path("v", "raw", "s")
+
+    with pytest.raises(RuntimeError), memory_lake.atomic_writer(path, ids().schema) as writer:
+        writer.write_table(ids("a"))
+        raise RuntimeError("boom")
+
+    folder = memory_lake.stage_dir("v", "raw")
+    assert memory_lake.fs.ls(folder, detail=False) == []
+
+
+def test_memory_lake_duckdb_views_read_the_files(memory_lake: Lake) -> None:
+    memory_lake.write_table(memory_lake.path("v", "raw", "s"), ids("a", "b"))
+
+    assert memory_lake.duckdb("v").execute("SELECT count(*) FROM raw").fetchone() == (2,)
+
+
+def test_local_lake_is_local(lake: Lake) -> None:
+    assert lake.is_local

@@ -1,0 +1,318 @@
+"""Tests of curation_dagster/pipeline.py: the five stages per shard on a tiny landing zone."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import soundfile
+from PIL import Image
+
+from curation_dagster.checks import check_conservation, check_unique_ids
+from curation_dagster.errors import StageInputMissing
+from curation_dagster.io.lake import Lake
+from curation_dagster.pipeline import STAGES, StageResult, run_stage
+from curation_dagster.schema import item_id
+from curation_dagster.spec import VersionSpec, parse_spec
+
+SHARED = "Shared sentence appears in both shards here."
+SPEC: dict[str, Any] = {
+    "name": "tiny",
+    "filters": {
+        "text": [{"kind": "text_length", "min_chars": 10, "max_chars": 1000, "min_words": 2}],
+        "image": [{"kind": "image_size", "min_width": 8, "min_height": 8}, {"kind": "image_blank"}],
+        "audio": [{"kind": "duration", "min_s": 0.1, "max_s": 10.0}, {"kind": "audio_silence"}],
+        "video": [],
+    },
+    "select": {"seed": 1, "fraction": 1.0},
+    "synthesize": {"seed": 2, "fraction": 1.0},
+}
+
+
+def spec_with(**sections: Any) -> VersionSpec:
+    return parse_spec({**SPEC, **sections})
+
+
+def write_jsonl(path: Path, texts: list[str]) -> None:
+    path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts), encoding="utf-8")
+
+
+def noisy_png(size: int = 16) -> bytes:
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def tone_wav(seconds: float = 0.5, rate: int = 8000) -> bytes:
+    samples = 0.5 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    """Shards `a.jsonl` and `b.jsonl` share one text (up to case and spacing); `media` has a PNG and a WAV."""
+    root = tmp_path / "landing"
+    root.mkdir()
+    write_jsonl(root / "a.jsonl", ["The quick brown fox jumps over the lazy dog.", SHARED, "tiny"])
+    write_jsonl(root / "b.jsonl", ["shared   SENTENCE appears in both shards here.", "One more unique document."])
+    (root / "media").mkdir()
+    (root / "media" / "picture.png").write_bytes(noisy_png())
+    (root / "media" / "sound.wav").write_bytes(tone_wav())
+    return root
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+def run_stages(
+    spec: VersionSpec, lake: Lake, landing: Path, shard: str, stages: tuple[str, ...] = STAGES
+) -> dict[str, StageResult]:
+    return {stage: run_stage(spec, lake, stage, shard, landing / shard) for stage in stages}
+
+
+def rows(lake: Lake, spec: VersionSpec, stage: str, shard: str, *, rejected: bool = False) -> list[dict[str, Any]]:
+    return lake.read_table(lake.path(spec.name, stage, shard, rejected=rejected)).to_pylist()
+
+
+def kept_ids(lake: Lake, spec: VersionSpec, stage: str, shard: str) -> list[str]:
+    return [row["id"] for row in rows(lake, spec, stage, shard)]
+
+
+def stage_tables(lake: Lake, spec: VersionSpec, shard: str) -> dict[str, pa.Table]:
+    return {
+        f"{stage}{'/_rejected' if rejected else ''}": lake.read_table(
+            lake.path(spec.name, stage, shard, rejected=rejected)
+        )
+        for stage in STAGES
+        for rejected in (False, True)
+    }
+
+
+# Conservation ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shard", ["a.jsonl", "b.jsonl", "media"])
+def test_every_stage_conserves_rows_on_disk(landing: Path, lake: Lake, shard: str) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "a.jsonl")
+
+    results = run_stages(spec, lake, landing, shard)
+
+    for stage, result in results.items():
+        assert result.conserved, stage
+        assert check_conservation(lake, spec.name, stage, shard, result.rows_in).passed, stage
+        assert check_unique_ids(lake, spec.name, stage, shard).passed, stage
+
+
+@pytest.mark.parametrize("shard", ["a.jsonl", "media"])
+def test_each_stage_reads_exactly_the_rows_its_upstream_kept(landing: Path, lake: Lake, shard: str) -> None:
+    spec = spec_with()
+
+    results = run_stages(spec, lake, landing, shard)
+
+    for upstream, stage in zip(STAGES, STAGES[1:], strict=False):
+        generated = results[stage].extra.get("synthetic_generated", 0)
+        assert results[stage].rows_in == results[upstream].rows_kept + generated, stage
+
+
+def test_raw_reads_every_landing_item(landing: Path, lake: Lake) -> None:
+    result = run_stage(spec_with(), lake, "raw", "a.jsonl", landing / "a.jsonl")
+
+    assert (result.rows_in, result.rows_kept, result.rows_rejected) == (3, 3, 0)
+
+
+def test_filter_rejects_are_counted_by_reason(landing: Path, lake: Lake) -> None:
+    results = run_stages(spec_with(), lake, landing, "a.jsonl", STAGES[:3])
+
+    assert results["filtered"].reasons == {"filter.text_length.too_short": 1}
+    assert [row["text"] for row in rows(lake, spec_with(), "filtered", "a.jsonl", rejected=True)] == ["tiny"]
+
+
+# Exact dedup across shards ---------------------------------------------------------------------------
+
+
+def test_duplicate_across_shards_is_rejected_in_the_later_shard(landing: Path, lake: Lake) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "a.jsonl", ("raw", "deduped"))
+
+    result = run_stages(spec, lake, landing, "b.jsonl", ("raw", "deduped"))["deduped"]
+
+    (duplicate,) = rows(lake, spec, "deduped", "b.jsonl", rejected=True)
+    assert duplicate["id"] == item_id("b.jsonl", "L1")
+    assert duplicate["dup_of"] == item_id("a.jsonl", "L2")
+    assert duplicate["reject_reason"] == "dedup.exact"
+    assert result.extra["duplicates_of_other_shards"] == 1
+
+
+def test_rerunning_the_earlier_shard_keeps_its_claimed_item(landing: Path, lake: Lake) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "a.jsonl", ("raw", "deduped"))
+    run_stages(spec, lake, landing, "b.jsonl", ("raw", "deduped"))
+
+    run_stage(spec, lake, "deduped", "a.jsonl")
+
+    assert item_id("a.jsonl", "L2") in kept_ids(lake, spec, "deduped", "a.jsonl")
+    assert rows(lake, spec, "deduped", "a.jsonl", rejected=True) == []
+
+
+def test_dedup_index_holds_only_kept_items(landing: Path, lake: Lake) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "a.jsonl", ("raw", "deduped"))
+    run_stages(spec, lake, landing, "b.jsonl", ("raw", "deduped"))
+
+    index = lake.read_table(lake.path(spec.name, "dedup_index", "b.jsonl"))
+
+    assert index.column("id").to_pylist() == [item_id("b.jsonl", "L2")]
+
+
+def test_duplicate_within_a_shard_keeps_the_first_line(tmp_path: Path, lake: Lake) -> None:
+    (tmp_path / "twice.jsonl").write_text(
+        json.dumps({"text": "same words here"}) + "\n" + json.dumps({"text": "SAME words here"}) + "\n"
+    )
+    spec = spec_with()
+    run_stage(spec, lake, "raw", "twice.jsonl", tmp_path / "twice.jsonl")
+
+    result = run_stage(spec, lake, "deduped", "twice.jsonl")
+
+    assert kept_ids(lake, spec, "deduped", "twice.jsonl") == [item_id("twice.jsonl", "L1")]
+    assert result.extra["duplicates_within_shard"] == 1
+
+
+# Determinism and inputs ------------------------------------------------------------------------------
+
+
+def test_rerunning_a_shard_gives_identical_rows(landing: Path, lake: Lake) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "media")
+    first = stage_tables(lake, spec, "media")
+
+    run_stages(spec, lake, landing, "media")
+
+    second = stage_tables(lake, spec, "media")
+    assert {name: table.equals(second[name]) for name, table in first.items()} == dict.fromkeys(first, True)
+
+
+@pytest.mark.parametrize("stage", ["deduped", "filtered", "selected", "synthesized"])
+def test_stage_without_its_upstream_raises_stage_input_missing(lake: Lake, stage: str) -> None:
+    with pytest.raises(StageInputMissing, match="first"):
+        run_stage(spec_with(), lake, stage, "a.jsonl")
+
+
+def test_raw_stage_without_a_landing_path_is_an_error(lake: Lake) -> None:
+    with pytest.raises(ValueError, match="landing"):
+        run_stage(spec_with(), lake, "raw", "a.jsonl")
+
+
+def test_raw_stage_of_a_vanished_landing_shard_raises_stage_input_missing(tmp_path: Path, lake: Lake) -> None:
+    with pytest.raises(StageInputMissing):
+        run_stage(spec_with(), lake, "raw", "gone.jsonl", tmp_path / "gone.jsonl")
+
+
+def test_modality_outside_the_spec_is_rejected_at_raw(landing: Path, lake: Lake) -> None:
+    spec = spec_with(modalities=["text"])
+
+    result = run_stage(spec, lake, "raw", "media", landing / "media")
+
+    assert result.rows_kept == 0
+    assert result.reasons == {"raw.modality_excluded": 2}
+
+
+# Selection budget ------------------------------------------------------------------------------------
+
+
+def test_budget_across_shards_is_never_exceeded(landing: Path, lake: Lake) -> None:
+    spec = spec_with(select={"seed": 1, "fraction": 1.0, "budget": 3})
+    for shard in ("a.jsonl", "b.jsonl", "media"):
+        run_stages(spec, lake, landing, shard, STAGES[:4])
+    run_stage(spec, lake, "selected", "a.jsonl")
+
+    selected = lake.duckdb(spec.name).execute("SELECT count(*) FROM selected").fetchone()
+
+    assert selected == (3,)
+
+
+def test_shards_over_the_shared_budget_reject_as_budget(landing: Path, lake: Lake) -> None:
+    spec = spec_with(select={"seed": 1, "fraction": 1.0, "budget": 2})
+    run_stages(spec, lake, landing, "a.jsonl", STAGES[:4])
+
+    result = run_stages(spec, lake, landing, "media", STAGES[:4])["selected"]
+
+    assert result.rows_kept == 0
+    assert result.reasons == {"select.budget": 2}
+    assert result.extra["budget_used_by_other_shards"] == 2
+
+
+# Synthesis -------------------------------------------------------------------------------------------
+
+
+def test_synthesized_holds_the_selected_real_items_unmarked(landing: Path, lake: Lake) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "media")
+
+    real = [row for row in rows(lake, spec, "synthesized", "media") if not row["synthetic"]]
+
+    assert [row["id"] for row in real] == kept_ids(lake, spec, "selected", "media")
+    assert all(row["synthetic"] is False and row["parent_ids"] == [] for row in real)
+    assert all(row["generator"] is None for row in real)
+
+
+def test_synthetic_items_record_their_parent_and_generator(landing: Path, lake: Lake) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "media")
+    selected = set(kept_ids(lake, spec, "selected", "media"))
+
+    synthetic = [row for row in rows(lake, spec, "synthesized", "media") if row["synthetic"]]
+
+    assert {row["modality"] for row in synthetic} == {"image", "audio"}
+    for row in synthetic:
+        (parent,) = row["parent_ids"]
+        assert parent in selected
+        assert json.loads(row["generator"])["recipe"] in {"flip_crop", "gain_shift"}
+        assert row["id"] not in selected
+
+
+def test_synthetic_text_identical_to_its_parent_is_rejected_as_exact_duplicate(tmp_path: Path, lake: Lake) -> None:
+    write_jsonl(tmp_path / "one.jsonl", ["hello"])  # word edits cannot change a single word
+    spec = spec_with(
+        filters={"text": [{"kind": "text_length", "min_chars": 1, "min_words": 1}]},
+        synthesize={"seed": 2, "fraction": 1.0, "text": {"kind": "word_edits", "edit_rate": 0.5}},
+    )
+
+    results = run_stages(spec, lake, tmp_path, "one.jsonl")
+
+    (rejected,) = rows(lake, spec, "synthesized", "one.jsonl", rejected=True)
+    assert (rejected["reject_stage"], rejected["reject_reason"]) == ("synthesized", "dedup.exact")
+    assert rejected["dup_of"] == item_id("one.jsonl", "L1")
+    assert rejected["synthetic"] is True
+    assert results["synthesized"].extra["synthetic_admitted"] == 0
+
+
+def test_synthetic_items_pass_the_same_filters(tmp_path: Path, lake: Lake) -> None:
+    write_jsonl(tmp_path / "one.jsonl", ["alpha beta gamma delta epsilon zeta eta theta iota kappa"])
+    spec = spec_with(
+        filters={"text": [{"kind": "text_length", "min_chars": 1, "min_words": 10}]},
+        synthesize={"seed": 2, "fraction": 1.0, "text": {"kind": "word_edits", "edit_rate": 0.5}},
+    )
+
+    run_stages(spec, lake, tmp_path, "one.jsonl")
+
+    (rejected,) = rows(lake, spec, "synthesized", "one.jsonl", rejected=True)
+    assert (rejected["reject_stage"], rejected["reject_reason"]) == ("synthesized", "filter.text_length.too_few_words")
+
+
+def test_synthesis_fraction_zero_adds_nothing(landing: Path, lake: Lake) -> None:
+    spec = spec_with(synthesize={"fraction": 0.0})
+
+    result = run_stages(spec, lake, landing, "media")["synthesized"]
+
+    assert (result.rows_in, result.extra["synthetic_generated"]) == (2, 0)

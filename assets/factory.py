@@ -64,7 +64,11 @@ def _execute(context: AssetExecutionContext, work: Callable[[], StageResult]) ->
 
 
 def _materialize_result(
-    context: AssetExecutionContext, spec: VersionSpec, stage: str, lake: LakeResource, result: StageResult,
+    context: AssetExecutionContext,
+    spec: VersionSpec,
+    stage: str,
+    lake: LakeResource,
+    result: StageResult,
     extra: dict[str, Any] | None = None,
 ) -> MaterializeResult:
     store = lake.lake()
@@ -99,10 +103,14 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
         automation_condition=None if stage == "raw" else AutomationCondition.eager(),
         check_specs=[
             AssetCheckSpec(
-                "conservation", asset=key, blocking=True,
+                "conservation",
+                asset=key,
+                blocking=True,
                 description="rows in = rows kept + rows rejected, counted from the lake files",
             ),
-            AssetCheckSpec("unique_ids", asset=key, blocking=True, description="no id twice in the shard's output"),
+            AssetCheckSpec(
+                "unique_ids", asset=key, blocking=True, description="no id twice in the shard's output"
+            ),
         ],
         metadata={"version": spec.name, "stage": stage, "spec_description": spec.description},
     )
@@ -121,7 +129,11 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
 
             result = _execute(context, lambda: run_stage(spec, lake.lake(), "raw", shard, found[shard]))
             return _materialize_result(
-                context, spec, stage, lake, result,
+                context,
+                spec,
+                stage,
+                lake,
+                result,
                 {"source": str(found[shard]), "source_fingerprint": shard_fingerprint(found[shard])},
             )
 
@@ -130,10 +142,15 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
     if stage in MODEL_STAGES:
 
         def with_models(
-            context: AssetExecutionContext, lake: LakeResource, accelerator: AcceleratorResource, models: ModelsResource
+            context: AssetExecutionContext,
+            lake: LakeResource,
+            accelerator: AcceleratorResource,
+            models: ModelsResource,
         ) -> MaterializeResult:
             result = _execute(context, lambda: run_stage(spec, lake.lake(), stage, context.partition_key))
-            return _materialize_result(context, spec, stage, lake, result, {"accelerator_device": accelerator.device})
+            return _materialize_result(
+                context, spec, stage, lake, result, {"accelerator_device": accelerator.device}
+            )
 
         return decorator(with_models)
 

@@ -24,15 +24,24 @@ def check_conservation(lake: Lake, version: str, stage: str, shard: str, rows_in
     passed = rows_in == kept + rejected
     return CheckOutcome(
         passed,
-        f"{rows_in} in = {kept} kept + {rejected} rejected" if passed
+        f"{rows_in} in = {kept} kept + {rejected} rejected"
+        if passed
         else f"{rows_in} in but {kept} kept + {rejected} rejected = {kept + rejected}",
-        {"rows_in": rows_in, "rows_kept": kept, "rows_rejected": rejected, "rows_missing": rows_in - kept - rejected},
+        {
+            "rows_in": rows_in,
+            "rows_kept": kept,
+            "rows_rejected": rejected,
+            "rows_missing": rows_in - kept - rejected,
+        },
     )
 
 
 def check_unique_ids(lake: Lake, version: str, stage: str, shard: str) -> CheckOutcome:
     """No id appears twice among a shard's kept and rejected rows."""
-    files = [lake.url(lake.path(version, stage, shard)), lake.url(lake.path(version, stage, shard, rejected=True))]
+    files = [
+        lake.url(lake.path(version, stage, shard)),
+        lake.url(lake.path(version, stage, shard, rejected=True)),
+    ]
     connection = lake.connect()
     total, distinct = connection.execute(
         "SELECT count(*), count(DISTINCT id) FROM read_parquet(?, union_by_name=true)", [files]

@@ -194,7 +194,9 @@ def ui_command(host: str, port: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="curation", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="curation", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="materialize every stage of every version for every landing shard")
     run.add_argument("--no-demo-data", action="store_true", help="do not generate the demo landing data")

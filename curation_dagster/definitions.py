@@ -42,7 +42,9 @@ def build_definitions(
         assets=assets,
         sensors=[build_landing_sensor(raw_keys), automation],
         resources={
-            "lake": LakeResource(root=lake_root or settings.curation_home(), landing=landing or settings.landing_root()),
+            "lake": LakeResource(
+                root=lake_root or settings.curation_home(), landing=landing or settings.landing_root()
+            ),
             "accelerator": AcceleratorResource(),
             "models": ModelsResource(),
         },

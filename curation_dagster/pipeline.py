@@ -41,6 +41,7 @@ from curation_dagster.synth.recipes import Recipe, build_recipes
 STAGES = ("raw", "deduped", "filtered", "selected", "synthesized")
 UPSTREAM = {"deduped": "raw", "filtered": "deduped", "selected": "filtered", "synthesized": "selected"}
 DEDUP_INDEX = "dedup_index"
+SYNTH_INDEX = "synth_index"
 RAW_BATCH_ROWS = 256
 BATCH_ROWS = 1024
 REJECT_MODALITY_EXCLUDED = "raw.modality_excluded"
@@ -182,9 +183,17 @@ def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageRes
     return _result(spec, lake, "raw", shard, rows_in, output, started)
 
 
-def _index_lookup(lake: Lake, version: str, shards: list[str]) -> Callable[[list[str]], dict[str, str]]:
-    """A function that returns, for a batch of hashes, the id that claimed each in the given shards' index."""
-    files = [lake.url(lake.path(version, DEDUP_INDEX, shard)) for shard in shards]
+def _index_files(lake: Lake, version: str, index: str, exclude: str | None = None) -> list[str]:
+    """The index files of every shard of `version` but `exclude`."""
+    return [
+        lake.url(lake.path(version, index, shard))
+        for shard in lake.list_shards(version, index)
+        if shard != exclude
+    ]
+
+
+def _index_lookup(lake: Lake, files: list[str]) -> Callable[[list[str]], dict[str, str]]:
+    """A function that returns, for a batch of hashes, the id that claimed each in the given index files."""
     if not files:
         return lambda hashes: {}
     connection = lake.connect()
@@ -212,8 +221,8 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
     dedup = ExactDedup(spec.dedup.exact)
     rows_in = lake.num_rows(source)
     with lake.lock(spec.name, DEDUP_INDEX):
-        others = [s for s in lake.list_shards(spec.name, DEDUP_INDEX) if s != shard]
-        lookup = _index_lookup(lake, spec.name, others)
+        others = _index_files(lake, spec.name, DEDUP_INDEX, exclude=shard)
+        lookup = _index_lookup(lake, others)
         known: dict[str, str] = {}
         kept_modality: dict[str, str] = {}
         schema = with_fields(lake.schema(source), DEDUP_FIELDS)
@@ -340,8 +349,15 @@ def _candidate(recipe: Recipe, parent: dict[str, Any], shard: str, spec: Version
 
 
 def run_synthesize(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
-    """Selected real items plus synthetic variants admitted through raw validation, exact dedup (against
-    every real item of the version) and the same filter chain."""
+    """Selected real items plus synthetic variants admitted through raw validation, exact dedup and the
+    same filter chain. Dedup compares a variant with every real item of the version (the dedup index) and
+    every synthetic item admitted in other shards (the synthesis index); a variant never removes a real
+    item."""
+    with lake.lock(spec.name, SYNTH_INDEX):
+        return _run_synthesize(spec, lake, shard)
+
+
+def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "synthesized", shard)
     recipes = build_recipes(spec.synthesize)
@@ -349,10 +365,15 @@ def run_synthesize(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
     dedup = ExactDedup(spec.dedup.exact)
     upstream_schema = lake.schema(source)
     schema = with_fields(chain.output_schema(upstream_schema), SYNTH_FIELDS)
-    lookup = _index_lookup(lake, spec.name, lake.list_shards(spec.name, DEDUP_INDEX))
+    lookup = _index_lookup(
+        lake,
+        _index_files(lake, spec.name, DEDUP_INDEX)
+        + _index_files(lake, spec.name, SYNTH_INDEX, exclude=shard),
+    )
     rows_in = lake.num_rows(source)
     generated = 0
     known: dict[str, str] = {}
+    claims: list[pa.Table] = []
     with _shard_output(lake, spec.name, "synthesized", shard, schema) as output:
         for batch in lake.iter_batches(source, BATCH_ROWS):
             real = pa.Table.from_batches([batch])
@@ -389,6 +410,10 @@ def run_synthesize(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
             )
             admitted, filtered_out = chain.run(unique, stage="synthesized")
             output.write(admitted, filtered_out)
+            claims.append(admitted.select(["content_hash", "id", "shard", "modality"]).cast(INDEX_SCHEMA))
+    lake.write_table(
+        lake.path(spec.name, SYNTH_INDEX, shard), pa.concat_tables([INDEX_SCHEMA.empty_table(), *claims])
+    )
     synthetic_kept = output.kept - rows_in
     return _result(
         spec,

@@ -234,9 +234,15 @@ class VersionSpec(_Strict):
         return {name: sections[name] for name in order[: order.index(stage) + 1]}
 
     def code_version(self, stage: str) -> str:
-        """A short hash of the stage's own settings and engine version; changes when they change."""
+        """A short hash of the settings the stage applies itself and its engine version.
+
+        The synthesized stage also applies the dedup and filter settings to synthetic items, so they
+        count for it too; upstream changes reach other stages through Dagster's staleness instead.
+        """
+        sections = self.stage_settings(stage)
+        applied = ["deduped", "filtered", "synthesized"] if stage == "synthesized" else [stage]
         own = {
-            "settings": self.stage_settings(stage)[stage],
+            "settings": {name: sections[name] for name in applied},
             "engine": ENGINE_VERSIONS[stage],
         }
         digest = hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()

@@ -92,7 +92,7 @@ class ExactDedup:
             if owner is None:
                 known[key] = item
         annotated = _with_dedup_columns(table, hashes, dup_of).cast(schema)
-        is_dup = pa.array([owner is not None for owner in dup_of])
+        is_dup = pa.array([owner is not None for owner in dup_of], pa.bool_())
         kept = annotated.filter(pc.invert(is_dup))
         duplicates = annotated.filter(is_dup)
         rejected = mark_rejected(

@@ -115,18 +115,21 @@ class Duration(Filter):
 
 
 def silence_ratio(samples: object, sample_rate: int, silence_dbfs: float) -> float:
-    """Share of 20 ms frames whose RMS level is below `silence_dbfs` (dB relative to full scale)."""
+    """Share of 20 ms frames in which every channel's RMS level is below `silence_dbfs` (dBFS).
+
+    Channels are measured separately, not averaged, so opposite-phase stereo does not cancel to silence.
+    """
     import numpy as np
 
-    mono = np.asarray(samples, dtype=np.float64)
-    if mono.ndim > 1:
-        mono = mono.mean(axis=1)
+    audio = np.asarray(samples, dtype=np.float64)
+    if audio.ndim == 1:
+        audio = audio[:, None]
     frame = max(1, int(sample_rate * 0.02))
-    usable = (len(mono) // frame) * frame
+    usable = (audio.shape[0] // frame) * frame
     if usable == 0:
         return 1.0
-    frames = mono[:usable].reshape(-1, frame)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
+    frames = audio[:usable].reshape(-1, frame, audio.shape[1])
+    rms = np.sqrt(np.mean(frames**2, axis=1)).max(axis=1)
     level = 20 * np.log10(np.maximum(rms, 1e-12))
     return float(np.mean(level < silence_dbfs))
 

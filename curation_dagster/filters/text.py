@@ -54,9 +54,11 @@ class Blocklist(Filter):
 
     def __init__(self, settings: BlocklistFilter) -> None:
         self.settings = settings
-        alternatives = "|".join(
-            re.escape(word.casefold()) for word in sorted(settings.words, key=len, reverse=True)
+        phrases = sorted(
+            {" ".join(word.casefold().split()) for word in settings.words}, key=len, reverse=True
         )
+        # A space inside a listed phrase matches any run of whitespace in the text.
+        alternatives = "|".join(r"\s+".join(re.escape(part) for part in phrase.split()) for phrase in phrases)
         self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
     def evaluate(self, table: pa.Table) -> Verdicts:
@@ -64,7 +66,7 @@ class Blocklist(Filter):
         reasons: list[str | None] = []
         details: list[str | None] = []
         for text in table.column("text").to_pylist():
-            found = self._pattern.findall((text or "").casefold())
+            found = [" ".join(match.split()) for match in self._pattern.findall((text or "").casefold())]
             hits.append(len(found))
             if len(found) > self.settings.max_hits:
                 reasons.append(self.code("hit"))

@@ -46,7 +46,9 @@ def resolve_device(requested: str = "auto") -> str:
     if requested == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise DeviceUnavailable("accelerator.device is 'mps' but MPS is not available; set it to 'auto' or 'cpu'")
+            raise DeviceUnavailable(
+                "accelerator.device is 'mps' but MPS is not available; set it to 'auto' or 'cpu'"
+            )
     return requested
 
 

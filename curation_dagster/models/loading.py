@@ -18,7 +18,9 @@ def require_local_path(value: str, setting: str, *, kind: str) -> Path:
     return path
 
 
-def load_sequence_classifier(path: str, device: str, setting: str = "models.text_classifier") -> tuple[Any, Any]:
+def load_sequence_classifier(
+    path: str, device: str, setting: str = "models.text_classifier"
+) -> tuple[Any, Any]:
     """A Hugging Face sequence classifier and its tokenizer from a local folder, in eval mode on `device`."""
     folder = require_local_path(path, setting, kind="Hugging Face model folder (config.json + weights)")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -30,7 +32,9 @@ def load_sequence_classifier(path: str, device: str, setting: str = "models.text
     return model.to(device).eval(), tokenizer
 
 
-def load_clip(architecture: str, weights: str, device: str, setting: str = "models.clip_weights") -> tuple[Any, Any, Any]:
+def load_clip(
+    architecture: str, weights: str, device: str, setting: str = "models.clip_weights"
+) -> tuple[Any, Any, Any]:
     """An open_clip model, its image preprocessing and tokenizer, with weights from a local file."""
     path = require_local_path(weights, setting, kind=".pt or .safetensors open_clip checkpoint")
     import open_clip
@@ -39,5 +43,7 @@ def load_clip(architecture: str, weights: str, device: str, setting: str = "mode
         raise ModelNotConfigured(
             f"models.clip_arch {architecture!r} is not an open_clip architecture; e.g. ViT-B-32, ViT-L-14"
         )
-    model, _, preprocess = open_clip.create_model_and_transforms(architecture, pretrained=str(path), device=device)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        architecture, pretrained=str(path), device=device
+    )
     return model.eval(), preprocess, open_clip.get_tokenizer(architecture)

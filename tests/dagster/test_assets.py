@@ -1,5 +1,6 @@
 """Each stage asset materializes on a temporary instance, with metadata and passing checks."""
 
+import itertools
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -50,7 +51,10 @@ def instance(tiny_landing: Path):
 
 def run_all(spec: VersionSpec, instance: DagsterInstance, tmp_path: Path, landing: Path, shard: str):
     return materialize(
-        build_version_assets(spec), partition_key=shard, instance=instance, resources=resources(tmp_path, landing)
+        build_version_assets(spec),
+        partition_key=shard,
+        instance=instance,
+        resources=resources(tmp_path, landing),
     )
 
 
@@ -58,7 +62,7 @@ def test_every_shipped_version_builds_the_five_stage_graph() -> None:
     for spec in load_specs(REPO / "versions"):
         assets = {a.key: a for a in build_version_assets(spec)}
         assert set(assets) == {stage_key(spec.name, stage) for stage in STAGES}
-        for upstream, downstream in zip(STAGES, STAGES[1:], strict=False):
+        for upstream, downstream in itertools.pairwise(STAGES):
             deps = assets[stage_key(spec.name, downstream)].asset_deps[stage_key(spec.name, downstream)]
             assert deps == {stage_key(spec.name, upstream)}
         for definition in assets.values():
@@ -84,9 +88,7 @@ def test_every_stage_declares_blocking_conservation_and_unique_id_checks() -> No
 def test_versions_differ_in_code_version_where_their_settings_differ() -> None:
     first = small_spec()
     second = small_spec(filters={"text": [{"kind": "text_length", "min_chars": 200}]})
-    versions = {
-        stage: (first.code_version(stage), second.code_version(stage)) for stage in STAGES
-    }
+    versions = {stage: (first.code_version(stage), second.code_version(stage)) for stage in STAGES}
     assert versions["filtered"][0] != versions["filtered"][1]
     assert versions["deduped"][0] == versions["deduped"][1]
     assets = {a.key: a for a in build_version_assets(second)}
@@ -94,7 +96,9 @@ def test_versions_differ_in_code_version_where_their_settings_differ() -> None:
     assert assets[key].code_versions_by_key[key] == second.code_version("filtered")
 
 
-def test_all_stages_materialize_for_a_shard_with_passing_checks(instance, tmp_path: Path, tiny_landing: Path) -> None:
+def test_all_stages_materialize_for_a_shard_with_passing_checks(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
     result = run_all(small_spec(), instance, tmp_path, tiny_landing, "a.jsonl")
     assert result.success
     checks = result.get_asset_check_evaluations()
@@ -119,7 +123,12 @@ def test_materialization_metadata_reports_counts_reasons_schema_and_timing(
     assert raw["dagster/partition_row_count"].value == 3
     assert raw["rejections_by_reason"].value == {"raw.bad_json": 1}
     assert "raw.bad_json" in raw["rejections"].value
-    assert {column.name for column in raw["dagster/column_schema"].schema.columns} >= {"id", "text", "uri", "shard"}
+    assert {column.name for column in raw["dagster/column_schema"].schema.columns} >= {
+        "id",
+        "text",
+        "uri",
+        "shard",
+    }
     assert raw["source_fingerprint"].value
     filtered = events[stage_key("unit", "filtered")]
     assert filtered["rejections_by_reason"].value == {"filter.text_length.too_short": 1}
@@ -172,7 +181,9 @@ def test_a_failing_blocking_check_stops_downstream_stages(
     assert materialized == {stage_key("unit", "raw")}
 
 
-def test_a_missing_landing_shard_fails_with_a_message_naming_it(instance, tmp_path: Path, tiny_landing: Path) -> None:
+def test_a_missing_landing_shard_fails_with_a_message_naming_it(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
     instance.add_dynamic_partitions(SHARDS, ["gone.jsonl"])
     result = materialize(
         [a for a in build_version_assets(small_spec()) if a.key == stage_key("unit", "raw")],

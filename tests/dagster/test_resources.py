@@ -33,12 +33,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def tiny_classifier(tmp_path: Path) -> Path:
     """A randomly initialised two-label BERT classifier with its WordPiece tokenizer, saved in a folder."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     vocab_folder = tmp_path / "vocab"
     vocab_folder.mkdir()
     (vocab_folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast.from_pretrained(vocab_folder, local_files_only=True)
+    tokenizer = BertTokenizer.from_pretrained(vocab_folder, local_files_only=True)
     config = BertConfig(
         vocab_size=len(VOCAB),
         hidden_size=32,
@@ -46,8 +46,8 @@ def tiny_classifier(tmp_path: Path) -> Path:
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=64,
-        num_labels=2,
     )
+    config.num_labels = 2
     torch.manual_seed(0)
     folder = tmp_path / "classifier"
     BertForSequenceClassification(config).save_pretrained(folder)

@@ -43,7 +43,9 @@ def tick(defs, instance, landing: Path, cursor: str | None):
     return sensor(context)
 
 
-def test_first_tick_registers_every_shard_and_requests_raw_for_every_version(defs, tiny_landing: Path) -> None:
+def test_first_tick_registers_every_shard_and_requests_raw_for_every_version(
+    defs, tiny_landing: Path
+) -> None:
     with instance_for_test() as instance:
         result = tick(defs, instance, tiny_landing, None)
         assert result.dynamic_partitions_requests[0].partition_keys == ["a.jsonl", "b.jsonl"]
@@ -66,7 +68,9 @@ def test_a_new_file_becomes_one_new_partition_and_one_run(defs, tiny_landing: Pa
     with instance_for_test() as instance:
         first = tick(defs, instance, tiny_landing, None)
         instance.add_dynamic_partitions(SHARDS, ["a.jsonl", "b.jsonl"])
-        write_jsonl(tiny_landing / "c new.jsonl", ["A third shard arrives with one fresh document in it today."])
+        write_jsonl(
+            tiny_landing / "c new.jsonl", ["A third shard arrives with one fresh document in it today."]
+        )
         result = tick(defs, instance, tiny_landing, first.cursor)
         (new_key,) = result.dynamic_partitions_requests[0].partition_keys
         assert new_key.startswith("c_new.jsonl")
@@ -97,7 +101,9 @@ def test_files_still_being_written_are_ignored(defs, tiny_landing: Path) -> None
         assert result.run_requests == []
 
 
-def test_automation_runs_the_next_stage_only_for_the_new_shard(defs, tmp_path: Path, tiny_landing: Path) -> None:
+def test_automation_runs_the_next_stage_only_for_the_new_shard(
+    defs, tmp_path: Path, tiny_landing: Path
+) -> None:
     """Shards already done are not re-run when a new shard arrives."""
     from dagster import evaluate_automation_conditions
 
@@ -105,7 +111,9 @@ def test_automation_runs_the_next_stage_only_for_the_new_shard(defs, tmp_path: P
     with instance_for_test() as instance:
         instance.add_dynamic_partitions(SHARDS, ["a.jsonl"])
         resources = dict(defs.resources)
-        assert materialize(first_assets, partition_key="a.jsonl", instance=instance, resources=resources).success
+        assert materialize(
+            first_assets, partition_key="a.jsonl", instance=instance, resources=resources
+        ).success
         only_first = Definitions(assets=first_assets, resources=resources)
         baseline = evaluate_automation_conditions(defs=only_first, instance=instance)
         instance.add_dynamic_partitions(SHARDS, ["b.jsonl"])

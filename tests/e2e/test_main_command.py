@@ -1,5 +1,6 @@
 """The README's commands, run as a user would: in subprocesses, on a temporary project folder."""
 
+import itertools
 import os
 import subprocess
 import sys
@@ -25,7 +26,9 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
@@ -63,14 +66,15 @@ def test_conservation_holds_in_the_lake_files(project: tuple[Path, str]) -> None
     lake = folder / ".curation" / "lake"
     for version in VERSIONS:
         for shard, source in discover_shards(folder / ".curation" / "landing").items():
-            def kept(stage: str, shard: str = shard) -> int:
+
+            def kept(stage: str, shard: str = shard, version: str = version) -> int:
                 return rows(lake / version / stage / f"{shard}.parquet")
 
-            def rejected(stage: str, shard: str = shard) -> int:
+            def rejected(stage: str, shard: str = shard, version: str = version) -> int:
                 return rows(lake / version / stage / "_rejected" / f"{shard}.parquet")
 
             assert kept("raw") + rejected("raw") == sum(1 for _ in read_shard(source, shard))
-            for upstream, stage in zip(STAGES[:-2], STAGES[1:-1], strict=True):
+            for upstream, stage in itertools.pairwise(STAGES[:-1]):
                 assert kept(upstream) == kept(stage) + rejected(stage), (version, shard, stage)
             synthesized = pq.read_table(lake / version / "synthesized" / f"{shard}.parquet")
             real = synthesized.filter(pc.invert(synthesized.column("synthetic")))
@@ -80,7 +84,7 @@ def test_conservation_holds_in_the_lake_files(project: tuple[Path, str]) -> None
 
 
 def test_every_stage_acts_on_the_demo(project: tuple[Path, str]) -> None:
-    folder, output = project
+    folder, _ = project
     lake = folder / ".curation" / "lake" / "demo"
     for stage in STAGES:
         rejected = sum(rows(path) for path in (lake / stage / "_rejected").glob("*.parquet"))
@@ -110,12 +114,24 @@ def test_ci_path_registers_shards_then_materializes_with_the_dagster_cli(tmp_pat
     (tmp_path / "landing" / "ci.jsonl").write_text(
         '{"text": "A short document for the continuous integration check of the raw stage."}\n{bad\n'
     )
-    registered = run([sys.executable, "-m", "curation_dagster.cli", "register", "--no-demo-data"], tmp_path, env)
+    registered = run(
+        [sys.executable, "-m", "curation_dagster.cli", "register", "--no-demo-data"], tmp_path, env
+    )
     assert "ci.jsonl" in registered.stdout
     run(
-        ["dagster", "asset", "materialize", "-m", "curation_dagster.definitions",
-         "--select", "demo/raw,demo/deduped", "--partition", "ci.jsonl"],
-        REPO, env,
+        [
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "curation_dagster.definitions",
+            "--select",
+            "demo/raw,demo/deduped",
+            "--partition",
+            "ci.jsonl",
+        ],
+        REPO,
+        env,
     )
     assert rows(tmp_path / "lake" / "demo" / "raw" / "ci.jsonl.parquet") == 1
     assert rows(tmp_path / "lake" / "demo" / "raw" / "_rejected" / "ci.jsonl.parquet") == 1

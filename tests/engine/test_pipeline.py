@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,9 @@ def landing(tmp_path: Path) -> Path:
     root = tmp_path / "landing"
     root.mkdir()
     write_jsonl(root / "a.jsonl", ["The quick brown fox jumps over the lazy dog.", SHARED, "tiny"])
-    write_jsonl(root / "b.jsonl", ["shared   SENTENCE appears in both shards here.", "One more unique document."])
+    write_jsonl(
+        root / "b.jsonl", ["shared   SENTENCE appears in both shards here.", "One more unique document."]
+    )
     (root / "media").mkdir()
     (root / "media" / "picture.png").write_bytes(noisy_png())
     (root / "media" / "sound.wav").write_bytes(tone_wav())
@@ -80,7 +83,9 @@ def run_stages(
     return {stage: run_stage(spec, lake, stage, shard, landing / shard) for stage in stages}
 
 
-def rows(lake: Lake, spec: VersionSpec, stage: str, shard: str, *, rejected: bool = False) -> list[dict[str, Any]]:
+def rows(
+    lake: Lake, spec: VersionSpec, stage: str, shard: str, *, rejected: bool = False
+) -> list[dict[str, Any]]:
     return lake.read_table(lake.path(spec.name, stage, shard, rejected=rejected)).to_pylist()
 
 
@@ -120,7 +125,7 @@ def test_each_stage_reads_exactly_the_rows_its_upstream_kept(landing: Path, lake
 
     results = run_stages(spec, lake, landing, shard)
 
-    for upstream, stage in zip(STAGES, STAGES[1:], strict=False):
+    for upstream, stage in itertools.pairwise(STAGES):
         generated = results[stage].extra.get("synthetic_generated", 0)
         assert results[stage].rows_in == results[upstream].rows_kept + generated, stage
 
@@ -281,7 +286,9 @@ def test_synthetic_items_record_their_parent_and_generator(landing: Path, lake: 
         assert row["id"] not in selected
 
 
-def test_synthetic_text_identical_to_its_parent_is_rejected_as_exact_duplicate(tmp_path: Path, lake: Lake) -> None:
+def test_synthetic_text_identical_to_its_parent_is_rejected_as_exact_duplicate(
+    tmp_path: Path, lake: Lake
+) -> None:
     write_jsonl(tmp_path / "one.jsonl", ["hello"])  # word edits cannot change a single word
     spec = spec_with(
         filters={"text": [{"kind": "text_length", "min_chars": 1, "min_words": 1}]},
@@ -307,7 +314,10 @@ def test_synthetic_items_pass_the_same_filters(tmp_path: Path, lake: Lake) -> No
     run_stages(spec, lake, tmp_path, "one.jsonl")
 
     (rejected,) = rows(lake, spec, "synthesized", "one.jsonl", rejected=True)
-    assert (rejected["reject_stage"], rejected["reject_reason"]) == ("synthesized", "filter.text_length.too_few_words")
+    assert (rejected["reject_stage"], rejected["reject_reason"]) == (
+        "synthesized",
+        "filter.text_length.too_few_words",
+    )
 
 
 def test_synthesis_fraction_zero_adds_nothing(landing: Path, lake: Lake) -> None:
@@ -316,3 +326,13 @@ def test_synthesis_fraction_zero_adds_nothing(landing: Path, lake: Lake) -> None
     result = run_stages(spec, lake, landing, "media")["synthesized"]
 
     assert (result.rows_in, result.extra["synthetic_generated"]) == (2, 0)
+
+
+def test_shard_with_every_item_rejected_at_raw_runs_every_later_stage_empty(
+    landing: Path, lake: Lake
+) -> None:
+    spec = spec_with(modalities=["text"])
+
+    results = run_stages(spec, lake, landing, "media")
+
+    assert [(results[stage].rows_in, results[stage].rows_kept) for stage in STAGES[1:]] == [(0, 0)] * 4

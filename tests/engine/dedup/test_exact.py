@@ -193,3 +193,10 @@ def test_kept_and_rejected_have_the_dedup_and_reject_columns(enabled: bool) -> N
     assert {"content_hash", "dup_of", "reject_stage", "reject_reason", "reject_detail"} <= set(
         rejected.column_names
     )
+
+
+def test_empty_table_gives_empty_kept_and_rejected() -> None:
+    kept, rejected = ExactDedup().run(items(), {})
+
+    assert (kept.num_rows, rejected.num_rows) == (0, 0)
+    assert "reject_reason" in rejected.column_names

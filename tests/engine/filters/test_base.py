@@ -22,7 +22,14 @@ def text(id_: str, value: str) -> dict[str, Any]:
 
 
 def image(id_: str, width: int, height: int) -> dict[str, Any]:
-    return {"id": id_, "modality": "image", "width": width, "height": height, "uri": f"land#{id_}", "shard": "s"}
+    return {
+        "id": id_,
+        "modality": "image",
+        "width": width,
+        "height": height,
+        "uri": f"land#{id_}",
+        "shard": "s",
+    }
 
 
 def table(*rows: dict[str, Any]) -> pa.Table:
@@ -129,7 +136,12 @@ def test_kept_rows_have_the_output_schema_and_rejected_rows_add_reject_columns()
     kept, rejected = chain.run(table(text("a", "x"), text("b", "two words")))
 
     assert kept.schema == chain.output_schema(RAW_SCHEMA)
-    assert rejected.schema.names == [*chain.output_schema(RAW_SCHEMA).names, "reject_stage", "reject_reason", "reject_detail"]
+    assert rejected.schema.names == [
+        *chain.output_schema(RAW_SCHEMA).names,
+        "reject_stage",
+        "reject_reason",
+        "reject_detail",
+    ]
 
 
 def test_empty_input_gives_empty_outputs_with_every_column() -> None:

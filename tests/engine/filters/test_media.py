@@ -165,4 +165,3 @@ def test_silence_ratio_counts_quiet_twenty_millisecond_frames() -> None:
     samples = np.concatenate([np.full(20, 0.5), np.zeros(60)])
 
     assert silence_ratio(samples, rate, -50.0) == 0.75
-

@@ -55,13 +55,13 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def build_tiny_classifier(folder: Path, num_labels: int = 3) -> Path:
     """Save a randomly initialised two-layer BERT classifier and its WordPiece tokenizer into `folder`."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     vocab_folder = folder.parent / f"{folder.name}-vocab"
     vocab_folder.mkdir(parents=True)
     (vocab_folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     # from_pretrained reads vocab.txt in transformers 4 and 5; the 5.x constructor ignores `vocab_file=`.
-    tokenizer = BertTokenizerFast.from_pretrained(vocab_folder, local_files_only=True)
+    tokenizer = BertTokenizer.from_pretrained(vocab_folder, local_files_only=True)
     assert tokenizer.vocab_size == len(VOCAB)
     config = BertConfig(
         vocab_size=len(VOCAB),
@@ -70,8 +70,8 @@ def build_tiny_classifier(folder: Path, num_labels: int = 3) -> Path:
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=64,
-        num_labels=num_labels,
     )
+    config.num_labels = num_labels
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -11,6 +11,7 @@ from dagster import (
     AutomationCondition,
     Failure,
     MaterializeResult,
+    MetadataValue,
     RetryRequested,
     asset,
 )
@@ -21,6 +22,7 @@ from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import CurationError
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.landing import discover_shards
+from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import STAGES, UPSTREAM, StageResult, run_stage
 from curation_dagster.spec import VersionSpec
 from resources.accelerator import AcceleratorResource
@@ -88,7 +90,7 @@ def _materialize_result(
 
 def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
     key = stage_key(spec.name, stage)
-    needs_gpu = stage == "filtered" and build_chain(spec.filters).needs_accelerator
+    needs_gpu = stage in MODEL_STAGES and build_chain(spec.filters).needs_accelerator
     pool = "gpu" if needs_gpu else (LAKE_INDEX_POOL if stage in CROSS_SHARD_STAGES else None)
     decorator = asset(
         key=key,
@@ -147,9 +149,25 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
             accelerator: AcceleratorResource,
             models: ModelsResource,
         ) -> MaterializeResult:
-            result = _execute(context, lambda: run_stage(spec, lake.lake(), stage, context.partition_key))
+            runtimes: list[ModelRuntime] = []
+
+            def work() -> StageResult:
+                runtime = models.runtime(accelerator) if needs_gpu else None
+                runtimes.extend([runtime] if runtime else [])
+                return run_stage(spec, lake.lake(), stage, context.partition_key, runtime=runtime)
+
+            result = _execute(context, work)
+            used = (
+                {
+                    "device": runtimes[0].device,
+                    "batch_size": runtimes[0].batch_size,
+                    "text_classifier": models.text_classifier,
+                }
+                if runtimes
+                else {"device": "none: no filter of this version runs a model"}
+            )
             return _materialize_result(
-                context, spec, stage, lake, result, {"accelerator_device": accelerator.device}
+                context, spec, stage, lake, result, {"models": MetadataValue.json(used)}
             )
 
         return decorator(with_models)

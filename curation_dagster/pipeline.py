@@ -24,6 +24,7 @@ from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import validate_record
+from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.schema import (
     DEDUP_FIELDS,
     RAW_SCHEMA,
@@ -267,11 +268,11 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
     )
 
 
-def run_filter(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
+def run_filter(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:
     """The spec's filter chain per modality; rejected rows keep every score computed before rejection."""
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "filtered", shard)
-    chain = build_chain(spec.filters)
+    chain = build_chain(spec.filters, runtime)
     rows_in = lake.num_rows(source)
     schema = chain.output_schema(lake.schema(source))
     with _shard_output(lake, spec.name, "filtered", shard, schema) as output:
@@ -348,20 +349,22 @@ def _candidate(recipe: Recipe, parent: dict[str, Any], shard: str, spec: Version
     return row
 
 
-def run_synthesize(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
+def run_synthesize(
+    spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None
+) -> StageResult:
     """Selected real items plus synthetic variants admitted through raw validation, exact dedup and the
     same filter chain. Dedup compares a variant with every real item of the version (the dedup index) and
     every synthetic item admitted in other shards (the synthesis index); a variant never removes a real
     item."""
     with lake.lock(spec.name, SYNTH_INDEX):
-        return _run_synthesize(spec, lake, shard)
+        return _run_synthesize(spec, lake, shard, runtime)
 
 
-def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
+def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None) -> StageResult:
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "synthesized", shard)
     recipes = build_recipes(spec.synthesize)
-    chain = build_chain(spec.filters)
+    chain = build_chain(spec.filters, runtime)
     dedup = ExactDedup(spec.dedup.exact)
     upstream_schema = lake.schema(source)
     schema = with_fields(chain.output_schema(upstream_schema), SYNTH_FIELDS)
@@ -450,20 +453,26 @@ def _split_candidates(rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
     )
 
 
-_RUNNERS: dict[str, Callable[[VersionSpec, Lake, str], StageResult]] = {
-    "deduped": run_dedup,
-    "filtered": run_filter,
-    "selected": run_select,
-    "synthesized": run_synthesize,
-}
-
-
 def run_stage(
-    spec: VersionSpec, lake: Lake, stage: str, shard: str, source: Path | None = None
+    spec: VersionSpec,
+    lake: Lake,
+    stage: str,
+    shard: str,
+    source: Path | None = None,
+    runtime: ModelRuntime | None = None,
 ) -> StageResult:
-    """Run one stage for one shard; the raw stage needs the landing `source` path."""
+    """Run one stage for one shard. The raw stage needs the landing `source` path; the stages that apply
+    filters use `runtime` for the filters that run models."""
     if stage == "raw":
         if source is None:
             raise ValueError("the raw stage needs the landing shard's path")
         return run_raw(spec, lake, shard, source)
-    return _RUNNERS[stage](spec, lake, shard)
+    if stage == "deduped":
+        return run_dedup(spec, lake, shard)
+    if stage == "filtered":
+        return run_filter(spec, lake, shard, runtime)
+    if stage == "selected":
+        return run_select(spec, lake, shard)
+    if stage == "synthesized":
+        return run_synthesize(spec, lake, shard, runtime)
+    raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")

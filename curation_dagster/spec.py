@@ -87,6 +87,18 @@ class BlocklistFilter(_Strict):
     """An item with more hits than this is rejected."""
 
 
+class TextClassifierFilter(_Strict):
+    """A local Hugging Face sequence classifier (`models.text_classifier`), run on the accelerator."""
+
+    kind: Literal["text_classifier"] = "text_classifier"
+    label_index: int = Field(1, ge=0)
+    """The output label whose probability is the score (for a binary toxicity model, 1 = toxic)."""
+    max_score: float = Field(0.5, ge=0, le=1)
+    """A score above this is `filter.text_classifier.above_threshold`."""
+    max_tokens: int = Field(256, gt=0, le=8192)
+    """Texts are truncated to this many tokens before scoring."""
+
+
 class ImageSizeFilter(_Strict):
     """Image dimension and aspect-ratio bounds (LAION and DataComp drop images under ~64 px a side)."""
 
@@ -121,7 +133,9 @@ class AudioSilenceFilter(_Strict):
     max_silence_ratio: float = Field(0.9, ge=0, le=1)
 
 
-TextFilterSpec = Annotated[TextLengthFilter | BlocklistFilter, Field(discriminator="kind")]
+TextFilterSpec = Annotated[
+    TextLengthFilter | BlocklistFilter | TextClassifierFilter, Field(discriminator="kind")
+]
 ImageFilterSpec = Annotated[ImageSizeFilter | ImageBlankFilter, Field(discriminator="kind")]
 AudioFilterSpec = Annotated[DurationFilter | AudioSilenceFilter, Field(discriminator="kind")]
 VideoFilterSpec = Annotated[DurationFilter | ImageSizeFilter, Field(discriminator="kind")]

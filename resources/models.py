@@ -8,6 +8,8 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from curation_dagster.models.loading import load_clip, load_sequence_classifier
+from curation_dagster.models.runtime import ModelRuntime
+from resources.accelerator import AcceleratorResource
 
 
 class ModelsResource(ConfigurableResource):
@@ -33,3 +35,15 @@ class ModelsResource(ConfigurableResource):
         if key not in self._cache:
             self._cache[key] = load_sequence_classifier(self.text_classifier, device)
         return self._cache[key]
+
+    def runtime(self, accelerator: AcceleratorResource) -> ModelRuntime:
+        """What model-running filters use: the accelerator's device and batch size, this cache's loaders."""
+        device = accelerator.resolved_device()
+        return ModelRuntime(
+            device=device,
+            batch_size=accelerator.batch_size,
+            dtype=accelerator.dtype,
+            load_sequence_classifier=(lambda: self.sequence_classifier(device))
+            if self.text_classifier
+            else None,
+        )

@@ -1,9 +1,27 @@
 """Shared fixtures: a tiny landing zone and spec-building helpers."""
 
 import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any test that tries to reach the network, and tell Hugging Face libraries to stay offline."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"tried to open a network connection: {args!r}")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    yield
 
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:

@@ -214,3 +214,61 @@ def test_a_stage_without_its_upstream_fails_naming_the_missing_stage(
 def test_asset_keys_are_prefixed_by_the_version_name() -> None:
     keys = {a.key for a in build_version_assets(small_spec(name="other"))}
     assert AssetKey(["other", "raw"]) in keys
+
+
+def classifier_spec() -> VersionSpec:
+    return small_spec(
+        filters={
+            "text": [{"kind": "text_length", "min_chars": 20, "min_words": 4}, {"kind": "text_classifier"}]
+        }
+    )
+
+
+def test_stages_that_run_models_join_the_gpu_pool_and_request_a_gpu() -> None:
+    assets = {a.key: a for a in build_version_assets(classifier_spec())}
+    for stage in STAGES:
+        definition = assets[stage_key("unit", stage)]
+        op_tags = definition.node_def.tags
+        if stage in ("filtered", "synthesized"):
+            assert definition.node_def.pool == "gpu"
+            assert "nvidia.com/gpu" in str(op_tags["dagster-k8s/config"])
+        else:
+            assert definition.node_def.pool != "gpu"
+            assert "dagster-k8s/config" not in op_tags
+
+
+def test_a_version_without_model_filters_keeps_its_stages_out_of_the_gpu_pool() -> None:
+    assert all(a.node_def.pool != "gpu" for a in build_version_assets(small_spec()))
+
+
+def test_the_classifier_runs_through_the_injected_accelerator_and_models(
+    instance, tmp_path: Path, tiny_landing: Path, no_network: None
+) -> None:
+    from tests.model_fixtures import build_tiny_classifier
+
+    folder = build_tiny_classifier(tmp_path / "classifier", num_labels=2)
+    bound = resources(tmp_path, tiny_landing)
+    bound["models"] = ModelsResource(text_classifier=str(folder))
+    result = materialize(
+        build_version_assets(classifier_spec()), partition_key="a.jsonl", instance=instance, resources=bound
+    )
+    assert result.success
+    filtered = pq.read_table(tmp_path / "lake" / "unit" / "filtered" / "a.jsonl.parquet")
+    scores = filtered.column("text_classifier_score").to_pylist()
+    assert scores and all(0.0 <= score <= 1.0 for score in scores)
+    events = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert events[stage_key("unit", "filtered")]["models"].value["device"] == "cpu"
+
+
+def test_a_missing_classifier_fails_the_stage_naming_the_setting(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    result = materialize(
+        build_version_assets(classifier_spec()),
+        partition_key="a.jsonl",
+        instance=instance,
+        resources=resources(tmp_path, tiny_landing),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "models.text_classifier" in result.get_step_failure_events()[0].step_failure_data.error.message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -11,48 +10,15 @@ from pydantic import ValidationError
 
 from curation_dagster.errors import ModelNotConfigured
 from resources import AcceleratorResource, ModelsResource
+from tests.model_fixtures import build_tiny_classifier
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "text", "."]
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any test that tries to reach the network, and tell Hugging Face libraries to stay offline."""
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"a resource tried to open a network connection: {args!r}")
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 @pytest.fixture
 def tiny_classifier(tmp_path: Path) -> Path:
     """A randomly initialised two-label BERT classifier with its WordPiece tokenizer, saved in a folder."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    vocab_folder = tmp_path / "vocab"
-    vocab_folder.mkdir()
-    (vocab_folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer.from_pretrained(vocab_folder, local_files_only=True)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    config.num_labels = 2
-    torch.manual_seed(0)
-    folder = tmp_path / "classifier"
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_classifier(tmp_path / "classifier", num_labels=2)
 
 
 def test_accelerator_rejects_unknown_device() -> None:

@@ -3,79 +3,22 @@
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.models.loading import load_clip, load_sequence_classifier, require_local_path
+from tests.model_fixtures import build_tiny_classifier
+
+pytestmark = pytest.mark.usefixtures("no_network")
 
 TINY_CLIP = "tiny-test-clip"
 """An architecture name that open_clip only knows once the test registers it; no `siglip` in it."""
 
 SAVED_LOGIT_SCALE = 1.25
 """Differs from open_clip's fixed initial value log(1 / 0.07), so seeing it proves the file was read."""
-
-VOCAB = [
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "mat",
-    "a",
-    "dog",
-    "ran",
-    ".",
-]
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail any test that tries to reach the network, and tell Hugging Face libraries to stay offline."""
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"a loader tried to open a network connection: {args!r}")
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    yield
-
-
-def build_tiny_classifier(folder: Path, num_labels: int = 3) -> Path:
-    """Save a randomly initialised two-layer BERT classifier and its WordPiece tokenizer into `folder`."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    vocab_folder = folder.parent / f"{folder.name}-vocab"
-    vocab_folder.mkdir(parents=True)
-    (vocab_folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    # from_pretrained reads vocab.txt in transformers 4 and 5; the 5.x constructor ignores `vocab_file=`.
-    tokenizer = BertTokenizer.from_pretrained(vocab_folder, local_files_only=True)
-    assert tokenizer.vocab_size == len(VOCAB)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    config.num_labels = num_labels
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """Shared fixtures: a tiny landing zone and spec-building helpers."""
 
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.media_fixtures import write_jsonl
 
 
 @pytest.fixture
@@ -22,12 +23,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     yield
-
-
-def write_jsonl(path: Path, texts: list[str]) -> Path:
-    """A JSON Lines landing shard with one `{"text": ...}` object per text."""
-    path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +41,37 @@ class Filter(ABC):
 
     def code(self, rule: str) -> str:
         return f"filter.{self.name}.{rule}"
+
+
+#: A row's verdict: None to keep it, or the rule that rejects it and a short human detail.
+Reject = tuple[str, str] | None
+
+
+class RowFilter(Filter):
+    """A filter that judges one row at a time; the base collects scores and reject codes for the batch.
+
+    `columns` names the input columns `judge` reads; `judge` returns the row's scores by column name and
+    its verdict.
+    """
+
+    columns: ClassVar[tuple[str, ...]] = ("text",)
+
+    @abstractmethod
+    def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
+        """The scores of one row and None to keep it, or `(rule, detail)` to reject it."""
+
+    def evaluate(self, table: pa.Table) -> Verdicts:
+        names = [field.name for field in self.score_fields]
+        scores: dict[str, list[object]] = {name: [] for name in names}
+        reasons: list[str | None] = []
+        details: list[str | None] = []
+        for row in table.select(list(self.columns)).to_pylist():
+            values, verdict = self.judge(row)
+            for name in names:
+                scores[name].append(values.get(name))
+            reasons.append(None if verdict is None else self.code(verdict[0]))
+            details.append(None if verdict is None else verdict[1])
+        return Verdicts(scores, reasons, details)
 
 
 class FilterChain:

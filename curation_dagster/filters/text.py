@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from curation_dagster.filters.base import Filter, Verdicts
+from curation_dagster.filters.base import Reject, RowFilter
 from curation_dagster.spec import BlocklistFilter, TextLengthFilter
 
 
-class TextLength(Filter):
+class TextLength(RowFilter):
     """Rejects text that is too short, too long, or has too few words."""
 
     name = "text_length"
@@ -20,33 +20,21 @@ class TextLength(Filter):
     def __init__(self, settings: TextLengthFilter) -> None:
         self.settings = settings
 
-    def evaluate(self, table: pa.Table) -> Verdicts:
-        chars: list[object] = []
-        words: list[object] = []
-        reasons: list[str | None] = []
-        details: list[str | None] = []
+    def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
         s = self.settings
-        for text in table.column("text").to_pylist():
-            stripped = (text or "").strip()
-            n_chars, n_words = len(stripped), len(stripped.split())
-            chars.append(n_chars)
-            words.append(n_words)
-            if n_chars < s.min_chars:
-                reasons.append(self.code("too_short"))
-                details.append(f"{n_chars} characters < {s.min_chars}")
-            elif n_chars > s.max_chars:
-                reasons.append(self.code("too_long"))
-                details.append(f"{n_chars} characters > {s.max_chars}")
-            elif n_words < s.min_words:
-                reasons.append(self.code("too_few_words"))
-                details.append(f"{n_words} words < {s.min_words}")
-            else:
-                reasons.append(None)
-                details.append(None)
-        return Verdicts({"text_chars": chars, "text_words": words}, reasons, details)
+        stripped = (row["text"] or "").strip()
+        chars, words = len(stripped), len(stripped.split())
+        scores: dict[str, object] = {"text_chars": chars, "text_words": words}
+        if chars < s.min_chars:
+            return scores, ("too_short", f"{chars} characters < {s.min_chars}")
+        if chars > s.max_chars:
+            return scores, ("too_long", f"{chars} characters > {s.max_chars}")
+        if words < s.min_words:
+            return scores, ("too_few_words", f"{words} words < {s.min_words}")
+        return scores, None
 
 
-class Blocklist(Filter):
+class Blocklist(RowFilter):
     """Counts whole-word, case-insensitive hits of listed words and rejects above `max_hits`."""
 
     name = "blocklist"
@@ -61,17 +49,9 @@ class Blocklist(Filter):
         alternatives = "|".join(r"\s+".join(re.escape(part) for part in phrase.split()) for phrase in phrases)
         self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
-    def evaluate(self, table: pa.Table) -> Verdicts:
-        hits: list[object] = []
-        reasons: list[str | None] = []
-        details: list[str | None] = []
-        for text in table.column("text").to_pylist():
-            found = [" ".join(match.split()) for match in self._pattern.findall((text or "").casefold())]
-            hits.append(len(found))
-            if len(found) > self.settings.max_hits:
-                reasons.append(self.code("hit"))
-                details.append("matched: " + ", ".join(sorted(set(found))[:5]))
-            else:
-                reasons.append(None)
-                details.append(None)
-        return Verdicts({"blocklist_hits": hits}, reasons, details)
+    def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
+        found = [" ".join(match.split()) for match in self._pattern.findall((row["text"] or "").casefold())]
+        scores: dict[str, object] = {"blocklist_hits": len(found)}
+        if len(found) > self.settings.max_hits:
+            return scores, ("hit", "matched: " + ", ".join(sorted(set(found))[:5]))
+        return scores, None

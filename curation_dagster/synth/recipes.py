@@ -23,6 +23,15 @@ class Variant:
     media_format: str | None
 
 
+def centre_box(width: int, height: int, fraction: float, multiple: int = 1) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) box keeping `fraction` of each side around the centre, each kept
+    side a multiple of `multiple` and at least `multiple` pixels."""
+    keep_w = max(multiple, int(width * fraction) // multiple * multiple)
+    keep_h = max(multiple, int(height * fraction) // multiple * multiple)
+    left, top = (width - keep_w) // 2, (height - keep_h) // 2
+    return left, top, left + keep_w, top + keep_h
+
+
 class Recipe(ABC):
     """Makes one variant of a parent row; `rng` is seeded per parent so output is deterministic."""
 
@@ -79,11 +88,7 @@ class FlipCrop(Recipe):
 
         with Image.open(io.BytesIO(media_bytes(parent))) as source:
             image = ImageOps.mirror(source.convert("RGB"))
-        width, height = image.size
-        keep_w = max(1, round(width * self.settings.crop_fraction))
-        keep_h = max(1, round(height * self.settings.crop_fraction))
-        left, top = (width - keep_w) // 2, (height - keep_h) // 2
-        image = image.crop((left, top, left + keep_w, top + keep_h))
+        image = image.crop(centre_box(*image.size, self.settings.crop_fraction))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", optimize=False)
         return Variant(parent.get("text"), buffer.getvalue(), "png")
@@ -128,10 +133,9 @@ class FrameStepCrop(Recipe):
             frames = [frame for index, frame in enumerate(source.decode(stream)) if index % step == 0]
         if not frames:
             raise ValueError("the parent video has no frames")
-        width, height = frames[0].width, frames[0].height
-        keep_w = max(2, int(width * self.settings.crop_fraction) // 2 * 2)
-        keep_h = max(2, int(height * self.settings.crop_fraction) // 2 * 2)
-        left, top = (width - keep_w) // 2, (height - keep_h) // 2
+        # Video encoders want even dimensions.
+        left, top, right, bottom = centre_box(frames[0].width, frames[0].height, self.settings.crop_fraction, 2)
+        keep_w, keep_h = right - left, bottom - top
         with av.open(out_buffer, mode="w", format="mp4") as target:
             encoder = target.add_stream("mpeg4", rate=max(1, round(rate)))
             encoder.width, encoder.height, encoder.pix_fmt = keep_w, keep_h, "yuv420p"

@@ -19,7 +19,7 @@ from curation_dagster.definitions import build_definitions
 from curation_dagster.pipeline import STAGES
 from curation_dagster.spec import parse_spec
 from resources import LakeResource
-from tests.conftest import write_jsonl
+from tests.media_fixtures import write_jsonl
 
 SPECS = [
     parse_spec({"name": "first", "modalities": ["text"]}),

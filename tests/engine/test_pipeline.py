@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-import soundfile
 from PIL import Image
 
 from curation_dagster.checks import check_conservation, check_unique_ids
@@ -20,6 +19,7 @@ from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import STAGES, StageResult, run_stage
 from curation_dagster.schema import item_id
 from curation_dagster.spec import VersionSpec, parse_spec
+from tests.media_fixtures import tone_wav, write_jsonl
 
 SHARED = "Shared sentence appears in both shards here."
 SPEC: dict[str, Any] = {
@@ -39,21 +39,10 @@ def spec_with(**sections: Any) -> VersionSpec:
     return parse_spec({**SPEC, **sections})
 
 
-def write_jsonl(path: Path, texts: list[str]) -> None:
-    path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts), encoding="utf-8")
-
-
 def noisy_png(size: int = 16) -> bytes:
     pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def tone_wav(seconds: float = 0.5, rate: int = 8000) -> bytes:
-    samples = 0.5 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from curation_dagster.errors import ShardNameError
 from curation_dagster.io.landing import (
@@ -24,14 +23,9 @@ from curation_dagster.io.landing import (
 )
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import RejectCode
+from tests.media_fixtures import png_bytes
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-
-
-def png_bytes(size: tuple[int, int] = (4, 3)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 10, 10)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def write_lines(path: Path, *lines: bytes) -> Path:

@@ -13,7 +13,6 @@ import av
 import numpy as np
 import pytest
 import soundfile
-from PIL import Image
 
 from curation_dagster.io import validate
 from curation_dagster.io.landing import read_shard
@@ -27,12 +26,7 @@ from curation_dagster.io.validate import (
     validate_record,
 )
 from curation_dagster.schema import RAW_SCHEMA, item_id, rows_to_table
-
-
-def png_bytes(size: tuple[int, int] = (4, 3)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 10, 10)).save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.media_fixtures import png_bytes
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -15,6 +15,7 @@ from PIL import Image
 from curation_dagster.io.validate import probe_audio, probe_image, probe_video
 from curation_dagster.spec import AudioRecipe, ImageRecipe, SynthSpec, TextRecipe, VideoRecipe
 from curation_dagster.synth.recipes import FlipCrop, FrameStepCrop, GainShift, WordEdits, build_recipes
+from tests.media_fixtures import tone_wav
 
 SENTENCE = "the quick brown fox jumps over the lazy dog while seven small birds sing in the old oak tree"
 
@@ -27,13 +28,6 @@ def gradient_png(width: int = 10, height: int = 8) -> bytes:
     pixels[:, :, 2] = 7
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def tone_wav(seconds: float = 0.5, rate: int = 8000) -> bytes:
-    samples = 0.5 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 

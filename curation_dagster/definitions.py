@@ -46,7 +46,10 @@ def build_definitions(
                 root=lake_root or settings.curation_home(), landing=landing or settings.landing_root()
             ),
             "accelerator": AcceleratorResource(),
-            "models": ModelsResource(),
+            "models": ModelsResource(
+                text_classifier=settings.model_path("text_classifier"),
+                clip_weights=settings.model_path("clip_weights"),
+            ),
         },
     )
 

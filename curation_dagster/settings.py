@@ -35,3 +35,8 @@ def versions_folder() -> Path:
         return Path(configured)
     beside_package = Path(__file__).resolve().parents[1] / "versions"
     return beside_package if beside_package.is_dir() else project_root() / "versions"
+
+
+def model_path(name: str) -> str:
+    """A local model location from `$CURATION_<NAME>` (e.g. CURATION_TEXT_CLASSIFIER), or empty."""
+    return os.environ.get(f"CURATION_{name.upper()}", "")

@@ -134,7 +134,9 @@ class FrameStepCrop(Recipe):
         if not frames:
             raise ValueError("the parent video has no frames")
         # Video encoders want even dimensions.
-        left, top, right, bottom = centre_box(frames[0].width, frames[0].height, self.settings.crop_fraction, 2)
+        left, top, right, bottom = centre_box(
+            frames[0].width, frames[0].height, self.settings.crop_fraction, 2
+        )
         keep_w, keep_h = right - left, bottom - top
         with av.open(out_buffer, mode="w", format="mp4") as target:
             encoder = target.add_stream("mpeg4", rate=max(1, round(rate)))

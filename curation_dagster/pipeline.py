@@ -35,7 +35,7 @@ from curation_dagster.schema import (
     rejected_schema,
     with_fields,
 )
-from curation_dagster.select.sample import SeededSample, sample_score
+from curation_dagster.select.sample import SELECT_FIELDS, SeededSample, sample_score
 from curation_dagster.spec import VersionSpec
 from curation_dagster.synth.recipes import Recipe, build_recipes
 
@@ -300,10 +300,12 @@ def run_select(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
     rows_in = lake.num_rows(source)
     with lake.lock(spec.name, "selection"):
         used = _budget_used(lake, spec.name, shard)
-        table = lake.read_table(source)
-        kept, rejected = sampler.run(table, used)
-        with _shard_output(lake, spec.name, "selected", shard, kept.schema) as output:
-            output.write(kept, rejected)
+        keys = lake.read_table(source, columns=["id", "modality"])
+        decisions = sampler.plan(keys.column("id").to_pylist(), keys.column("modality").to_pylist(), used)
+        schema = with_fields(lake.schema(source), SELECT_FIELDS)
+        with _shard_output(lake, spec.name, "selected", shard, schema) as output:
+            for batch in lake.iter_batches(source, BATCH_ROWS):
+                output.write(*sampler.apply(pa.Table.from_batches([batch]), decisions))
     return _result(
         spec,
         lake,

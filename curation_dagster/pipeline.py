@@ -15,9 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from curation_dagster.dedup.exact import INDEX_SCHEMA, ExactDedup
+from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
+from curation_dagster.dedup.near import (
+    REJECT_NEAR,
+    EarlierItems,
+    EarlierLookup,
+    NearDecision,
+    NearDedup,
+    ShardOutcome,
+    ShardSignatures,
+    decode_signatures,
+)
 from curation_dagster.errors import StageInputMissing
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.lake import Lake
@@ -36,12 +48,14 @@ from curation_dagster.schema import (
     with_fields,
 )
 from curation_dagster.select.sample import SELECT_FIELDS, SeededSample, sample_score
-from curation_dagster.spec import VersionSpec
+from curation_dagster.spec import NearDedupSpec, VersionSpec
 from curation_dagster.synth.recipes import Recipe, build_recipes
 
 STAGES = ("raw", "deduped", "filtered", "selected", "synthesized")
 UPSTREAM = {"deduped": "raw", "filtered": "deduped", "selected": "filtered", "synthesized": "selected"}
 DEDUP_INDEX = "dedup_index"
+NEAR_BANDS = "near_bands"
+NEAR_SIGNATURES = "near_signatures"
 SYNTH_INDEX = "synth_index"
 RAW_BATCH_ROWS = 256
 BATCH_ROWS = 1024
@@ -215,44 +229,186 @@ def _index_lookup(lake: Lake, files: list[str]) -> Callable[[list[str]], dict[st
     return lookup
 
 
+def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpec) -> EarlierLookup:
+    """Band keys of this shard joined with every other shard's near index, in DuckDB, and the
+    signatures of the matched items and of their clusters' first items."""
+    band_files = _index_files(lake, version, NEAR_BANDS, exclude=shard)
+    signature_files = _index_files(lake, version, NEAR_SIGNATURES, exclude=shard)
+    word_width = settings.verify_hashes if settings.verify == "word_jaccard" else None
+
+    def lookup(keys: np.ndarray) -> EarlierItems:
+        empty = EarlierItems(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            [],
+            [],
+            np.zeros((0, settings.num_perm), np.uint32),
+            None,
+        )
+        if not band_files or keys.size == 0:
+            return empty
+        connection = lake.connect()
+        probe = pa.table(
+            {
+                "band_key": pa.array(keys.reshape(-1), pa.uint64()),
+                "row": pa.array(np.repeat(np.arange(keys.shape[0]), keys.shape[1]), pa.int64()),
+            }
+        )
+        connection.register("probe", probe)
+        pairs = connection.sql(
+            "SELECT DISTINCT p.row, i.id FROM probe AS p JOIN read_parquet(?) AS i USING (band_key) ORDER BY 1, 2",
+            params=[band_files],
+        ).to_arrow_table()
+        if pairs.num_rows == 0:
+            return empty
+        wanted = pa.table({"id": pc.unique(pairs.column("id"))})
+        query = "SELECT s.* FROM read_parquet(?) AS s JOIN wanted USING (id) ORDER BY s.id"
+        connection.register("wanted", wanted)
+        found = connection.sql(query, params=[signature_files]).to_arrow_table()
+        roots = pc.unique(found.column("root"))
+        missing = pc.filter(roots, pc.invert(pc.is_in(roots, found.column("id"))))
+        if len(missing):
+            connection.register("wanted", pa.table({"id": missing}))
+            found = pa.concat_tables(
+                [found, connection.sql(query, params=[signature_files]).to_arrow_table()]
+            )
+        ids = found.column("id").to_pylist()
+        position = {item: index for index, item in enumerate(ids)}
+        return EarlierItems(
+            rows=np.asarray(pairs.column("row").to_numpy(), dtype=np.int64),
+            positions=np.array([position[item] for item in pairs.column("id").to_pylist()], dtype=np.int64),
+            ids=ids,
+            roots=found.column("root").to_pylist(),
+            shingle_sigs=decode_signatures(found.column("shingle_sig"), settings.num_perm),
+            word_sigs=None if word_width is None else decode_signatures(found.column("word_sig"), word_width),
+        )
+
+    return lookup
+
+
+@dataclass
+class _DedupPlan:
+    """Pass one's result: every row's content hash and the rows that exact and near dedup remove."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    exact: dict[str, str] = field(default_factory=dict)
+    near: dict[str, NearDecision] = field(default_factory=dict)
+    modality: dict[str, str] = field(default_factory=dict)
+
+
+def _plan_dedup(
+    spec: VersionSpec, lake: Lake, shard: str, source: str, lookup: Callable[[list[str]], dict[str, str]]
+) -> tuple[_DedupPlan, ShardOutcome | None]:
+    exact = ExactDedup(spec.dedup.exact)
+    near_settings = spec.dedup.near
+    candidates = ShardSignatures(near_settings)
+    plan = _DedupPlan()
+    known: dict[str, str] = {}
+    for batch in lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media"]):
+        kept, rejected = exact.run(pa.Table.from_batches([batch]), known, lookup)
+        for table in (kept, rejected):
+            plan.hashes.update(
+                zip(table.column("id").to_pylist(), table.column("content_hash").to_pylist(), strict=True)
+            )
+        plan.exact.update(
+            zip(rejected.column("id").to_pylist(), rejected.column("dup_of").to_pylist(), strict=True)
+        )
+        plan.modality.update(
+            zip(kept.column("id").to_pylist(), kept.column("modality").to_pylist(), strict=True)
+        )
+        if near_settings.enabled:
+            texts = kept.filter(pc.equal(kept.column("modality"), "text"))
+            if texts.num_rows:
+                candidates.add(
+                    texts.column("id").to_pylist(), [t or "" for t in texts.column("text").to_pylist()]
+                )
+    if not near_settings.enabled:
+        return plan, None
+    outcome = NearDedup(near_settings).decide(
+        candidates, _earlier_lookup(lake, spec.name, shard, near_settings)
+    )
+    plan.near = outcome.removed
+    return plan, outcome
+
+
+def _apply_dedup(batch: pa.Table, plan: _DedupPlan) -> tuple[pa.Table, pa.Table]:
+    ids = batch.column("id").to_pylist()
+    dup_of: list[str | None] = []
+    similarity: list[float | None] = []
+    reasons: list[str | None] = []
+    details: list[str | None] = []
+    for item in ids:
+        if item in plan.exact:
+            dup_of.append(plan.exact[item])
+            similarity.append(1.0)
+            reasons.append(REJECT_EXACT)
+            details.append(f"same normalised content as {plan.exact[item]}")
+        elif item in plan.near:
+            decision = plan.near[item]
+            dup_of.append(decision.dup_of)
+            similarity.append(decision.similarity)
+            reasons.append(REJECT_NEAR)
+            details.append(
+                f"near duplicate of {decision.dup_of} (estimated similarity {decision.similarity:.2f})"
+            )
+        else:
+            dup_of.append(None)
+            similarity.append(None)
+            reasons.append(None)
+            details.append(None)
+    annotated = batch
+    for field_, values in zip(
+        DEDUP_FIELDS, ([plan.hashes[item] for item in ids], dup_of, similarity), strict=True
+    ):
+        index = annotated.schema.get_field_index(field_.name)
+        array = pa.array(values, field_.type)
+        annotated = (
+            annotated.set_column(index, field_, array)
+            if index >= 0
+            else annotated.append_column(field_, array)
+        )
+    is_rejected = pa.array([reason is not None for reason in reasons], pa.bool_())
+    rejected = annotated.filter(is_rejected)
+    return annotated.filter(pc.invert(is_rejected)), mark_rejected(
+        rejected,
+        "deduped",
+        [r for r in reasons if r is not None],
+        [d for r, d in zip(reasons, details, strict=True) if r is not None],
+    )
+
+
 def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
-    """Exact duplicates within the shard and against every other shard's index; the earlier claim wins."""
+    """Exact, then near duplicates, within the shard and against every earlier shard through the lake's
+    indexes (never their text); an earlier item always wins, so nothing kept before is removed later."""
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "deduped", shard)
-    dedup = ExactDedup(spec.dedup.exact)
     rows_in = lake.num_rows(source)
     with lake.lock(spec.name, DEDUP_INDEX):
         others = _index_files(lake, spec.name, DEDUP_INDEX, exclude=shard)
-        lookup = _index_lookup(lake, others)
-        known: dict[str, str] = {}
-        kept_modality: dict[str, str] = {}
+        plan, outcome = _plan_dedup(spec, lake, shard, source, _index_lookup(lake, others))
         schema = with_fields(lake.schema(source), DEDUP_FIELDS)
-        own_ids: set[str] = set()
-        within = 0
+        examples = _ExampleCollector(plan)
         with _shard_output(lake, spec.name, "deduped", shard, schema) as output:
             for batch in lake.iter_batches(source, BATCH_ROWS):
-                kept, rejected = dedup.run(pa.Table.from_batches([batch]), known, lookup)
-                own_ids.update(kept.column("id").to_pylist())
-                within += sum(owner in own_ids for owner in rejected.column("dup_of").to_pylist())
-                kept_modality.update(
-                    zip(
-                        kept.column("content_hash").to_pylist(),
-                        kept.column("modality").to_pylist(),
-                        strict=True,
-                    )
-                )
+                kept, rejected = _apply_dedup(pa.Table.from_batches([batch]), plan)
+                examples.collect(kept, rejected)
                 output.write(kept, rejected)
-        owners = {key: known[key] for key in kept_modality}
+        kept_ids = [item for item in plan.modality if item not in plan.near]
         index = pa.table(
             {
-                "content_hash": list(owners),
-                "id": list(owners.values()),
-                "shard": [shard] * len(owners),
-                "modality": [kept_modality[key] for key in owners],
+                "content_hash": [plan.hashes[item] for item in kept_ids],
+                "id": kept_ids,
+                "shard": [shard] * len(kept_ids),
+                "modality": [plan.modality[item] for item in kept_ids],
             },
             schema=INDEX_SCHEMA,
         )
         lake.write_table(lake.path(spec.name, DEDUP_INDEX, shard), index)
+        if outcome is not None:
+            lake.write_table(lake.path(spec.name, NEAR_BANDS, shard), outcome.bands)
+            lake.write_table(lake.path(spec.name, NEAR_SIGNATURES, shard), outcome.signatures)
+    exact_total = len(plan.exact)
+    near_total = len(plan.near)
     return _result(
         spec,
         lake,
@@ -261,11 +417,65 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         rows_in,
         output,
         started,
-        index_entries=index.num_rows,
+        duplicate_rate=round((exact_total + near_total) / max(rows_in, 1), 4),
+        exact_duplicates=exact_total,
+        exact_duplicates_of_other_shards=sum(owner not in plan.hashes for owner in plan.exact.values()),
+        near_duplicates=near_total,
+        near_duplicates_of_other_shards=outcome.cross_shard if outcome else 0,
         checked_against_shards=len(others),
-        duplicates_within_shard=within,
-        duplicates_of_other_shards=output.rejected - within,
+        cluster_sizes={
+            str(size): count for size, count in sorted((outcome.cluster_sizes if outcome else {}).items())
+        },
+        example_pairs=examples.markdown(lake, spec.name, shard),
     )
+
+
+class _ExampleCollector:
+    """A few near-duplicate pairs, texts side by side, so a person can judge the threshold."""
+
+    def __init__(self, plan: _DedupPlan, count: int = 5) -> None:
+        self.chosen = dict(list(plan.near.items())[:count])
+        self.texts: dict[str, str] = {}
+        self.wanted = set(self.chosen) | {decision.dup_of for decision in self.chosen.values()}
+
+    def collect(self, *tables: pa.Table) -> None:
+        for table in tables:
+            for item, text in zip(
+                table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True
+            ):
+                if item in self.wanted:
+                    self.texts[item] = text or ""
+
+    def markdown(self, lake: Lake, version: str, shard: str) -> str:
+        if not self.chosen:
+            return "No near duplicates in this shard."
+        missing = [item for item in self.wanted if item not in self.texts]
+        files = [
+            lake.url(lake.path(version, "deduped", other))
+            for other in lake.list_shards(version, "deduped")
+            if other != shard
+        ]
+        if missing and files:
+            connection = lake.connect()
+            connection.register("wanted", pa.table({"id": missing}))
+            rows = connection.execute(
+                "SELECT d.id, d.text FROM read_parquet(?, union_by_name=true) AS d JOIN wanted USING (id)",
+                [files],
+            ).fetchall()
+            self.texts.update({str(item): str(text or "") for item, text in rows})
+        lines = ["| removed | kept (dup_of) | similarity |", "| --- | --- | ---: |"]
+        for item, decision in self.chosen.items():
+            lines.append(
+                f"| {_cell(self.texts.get(item, ''))} | {_cell(self.texts.get(decision.dup_of, '(not found)'))} "
+                f"| {decision.similarity:.2f} |"
+            )
+        return "\n".join(lines)
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return flat.replace("|", "\\|")
 
 
 def run_filter(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:

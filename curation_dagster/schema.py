@@ -46,6 +46,7 @@ REJECT_FIELDS: Final = [
 DEDUP_FIELDS: Final = [
     pa.field("content_hash", pa.string()),
     pa.field("dup_of", pa.string()),
+    pa.field("dup_similarity", pa.float64()),
 ]
 
 #: Columns the synthesized stage adds (provenance of generated items).

@@ -59,10 +59,96 @@ class ExactDedupSpec(_Strict):
     """Text normalisation applied before hashing; media items are hashed on their bytes."""
 
 
+class ShingleNormalizeSpec(_Strict):
+    """How text is normalised before shingling for near-duplicate detection."""
+
+    casefold: bool = True
+    """Compare words case-insensitively."""
+    strip_accents: bool = True
+    """Drop combining accents after Unicode NFKD (é → e)."""
+    strip_punctuation: bool = True
+    """Treat punctuation as whitespace, so punctuation and line-wrapping edits do not change shingles."""
+    replace_digits: bool = True
+    """Map every digit to 0, so dates and counters do not separate otherwise equal documents."""
+
+
+#: Named settings for near-duplicate detection; a spec's explicit fields override the preset's.
+NEAR_DEDUP_PRESETS: dict[str, dict[str, Any]] = {
+    # FineWeb's published choice: 5-word shingles, 14 bands x 8 rows (112 hashes), threshold ~0.72, no check.
+    "fineweb": {"shingle": "words", "ngram": 5, "bands": 14, "rows": 8, "verify": "none"},
+    # The project default: finds 5-10% word edits, never merges documents sharing under half their words.
+    "edits": {
+        "shingle": "words",
+        "ngram": 3,
+        "bands": 42,
+        "rows": 3,
+        "verify": "word_jaccard",
+        "min_similarity": 0.7,
+    },
+}
+
+
+class NearDedupSpec(_Strict):
+    """Near duplicates of text by MinHash LSH, across every shard of the version.
+
+    Candidates are documents that share a band of `rows` hash values in any of `bands` bands; a pair of
+    shingle-Jaccard similarity s becomes a candidate with probability 1 - (1 - s^rows)^bands, which is 1/2
+    near s = (1/bands)^(1/rows). Candidates are then checked (`verify`) before they are merged.
+    """
+
+    enabled: bool = True
+    """Remove near duplicates of text items (after exact dedup)."""
+    preset: Literal["fineweb", "edits"] | None = None
+    """Start from a named preset; fields given explicitly override it."""
+    shingle: Literal["words", "chars"] = "words"
+    """Shingle unit: word n-grams, or character n-grams (for scripts without spaces)."""
+    ngram: int = Field(3, ge=1, le=32)
+    """Shingle length in units. Shorter shingles keep similarity higher under word edits."""
+    bands: int = Field(42, ge=1, le=512)
+    """LSH bands; more bands find lower similarities (more candidates to check)."""
+    rows: int = Field(3, ge=1, le=64)
+    """Hash values per band; more rows make the S-curve steeper and the threshold higher."""
+    verify: Literal["none", "word_jaccard", "shingle_jaccard"] = "word_jaccard"
+    """How a candidate pair is confirmed: estimated Jaccard similarity of the two documents' word sets
+    (the users' notion: share of words), of their shingle sets, or not at all (banding alone decides)."""
+    min_similarity: float = Field(0.7, ge=0, le=1)
+    """A candidate pair is merged when the verified similarity is at least this."""
+    verify_hashes: int = Field(128, ge=16, le=1024)
+    """Hash values of the word-set signature that estimates `word_jaccard` (std ~ sqrt(J(1-J)/n))."""
+    seed: int = 1
+    """Seed of the hash functions; the same seed gives the same signatures."""
+    normalize: ShingleNormalizeSpec = ShingleNormalizeSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            preset = NEAR_DEDUP_PRESETS.get(str(data["preset"]))
+            if preset is not None:
+                return {**preset, **data}
+        return data
+
+    @classmethod
+    def preset_settings(cls, name: str, **overrides: Any) -> NearDedupSpec:
+        """The settings of a named preset (`fineweb`, `edits`), with overrides."""
+        return cls.model_validate({"preset": name, **overrides})
+
+    @property
+    def num_perm(self) -> int:
+        """Hash values per shingle signature: bands x rows."""
+        return self.bands * self.rows
+
+    @property
+    def threshold(self) -> float:
+        """The shingle similarity at which a pair becomes a candidate with probability about 1/2."""
+        return float((1 / self.bands) ** (1 / self.rows))
+
+
 class DedupSpec(_Strict):
     """The deduped stage."""
 
     exact: ExactDedupSpec = ExactDedupSpec()
+    near: NearDedupSpec = NearDedupSpec()
 
 
 class TextLengthFilter(_Strict):

@@ -105,9 +105,11 @@ class ExactDedup:
 
 
 def _with_dedup_columns(table: pa.Table, hashes: Iterable[str], dup_of: Iterable[str | None]) -> pa.Table:
+    owners = list(dup_of)
+    similarity = [None if owner is None else 1.0 for owner in owners]
     out = table
-    for name, values in (("content_hash", list(hashes)), ("dup_of", list(dup_of))):
-        array = pa.array(values, pa.string())
-        index = out.schema.get_field_index(name)
-        out = out.set_column(index, name, array) if index >= 0 else out.append_column(name, array)
+    for field, values in zip(DEDUP_FIELDS, (list(hashes), owners, similarity), strict=True):
+        array = pa.array(values, field.type)
+        index = out.schema.get_field_index(field.name)
+        out = out.set_column(index, field, array) if index >= 0 else out.append_column(field, array)
     return out

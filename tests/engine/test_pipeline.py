@@ -145,7 +145,7 @@ def test_duplicate_across_shards_is_rejected_in_the_later_shard(landing: Path, l
     assert duplicate["id"] == item_id("b.jsonl", "L1")
     assert duplicate["dup_of"] == item_id("a.jsonl", "L2")
     assert duplicate["reject_reason"] == "dedup.exact"
-    assert result.extra["duplicates_of_other_shards"] == 1
+    assert result.extra["exact_duplicates_of_other_shards"] == 1
 
 
 def test_rerunning_the_earlier_shard_keeps_its_claimed_item(landing: Path, lake: Lake) -> None:
@@ -179,7 +179,8 @@ def test_duplicate_within_a_shard_keeps_the_first_line(tmp_path: Path, lake: Lak
     result = run_stage(spec, lake, "deduped", "twice.jsonl")
 
     assert kept_ids(lake, spec, "deduped", "twice.jsonl") == [item_id("twice.jsonl", "L1")]
-    assert result.extra["duplicates_within_shard"] == 1
+    assert result.extra["exact_duplicates"] == 1
+    assert result.extra["exact_duplicates_of_other_shards"] == 0
 
 
 # Determinism and inputs ------------------------------------------------------------------------------

@@ -1,0 +1,315 @@
+"""Near-duplicate text detection: MinHash signatures, LSH banding, verification and clusters.
+
+Signatures use one-permutation hashing with densification (Li, Owen and Zhang 2012; Shrivastava and
+Li 2014): each shingle is hashed once, its hash picks one of the `num_perm` bins and the bin keeps its
+minimum, so a document costs O(shingles) instead of O(shingles x permutations), and empty bins borrow
+from the next filled bin to their right. Two documents agree in a bin with probability equal to the
+Jaccard similarity of their shingle sets, as with classic MinHash. All hashing is vectorised with numpy
+over every shingle of a batch of documents.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from curation_dagster.spec import NearDedupSpec, ShingleNormalizeSpec
+
+#: The value of an empty bin; a signature that is all EMPTY belongs to a document without shingles.
+EMPTY = np.uint32(0xFFFFFFFF)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+_DIGITS = re.compile(r"\d")
+#: Combining marks left by NFKD (the diacritics blocks of Unicode).
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+#: Shingles hashed at a time, which bounds the temporary memory of a batch.
+_CHUNK = 1 << 20
+
+
+def normalize_for_shingles(text: str, settings: ShingleNormalizeSpec) -> str:
+    """The text that is cut into shingles: accents, case, punctuation and digits as the settings say."""
+    if settings.strip_accents and not text.isascii():
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    if settings.casefold:
+        text = text.casefold()
+    if settings.strip_punctuation:
+        text = _PUNCTUATION.sub(" ", text)
+    if settings.replace_digits:
+        text = _DIGITS.sub("0", text)
+    return text
+
+
+def _splitmix(values: np.ndarray) -> np.ndarray:
+    """A strong 64-bit mix (SplitMix64's finaliser), vectorised; wraps around on purpose."""
+    with np.errstate(over="ignore"):
+        z = values + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX_1
+        z = (z ^ (z >> np.uint64(27))) * _MIX_2
+        return z ^ (z >> np.uint64(31))
+
+
+@dataclass
+class _Units:
+    """Every unit (word or character) of a batch of documents as 64-bit hashes, concatenated."""
+
+    hashes: np.ndarray
+    lengths: np.ndarray
+
+
+def _byte_table(settings: ShingleNormalizeSpec) -> bytes:
+    """How each byte of UTF-8 text is rewritten: ASCII case, punctuation, digits and whitespace as the
+    settings say. Bytes from 0x80 up (the parts of multi-byte characters) stay as they are."""
+    table = bytearray(range(256))
+    for code in range(128):
+        char = chr(code)
+        if char.isspace():
+            table[code] = ord(" ")
+        elif settings.casefold and char.isupper():
+            table[code] = ord(char.lower())
+        elif settings.replace_digits and char.isdigit():
+            table[code] = ord("0")
+        elif settings.strip_punctuation and not char.isalnum() and char != "_":
+            table[code] = ord(" ")
+    return bytes(table)
+
+
+def _normalized_bytes(texts: Sequence[str], settings: ShingleNormalizeSpec) -> list[bytes]:
+    """Each text normalised for shingling, as UTF-8. ASCII text is rewritten by one byte table in C;
+    other text gets Unicode normalisation (accents, case, punctuation, digits) in Python first."""
+    table = _byte_table(settings)
+    return [
+        (text if text.isascii() else normalize_for_shingles(text, settings))
+        .encode("utf-8", "surrogatepass")
+        .translate(table)
+        for text in texts
+    ]
+
+
+def _hash_tokens(tokens: list[bytes]) -> np.ndarray:
+    """A 64-bit hash of each token (CRC-32 and length, then mixed); every distinct token is hashed once."""
+    vocabulary = {token: zlib.crc32(token) | (len(token) << 32) for token in dict.fromkeys(tokens)}
+    return _splitmix(np.fromiter(map(vocabulary.__getitem__, tokens), dtype=np.uint64, count=len(tokens)))
+
+
+def _units(texts: Sequence[str], settings: NearDedupSpec) -> _Units:
+    normalized = _normalized_bytes(texts, settings.normalize)
+    if settings.shingle == "words":
+        tokens = [text.split() for text in normalized]
+        flat = [token for words in tokens for token in words]
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        return _Units(_hash_tokens(flat), lengths)
+    characters = [" ".join(text.decode("utf-8", "surrogatepass").split()) for text in normalized]
+    points = np.frombuffer("".join(characters).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, characters), dtype=np.int64, count=len(characters))
+    return _Units(_splitmix(points.astype(np.uint64)), lengths)
+
+
+def _shingles(units: _Units, ngram: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every n-gram of units within each document, and the document of each.
+
+    A document shorter than `ngram` units has one shingle made of all its units; an empty one has none.
+    """
+    lengths = units.lengths
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0, np.int64)
+    counts = np.where(lengths >= ngram, lengths - ngram + 1, np.minimum(lengths, 1))
+    doc_of_shingle = np.repeat(np.arange(len(lengths)), counts)
+    first_unit = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts) + np.arange(
+        int(counts.sum())
+    )
+    span = np.minimum(lengths[doc_of_shingle], ngram)
+    padded = np.concatenate((units.hashes, np.zeros(ngram, np.uint64)))
+    combined = np.full(len(first_unit), np.uint64(seed), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for offset in range(ngram):
+            part = np.where(offset < span, padded[first_unit + offset], np.uint64(0))
+            combined = _splitmix(combined ^ part) + np.uint64(offset)
+    return _splitmix(combined), doc_of_shingle
+
+
+def _densify(bins: np.ndarray) -> np.ndarray:
+    """Fill each empty bin from the next filled bin to its right (circularly), shifted by the distance,
+    so that two documents still agree in a bin with probability equal to their Jaccard similarity."""
+    empty = bins == EMPTY
+    if not empty.any():
+        return bins
+    count = bins.shape[1]
+    doubled = np.concatenate((bins, bins), axis=1)
+    position = np.where(np.concatenate((~empty, ~empty), axis=1), np.arange(2 * count), 2 * count)
+    next_filled = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1][:, :count]
+    has_any = next_filled < 2 * count
+    source = np.take_along_axis(doubled, np.minimum(next_filled, 2 * count - 1), axis=1).astype(np.uint64)
+    distance = (next_filled - np.arange(count)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        shifted = (_splitmix(source * np.uint64(0x100000001B3) + distance) >> np.uint64(32)).astype(np.uint32)
+    shifted = np.minimum(shifted, np.uint32(0xFFFFFFFE))
+    filled = np.where(empty & has_any, shifted, bins)
+    return filled
+
+
+def _one_permutation_signatures(
+    shingles: np.ndarray, doc_of_shingle: np.ndarray, docs: int, bins: int
+) -> np.ndarray:
+    """One-permutation MinHash: bin by one hash, keep the minimum of another part of it per bin."""
+    signatures = np.full((docs, bins), EMPTY, dtype=np.uint32)
+    flat = signatures.reshape(-1)
+    for start in range(0, len(shingles), _CHUNK):
+        chunk = shingles[start : start + _CHUNK]
+        owners = doc_of_shingle[start : start + _CHUNK]
+        with np.errstate(over="ignore"):
+            which_bin = ((chunk >> np.uint64(32)) * np.uint64(bins)) >> np.uint64(32)
+        values = np.minimum((chunk & np.uint64(0xFFFFFFFF)), np.uint64(0xFFFFFFFE)).astype(np.uint32)
+        np.minimum.at(flat, owners * bins + which_bin.astype(np.int64), values)
+    return _densify(signatures)
+
+
+def signatures(texts: Sequence[str], settings: NearDedupSpec | None = None) -> np.ndarray:
+    """Shingle signatures, `(len(texts), settings.num_perm)` uint32, from raw text (normalising and
+    shingling included). A document without any shingle gets a row of EMPTY and never matches."""
+    settings = settings or NearDedupSpec()
+    units = _units(texts, settings)
+    shingles, owners = _shingles(units, settings.ngram, settings.seed)
+    return _one_permutation_signatures(shingles, owners, len(texts), settings.num_perm)
+
+
+def word_signatures(texts: Sequence[str], settings: NearDedupSpec | None = None) -> np.ndarray:
+    """Signatures of each document's set of words (`verify_hashes` values), to estimate the share of
+    words two documents have in common."""
+    settings = settings or NearDedupSpec()
+    words = settings.model_copy(update={"shingle": "words"})
+    units = _units(texts, words)
+    shingles, owners = _shingles(units, 1, settings.seed + 1)
+    return _one_permutation_signatures(shingles, owners, len(texts), settings.verify_hashes)
+
+
+def estimated_jaccard(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The share of equal values between signatures, row by row: an estimate of Jaccard similarity."""
+    agree = (first == second) & (first != EMPTY)
+    return np.asarray(agree.mean(axis=-1))
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per band and document, `(docs, bands)`; the band number is mixed in, so keys of
+    different bands never collide by construction of the band."""
+    docs = signatures.shape[0]
+    grouped = signatures[:, : bands * rows].reshape(docs, bands, rows).astype(np.uint64)
+    keys = np.broadcast_to(np.arange(bands, dtype=np.uint64) + np.uint64(1), (docs, bands)).copy()
+    for row in range(rows):
+        keys = _splitmix(keys ^ grouped[:, :, row])
+    return keys
+
+
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """The LSH S-curve: the chance that a pair of this shingle similarity shares at least one band."""
+    return float(1 - (1 - similarity**rows) ** bands)
+
+
+class UnionFind:
+    """Connected components over item positions; the root of a component is its smallest position."""
+
+    def __init__(self, size: int) -> None:
+        self.parent = np.arange(size)
+
+    def find(self, item: int) -> int:
+        root = item
+        while self.parent[root] != root:
+            root = int(self.parent[root])
+        while self.parent[item] != root:
+            self.parent[item], item = root, int(self.parent[item])
+        return root
+
+    def union(self, first: int, second: int) -> None:
+        a, b = self.find(first), self.find(second)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+
+def bucket_pairs(keys: np.ndarray, max_per_bucket: int = 32) -> np.ndarray:
+    """Candidate pairs `(earlier, later)` of rows sharing a band key. Each member of a bucket is paired
+    with up to `max_per_bucket` members just before it, which bounds the work on huge (boilerplate)
+    buckets while keeping every bucket connected."""
+    docs, bands = keys.shape
+    flat = keys.reshape(-1)
+    rows = np.repeat(np.arange(docs), bands)
+    order = np.lexsort((rows, flat))
+    sorted_keys, sorted_rows = flat[order], rows[order]
+    index = np.arange(len(flat))
+    new_group = np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1]))
+    position = index - np.maximum.accumulate(np.where(new_group, index, 0))
+    pairs = [
+        np.stack((sorted_rows[later - lag], sorted_rows[later]), axis=1)
+        for lag in range(1, max_per_bucket + 1)
+        if len(later := np.nonzero(position >= lag)[0])
+    ]
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    found = np.unique(np.concatenate(pairs), axis=0)
+    return found[found[:, 0] != found[:, 1]]
+
+
+def has_shingles(shingle_sigs: np.ndarray) -> np.ndarray:
+    """Which documents have at least one shingle (the others never match anything)."""
+    return np.asarray((shingle_sigs != EMPTY).any(axis=1))
+
+
+def candidate_pairs(shingle_sigs: np.ndarray, settings: NearDedupSpec) -> np.ndarray:
+    """Pairs `(earlier, later)` of documents that share an LSH band, among documents with shingles."""
+    usable = np.nonzero(has_shingles(shingle_sigs))[0]
+    pairs = bucket_pairs(band_keys(shingle_sigs[usable], settings.bands, settings.rows))
+    return usable[pairs]
+
+
+def pair_similarity(
+    shingle_signatures: np.ndarray,
+    word_signatures_: np.ndarray | None,
+    pairs: np.ndarray,
+    settings: NearDedupSpec,
+    other_shingles: np.ndarray | None = None,
+    other_words: np.ndarray | None = None,
+) -> np.ndarray:
+    """The similarity `verify` uses for each pair `(a, b)`; `b` indexes `other_*` when given."""
+    left = pairs[:, 0]
+    right = pairs[:, 1]
+    if settings.verify == "word_jaccard":
+        assert word_signatures_ is not None
+        others = word_signatures_ if other_words is None else other_words
+        return estimated_jaccard(word_signatures_[left], others[right])
+    others = shingle_signatures if other_shingles is None else other_shingles
+    return estimated_jaccard(shingle_signatures[left], others[right])
+
+
+def near_duplicates(texts: Sequence[str], settings: NearDedupSpec | None = None) -> list[int | None]:
+    """For each document, the position of the first document of the near-duplicate cluster it joins,
+    or None when it is that first document (or has no near duplicate). Earlier documents win.
+
+    This is the in-memory form for notebooks and benchmarks; the deduped stage applies the same steps
+    shard by shard against the lake's index.
+    """
+    settings = settings or NearDedupSpec()
+    shingle_sigs = signatures(texts, settings)
+    word_sigs = word_signatures(texts, settings) if settings.verify == "word_jaccard" else None
+    pairs = candidate_pairs(shingle_sigs, settings)
+    clusters = UnionFind(len(texts))
+    for first, second in confirmed_pairs(shingle_sigs, word_sigs, pairs, settings):
+        clusters.union(int(first), int(second))
+    roots = [clusters.find(index) for index in range(len(texts))]
+    return [None if root == index else root for index, root in enumerate(roots)]
+
+
+def confirmed_pairs(
+    shingle_sigs: np.ndarray, word_sigs: np.ndarray | None, pairs: np.ndarray, settings: NearDedupSpec
+) -> Iterable[tuple[int, int]]:
+    """The candidate pairs that pass the spec's verification, skipping documents without shingles."""
+    if len(pairs) == 0:
+        return []
+    if settings.verify == "none":
+        return [(int(a), int(b)) for a, b in pairs]
+    similarity = pair_similarity(shingle_sigs, word_sigs, pairs, settings)
+    kept = pairs[similarity >= settings.min_similarity]
+    return [(int(a), int(b)) for a, b in kept]

@@ -1,0 +1,220 @@
+"""Tests for `curation_dagster/dedup/minhash.py`: signatures, the S-curve, clusters, and what users call
+a near duplicate."""
+
+import random
+
+import numpy as np
+import pytest
+
+from curation_dagster.dedup.minhash import (
+    EMPTY,
+    UnionFind,
+    band_keys,
+    bucket_pairs,
+    candidate_pairs,
+    candidate_probability,
+    estimated_jaccard,
+    near_duplicates,
+    normalize_for_shingles,
+    signatures,
+    word_signatures,
+)
+from curation_dagster.demo_data import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
+from curation_dagster.spec import NearDedupSpec, ShingleNormalizeSpec
+
+SENTENCES = [s for pool in NEWS_SENTENCES.values() for s in pool] + list(ENCYCLOPEDIA_SENTENCES)
+
+
+def document(rng: random.Random, sentences: int = 12) -> str:
+    return " ".join(rng.sample(SENTENCES, sentences))
+
+
+def edit_words(text: str, rate: float, rng: random.Random) -> str:
+    """Replace, insert or delete about `rate` of the words."""
+    out: list[str] = []
+    for word in text.split():
+        roll = rng.random()
+        if roll < rate / 3:
+            out.append(f"new{rng.randrange(10**6)}")
+        elif roll < 2 * rate / 3:
+            out.extend([word, f"extra{rng.randrange(10**6)}"])
+        elif roll < rate:
+            continue
+        else:
+            out.append(word)
+    return " ".join(out)
+
+
+def word_set_jaccard(first: str, second: str) -> float:
+    a = set(normalize_for_shingles(first, ShingleNormalizeSpec()).split())
+    b = set(normalize_for_shingles(second, ShingleNormalizeSpec()).split())
+    return len(a & b) / len(a | b)
+
+
+def shingle_jaccard(first: str, second: str, n: int) -> float:
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = normalize_for_shingles(text, ShingleNormalizeSpec()).split()
+        return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    a, b = grams(first), grams(second)
+    return len(a & b) / len(a | b)
+
+
+def test_normalisation_drops_case_accents_punctuation_and_digits() -> None:
+    assert normalize_for_shingles("Café, CRÈME! 2024", ShingleNormalizeSpec()).split() == [
+        "cafe",
+        "creme",
+        "0000",
+    ]
+
+
+def test_signatures_ignore_case_punctuation_and_line_wrapping() -> None:
+    text = "The quick brown fox jumps over the lazy dog near the river bank today"
+    variant = "the QUICK brown fox,\njumps over the lazy dog -- near the river bank; today."
+    first, second = signatures([text, variant])
+    assert (first == second).all()
+
+
+def test_signatures_are_the_same_on_every_call_and_in_any_batch() -> None:
+    rng = random.Random(1)
+    texts = [document(rng) for _ in range(20)]
+    alone = np.concatenate([signatures([text]) for text in texts])
+    assert (signatures(texts) == alone).all()
+    assert (signatures(texts) == signatures(texts)).all()
+
+
+def test_the_estimate_is_within_the_statistical_bound_of_true_jaccard() -> None:
+    """Over many random pairs, every estimate lies within 4 standard errors of the exact Jaccard."""
+    rng = random.Random(2)
+    settings = NearDedupSpec(bands=64, rows=4)
+    errors = []
+    for _ in range(200):
+        base = document(rng, 20)
+        other = edit_words(base, rng.uniform(0.0, 0.5), rng)
+        exact = shingle_jaccard(base, other, settings.ngram)
+        estimate = float(estimated_jaccard(*signatures([base, other], settings)))
+        bound = 4 * np.sqrt(max(exact * (1 - exact), 0.01) / settings.num_perm)
+        assert abs(estimate - exact) <= bound, (exact, estimate)
+        errors.append(estimate - exact)
+    assert abs(np.mean(errors)) < 0.02
+
+
+def test_word_signatures_estimate_the_share_of_words() -> None:
+    rng = random.Random(3)
+    base = document(rng, 20)
+    other = edit_words(base, 0.3, rng)
+    estimate = float(estimated_jaccard(*word_signatures([base, other])))
+    assert estimate == pytest.approx(word_set_jaccard(base, other), abs=0.12)
+
+
+@pytest.mark.parametrize("similarity", [0.2, 0.3, 0.5, 0.7])
+def test_candidate_rate_follows_the_s_curve(similarity: float) -> None:
+    """Pairs of sets with a known Jaccard similarity share a band as often as 1 - (1 - s^r)^b says."""
+    settings = NearDedupSpec(bands=20, rows=4, ngram=1)
+    rng = np.random.default_rng(4)
+    size, pairs, hits = 400, 300, 0
+    shared = round(2 * size * similarity / (1 + similarity))
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    for _ in range(pairs):
+        words = ["".join(letters[code]) for code in rng.integers(0, 26, (2 * size - shared, 8))]
+        first = " ".join(words[:size])
+        second = " ".join(words[:shared] + words[size:])
+        keys = band_keys(signatures([first, second], settings), settings.bands, settings.rows)
+        hits += bool((keys[0] == keys[1]).any())
+    expected = candidate_probability(shared / (2 * size - shared), settings.bands, settings.rows)
+    tolerance = 4 * np.sqrt(expected * (1 - expected) / pairs) + 0.03
+    assert hits / pairs == pytest.approx(expected, abs=tolerance)
+
+
+def test_the_threshold_is_where_the_s_curve_crosses_one_half() -> None:
+    fineweb = NearDedupSpec.preset_settings("fineweb")
+    assert fineweb.num_perm == 112
+    assert fineweb.threshold == pytest.approx(0.72, abs=0.01)
+    assert candidate_probability(0.75, 14, 8) == pytest.approx(0.77, abs=0.01)
+
+
+def test_documents_with_five_to_ten_percent_word_edits_are_found() -> None:
+    rng = random.Random(5)
+    originals = [document(rng) for _ in range(40)]
+    variants = [edit_words(text, rate, rng) for text in originals for rate in (0.05, 0.10)]
+    result = near_duplicates(originals + variants)
+    assert all(result[index] is None for index in range(len(originals)))
+    found = [result[len(originals) + index] for index in range(len(variants))]
+    assert sum(owner is not None for owner in found) / len(found) >= 0.97
+
+
+def test_moved_sentences_added_footers_and_reformatting_are_found() -> None:
+    rng = random.Random(6)
+    base = document(rng, 14)
+    sentences = base.split(". ")
+    moved = ". ".join(sentences[3:] + sentences[:3])
+    footer = base + "\nShare this article with your friends and subscribe to our newsletter for more."
+    reformatted = base.upper().replace(". ", ".\n\n")
+    result = near_duplicates([base, moved, footer, reformatted])
+    assert result == [None, 0, 0, 0]
+
+
+def test_documents_sharing_less_than_half_their_words_are_never_merged() -> None:
+    rng = random.Random(7)
+    merged, checked = 0, 0
+    for _ in range(120):
+        first, second = document(rng, 12), document(rng, 12)
+        mixed = ". ".join(first.split(". ")[: rng.randint(3, 6)] + second.split(". ")[6:])
+        if word_set_jaccard(first, mixed) >= 0.5:
+            continue
+        checked += 1
+        merged += sum(owner is not None for owner in near_duplicates([first, mixed]))
+    assert checked >= 60
+    assert merged == 0
+
+
+def test_the_fineweb_preset_misses_ten_percent_edits_that_the_default_finds() -> None:
+    """Why the project default is not FineWeb's: 5-word shingles drop below its threshold."""
+    rng = random.Random(8)
+    originals = [document(rng) for _ in range(30)]
+    variants = [edit_words(text, 0.10, rng) for text in originals]
+    fineweb = near_duplicates(originals + variants, NearDedupSpec.preset_settings("fineweb"))
+    default = near_duplicates(originals + variants)
+    assert sum(owner is not None for owner in default[30:]) > sum(owner is not None for owner in fineweb[30:])
+
+
+def test_clusters_are_connected_components_rooted_at_the_earliest_document() -> None:
+    """A ~ B and B ~ C make one cluster even when A and C are not similar enough on their own."""
+    rng = random.Random(9)
+    a = document(rng, 16)
+    b = edit_words(a, 0.12, rng)
+    c = edit_words(b, 0.12, rng)
+    unrelated = document(rng, 16)
+    settings = NearDedupSpec(min_similarity=0.7)
+    assert near_duplicates([unrelated, a, b, c], settings) == [None, None, 1, 1]
+
+
+def test_empty_and_punctuation_only_documents_never_match() -> None:
+    result = near_duplicates(["", "!!! ???", "...", ""])
+    assert result == [None, None, None, None]
+    assert (signatures(["..."]) == EMPTY).all()
+
+
+def test_character_shingles_work_for_text_without_spaces() -> None:
+    settings = NearDedupSpec(shingle="chars", ngram=5)
+    text = "日本語の文章には単語の間に空白がありませんので文字の並びで比べます" * 3
+    variant = text.replace("比べます", "比較します", 1)
+    other = "これはまったく別の内容について書かれた短い説明文であり共通点は少ない" * 3
+    assert near_duplicates([text, variant, other], settings) == [None, 0, None]
+
+
+def test_bucket_pairs_link_every_member_to_its_predecessors() -> None:
+    keys = np.array([[1, 9], [2, 9], [1, 8], [3, 7]], dtype=np.uint64)
+    assert bucket_pairs(keys).tolist() == [[0, 1], [0, 2]]
+
+
+def test_documents_without_shingles_are_not_candidates() -> None:
+    sigs = signatures(["", "", "some words here to make shingles", "some words here to make shingles"])
+    assert candidate_pairs(sigs, NearDedupSpec()).tolist() == [[2, 3]]
+
+
+def test_union_find_roots_are_the_smallest_member() -> None:
+    clusters = UnionFind(5)
+    clusters.union(3, 4)
+    clusters.union(4, 1)
+    assert [clusters.find(i) for i in range(5)] == [0, 1, 2, 1, 1]

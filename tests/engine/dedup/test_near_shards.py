@@ -1,0 +1,170 @@
+"""Near-duplicate dedup across shards through the lake's index (curation_dagster/dedup/near.py and the
+deduped stage in curation_dagster/pipeline.py): incremental, earliest wins, conservation."""
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from curation_dagster.checks import check_conservation
+from curation_dagster.demo_data import NEWS_SENTENCES
+from curation_dagster.io.lake import Lake
+from curation_dagster.pipeline import NEAR_BANDS, NEAR_SIGNATURES, run_stage
+from curation_dagster.spec import VersionSpec, parse_spec
+from tests.media_fixtures import write_jsonl
+
+SENTENCES = [s for pool in NEWS_SENTENCES.values() for s in pool]
+
+
+def spec(**near: Any) -> VersionSpec:
+    return parse_spec({"name": "near", "modalities": ["text"], "dedup": {"near": near}})
+
+
+def documents(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(SENTENCES, 10)) for _ in range(count)]
+
+
+def edited(text: str, seed: int, rate: float = 0.08) -> str:
+    rng = random.Random(seed)
+    return " ".join(f"edit{chr(97 + rng.randrange(26))}" if rng.random() < rate else w for w in text.split())
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Three shards: `one` holds originals; `two` and `three` hold edited copies of some of them."""
+    originals = documents(1, 12)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "one.jsonl", originals[:8])
+    write_jsonl(landing / "two.jsonl", [edited(originals[0], 1), originals[8], edited(originals[1], 2)])
+    write_jsonl(landing / "three.jsonl", [edited(originals[2], 3), originals[9], edited(originals[8], 4)])
+    return landing, originals
+
+
+def dedup(settings: VersionSpec, lake: Lake, landing: Path, shard: str) -> Any:
+    run_stage(settings, lake, "raw", shard, landing / shard)
+    return run_stage(settings, lake, "deduped", shard)
+
+
+def table(lake: Lake, shard: str, *, rejected: bool = False) -> list[dict[str, Any]]:
+    return lake.read_table(lake.path("near", "deduped", shard, rejected=rejected)).to_pylist()
+
+
+def test_an_edited_copy_in_a_later_shard_is_removed_as_a_near_duplicate(corpus, tmp_path: Path) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(), lake, landing, "one.jsonl")
+    result = dedup(spec(), lake, landing, "two.jsonl")
+    one_ids = [row["id"] for row in table(lake, "one.jsonl")]
+    removed = table(lake, "two.jsonl", rejected=True)
+    assert [row["reject_reason"] for row in removed] == ["dedup.near", "dedup.near"]
+    assert [row["dup_of"] for row in removed] == [one_ids[0], one_ids[1]]
+    assert all(row["dup_similarity"] >= 0.7 for row in removed)
+    assert result.extra["near_duplicates_of_other_shards"] == 2
+    assert check_conservation(lake, "near", "deduped", "two.jsonl", result.rows_in).passed
+
+
+def test_a_third_shard_dedups_against_both_earlier_shards_without_touching_them(
+    corpus, tmp_path: Path
+) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(), lake, landing, "one.jsonl")
+    dedup(spec(), lake, landing, "two.jsonl")
+    before = {
+        path: path.stat().st_mtime_ns
+        for path in (tmp_path / "lake").rglob("*.parquet")
+        if "three" not in path.name
+    }
+    result = dedup(spec(), lake, landing, "three.jsonl")
+    removed = {row["dup_of"] for row in table(lake, "three.jsonl", rejected=True)}
+    assert removed == {table(lake, "one.jsonl")[2]["id"], table(lake, "two.jsonl")[0]["id"]}
+    assert result.extra["checked_against_shards"] == 2
+    after = {path: path.stat().st_mtime_ns for path in before}
+    assert after == before
+
+
+def test_the_index_holds_band_keys_and_signatures_not_text(corpus, tmp_path: Path) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(), lake, landing, "one.jsonl")
+    bands = lake.read_table(lake.path("near", NEAR_BANDS, "one.jsonl"))
+    signatures = lake.read_table(lake.path("near", NEAR_SIGNATURES, "one.jsonl"))
+    assert bands.column_names == ["band_key", "id"]
+    assert bands.num_rows == 8 * spec().dedup.near.bands
+    assert set(signatures.column_names) == {"id", "root", "shingle_sig", "word_sig"}
+
+
+def test_items_kept_earlier_are_never_removed_when_shards_are_rerun(corpus, tmp_path: Path) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    for shard in ("two.jsonl", "one.jsonl", "three.jsonl"):
+        dedup(spec(), lake, landing, shard)
+    kept_two = [row["id"] for row in table(lake, "two.jsonl")]
+    dedup(spec(), lake, landing, "two.jsonl")
+    assert [row["id"] for row in table(lake, "two.jsonl")] == kept_two
+
+
+@pytest.mark.parametrize("order", [("one", "two", "three"), ("three", "two", "one"), ("two", "three", "one")])
+def test_whatever_the_arrival_order_each_cluster_keeps_exactly_one_item(
+    corpus, tmp_path: Path, order
+) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    for name in order:
+        dedup(spec(), lake, landing, f"{name}.jsonl")
+    kept = sum(len(table(lake, f"{name}.jsonl")) for name in order)
+    # 8 + 3 + 3 documents in 10 clusters: originals 0..9, each with its edited copies.
+    assert kept == 10
+
+
+def test_the_same_arrival_order_gives_the_same_output(corpus, tmp_path: Path) -> None:
+    landing, _ = corpus
+    outputs = []
+    for attempt in range(2):
+        lake = Lake(tmp_path / f"lake{attempt}")
+        for shard in ("three.jsonl", "one.jsonl", "two.jsonl"):
+            dedup(spec(), lake, landing, shard)
+        outputs.append([lake.read_table(lake.path("near", "deduped", s)) for s in ("one.jsonl", "two.jsonl")])
+    assert all(first.equals(second) for first, second in zip(*outputs, strict=True))
+
+
+def test_within_a_shard_the_earlier_row_wins_and_metadata_shows_pairs(tmp_path: Path) -> None:
+    original = documents(2, 1)[0]
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "solo.jsonl", [original, edited(original, 5), edited(original, 6)])
+    lake = Lake(tmp_path / "lake")
+    result = dedup(spec(), lake, landing, "solo.jsonl")
+    kept = table(lake, "solo.jsonl")
+    assert [row["text"] for row in kept] == [original]
+    assert {row["dup_of"] for row in table(lake, "solo.jsonl", rejected=True)} == {kept[0]["id"]}
+    assert result.extra["cluster_sizes"] == {"3": 1}
+    assert original.split()[0] in result.extra["example_pairs"]
+
+
+def test_exact_duplicates_are_removed_first_and_not_counted_as_near(tmp_path: Path) -> None:
+    original = documents(3, 1)[0]
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "x.jsonl", [original, original.upper(), edited(original, 7)])
+    result = dedup(spec(), Lake(tmp_path / "lake"), landing, "x.jsonl")
+    assert (result.extra["exact_duplicates"], result.extra["near_duplicates"]) == (1, 1)
+    assert result.reasons == {"dedup.exact": 1, "dedup.near": 1}
+
+
+def test_near_dedup_can_be_switched_off(corpus, tmp_path: Path) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(enabled=False), lake, landing, "one.jsonl")
+    result = dedup(spec(enabled=False), lake, landing, "two.jsonl")
+    assert result.rows_rejected == 0
+    assert not lake.exists(lake.path("near", NEAR_BANDS, "two.jsonl"))
+
+
+def test_the_fineweb_preset_is_available_in_a_spec() -> None:
+    settings = spec(preset="fineweb").dedup.near
+    assert (settings.ngram, settings.bands, settings.rows, settings.verify) == (5, 14, 8, "none")
+    assert spec(preset="fineweb", bands=20).dedup.near.bands == 20

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
 from curation_dagster.dedup.near import (
+    INDEXED_PER_BUCKET,
     REJECT_NEAR,
     EarlierItems,
     EarlierLookup,
@@ -256,7 +257,9 @@ def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpe
         )
         connection.register("probe", probe)
         pairs = connection.sql(
-            "SELECT DISTINCT p.row, i.id FROM probe AS p JOIN read_parquet(?) AS i USING (band_key) ORDER BY 1, 2",
+            "SELECT DISTINCT row, id FROM (SELECT p.row, i.id FROM probe AS p JOIN read_parquet(?) AS i USING (band_key) "
+            f"QUALIFY row_number() OVER (PARTITION BY p.row, p.band_key ORDER BY i.id) <= {INDEXED_PER_BUCKET}) "
+            "ORDER BY 1, 2",
             params=[band_files],
         ).to_arrow_table()
         if pairs.num_rows == 0:

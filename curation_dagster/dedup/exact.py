@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Callable, Iterable, MutableMapping
 
@@ -22,7 +21,6 @@ INDEX_SCHEMA = pa.schema(
         pa.field("modality", pa.string(), nullable=False),
     ]
 )
-_WHITESPACE = re.compile(r"\s+")
 
 
 def normalize_text(text: str, settings: NormalizeSpec) -> str:
@@ -32,7 +30,7 @@ def normalize_text(text: str, settings: NormalizeSpec) -> str:
     if settings.casefold:
         text = text.casefold()
     if settings.collapse_whitespace:
-        text = _WHITESPACE.sub(" ", text).strip()
+        text = " ".join(text.split())
     return text
 
 

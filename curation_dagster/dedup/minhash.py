@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,28 +229,39 @@ class UnionFind:
         if a != b:
             self.parent[max(a, b)] = min(a, b)
 
+    def roots(self) -> np.ndarray:
+        """The root of every item at once (pointer jumping, vectorised)."""
+        roots = self.parent.copy()
+        while True:
+            jumped = roots[roots]
+            if (jumped == roots).all():
+                return roots
+            roots = jumped
 
-def bucket_pairs(keys: np.ndarray, max_per_bucket: int = 32) -> np.ndarray:
-    """Candidate pairs `(earlier, later)` of rows sharing a band key. Each member of a bucket is paired
-    with up to `max_per_bucket` members just before it, which bounds the work on huge (boilerplate)
-    buckets while keeping every bucket connected."""
-    docs, bands = keys.shape
-    flat = keys.reshape(-1)
-    rows = np.repeat(np.arange(docs), bands)
-    order = np.lexsort((rows, flat))
-    sorted_keys, sorted_rows = flat[order], rows[order]
-    index = np.arange(len(flat))
-    new_group = np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1]))
-    position = index - np.maximum.accumulate(np.where(new_group, index, 0))
-    pairs = [
-        np.stack((sorted_rows[later - lag], sorted_rows[later]), axis=1)
-        for lag in range(1, max_per_bucket + 1)
-        if len(later := np.nonzero(position >= lag)[0])
-    ]
-    if not pairs:
-        return np.zeros((0, 2), dtype=np.int64)
-    found = np.unique(np.concatenate(pairs), axis=0)
-    return found[found[:, 0] != found[:, 1]]
+
+#: Each member of an LSH bucket is compared with the bucket's first member and this many members just
+#: before it: enough to connect a bucket, while a huge (boilerplate) bucket costs linear work, not quadratic.
+NEIGHBOURS = 3
+#: Pairs verified at a time, which bounds the memory of gathering their signatures.
+_VERIFY_CHUNK = 1 << 16
+
+
+def bucket_pairs(keys: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
+    """Candidate pairs `(earlier, later)` of rows whose key is equal, for one column of band keys: every
+    row with the first row of its bucket and with up to `neighbours` rows just before it."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    index = np.arange(len(keys))
+    new_group = (
+        np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])) if len(keys) else np.zeros(0, bool)
+    )
+    head = np.maximum.accumulate(np.where(new_group, index, 0))
+    later = np.nonzero(~new_group)[0]
+    parts = [np.stack((order[head[later]], order[later]), axis=1)]
+    for lag in range(1, neighbours + 1):
+        chosen = later[(later - lag) > head[later]]
+        parts.append(np.stack((order[chosen - lag], order[chosen]), axis=1))
+    return np.concatenate(parts)
 
 
 def has_shingles(shingle_sigs: np.ndarray) -> np.ndarray:
@@ -258,30 +269,56 @@ def has_shingles(shingle_sigs: np.ndarray) -> np.ndarray:
     return np.asarray((shingle_sigs != EMPTY).any(axis=1))
 
 
-def candidate_pairs(shingle_sigs: np.ndarray, settings: NearDedupSpec) -> np.ndarray:
-    """Pairs `(earlier, later)` of documents that share an LSH band, among documents with shingles."""
-    usable = np.nonzero(has_shingles(shingle_sigs))[0]
-    pairs = bucket_pairs(band_keys(shingle_sigs[usable], settings.bands, settings.rows))
-    return usable[pairs]
-
-
-def pair_similarity(
-    shingle_signatures: np.ndarray,
-    word_signatures_: np.ndarray | None,
-    pairs: np.ndarray,
+def verified_similarity(
+    left: np.ndarray,
+    right: np.ndarray,
+    shingle_sigs: np.ndarray,
+    word_sigs: np.ndarray | None,
     settings: NearDedupSpec,
-    other_shingles: np.ndarray | None = None,
-    other_words: np.ndarray | None = None,
+    right_shingles: np.ndarray | None = None,
+    right_words: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The similarity `verify` uses for each pair `(a, b)`; `b` indexes `other_*` when given."""
-    left = pairs[:, 0]
-    right = pairs[:, 1]
-    if settings.verify == "word_jaccard":
-        assert word_signatures_ is not None
-        others = word_signatures_ if other_words is None else other_words
-        return estimated_jaccard(word_signatures_[left], others[right])
-    others = shingle_signatures if other_shingles is None else other_shingles
-    return estimated_jaccard(shingle_signatures[left], others[right])
+    """The similarity `verify` uses for pairs `(left[i], right[i])`, in chunks to bound memory; `right`
+    indexes `right_*` when given (signatures of another shard)."""
+    use_words = settings.verify == "word_jaccard" and word_sigs is not None
+    first = word_sigs if use_words else shingle_sigs
+    second = (right_words if use_words else right_shingles) if right_shingles is not None else first
+    assert first is not None and second is not None
+    out = np.empty(len(left), dtype=np.float64)
+    for start in range(0, len(left), _VERIFY_CHUNK):
+        stop = start + _VERIFY_CHUNK
+        out[start:stop] = estimated_jaccard(first[left[start:stop]], second[right[start:stop]])
+    return out
+
+
+def passes(similarity: np.ndarray, settings: NearDedupSpec) -> np.ndarray:
+    """Which verified similarities confirm a pair (all of them when `verify` is `none`)."""
+    if settings.verify == "none":
+        return np.ones(len(similarity), dtype=bool)
+    return similarity >= settings.min_similarity
+
+
+def cluster(
+    shingle_sigs: np.ndarray, word_sigs: np.ndarray | None, settings: NearDedupSpec
+) -> tuple[UnionFind, np.ndarray]:
+    """Connected components of confirmed candidate pairs, band by band, and the band keys of the
+    documents that have shingles (`(usable, bands)`, rows in order of `np.nonzero(has_shingles)`).
+
+    Pairs already in one component are skipped before they are verified, so each band adds little work
+    once the clusters have formed."""
+    usable = np.nonzero(has_shingles(shingle_sigs))[0]
+    keys = band_keys(shingle_sigs[usable], settings.bands, settings.rows)
+    clusters = UnionFind(len(shingle_sigs))
+    for band in range(settings.bands):
+        pairs = usable[bucket_pairs(keys[:, band])]
+        if not len(pairs):
+            continue
+        roots = clusters.roots()
+        pairs = pairs[roots[pairs[:, 0]] != roots[pairs[:, 1]]]
+        similarity = verified_similarity(pairs[:, 0], pairs[:, 1], shingle_sigs, word_sigs, settings)
+        for first, second in pairs[passes(similarity, settings)]:
+            clusters.union(int(first), int(second))
+    return clusters, keys
 
 
 def near_duplicates(texts: Sequence[str], settings: NearDedupSpec | None = None) -> list[int | None]:
@@ -294,22 +331,6 @@ def near_duplicates(texts: Sequence[str], settings: NearDedupSpec | None = None)
     settings = settings or NearDedupSpec()
     shingle_sigs = signatures(texts, settings)
     word_sigs = word_signatures(texts, settings) if settings.verify == "word_jaccard" else None
-    pairs = candidate_pairs(shingle_sigs, settings)
-    clusters = UnionFind(len(texts))
-    for first, second in confirmed_pairs(shingle_sigs, word_sigs, pairs, settings):
-        clusters.union(int(first), int(second))
-    roots = [clusters.find(index) for index in range(len(texts))]
-    return [None if root == index else root for index, root in enumerate(roots)]
-
-
-def confirmed_pairs(
-    shingle_sigs: np.ndarray, word_sigs: np.ndarray | None, pairs: np.ndarray, settings: NearDedupSpec
-) -> Iterable[tuple[int, int]]:
-    """The candidate pairs that pass the spec's verification, skipping documents without shingles."""
-    if len(pairs) == 0:
-        return []
-    if settings.verify == "none":
-        return [(int(a), int(b)) for a, b in pairs]
-    similarity = pair_similarity(shingle_sigs, word_sigs, pairs, settings)
-    kept = pairs[similarity >= settings.min_similarity]
-    return [(int(a), int(b)) for a, b in kept]
+    clusters, _ = cluster(shingle_sigs, word_sigs, settings)
+    roots = clusters.roots()
+    return [None if root == index else int(root) for index, root in enumerate(roots)]

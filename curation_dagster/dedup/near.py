@@ -16,12 +16,11 @@ import pyarrow as pa
 
 from curation_dagster.dedup.minhash import (
     EMPTY,
-    UnionFind,
-    band_keys,
-    bucket_pairs,
-    estimated_jaccard,
+    cluster,
     has_shingles,
+    passes,
     signatures,
+    verified_similarity,
     word_signatures,
 )
 from curation_dagster.spec import NearDedupSpec
@@ -30,16 +29,33 @@ REJECT_NEAR = "dedup.near"
 
 #: Band keys and signatures of one shard's near-dedup items, as stored in the lake.
 BANDS_SCHEMA = pa.schema(
-    [pa.field("band_key", pa.uint64(), nullable=False), pa.field("id", pa.string(), nullable=False)]
-)
-SIGNATURES_SCHEMA = pa.schema(
     [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("root", pa.string(), nullable=False),
-        pa.field("shingle_sig", pa.binary(), nullable=False),
-        pa.field("word_sig", pa.binary()),
+        pa.field("band_key", pa.uint64(), nullable=False),
+        pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
     ]
 )
+
+
+def signatures_schema(settings: NearDedupSpec) -> pa.Schema:
+    """Signatures are fixed-width binary cells holding the uint32 values, little-endian."""
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("root", pa.string(), nullable=False),
+            pa.field("shingle_sig", pa.binary(4 * settings.num_perm), nullable=False),
+            pa.field("word_sig", pa.binary(4 * settings.verify_hashes)),
+        ]
+    )
+
+
+def _fixed_binary(matrix: np.ndarray | None, rows: int, width: int) -> pa.Array:
+    """A `(rows, width)` uint32 matrix as fixed-width binary cells, without one Python object per row."""
+    if matrix is None:
+        return pa.nulls(rows, pa.binary(4 * width))
+    data = np.ascontiguousarray(matrix, dtype="<u4")
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(4 * width), rows, [None, pa.py_buffer(data.tobytes())]
+    )
 
 
 @dataclass
@@ -114,111 +130,96 @@ class NearDedup:
     def __init__(self, settings: NearDedupSpec | None = None) -> None:
         self.settings = settings or NearDedupSpec()
 
-    def _similarity(
-        self,
-        shingle_a: np.ndarray,
-        word_a: np.ndarray | None,
-        shingle_b: np.ndarray,
-        word_b: np.ndarray | None,
-    ) -> np.ndarray:
-        if self.settings.verify == "word_jaccard" and word_a is not None and word_b is not None:
-            return estimated_jaccard(word_a, word_b)
-        return estimated_jaccard(shingle_a, shingle_b)
-
-    def _confirmed(self, similarity: np.ndarray) -> np.ndarray:
-        if self.settings.verify == "none":
-            return np.ones(len(similarity), dtype=bool)
-        return similarity >= self.settings.min_similarity
-
     def decide(self, shard: ShardSignatures, earlier: EarlierLookup) -> ShardOutcome:
         """Cluster the shard's items (connected components of confirmed pairs) and link clusters to the
         earlier items they match; every member but the cluster's first item is removed."""
+        settings = self.settings
         ids = shard.ids
         shingle_sigs, word_sigs = shard.shingles(), shard.words()
+        clusters, keys = cluster(shingle_sigs, word_sigs, settings)
         usable = np.nonzero(has_shingles(shingle_sigs))[0]
-        keys = band_keys(shingle_sigs[usable], self.settings.bands, self.settings.rows)
-        clusters = UnionFind(len(ids))
-        pairs = usable[bucket_pairs(keys)] if len(usable) else np.zeros((0, 2), dtype=np.int64)
-        if len(pairs):
-            left, right = pairs[:, 0], pairs[:, 1]
-            similarity = self._similarity(
-                shingle_sigs[left],
-                None if word_sigs is None else word_sigs[left],
-                shingle_sigs[right],
-                None if word_sigs is None else word_sigs[right],
-            )
-            for first, second in pairs[self._confirmed(similarity)]:
-                clusters.union(int(first), int(second))
-        roots = np.array([clusters.find(row) for row in range(len(ids))], dtype=np.int64)
+        roots = clusters.roots()
 
-        # Links to earlier shards: the best confirmed earlier root per cluster of this shard.
+        # Links to earlier shards: per cluster of this shard, the best confirmed earlier root.
         found = earlier(keys) if len(usable) else None
         best_earlier: dict[int, tuple[float, str]] = {}
         if found is not None and len(found.rows):
             rows = usable[found.rows]
-            similarity = self._similarity(
-                shingle_sigs[rows],
-                None if word_sigs is None else word_sigs[rows],
-                found.shingle_sigs[found.positions],
-                None if found.word_sigs is None else found.word_sigs[found.positions],
+            similarity = verified_similarity(
+                rows, found.positions, shingle_sigs, word_sigs, settings, found.shingle_sigs, found.word_sigs
             )
-            for row, position, value in zip(rows, found.positions, similarity, strict=True):
-                if not (self.settings.verify == "none" or value >= self.settings.min_similarity):
-                    continue
-                cluster = int(roots[row])
-                score, root = float(value), found.roots[position]
-                current = best_earlier.get(cluster)
+            # An earlier item whose cluster root is one of this shard's own items (this shard came first
+            # and is being run again) does not outrank that item.
+            own = set(ids)
+            foreign = np.array([found.roots[position] not in own for position in found.positions], dtype=bool)
+            confirmed = passes(similarity, settings) & foreign
+            for row, position, value in zip(
+                rows[confirmed], found.positions[confirmed], similarity[confirmed], strict=True
+            ):
+                group, score, root = int(roots[row]), float(value), found.roots[position]
+                current = best_earlier.get(group)
                 if current is None or score > current[0] or (score == current[0] and root < current[1]):
-                    best_earlier[cluster] = (score, root)
-        earlier_sigs = _earlier_root_signatures(found) if found is not None else {}
+                    best_earlier[group] = (score, root)
+
+        # Every row's cluster root: the best earlier item its cluster matched, else its first row.
+        earlier_index = {item: index for index, item in enumerate(found.ids)} if found is not None else {}
+        root_ids: list[str] = []
+        local_pairs: list[tuple[int, int]] = []
+        earlier_pairs: list[tuple[int, int]] = []
+        for row in range(len(ids)):
+            group = int(roots[row])
+            if group in best_earlier:
+                root_id = best_earlier[group][1]
+                earlier_pairs.append((row, earlier_index.get(root_id, -1)))
+            else:
+                root_id = ids[group]
+                if group != row:
+                    local_pairs.append((row, group))
+            root_ids.append(root_id)
 
         removed: dict[str, NearDecision] = {}
-        root_ids: list[str] = []
-        for row, item in enumerate(ids):
-            cluster = int(roots[row])
-            if cluster in best_earlier:
-                root_id = best_earlier[cluster][1]
-                root_shingle, root_word = earlier_sigs.get(root_id, (None, None))
-            else:
-                root_id = ids[cluster]
-                root_shingle = shingle_sigs[cluster]
-                root_word = None if word_sigs is None else word_sigs[cluster]
-            root_ids.append(root_id)
-            if root_id == item:
-                continue
-            if root_shingle is None:
-                value = best_earlier[cluster][0]
-            else:
-                value = float(
-                    self._similarity(
-                        shingle_sigs[row],
-                        None if word_sigs is None else word_sigs[row],
-                        root_shingle,
-                        root_word,
-                    )
-                )
-            removed[item] = NearDecision(root_id, value)
+        if local_pairs:
+            pairs = np.array(local_pairs, dtype=np.int64)
+            values = verified_similarity(pairs[:, 0], pairs[:, 1], shingle_sigs, word_sigs, settings)
+            for (row, _), value in zip(local_pairs, values, strict=True):
+                removed[ids[row]] = NearDecision(root_ids[row], float(value))
+        if earlier_pairs and found is not None:
+            pairs = np.array(earlier_pairs, dtype=np.int64)
+            known = pairs[:, 1] >= 0
+            values = np.zeros(len(pairs))
+            values[known] = verified_similarity(
+                pairs[known, 0],
+                pairs[known, 1],
+                shingle_sigs,
+                word_sigs,
+                settings,
+                found.shingle_sigs,
+                found.word_sigs,
+            )
+            for (row, position), value in zip(earlier_pairs, values, strict=True):
+                score = float(value) if position >= 0 else best_earlier[int(roots[row])][0]
+                removed[ids[row]] = NearDecision(root_ids[row], score)
 
         sizes = Counter(Counter(root_ids).values())
         sizes.pop(1, None)
-        band_rows = np.repeat(usable, self.settings.bands)
+        band_keys_kept, band_rows = _bucket_heads(keys, usable)
         bands = pa.table(
             {
-                "band_key": pa.array(keys.reshape(-1), pa.uint64()),
-                "id": pa.array([ids[row] for row in band_rows], pa.string()),
+                "band_key": pa.array(band_keys_kept, pa.uint64()),
+                "id": pa.DictionaryArray.from_arrays(
+                    pa.array(band_rows, pa.int32()), pa.array(ids, pa.string())
+                ),
             },
             schema=BANDS_SCHEMA,
         )
         signature_table = pa.table(
             {
-                "id": ids,
-                "root": root_ids,
-                "shingle_sig": [shingle_sigs[row].tobytes() for row in range(len(ids))],
-                "word_sig": [
-                    None if word_sigs is None else word_sigs[row].tobytes() for row in range(len(ids))
-                ],
+                "id": pa.array(ids, pa.string()),
+                "root": pa.array(root_ids, pa.string()),
+                "shingle_sig": _fixed_binary(shingle_sigs, len(ids), self.settings.num_perm),
+                "word_sig": _fixed_binary(word_sigs, len(ids), self.settings.verify_hashes),
             },
-            schema=SIGNATURES_SCHEMA,
+            schema=signatures_schema(self.settings),
         )
         own = set(ids)
         cross = sum(1 for decision in removed.values() if decision.dup_of not in own)
@@ -235,11 +236,44 @@ def _earlier_root_signatures(found: EarlierItems) -> dict[str, tuple[np.ndarray,
     return by_id
 
 
+#: Items indexed per band key: later shards compare with the first few items of an old bucket only,
+#: which keeps a boilerplate bucket from multiplying the cross-shard join.
+INDEXED_PER_BUCKET = 4
+
+
+def _bucket_heads(keys: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The band keys and rows to index: per band, the first `INDEXED_PER_BUCKET` rows of each bucket."""
+    all_keys: list[np.ndarray] = []
+    all_rows: list[np.ndarray] = []
+    for band in range(keys.shape[1]):
+        column = keys[:, band]
+        order = np.argsort(column, kind="stable")
+        ordered = column[order]
+        index = np.arange(len(ordered))
+        new_group = (
+            np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, bool)
+        )
+        keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
+        all_keys.append(ordered[keep])
+        all_rows.append(usable[order[keep]])
+    if not all_keys:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int32)
+    return np.concatenate(all_keys), np.concatenate(all_rows).astype(np.int32)
+
+
 def decode_signatures(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
-    """Binary signature cells back into a `(rows, width)` uint32 array; missing cells become EMPTY."""
-    values = column.to_pylist()
-    out = np.full((len(values), width), EMPTY, dtype=np.uint32)
-    for row, value in enumerate(values):
-        if value is not None:
-            out[row] = np.frombuffer(value, dtype=np.uint32)
+    """Signature cells back into a `(rows, width)` uint32 array; missing cells become EMPTY."""
+    out = np.full((len(column), width), EMPTY, dtype=np.uint32)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    start = 0
+    for chunk in chunks:
+        cells = chunk.cast(pa.binary(4 * width))
+        valid = np.asarray(cells.is_valid())
+        if len(cells) and valid.any():
+            buffer = cells.buffers()[1]
+            values = np.frombuffer(
+                buffer, dtype="<u4", offset=cells.offset * 4 * width, count=len(cells) * width
+            )
+            out[start : start + len(cells)][valid] = values.reshape(len(cells), width)[valid]
+        start += len(cells)
     return out

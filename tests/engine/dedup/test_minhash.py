@@ -11,7 +11,6 @@ from curation_dagster.dedup.minhash import (
     UnionFind,
     band_keys,
     bucket_pairs,
-    candidate_pairs,
     candidate_probability,
     estimated_jaccard,
     near_duplicates,
@@ -203,14 +202,20 @@ def test_character_shingles_work_for_text_without_spaces() -> None:
     assert near_duplicates([text, variant, other], settings) == [None, 0, None]
 
 
-def test_bucket_pairs_link_every_member_to_its_predecessors() -> None:
-    keys = np.array([[1, 9], [2, 9], [1, 8], [3, 7]], dtype=np.uint64)
-    assert bucket_pairs(keys).tolist() == [[0, 1], [0, 2]]
+def test_bucket_pairs_link_members_to_the_bucket_head_and_their_neighbours() -> None:
+    keys = np.array([5, 9, 5, 5, 7, 5], dtype=np.uint64)
+    pairs = {tuple(pair) for pair in bucket_pairs(keys).tolist()}
+    assert pairs == {(0, 2), (0, 3), (0, 5), (2, 3), (3, 5), (2, 5)}
 
 
-def test_documents_without_shingles_are_not_candidates() -> None:
-    sigs = signatures(["", "", "some words here to make shingles", "some words here to make shingles"])
-    assert candidate_pairs(sigs, NearDedupSpec()).tolist() == [[2, 3]]
+def test_a_huge_bucket_costs_linear_work() -> None:
+    keys = np.zeros(10_000, dtype=np.uint64)
+    assert len(bucket_pairs(keys)) <= 4 * len(keys)
+
+
+def test_documents_without_shingles_are_never_clustered() -> None:
+    text = "some words here to make several shingles for the test"
+    assert near_duplicates(["", "", text, text]) == [None, None, None, 2]
 
 
 def test_union_find_roots_are_the_smallest_member() -> None:

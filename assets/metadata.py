@@ -43,8 +43,20 @@ def stage_metadata(result: StageResult, code_version: str) -> dict[str, Any]:
         "code_version": code_version,
     }
     for name, value in result.extra.items():
-        metadata[name] = value if value is not None else MetadataValue.null()
+        metadata[name] = _metadata_value(value)
     return metadata
+
+
+def _metadata_value(value: Any) -> Any:
+    """Stage numbers as they are; mappings as JSON; markdown tables (stage text starting with `|`) as
+    markdown, so the UI renders them."""
+    if value is None:
+        return MetadataValue.null()
+    if isinstance(value, dict):
+        return MetadataValue.json(value)
+    if isinstance(value, str) and value.startswith("|"):
+        return MetadataValue.md(value)
+    return value
 
 
 def check_result(name: str, outcome: CheckOutcome) -> AssetCheckResult:

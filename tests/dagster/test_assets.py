@@ -272,3 +272,29 @@ def test_a_missing_classifier_fails_the_stage_naming_the_setting(
     )
     assert not result.success
     assert "models.text_classifier" in result.get_step_failure_events()[0].step_failure_data.error.message
+
+
+def test_deduped_metadata_shows_near_duplicate_pairs_as_a_table(instance, tmp_path: Path) -> None:
+    from tests.media_fixtures import write_jsonl
+
+    landing = tmp_path / "near_landing"
+    landing.mkdir()
+    text = (
+        "The council approved the new cycling lanes along the river after a long public debate about "
+        "parking, safety and the cost of the works, which will start in the spring and last two years."
+    )
+    write_jsonl(
+        landing / "a.jsonl", [text, text.replace("two years", "three years").replace("long", "lengthy")]
+    )
+    result = materialize(
+        [a for a in build_version_assets(small_spec()) if a.key.path[1] in ("raw", "deduped")],
+        partition_key="a.jsonl",
+        instance=instance,
+        resources=resources(tmp_path, landing),
+    )
+    metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    deduped = metadata[stage_key("unit", "deduped")]
+    assert deduped["near_duplicates"].value == 1
+    assert deduped["cluster_sizes"].value == {"2": 1}
+    assert "alengthy" in deduped["example_pairs"].value
+    assert type(deduped["example_pairs"]).__name__ == "MarkdownMetadataValue"

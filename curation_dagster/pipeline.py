@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
 from curation_dagster.dedup.near import (
+    FINGERPRINT_KEY,
     INDEXED_PER_BUCKET,
     REJECT_NEAR,
     EarlierItems,
@@ -30,8 +31,10 @@ from curation_dagster.dedup.near import (
     ShardOutcome,
     ShardSignatures,
     decode_signatures,
+    settings_fingerprint,
+    verify_width,
 )
-from curation_dagster.errors import StageInputMissing
+from curation_dagster.errors import SpecError, StageInputMissing
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
@@ -230,21 +233,42 @@ def _index_lookup(lake: Lake, files: list[str]) -> Callable[[list[str]], dict[st
     return lookup
 
 
+def _compatible_index_files(lake: Lake, files: list[str], settings: NearDedupSpec, index: str) -> list[str]:
+    """`files`, after checking that each was built with these near-dedup settings: band keys made with
+    other settings never match, so mixing them would silently miss duplicates."""
+    expected = settings_fingerprint(settings).encode()
+    for path in files:
+        metadata = lake.schema(path).metadata or {}
+        if metadata.get(FINGERPRINT_KEY) != expected:
+            raise SpecError(
+                f"{lake.url(path)} ({index}) was built with other dedup.near settings; materialize the "
+                "deduped stage again for every shard of this version, in arrival order"
+            )
+    return [lake.url(path) for path in files]
+
+
 def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpec) -> EarlierLookup:
     """Band keys of this shard joined with every other shard's near index, in DuckDB, and the
-    signatures of the matched items and of their clusters' first items."""
-    band_files = _index_files(lake, version, NEAR_BANDS, exclude=shard)
-    signature_files = _index_files(lake, version, NEAR_SIGNATURES, exclude=shard)
-    word_width = settings.verify_hashes if settings.verify == "word_jaccard" else None
+    verification signatures of the matched items and of their clusters' first items."""
+    others = [other for other in lake.list_shards(version, NEAR_BANDS) if other != shard]
+    band_files = _compatible_index_files(
+        lake, [lake.path(version, NEAR_BANDS, other) for other in others], settings, NEAR_BANDS
+    )
+    signature_files = _compatible_index_files(
+        lake,
+        [
+            lake.path(version, NEAR_SIGNATURES, other)
+            for other in lake.list_shards(version, NEAR_SIGNATURES)
+            if other != shard
+        ],
+        settings,
+        NEAR_SIGNATURES,
+    )
+    width = verify_width(settings)
 
     def lookup(keys: np.ndarray) -> EarlierItems:
         empty = EarlierItems(
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            [],
-            [],
-            np.zeros((0, settings.num_perm), np.uint32),
-            None,
+            np.zeros(0, np.int64), np.zeros(0, np.int64), [], [], np.zeros((0, width), np.uint32)
         )
         if not band_files or keys.size == 0:
             return empty
@@ -257,16 +281,15 @@ def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpe
         )
         connection.register("probe", probe)
         pairs = connection.sql(
-            "SELECT DISTINCT row, id FROM (SELECT p.row, i.id FROM probe AS p JOIN read_parquet(?) AS i USING (band_key) "
-            f"QUALIFY row_number() OVER (PARTITION BY p.row, p.band_key ORDER BY i.id) <= {INDEXED_PER_BUCKET}) "
-            "ORDER BY 1, 2",
+            "SELECT DISTINCT row, id FROM (SELECT p.row, i.id FROM probe AS p JOIN read_parquet(?) AS i "
+            "USING (band_key) QUALIFY row_number() OVER (PARTITION BY p.row, p.band_key ORDER BY i.id) "
+            f"<= {INDEXED_PER_BUCKET}) ORDER BY 1, 2",
             params=[band_files],
         ).to_arrow_table()
         if pairs.num_rows == 0:
             return empty
-        wanted = pa.table({"id": pc.unique(pairs.column("id"))})
-        query = "SELECT s.* FROM read_parquet(?) AS s JOIN wanted USING (id) ORDER BY s.id"
-        connection.register("wanted", wanted)
+        query = "SELECT s.id, s.root, s.sig FROM read_parquet(?) AS s JOIN wanted USING (id) ORDER BY s.id"
+        connection.register("wanted", pa.table({"id": pc.unique(pairs.column("id"))}))
         found = connection.sql(query, params=[signature_files]).to_arrow_table()
         roots = pc.unique(found.column("root"))
         missing = pc.filter(roots, pc.invert(pc.is_in(roots, found.column("id"))))
@@ -282,8 +305,7 @@ def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpe
             positions=np.array([position[item] for item in pairs.column("id").to_pylist()], dtype=np.int64),
             ids=ids,
             roots=found.column("root").to_pylist(),
-            shingle_sigs=decode_signatures(found.column("shingle_sig"), settings.num_perm),
-            word_sigs=None if word_width is None else decode_signatures(found.column("word_sig"), word_width),
+            sigs=decode_signatures(found.column("sig"), width),
         )
 
     return lookup
@@ -291,12 +313,11 @@ def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpe
 
 @dataclass
 class _DedupPlan:
-    """Pass one's result: every row's content hash and the rows that exact and near dedup remove."""
+    """Pass one's result: the rows that exact and near dedup remove, by id. Content hashes are not
+    kept for every row: pass two computes them again, so memory follows the duplicates, not the shard."""
 
-    hashes: dict[str, str] = field(default_factory=dict)
     exact: dict[str, str] = field(default_factory=dict)
     near: dict[str, NearDecision] = field(default_factory=dict)
-    modality: dict[str, str] = field(default_factory=dict)
 
 
 def _plan_dedup(
@@ -304,28 +325,23 @@ def _plan_dedup(
 ) -> tuple[_DedupPlan, ShardOutcome | None]:
     exact = ExactDedup(spec.dedup.exact)
     near_settings = spec.dedup.near
-    candidates = ShardSignatures(near_settings)
+    candidates = (
+        ShardSignatures(near_settings, capacity=lake.num_rows(source)) if near_settings.enabled else None
+    )
     plan = _DedupPlan()
     known: dict[str, str] = {}
     for batch in lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media"]):
         kept, rejected = exact.run(pa.Table.from_batches([batch]), known, lookup)
-        for table in (kept, rejected):
-            plan.hashes.update(
-                zip(table.column("id").to_pylist(), table.column("content_hash").to_pylist(), strict=True)
-            )
         plan.exact.update(
             zip(rejected.column("id").to_pylist(), rejected.column("dup_of").to_pylist(), strict=True)
         )
-        plan.modality.update(
-            zip(kept.column("id").to_pylist(), kept.column("modality").to_pylist(), strict=True)
-        )
-        if near_settings.enabled:
+        if candidates is not None:
             texts = kept.filter(pc.equal(kept.column("modality"), "text"))
             if texts.num_rows:
                 candidates.add(
                     texts.column("id").to_pylist(), [t or "" for t in texts.column("text").to_pylist()]
                 )
-    if not near_settings.enabled:
+    if candidates is None:
         return plan, None
     outcome = NearDedup(near_settings).decide(
         candidates, _earlier_lookup(lake, spec.name, shard, near_settings)
@@ -334,7 +350,7 @@ def _plan_dedup(
     return plan, outcome
 
 
-def _apply_dedup(batch: pa.Table, plan: _DedupPlan) -> tuple[pa.Table, pa.Table]:
+def _apply_dedup(batch: pa.Table, plan: _DedupPlan, exact: ExactDedup) -> tuple[pa.Table, pa.Table]:
     ids = batch.column("id").to_pylist()
     dup_of: list[str | None] = []
     similarity: list[float | None] = []
@@ -360,9 +376,7 @@ def _apply_dedup(batch: pa.Table, plan: _DedupPlan) -> tuple[pa.Table, pa.Table]
             reasons.append(None)
             details.append(None)
     annotated = batch
-    for field_, values in zip(
-        DEDUP_FIELDS, ([plan.hashes[item] for item in ids], dup_of, similarity), strict=True
-    ):
+    for field_, values in zip(DEDUP_FIELDS, (exact.hashes(batch), dup_of, similarity), strict=True):
         index = annotated.schema.get_field_index(field_.name)
         array = pa.array(values, field_.type)
         annotated = (
@@ -391,26 +405,33 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         plan, outcome = _plan_dedup(spec, lake, shard, source, _index_lookup(lake, others))
         schema = with_fields(lake.schema(source), DEDUP_FIELDS)
         examples = _ExampleCollector(plan)
+        exact = ExactDedup(spec.dedup.exact)
+        claims: list[pa.Table] = []
         with _shard_output(lake, spec.name, "deduped", shard, schema) as output:
             for batch in lake.iter_batches(source, BATCH_ROWS):
-                kept, rejected = _apply_dedup(pa.Table.from_batches([batch]), plan)
+                kept, rejected = _apply_dedup(pa.Table.from_batches([batch]), plan, exact)
                 examples.collect(kept, rejected)
                 output.write(kept, rejected)
-        kept_ids = [item for item in plan.modality if item not in plan.near]
-        index = pa.table(
-            {
-                "content_hash": [plan.hashes[item] for item in kept_ids],
-                "id": kept_ids,
-                "shard": [shard] * len(kept_ids),
-                "modality": [plan.modality[item] for item in kept_ids],
-            },
-            schema=INDEX_SCHEMA,
+                claims.append(
+                    kept.select(["content_hash", "id", "modality"]).append_column(
+                        "shard", pa.array([shard] * kept.num_rows, pa.string())
+                    )
+                )
+        index = pa.concat_tables(
+            [
+                INDEX_SCHEMA.empty_table(),
+                *(claim.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA) for claim in claims),
+            ]
         )
         lake.write_table(lake.path(spec.name, DEDUP_INDEX, shard), index)
         if outcome is not None:
             lake.write_table(lake.path(spec.name, NEAR_BANDS, shard), outcome.bands)
             lake.write_table(lake.path(spec.name, NEAR_SIGNATURES, shard), outcome.signatures)
+        else:
+            for index_name in (NEAR_BANDS, NEAR_SIGNATURES):
+                lake.remove(lake.path(spec.name, index_name, shard))
     exact_total = len(plan.exact)
+    own_ids = set(plan.exact) | set(index.column("id").to_pylist()) | set(plan.near)
     near_total = len(plan.near)
     return _result(
         spec,
@@ -422,7 +443,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         started,
         duplicate_rate=round((exact_total + near_total) / max(rows_in, 1), 4),
         exact_duplicates=exact_total,
-        exact_duplicates_of_other_shards=sum(owner not in plan.hashes for owner in plan.exact.values()),
+        exact_duplicates_of_other_shards=sum(owner not in own_ids for owner in plan.exact.values()),
         near_duplicates=near_total,
         near_duplicates_of_other_shards=outcome.cross_shard if outcome else 0,
         checked_against_shards=len(others),

@@ -269,25 +269,24 @@ def has_shingles(shingle_sigs: np.ndarray) -> np.ndarray:
     return np.asarray((shingle_sigs != EMPTY).any(axis=1))
 
 
-def verified_similarity(
-    left: np.ndarray,
-    right: np.ndarray,
-    shingle_sigs: np.ndarray,
-    word_sigs: np.ndarray | None,
-    settings: NearDedupSpec,
-    right_shingles: np.ndarray | None = None,
-    right_words: np.ndarray | None = None,
+def verification_signatures(
+    texts: Sequence[str], shingle_sigs: np.ndarray, settings: NearDedupSpec
 ) -> np.ndarray:
-    """The similarity `verify` uses for pairs `(left[i], right[i])`, in chunks to bound memory; `right`
-    indexes `right_*` when given (signatures of another shard)."""
-    use_words = settings.verify == "word_jaccard" and word_sigs is not None
-    first = word_sigs if use_words else shingle_sigs
-    second = (right_words if use_words else right_shingles) if right_shingles is not None else first
-    assert first is not None and second is not None
+    """The signatures that `verify` compares: word-set signatures for `word_jaccard`, else the shingle
+    signatures themselves."""
+    return word_signatures(texts, settings) if settings.verify == "word_jaccard" else shingle_sigs
+
+
+def verified_similarity(
+    left: np.ndarray, right: np.ndarray, sigs: np.ndarray, right_sigs: np.ndarray | None = None
+) -> np.ndarray:
+    """Estimated similarity of pairs `(left[i], right[i])`, in chunks to bound memory; `right` indexes
+    `right_sigs` when given (signatures of earlier shards), else `sigs`."""
+    other = sigs if right_sigs is None else right_sigs
     out = np.empty(len(left), dtype=np.float64)
     for start in range(0, len(left), _VERIFY_CHUNK):
         stop = start + _VERIFY_CHUNK
-        out[start:stop] = estimated_jaccard(first[left[start:stop]], second[right[start:stop]])
+        out[start:stop] = estimated_jaccard(sigs[left[start:stop]], other[right[start:stop]])
     return out
 
 
@@ -299,26 +298,24 @@ def passes(similarity: np.ndarray, settings: NearDedupSpec) -> np.ndarray:
 
 
 def cluster(
-    shingle_sigs: np.ndarray, word_sigs: np.ndarray | None, settings: NearDedupSpec
-) -> tuple[UnionFind, np.ndarray]:
-    """Connected components of confirmed candidate pairs, band by band, and the band keys of the
-    documents that have shingles (`(usable, bands)`, rows in order of `np.nonzero(has_shingles)`).
+    keys: np.ndarray, usable: np.ndarray, verify_sigs: np.ndarray, settings: NearDedupSpec
+) -> UnionFind:
+    """Connected components of confirmed candidate pairs, band by band. `keys` holds the band keys of
+    the rows listed in `usable` (the documents that have shingles), `verify_sigs` one row per document.
 
     Pairs already in one component are skipped before they are verified, so each band adds little work
     once the clusters have formed."""
-    usable = np.nonzero(has_shingles(shingle_sigs))[0]
-    keys = band_keys(shingle_sigs[usable], settings.bands, settings.rows)
-    clusters = UnionFind(len(shingle_sigs))
-    for band in range(settings.bands):
+    clusters = UnionFind(len(verify_sigs))
+    for band in range(keys.shape[1]):
         pairs = usable[bucket_pairs(keys[:, band])]
         if not len(pairs):
             continue
         roots = clusters.roots()
         pairs = pairs[roots[pairs[:, 0]] != roots[pairs[:, 1]]]
-        similarity = verified_similarity(pairs[:, 0], pairs[:, 1], shingle_sigs, word_sigs, settings)
+        similarity = verified_similarity(pairs[:, 0], pairs[:, 1], verify_sigs)
         for first, second in pairs[passes(similarity, settings)]:
             clusters.union(int(first), int(second))
-    return clusters, keys
+    return clusters
 
 
 def near_duplicates(texts: Sequence[str], settings: NearDedupSpec | None = None) -> list[int | None]:
@@ -330,7 +327,7 @@ def near_duplicates(texts: Sequence[str], settings: NearDedupSpec | None = None)
     """
     settings = settings or NearDedupSpec()
     shingle_sigs = signatures(texts, settings)
-    word_sigs = word_signatures(texts, settings) if settings.verify == "word_jaccard" else None
-    clusters, _ = cluster(shingle_sigs, word_sigs, settings)
-    roots = clusters.roots()
+    usable = np.nonzero(has_shingles(shingle_sigs))[0]
+    keys = band_keys(shingle_sigs[usable], settings.bands, settings.rows)
+    roots = cluster(keys, usable, verification_signatures(texts, shingle_sigs, settings), settings).roots()
     return [None if root == index else int(root) for index, root in enumerate(roots)]

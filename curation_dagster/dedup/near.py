@@ -2,11 +2,15 @@
 
 Earlier shards are reached only through their index (band keys and signatures), never their text. An
 item of an earlier shard always wins over an item of this shard, and within the shard the earlier row
-wins, so an item kept once is never removed later.
+wins, so an item kept once is never removed later. Per document the shard holds its band keys and the
+signature `verify` compares (about 0.8 KB with the defaults), never its text, so memory follows the number
+of documents, not their size.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,46 +20,56 @@ import pyarrow as pa
 
 from curation_dagster.dedup.minhash import (
     EMPTY,
+    band_keys,
     cluster,
     has_shingles,
     passes,
     signatures,
+    verification_signatures,
     verified_similarity,
-    word_signatures,
 )
 from curation_dagster.spec import NearDedupSpec
 
 REJECT_NEAR = "dedup.near"
+#: Parquet schema metadata key holding the fingerprint of the settings an index file was built with.
+FINGERPRINT_KEY = b"curation.near_settings"
+#: Items indexed per band key: later shards compare with the first few items of an old bucket only,
+#: which keeps a boilerplate bucket from multiplying the cross-shard join.
+INDEXED_PER_BUCKET = 4
 
-#: Band keys and signatures of one shard's near-dedup items, as stored in the lake.
-BANDS_SCHEMA = pa.schema(
-    [
-        pa.field("band_key", pa.uint64(), nullable=False),
-        pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    ]
-)
+
+def settings_fingerprint(settings: NearDedupSpec) -> str:
+    """A hash of every setting that changes band keys or signatures: index files built with another
+    fingerprint cannot be compared with this shard."""
+    relevant = settings.model_dump(mode="json", exclude={"enabled", "min_similarity", "preset"})
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def bands_schema(settings: NearDedupSpec) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("band_key", pa.uint64(), nullable=False),
+            pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        ],
+        metadata={FINGERPRINT_KEY: settings_fingerprint(settings).encode()},
+    )
 
 
 def signatures_schema(settings: NearDedupSpec) -> pa.Schema:
-    """Signatures are fixed-width binary cells holding the uint32 values, little-endian."""
+    """Verification signatures are fixed-width binary cells holding the uint32 values, little-endian."""
     return pa.schema(
         [
             pa.field("id", pa.string(), nullable=False),
             pa.field("root", pa.string(), nullable=False),
-            pa.field("shingle_sig", pa.binary(4 * settings.num_perm), nullable=False),
-            pa.field("word_sig", pa.binary(4 * settings.verify_hashes)),
-        ]
+            pa.field("sig", pa.binary(4 * verify_width(settings)), nullable=False),
+        ],
+        metadata={FINGERPRINT_KEY: settings_fingerprint(settings).encode()},
     )
 
 
-def _fixed_binary(matrix: np.ndarray | None, rows: int, width: int) -> pa.Array:
-    """A `(rows, width)` uint32 matrix as fixed-width binary cells, without one Python object per row."""
-    if matrix is None:
-        return pa.nulls(rows, pa.binary(4 * width))
-    data = np.ascontiguousarray(matrix, dtype="<u4")
-    return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(4 * width), rows, [None, pa.py_buffer(data.tobytes())]
-    )
+def verify_width(settings: NearDedupSpec) -> int:
+    """Values per verification signature."""
+    return settings.verify_hashes if settings.verify == "word_jaccard" else settings.num_perm
 
 
 @dataclass
@@ -63,16 +77,15 @@ class EarlierItems:
     """Items of earlier shards that share a band with this shard's items: what the index returned."""
 
     rows: np.ndarray
-    """For each candidate pair, the row of this shard."""
+    """For each candidate pair, the position of this shard's item among the items with shingles."""
     positions: np.ndarray
     """For each candidate pair, the position of the earlier item in `ids`."""
     ids: list[str]
     roots: list[str]
-    shingle_sigs: np.ndarray
-    word_sigs: np.ndarray | None
+    sigs: np.ndarray
 
 
-#: Given this shard's band keys `(rows, bands)`, the earlier items sharing a band with them.
+#: Given this shard's band keys `(items with shingles, bands)`, the earlier items sharing a band.
 EarlierLookup = Callable[[np.ndarray], EarlierItems]
 
 
@@ -86,31 +99,44 @@ class NearDecision:
 
 @dataclass
 class ShardSignatures:
-    """The signatures of a shard's text items, accumulated batch by batch."""
+    """Band keys and verification signatures of a shard's text items, filled batch by batch into
+    arrays sized once for the shard (`capacity` rows)."""
 
     settings: NearDedupSpec
+    capacity: int
     ids: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    shingle_parts: list[np.ndarray] = field(default_factory=list)
-    word_parts: list[np.ndarray] = field(default_factory=list)
+    _keys: np.ndarray = field(init=False)
+    _sigs: np.ndarray = field(init=False)
+    _usable: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._keys = np.zeros((self.capacity, self.settings.bands), dtype=np.uint64)
+        self._sigs = np.zeros((self.capacity, verify_width(self.settings)), dtype=np.uint32)
+        self._usable = np.zeros(self.capacity, dtype=bool)
 
     def add(self, ids: list[str], texts: list[str]) -> None:
+        start, stop = len(self.ids), len(self.ids) + len(ids)
+        if stop > self.capacity:
+            raise ValueError(f"more items than the {self.capacity} this shard was sized for")
+        shingle_sigs = signatures(texts, self.settings)
+        self._keys[start:stop] = band_keys(shingle_sigs, self.settings.bands, self.settings.rows)
+        self._sigs[start:stop] = verification_signatures(texts, shingle_sigs, self.settings)
+        self._usable[start:stop] = has_shingles(shingle_sigs)
         self.ids.extend(ids)
-        self.shingle_parts.append(signatures(texts, self.settings))
-        if self.settings.verify == "word_jaccard":
-            self.word_parts.append(word_signatures(texts, self.settings))
 
-    def shingles(self) -> np.ndarray:
-        if not self.shingle_parts:
-            return np.zeros((0, self.settings.num_perm), dtype=np.uint32)
-        return np.concatenate(self.shingle_parts)
+    @property
+    def usable(self) -> np.ndarray:
+        """Rows of documents that have shingles (the others never match)."""
+        return np.nonzero(self._usable[: len(self.ids)])[0]
 
-    def words(self) -> np.ndarray | None:
-        if self.settings.verify != "word_jaccard":
-            return None
-        if not self.word_parts:
-            return np.zeros((0, self.settings.verify_hashes), dtype=np.uint32)
-        return np.concatenate(self.word_parts)
+    @property
+    def keys(self) -> np.ndarray:
+        """Band keys of the usable rows."""
+        return self._keys[self.usable]
+
+    @property
+    def sigs(self) -> np.ndarray:
+        return self._sigs[: len(self.ids)]
 
 
 @dataclass
@@ -134,32 +160,9 @@ class NearDedup:
         """Cluster the shard's items (connected components of confirmed pairs) and link clusters to the
         earlier items they match; every member but the cluster's first item is removed."""
         settings = self.settings
-        ids = shard.ids
-        shingle_sigs, word_sigs = shard.shingles(), shard.words()
-        clusters, keys = cluster(shingle_sigs, word_sigs, settings)
-        usable = np.nonzero(has_shingles(shingle_sigs))[0]
-        roots = clusters.roots()
-
-        # Links to earlier shards: per cluster of this shard, the best confirmed earlier root.
-        found = earlier(keys) if len(usable) else None
-        best_earlier: dict[int, tuple[float, str]] = {}
-        if found is not None and len(found.rows):
-            rows = usable[found.rows]
-            similarity = verified_similarity(
-                rows, found.positions, shingle_sigs, word_sigs, settings, found.shingle_sigs, found.word_sigs
-            )
-            # An earlier item whose cluster root is one of this shard's own items (this shard came first
-            # and is being run again) does not outrank that item.
-            own = set(ids)
-            foreign = np.array([found.roots[position] not in own for position in found.positions], dtype=bool)
-            confirmed = passes(similarity, settings) & foreign
-            for row, position, value in zip(
-                rows[confirmed], found.positions[confirmed], similarity[confirmed], strict=True
-            ):
-                group, score, root = int(roots[row]), float(value), found.roots[position]
-                current = best_earlier.get(group)
-                if current is None or score > current[0] or (score == current[0] and root < current[1]):
-                    best_earlier[group] = (score, root)
+        ids, sigs, usable, keys = shard.ids, shard.sigs, shard.usable, shard.keys
+        roots = cluster(keys, usable, sigs, settings).roots()
+        best_earlier, found = self._earlier_roots(ids, sigs, usable, keys, roots, earlier)
 
         # Every row's cluster root: the best earlier item its cluster matched, else its first row.
         earlier_index = {item: index for index, item in enumerate(found.ids)} if found is not None else {}
@@ -169,96 +172,110 @@ class NearDedup:
         for row in range(len(ids)):
             group = int(roots[row])
             if group in best_earlier:
-                root_id = best_earlier[group][1]
-                earlier_pairs.append((row, earlier_index.get(root_id, -1)))
+                root_ids.append(best_earlier[group][1])
+                earlier_pairs.append((row, earlier_index.get(root_ids[-1], -1)))
             else:
-                root_id = ids[group]
+                root_ids.append(ids[group])
                 if group != row:
                     local_pairs.append((row, group))
-            root_ids.append(root_id)
 
         removed: dict[str, NearDecision] = {}
         if local_pairs:
             pairs = np.array(local_pairs, dtype=np.int64)
-            values = verified_similarity(pairs[:, 0], pairs[:, 1], shingle_sigs, word_sigs, settings)
+            values = verified_similarity(pairs[:, 0], pairs[:, 1], sigs)
             for (row, _), value in zip(local_pairs, values, strict=True):
                 removed[ids[row]] = NearDecision(root_ids[row], float(value))
         if earlier_pairs and found is not None:
             pairs = np.array(earlier_pairs, dtype=np.int64)
             known = pairs[:, 1] >= 0
             values = np.zeros(len(pairs))
-            values[known] = verified_similarity(
-                pairs[known, 0],
-                pairs[known, 1],
-                shingle_sigs,
-                word_sigs,
-                settings,
-                found.shingle_sigs,
-                found.word_sigs,
-            )
+            values[known] = verified_similarity(pairs[known, 0], pairs[known, 1], sigs, found.sigs)
             for (row, position), value in zip(earlier_pairs, values, strict=True):
                 score = float(value) if position >= 0 else best_earlier[int(roots[row])][0]
                 removed[ids[row]] = NearDecision(root_ids[row], score)
 
         sizes = Counter(Counter(root_ids).values())
         sizes.pop(1, None)
-        band_keys_kept, band_rows = _bucket_heads(keys, usable)
-        bands = pa.table(
+        own = set(ids)
+        return ShardOutcome(
+            removed=removed,
+            bands=self._bands_table(ids, usable, keys),
+            signatures=pa.table(
+                {
+                    "id": pa.array(ids, pa.string()),
+                    "root": pa.array(root_ids, pa.string()),
+                    "sig": _fixed_binary(sigs),
+                },
+                schema=signatures_schema(settings),
+            ),
+            cluster_sizes=sizes,
+            cross_shard=sum(1 for decision in removed.values() if decision.dup_of not in own),
+        )
+
+    def _earlier_roots(
+        self,
+        ids: list[str],
+        sigs: np.ndarray,
+        usable: np.ndarray,
+        keys: np.ndarray,
+        roots: np.ndarray,
+        earlier: EarlierLookup,
+    ) -> tuple[dict[int, tuple[float, str]], EarlierItems | None]:
+        """Per cluster of this shard, the best confirmed earlier root (highest similarity, then the
+        smallest id), and what the index returned."""
+        found = earlier(keys) if len(usable) else None
+        best: dict[int, tuple[float, str]] = {}
+        if found is None or not len(found.rows):
+            return best, found
+        rows = usable[found.rows]
+        similarity = verified_similarity(rows, found.positions, sigs, found.sigs)
+        # An earlier item whose cluster root is one of this shard's own items (this shard came first
+        # and is being run again) does not outrank that item.
+        own = set(ids)
+        foreign = np.array([found.roots[position] not in own for position in found.positions], dtype=bool)
+        confirmed = passes(similarity, self.settings) & foreign
+        for row, position, value in zip(
+            rows[confirmed], found.positions[confirmed], similarity[confirmed], strict=True
+        ):
+            group, score, root = int(roots[row]), float(value), found.roots[position]
+            current = best.get(group)
+            if current is None or score > current[0] or (score == current[0] and root < current[1]):
+                best[group] = (score, root)
+        return best, found
+
+    def _bands_table(self, ids: list[str], usable: np.ndarray, keys: np.ndarray) -> pa.Table:
+        """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket, as (band key, id)."""
+        all_keys: list[np.ndarray] = []
+        all_rows: list[np.ndarray] = []
+        for band in range(keys.shape[1]):
+            column = keys[:, band]
+            order = np.argsort(column, kind="stable")
+            ordered = column[order]
+            index = np.arange(len(ordered))
+            new_group = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+            keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
+            all_keys.append(ordered[keep])
+            all_rows.append(usable[order[keep]])
+        band_keys_kept = np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64)
+        band_rows = np.concatenate(all_rows).astype(np.int32) if all_rows else np.zeros(0, np.int32)
+        return pa.table(
             {
                 "band_key": pa.array(band_keys_kept, pa.uint64()),
                 "id": pa.DictionaryArray.from_arrays(
                     pa.array(band_rows, pa.int32()), pa.array(ids, pa.string())
                 ),
             },
-            schema=BANDS_SCHEMA,
+            schema=bands_schema(self.settings),
         )
-        signature_table = pa.table(
-            {
-                "id": pa.array(ids, pa.string()),
-                "root": pa.array(root_ids, pa.string()),
-                "shingle_sig": _fixed_binary(shingle_sigs, len(ids), self.settings.num_perm),
-                "word_sig": _fixed_binary(word_sigs, len(ids), self.settings.verify_hashes),
-            },
-            schema=signatures_schema(self.settings),
-        )
-        own = set(ids)
-        cross = sum(1 for decision in removed.values() if decision.dup_of not in own)
-        return ShardOutcome(removed, bands, signature_table, sizes, cross)
 
 
-def _earlier_root_signatures(found: EarlierItems) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    by_id: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    for position, item in enumerate(found.ids):
-        by_id[item] = (
-            found.shingle_sigs[position],
-            None if found.word_sigs is None else found.word_sigs[position],
-        )
-    return by_id
-
-
-#: Items indexed per band key: later shards compare with the first few items of an old bucket only,
-#: which keeps a boilerplate bucket from multiplying the cross-shard join.
-INDEXED_PER_BUCKET = 4
-
-
-def _bucket_heads(keys: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The band keys and rows to index: per band, the first `INDEXED_PER_BUCKET` rows of each bucket."""
-    all_keys: list[np.ndarray] = []
-    all_rows: list[np.ndarray] = []
-    for band in range(keys.shape[1]):
-        column = keys[:, band]
-        order = np.argsort(column, kind="stable")
-        ordered = column[order]
-        index = np.arange(len(ordered))
-        new_group = (
-            np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, bool)
-        )
-        keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
-        all_keys.append(ordered[keep])
-        all_rows.append(usable[order[keep]])
-    if not all_keys:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int32)
-    return np.concatenate(all_keys), np.concatenate(all_rows).astype(np.int32)
+def _fixed_binary(matrix: np.ndarray) -> pa.Array:
+    """A uint32 matrix as fixed-width binary cells, without one Python object per row."""
+    rows, width = matrix.shape
+    data = np.ascontiguousarray(matrix, dtype="<u4")
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(4 * width), rows, [None, pa.py_buffer(data.tobytes())]
+    )
 
 
 def decode_signatures(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:

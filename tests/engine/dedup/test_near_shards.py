@@ -5,10 +5,12 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from curation_dagster.checks import check_conservation
 from curation_dagster.demo_data import NEWS_SENTENCES
+from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import NEAR_BANDS, NEAR_SIGNATURES, run_stage
 from curation_dagster.spec import VersionSpec, parse_spec
@@ -94,7 +96,16 @@ def test_the_index_holds_band_keys_and_signatures_not_text(corpus, tmp_path: Pat
     signatures = lake.read_table(lake.path("near", NEAR_SIGNATURES, "one.jsonl"))
     assert bands.column_names == ["band_key", "id"]
     assert bands.num_rows == 8 * spec().dedup.near.bands
-    assert set(signatures.column_names) == {"id", "root", "shingle_sig", "word_sig"}
+    assert signatures.column_names == ["id", "root", "sig"]
+    assert signatures.schema.field("sig").type == pa.binary(4 * spec().dedup.near.verify_hashes)
+
+
+def test_an_index_built_with_other_settings_is_refused_with_a_clear_error(corpus, tmp_path: Path) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(), lake, landing, "one.jsonl")
+    with pytest.raises(SpecError, match=r"other dedup\.near settings"):
+        dedup(spec(ngram=4), lake, landing, "two.jsonl")
 
 
 def test_items_kept_earlier_are_never_removed_when_shards_are_rerun(corpus, tmp_path: Path) -> None:

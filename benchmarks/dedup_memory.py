@@ -17,24 +17,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
-
-from curation_dagster.demo_data import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
 
 
 def write_shard(path: Path, megabytes: int, seed: int = 0) -> int:
-    """A JSON Lines shard of about `megabytes` MB of documents, a tenth of them edited copies."""
+    """A JSON Lines shard of about `megabytes` MB: documents of 80 to 400 words drawn with their natural
+    frequencies from Python's own documentation (so documents overlap as real text does), a tenth of
+    them copies of a recent document with 5% of the words replaced."""
+    import pydoc_data.topics
+
     rng = random.Random(seed)
-    sentences = [s for pool in NEWS_SENTENCES.values() for s in pool] + list(ENCYCLOPEDIA_SENTENCES)
+    counts = Counter(" ".join(pydoc_data.topics.topics.values()).split())
+    vocabulary, weights = list(counts), list(counts.values())
     written, count, recent = 0, 0, []
     with path.open("w", encoding="utf-8") as handle:
         while written < megabytes * 2**20:
             if recent and rng.random() < 0.1:
                 words = rng.choice(recent).split()
-                text = " ".join(w if rng.random() > 0.05 else "edited" for w in words)
+                text = " ".join(w if rng.random() > 0.05 else rng.choice(vocabulary) for w in words)
             else:
-                text = " ".join(rng.sample(sentences, rng.randint(5, 15))) + f" Document {count}."
-                recent = ([*recent, text])[-1000:]
+                text = " ".join(rng.choices(vocabulary, weights, k=rng.randint(80, 400)))
+                recent = [*recent[-999:], text]
             line = json.dumps({"text": text}) + "\n"
             handle.write(line)
             written += len(line.encode())

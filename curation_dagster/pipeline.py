@@ -30,6 +30,7 @@ from curation_dagster.dedup.near import (
     NearDedup,
     ShardOutcome,
     ShardSignatures,
+    bands_schema,
     decode_signatures,
     settings_fingerprint,
     verify_width,
@@ -425,7 +426,10 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         )
         lake.write_table(lake.path(spec.name, DEDUP_INDEX, shard), index)
         if outcome is not None:
-            lake.write_table(lake.path(spec.name, NEAR_BANDS, shard), outcome.bands)
+            schema = bands_schema(spec.dedup.near)
+            with lake.atomic_writer(lake.path(spec.name, NEAR_BANDS, shard), schema) as writer:
+                for band in outcome.bands:
+                    writer.write_table(band)
             lake.write_table(lake.path(spec.name, NEAR_SIGNATURES, shard), outcome.signatures)
         else:
             for index_name in (NEAR_BANDS, NEAR_SIGNATURES):

@@ -81,8 +81,7 @@ def _byte_table(settings: ShingleNormalizeSpec) -> bytes:
 
 
 def _normalized_bytes(texts: Sequence[str], settings: ShingleNormalizeSpec) -> list[bytes]:
-    """Each text normalised for shingling, as UTF-8. ASCII text is rewritten by one byte table in C;
-    other text gets Unicode normalisation (accents, case, punctuation, digits) in Python first."""
+    """Each text normalised for shingling, as UTF-8 (for character shingles)."""
     table = _byte_table(settings)
     return [
         (text if text.isascii() else normalize_for_shingles(text, settings))
@@ -92,6 +91,39 @@ def _normalized_bytes(texts: Sequence[str], settings: ShingleNormalizeSpec) -> l
     ]
 
 
+def _normalized_words(texts: Sequence[str], settings: ShingleNormalizeSpec) -> tuple[list[bytes], np.ndarray]:
+    """Every normalised word of every text, flat, and the number of words per text.
+
+    One byte table rewrites ASCII case, punctuation and digits in C; only words holding other
+    characters go through Unicode normalisation, once per distinct word (a cache per call)."""
+    table = _byte_table(settings)
+    cache: dict[bytes, list[bytes]] = {}
+    flat: list[bytes] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    for index, text in enumerate(texts):
+        words = text.encode("utf-8", "surrogatepass").translate(table).split()
+        if not text.isascii():
+            words = [
+                part
+                for word in words
+                for part in (
+                    (word,)
+                    if word.isascii()
+                    else cache.get(word)
+                    or cache.setdefault(
+                        word,
+                        normalize_for_shingles(word.decode("utf-8", "surrogatepass"), settings)
+                        .encode("utf-8", "surrogatepass")
+                        .translate(table)
+                        .split(),
+                    )
+                )
+            ]
+        flat.extend(words)
+        lengths[index] = len(words)
+    return flat, lengths
+
+
 def _hash_tokens(tokens: list[bytes]) -> np.ndarray:
     """A 64-bit hash of each token (CRC-32 and length, then mixed); every distinct token is hashed once."""
     vocabulary = {token: zlib.crc32(token) | (len(token) << 32) for token in dict.fromkeys(tokens)}
@@ -99,12 +131,10 @@ def _hash_tokens(tokens: list[bytes]) -> np.ndarray:
 
 
 def _units(texts: Sequence[str], settings: NearDedupSpec) -> _Units:
-    normalized = _normalized_bytes(texts, settings.normalize)
     if settings.shingle == "words":
-        tokens = [text.split() for text in normalized]
-        flat = [token for words in tokens for token in words]
-        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        flat, lengths = _normalized_words(texts, settings.normalize)
         return _Units(_hash_tokens(flat), lengths)
+    normalized = _normalized_bytes(texts, settings.normalize)
     characters = [" ".join(text.decode("utf-8", "surrogatepass").split()) for text in normalized]
     points = np.frombuffer("".join(characters).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     lengths = np.fromiter(map(len, characters), dtype=np.int64, count=len(characters))
@@ -123,13 +153,17 @@ def _shingles(units: _Units, ngram: int, seed: int) -> tuple[np.ndarray, np.ndar
     first_unit = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts) + np.arange(
         int(counts.sum())
     )
-    span = np.minimum(lengths[doc_of_shingle], ngram)
     padded = np.concatenate((units.hashes, np.zeros(ngram, np.uint64)))
-    combined = np.full(len(first_unit), np.uint64(seed), dtype=np.uint64)
+    short = (lengths < ngram)[doc_of_shingle] if (lengths < ngram).any() else None
+    combined = np.full(len(first_unit), _splitmix(np.array([seed], dtype=np.uint64))[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
         for offset in range(ngram):
-            part = np.where(offset < span, padded[first_unit + offset], np.uint64(0))
-            combined = _splitmix(combined ^ part) + np.uint64(offset)
+            part = padded[first_unit + offset]
+            if short is not None and offset:
+                # A short document's single shingle stops at its last unit.
+                part = np.where(short & (offset >= lengths[doc_of_shingle]), np.uint64(0), part)
+            combined *= _MIX_1
+            combined ^= part
     return _splitmix(combined), doc_of_shingle
 
 

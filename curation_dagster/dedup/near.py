@@ -131,7 +131,10 @@ class ShardSignatures:
 
     @property
     def keys(self) -> np.ndarray:
-        """Band keys of the usable rows."""
+        """Band keys of the usable rows (a view, not a copy, when every row is usable)."""
+        count = len(self.ids)
+        if self._usable[:count].all():
+            return self._keys[:count]
         return self._keys[self.usable]
 
     @property
@@ -144,7 +147,8 @@ class ShardOutcome:
     """Decisions for a shard plus what goes into the index and the metadata."""
 
     removed: dict[str, NearDecision]
-    bands: pa.Table
+    bands: list[pa.Table]
+    """One table per band, so they can be written one after the other without joining them in memory."""
     signatures: pa.Table
     cluster_sizes: Counter[int]
     cross_shard: int
@@ -243,10 +247,11 @@ class NearDedup:
                 best[group] = (score, root)
         return best, found
 
-    def _bands_table(self, ids: list[str], usable: np.ndarray, keys: np.ndarray) -> pa.Table:
-        """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket, as (band key, id)."""
-        all_keys: list[np.ndarray] = []
-        all_rows: list[np.ndarray] = []
+    def _bands_table(self, ids: list[str], usable: np.ndarray, keys: np.ndarray) -> list[pa.Table]:
+        """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket, as (band key, id) tables."""
+        schema = bands_schema(self.settings)
+        dictionary = pa.array(ids, pa.string())
+        tables: list[pa.Table] = []
         for band in range(keys.shape[1]):
             column = keys[:, band]
             order = np.argsort(column, kind="stable")
@@ -254,19 +259,17 @@ class NearDedup:
             index = np.arange(len(ordered))
             new_group = np.concatenate(([True], ordered[1:] != ordered[:-1]))
             keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
-            all_keys.append(ordered[keep])
-            all_rows.append(usable[order[keep]])
-        band_keys_kept = np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64)
-        band_rows = np.concatenate(all_rows).astype(np.int32) if all_rows else np.zeros(0, np.int32)
-        return pa.table(
-            {
-                "band_key": pa.array(band_keys_kept, pa.uint64()),
-                "id": pa.DictionaryArray.from_arrays(
-                    pa.array(band_rows, pa.int32()), pa.array(ids, pa.string())
-                ),
-            },
-            schema=bands_schema(self.settings),
-        )
+            rows = usable[order[keep]].astype(np.int32)
+            tables.append(
+                pa.table(
+                    {
+                        "band_key": pa.array(ordered[keep], pa.uint64()),
+                        "id": pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), dictionary),
+                    },
+                    schema=schema,
+                )
+            )
+        return tables
 
 
 def _fixed_binary(matrix: np.ndarray) -> pa.Array:

@@ -206,10 +206,7 @@ def _one_permutation_signatures(
 def signatures(texts: Sequence[str], settings: NearDedupSpec | None = None) -> np.ndarray:
     """Shingle signatures, `(len(texts), settings.num_perm)` uint32, from raw text (normalising and
     shingling included). A document without any shingle gets a row of EMPTY and never matches."""
-    settings = settings or NearDedupSpec()
-    units = _units(texts, settings)
-    shingles, owners = _shingles(units, settings.ngram, settings.seed)
-    return _one_permutation_signatures(shingles, owners, len(texts), settings.num_perm)
+    return signature_pair(texts, settings or NearDedupSpec(), with_words=False)[0]
 
 
 def word_signatures(texts: Sequence[str], settings: NearDedupSpec | None = None) -> np.ndarray:
@@ -217,9 +214,27 @@ def word_signatures(texts: Sequence[str], settings: NearDedupSpec | None = None)
     words two documents have in common."""
     settings = settings or NearDedupSpec()
     words = settings.model_copy(update={"shingle": "words"})
-    units = _units(texts, words)
+    return _word_set_signatures(_units(texts, words), len(texts), settings)
+
+
+def _word_set_signatures(units: _Units, docs: int, settings: NearDedupSpec) -> np.ndarray:
     shingles, owners = _shingles(units, 1, settings.seed + 1)
-    return _one_permutation_signatures(shingles, owners, len(texts), settings.verify_hashes)
+    return _one_permutation_signatures(shingles, owners, docs, settings.verify_hashes)
+
+
+def signature_pair(
+    texts: Sequence[str], settings: NearDedupSpec, *, with_words: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Shingle signatures and, when asked, word-set signatures, normalising and hashing the words of
+    each text once for both when shingles are words."""
+    units = _units(texts, settings)
+    shingles, owners = _shingles(units, settings.ngram, settings.seed)
+    shingle_sigs = _one_permutation_signatures(shingles, owners, len(texts), settings.num_perm)
+    if not with_words:
+        return shingle_sigs, None
+    if settings.shingle == "words":
+        return shingle_sigs, _word_set_signatures(units, len(texts), settings)
+    return shingle_sigs, word_signatures(texts, settings)
 
 
 def estimated_jaccard(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -303,12 +318,12 @@ def has_shingles(shingle_sigs: np.ndarray) -> np.ndarray:
     return np.asarray((shingle_sigs != EMPTY).any(axis=1))
 
 
-def verification_signatures(
-    texts: Sequence[str], shingle_sigs: np.ndarray, settings: NearDedupSpec
-) -> np.ndarray:
-    """The signatures that `verify` compares: word-set signatures for `word_jaccard`, else the shingle
-    signatures themselves."""
-    return word_signatures(texts, settings) if settings.verify == "word_jaccard" else shingle_sigs
+def shingle_and_verification_signatures(
+    texts: Sequence[str], settings: NearDedupSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both signatures `verify` needs, from one pass of normalising and hashing."""
+    shingle_sigs, word_sigs = signature_pair(texts, settings, with_words=settings.verify == "word_jaccard")
+    return shingle_sigs, shingle_sigs if word_sigs is None else word_sigs
 
 
 def verified_similarity(
@@ -360,8 +375,8 @@ def near_duplicates(texts: Sequence[str], settings: NearDedupSpec | None = None)
     shard by shard against the lake's index.
     """
     settings = settings or NearDedupSpec()
-    shingle_sigs = signatures(texts, settings)
+    shingle_sigs, verify_sigs = shingle_and_verification_signatures(texts, settings)
     usable = np.nonzero(has_shingles(shingle_sigs))[0]
     keys = band_keys(shingle_sigs[usable], settings.bands, settings.rows)
-    roots = cluster(keys, usable, verification_signatures(texts, shingle_sigs, settings), settings).roots()
+    roots = cluster(keys, usable, verify_sigs, settings).roots()
     return [None if root == index else int(root) for index, root in enumerate(roots)]

@@ -24,8 +24,7 @@ from curation_dagster.dedup.minhash import (
     cluster,
     has_shingles,
     passes,
-    signatures,
-    verification_signatures,
+    shingle_and_verification_signatures,
     verified_similarity,
 )
 from curation_dagster.spec import NearDedupSpec
@@ -118,9 +117,9 @@ class ShardSignatures:
         start, stop = len(self.ids), len(self.ids) + len(ids)
         if stop > self.capacity:
             raise ValueError(f"more items than the {self.capacity} this shard was sized for")
-        shingle_sigs = signatures(texts, self.settings)
+        shingle_sigs, verify_sigs = shingle_and_verification_signatures(texts, self.settings)
         self._keys[start:stop] = band_keys(shingle_sigs, self.settings.bands, self.settings.rows)
-        self._sigs[start:stop] = verification_signatures(texts, shingle_sigs, self.settings)
+        self._sigs[start:stop] = verify_sigs
         self._usable[start:stop] = has_shingles(shingle_sigs)
         self.ids.extend(ids)
 

@@ -10,7 +10,9 @@ over every shingle of a batch of documents.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 import unicodedata
 import zlib
 from collections.abc import Sequence
@@ -27,16 +29,25 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 _DIGITS = re.compile(r"\d")
-#: Combining marks left by NFKD (the diacritics blocks of Unicode).
-_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+#: Documents signed at a time, which bounds the temporary memory of normalising and hashing.
+_SIGNATURE_BATCH = 2048
 #: Shingles hashed at a time, which bounds the temporary memory of a batch.
 _CHUNK = 1 << 20
+
+
+@functools.cache
+def _combining_marks() -> re.Pattern[str]:
+    """Every non-spacing combining mark of Unicode (category Mn), built on first use, not at import."""
+    marks = "".join(
+        re.escape(chr(code)) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Mn"
+    )
+    return re.compile(f"[{marks}]+")
 
 
 def normalize_for_shingles(text: str, settings: ShingleNormalizeSpec) -> str:
     """The text that is cut into shingles: accents, case, punctuation and digits as the settings say."""
     if settings.strip_accents and not text.isascii():
-        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+        text = _combining_marks().sub("", unicodedata.normalize("NFKD", text))
     if settings.casefold:
         text = text.casefold()
     if settings.strip_punctuation:
@@ -214,7 +225,9 @@ def word_signatures(texts: Sequence[str], settings: NearDedupSpec | None = None)
     words two documents have in common."""
     settings = settings or NearDedupSpec()
     words = settings.model_copy(update={"shingle": "words"})
-    return _word_set_signatures(_units(texts, words), len(texts), settings)
+    sigs = signature_pair(texts, words)[1]
+    assert sigs is not None
+    return sigs
 
 
 def _word_set_signatures(units: _Units, docs: int, settings: NearDedupSpec) -> np.ndarray:
@@ -227,6 +240,16 @@ def signature_pair(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Shingle signatures and, when asked, word-set signatures, normalising and hashing the words of
     each text once for both when shingles are words."""
+    if len(texts) > _SIGNATURE_BATCH:
+        parts = [
+            signature_pair(texts[start : start + _SIGNATURE_BATCH], settings, with_words=with_words)
+            for start in range(0, len(texts), _SIGNATURE_BATCH)
+        ]
+        words = [part[1] for part in parts]
+        return (
+            np.concatenate([part[0] for part in parts]),
+            None if not with_words else np.concatenate([w for w in words if w is not None]),
+        )
     units = _units(texts, settings)
     shingles, owners = _shingles(units, settings.ngram, settings.seed)
     shingle_sigs = _one_permutation_signatures(shingles, owners, len(texts), settings.num_perm)

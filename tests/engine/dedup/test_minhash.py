@@ -195,7 +195,7 @@ def test_empty_and_punctuation_only_documents_never_match() -> None:
 
 
 def test_character_shingles_work_for_text_without_spaces() -> None:
-    settings = NearDedupSpec(shingle="chars", ngram=5)
+    settings = NearDedupSpec(shingle="chars", ngram=5, verify="shingle_jaccard", min_similarity=0.5)
     text = "日本語の文章には単語の間に空白がありませんので文字の並びで比べます" * 3
     variant = text.replace("比べます", "比較します", 1)
     other = "これはまったく別の内容について書かれた短い説明文であり共通点は少ない" * 3
@@ -223,3 +223,13 @@ def test_union_find_roots_are_the_smallest_member() -> None:
     clusters.union(3, 4)
     clusters.union(4, 1)
     assert [clusters.find(i) for i in range(5)] == [0, 1, 2, 1, 1]
+
+
+def test_accents_of_any_script_are_dropped_without_splitting_words() -> None:
+    assert normalize_for_shingles("تقدّم naïve", ShingleNormalizeSpec()).split() == ["تقدم", "naive"]
+
+
+def test_signatures_in_many_batches_equal_one_batch() -> None:
+    rng = random.Random(10)
+    texts = [document(rng, 3) for _ in range(5000)]
+    assert (signatures(texts) == np.concatenate([signatures(texts[:2500]), signatures(texts[2500:])])).all()

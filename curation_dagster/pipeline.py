@@ -477,20 +477,9 @@ class _ExampleCollector:
     def markdown(self, lake: Lake, version: str, shard: str) -> str:
         if not self.chosen:
             return "No near duplicates in this shard."
-        missing = [item for item in self.wanted if item not in self.texts]
-        files = [
-            lake.url(lake.path(version, "deduped", other))
-            for other in lake.list_shards(version, "deduped")
-            if other != shard
-        ]
-        if missing and files:
-            connection = lake.connect()
-            connection.register("wanted", pa.table({"id": missing}))
-            rows = connection.execute(
-                "SELECT d.id, d.text FROM read_parquet(?, union_by_name=true) AS d JOIN wanted USING (id)",
-                [files],
-            ).fetchall()
-            self.texts.update({str(item): str(text or "") for item, text in rows})
+        missing = sorted(item for item in self.wanted if item not in self.texts)
+        if missing:
+            self.texts.update(_earlier_texts(lake, version, shard, missing))
         lines = ["| removed | kept (dup_of) | similarity |", "| --- | --- | ---: |"]
         for item, decision in self.chosen.items():
             lines.append(
@@ -498,6 +487,31 @@ class _ExampleCollector:
                 f"| {decision.similarity:.2f} |"
             )
         return "\n".join(lines)
+
+
+def _earlier_texts(lake: Lake, version: str, shard: str, ids: list[str]) -> dict[str, str]:
+    """The texts of a few items of earlier shards, for display. The signature index (ids only) says
+    which shards hold them, so only those shards' text is read."""
+    sig_paths = {
+        other: lake.path(version, NEAR_SIGNATURES, other)
+        for other in lake.list_shards(version, NEAR_SIGNATURES)
+        if other != shard
+    }
+    connection = lake.connect()
+    connection.register("wanted", pa.table({"id": ids}))
+    holders: list[str] = []
+    for other, path in sig_paths.items():
+        found = connection.execute(
+            "SELECT count(*) FROM read_parquet(?) AS s JOIN wanted USING (id)", [lake.url(path)]
+        ).fetchone()
+        if found and found[0] and lake.exists(lake.path(version, "deduped", other)):
+            holders.append(lake.url(lake.path(version, "deduped", other)))
+    if not holders:
+        return {}
+    rows = connection.execute(
+        "SELECT d.id, d.text FROM read_parquet(?, union_by_name=true) AS d JOIN wanted USING (id)", [holders]
+    ).fetchall()
+    return {str(item): str(text or "") for item, text in rows}
 
 
 def _cell(text: str, limit: int = 160) -> str:

@@ -65,6 +65,8 @@ def test_an_edited_copy_in_a_later_shard_is_removed_as_a_near_duplicate(corpus, 
     assert [row["dup_of"] for row in removed] == [one_ids[0], one_ids[1]]
     assert all(row["dup_similarity"] >= 0.7 for row in removed)
     assert result.extra["near_duplicates_of_other_shards"] == 2
+    kept_texts = [row["text"] for row in table(lake, "one.jsonl")]
+    assert " ".join(kept_texts[0].split()[:6]) in result.extra["example_pairs"]
     assert check_conservation(lake, "near", "deduped", "two.jsonl", result.rows_in).passed
 
 

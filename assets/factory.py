@@ -21,7 +21,7 @@ from assets.partitions import shards
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import CurationError
 from curation_dagster.filters.chain import build_chain
-from curation_dagster.io.landing import discover_shards
+from curation_dagster.io.landing import discover_shards, shard_fingerprint
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import STAGES, UPSTREAM, StageResult, run_stage
 from curation_dagster.spec import VersionSpec
@@ -127,8 +127,6 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
                     description=f"landing shard {shard!r} is not in {lake.landing}: it was removed or renamed",
                     allow_retries=False,
                 )
-            from curation_dagster.io.landing import shard_fingerprint
-
             result = _execute(context, lambda: run_stage(spec, lake.lake(), "raw", shard, found[shard]))
             return _materialize_result(
                 context,

@@ -106,14 +106,14 @@ def run_demo(generate: bool = True) -> int:
     from assets.factory import stage_key
     from curation_dagster.definitions import build_definitions
 
-    defs = build_definitions()
+    specs = _specs()
+    defs = build_definitions(specs)
     instance = DagsterInstance.get()
     new = register_shards(instance, landing)
     if new:
         print(f"registered {len(new)} new shards: {', '.join(new)}")
     found = discover_shards(landing)
     job = defs.resolve_implicit_global_asset_job_def()
-    specs = [spec for spec in _specs()]
     ran = 0
     failed = 0
     for spec in specs:

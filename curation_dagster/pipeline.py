@@ -164,20 +164,19 @@ def _result(
     )
 
 
-def _split_rows(rows: list[dict[str, Any]], stage: str) -> tuple[pa.Table, pa.Table]:
+def _split_rows(rows: list[dict[str, Any]], schema: pa.Schema, stage: str) -> tuple[pa.Table, pa.Table]:
+    """Validated row dicts as (kept, rejected) tables of `schema`; rejected rows carry their reason."""
     kept = [row for row in rows if row.get("reject_reason") is None]
     rejected = [row for row in rows if row.get("reject_reason") is not None]
-    kept_table = pa.Table.from_pylist(kept, schema=RAW_SCHEMA) if kept else RAW_SCHEMA.empty_table()
-    rejected_table = pa.Table.from_pylist(rejected, schema=rejected_schema(RAW_SCHEMA)) if rejected else None
-    if rejected_table is None:
-        return kept_table, rejected_schema(RAW_SCHEMA).empty_table()
-    rejected_table = mark_rejected(
-        rejected_table,
+    kept_table = pa.Table.from_pylist(kept, schema=schema) if kept else schema.empty_table()
+    if not rejected:
+        return kept_table, rejected_schema(schema).empty_table()
+    return kept_table, mark_rejected(
+        pa.Table.from_pylist(rejected, schema=rejected_schema(schema)),
         stage,
         [str(row["reject_reason"]) for row in rejected],
         [row.get("reject_detail") for row in rejected],
     )
-    return kept_table, rejected_table
 
 
 def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageResult:
@@ -197,19 +196,24 @@ def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageRes
                 row["reject_detail"] = f"{row['modality']} is not in this version's modalities"
             batch.append(row)
             if len(batch) >= RAW_BATCH_ROWS:
-                output.write(*_split_rows(batch, "raw"))
+                output.write(*_split_rows(batch, RAW_SCHEMA, "raw"))
                 batch = []
-        output.write(*_split_rows(batch, "raw"))
+        output.write(*_split_rows(batch, RAW_SCHEMA, "raw"))
     return _result(spec, lake, "raw", shard, rows_in, output, started)
 
 
-def _index_files(lake: Lake, version: str, index: str, exclude: str | None = None) -> list[str]:
-    """The index files of every shard of `version` but `exclude`."""
-    return [
-        lake.url(lake.path(version, index, shard))
+def _index_paths(lake: Lake, version: str, index: str, exclude: str | None = None) -> dict[str, str]:
+    """The lake paths of an index's files, by shard, for every shard of `version` but `exclude`."""
+    return {
+        shard: lake.path(version, index, shard)
         for shard in lake.list_shards(version, index)
         if shard != exclude
-    ]
+    }
+
+
+def _index_files(lake: Lake, version: str, index: str, exclude: str | None = None) -> list[str]:
+    """The index files of every shard of `version` but `exclude`, as URLs DuckDB reads."""
+    return [lake.url(path) for path in _index_paths(lake, version, index, exclude).values()]
 
 
 def _index_lookup(lake: Lake, files: list[str]) -> Callable[[list[str]], dict[str, str]]:
@@ -234,37 +238,28 @@ def _index_lookup(lake: Lake, files: list[str]) -> Callable[[list[str]], dict[st
     return lookup
 
 
-def _compatible_index_files(lake: Lake, files: list[str], settings: NearDedupSpec, index: str) -> list[str]:
-    """`files`, after checking that each was built with these near-dedup settings: band keys made with
-    other settings never match, so mixing them would silently miss duplicates."""
+def _compatible_index_files(
+    lake: Lake, version: str, index: str, shard: str, settings: NearDedupSpec
+) -> list[str]:
+    """The other shards' files of a near-dedup index, after checking that each was built with these
+    settings: band keys made with other settings never match, so mixing them would miss duplicates."""
     expected = settings_fingerprint(settings).encode()
-    for path in files:
+    paths = list(_index_paths(lake, version, index, exclude=shard).values())
+    for path in paths:
         metadata = lake.schema(path).metadata or {}
         if metadata.get(FINGERPRINT_KEY) != expected:
             raise SpecError(
                 f"{lake.url(path)} ({index}) was built with other dedup.near settings; materialize the "
                 "deduped stage again for every shard of this version, in arrival order"
             )
-    return [lake.url(path) for path in files]
+    return [lake.url(path) for path in paths]
 
 
 def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpec) -> EarlierLookup:
     """Band keys of this shard joined with every other shard's near index, in DuckDB, and the
     verification signatures of the matched items and of their clusters' first items."""
-    others = [other for other in lake.list_shards(version, NEAR_BANDS) if other != shard]
-    band_files = _compatible_index_files(
-        lake, [lake.path(version, NEAR_BANDS, other) for other in others], settings, NEAR_BANDS
-    )
-    signature_files = _compatible_index_files(
-        lake,
-        [
-            lake.path(version, NEAR_SIGNATURES, other)
-            for other in lake.list_shards(version, NEAR_SIGNATURES)
-            if other != shard
-        ],
-        settings,
-        NEAR_SIGNATURES,
-    )
+    band_files = _compatible_index_files(lake, version, NEAR_BANDS, shard, settings)
+    signature_files = _compatible_index_files(lake, version, NEAR_SIGNATURES, shard, settings)
     width = verify_width(settings)
 
     def lookup(keys: np.ndarray) -> EarlierItems:
@@ -322,13 +317,16 @@ class _DedupPlan:
 
 
 def _plan_dedup(
-    spec: VersionSpec, lake: Lake, shard: str, source: str, lookup: Callable[[list[str]], dict[str, str]]
+    spec: VersionSpec,
+    lake: Lake,
+    shard: str,
+    source: str,
+    rows: int,
+    lookup: Callable[[list[str]], dict[str, str]],
 ) -> tuple[_DedupPlan, ShardOutcome | None]:
     exact = ExactDedup(spec.dedup.exact)
     near_settings = spec.dedup.near
-    candidates = (
-        ShardSignatures(near_settings, capacity=lake.num_rows(source)) if near_settings.enabled else None
-    )
+    candidates = ShardSignatures(near_settings, capacity=rows) if near_settings.enabled else None
     plan = _DedupPlan()
     known: dict[str, str] = {}
     for batch in lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media"]):
@@ -403,7 +401,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
     rows_in = lake.num_rows(source)
     with lake.lock(spec.name, DEDUP_INDEX):
         others = _index_files(lake, spec.name, DEDUP_INDEX, exclude=shard)
-        plan, outcome = _plan_dedup(spec, lake, shard, source, _index_lookup(lake, others))
+        plan, outcome = _plan_dedup(spec, lake, shard, source, rows_in, _index_lookup(lake, others))
         schema = with_fields(lake.schema(source), DEDUP_FIELDS)
         examples = _ExampleCollector(plan)
         exact = ExactDedup(spec.dedup.exact)
@@ -492,24 +490,22 @@ class _ExampleCollector:
 def _earlier_texts(lake: Lake, version: str, shard: str, ids: list[str]) -> dict[str, str]:
     """The texts of a few items of earlier shards, for display. The signature index (ids only) says
     which shards hold them, so only those shards' text is read."""
-    sig_paths = {
-        other: lake.path(version, NEAR_SIGNATURES, other)
-        for other in lake.list_shards(version, NEAR_SIGNATURES)
-        if other != shard
-    }
+    signatures = _index_paths(lake, version, NEAR_SIGNATURES, exclude=shard)
+    if not signatures:
+        return {}
+    shard_of_file = {lake.url(path): other for other, path in signatures.items()}
     connection = lake.connect()
     connection.register("wanted", pa.table({"id": ids}))
-    holders: list[str] = []
-    for other, path in sig_paths.items():
-        found = connection.execute(
-            "SELECT count(*) FROM read_parquet(?) AS s JOIN wanted USING (id)", [lake.url(path)]
-        ).fetchone()
-        if found and found[0] and lake.exists(lake.path(version, "deduped", other)):
-            holders.append(lake.url(lake.path(version, "deduped", other)))
-    if not holders:
+    holding = connection.execute(
+        "SELECT DISTINCT s.filename FROM read_parquet(?, filename=true) AS s JOIN wanted USING (id)",
+        [list(shard_of_file)],
+    ).fetchall()
+    texts = [lake.path(version, "deduped", shard_of_file[str(row[0])]) for row in holding]
+    texts = [lake.url(path) for path in texts if lake.exists(path)]
+    if not texts:
         return {}
     rows = connection.execute(
-        "SELECT d.id, d.text FROM read_parquet(?, union_by_name=true) AS d JOIN wanted USING (id)", [holders]
+        "SELECT d.id, d.text FROM read_parquet(?, union_by_name=true) AS d JOIN wanted USING (id)", [texts]
     ).fetchall()
     return {str(item): str(text or "") for item, text in rows}
 
@@ -653,7 +649,7 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
                 and sample_score(spec.synthesize.seed, parent["id"]) < spec.synthesize.fraction
             ]
             generated += len(rows)
-            valid, invalid = _split_candidates(rows)
+            valid, invalid = _split_rows(rows, _CANDIDATE_SCHEMA, "synthesized")
             output.write(schema.empty_table(), invalid)
             unique, duplicates = dedup.run(valid, known, lookup)
             output.write(
@@ -687,24 +683,6 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
 
 
 _CANDIDATE_SCHEMA = with_fields(RAW_SCHEMA, SYNTH_FIELDS)
-
-
-def _split_candidates(rows: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
-    valid = [row for row in rows if row.get("reject_reason") is None]
-    invalid = [row for row in rows if row.get("reject_reason") is not None]
-    valid_table = (
-        pa.Table.from_pylist(valid, schema=_CANDIDATE_SCHEMA) if valid else _CANDIDATE_SCHEMA.empty_table()
-    )
-    invalid_schema = rejected_schema(_CANDIDATE_SCHEMA)
-    if not invalid:
-        return valid_table, invalid_schema.empty_table()
-    table = pa.Table.from_pylist(invalid, schema=invalid_schema)
-    return valid_table, mark_rejected(
-        table,
-        "synthesized",
-        [str(r["reject_reason"]) for r in invalid],
-        [r.get("reject_detail") for r in invalid],
-    )
 
 
 def run_stage(

@@ -36,7 +36,8 @@ class Lake:
     def __init__(self, root: str | Path) -> None:
         self.root = str(root).rstrip("/")
         self.fs, self._root_path = fsspec.core.url_to_fs(self.root)
-        self.is_local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.is_local = "file" in protocols
 
     def stage_dir(self, version: str, stage: str, *, rejected: bool = False) -> str:
         """The folder holding a stage's kept (or rejected) shard files."""

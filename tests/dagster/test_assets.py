@@ -7,8 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import (
     AssetKey,
+    AssetsDefinition,
     AutomationCondition,
     DagsterInstance,
+    ExecuteInProcessResult,
     instance_for_test,
     materialize,
 )
@@ -49,13 +51,30 @@ def instance(tiny_landing: Path):
         yield test_instance
 
 
-def run_all(spec: VersionSpec, instance: DagsterInstance, tmp_path: Path, landing: Path, shard: str):
+def run_assets(
+    assets: list[AssetsDefinition],
+    instance: DagsterInstance,
+    tmp_path: Path,
+    landing: Path,
+    shard: str,
+    raise_on_error: bool = True,
+) -> ExecuteInProcessResult:
     return materialize(
-        build_version_assets(spec),
+        assets,
         partition_key=shard,
         instance=instance,
         resources=resources(tmp_path, landing),
+        raise_on_error=raise_on_error,
     )
+
+
+def run_all(spec: VersionSpec, instance: DagsterInstance, tmp_path: Path, landing: Path, shard: str):
+    return run_assets(build_version_assets(spec), instance, tmp_path, landing, shard)
+
+
+def failure_message(result: ExecuteInProcessResult) -> str:
+    """The error message of the run's first failed step."""
+    return result.get_step_failure_events()[0].step_failure_data.error.message
 
 
 def test_every_shipped_version_builds_the_five_stage_graph() -> None:
@@ -169,12 +188,8 @@ def test_a_failing_blocking_check_stops_downstream_stages(
         return CheckOutcome(False, "pretend rows went missing")
 
     monkeypatch.setattr(factory, "check_conservation", broken)
-    result = materialize(
-        build_version_assets(small_spec()),
-        partition_key="a.jsonl",
-        instance=instance,
-        resources=resources(tmp_path, tiny_landing),
-        raise_on_error=False,
+    result = run_assets(
+        build_version_assets(small_spec()), instance, tmp_path, tiny_landing, "a.jsonl", raise_on_error=False
     )
     assert not result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
@@ -185,30 +200,31 @@ def test_a_missing_landing_shard_fails_with_a_message_naming_it(
     instance, tmp_path: Path, tiny_landing: Path
 ) -> None:
     instance.add_dynamic_partitions(SHARDS, ["gone.jsonl"])
-    result = materialize(
+    result = run_assets(
         [a for a in build_version_assets(small_spec()) if a.key == stage_key("unit", "raw")],
-        partition_key="gone.jsonl",
-        instance=instance,
-        resources=resources(tmp_path, tiny_landing),
+        instance,
+        tmp_path,
+        tiny_landing,
+        "gone.jsonl",
         raise_on_error=False,
     )
     assert not result.success
-    failure = result.get_step_failure_events()[0]
-    assert "gone.jsonl" in failure.step_failure_data.error.message
+    assert "gone.jsonl" in failure_message(result)
 
 
 def test_a_stage_without_its_upstream_fails_naming_the_missing_stage(
     instance, tmp_path: Path, tiny_landing: Path
 ) -> None:
-    result = materialize(
+    result = run_assets(
         [a for a in build_version_assets(small_spec()) if a.key == stage_key("unit", "filtered")],
-        partition_key="a.jsonl",
-        instance=instance,
-        resources=resources(tmp_path, tiny_landing),
+        instance,
+        tmp_path,
+        tiny_landing,
+        "a.jsonl",
         raise_on_error=False,
     )
     assert not result.success
-    assert "unit/deduped first" in result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "unit/deduped first" in failure_message(result)
 
 
 def test_asset_keys_are_prefixed_by_the_version_name() -> None:
@@ -263,15 +279,16 @@ def test_the_classifier_runs_through_the_injected_accelerator_and_models(
 def test_a_missing_classifier_fails_the_stage_naming_the_setting(
     instance, tmp_path: Path, tiny_landing: Path
 ) -> None:
-    result = materialize(
+    result = run_assets(
         build_version_assets(classifier_spec()),
-        partition_key="a.jsonl",
-        instance=instance,
-        resources=resources(tmp_path, tiny_landing),
+        instance,
+        tmp_path,
+        tiny_landing,
+        "a.jsonl",
         raise_on_error=False,
     )
     assert not result.success
-    assert "models.text_classifier" in result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "models.text_classifier" in failure_message(result)
 
 
 def test_deduped_metadata_shows_near_duplicate_pairs_as_a_table(instance, tmp_path: Path) -> None:
@@ -286,11 +303,12 @@ def test_deduped_metadata_shows_near_duplicate_pairs_as_a_table(instance, tmp_pa
     write_jsonl(
         landing / "a.jsonl", [text, text.replace("two years", "three years").replace("long", "lengthy")]
     )
-    result = materialize(
+    result = run_assets(
         [a for a in build_version_assets(small_spec()) if a.key.path[1] in ("raw", "deduped")],
-        partition_key="a.jsonl",
-        instance=instance,
-        resources=resources(tmp_path, landing),
+        instance,
+        tmp_path,
+        landing,
+        "a.jsonl",
     )
     metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
     deduped = metadata[stage_key("unit", "deduped")]

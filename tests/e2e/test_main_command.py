@@ -126,7 +126,7 @@ def test_ci_path_registers_shards_then_materializes_with_the_dagster_cli(tmp_pat
             "-m",
             "curation_dagster.definitions",
             "--select",
-            "demo/raw,demo/deduped",
+            "demo/raw*",
             "--partition",
             "ci.jsonl",
         ],
@@ -136,6 +136,7 @@ def test_ci_path_registers_shards_then_materializes_with_the_dagster_cli(tmp_pat
     assert rows(tmp_path / "lake" / "demo" / "raw" / "ci.jsonl.parquet") == 1
     assert rows(tmp_path / "lake" / "demo" / "raw" / "_rejected" / "ci.jsonl.parquet") == 1
     assert rows(tmp_path / "lake" / "demo" / "deduped" / "ci.jsonl.parquet") == 1
+    assert (tmp_path / "lake" / "demo" / "synthesized" / "ci.jsonl.parquet").exists()
 
 
 def test_definitions_validate(tmp_path: Path) -> None:

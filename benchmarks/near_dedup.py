@@ -988,6 +988,65 @@ def scaling(sizes: list[int], seed: int, settings: NearDedupSpec, label: str) ->
     print("(CPU seconds, each size in a fresh process; RSS: after building the corpus -> peak)")
 
 
+def incremental(shards: int, per_shard: int, seed: int, settings: NearDedupSpec) -> None:
+    """The deduped stage shard by shard in a fresh lake, as the pipeline runs it: the cost of adding
+    shard N as the index of earlier shards grows, and the decisions against the plant."""
+    import json
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from curation_dagster.io.lake import Lake
+    from curation_dagster.pipeline import NEAR_BANDS, run_stage
+    from curation_dagster.spec import parse_spec
+
+    corpus = CorpusBuilder(seed).corpus(shards * per_shard, 0.2, 0.05)
+    spec = parse_spec(
+        {
+            "name": "bench",
+            "modalities": ["text"],
+            "dedup": {"near": settings.model_dump(exclude={"preset"})},
+        }
+    )
+    print(f"\n== incremental, ours with the project defaults: {shards} shards of {per_shard:,} documents")
+    print(
+        f"{'shard':>6}{'index rows before':>19}{'deduped cpu s':>15}{'wall s':>8}{'s/1k docs':>11}{'removed':>9}"
+    )
+    dup_of: list[int | None] = [None] * len(corpus.texts)
+    first = None
+    with tempfile.TemporaryDirectory() as root:
+        landing = Path(root) / "landing"
+        landing.mkdir()
+        lake = Lake(Path(root) / "lake")
+        for number in range(shards):
+            name = f"shard_{number:04d}.jsonl"
+            start = number * per_shard
+            texts = corpus.texts[start : start + per_shard]
+            lines = (json.dumps({"text": text, "doc": start + row}) + "\n" for row, text in enumerate(texts))
+            (landing / name).write_text("".join(lines), "utf-8")
+            index_rows = sum(
+                pq.ParquetFile(path).metadata.num_rows for path in Path(root).glob(f"lake/**/{NEAR_BANDS}/*")
+            )
+            run_stage(spec, lake, "raw", name, landing / name)
+            _, timing = timed(lambda: run_stage(spec, lake, "deduped", name))  # noqa: B023
+            rejected = lake.read_table(lake.path("bench", "deduped", name, rejected=True)).to_pylist()
+            for row in rejected:
+                if row.get("reject_reason", "").startswith("dedup"):
+                    dup_of[json.loads(row["meta"])["doc"]] = -1
+            per_k = timing.cpu / len(texts) * 1000
+            first = first or per_k
+            print(
+                f"{number + 1:>6}{index_rows:>19,}{timing.cpu:>15.2f}{timing.wall:>8.2f}{per_k:>11.3f}"
+                f"{len(rejected):>9,}"
+            )
+    quality = evaluate(dup_of, corpus)
+    print(
+        f"last shard / first shard, CPU per document: {per_k / first:.2f}; recall {quality.recall:.4f}, "
+        f"precision {quality.precision:.4f}, hard negatives removed {quality.negatives_removed}/"
+        f"{quality.negatives} (all shards, exact + near)"
+    )
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -1007,8 +1066,18 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="also time ours on 10k, 100k and 1M documents")
     parser.add_argument("--scaling-sizes", default="10000,100000,1000000")
     parser.add_argument("--only-scaling", action="store_true", help="skip the comparison")
+    parser.add_argument(
+        "--incremental",
+        default=None,
+        metavar="SHARDSxDOCS",
+        help="only run the deduped stage shard by shard in a fresh lake, e.g. 20x5000",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.scaling_sizes.split(",")]
+    if args.incremental:
+        count, per_shard = (int(part) for part in args.incremental.lower().split("x"))
+        incremental(count, per_shard, args.seed, NearDedupSpec())
+        return
     if args.only_scaling:
         scaling(sizes, args.seed, NearDedupSpec(), "project defaults")
         return

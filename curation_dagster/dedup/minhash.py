@@ -5,7 +5,8 @@ Li 2014): each shingle is hashed once, its hash picks one of the `num_perm` bins
 minimum, so a document costs O(shingles) instead of O(shingles x permutations), and empty bins borrow
 from the next filled bin to their right. Two documents agree in a bin with probability equal to the
 Jaccard similarity of their shingle sets, as with classic MinHash. All hashing is vectorised with numpy
-over every shingle of a batch of documents.
+over every shingle of a batch of documents; words are split and made distinct by Arrow's C++ kernels, so
+Python touches each distinct word of a batch once, not each word.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from curation_dagster.spec import NearDedupSpec, ShingleNormalizeSpec
 
@@ -28,6 +31,9 @@ _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _PUNCTUATION = re.compile(r"[^\w\s]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: Whitespace outside ASCII (line and paragraph separators, ideographic space, ...), which splits words.
+_UNICODE_SPACE = re.compile(r"(?![\x00-\x7f])\s")
 _DIGITS = re.compile(r"\d")
 #: Documents signed at a time, which bounds the temporary memory of normalising and hashing.
 _SIGNATURE_BATCH = 2048
@@ -45,9 +51,12 @@ def _combining_marks() -> re.Pattern[str]:
 
 
 def normalize_for_shingles(text: str, settings: ShingleNormalizeSpec) -> str:
-    """The text that is cut into shingles: accents, case, punctuation and digits as the settings say."""
-    if settings.strip_accents and not text.isascii():
-        text = _combining_marks().sub("", unicodedata.normalize("NFKD", text))
+    """The text that is cut into shingles: accents, case, punctuation and digits as the settings say;
+    whitespace of any script becomes a space, so it separates words as ASCII whitespace does."""
+    if not text.isascii():
+        text = _UNICODE_SPACE.sub(" ", text)
+        if settings.strip_accents:
+            text = _combining_marks().sub("", unicodedata.normalize("NFKD", text))
     if settings.casefold:
         text = text.casefold()
     if settings.strip_punctuation:
@@ -91,62 +100,60 @@ def _byte_table(settings: ShingleNormalizeSpec) -> bytes:
     return bytes(table)
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 of a text; a lone surrogate (from a JSON escape) becomes '?' so the bytes stay valid UTF-8."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def _normalized_bytes(texts: Sequence[str], settings: ShingleNormalizeSpec) -> list[bytes]:
-    """Each text normalised for shingling, as UTF-8 (for character shingles)."""
+    """Each text normalised for shingling, as UTF-8.
+
+    One byte table rewrites ASCII case, whitespace, punctuation and digits in C; only the runs of
+    non-ASCII characters go through Unicode normalisation, once per distinct run (a cache per call).
+    Every rule works character by character, so normalising a run alone equals normalising the text."""
     table = _byte_table(settings)
-    return [
-        (text if text.isascii() else normalize_for_shingles(text, settings))
-        .encode("utf-8", "surrogatepass")
-        .translate(table)
-        for text in texts
-    ]
+    cache: dict[str, str] = {}
+
+    def run(match: re.Match[str]) -> str:
+        chars = match.group()
+        done = cache.get(chars)
+        if done is None:
+            done = cache[chars] = normalize_for_shingles(chars, settings)
+        return done
+
+    return [_utf8(text if text.isascii() else _NON_ASCII.sub(run, text)).translate(table) for text in texts]
 
 
-def _normalized_words(texts: Sequence[str], settings: ShingleNormalizeSpec) -> tuple[list[bytes], np.ndarray]:
-    """Every normalised word of every text, flat, and the number of words per text.
+def _word_hashes(normalized: list[bytes]) -> _Units:
+    """Every word of every normalised text as a 64-bit hash, and the number of words per text.
 
-    One byte table rewrites ASCII case, punctuation and digits in C; only words holding other
-    characters go through Unicode normalisation, once per distinct word (a cache per call)."""
-    table = _byte_table(settings)
-    cache: dict[bytes, list[bytes]] = {}
-    flat: list[bytes] = []
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    for index, text in enumerate(texts):
-        words = text.encode("utf-8", "surrogatepass").translate(table).split()
-        if not text.isascii():
-            words = [
-                part
-                for word in words
-                for part in (
-                    (word,)
-                    if word.isascii()
-                    else cache.get(word)
-                    or cache.setdefault(
-                        word,
-                        normalize_for_shingles(word.decode("utf-8", "surrogatepass"), settings)
-                        .encode("utf-8", "surrogatepass")
-                        .translate(table)
-                        .split(),
-                    )
-                )
-            ]
-        flat.extend(words)
-        lengths[index] = len(words)
-    return flat, lengths
-
-
-def _hash_tokens(tokens: list[bytes]) -> np.ndarray:
-    """A 64-bit hash of each token (CRC-32 and length, then mixed); every distinct token is hashed once."""
-    vocabulary = {token: zlib.crc32(token) | (len(token) << 32) for token in dict.fromkeys(tokens)}
-    return _splitmix(np.fromiter(map(vocabulary.__getitem__, tokens), dtype=np.uint64, count=len(tokens)))
+    Splitting and finding the distinct words run in Arrow's C++ kernels over the whole batch; only the
+    distinct words are hashed in Python (CRC-32 and length, then mixed), and numpy spreads the hashes."""
+    trimmed = pc.ascii_trim_whitespace(pa.array(normalized, type=pa.binary()).cast(pa.string()))
+    words = pc.ascii_split_whitespace(trimmed)
+    lengths = np.diff(words.offsets.to_numpy()).astype(np.int64)
+    flat = words.flatten()
+    # An empty text splits into one empty word; it has none.
+    empty = pc.equal(pc.binary_length(trimmed), 0).to_numpy(zero_copy_only=False)
+    if empty.any():
+        lengths[empty] = 0
+        flat = flat.filter(pc.greater(pc.binary_length(flat), 0))
+    encoded = pc.dictionary_encode(flat.cast(pa.binary()))
+    vocabulary = encoded.dictionary.to_pylist()
+    hashes = np.fromiter(
+        (zlib.crc32(word) | (len(word) << 32) for word in vocabulary), dtype=np.uint64, count=len(vocabulary)
+    )
+    return _Units(_splitmix(hashes)[encoded.indices.to_numpy(zero_copy_only=False)], lengths)
 
 
 def _units(texts: Sequence[str], settings: NearDedupSpec) -> _Units:
-    if settings.shingle == "words":
-        flat, lengths = _normalized_words(texts, settings.normalize)
-        return _Units(_hash_tokens(flat), lengths)
     normalized = _normalized_bytes(texts, settings.normalize)
-    characters = [" ".join(text.decode("utf-8", "surrogatepass").split()) for text in normalized]
+    if settings.shingle == "words":
+        return _word_hashes(normalized)
+    characters = [" ".join(text.decode("utf-8").split()) for text in normalized]
     points = np.frombuffer("".join(characters).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     lengths = np.fromiter(map(len, characters), dtype=np.int64, count=len(characters))
     return _Units(_splitmix(points.astype(np.uint64)), lengths)

@@ -233,3 +233,24 @@ def test_signatures_in_many_batches_equal_one_batch() -> None:
     rng = random.Random(10)
     texts = [document(rng, 3) for _ in range(5000)]
     assert (signatures(texts) == np.concatenate([signatures(texts[:2500]), signatures(texts[2500:])])).all()
+
+
+MIXED_SCRIPTS = [
+    *"abcXYZ 09.,!?\t\n",
+    "é", "e\u0301", "ß", "Σ", "ς", "ﬁ", "Ａ", "١", "\u00a0", "\u2028", "“", "”", "تقدّم", "日本語", "ǅ", "İ", "😀",
+    "\u0301", "ﾊﾟ",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("shingle", ["words", "chars"])
+def test_signing_text_equals_signing_its_normalised_words(shingle: str) -> None:
+    """The engine normalises only the non-ASCII runs of a text and splits words in Arrow; the result must
+    be what normalising the whole text and splitting it on whitespace gives, in every script."""
+    rng = random.Random(11)
+    texts = ["".join(rng.choice(MIXED_SCRIPTS) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    texts += ["", "   ", "\t\n", " leading", "trailing ", "  both  ", "a\ud800b c"]
+    settings = NearDedupSpec(shingle=shingle, ngram=3)  # type: ignore[arg-type]
+    normalised = [" ".join(normalize_for_shingles(text, settings.normalize).split()) for text in texts]
+    normalised[-1] = "a?b c"  # a lone surrogate is signed as '?'
+    assert (signatures(texts, settings) == signatures(normalised, settings)).all()
+    assert (signatures(texts[-7:-4], settings) == EMPTY).all()

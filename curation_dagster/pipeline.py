@@ -37,6 +37,7 @@ from curation_dagster.dedup.near import (
 )
 from curation_dagster.errors import SpecError, StageInputMissing
 from curation_dagster.filters.chain import build_chain
+from curation_dagster.filters.summary import summarize
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
 from curation_dagster.io.records import RawRecord
@@ -526,7 +527,24 @@ def run_filter(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime 
     with _shard_output(lake, spec.name, "filtered", shard, schema) as output:
         for batch in lake.iter_batches(source, BATCH_ROWS):
             output.write(*chain.run(pa.Table.from_batches([batch])))
-    return _result(spec, lake, "filtered", shard, rows_in, output, started)
+    summary = summarize(
+        lake.connect(),
+        lake.url(lake.path(spec.name, "filtered", shard)),
+        lake.url(lake.path(spec.name, "filtered", shard, rejected=True)),
+        chain.score_fields,
+    )
+    return _result(
+        spec,
+        lake,
+        "filtered",
+        shard,
+        rows_in,
+        output,
+        started,
+        score_quantiles=summary.quantiles_markdown(),
+        score_values=summary.categories or None,
+        rejected_examples=summary.examples_markdown(),
+    )
 
 
 def _budget_used(lake: Lake, version: str, shard: str) -> Counter[str]:

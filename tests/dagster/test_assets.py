@@ -151,6 +151,8 @@ def test_materialization_metadata_reports_counts_reasons_schema_and_timing(
     assert raw["source_fingerprint"].value
     filtered = events[stage_key("unit", "filtered")]
     assert filtered["rejections_by_reason"].value == {"filter.text_length.too_short": 1}
+    assert "| `text_words` |" in filtered["score_quantiles"].value
+    assert "`filter.text_length.too_short`" in filtered["rejected_examples"].value
     for metadata in events.values():
         assert metadata["elapsed_s"].value >= 0
         assert metadata["items_per_second"].value >= 0

@@ -188,6 +188,179 @@ class TextClassifierFilter(_Strict):
     """Texts are truncated to this many tokens before scoring."""
 
 
+class LanguageFilter(_Strict):
+    """Language identification: writes `lang` (ISO 639-1, else 639-3 such as `yue`) and `lang_score`
+    (probability, 0–1); keeps the listed languages at or above `min_score` (FineWeb and RefinedWeb keep
+    English at 0.65)."""
+
+    kind: Literal["language"] = "language"
+    keep: tuple[str, ...] = ("en",)
+    """Languages to keep; empty tags every item and rejects none. Another language is `lang.not_kept`."""
+    min_score: float = Field(0.65, ge=0, le=1)
+    """A kept language scored below this is `lang.low_score`."""
+    model: Literal["py3langid", "fasttext"] = "py3langid"
+    """py3langid ships its weights; fastText `lid.176.bin`/`.ftz` needs `fasttext_path`."""
+    fasttext_path: str = ""
+    """Local path of a fastText language-identification model (used when `model` is fasttext)."""
+
+    @model_validator(mode="after")
+    def _fasttext_needs_path(self) -> LanguageFilter:
+        if self.model == "fasttext" and not self.fasttext_path:
+            raise ValueError("language.model is fasttext: set language.fasttext_path to a local lid.176 file")
+        return self
+
+
+class GopherQualityFilter(_Strict):
+    """The Gopher quality rules (Rae et al. 2021) with the published thresholds; codes
+    `quality.gopher.<rule>`. Words are cut as datatrove's default English tokenizer cuts them (punctuation
+    is a word of its own); symbol-only words do not count as words."""
+
+    kind: Literal["gopher_quality"] = "gopher_quality"
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = 0.1
+    """`#` and ellipses per word, each."""
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    max_non_alpha_words_ratio: float | None = 0.8
+    """At least this share of words must hold a letter (the name follows datatrove's)."""
+    min_stop_words: int | None = 2
+    stop_words: tuple[str, ...] = ("the", "be", "to", "of", "and", "that", "have", "with")
+
+
+class GopherRepetitionFilter(_Strict):
+    """The Gopher repetition rules with the published thresholds; codes `quality.gopher_repetition.<rule>`.
+    Paragraphs split on two or more newlines."""
+
+    kind: Literal["gopher_repetition"] = "gopher_repetition"
+    dup_line_frac: float | None = 0.3
+    dup_para_frac: float | None = 0.3
+    dup_line_char_frac: float | None = 0.2
+    dup_para_char_frac: float | None = 0.2
+    top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
+    """(n, max character fraction of the most frequent n-gram)."""
+    dup_n_grams: tuple[tuple[int, float], ...] = (
+        (5, 0.15),
+        (6, 0.14),
+        (7, 0.13),
+        (8, 0.12),
+        (9, 0.11),
+        (10, 0.10),
+    )
+    """(n, max character fraction covered by duplicated n-grams)."""
+
+    @model_validator(mode="after")
+    def _n_in_range(self) -> GopherRepetitionFilter:
+        for setting, allowed in (("top_n_grams", range(2, 5)), ("dup_n_grams", range(5, 11))):
+            for n, _ in getattr(self, setting):
+                if n not in allowed:
+                    raise ValueError(
+                        f"gopher_repetition.{setting}: n = {n}, but each n must be {allowed.start} to "
+                        f"{allowed.stop - 1} (one score column per n)"
+                    )
+        return self
+
+
+class C4QualityFilter(_Strict):
+    """The C4 rules (Raffel et al. 2020): lines without terminal punctuation, with too few words, with an
+    over-long word, or with javascript / policy boilerplate are dropped from the text (a transformation,
+    counted in `c4_lines_removed`); the document is rejected (`quality.c4.<rule>`) on lorem ipsum, a curly
+    bracket, or fewer than `min_num_sentences` sentences left."""
+
+    kind: Literal["c4_quality"] = "c4_quality"
+    split_paragraph: bool = True
+    """Lines are split on newlines (True) or the whole text is one line split into sentences."""
+    remove_citations: bool = True
+    """Drop Wikipedia-style citation marks such as `[1]` or `[citation needed]`."""
+    filter_no_terminal_punct: bool = True
+    min_num_sentences: int | None = 5
+    min_words_per_line: int | None = 3
+    max_word_length: int | None = 1000
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+
+
+class FineWebQualityFilter(_Strict):
+    """FineWeb's own rules (Penedo et al. 2024); codes `quality.fineweb.<rule>`."""
+
+    kind: Literal["fineweb_quality"] = "fineweb_quality"
+    line_punct_thr: float | None = 0.12
+    """Reject when the share of lines ending in terminal punctuation is below this."""
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float | None = 0.67
+    """Reject when the share of lines of at most `short_line_length` characters is above this."""
+    short_line_length: int = 30
+    char_duplicates_ratio: float | None = 0.01
+    """Reject when characters in duplicated lines over all characters is above this."""
+    new_line_ratio: float | None = 0.3
+    """Reject when newlines per word is above this."""
+
+
+class ToxicityFilter(_Strict):
+    """A toxicity score in [0, 1] per item (`toxicity_score`): the larger of a shipped classifier's
+    probability (alt-profanity-check), a per-language word-list score, and, when `use_model`, the
+    `models.text_classifier` Hugging Face model run on the accelerator. Above `max_score` is
+    `toxicity.above_threshold`."""
+
+    kind: Literal["toxicity"] = "toxicity"
+    max_score: float = Field(0.8, ge=0, le=1)
+    word_lists: dict[str, str] = {}
+    """Extra word lists by language code, each a local text file with one word or phrase per line,
+    added to the lists the project ships."""
+    use_model: bool = False
+    """Also score with `models.text_classifier` (a Detoxify-style model from a local path)."""
+    label_index: int = Field(1, ge=0)
+    """The model's output label that means toxic."""
+    max_tokens: int = Field(256, gt=0, le=8192)
+
+
+class RegisterFilter(_Strict):
+    """Colloquial versus formal register as `formality` in [0, 1] (1 = formal). With no bounds it only
+    tags; otherwise a score outside them is `register.too_colloquial` or `register.too_formal`."""
+
+    kind: Literal["register"] = "register"
+    min_formality: float | None = Field(None, ge=0, le=1)
+    max_formality: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> RegisterFilter:
+        low, high = self.min_formality, self.max_formality
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"register.min_formality ({self.min_formality}) is above max_formality ({self.max_formality})"
+            )
+        return self
+
+
+PIIKind = Literal["email", "phone", "ip_address", "credit_card", "iban", "us_ssn"]
+
+
+class PIIFilter(_Strict):
+    """Finds personal data and, by default, redacts it in place (`pii_redacted` counts the spans, `pii_kinds`
+    names them); `action: reject` rejects items holding any (`pii.found`), `tag` only counts."""
+
+    kind: Literal["pii"] = "pii"
+    kinds: tuple[PIIKind, ...] = ("email", "phone", "ip_address", "credit_card", "iban", "us_ssn")
+    action: Literal["redact", "reject", "tag"] = "redact"
+    placeholder: str = "<{kind}>"
+    """What replaces a span; `{kind}` becomes the upper-case kind, e.g. `<EMAIL>`."""
+
+    @field_validator("placeholder")
+    @classmethod
+    def _formats_with_kind_only(cls, value: str) -> str:
+        try:
+            value.format(kind="EMAIL")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"pii.placeholder {value!r} must use only the field {{kind}} (e.g. '<{{kind}}>'): {error!r}"
+            ) from None
+        return value
+
+
 class ImageSizeFilter(_Strict):
     """Image dimension and aspect-ratio bounds (LAION and DataComp drop images under ~64 px a side)."""
 
@@ -222,12 +395,24 @@ class AudioSilenceFilter(_Strict):
     max_silence_ratio: float = Field(0.9, ge=0, le=1)
 
 
-TextFilterSpec = Annotated[
-    TextLengthFilter | BlocklistFilter | TextClassifierFilter, Field(discriminator="kind")
-]
-ImageFilterSpec = Annotated[ImageSizeFilter | ImageBlankFilter, Field(discriminator="kind")]
-AudioFilterSpec = Annotated[DurationFilter | AudioSilenceFilter, Field(discriminator="kind")]
-VideoFilterSpec = Annotated[DurationFilter | ImageSizeFilter, Field(discriminator="kind")]
+_TextFilters = (
+    TextLengthFilter
+    | BlocklistFilter
+    | TextClassifierFilter
+    | LanguageFilter
+    | GopherQualityFilter
+    | GopherRepetitionFilter
+    | C4QualityFilter
+    | FineWebQualityFilter
+    | ToxicityFilter
+    | RegisterFilter
+    | PIIFilter
+)
+TextFilterSpec = Annotated[_TextFilters, Field(discriminator="kind")]
+# Text filters in a media chain judge the item's caption or transcript (its `text`); items without pass.
+ImageFilterSpec = Annotated[ImageSizeFilter | ImageBlankFilter | _TextFilters, Field(discriminator="kind")]
+AudioFilterSpec = Annotated[DurationFilter | AudioSilenceFilter | _TextFilters, Field(discriminator="kind")]
+VideoFilterSpec = Annotated[DurationFilter | ImageSizeFilter | _TextFilters, Field(discriminator="kind")]
 
 
 class FilterSpec(_Strict):

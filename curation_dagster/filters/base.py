@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ _POSITION = "__position"
 
 @dataclass
 class Verdicts:
-    """What a filter computed for a batch: score columns for every row, and a reason for each reject."""
+    """What a filter computed for a batch: score columns for every row, a reason for each reject, and
+    the new values of any input column the filter rewrites (PII redaction, C4's line removal), which
+    later filters and the kept and rejected rows see."""
 
     scores: dict[str, list[object]]
     reasons: list[str | None]
     details: list[str | None]
+    rewrites: dict[str, list[object]] = dataclasses.field(default_factory=dict)
 
 
 class Filter(ABC):
@@ -32,15 +36,28 @@ class Filter(ABC):
     """
 
     name: ClassVar[str]
+    #: The family its reject codes start with; `filter.<name>` unless the filter names one
+    #: (the text quality rules use `quality.gopher`, `quality.c4`, ...).
+    code_prefix: ClassVar[str | None] = None
     score_fields: ClassVar[Sequence[pa.Field]] = ()
+    #: Input columns the filter may rewrite (see `Verdicts.rewrites`).
+    rewrites_columns: ClassVar[Sequence[str]] = ()
+    #: Whether the filter judges the `text` column; in an image, audio or video chain it then judges
+    #: the captions and transcripts, and items without text pass it.
+    reads_text: ClassVar[bool] = False
     needs_accelerator: ClassVar[bool] = False
+    """Whether instances of the class always run a model; `uses_accelerator` decides per instance."""
+
+    def uses_accelerator(self) -> bool:
+        """Whether this filter, with its settings, runs a model on the accelerator."""
+        return self.needs_accelerator
 
     @abstractmethod
     def evaluate(self, table: pa.Table) -> Verdicts:
         """Scores and decisions for every row of `table` (all of this filter's modality)."""
 
     def code(self, rule: str) -> str:
-        return f"filter.{self.name}.{rule}"
+        return f"{self.code_prefix or f'filter.{self.name}'}.{rule}"
 
 
 #: A row's verdict: None to keep it, or the rule that rejects it and a short human detail.
@@ -92,7 +109,7 @@ class FilterChain:
     @property
     def needs_accelerator(self) -> bool:
         """Whether any filter runs a model, so the stage belongs in the GPU pool."""
-        return any(item.needs_accelerator for chain in self.chains.values() for item in chain)
+        return any(item.uses_accelerator() for chain in self.chains.values() for item in chain)
 
     def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
         return with_fields(input_schema, self.score_fields)
@@ -111,24 +128,48 @@ class FilterChain:
             for item in self.chains.get(name, ()):
                 if alive.num_rows == 0:
                     break
-                verdicts = item.evaluate(alive)
-                for column, values in verdicts.scores.items():
-                    index = alive.schema.get_field_index(column)
-                    alive = alive.set_column(
-                        index, schema.field(column), pa.array(values, schema.field(column).type)
-                    )
-                is_rejected = pa.array([reason is not None for reason in verdicts.reasons], pa.bool_())
-                if pc.any(is_rejected).as_py():
-                    reasons = [r for r in verdicts.reasons if r is not None]
-                    details = [
-                        d for r, d in zip(verdicts.reasons, verdicts.details, strict=True) if r is not None
-                    ]
-                    rejected_parts.append(mark_rejected(alive.filter(is_rejected), stage, reasons, details))
-                    alive = alive.filter(pc.invert(is_rejected))
+                if item.reads_text and name != "text":
+                    # A text filter in a media chain judges captions and transcripts; items without
+                    # one pass it untouched.
+                    has_text = pc.fill_null(pc.greater(pc.utf8_length(alive.column("text")), 0), False)
+                    judged, rejected = self._apply(item, alive.filter(has_text), schema, stage)
+                    alive = pa.concat_tables([judged, alive.filter(pc.invert(has_text))])
+                else:
+                    alive, rejected = self._apply(item, alive, schema, stage)
+                if rejected is not None:
+                    rejected_parts.append(rejected)
             kept_parts.append(alive)
         kept = _in_input_order(kept_parts, schema)
         rejected = _in_input_order(rejected_parts, rejected_schema(schema))
         return kept, rejected
+
+    @staticmethod
+    def _apply(
+        item: Filter, alive: pa.Table, schema: pa.Schema, stage: str
+    ) -> tuple[pa.Table, pa.Table | None]:
+        """One filter on the rows still alive: rewrites and scores written, then (kept, rejected or None)."""
+        if alive.num_rows == 0:
+            return alive, None
+        verdicts = item.evaluate(alive)
+        for column, values in verdicts.rewrites.items():
+            if column not in item.rewrites_columns:
+                raise ValueError(f"filter {item.name} rewrote {column}, which it does not declare")
+            field = alive.schema.field(column)
+            alive = alive.set_column(
+                alive.schema.get_field_index(column), field, pa.array(values, field.type)
+            )
+        for column, values in verdicts.scores.items():
+            field = schema.field(column)
+            alive = alive.set_column(
+                alive.schema.get_field_index(column), field, pa.array(values, field.type)
+            )
+        is_rejected = pa.array([reason is not None for reason in verdicts.reasons], pa.bool_())
+        if not pc.any(is_rejected).as_py():
+            return alive, None
+        reasons = [reason for reason in verdicts.reasons if reason is not None]
+        details = [d for r, d in zip(verdicts.reasons, verdicts.details, strict=True) if r is not None]
+        rejected = mark_rejected(alive.filter(is_rejected), stage, reasons, details)
+        return alive.filter(pc.invert(is_rejected)), rejected
 
 
 def _add_null_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from curation_dagster.filters.base import Filter, FilterChain
+from curation_dagster.filters.language import Language
 from curation_dagster.filters.media import AudioSilence, Duration, ImageBlank, ImageSize
 from curation_dagster.filters.model import TextClassifier
+from curation_dagster.filters.pii import PII
+from curation_dagster.filters.quality import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
+from curation_dagster.filters.register import Register
 from curation_dagster.filters.text import Blocklist, TextLength
+from curation_dagster.filters.toxicity import Toxicity
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import FilterSpec
 
@@ -15,6 +21,14 @@ FILTERS: dict[str, type[Filter]] = {
     "text_length": TextLength,
     "blocklist": Blocklist,
     "text_classifier": TextClassifier,
+    "language": Language,
+    "gopher_quality": GopherQuality,
+    "gopher_repetition": GopherRepetition,
+    "c4_quality": C4Quality,
+    "fineweb_quality": FineWebQuality,
+    "toxicity": Toxicity,
+    "register": Register,
+    "pii": PII,
     "image_size": ImageSize,
     "image_blank": ImageBlank,
     "duration": Duration,
@@ -23,8 +37,10 @@ FILTERS: dict[str, type[Filter]] = {
 
 
 def _build(settings: Any, runtime: ModelRuntime | None) -> Filter:
+    """A filter from its settings; classes whose constructor takes a `runtime` get the chain's."""
     cls: Any = FILTERS[settings.kind]
-    return cls(settings, runtime) if cls.needs_accelerator else cls(settings)
+    takes_runtime = "runtime" in inspect.signature(cls).parameters
+    return cls(settings, runtime) if takes_runtime else cls(settings)
 
 
 def build_chain(spec: FilterSpec, runtime: ModelRuntime | None = None) -> FilterChain:

@@ -18,6 +18,7 @@ class TextClassifier(Filter):
     `label_index` above `max_score` rejects. Texts are batched by length to waste little padding."""
 
     name = "text_classifier"
+    reads_text = True
     score_fields: ClassVar = [pa.field("text_classifier_score", pa.float64())]
     needs_accelerator = True
 

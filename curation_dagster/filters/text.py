@@ -15,6 +15,7 @@ class TextLength(RowFilter):
     """Rejects text that is too short, too long, or has too few words."""
 
     name = "text_length"
+    reads_text = True
     score_fields: ClassVar = [pa.field("text_chars", pa.int64()), pa.field("text_words", pa.int64())]
 
     def __init__(self, settings: TextLengthFilter) -> None:
@@ -38,6 +39,7 @@ class Blocklist(RowFilter):
     """Counts whole-word, case-insensitive hits of listed words and rejects above `max_hits`."""
 
     name = "blocklist"
+    reads_text = True
     score_fields: ClassVar = [pa.field("blocklist_hits", pa.int32())]
 
     def __init__(self, settings: BlocklistFilter) -> None:

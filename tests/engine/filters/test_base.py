@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pytest
 
 from curation_dagster.filters.base import Filter, FilterChain, Verdicts
 from curation_dagster.filters.media import ImageSize
@@ -180,3 +181,44 @@ def test_chain_needs_the_accelerator_when_any_filter_does() -> None:
 
 def test_filter_codes_are_prefixed_with_filter_and_its_name() -> None:
     assert _NeedsModel().code("gpu_busy") == "filter.needs_model.gpu_busy"
+
+
+def test_a_text_filter_in_an_image_chain_judges_captions_and_passes_images_without_one() -> None:
+    chain = FilterChain({"image": [SIZE, BLOCK]})
+    captioned = {**image("spam_caption", 20, 20), "text": "buy spam now"}
+    clean = {**image("clean_caption", 20, 20), "text": "a red square"}
+    rows = table(captioned, clean, image("no_caption", 20, 20), {**image("empty", 20, 20), "text": ""})
+
+    kept, rejected = chain.run(rows)
+
+    assert kept.column("id").to_pylist() == ["clean_caption", "no_caption", "empty"]
+    assert by_id(rejected)["spam_caption"]["reject_reason"] == "filter.blocklist.hit"
+    assert by_id(kept)["clean_caption"]["blocklist_hits"] == 0
+    assert by_id(kept)["no_caption"]["blocklist_hits"] is None
+
+
+class _Redactor(Filter):
+    name = "redactor"
+    rewrites_columns: ClassVar = ("text",)
+    reads_text = True
+
+    def evaluate(self, table: pa.Table) -> Verdicts:
+        texts = [value.replace("secret", "<X>") for value in table.column("text").to_pylist()]
+        return Verdicts({}, [None] * table.num_rows, [None] * table.num_rows, {"text": texts})
+
+
+def test_a_rewrite_is_what_later_filters_and_the_output_see() -> None:
+    chain = FilterChain({"text": [_Redactor(), Blocklist(BlocklistFilter(words=("secret",)))]})
+
+    kept, rejected = chain.run(table(text("t1", "my secret plan")))
+
+    assert kept.column("text").to_pylist() == ["my <X> plan"]
+    assert rejected.num_rows == 0
+
+
+def test_a_filter_may_only_rewrite_columns_it_declares() -> None:
+    class Sneaky(_Redactor):
+        rewrites_columns: ClassVar = ()
+
+    with pytest.raises(ValueError, match="does not declare"):
+        FilterChain({"text": [Sneaky()]}).run(table(text("t1", "my secret plan")))

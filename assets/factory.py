@@ -1,9 +1,12 @@
-"""The asset factory: one graph raw → deduped → filtered → selected → synthesized per dataset version."""
+"""The asset factory: one graph raw → deduped → filtered → selected → synthesized per dataset version,
+plus two version-wide assets over every shard: `report` (the HTML data card) and `release` (the final
+training set as Parquet and WebDataset files with a manifest)."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import (
+    AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -24,6 +27,8 @@ from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.landing import discover_shards, shard_fingerprint
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import STAGES, UPSTREAM, StageResult, run_stage
+from curation_dagster.release import build_release, verify_release
+from curation_dagster.report import build_report
 from curation_dagster.spec import VersionSpec
 from resources.accelerator import AcceleratorResource
 from resources.lake import LakeResource
@@ -50,11 +55,23 @@ GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits
 LAKE_INDEX_POOL = "lake_index"
 
 
+T = TypeVar("T")
+
+#: The version-wide assets: unpartitioned, each depends on every partition of the stages it reads.
+SUMMARIES = ("report", "release")
+SUMMARY_DESCRIPTIONS = {
+    "report": "The version's data card: funnel, score distributions, language and register, duplicate "
+    "clusters, selection, synthetic items and samples, as one self-contained HTML page in the lake.",
+    "release": "The final training set (the synthesized stage of every shard) as Parquet files that "
+    "datasets.load_dataset reads, WebDataset tars of the media, and a manifest with checksums.",
+}
+
+
 def stage_key(version: str, stage: str) -> AssetKey:
     return AssetKey([version, stage])
 
 
-def _execute(context: AssetExecutionContext, work: Callable[[], StageResult]) -> StageResult:
+def _execute(context: AssetExecutionContext, work: Callable[[], T]) -> T:
     """Run the stage, turning our errors into Dagster's: retry what a retry can fix, fail the rest clearly."""
     try:
         return work()
@@ -177,6 +194,105 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
     return decorator(plain)
 
 
-def build_version_assets(spec: VersionSpec) -> list[AssetsDefinition]:
+def _report_asset(spec: VersionSpec) -> AssetsDefinition:
+    @asset(
+        key=stage_key(spec.name, "report"),
+        deps=[stage_key(spec.name, stage) for stage in STAGES],
+        group_name=spec.name,
+        description=SUMMARY_DESCRIPTIONS["report"],
+        kinds={"python", "duckdb", "html"},
+        metadata={"version": spec.name},
+    )
+    def report(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        result = _execute(context, lambda: build_report(spec, lake.lake()))
+        context.log.info(f"{spec.name}/report: {result.path}")
+        url = result.path if "://" in result.path else f"file://{result.path}"
+        return MaterializeResult(
+            metadata={
+                "report_path": MetadataValue.path(result.path),
+                "report_url": MetadataValue.url(url),
+                "funnel": MetadataValue.md(result.funnel_markdown()),
+                "rejections_by_reason": MetadataValue.json(result.rejections),
+                "final_items": result.funnel[-1].kept_total,
+                "plots": result.plots,
+            }
+        )
+
+    return report
+
+
+def _release_asset(spec: VersionSpec) -> AssetsDefinition:
+    key = stage_key(spec.name, "release")
+
+    @asset(
+        key=key,
+        deps=[stage_key(spec.name, "synthesized")],
+        group_name=spec.name,
+        description=SUMMARY_DESCRIPTIONS["release"],
+        kinds={"python", "parquet"},
+        metadata={"version": spec.name},
+        check_specs=[
+            AssetCheckSpec(
+                "checksums",
+                asset=key,
+                blocking=True,
+                description="every file on disk matches the sha256 in manifest.json, and no file is unlisted",
+            )
+        ],
+    )
+    def release(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        store = lake.lake()
+        result = _execute(context, lambda: build_release(spec, store))
+        problems = verify_release(store, spec.name)
+        manifest = result.manifest
+        context.log.info(f"{spec.name}/release: {result.items} items in {result.path}")
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": result.items,
+                "release_path": MetadataValue.path(result.path),
+                "manifest_path": MetadataValue.path(f"{result.path}/manifest.json"),
+                "items": result.items,
+                "items_by_modality": MetadataValue.json(manifest["items_by_modality"]),
+                "synthetic_items": manifest["synthetic_items"],
+                "source_shards": len(manifest["source_shards"]),
+                "files": MetadataValue.md(_files_markdown(manifest["files"])),
+                "code_versions": MetadataValue.json(manifest["code_versions"]),
+            },
+            check_results=[
+                AssetCheckResult(
+                    check_name="checksums",
+                    passed=not problems,
+                    description="; ".join(problems) or f"{len(manifest['files'])} files match the manifest",
+                )
+            ],
+        )
+
+    return release
+
+
+def _files_markdown(files: list[dict[str, Any]]) -> str:
+    lines = ["| file | items | bytes | sha256 |", "| --- | ---: | ---: | --- |"]
+    for entry in files:
+        lines.append(
+            f"| `{entry['path']}` | {entry['items']} | {entry['bytes']} | `{entry['sha256'][:16]}…` |"
+        )
+    return "\n".join(lines)
+
+
+def build_stage_assets(spec: VersionSpec) -> list[AssetsDefinition]:
     """The five per-shard stage assets of one dataset version, keys prefixed by the version name."""
     return [_stage_asset(spec, stage) for stage in STAGES]
+
+
+def build_summary_assets(spec: VersionSpec) -> list[AssetsDefinition]:
+    """The version-wide `report` and `release` assets.
+
+    They are left to manual or CI materialization (no automation condition): each reads every shard of
+    the version, so running them after each shard's stages would redo version-wide work once per shard.
+    """
+    return [_report_asset(spec), _release_asset(spec)]
+
+
+def build_version_assets(spec: VersionSpec) -> list[AssetsDefinition]:
+    """The whole graph of one dataset version: five per-shard stages, then the report and the release."""
+    return build_stage_assets(spec) + build_summary_assets(spec)

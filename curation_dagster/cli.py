@@ -1,8 +1,9 @@
 """`curation`: the project's commands on the embedded default (local lake, SQLite Dagster instance).
 
 `curation run` generates the demo landing data if missing, registers the shards and materializes every
-stage of every dataset version for every shard that is not up to date. `curation register` registers
-landing shards for CI; `curation ui` starts the web UI. Dagster is imported inside the commands only.
+stage of every dataset version for every shard that is not up to date, then each version's data card
+(`report`) and `release`. `curation register` registers landing shards for CI; `curation ui` starts the
+web UI; `curation lineage` shows what happened to one item. Dagster is imported inside the commands only.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +96,55 @@ def shard_is_current(instance: Any, defs: Any, spec: Any, shard: str, source: Pa
     return True
 
 
+def _latest_of_any_partition(instance: Any, key: Any) -> Any:
+    from dagster import AssetRecordsFilter
+
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
+    return records[0] if records else None
+
+
+def summaries_are_current(instance: Any, defs: Any, spec: Any) -> bool:
+    """Whether the version's report and release were materialized after the last materialization of any
+    shard of any stage, and their files are in the lake."""
+    from assets.factory import SUMMARIES, stage_key
+    from curation_dagster.release import MANIFEST, release_dir
+    from curation_dagster.report import report_path
+
+    lake = defs.resources["lake"].lake()
+    stage_records = [_latest_of_any_partition(instance, stage_key(spec.name, stage)) for stage in STAGES]
+    newest_stage = max((record.storage_id for record in stage_records if record is not None), default=-1)
+    for name in SUMMARIES:
+        record = _latest_of_any_partition(instance, stage_key(spec.name, name))
+        if record is None or record.storage_id <= newest_stage:
+            return False
+    return lake.exists(report_path(lake, spec.name)) and lake.exists(
+        f"{release_dir(lake, spec.name)}/{MANIFEST}"
+    )
+
+
+def _materialize(
+    job: Any, instance: Any, version: str, label: str, names: Sequence[str], partition: str | None = None
+) -> bool:
+    """Materialize the version's assets `names` (for one shard when `partition` is given), print one line."""
+    from assets.factory import stage_key
+
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=partition,
+        asset_selection=[stage_key(version, name) for name in names],
+        tags={"curation/trigger": "curation run"},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    state = "ok" if result.success else "FAILED"
+    print(f"  {version:<12} {label:<28} {state} ({time.perf_counter() - started:.1f}s)")
+    return bool(result.success)
+
+
 def run_demo(generate: bool = True) -> int:
-    """The main job: demo data, shard registration, every stage for every shard, then a summary."""
+    """The main job: demo data, shard registration, every stage for every shard, each version's data card
+    and release, then a summary."""
     locations = prepare_environment()
     landing = Path(locations["CURATION_LANDING"])
     if generate:
@@ -103,7 +152,7 @@ def run_demo(generate: bool = True) -> int:
 
     from dagster import DagsterInstance
 
-    from assets.factory import stage_key
+    from assets.factory import SUMMARIES
     from curation_dagster.definitions import build_definitions
 
     specs = _specs()
@@ -116,23 +165,24 @@ def run_demo(generate: bool = True) -> int:
     job = defs.resolve_implicit_global_asset_job_def()
     ran = 0
     failed = 0
+    version_failed: dict[str, bool] = {}
     for spec in specs:
         for shard, source in found.items():
             if shard_is_current(instance, defs, spec, shard, source):
                 continue
-            started = time.perf_counter()
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=shard,
-                asset_selection=[stage_key(spec.name, stage) for stage in STAGES],
-                tags={"curation/trigger": "curation run"},
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                raise_on_error=False,
-            )
+            succeeded = _materialize(job, instance, spec.name, shard, STAGES, shard)
             ran += 1
-            state = "ok" if result.success else "FAILED"
-            failed += 0 if result.success else 1
-            print(f"  {spec.name:<12} {shard:<28} {state} ({time.perf_counter() - started:.1f}s)")
+            failed += 0 if succeeded else 1
+            version_failed[spec.name] = version_failed.get(spec.name, False) or not succeeded
+    for spec in specs:
+        if version_failed.get(spec.name):
+            print(f"  {spec.name:<12} {'report, release':<28} not refreshed: a shard of this version failed")
+            continue
+        if summaries_are_current(instance, defs, spec):
+            continue
+        succeeded = _materialize(job, instance, spec.name, "report, release", SUMMARIES)
+        ran += 1
+        failed += 0 if succeeded else 1
     if ran == 0:
         print("everything is up to date: nothing to do")
     _print_summary(defs, specs, sorted(found), locations)
@@ -154,6 +204,9 @@ def _specs() -> list[Any]:
 
 
 def _print_summary(defs: Any, specs: list[Any], shard_keys: list[str], locations: dict[str, str]) -> None:
+    from curation_dagster.release import release_dir
+    from curation_dagster.report import report_path
+
     lake = defs.resources["lake"].lake()
     print()
     for spec in specs:
@@ -167,6 +220,11 @@ def _print_summary(defs: Any, specs: list[Any], shard_keys: list[str], locations
             counts.append(f"{stage} {total}")
         print(f"{spec.name}: " + " → ".join(counts))
     print()
+    for spec in specs:
+        if lake.exists(report_path(lake, spec.name)):
+            print(f"{'data card ' + spec.name + ':':<20} {lake.url(report_path(lake, spec.name))}")
+        if lake.exists(release_dir(lake, spec.name)):
+            print(f"{'release ' + spec.name + ':':<20} {lake.url(release_dir(lake, spec.name))}")
     print(f"lake (Parquet):      {locations['CURATION_HOME']}")
     print(f"landing zone:        {locations['CURATION_LANDING']}")
     print(f"Dagster instance:    {locations['DAGSTER_HOME']}")
@@ -193,6 +251,30 @@ def ui_command(host: str, port: int) -> int:
     return 0  # pragma: no cover
 
 
+def lineage_command(version: str, item: str) -> int:
+    """Print the item's history in the lake, stage by stage; exit 1 when the version has no such item."""
+    from curation_dagster.errors import ShardNameError
+    from curation_dagster.io.lake import Lake
+    from curation_dagster.lineage import history_table, item_history
+
+    try:
+        history = item_history(Lake(settings.curation_home()), version, item)
+    except ShardNameError as error:
+        print(error)
+        return 2
+    if not history:
+        print(f"no such item: {item!r} is in no stage of version {version!r} in {settings.curation_home()}")
+        return 1
+    first = history[0]
+    print(f"item {item}  ({first.modality}, shard {first.shard})")
+    print(f"source: {first.uri}")
+    if first.parent_ids:
+        print(f"synthetic, made from: {', '.join(first.parent_ids)}")
+    print()
+    print(history_table(history))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="curation", description=__doc__.splitlines()[0] if __doc__ else None
@@ -205,11 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     ui = commands.add_parser("ui", help="start dagster dev on this project (daemon, sensors, web UI)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    lineage = commands.add_parser("lineage", help="what happened to one item at every stage, and why")
+    lineage.add_argument("version", help="the dataset version, e.g. demo")
+    lineage.add_argument("item_id", help="the item's id (the `id` column)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_demo(generate=not args.no_demo_data)
     if args.command == "register":
         return register_command(generate=not args.no_demo_data)
+    if args.command == "lineage":
+        return lineage_command(args.version, args.item_id)
     return ui_command(args.host, args.port)
 
 

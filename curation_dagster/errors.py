@@ -29,3 +29,7 @@ class LakeIOError(CurationError):
 
 class StageInputMissing(CurationError):
     """A stage's upstream output for a shard does not exist yet: materialize the upstream stage first."""
+
+
+class ReleaseError(CurationError):
+    """A release cannot be built from the lake as it is: an item's media is unreadable or a file is missing."""

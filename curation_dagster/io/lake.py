@@ -91,24 +91,35 @@ class Lake:
             self.fs.rm(path)
 
     @contextlib.contextmanager
-    def atomic_writer(self, path: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
-        """A Parquet writer on a hidden temporary file that becomes `path` only if the block succeeds."""
+    def _temporary(self, path: str) -> Iterator[Any]:
+        """A binary handle on a hidden temporary file that becomes `path` only if the block succeeds."""
         folder, name = path.rsplit("/", 1)
         self.fs.makedirs(folder, exist_ok=True)
         self._remove_stale_temporaries(folder, name)
         temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             with self.fs.open(temporary, "wb") as handle:
-                writer = pq.ParquetWriter(handle, schema, compression="zstd")
-                try:
-                    yield writer
-                finally:
-                    writer.close()
+                yield handle
             self.fs.mv(temporary, path)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.fs.rm(temporary)
             raise
+
+    @contextlib.contextmanager
+    def atomic_writer(self, path: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+        """A Parquet writer on a hidden temporary file that becomes `path` only if the block succeeds."""
+        with self._temporary(path) as handle:
+            writer = pq.ParquetWriter(handle, schema, compression="zstd")
+            try:
+                yield writer
+            finally:
+                writer.close()
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write `data` to `path` through a hidden temporary name and a rename, like the Parquet files."""
+        with self._temporary(path) as handle:
+            handle.write(data)
 
     def write_table(self, path: str, table: pa.Table) -> None:
         with self.atomic_writer(path, table.schema) as writer:

@@ -10,12 +10,19 @@ from dagster import (
     AssetsDefinition,
     AutomationCondition,
     DagsterInstance,
+    Definitions,
     ExecuteInProcessResult,
     instance_for_test,
     materialize,
 )
 
-from assets.factory import build_version_assets, stage_key
+from assets.factory import (
+    SUMMARIES,
+    build_stage_assets,
+    build_summary_assets,
+    build_version_assets,
+    stage_key,
+)
 from assets.partitions import SHARDS
 from curation_dagster.pipeline import STAGES
 from curation_dagster.spec import VersionSpec, load_specs, parse_spec
@@ -69,7 +76,7 @@ def run_assets(
 
 
 def run_all(spec: VersionSpec, instance: DagsterInstance, tmp_path: Path, landing: Path, shard: str):
-    return run_assets(build_version_assets(spec), instance, tmp_path, landing, shard)
+    return run_assets(build_stage_assets(spec), instance, tmp_path, landing, shard)
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:
@@ -77,20 +84,40 @@ def failure_message(result: ExecuteInProcessResult) -> str:
     return result.get_step_failure_events()[0].step_failure_data.error.message
 
 
-def test_every_shipped_version_builds_the_five_stage_graph() -> None:
+def test_every_shipped_version_builds_the_five_stage_graph_plus_report_and_release() -> None:
     for spec in load_specs(REPO / "versions"):
         assets = {a.key: a for a in build_version_assets(spec)}
-        assert set(assets) == {stage_key(spec.name, stage) for stage in STAGES}
+        assert len(assets) == 7
+        assert set(assets) == {stage_key(spec.name, name) for name in (*STAGES, *SUMMARIES)}
         for upstream, downstream in itertools.pairwise(STAGES):
             deps = assets[stage_key(spec.name, downstream)].asset_deps[stage_key(spec.name, downstream)]
             assert deps == {stage_key(spec.name, upstream)}
-        for definition in assets.values():
+        for stage in STAGES:
+            definition = assets[stage_key(spec.name, stage)]
             assert definition.partitions_def is not None
             assert definition.partitions_def.name == SHARDS
 
 
-def test_raw_waits_for_the_sensor_and_downstream_stages_are_eager() -> None:
+def test_report_depends_on_every_stage_and_release_on_synthesized_across_all_shards() -> None:
     assets = {a.key: a for a in build_version_assets(small_spec())}
+    report, release = stage_key("unit", "report"), stage_key("unit", "release")
+    assert assets[report].asset_deps[report] == {stage_key("unit", stage) for stage in STAGES}
+    assert assets[release].asset_deps[release] == {stage_key("unit", "synthesized")}
+    for key in (report, release):
+        assert assets[key].partitions_def is None  # unpartitioned: it reads every shard
+        assert assets[key].group_names_by_key[key] == "unit"
+    Definitions(
+        assets=build_version_assets(small_spec()), resources=resources(Path("unused"), Path("unused"))
+    ).resolve_implicit_global_asset_job_def()
+
+
+def test_report_and_release_are_left_to_manual_or_ci_runs() -> None:
+    for definition in build_summary_assets(small_spec()):
+        assert definition.automation_conditions_by_key == {}
+
+
+def test_raw_waits_for_the_sensor_and_downstream_stages_are_eager() -> None:
+    assets = {a.key: a for a in build_stage_assets(small_spec())}
     assert stage_key("unit", "raw") not in assets[stage_key("unit", "raw")].automation_conditions_by_key
     for stage in STAGES[1:]:
         condition = assets[stage_key("unit", stage)].automation_conditions_by_key[stage_key("unit", stage)]
@@ -98,7 +125,7 @@ def test_raw_waits_for_the_sensor_and_downstream_stages_are_eager() -> None:
 
 
 def test_every_stage_declares_blocking_conservation_and_unique_id_checks() -> None:
-    for definition in build_version_assets(small_spec()):
+    for definition in build_stage_assets(small_spec()):
         specs = {spec.name: spec for spec in definition.check_specs}
         assert set(specs) == {"conservation", "unique_ids"}
         assert all(spec.blocking for spec in specs.values())
@@ -191,7 +218,7 @@ def test_a_failing_blocking_check_stops_downstream_stages(
 
     monkeypatch.setattr(factory, "check_conservation", broken)
     result = run_assets(
-        build_version_assets(small_spec()), instance, tmp_path, tiny_landing, "a.jsonl", raise_on_error=False
+        build_stage_assets(small_spec()), instance, tmp_path, tiny_landing, "a.jsonl", raise_on_error=False
     )
     assert not result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
@@ -203,7 +230,7 @@ def test_a_missing_landing_shard_fails_with_a_message_naming_it(
 ) -> None:
     instance.add_dynamic_partitions(SHARDS, ["gone.jsonl"])
     result = run_assets(
-        [a for a in build_version_assets(small_spec()) if a.key == stage_key("unit", "raw")],
+        [a for a in build_stage_assets(small_spec()) if a.key == stage_key("unit", "raw")],
         instance,
         tmp_path,
         tiny_landing,
@@ -218,7 +245,7 @@ def test_a_stage_without_its_upstream_fails_naming_the_missing_stage(
     instance, tmp_path: Path, tiny_landing: Path
 ) -> None:
     result = run_assets(
-        [a for a in build_version_assets(small_spec()) if a.key == stage_key("unit", "filtered")],
+        [a for a in build_stage_assets(small_spec()) if a.key == stage_key("unit", "filtered")],
         instance,
         tmp_path,
         tiny_landing,
@@ -268,7 +295,7 @@ def test_the_classifier_runs_through_the_injected_accelerator_and_models(
     bound = resources(tmp_path, tiny_landing)
     bound["models"] = ModelsResource(text_classifier=str(folder))
     result = materialize(
-        build_version_assets(classifier_spec()), partition_key="a.jsonl", instance=instance, resources=bound
+        build_stage_assets(classifier_spec()), partition_key="a.jsonl", instance=instance, resources=bound
     )
     assert result.success
     filtered = pq.read_table(tmp_path / "lake" / "unit" / "filtered" / "a.jsonl.parquet")
@@ -282,7 +309,7 @@ def test_a_missing_classifier_fails_the_stage_naming_the_setting(
     instance, tmp_path: Path, tiny_landing: Path
 ) -> None:
     result = run_assets(
-        build_version_assets(classifier_spec()),
+        build_stage_assets(classifier_spec()),
         instance,
         tmp_path,
         tiny_landing,
@@ -306,7 +333,7 @@ def test_deduped_metadata_shows_near_duplicate_pairs_as_a_table(instance, tmp_pa
         landing / "a.jsonl", [text, text.replace("two years", "three years").replace("long", "lengthy")]
     )
     result = run_assets(
-        [a for a in build_version_assets(small_spec()) if a.key.path[1] in ("raw", "deduped")],
+        [a for a in build_stage_assets(small_spec()) if a.key.path[1] in ("raw", "deduped")],
         instance,
         tmp_path,
         landing,
@@ -318,3 +345,48 @@ def test_deduped_metadata_shows_near_duplicate_pairs_as_a_table(instance, tmp_pa
     assert deduped["cluster_sizes"].value == {"2": 1}
     assert "alengthy" in deduped["example_pairs"].value
     assert type(deduped["example_pairs"]).__name__ == "MarkdownMetadataValue"
+
+
+def test_report_and_release_materialize_over_every_shard_with_metadata(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    spec = small_spec()
+    for shard in ("a.jsonl", "b.jsonl"):
+        assert run_all(spec, instance, tmp_path, tiny_landing, shard).success
+
+    result = materialize(
+        build_summary_assets(spec), instance=instance, resources=resources(tmp_path, tiny_landing)
+    )
+
+    assert result.success
+    events = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    report = events[stage_key("unit", "report")]
+    assert Path(report["report_path"].value).name == "index.html"
+    assert Path(report["report_path"].value).exists()
+    assert report["report_url"].value.startswith("file://")
+    assert "| synthesized |" in report["funnel"].value
+    final = sum(
+        pq.ParquetFile(tmp_path / "lake" / "unit" / "synthesized" / f"{shard}.parquet").metadata.num_rows
+        for shard in ("a.jsonl", "b.jsonl")
+    )
+    assert report["final_items"].value == final
+    release = events[stage_key("unit", "release")]
+    assert release["items"].value == release["dagster/row_count"].value == final
+    assert release["items_by_modality"].value == {"text": final}
+    assert (Path(release["release_path"].value) / "manifest.json").exists()
+    assert "train-00000-of-00001.parquet" in release["files"].value
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == ("checksums", True)
+
+
+def test_release_before_any_synthesized_shard_fails_naming_the_stage(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    result = materialize(
+        [a for a in build_summary_assets(small_spec()) if a.key == stage_key("unit", "release")],
+        instance=instance,
+        resources=resources(tmp_path, tiny_landing),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "unit/synthesized first" in failure_message(result)

@@ -58,6 +58,10 @@ def test_main_command_writes_every_stage_for_every_demo_shard(project: tuple[Pat
                 assert (lake / version / stage / "_rejected" / f"{shard}.parquet").exists()
     assert "Dagster instance" in output
     assert "curation ui" in output
+    for version in VERSIONS:
+        assert (lake / version / "report" / "index.html").exists()
+        assert (lake / version / "release" / "manifest.json").exists()
+        assert f"data card {version}:" in output
     assert (folder / ".curation" / "dagster_home" / "dagster.yaml").exists()
 
 
@@ -99,10 +103,27 @@ def test_every_stage_acts_on_the_demo(project: tuple[Path, str]) -> None:
 def test_second_run_changes_nothing_and_says_so(project: tuple[Path, str]) -> None:
     folder, _ = project
     lake = folder / ".curation" / "lake"
-    before = {path: path.stat().st_mtime_ns for path in lake.rglob("*.parquet")}
+    outputs = ("*.parquet", "*.html", "*.json", "*.tar")
+    before = {path: path.stat().st_mtime_ns for pattern in outputs for path in lake.rglob(pattern)}
+    assert any(path.name == "index.html" for path in before)
     second = run([sys.executable, "-m", "curation_dagster.cli", "run"], folder, clean_env())
     assert "up to date" in second.stdout
-    assert {path: path.stat().st_mtime_ns for path in lake.rglob("*.parquet")} == before
+    assert {path: path.stat().st_mtime_ns for pattern in outputs for path in lake.rglob(pattern)} == before
+
+
+def test_the_release_holds_the_final_training_set_with_verified_checksums(project: tuple[Path, str]) -> None:
+    from curation_dagster.io.lake import Lake
+    from curation_dagster.release import read_manifest, verify_release
+
+    folder, _ = project
+    lake = Lake(folder / ".curation" / "lake")
+    for version in VERSIONS:
+        final = sum(
+            rows(path) for path in (folder / ".curation" / "lake" / version / "synthesized").glob("*.parquet")
+        )
+        assert read_manifest(lake, version)["items"] == final
+        assert verify_release(lake, version) == []
+    assert list((folder / ".curation" / "lake" / "demo" / "release" / "webdataset").glob("image-*.tar"))
 
 
 def test_ci_path_registers_shards_then_materializes_with_the_dagster_cli(tmp_path: Path) -> None:

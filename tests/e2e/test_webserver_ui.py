@@ -1,0 +1,303 @@
+"""The web UI as a user meets it: `dagster-webserver` on a lake that `curation run` filled, driven through
+GraphQL (list assets, register a shard, launch a run) and through headless Chromium (the asset graph and
+an asset's metadata). Screenshots go to tests/e2e/artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+LOCATION = "curation_dagster.definitions:defs"
+REPOSITORY = {"repositoryName": "__repository__", "repositoryLocationName": LOCATION}
+VERSIONS = ("demo", "text_formal")
+STAGE_NAMES = ("raw", "deduped", "filtered", "selected", "synthesized")
+ASSET_NAMES = (*STAGE_NAMES, "report", "release")
+#: Runs launched from the UI start at once in a subprocess of the webserver, without a daemon.
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+TEXTS = {
+    "a.jsonl": [
+        "The river bank was quiet in the early morning light and the boats were still tied up at the pier.",
+        "Researchers measured the growth of wheat under three watering schedules over two dry summers.",
+    ],
+    "b.jsonl": [
+        "The new library opened its doors on Monday with a reading for children and a small concert."
+    ],
+}
+LATE_SHARD = "c.jsonl"
+SUMMARY_METADATA = {"report": {"report_path", "funnel"}, "release": {"items", "release_path", "files"}}
+
+pytestmark = [
+    pytest.mark.slow,
+    # dagster_graphql's client calls gql with arguments gql has deprecated; not ours to change.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:gql.*"),
+]
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    lake: Path
+    landing: Path
+    log: Path
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A raw GraphQL request; fails the test on GraphQL errors."""
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+        assert "errors" not in answer, answer["errors"]
+        return dict(answer["data"])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_jsonl(path: Path, texts: list[str]) -> None:
+    path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts), encoding="utf-8")
+
+
+def environment(folder: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "CURATION_"))}
+    env.update(
+        DAGSTER_HOME=str(folder / "dagster_home"),
+        CURATION_HOME=str(folder / "lake"),
+        CURATION_LANDING=str(folder / "landing"),
+        CURATION_VERSIONS=str(REPO / "versions"),
+    )
+    return env
+
+
+def wait_until_loaded(server: Server, process: subprocess.Popen[bytes], seconds: float = 150) -> None:
+    """Until /server_info answers and the code location has loaded its repository."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"dagster-webserver exited with {process.returncode}:\n{server.log.read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{server.url}/server_info", timeout=5) as response:
+                assert json.loads(response.read())["dagster_webserver_version"]
+            entries = server.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                "locationOrLoadError { __typename } } } } }"
+            )["workspaceOrError"]["locationEntries"]
+            states = {
+                entry["name"]: (entry["locationOrLoadError"] or {}).get("__typename") for entry in entries
+            }
+            if states.get(LOCATION) == "RepositoryLocation":
+                return
+            if states.get(LOCATION) == "PythonError":
+                pytest.fail(f"the code location failed to load:\n{server.log.read_text()[-3000:]}")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(1)
+    pytest.fail(f"dagster-webserver did not load within {seconds}s:\n{server.log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A lake filled by `curation run` on two small shards, a third shard not yet registered, and the
+    webserver on a free port of 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("ui")
+    (folder / "landing").mkdir()
+    (folder / "dagster_home").mkdir()
+    (folder / "dagster_home" / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    for name, texts in TEXTS.items():
+        write_jsonl(folder / "landing" / name, texts)
+    env = environment(folder)
+    first = subprocess.run(
+        [sys.executable, "-m", "curation_dagster.cli", "run", "--no-demo-data"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    write_jsonl(
+        folder / "landing" / LATE_SHARD,
+        ["A third shard arrived later with one document about the harbour festival and its fireworks."],
+    )
+    port = free_port()
+    log = folder / "webserver.log"
+    server = Server(f"http://127.0.0.1:{port}", port, folder / "lake", folder / "landing", log)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["dagster-webserver", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_loaded(server, process)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+ASSET_NODES = """
+query ($group: AssetGroupSelector!) {
+  assetNodes(group: $group) {
+    assetKey { path }
+    isPartitioned
+    partitionStats { numMaterialized numPartitions numFailed }
+  }
+}"""
+
+LATEST_MATERIALIZATION = """
+query ($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset { assetMaterializations(limit: 1) { runId metadataEntries { label } } }
+  }
+}"""
+
+
+def asset_nodes(server: Server, version: str) -> dict[str, dict[str, Any]]:
+    nodes = server.graphql(ASSET_NODES, {"group": {"groupName": version, **REPOSITORY}})["assetNodes"]
+    return {node["assetKey"]["path"][1]: node for node in nodes}
+
+
+def test_graphql_lists_every_versions_assets_with_their_partition_status(server: Server) -> None:
+    for version in VERSIONS:
+        nodes = asset_nodes(server, version)
+
+        assert sorted(nodes) == sorted(ASSET_NAMES)
+        for stage in STAGE_NAMES:
+            assert nodes[stage]["isPartitioned"]
+            assert nodes[stage]["partitionStats"] == {
+                "numMaterialized": 2,
+                "numPartitions": 2,
+                "numFailed": 0,
+            }
+        for name in ("report", "release"):
+            assert not nodes[name]["isPartitioned"]
+            latest = server.graphql(LATEST_MATERIALIZATION, {"key": {"path": [version, name]}})
+            (materialization,) = latest["assetOrError"]["assetMaterializations"]
+            labels = {entry["label"] for entry in materialization["metadataEntries"]}
+            assert SUMMARY_METADATA[name] <= labels, (version, name, labels)
+
+
+def test_a_shard_registered_and_launched_through_graphql_is_materialized(server: Server) -> None:
+    from dagster_graphql import DagsterGraphQLClient
+
+    added = server.graphql(
+        """mutation ($repository: RepositorySelector!, $key: String!) {
+          addDynamicPartition(repositorySelector: $repository, partitionsDefName: "shards", partitionKey: $key) {
+            __typename
+          }
+        }""",
+        {"repository": REPOSITORY, "key": LATE_SHARD},
+    )
+    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess"
+    assert asset_nodes(server, "demo")["raw"]["partitionStats"]["numPartitions"] == 3
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=server.port, timeout=60)
+    run_id = client.submit_job_execution(
+        "__ASSET_JOB",
+        repository_location_name=LOCATION,
+        repository_name="__repository__",
+        asset_selection=[["demo", "raw"]],
+        tags={"dagster/partition": LATE_SHARD},
+    )
+    deadline = time.monotonic() + 150
+    status = client.get_run_status(run_id).value
+    while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
+        time.sleep(1)
+        status = client.get_run_status(run_id).value
+
+    assert status == "SUCCESS", server.log.read_text()[-3000:]
+    assert asset_nodes(server, "demo")["raw"]["partitionStats"] == {
+        "numMaterialized": 3,
+        "numPartitions": 3,
+        "numFailed": 0,
+    }
+    assert (server.lake / "demo" / "raw" / f"{LATE_SHARD}.parquet").exists()
+
+
+def chromium_executable() -> str | None:
+    for candidate in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def dismiss_welcome(page: Any) -> None:
+    """The first visit opens a 'Join the Dagster community' dialog over the page."""
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.first.click()
+
+
+def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server) -> None:
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip("no chromium executable: install it (apt-get install chromium) to run the browser check")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"{server.url}/locations/{LOCATION}/asset-groups/demo")
+            page.wait_for_selector("text=synthesized", timeout=60_000)
+            page.wait_for_timeout(500)
+            dismiss_welcome(page)
+            for name in ASSET_NAMES:
+                assert page.get_by_text(name, exact=True).count() >= 1, name
+            page.screenshot(path=str(ARTIFACTS / "asset_graph_demo.png"))
+
+            page.goto(f"{server.url}/assets/demo/raw?view=events&partition=a.jsonl")
+            page.wait_for_selector("text=rows_kept", timeout=60_000)
+            dismiss_welcome(page)
+            for label in ("rows_in", "rows_kept", "rejections", "kept_path", "code_version"):
+                assert page.get_by_text(label, exact=True).count() >= 1, label
+            assert page.get_by_text(str(server.lake / "demo" / "raw" / "a.jsonl.parquet")).count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "asset_demo_raw_metadata.png"))
+
+            page.goto(f"{server.url}/assets/demo/report?view=events")
+            page.wait_for_selector("text=report_path", timeout=60_000)
+            dismiss_welcome(page)
+            assert page.get_by_text("funnel", exact=True).count() >= 1
+            assert page.get_by_text(str(server.lake / "demo" / "report" / "index.html")).count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "asset_demo_report_metadata.png"))
+        finally:
+            browser.close()
+    print(f"screenshots in {ARTIFACTS}")

@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from assets.metadata import check_result, stage_metadata
+from assets.metadata import check_result, column_lineage, kept_samples_markdown, stage_metadata
 from assets.partitions import shards
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import CurationError
@@ -27,6 +27,7 @@ from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.landing import discover_shards, shard_fingerprint
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import STAGES, UPSTREAM, StageResult, run_stage
+from curation_dagster.progress import reporting_to
 from curation_dagster.release import build_release, verify_release
 from curation_dagster.report import build_report
 from curation_dagster.spec import VersionSpec
@@ -74,7 +75,8 @@ def stage_key(version: str, stage: str) -> AssetKey:
 def _execute(context: AssetExecutionContext, work: Callable[[], T]) -> T:
     """Run the stage, turning our errors into Dagster's: retry what a retry can fix, fail the rest clearly."""
     try:
-        return work()
+        with reporting_to(context.log.info):
+            return work()
     except CurationError as error:
         if error.retryable:
             context.log.warning(f"retryable error, retrying: {error}")
@@ -94,6 +96,10 @@ def _materialize_result(
     conservation = check_conservation(store, spec.name, stage, result.shard, result.rows_in)
     unique = check_unique_ids(store, spec.name, stage, result.shard)
     metadata = stage_metadata(result, spec.code_version(stage))
+    lineage = column_lineage(spec, stage, result.schema)
+    if lineage is not None:
+        metadata["dagster/column_lineage"] = lineage
+    metadata["kept_samples"] = MetadataValue.md(kept_samples_markdown(store, result.kept_path))
     metadata.update(extra or {})
     context.log.info(
         f"{spec.name}/{stage}[{result.shard}]: {result.rows_in} in, {result.rows_kept} kept, "

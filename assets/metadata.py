@@ -3,10 +3,25 @@
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetCheckResult, MetadataValue, TableColumn, TableSchema
+from dagster import (
+    AssetCheckResult,
+    AssetKey,
+    MetadataValue,
+    TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
+)
 
 from curation_dagster.checks import CheckOutcome
-from curation_dagster.pipeline import StageResult
+from curation_dagster.filters.chain import build_chain
+from curation_dagster.io.lake import Lake
+from curation_dagster.pipeline import UPSTREAM, StageResult
+from curation_dagster.schema import DEDUP_FIELDS, SYNTH_FIELDS
+from curation_dagster.spec import VersionSpec
+
+#: Kept rows shown per materialization.
+SAMPLE_ROWS = 5
 
 
 def column_schema(schema: pa.Schema) -> TableSchema:
@@ -63,3 +78,55 @@ def check_result(name: str, outcome: CheckOutcome) -> AssetCheckResult:
     return AssetCheckResult(
         check_name=name, passed=outcome.passed, description=outcome.description, metadata=outcome.metadata
     )
+
+
+def _derived_columns(spec: VersionSpec, stage: str) -> dict[str, list[str]]:
+    """The columns `stage` computes, each with the upstream columns it derives from."""
+    derived: dict[str, list[str]] = {}
+    if stage == "deduped":
+        derived = {"content_hash": ["text", "media"], "dup_of": ["id"], "dup_similarity": ["text"]}
+        derived = {field.name: derived.get(field.name, ["id"]) for field in DEDUP_FIELDS}
+    if stage in ("filtered", "synthesized"):
+        for chain in build_chain(spec.filters).chains.values():
+            for item in chain:
+                for field in item.score_fields:
+                    derived.setdefault(field.name, list(item.input_columns()))
+    if stage == "synthesized":
+        derived.update({field.name: ["id"] for field in SYNTH_FIELDS})
+    return derived
+
+
+def column_lineage(spec: VersionSpec, stage: str, schema: pa.Schema) -> TableColumnLineage | None:
+    """Which upstream columns each output column derives from: itself for the columns a stage passes on,
+    the inputs of the filter or step that computed it otherwise. Raw has no upstream asset."""
+    if stage not in UPSTREAM:
+        return None
+    upstream = AssetKey([spec.name, UPSTREAM[stage]])
+    derived = _derived_columns(spec, stage)
+    deps: dict[str, list[TableColumnDep]] = {}
+    for field in schema:
+        if stage == "selected" and field.name.startswith("select_"):
+            sources = ["id"]
+        else:
+            sources = derived.get(field.name) or [field.name]
+        deps[field.name] = [TableColumnDep(asset_key=upstream, column_name=name) for name in sources]
+    return TableColumnLineage(deps_by_column=deps)
+
+
+def kept_samples_markdown(lake: Lake, kept_path: str, limit: int = SAMPLE_ROWS) -> str:
+    """A few kept rows (the first ids) as a markdown table: id, modality, and text or uri."""
+    rows = (
+        lake.connect()
+        .sql(
+            "SELECT id, modality, coalesce(left(text, 100), uri) FROM read_parquet(?) ORDER BY id LIMIT ?",
+            params=[kept_path, limit],
+        )
+        .fetchall()
+    )
+    if not rows:
+        return "No rows kept."
+    lines = ["| id | modality | text or uri |", "| --- | --- | --- |"]
+    for item_id, modality, shown in rows:
+        cell = " ".join(str(shown or "").split()).replace("|", "\\|")
+        lines.append(f"| `{item_id}` | {modality} | {cell} |")
+    return "\n".join(lines)

@@ -43,6 +43,7 @@ from curation_dagster.io.landing import ReaderSettings, read_shard
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import validate_record
 from curation_dagster.models.runtime import ModelRuntime
+from curation_dagster.progress import Progress, tracked
 from curation_dagster.schema import (
     DEDUP_FIELDS,
     RAW_SCHEMA,
@@ -187,6 +188,7 @@ def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageRes
         raise StageInputMissing(f"landing shard {shard!r} is gone: {source} does not exist")
     settings = ReaderSettings(text_field=spec.raw.text_field, max_inline_bytes=spec.raw.max_inline_bytes)
     rows_in = 0
+    progress = Progress(f"{spec.name}/raw[{shard}]")
     with _shard_output(lake, spec.name, "raw", shard, RAW_SCHEMA) as output:
         batch: list[dict[str, Any]] = []
         for record in read_shard(source, shard, settings):
@@ -198,6 +200,7 @@ def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageRes
             batch.append(row)
             if len(batch) >= RAW_BATCH_ROWS:
                 output.write(*_split_rows(batch, RAW_SCHEMA, "raw"))
+                progress.advance(len(batch))
                 batch = []
         output.write(*_split_rows(batch, RAW_SCHEMA, "raw"))
     return _result(spec, lake, "raw", shard, rows_in, output, started)
@@ -330,7 +333,8 @@ def _plan_dedup(
     candidates = ShardSignatures(near_settings, capacity=rows) if near_settings.enabled else None
     plan = _DedupPlan()
     known: dict[str, str] = {}
-    for batch in lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media"]):
+    batches = lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media"])
+    for batch in tracked(batches, f"{spec.name}/deduped[{shard}] hashing and signing", rows):
         kept, rejected = exact.run(pa.Table.from_batches([batch]), known, lookup)
         plan.exact.update(
             zip(rejected.column("id").to_pylist(), rejected.column("dup_of").to_pylist(), strict=True)
@@ -408,7 +412,8 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         exact = ExactDedup(spec.dedup.exact)
         claims: list[pa.Table] = []
         with _shard_output(lake, spec.name, "deduped", shard, schema) as output:
-            for batch in lake.iter_batches(source, BATCH_ROWS):
+            batches = lake.iter_batches(source, BATCH_ROWS)
+            for batch in tracked(batches, f"{spec.name}/deduped[{shard}] writing", rows_in):
                 kept, rejected = _apply_dedup(pa.Table.from_batches([batch]), plan, exact)
                 examples.collect(kept, rejected)
                 output.write(kept, rejected)
@@ -525,7 +530,8 @@ def run_filter(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime 
     rows_in = lake.num_rows(source)
     schema = chain.output_schema(lake.schema(source))
     with _shard_output(lake, spec.name, "filtered", shard, schema) as output:
-        for batch in lake.iter_batches(source, BATCH_ROWS):
+        batches = lake.iter_batches(source, BATCH_ROWS)
+        for batch in tracked(batches, f"{spec.name}/filtered[{shard}]", rows_in):
             output.write(*chain.run(pa.Table.from_batches([batch])))
     summary = summarize(
         lake.connect(),
@@ -646,7 +652,9 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
     known: dict[str, str] = {}
     claims: list[pa.Table] = []
     with _shard_output(lake, spec.name, "synthesized", shard, schema) as output:
-        for batch in lake.iter_batches(source, BATCH_ROWS):
+        for batch in tracked(
+            lake.iter_batches(source, BATCH_ROWS), f"{spec.name}/synthesized[{shard}]", rows_in
+        ):
             real = pa.Table.from_batches([batch])
             real = conform(real, with_fields(upstream_schema, SYNTH_FIELDS))
             real = real.set_column(

@@ -48,6 +48,10 @@ class Filter(ABC):
     needs_accelerator: ClassVar[bool] = False
     """Whether instances of the class always run a model; `uses_accelerator` decides per instance."""
 
+    def input_columns(self) -> Sequence[str]:
+        """The columns its scores derive from (the column lineage shown in the UI)."""
+        return ("text",) if self.reads_text else ()
+
     def uses_accelerator(self) -> bool:
         """Whether this filter, with its settings, runs a model on the accelerator."""
         return self.needs_accelerator
@@ -72,6 +76,9 @@ class RowFilter(Filter):
     """
 
     columns: ClassVar[tuple[str, ...]] = ("text",)
+
+    def input_columns(self) -> Sequence[str]:
+        return self.columns
 
     @abstractmethod
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:

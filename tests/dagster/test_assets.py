@@ -179,6 +179,15 @@ def test_materialization_metadata_reports_counts_reasons_schema_and_timing(
     filtered = events[stage_key("unit", "filtered")]
     assert filtered["rejections_by_reason"].value == {"filter.text_length.too_short": 1}
     assert "| `text_words` |" in filtered["score_quantiles"].value
+    lineage = filtered["dagster/column_lineage"].column_lineage.deps_by_column
+    assert [(dep.asset_key, dep.column_name) for dep in lineage["text_words"]] == [
+        (stage_key("unit", "deduped"), "text")
+    ]
+    assert [dep.column_name for dep in lineage["id"]] == ["id"]
+    deduped_lineage = events[stage_key("unit", "deduped")]["dagster/column_lineage"].column_lineage
+    assert [dep.column_name for dep in deduped_lineage.deps_by_column["dup_of"]] == ["id"]
+    assert "dagster/column_lineage" not in raw
+    assert "| id | modality | text or uri |" in filtered["kept_samples"].value
     assert "`filter.text_length.too_short`" in filtered["rejected_examples"].value
     for metadata in events.values():
         assert metadata["elapsed_s"].value >= 0

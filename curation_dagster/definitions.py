@@ -48,6 +48,7 @@ def build_definitions(
             "accelerator": AcceleratorResource(),
             "models": ModelsResource(
                 text_classifier=settings.model_path("text_classifier"),
+                text_generator=settings.model_path("text_generator"),
                 clip_weights=settings.model_path("clip_weights"),
             ),
         },

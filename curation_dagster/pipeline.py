@@ -7,7 +7,6 @@ Dagster-free: `run_stage(spec, lake, "deduped", "news_en.jsonl")` works in a not
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,11 +14,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
+from curation_dagster.dedup.media import (
+    MEDIA_FINGERPRINT_KEY,
+    REJECT_AUDIO,
+    REJECT_IMAGE,
+    REJECT_VIDEO,
+    AudioMatcher,
+    HashSet,
+    ImageMatcher,
+    MediaDecision,
+    MediaMatcher,
+    MediaOutcome,
+    ShardMedia,
+    VideoMatcher,
+    add_images,
+    add_sequence,
+    audio_fingerprinter,
+    audio_index_schema,
+    audio_settings_fingerprint,
+    decide,
+    image_hasher,
+    image_index_schema,
+    image_settings_fingerprint,
+    index_hash_set,
+    video_fingerprinter,
+    video_index_schema,
+    video_settings_fingerprint,
+)
 from curation_dagster.dedup.near import (
     FINGERPRINT_KEY,
     INDEXED_PER_BUCKET,
@@ -35,6 +62,7 @@ from curation_dagster.dedup.near import (
     settings_fingerprint,
     verify_width,
 )
+from curation_dagster.dedup.perceptual import AudioFingerprinter, VideoFingerprinter
 from curation_dagster.errors import SpecError, StageInputMissing
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.filters.summary import summarize
@@ -42,6 +70,7 @@ from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import validate_record
+from curation_dagster.media import media_bytes
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.progress import Progress, tracked
 from curation_dagster.schema import (
@@ -49,25 +78,30 @@ from curation_dagster.schema import (
     RAW_SCHEMA,
     SYNTH_FIELDS,
     conform,
-    item_id,
     mark_rejected,
     rejected_schema,
     with_fields,
 )
-from curation_dagster.select.sample import SELECT_FIELDS, SeededSample, sample_score
+from curation_dagster.select.base import SELECT_FIELDS
+from curation_dagster.select.sample import sample_score
+from curation_dagster.select.selector import Selector
 from curation_dagster.spec import NearDedupSpec, VersionSpec
-from curation_dagster.synth.recipes import Recipe, build_recipes
+from curation_dagster.synth.recipes import Outcome, Recipe, Unusable, build_recipes
 
 STAGES = ("raw", "deduped", "filtered", "selected", "synthesized")
 UPSTREAM = {"deduped": "raw", "filtered": "deduped", "selected": "filtered", "synthesized": "selected"}
 DEDUP_INDEX = "dedup_index"
 NEAR_BANDS = "near_bands"
 NEAR_SIGNATURES = "near_signatures"
+IMAGE_HASHES = "image_hashes"
+VIDEO_HASHES = "video_hashes"
+AUDIO_HASHES = "audio_hashes"
+#: The hash index of each media modality's near-dedup step.
+MEDIA_INDEXES = {"image": IMAGE_HASHES, "video": VIDEO_HASHES, "audio": AUDIO_HASHES}
 SYNTH_INDEX = "synth_index"
 RAW_BATCH_ROWS = 256
 BATCH_ROWS = 1024
 REJECT_MODALITY_EXCLUDED = "raw.modality_excluded"
-REJECT_RECIPE_FAILED = "synth.recipe_failed"
 
 
 @dataclass
@@ -318,6 +352,124 @@ class _DedupPlan:
 
     exact: dict[str, str] = field(default_factory=dict)
     near: dict[str, NearDecision] = field(default_factory=dict)
+    media: dict[str, tuple[str, MediaDecision]] = field(default_factory=dict)
+    """Near-duplicate images, videos and sounds: id -> (reject code, decision)."""
+
+
+@dataclass
+class _MediaStep:
+    """One modality's near-duplicate step of the deduped stage: how its items are fingerprinted and
+    matched, where its index lives, and the fingerprints gathered so far."""
+
+    modality: str
+    index: str
+    code: str
+    section: str
+    fingerprint: str
+    matcher: MediaMatcher
+    schema: pa.Schema
+    unit_column: str
+    fingerprinter: VideoFingerprinter | AudioFingerprinter | None = None
+    hashes: ShardMedia = field(default_factory=ShardMedia)
+    paths: list[str] = field(default_factory=list)
+
+
+def _media_steps(spec: VersionSpec) -> list[_MediaStep]:
+    """The enabled media near-dedup steps of a spec, images, videos, then sounds."""
+    steps = []
+    image, video, audio = spec.dedup.image, spec.dedup.video, spec.dedup.audio
+    if image.enabled:
+        steps.append(
+            _MediaStep(
+                "image",
+                IMAGE_HASHES,
+                REJECT_IMAGE,
+                "dedup.image",
+                image_settings_fingerprint(image),
+                ImageMatcher(image),
+                image_index_schema(image),
+                "variant",
+            )
+        )
+    if video.enabled:
+        steps.append(
+            _MediaStep(
+                "video",
+                VIDEO_HASHES,
+                REJECT_VIDEO,
+                "dedup.video",
+                video_settings_fingerprint(video),
+                VideoMatcher(video),
+                video_index_schema(video),
+                "frame",
+                video_fingerprinter(video),
+            )
+        )
+    if audio.enabled:
+        steps.append(
+            _MediaStep(
+                "audio",
+                AUDIO_HASHES,
+                REJECT_AUDIO,
+                "dedup.audio",
+                audio_settings_fingerprint(audio),
+                AudioMatcher(audio),
+                audio_index_schema(audio),
+                "frame",
+                audio_fingerprinter(audio),
+            )
+        )
+    return steps
+
+
+def _compatible_media_paths(lake: Lake, version: str, shard: str, step: _MediaStep) -> list[str]:
+    """The other shards' files of a media hash index, after checking each was built with these settings."""
+    paths = list(_index_paths(lake, version, step.index, exclude=shard).values())
+    for path in paths:
+        metadata = lake.schema(path).metadata or {}
+        if metadata.get(MEDIA_FINGERPRINT_KEY) != step.fingerprint.encode():
+            raise SpecError(
+                f"{lake.url(path)} ({step.index}) was built with other {step.section} settings; materialize "
+                "the deduped stage again for every shard of this version, in arrival order"
+            )
+    return paths
+
+
+def _earlier_media(lake: Lake, paths: list[str]) -> Iterator[tuple[HashSet, list[str]]]:
+    """Each other shard's media hash index in turn: memory follows one shard's index, not the history."""
+    for path in paths:
+        yield index_hash_set(lake.read_table(path))
+
+
+def _hash_kept_media(kept: pa.Table, steps: list[_MediaStep], spec: VersionSpec) -> None:
+    """Hash the images and fingerprint the videos and sounds that exact dedup kept in this batch."""
+    modalities = set(kept.column("modality").to_pylist())
+    for step in steps:
+        if step.modality not in modalities:
+            continue
+        chosen = kept.filter(pc.equal(kept.column("modality"), step.modality))
+        if step.fingerprinter is None:
+            hasher, codes = image_hasher(spec.dedup.image)
+            media = [_inline_or_file(row) for row in chosen.select(["media", "uri"]).to_pylist()]
+            add_images(step.hashes, hasher, codes, chosen.column("id").to_pylist(), media)
+            continue
+        for row in chosen.select(["id", "media", "uri"]).to_pylist():
+            if row["media"] is not None:
+                add_sequence(step.hashes, step.fingerprinter, row["id"], bytes(row["media"]))
+                continue
+            try:  # large media stay files: stream them instead of reading them whole
+                with fsspec.open(str(row["uri"]), "rb") as handle:
+                    add_sequence(step.hashes, step.fingerprinter, row["id"], handle)
+            except OSError:
+                step.hashes.not_hashed += 1
+
+
+def _inline_or_file(row: dict[str, Any]) -> bytes | None:
+    """An item's media bytes, inline or from its file; None when neither can be read."""
+    try:
+        return media_bytes(row)
+    except (OSError, ValueError):
+        return None
 
 
 def _plan_dedup(
@@ -327,13 +479,16 @@ def _plan_dedup(
     source: str,
     rows: int,
     lookup: Callable[[list[str]], dict[str, str]],
-) -> tuple[_DedupPlan, ShardOutcome | None]:
+) -> tuple[_DedupPlan, ShardOutcome | None, dict[str, MediaOutcome]]:
     exact = ExactDedup(spec.dedup.exact)
     near_settings = spec.dedup.near
     candidates = ShardSignatures(near_settings, capacity=rows) if near_settings.enabled else None
+    steps = _media_steps(spec)
+    for step in steps:  # fail on an incompatible index before hashing, not after
+        step.paths = _compatible_media_paths(lake, spec.name, shard, step)
     plan = _DedupPlan()
     known: dict[str, str] = {}
-    batches = lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media"])
+    batches = lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media", "uri"])
     for batch in tracked(batches, f"{spec.name}/deduped[{shard}] hashing and signing", rows):
         kept, rejected = exact.run(pa.Table.from_batches([batch]), known, lookup)
         plan.exact.update(
@@ -345,13 +500,21 @@ def _plan_dedup(
                 candidates.add(
                     texts.column("id").to_pylist(), [t or "" for t in texts.column("text").to_pylist()]
                 )
+        _hash_kept_media(kept, steps, spec)
+    media: dict[str, MediaOutcome] = {}
+    for step in steps:
+        outcome_of_step = decide(
+            step.hashes, step.matcher, _earlier_media(lake, step.paths), step.schema, step.unit_column
+        )
+        media[step.modality] = outcome_of_step
+        plan.media.update((item, (step.code, decision)) for item, decision in outcome_of_step.removed.items())
     if candidates is None:
-        return plan, None
+        return plan, None, media
     outcome = NearDedup(near_settings).decide(
         candidates, _earlier_lookup(lake, spec.name, shard, near_settings)
     )
     plan.near = outcome.removed
-    return plan, outcome
+    return plan, outcome, media
 
 
 def _apply_dedup(batch: pa.Table, plan: _DedupPlan, exact: ExactDedup) -> tuple[pa.Table, pa.Table]:
@@ -374,6 +537,12 @@ def _apply_dedup(batch: pa.Table, plan: _DedupPlan, exact: ExactDedup) -> tuple[
             details.append(
                 f"near duplicate of {decision.dup_of} (estimated similarity {decision.similarity:.2f})"
             )
+        elif item in plan.media:
+            code, media = plan.media[item]
+            dup_of.append(media.dup_of)
+            similarity.append(media.similarity)
+            reasons.append(code)
+            details.append(media.detail)
         else:
             dup_of.append(None)
             similarity.append(None)
@@ -406,9 +575,10 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
     rows_in = lake.num_rows(source)
     with lake.lock(spec.name, DEDUP_INDEX):
         others = _index_files(lake, spec.name, DEDUP_INDEX, exclude=shard)
-        plan, outcome = _plan_dedup(spec, lake, shard, source, rows_in, _index_lookup(lake, others))
+        plan, outcome, media = _plan_dedup(spec, lake, shard, source, rows_in, _index_lookup(lake, others))
         schema = with_fields(lake.schema(source), DEDUP_FIELDS)
         examples = _ExampleCollector(plan)
+        media_examples = _MediaExamples(plan)
         exact = ExactDedup(spec.dedup.exact)
         claims: list[pa.Table] = []
         with _shard_output(lake, spec.name, "deduped", shard, schema) as output:
@@ -416,6 +586,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
             for batch in tracked(batches, f"{spec.name}/deduped[{shard}] writing", rows_in):
                 kept, rejected = _apply_dedup(pa.Table.from_batches([batch]), plan, exact)
                 examples.collect(kept, rejected)
+                media_examples.collect(rejected)
                 output.write(kept, rejected)
                 claims.append(
                     kept.select(["content_hash", "id", "modality"]).append_column(
@@ -438,9 +609,15 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         else:
             for index_name in (NEAR_BANDS, NEAR_SIGNATURES):
                 lake.remove(lake.path(spec.name, index_name, shard))
+        for modality, index_name in MEDIA_INDEXES.items():
+            if modality in media:
+                lake.write_table(lake.path(spec.name, index_name, shard), media[modality].index)
+            else:
+                lake.remove(lake.path(spec.name, index_name, shard))
     exact_total = len(plan.exact)
     own_ids = set(plan.exact) | set(index.column("id").to_pylist()) | set(plan.near)
     near_total = len(plan.near)
+    media_total = len(plan.media)
     return _result(
         spec,
         lake,
@@ -449,7 +626,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         rows_in,
         output,
         started,
-        duplicate_rate=round((exact_total + near_total) / max(rows_in, 1), 4),
+        duplicate_rate=round((exact_total + near_total + media_total) / max(rows_in, 1), 4),
         exact_duplicates=exact_total,
         exact_duplicates_of_other_shards=sum(owner not in own_ids for owner in plan.exact.values()),
         near_duplicates=near_total,
@@ -459,7 +636,53 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
             str(size): count for size, count in sorted((outcome.cluster_sizes if outcome else {}).items())
         },
         example_pairs=examples.markdown(lake, spec.name, shard),
+        **_media_counts(media),
+        media_example_pairs=media_examples.markdown(),
     )
+
+
+def _media_counts(media: dict[str, MediaOutcome]) -> dict[str, int]:
+    """Per media modality: near duplicates removed, of them duplicates of other shards' items, and items
+    without a usable fingerprint (undecodable, flat, silent or too short); zeros where the step is off."""
+    counts: dict[str, int] = {}
+    for modality in MEDIA_INDEXES:
+        outcome = media.get(modality)
+        counts[f"{modality}_near_duplicates"] = len(outcome.removed) if outcome else 0
+        counts[f"{modality}_near_duplicates_of_other_shards"] = outcome.cross_shard if outcome else 0
+        counts[f"{modality}_not_fingerprinted"] = outcome.not_hashed if outcome else 0
+    return counts
+
+
+class _MediaExamples:
+    """A few removed near-duplicate images, videos and sounds with the item each duplicates and why."""
+
+    def __init__(self, plan: _DedupPlan, count: int = 5) -> None:
+        chosen: dict[str, MediaDecision] = {}
+        per_code: Counter[str] = Counter()
+        for item, (code, decision) in plan.media.items():
+            if per_code[code] < count:
+                chosen[item] = decision
+                per_code[code] += 1
+        self.chosen = chosen
+        self.uris: dict[str, str] = {}
+
+    def collect(self, rejected: pa.Table) -> None:
+        for item, uri in zip(
+            rejected.column("id").to_pylist(), rejected.column("uri").to_pylist(), strict=True
+        ):
+            if item in self.chosen:
+                self.uris[item] = uri
+
+    def markdown(self) -> str:
+        if not self.chosen:
+            return "No near-duplicate images, videos or sounds in this shard."
+        lines = ["| removed | kept (dup_of) | similarity | why |", "| --- | --- | ---: | --- |"]
+        for item, decision in self.chosen.items():
+            lines.append(
+                f"| {_cell(self.uris.get(item, item))} | `{decision.dup_of}` | {decision.similarity:.2f} "
+                f"| {_cell(decision.detail)} |"
+            )
+        return "\n".join(lines)
 
 
 class _ExampleCollector:
@@ -553,74 +776,137 @@ def run_filter(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime 
     )
 
 
-def _budget_used(lake: Lake, version: str, shard: str) -> Counter[str]:
-    used: Counter[str] = Counter()
-    for other in lake.list_shards(version, "selected"):
-        if other == shard:
-            continue
-        modalities = lake.read_table(lake.path(version, "selected", other), columns=["modality"])
-        used.update(modalities.column("modality").to_pylist())
-    used["*"] = sum(count for key, count in used.items() if key != "*")
-    return used
-
-
-def run_select(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
-    """The seeded, budgeted sample; the budget is shared with every other shard of the version."""
+def run_select(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:
+    """The spec's selection (`where`, quota groups, a strategy) under the version budget. Shards claim the
+    budget first come, first served: under the version's selection lock, a shard sees what the shards
+    selected before it took and plans within what is left. Embeddings, where the strategy needs them, are
+    computed before the lock on `runtime`'s device (the CPU without one) and kept in the lake."""
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "selected", shard)
-    sampler = SeededSample(spec.select)
+    selector = Selector(spec.select)
     rows_in = lake.num_rows(source)
+    prepared = selector.prepare_shard(lake, spec.name, shard, source, runtime)
     with lake.lock(spec.name, "selection"):
-        used = _budget_used(lake, spec.name, shard)
-        keys = lake.read_table(source, columns=["id", "modality"])
-        decisions = sampler.plan(keys.column("id").to_pylist(), keys.column("modality").to_pylist(), used)
+        plan = selector.plan_shard(prepared, lake, spec.name, shard)
         schema = with_fields(lake.schema(source), SELECT_FIELDS)
         with _shard_output(lake, spec.name, "selected", shard, schema) as output:
             for batch in lake.iter_batches(source, BATCH_ROWS):
-                output.write(*sampler.apply(pa.Table.from_batches([batch]), decisions))
-    return _result(
-        spec,
-        lake,
-        "selected",
-        shard,
-        rows_in,
-        output,
-        started,
-        budget=spec.select.budget,
-        budget_used_by_other_shards=used["*"],
-        budget_used_by_this_shard=output.kept,
-    )
+                output.write(*plan.apply(pa.Table.from_batches([batch])))
+    return _result(spec, lake, "selected", shard, rows_in, output, started, **plan.metadata())
 
 
-def _candidate(recipe: Recipe, parent: dict[str, Any], shard: str, spec: VersionSpec) -> dict[str, Any]:
-    """One synthetic candidate row from `parent`, validated like raw data; failures become rejects."""
-    position = f"synth:{recipe.name}:{parent['id']}"
-    uri = f"synth://{recipe.name}/{parent['id']}"
-    rng = random.Random(f"{spec.synthesize.seed}:{parent['id']}")
-    try:
-        variant = recipe.make(parent, rng)
-    except (OSError, ValueError, RuntimeError) as error:
-        row = {name: parent.get(name) for name in RAW_SCHEMA.names}
-        row.update(
-            id=item_id(shard, position),
+def _candidate(recipe: Recipe, parent: dict[str, Any], outcome: Outcome, shard: str) -> dict[str, Any]:
+    """One synthetic candidate row from a recipe's outcome for `parent`, validated like raw data; an
+    unusable outcome becomes a row with its reject reason (and the recipe's output as its text)."""
+    position = f"synth:{recipe.label}:{parent['id']}"
+    uri = f"synth://{recipe.label}/{parent['id']}"
+    meta: dict[str, Any] = {"parent_uri": parent["uri"]}
+    if isinstance(outcome, Unusable):
+        record = RawRecord(
+            position=position,
             uri=uri,
-            media=None,
-            reject_reason=REJECT_RECIPE_FAILED,
-            reject_detail=str(error)[:300],
+            modality=parent["modality"],
+            text=outcome.text if outcome.text is not None else parent.get("text"),
+            meta=meta,
+            reject_code=outcome.reason,
+            reject_detail=outcome.detail[:300],
         )
     else:
         record = RawRecord(
             position=position,
             uri=uri,
             modality=parent["modality"],
-            text=variant.text,
-            media=variant.media,
-            media_format=variant.media_format,
-            meta={"parent_uri": parent["uri"]},
+            text=outcome.text,
+            media=outcome.media,
+            media_format=outcome.media_format,
+            meta={**outcome.meta, **meta},
         )
-        row = validate_record(record, shard)
+    row = validate_record(record, shard)
     row.update(synthetic=True, parent_ids=[parent["id"]], generator=recipe.generator)
     return row
+
+
+def _candidates(
+    recipes: list[Recipe], parents: list[dict[str, Any]], shard: str, spec: VersionSpec
+) -> list[tuple[Recipe, dict[str, Any]]]:
+    """Every recipe's candidates for the parents it is given (a seeded share of those of its modality),
+    each recipe run on all its parents at once; in parent order, then recipe order."""
+    settings = spec.synthesize
+    scores = [sample_score(settings.seed, parent["id"]) for parent in parents]
+    made: list[tuple[int, int, Recipe, dict[str, Any]]] = []
+    for order, recipe in enumerate(recipes):
+        fraction = settings.fraction if recipe.fraction is None else recipe.fraction
+        chosen = [
+            index
+            for index, parent in enumerate(parents)
+            if parent["modality"] == recipe.modality and scores[index] < fraction
+        ]
+        outcomes = recipe.make_batch(
+            [parents[index] for index in chosen],
+            [f"{settings.seed}:{parents[index]['id']}" for index in chosen],
+        )
+        for index, outcome in zip(chosen, outcomes, strict=True):
+            made.append((index, order, recipe, _candidate(recipe, parents[index], outcome, shard)))
+    made.sort(key=lambda entry: (entry[0], entry[1]))
+    return [(recipe, row) for _, _, recipe, row in made]
+
+
+class _SynthesisTally:
+    """Per recipe: candidates generated, admitted and rejected (by reason), and a few candidates side by
+    side with their parents for the stage's metadata."""
+
+    def __init__(self, recipes: list[Recipe], samples_per_recipe: int = 2, max_samples: int = 10) -> None:
+        self.counts: dict[str, dict[str, Any]] = {
+            recipe.label: {"generated": 0, "admitted": 0, "rejected": 0, "rejected_by_reason": {}}
+            for recipe in recipes
+        }
+        self.samples: list[tuple[str, str, str, str]] = []
+        self._per_recipe, self._max = samples_per_recipe, max_samples
+
+    def add(
+        self,
+        made: list[tuple[Recipe, dict[str, Any]]],
+        parents: list[dict[str, Any]],
+        admitted: pa.Table,
+        rejected: list[pa.Table],
+    ) -> None:
+        outcome = dict.fromkeys(admitted.column("id").to_pylist(), "admitted")
+        for table in rejected:
+            outcome.update(
+                zip(table.column("id").to_pylist(), table.column("reject_reason").to_pylist(), strict=True)
+            )
+        parent_by_id = {parent["id"]: parent for parent in parents}
+        for recipe, row in made:
+            counts = self.counts[recipe.label]
+            result = outcome[row["id"]]
+            counts["generated"] += 1
+            if result == "admitted":
+                counts["admitted"] += 1
+            else:
+                counts["rejected"] += 1
+                counts["rejected_by_reason"][result] = counts["rejected_by_reason"].get(result, 0) + 1
+            shown = sum(sample[0] == recipe.label for sample in self.samples)
+            if shown < self._per_recipe and len(self.samples) < self._max:
+                parent = parent_by_id[row["parent_ids"][0]]
+                self.samples.append((recipe.label, _snippet(parent), _snippet(row), str(result)))
+
+    def markdown(self) -> str:
+        if not self.samples:
+            return "No synthetic candidates in this shard."
+        lines = ["| recipe | parent | synthetic | outcome |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"| {recipe} | {parent} | {synthetic} | {result} |"
+            for recipe, parent, synthetic, result in self.samples
+        ]
+        return "\n".join(lines)
+
+
+def _snippet(row: dict[str, Any]) -> str:
+    """A table cell for an item: its text, or what its media is when it has none."""
+    if row.get("text"):
+        return _cell(str(row["text"]), 120)
+    media = row.get("media")
+    return f"({row['modality']}, {len(media) if media else 0} bytes)"
 
 
 def run_synthesize(
@@ -629,7 +915,7 @@ def run_synthesize(
     """Selected real items plus synthetic variants admitted through raw validation, exact dedup and the
     same filter chain. Dedup compares a variant with every real item of the version (the dedup index) and
     every synthetic item admitted in other shards (the synthesis index); a variant never removes a real
-    item."""
+    item. Recipes that run a language model use `runtime` (`models.text_generator`)."""
     with lake.lock(spec.name, SYNTH_INDEX):
         return _run_synthesize(spec, lake, shard, runtime)
 
@@ -637,7 +923,9 @@ def run_synthesize(
 def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None) -> StageResult:
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "synthesized", shard)
-    recipes = build_recipes(spec.synthesize)
+    recipes = [
+        recipe for recipe in build_recipes(spec.synthesize, runtime) if recipe.modality in spec.modalities
+    ]
     chain = build_chain(spec.filters, runtime)
     dedup = ExactDedup(spec.dedup.exact)
     upstream_schema = lake.schema(source)
@@ -651,6 +939,7 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
     generated = 0
     known: dict[str, str] = {}
     claims: list[pa.Table] = []
+    tally = _SynthesisTally(recipes)
     with _shard_output(lake, spec.name, "synthesized", shard, schema) as output:
         for batch in tracked(
             lake.iter_batches(source, BATCH_ROWS), f"{spec.name}/synthesized[{shard}]", rows_in
@@ -668,27 +957,23 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
                 pa.array([[] for _ in range(real.num_rows)], pa.list_(pa.string())),
             )
             output.write(real, rejected_schema(schema).empty_table())
-            rows = [
-                _candidate(recipes[parent["modality"]], parent, shard, spec)
-                for parent in real.to_pylist()
-                if parent["modality"] in recipes
-                and sample_score(spec.synthesize.seed, parent["id"]) < spec.synthesize.fraction
-            ]
+            parents = real.to_pylist()
+            made = _candidates(recipes, parents, shard, spec)
+            rows = [row for _, row in made]
             generated += len(rows)
             valid, invalid = _split_rows(rows, _CANDIDATE_SCHEMA, "synthesized")
             output.write(schema.empty_table(), invalid)
             unique, duplicates = dedup.run(valid, known, lookup)
-            output.write(
-                schema.empty_table(),
-                mark_rejected(
-                    duplicates,
-                    "synthesized",
-                    duplicates.column("reject_reason").to_pylist(),
-                    duplicates.column("reject_detail").to_pylist(),
-                ),
+            duplicates = mark_rejected(
+                duplicates,
+                "synthesized",
+                duplicates.column("reject_reason").to_pylist(),
+                duplicates.column("reject_detail").to_pylist(),
             )
+            output.write(schema.empty_table(), duplicates)
             admitted, filtered_out = chain.run(unique, stage="synthesized")
             output.write(admitted, filtered_out)
+            tally.add(made, parents, admitted, [invalid, duplicates, filtered_out])
             claims.append(admitted.select(["content_hash", "id", "shard", "modality"]).cast(INDEX_SCHEMA))
     lake.write_table(
         lake.path(spec.name, SYNTH_INDEX, shard), pa.concat_tables([INDEX_SCHEMA.empty_table(), *claims])
@@ -705,6 +990,9 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
         real_items=rows_in,
         synthetic_generated=generated,
         synthetic_admitted=synthetic_kept,
+        synthetic_rejected=generated - synthetic_kept,
+        synthetic_by_recipe=tally.counts,
+        synthetic_samples=tally.markdown(),
     )
 
 
@@ -719,8 +1007,8 @@ def run_stage(
     source: Path | None = None,
     runtime: ModelRuntime | None = None,
 ) -> StageResult:
-    """Run one stage for one shard. The raw stage needs the landing `source` path; the stages that apply
-    filters use `runtime` for the filters that run models."""
+    """Run one stage for one shard. The raw stage needs the landing `source` path; the stages that run
+    models (filters, selection embeddings, generation) use `runtime`."""
     if stage == "raw":
         if source is None:
             raise ValueError("the raw stage needs the landing shard's path")
@@ -730,7 +1018,7 @@ def run_stage(
     if stage == "filtered":
         return run_filter(spec, lake, shard, runtime)
     if stage == "selected":
-        return run_select(spec, lake, shard)
+        return run_select(spec, lake, shard, runtime)
     if stage == "synthesized":
         return run_synthesize(spec, lake, shard, runtime)
     raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")

@@ -28,7 +28,7 @@ SECTIONS = ("funnel", "scores", "language", "duplicates", "selection", "syntheti
 HISTOGRAM_BINS = 20
 THUMBNAIL_PIXELS = 160
 #: Numeric columns that are not scores: dedup similarity has its own section, the rest are bookkeeping.
-NOT_SCORES = frozenset({"dup_similarity", "select_score"})
+NOT_SCORES = frozenset({"dup_similarity", "select_score", "select_cluster", "select_rank"})
 NUMERIC_TYPES = (
     "TINYINT",
     "SMALLINT",
@@ -425,10 +425,17 @@ class _Card:
             axes.set_ylabel("items")
             axes.legend(fontsize="small")
 
-        budget = self.spec.select.budget
+        select = self.spec.select
+        budget = select.budget
+        how = (
+            f"Seeded sample of fraction {select.fraction}"
+            if select.strategy.kind == "sample"
+            else f"Strategy <code>{select.strategy.kind}</code>"
+        )
         return "\n".join(
             [
-                f"<p>Seeded sample of fraction {self.spec.select.fraction}"
+                f"<p>{how}"
+                + (f" where <code>{html.escape(select.where)}</code>" if select.where else "")
                 + (f" under a budget of {budget} items" if budget else "")
                 + ".</p>",
                 _table(["modality", "filtered (before)", "selected (after)", "share kept"], rows),

@@ -7,6 +7,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
+from curation_dagster.models.generation import load_causal_lm
 from curation_dagster.models.loading import load_clip, load_sequence_classifier
 from curation_dagster.models.runtime import ModelRuntime
 from resources.accelerator import AcceleratorResource
@@ -21,6 +22,8 @@ class ModelsResource(ConfigurableResource):
     """Local .pt or .safetensors open_clip checkpoint; empty means CLIP filters cannot run."""
     text_classifier: str = ""
     """Local Hugging Face sequence-classification folder (e.g. a toxicity model); empty means none."""
+    text_generator: str = ""
+    """Local Hugging Face causal language model folder for the `llm` synthesis recipes; empty means none."""
 
     _cache: dict[tuple[str, str], Any] = PrivateAttr(default_factory=dict)
 
@@ -36,6 +39,12 @@ class ModelsResource(ConfigurableResource):
             self._cache[key] = load_sequence_classifier(self.text_classifier, device)
         return self._cache[key]
 
+    def causal_lm(self, device: str) -> tuple[Any, Any]:
+        key = ("text_generator", device)
+        if key not in self._cache:
+            self._cache[key] = load_causal_lm(self.text_generator, device)
+        return self._cache[key]
+
     def runtime(self, accelerator: AcceleratorResource) -> ModelRuntime:
         """What model-running filters use: the accelerator's device and batch size, this cache's loaders."""
         device = accelerator.resolved_device()
@@ -46,4 +55,6 @@ class ModelsResource(ConfigurableResource):
             load_sequence_classifier=(lambda: self.sequence_classifier(device))
             if self.text_classifier
             else None,
+            load_causal_lm=(lambda: self.causal_lm(device)) if self.text_generator else None,
+            text_generator=self.text_generator,
         )

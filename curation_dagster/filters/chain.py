@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from curation_dagster.filters.base import Filter, FilterChain
+from curation_dagster.filters.decontamination import Decontamination
 from curation_dagster.filters.language import Language
 from curation_dagster.filters.media import AudioSilence, Duration, ImageBlank, ImageSize
 from curation_dagster.filters.model import TextClassifier
@@ -29,6 +30,7 @@ FILTERS: dict[str, type[Filter]] = {
     "toxicity": Toxicity,
     "register": Register,
     "pii": PII,
+    "decontamination": Decontamination,
     "image_size": ImageSize,
     "image_blank": ImageBlank,
     "duration": Duration,

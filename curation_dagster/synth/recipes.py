@@ -1,26 +1,55 @@
-"""One recipe per modality, each a deterministic transformation of a parent item."""
+"""Synthesis recipes, each a deterministic transformation of a parent item: rule-based ones per modality
+here, language-model ones in `curation_dagster.synth.llm`."""
 
 from __future__ import annotations
 
 import io
 import json
 import random
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from curation_dagster.media import media_bytes
-from curation_dagster.spec import AudioRecipe, ImageRecipe, SynthSpec, TextRecipe, VideoRecipe
+from curation_dagster.spec import (
+    AudioRecipe,
+    ImageRecipe,
+    SentenceShuffleRecipe,
+    SynthSpec,
+    TextRecipe,
+    VideoRecipe,
+)
+
+if TYPE_CHECKING:
+    from curation_dagster.models.runtime import ModelRuntime
+
+REJECT_RECIPE_FAILED = "synth.recipe_failed"
 
 
 @dataclass
 class Variant:
-    """A synthetic item's content; the synthesizer adds ids and provenance."""
+    """A synthetic item's content; the synthesizer adds ids and provenance. `meta` goes into the item's
+    `meta` next to the parent's uri (e.g. parsed question-answer pairs)."""
 
     text: str | None
     media: bytes | None
     media_format: str | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Unusable:
+    """A recipe's output that cannot become an item: it becomes a rejected candidate with this reason.
+    `text` is what the recipe produced (e.g. a model's unparseable output), kept for inspection."""
+
+    reason: str
+    detail: str
+    text: str | None = None
+
+
+Outcome = Variant | Unusable
 
 
 def centre_box(width: int, height: int, fraction: float, multiple: int = 1) -> tuple[int, int, int, int]:
@@ -33,7 +62,11 @@ def centre_box(width: int, height: int, fraction: float, multiple: int = 1) -> t
 
 
 class Recipe(ABC):
-    """Makes one variant of a parent row; `rng` is seeded per parent so output is deterministic."""
+    """Makes one variant of a parent row; `rng` is seeded per parent so output is deterministic.
+
+    `make_batch` is what the synthesized stage calls: one outcome per parent, a failure of one parent a
+    rejected candidate rather than an error. Recipes that run a model override it to batch their work.
+    """
 
     name: ClassVar[str]
     modality: ClassVar[str]
@@ -42,13 +75,35 @@ class Recipe(ABC):
         self.settings = settings
 
     @property
+    def label(self) -> str:
+        """The recipe's name in ids, provenance and metadata: the spec's `name`, else the kind."""
+        return str(getattr(self.settings, "label", self.name))
+
+    @property
+    def fraction(self) -> float | None:
+        """This recipe's share of the selected items, when its settings give one."""
+        value = getattr(self.settings, "fraction", None)
+        return None if value is None else float(value)
+
+    @property
     def generator(self) -> str:
         """The recipe and its settings, recorded on every item it makes."""
-        return json.dumps({"recipe": self.name, **self.settings.model_dump(exclude={"kind"})}, sort_keys=True)
+        settings = self.settings.model_dump(exclude={"kind", "name", "fraction"}, exclude_none=True)
+        return json.dumps({"recipe": self.label, **settings}, sort_keys=True)
 
     @abstractmethod
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         """A new variant of `parent`."""
+
+    def make_batch(self, parents: Sequence[Mapping[str, Any]], seed_keys: Sequence[str]) -> list[Outcome]:
+        """One outcome per parent; `seed_keys[i]` seeds parent i's randomness (spec seed and parent id)."""
+        outcomes: list[Outcome] = []
+        for parent, key in zip(parents, seed_keys, strict=True):
+            try:
+                outcomes.append(self.make(parent, random.Random(key)))
+            except (OSError, ValueError, RuntimeError) as error:
+                outcomes.append(Unusable(REJECT_RECIPE_FAILED, str(error)[:300]))
+        return outcomes
 
 
 class WordEdits(Recipe):
@@ -74,6 +129,79 @@ class WordEdits(Recipe):
             out.append(words[index])
             index += 1
         return Variant(" ".join(out), None, None)
+
+
+# Whitespace after terminal punctuation, or after terminal punctuation and a closing quote or bracket.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def _split_keeping_separators(text: str, pattern: re.Pattern[str]) -> tuple[list[str], list[str]]:
+    """The pieces of `text` between matches of `pattern`, and the matched separators between them."""
+    pieces: list[str] = []
+    separators: list[str] = []
+    start = 0
+    for match in pattern.finditer(text):
+        if match.start() == start:
+            continue
+        pieces.append(text[start : match.start()])
+        separators.append(match.group())
+        start = match.end()
+    pieces.append(text[start:])
+    return pieces, separators
+
+
+class SentenceShuffle(Recipe):
+    """Text augmentation: walking through the sentences, each not yet moved trades places, with
+    probability `swap_rate`, with one not yet moved at most `max_distance` later, so no sentence moves
+    further than that; a text of two sentences or more gets at least one swap. Whitespace and paragraph
+    breaks stay where they were."""
+
+    name = "sentence_shuffle"
+    modality = "text"
+    settings: SentenceShuffleRecipe
+
+    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
+        text = str(parent["text"])
+        if self.settings.within_paragraphs:
+            blocks, breaks = _split_keeping_separators(text, _PARAGRAPH_BREAK)
+        else:
+            blocks, breaks = [text], []
+        # Per block: its sentences, the whitespace between them, and what trails the last one.
+        split = [
+            (*_split_keeping_separators(block.rstrip(), _SENTENCE_END), block[len(block.rstrip()) :])
+            for block in blocks
+        ]
+        swapped = False
+        for sentences, _, _ in split:
+            moved: set[int] = set()
+            for index in range(len(sentences) - 1):
+                if index not in moved and rng.random() < self.settings.swap_rate:
+                    swapped |= self._swap(sentences, index, moved, rng)
+        movable = [sentences for sentences, _, _ in split if len(sentences) > 1]
+        if not swapped and movable:
+            sentences = rng.choice(movable)
+            self._swap(sentences, rng.randrange(len(sentences) - 1), set(), rng)
+        joined = [_join(sentences, separators) + trailing for sentences, separators, trailing in split]
+        return Variant(_join(joined, breaks), None, None)
+
+    def _swap(self, sentences: list[str], index: int, moved: set[int], rng: random.Random) -> bool:
+        """Swap sentence `index` with one not yet moved at most `max_distance` after it; False if none."""
+        last = min(len(sentences) - 1, index + self.settings.max_distance)
+        choices = [other for other in range(index + 1, last + 1) if other not in moved]
+        if not choices:
+            return False
+        other = rng.choice(choices)
+        sentences[index], sentences[other] = sentences[other], sentences[index]
+        moved.update((index, other))
+        return True
+
+
+def _join(pieces: list[str], separators: list[str]) -> str:
+    out = pieces[0]
+    for separator, piece in zip(separators, pieces[1:], strict=True):
+        out += separator + piece
+    return out
 
 
 class FlipCrop(Recipe):
@@ -154,17 +282,26 @@ class FrameStepCrop(Recipe):
 
 RECIPES: dict[str, type[Recipe]] = {
     "word_edits": WordEdits,
+    "sentence_shuffle": SentenceShuffle,
     "flip_crop": FlipCrop,
     "gain_shift": GainShift,
     "frame_step_crop": FrameStepCrop,
 }
 
 
-def build_recipes(spec: SynthSpec) -> dict[str, Recipe]:
-    """The recipe per modality that the spec switches on."""
-    recipes: dict[str, Recipe] = {}
-    for modality in ("text", "image", "audio", "video"):
+def build_recipes(spec: SynthSpec, runtime: ModelRuntime | None = None) -> list[Recipe]:
+    """The recipes the spec switches on: the text recipes in the spec's order, then one per media
+    modality. Language-model recipes run on `runtime` and load nothing until they first generate."""
+    from curation_dagster.synth.llm import LanguageModelRecipe
+
+    recipes: list[Recipe] = []
+    for settings in spec.text:
+        if settings.kind == "llm":
+            recipes.append(LanguageModelRecipe(settings, runtime))
+        else:
+            recipes.append(RECIPES[settings.kind](settings))
+    for modality in ("image", "audio", "video"):
         settings = getattr(spec, modality)
         if settings is not None:
-            recipes[modality] = RECIPES[settings.kind](settings)
+            recipes.append(RECIPES[settings.kind](settings))
     return recipes

@@ -291,6 +291,22 @@ def test_stages_that_run_models_join_the_gpu_pool_and_request_a_gpu() -> None:
             assert "dagster-k8s/config" not in op_tags
 
 
+def test_selection_on_embeddings_joins_the_gpu_pool_and_a_plain_sample_does_not() -> None:
+    spec = small_spec(select={"seed": 1, "budget": 5, "strategy": "k_center"})
+    pools = {a.key: a.node_def.pool for a in build_version_assets(spec)}
+    assert pools[stage_key("unit", "selected")] == "gpu"
+    assert pools[stage_key("unit", "filtered")] != "gpu"
+    plain = {a.key: a.node_def.pool for a in build_version_assets(small_spec())}
+    assert plain[stage_key("unit", "selected")] == "lake_index"
+
+
+def test_a_language_model_recipe_puts_the_synthesized_stage_in_the_gpu_pool() -> None:
+    spec = small_spec(synthesize={"text": [{"kind": "llm", "mode": "paraphrase"}]})
+    pools = {a.key: a.node_def.pool for a in build_version_assets(spec)}
+    assert pools[stage_key("unit", "synthesized")] == "gpu"
+    assert pools[stage_key("unit", "filtered")] != "gpu"
+
+
 def test_a_version_without_model_filters_keeps_its_stages_out_of_the_gpu_pool() -> None:
     assert all(a.node_def.pool != "gpu" for a in build_version_assets(small_spec()))
 

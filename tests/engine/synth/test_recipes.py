@@ -13,8 +13,25 @@ import soundfile
 from PIL import Image
 
 from curation_dagster.io.validate import probe_audio, probe_image, probe_video
-from curation_dagster.spec import AudioRecipe, ImageRecipe, SynthSpec, TextRecipe, VideoRecipe
-from curation_dagster.synth.recipes import FlipCrop, FrameStepCrop, GainShift, WordEdits, build_recipes
+from curation_dagster.spec import (
+    AudioRecipe,
+    ImageRecipe,
+    SentenceShuffleRecipe,
+    SynthSpec,
+    TextRecipe,
+    VideoRecipe,
+)
+from curation_dagster.synth.recipes import (
+    REJECT_RECIPE_FAILED,
+    FlipCrop,
+    FrameStepCrop,
+    GainShift,
+    SentenceShuffle,
+    Unusable,
+    Variant,
+    WordEdits,
+    build_recipes,
+)
 from tests.media_fixtures import tone_wav
 
 SENTENCE = "the quick brown fox jumps over the lazy dog while seven small birds sing in the old oak tree"
@@ -84,6 +101,84 @@ def test_word_edits_leaves_a_single_word_unchanged() -> None:
     recipe = WordEdits(TextRecipe(edit_rate=0.5))
 
     assert {recipe.make(parent("text", "hello"), random.Random(seed)).text for seed in range(20)} == {"hello"}
+
+
+PARAGRAPHS = "One is first. Two is second! Three is third?\n\nFour is alone here.\n"
+
+
+def test_sentence_shuffle_is_deterministic_for_the_same_seed() -> None:
+    recipe = SentenceShuffle(SentenceShuffleRecipe())
+
+    assert recipe.make(parent("text", PARAGRAPHS), random.Random(3)) == recipe.make(
+        parent("text", PARAGRAPHS), random.Random(3)
+    )
+
+
+def test_sentence_shuffle_reorders_sentences_and_keeps_paragraphs() -> None:
+    variant = SentenceShuffle(SentenceShuffleRecipe(swap_rate=1.0)).make(
+        parent("text", PARAGRAPHS), random.Random(0)
+    )
+
+    assert variant.text is not None and variant.text != PARAGRAPHS
+    first, second = variant.text.split("\n\n")
+    assert sorted(re_sentences(first)) == ["One is first.", "Three is third?", "Two is second!"]
+    assert second == "Four is alone here.\n"
+
+
+def re_sentences(text: str) -> list[str]:
+    import re
+
+    return re.split(r"(?<=[.!?])\s+", text.strip())
+
+
+def test_sentence_shuffle_moves_a_sentence_at_most_max_distance() -> None:
+    sentences = [f"Sentence {index}." for index in range(12)]
+    recipe = SentenceShuffle(SentenceShuffleRecipe(swap_rate=1.0, max_distance=1))
+
+    for seed in range(10):
+        variant = recipe.make(parent("text", " ".join(sentences)), random.Random(seed))
+        assert variant.text is not None
+        moved = re_sentences(variant.text)
+        assert sorted(moved) == sorted(sentences)
+        assert moved != sentences
+        assert all(abs(moved.index(sentence) - index) <= 1 for index, sentence in enumerate(sentences))
+
+
+def test_sentence_shuffle_swaps_at_least_once_even_at_a_low_rate() -> None:
+    recipe = SentenceShuffle(SentenceShuffleRecipe(swap_rate=0.001))
+
+    texts = {
+        recipe.make(parent("text", "Alpha one. Beta two."), random.Random(seed)).text for seed in range(5)
+    }
+
+    assert texts == {"Beta two. Alpha one."}
+
+
+def test_sentence_shuffle_leaves_a_single_sentence_unchanged() -> None:
+    variant = SentenceShuffle(SentenceShuffleRecipe()).make(
+        parent("text", "Just one sentence here."), random.Random(0)
+    )
+
+    assert variant.text == "Just one sentence here."
+
+
+def test_make_batch_turns_a_failing_parent_into_an_unusable_outcome() -> None:
+    recipe = FlipCrop(ImageRecipe())
+
+    outcomes = recipe.make_batch(
+        [parent("image", media=b"not an image"), parent("image", media=gradient_png())], ["1:a", "1:b"]
+    )
+
+    assert isinstance(outcomes[0], Unusable) and outcomes[0].reason == REJECT_RECIPE_FAILED
+    assert isinstance(outcomes[1], Variant)
+
+
+def test_make_batch_seeds_each_parent_from_its_key() -> None:
+    recipe = WordEdits(TextRecipe(edit_rate=0.3))
+
+    (variant,) = recipe.make_batch([parent("text", SENTENCE)], ["7:p1"])
+
+    assert variant == recipe.make(parent("text", SENTENCE), random.Random("7:p1"))
 
 
 # Image -----------------------------------------------------------------------------------------------
@@ -201,10 +296,39 @@ def test_frame_step_crop_output_decodes_with_fewer_frames_and_a_cropped_size() -
 def test_build_recipes_returns_only_the_recipes_the_spec_switches_on() -> None:
     recipes = build_recipes(SynthSpec(image=None, video=None))
 
-    assert {m: type(r) for m, r in recipes.items()} == {"text": WordEdits, "audio": GainShift}
+    assert [(r.modality, type(r)) for r in recipes] == [("text", WordEdits), ("audio", GainShift)]
 
 
 def test_generator_names_the_recipe_and_its_settings() -> None:
     generator = json.loads(WordEdits(TextRecipe(edit_rate=0.2)).generator)
 
     assert generator == {"recipe": "word_edits", "edit_rate": 0.2}
+
+
+def test_generator_names_a_named_recipe_by_its_name() -> None:
+    generator = json.loads(
+        SentenceShuffle(SentenceShuffleRecipe(name="shuffle_far", max_distance=5)).generator
+    )
+
+    assert generator == {
+        "recipe": "shuffle_far",
+        "swap_rate": 0.5,
+        "max_distance": 5,
+        "within_paragraphs": True,
+    }
+
+
+def test_build_recipes_keeps_the_spec_order_of_text_recipes() -> None:
+    spec = SynthSpec(
+        text=[{"kind": "sentence_shuffle"}, {"kind": "word_edits", "fraction": 0.5}],
+        image=None,
+        audio=None,
+        video=None,
+    )
+
+    recipes = build_recipes(spec)
+
+    assert [(type(r), r.label, r.fraction) for r in recipes] == [
+        (SentenceShuffle, "sentence_shuffle", None),
+        (WordEdits, "word_edits", 0.5),
+    ]

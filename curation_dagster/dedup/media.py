@@ -1,0 +1,535 @@
+"""Near-duplicate images and videos of one shard: against earlier shards through their hash index in the
+lake, then within the shard, earliest first.
+
+Each shard's index (`image_hashes`, `video_hashes`) holds the hashes of the items it kept, never their
+media. An item is removed when it matches an item of another shard's index, else when it matches an
+earlier row of its own shard that was kept; so an item kept once is never removed later, and every
+removal names a kept item it matches directly (`dup_of`), with their similarity. Unlike text, matches do
+not chain: with a distance threshold, A ~ B ~ C does not make A and C alike, so C is compared with the
+kept A only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+
+from curation_dagster.dedup.perceptual import (
+    VARIANT_CROP,
+    VARIANT_MIRROR,
+    VARIANT_WHOLE,
+    AudioFingerprinter,
+    ImageHasher,
+    VideoFingerprinter,
+    near_pairs,
+    variant_codes,
+)
+from curation_dagster.spec import AudioDedupSpec, ImageDedupSpec, VideoDedupSpec
+
+REJECT_IMAGE: Final = "dedup.image"
+REJECT_VIDEO: Final = "dedup.video"
+REJECT_AUDIO: Final = "dedup.audio"
+#: Parquet schema metadata key holding the fingerprint of the settings an index file was built with.
+MEDIA_FINGERPRINT_KEY: Final = b"curation.media_settings"
+#: Rows of a shard decided together: each batch is compared with the kept rows before it and within
+#: itself, so a shard of many copies of one picture costs copies x kept, never copies squared.
+DECIDE_BATCH: Final = 2048
+#: Sampled frames two videos must share at least: one frame is a picture, not a video.
+MIN_MATCHED_FRAMES: Final = 2
+
+
+def image_settings_fingerprint(settings: ImageDedupSpec) -> str:
+    """A hash of the settings that change stored hashes (not the distance, which applies at lookup)."""
+    relevant = settings.model_dump(
+        mode="json", include={"hash", "hash_size", "mirror", "crops", "min_detail"}
+    )
+    return _digest({"image": relevant, "layout": 1})
+
+
+def video_settings_fingerprint(settings: VideoDedupSpec) -> str:
+    relevant = settings.model_dump(
+        mode="json", include={"frames_per_second", "max_frames", "hash_size", "min_detail"}
+    )
+    return _digest({"video": relevant, "layout": 1})
+
+
+def audio_settings_fingerprint(settings: AudioDedupSpec) -> str:
+    relevant = settings.model_dump(
+        mode="json", include={"frames_per_second", "window_s", "max_frames", "min_level_db"}
+    )
+    return _digest({"audio": relevant, "layout": 1})
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def image_index_schema(settings: ImageDedupSpec) -> pa.Schema:
+    """`image_hashes/<shard>.parquet`: one row per kept image and hashed variant."""
+    return pa.schema(
+        [
+            pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+            pa.field("variant", pa.int8(), nullable=False),
+            pa.field("hash", pa.uint64(), nullable=False),
+        ],
+        metadata={MEDIA_FINGERPRINT_KEY: image_settings_fingerprint(settings).encode()},
+    )
+
+
+def video_index_schema(settings: VideoDedupSpec) -> pa.Schema:
+    """`video_hashes/<shard>.parquet`: one row per informative sampled frame of a kept video, with the
+    number of such frames of the video (the denominator of the matching share)."""
+    return _frames_schema(video_settings_fingerprint(settings))
+
+
+def audio_index_schema(settings: AudioDedupSpec) -> pa.Schema:
+    """`audio_hashes/<shard>.parquet`: one row per window of a kept sound that is not silence."""
+    return _frames_schema(audio_settings_fingerprint(settings))
+
+
+def _frames_schema(fingerprint: str) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+            pa.field("frame", pa.int32(), nullable=False),
+            pa.field("hash", pa.uint64(), nullable=False),
+            pa.field("frames", pa.int32(), nullable=False),
+        ],
+        metadata={MEDIA_FINGERPRINT_KEY: fingerprint.encode()},
+    )
+
+
+@dataclass
+class HashSet:
+    """Hashes of a set of items, flattened: `item[i]` owns `hash[i]`; `unit[i]` is the variant code of
+    an image hash or the frame number of a video hash; `units[item]` counts a video's frames."""
+
+    item: np.ndarray
+    unit: np.ndarray
+    hash: np.ndarray
+    units: np.ndarray
+
+    @classmethod
+    def empty(cls) -> HashSet:
+        return cls(
+            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        )
+
+    def select(self, items: np.ndarray) -> HashSet:
+        """The hashes of `items` (positions), renumbered 0.. in the order given."""
+        position = np.full(len(self.units), -1, dtype=np.int64)
+        position[items] = np.arange(len(items))
+        keep = position[self.item] >= 0
+        return HashSet(position[self.item[keep]], self.unit[keep], self.hash[keep], self.units[items])
+
+
+@dataclass
+class Match:
+    """Item pairs that match: query position, target position, similarity in [0, 1], and per pair the
+    query and target unit that decided it (image variants; -1 for videos)."""
+
+    query: np.ndarray
+    target: np.ndarray
+    similarity: np.ndarray
+    query_unit: np.ndarray
+    target_unit: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Match:
+        zeros = np.zeros(0, np.int64)
+        return cls(zeros, zeros, np.zeros(0), zeros, zeros)
+
+
+class MediaMatcher:
+    """Decides which items of two hash sets match; the base of the image and video rules."""
+
+    bits: int
+    max_distance: int
+
+    def match(self, queries: HashSet, targets: HashSet) -> Match:
+        raise NotImplementedError
+
+    def describe(self, similarity: float, query_unit: int, target_unit: int, dup_of: str) -> str:
+        raise NotImplementedError
+
+
+class ImageMatcher(MediaMatcher):
+    """Two images match when some pair of their hashes is within `max_distance` bits, one of the pair
+    being a whole-image hash (whole-whole, whole-mirror, whole-crop): the same set of pairs in both
+    directions, so the rule is symmetric and arrival order cannot change what matches."""
+
+    def __init__(self, settings: ImageDedupSpec) -> None:
+        self.bits = settings.hash_size**2
+        self.max_distance = settings.max_distance
+
+    def match(self, queries: HashSet, targets: HashSet) -> Match:
+        whole_q = np.nonzero(queries.unit == VARIANT_WHOLE)[0]
+        other_q = np.nonzero(queries.unit != VARIANT_WHOLE)[0]
+        whole_t = np.nonzero(targets.unit == VARIANT_WHOLE)[0]
+        # Whole hashes are looked up in every hash of the other side, both ways round: the side whose
+        # keys are expanded is always one hash per image, never eleven.
+        found_q, found_t, distance_q = near_pairs(
+            queries.hash[whole_q], targets.hash, self.max_distance, self.bits
+        )
+        back_t, back_q, distance_t = near_pairs(
+            targets.hash[whole_t], queries.hash[other_q], self.max_distance, self.bits
+        )
+        q = np.concatenate([whole_q[found_q], other_q[back_q]])
+        t = np.concatenate([found_t, whole_t[back_t]])
+        distance = np.concatenate([distance_q, distance_t])
+        if not len(q):
+            return Match.empty()
+        # Per item pair, the closest hash pair (ties: whole before variants, then lower variant codes).
+        order = np.lexsort((targets.unit[t], queries.unit[q], distance, targets.item[t], queries.item[q]))
+        q, t, distance = q[order], t[order], distance[order]
+        pair_q, pair_t = queries.item[q], targets.item[t]
+        first = np.ones(len(q), dtype=bool)
+        first[1:] = (pair_q[1:] != pair_q[:-1]) | (pair_t[1:] != pair_t[:-1])
+        return Match(
+            query=pair_q[first],
+            target=pair_t[first],
+            similarity=1.0 - distance[first] / self.bits,
+            query_unit=queries.unit[q[first]],
+            target_unit=targets.unit[t[first]],
+        )
+
+    def describe(self, similarity: float, query_unit: int, target_unit: int, dup_of: str) -> str:
+        distance = round((1.0 - similarity) * self.bits)
+        how = "whole images"
+        if VARIANT_MIRROR in (query_unit, target_unit):
+            how = "mirrored"
+        elif target_unit >= VARIANT_CROP:
+            how = f"this image matches a crop of {dup_of}"
+        elif query_unit >= VARIANT_CROP:
+            how = f"a crop of this image matches {dup_of}"
+        return f"near-duplicate image of {dup_of}: hash distance {distance} of {self.bits} ({how})"
+
+
+class SequenceMatcher(MediaMatcher):
+    """Two videos (or sounds) match when at least `min_matching_share` of the informative sampled frames
+    (windows) of one are within `max_distance` bits of some frame of the other, in any order, and neither
+    has more frames without a match than a trim allows (the larger of 1 - `min_matching_share` of its
+    frames and `max_trim_s` seconds): re-encodes, resizes, frame-rate changes and trims match; a few
+    seconds taken from a long video, or a single frame, do not. Symmetric, like the image rule. Their
+    similarity is the smaller of the two shares."""
+
+    noun = "video"
+    frames = "sampled frames"
+
+    def __init__(self, settings: VideoDedupSpec | AudioDedupSpec) -> None:
+        self.bits = settings.hash_size**2 if isinstance(settings, VideoDedupSpec) else 64
+        self.max_distance = settings.max_distance
+        self.min_share = settings.min_matching_share
+        self.trim_frames = settings.max_trim_s * settings.frames_per_second
+
+    def match(self, queries: HashSet, targets: HashSet) -> Match:
+        q, t, _ = near_pairs(queries.hash, targets.hash, self.max_distance, self.bits)
+        if not len(q):
+            return Match.empty()
+        pair_q, pair_t = queries.item[q], targets.item[t]
+        width = np.int64(max(len(targets.units), 1))
+        keys, inverse = np.unique(pair_q * width + pair_t, return_inverse=True)
+        matched_q = _distinct_counts(inverse, q, len(keys))
+        matched_t = _distinct_counts(inverse, t, len(keys))
+        query_item, target_item = keys // width, keys % width
+        frames_q = np.maximum(queries.units[query_item], 1)
+        frames_t = np.maximum(targets.units[target_item], 1)
+        share_q, share_t = matched_q / frames_q, matched_t / frames_t
+        keep = (
+            (np.maximum(share_q, share_t) >= self.min_share)
+            & (frames_q - matched_q <= np.maximum((1 - self.min_share) * frames_q, self.trim_frames))
+            & (frames_t - matched_t <= np.maximum((1 - self.min_share) * frames_t, self.trim_frames))
+            & (np.minimum(matched_q, matched_t) >= MIN_MATCHED_FRAMES)
+        )
+        minus = np.full(int(keep.sum()), -1, dtype=np.int64)
+        similarity = np.minimum(share_q, share_t)[keep]
+        return Match(query_item[keep], target_item[keep], similarity, minus, minus)
+
+    def describe(self, similarity: float, query_unit: int, target_unit: int, dup_of: str) -> str:
+        return (
+            f"near-duplicate {self.noun} of {dup_of}: at least {similarity:.0%} of the {self.frames} of "
+            f"each match those of the other (hash distance <= {self.max_distance} of {self.bits})"
+        )
+
+
+class VideoMatcher(SequenceMatcher):
+    noun = "video"
+
+
+class AudioMatcher(SequenceMatcher):
+    noun = "sound"
+    frames = "windows"
+
+
+def _distinct_counts(group: np.ndarray, member: np.ndarray, groups: int) -> np.ndarray:
+    """Per group, the number of distinct `member` values."""
+    pairs = np.unique(group.astype(np.int64) * (int(member.max()) + 1) + member)
+    return np.bincount(pairs // (int(member.max()) + 1), minlength=groups)
+
+
+@dataclass
+class MediaDecision:
+    """Why a row is removed: the kept item it matches, their similarity and a short human detail."""
+
+    dup_of: str
+    similarity: float
+    detail: str
+
+
+@dataclass
+class EarlierMatches:
+    """What the other shards' index returned for this shard's items: per match, the item's position
+    here, the matched item's id and the decisive units."""
+
+    rows: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    similarity: list[float] = field(default_factory=list)
+    query_unit: list[int] = field(default_factory=list)
+    target_unit: list[int] = field(default_factory=list)
+
+    def add(self, match: Match, target_ids: Sequence[str]) -> None:
+        self.rows.extend(match.query.tolist())
+        self.ids.extend(target_ids[index] for index in match.target.tolist())
+        self.similarity.extend(match.similarity.tolist())
+        self.query_unit.extend(match.query_unit.tolist())
+        self.target_unit.extend(match.target_unit.tolist())
+
+
+@dataclass
+class MediaOutcome:
+    """Decisions for one modality of a shard, the index rows of its kept items, and counts."""
+
+    removed: dict[str, MediaDecision]
+    index: pa.Table
+    not_hashed: int
+    cross_shard: int
+    checked: int
+
+
+@dataclass
+class ShardMedia:
+    """Hashes of one modality of a shard, gathered batch by batch during the exact-dedup pass."""
+
+    ids: list[str] = field(default_factory=list)
+    items: list[np.ndarray] = field(default_factory=list)
+    units: list[np.ndarray] = field(default_factory=list)
+    hashes: list[np.ndarray] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    not_hashed: int = 0
+
+    def add(self, item_id: str, units: np.ndarray, hashes: np.ndarray) -> None:
+        position = len(self.ids)
+        self.ids.append(item_id)
+        self.items.append(np.full(len(hashes), position, dtype=np.int64))
+        self.units.append(units.astype(np.int64))
+        self.hashes.append(hashes.astype(np.uint64))
+        self.counts.append(len(hashes))
+
+    def hash_set(self) -> HashSet:
+        if not self.ids:
+            return HashSet.empty()
+        return HashSet(
+            np.concatenate(self.items),
+            np.concatenate(self.units),
+            np.concatenate(self.hashes),
+            np.array(self.counts, dtype=np.int64),
+        )
+
+
+def add_images(
+    shard: ShardMedia,
+    hasher: ImageHasher,
+    codes: np.ndarray,
+    ids: Sequence[str],
+    images: Sequence[bytes | None],
+) -> None:
+    """Hash a batch of images into `shard`; images that cannot be hashed are counted, not indexed."""
+    hashed = hasher.hash_many(images)
+    for row, item_id in enumerate(ids):
+        if hashed.usable[row]:
+            shard.add(item_id, codes, hashed.hashes[row])
+        else:
+            shard.not_hashed += 1
+
+
+def add_sequence(
+    shard: ShardMedia, fingerprinter: VideoFingerprinter | AudioFingerprinter, item_id: str, source: Any
+) -> None:
+    """Fingerprint one video or sound into `shard`; one that cannot be decoded or has no informative
+    frame is counted, not indexed."""
+    import av
+    import soundfile
+
+    try:
+        fingerprint = fingerprinter.fingerprint(source)
+    except (av.FFmpegError, soundfile.LibsndfileError, ValueError, OSError, IndexError):
+        shard.not_hashed += 1
+        return
+    frames = np.nonzero(fingerprint.informative)[0]
+    if not len(frames):
+        shard.not_hashed += 1
+        return
+    shard.add(item_id, frames, fingerprint.hashes[frames])
+
+
+def image_hasher(settings: ImageDedupSpec) -> tuple[ImageHasher, np.ndarray]:
+    hasher = ImageHasher(
+        settings.hash, settings.hash_size, settings.mirror, settings.crops, settings.min_detail
+    )
+    return hasher, variant_codes(settings.mirror, settings.crops)
+
+
+def video_fingerprinter(settings: VideoDedupSpec) -> VideoFingerprinter:
+    return VideoFingerprinter(
+        settings.frames_per_second, settings.max_frames, settings.hash_size, settings.min_detail
+    )
+
+
+def audio_fingerprinter(settings: AudioDedupSpec) -> AudioFingerprinter:
+    return AudioFingerprinter(
+        settings.frames_per_second, settings.window_s, settings.max_frames, settings.min_level_db
+    )
+
+
+def index_hash_set(table: pa.Table) -> tuple[HashSet, list[str]]:
+    """An index file's rows as a hash set and the ids of its items."""
+    ids = table.column("id").combine_chunks()
+    if not isinstance(ids, pa.DictionaryArray):
+        ids = ids.dictionary_encode()
+    indices = ids.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    names = ids.dictionary.to_pylist()
+    unit_column = "variant" if "variant" in table.column_names else "frame"
+    units = np.bincount(indices, minlength=len(names)).astype(np.int64)
+    if "frames" in table.column_names:
+        units = np.zeros(len(names), dtype=np.int64)
+        units[indices] = table.column("frames").to_numpy().astype(np.int64)
+    hash_set = HashSet(
+        item=indices,
+        unit=table.column(unit_column).to_numpy().astype(np.int64),
+        hash=table.column("hash").to_numpy().astype(np.uint64),
+        units=units,
+    )
+    return hash_set, names
+
+
+def decide(
+    shard: ShardMedia,
+    matcher: MediaMatcher,
+    earlier: Iterator[tuple[HashSet, list[str]]],
+    schema: pa.Schema,
+    unit_column: str,
+) -> MediaOutcome:
+    """Earliest wins: remove items that match another shard's indexed item, then, batch by batch in row
+    order, items that match a kept earlier row of this shard. Returns the index of the kept items."""
+    hashes = shard.hash_set()
+    count = len(shard.ids)
+    found = EarlierMatches()
+    checked = 0
+    for targets, target_ids in earlier:
+        checked += 1
+        if count:
+            found.add(matcher.match(hashes, targets), target_ids)
+    removed: dict[int, MediaDecision] = {}
+    best: dict[int, tuple[float, str, int, int]] = {}
+    for row, other_id, similarity, q_unit, t_unit in zip(
+        found.rows, found.ids, found.similarity, found.query_unit, found.target_unit, strict=True
+    ):
+        current = best.get(row)
+        if current is None or (-similarity, other_id) < (-current[0], current[1]):
+            best[row] = (similarity, other_id, q_unit, t_unit)
+    for row, (similarity, other_id, q_unit, t_unit) in best.items():
+        removed[row] = MediaDecision(
+            other_id, similarity, matcher.describe(similarity, q_unit, t_unit, other_id)
+        )
+    cross_shard = len(removed)
+
+    kept: list[int] = []
+    for start in range(0, count, DECIDE_BATCH):
+        batch = np.array(
+            [row for row in range(start, min(start + DECIDE_BATCH, count)) if row not in removed]
+        )
+        if not len(batch):
+            continue
+        queries = hashes.select(batch)
+        prior: dict[int, tuple[float, int, int, int]] = {}
+        if kept:
+            kept_rows = np.array(kept)
+            match = matcher.match(queries, hashes.select(kept_rows))
+            for q, t, similarity, q_unit, t_unit in _rows(match):
+                _prefer(prior, int(batch[q]), similarity, int(kept_rows[t]), q_unit, t_unit)
+        within: dict[int, list[tuple[float, int, int, int]]] = {}
+        match = matcher.match(queries, queries)
+        for q, t, similarity, q_unit, t_unit in _rows(match):
+            if batch[t] < batch[q]:
+                within.setdefault(int(batch[q]), []).append((similarity, int(batch[t]), q_unit, t_unit))
+        kept_here: set[int] = set()
+        for row in batch.tolist():
+            for similarity, other, q_unit, t_unit in within.get(row, []):
+                if other in kept_here:
+                    _prefer(prior, row, similarity, other, q_unit, t_unit)
+            choice = prior.get(row)
+            if choice is None:
+                kept_here.add(row)
+                continue
+            similarity, other, q_unit, t_unit = choice
+            dup_of = shard.ids[other]
+            removed[row] = MediaDecision(
+                dup_of, similarity, matcher.describe(similarity, q_unit, t_unit, dup_of)
+            )
+        kept.extend(sorted(kept_here))
+
+    kept_set = hashes.select(np.array(sorted(kept), dtype=np.int64))
+    kept_ids = [shard.ids[row] for row in sorted(kept)]
+    index = pa.table(
+        {
+            "id": pa.DictionaryArray.from_arrays(
+                pa.array(kept_set.item.astype(np.int32), pa.int32()), pa.array(kept_ids, pa.string())
+            ),
+            unit_column: pa.array(kept_set.unit, schema.field(unit_column).type),
+            "hash": pa.array(kept_set.hash, pa.uint64()),
+            **(
+                {"frames": pa.array(kept_set.units[kept_set.item], pa.int32())}
+                if "frames" in schema.names
+                else {}
+            ),
+        },
+        schema=schema,
+    )
+    return MediaOutcome(
+        removed={shard.ids[row]: decision for row, decision in sorted(removed.items())},
+        index=index,
+        not_hashed=shard.not_hashed,
+        cross_shard=cross_shard,
+        checked=checked,
+    )
+
+
+def _rows(match: Match) -> Iterator[tuple[int, int, float, int, int]]:
+    yield from zip(
+        match.query.tolist(),
+        match.target.tolist(),
+        match.similarity.tolist(),
+        match.query_unit.tolist(),
+        match.target_unit.tolist(),
+        strict=True,
+    )
+
+
+def _prefer(
+    best: dict[int, tuple[float, int, int, int]],
+    row: int,
+    similarity: float,
+    other: int,
+    q_unit: int,
+    t_unit: int,
+) -> None:
+    """Keep the most similar match of `row`, the earliest row on ties."""
+    current = best.get(row)
+    if current is None or (-similarity, other) < (-current[0], current[1]):
+        best[row] = (similarity, other, q_unit, t_unit)

@@ -1,0 +1,497 @@
+"""Perceptual hashes of images and video frames, and the search for hashes within a Hamming distance.
+
+Images are decoded small (JPEG through Pillow's `draft`, which decodes at 1/2 to 1/8 scale in the
+decoder, other formats reduced by whole factors first) and hashed in batches with numpy: pHash is the
+sign of the 8 x 8 lowest frequencies of a 32 x 32 DCT against their median (as imagehash computes it),
+dHash compares horizontally adjacent pixels of a 9 x 8 reduction, wHash the 8 x 8 Haar low band (block
+means) against its median. Besides the whole image, each image is hashed mirrored and through a few crop
+windows, so a mirrored or cropped copy lands near one of them (plain pHash misses both).
+
+The search is multi-index hashing (Norouzi, Punjani and Fleet 2012): split the bits into k segments; two
+hashes within distance d agree within distance floor(d / k) on at least one segment (pigeonhole), so
+candidates come from sorted segment values and `searchsorted`, never from all pairs, and every candidate
+is then checked on the full distance. The result equals the brute-force search.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import itertools
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+
+HashKind = Literal["phash", "dhash", "whash"]
+
+#: Crop windows hashed besides the whole image, as (left, top, right, bottom) fractions: windows keeping
+#: 90% of each side on a 3 x 3 grid of offsets, so a crop to 90% at any position is within 2.5% of one.
+CROP_WINDOWS: Final[tuple[tuple[float, float, float, float], ...]] = tuple(
+    (left, top, left + 0.9, top + 0.9) for top in (0.0, 0.05, 0.1) for left in (0.0, 0.05, 0.1)
+)
+WHOLE: Final = (0.0, 0.0, 1.0, 1.0)
+#: Variant codes stored in the index next to each hash.
+VARIANT_WHOLE: Final = 0
+VARIANT_MIRROR: Final = 1
+VARIANT_CROP: Final = 2  # crop window i has code VARIANT_CROP + i
+#: pHash reduces to 32 x 32 for an 8 x 8 hash (imagehash's `highfreq_factor` of 4).
+_PHASH_FACTOR: Final = 4
+#: Audio windows transformed at a time, which bounds the memory of a long sound.
+_AUDIO_WINDOWS_PER_BATCH: Final = 64
+#: Images are reduced to about this many times the hash grid before the windows are cut and resampled.
+_DECODE_FACTOR: Final = 4
+
+
+def variant_names(mirror: bool, crops: bool) -> list[str]:
+    """The variants hashed per image, in the order of the columns `image_hashes` returns."""
+    names = ["whole"]
+    if mirror:
+        names.append("mirror")
+    if crops:
+        names.extend(f"crop{index}" for index in range(len(CROP_WINDOWS)))
+    return names
+
+
+def variant_codes(mirror: bool, crops: bool) -> np.ndarray:
+    """The index codes of `variant_names(mirror, crops)`."""
+    codes = [VARIANT_WHOLE]
+    if mirror:
+        codes.append(VARIANT_MIRROR)
+    if crops:
+        codes.extend(VARIANT_CROP + index for index in range(len(CROP_WINDOWS)))
+    return np.array(codes, dtype=np.int8)
+
+
+@functools.cache
+def _dct_rows(size: int, keep: int) -> np.ndarray:
+    """The first `keep` rows of the (unnormalised) DCT-II matrix of length `size`: scipy's `dct` up to a
+    factor, which the median comparison ignores."""
+    k = np.arange(keep)[:, None]
+    n = np.arange(size)[None, :]
+    return np.cos(np.pi * k * (2 * n + 1) / (2 * size))
+
+
+def _pack_bits(bits: np.ndarray) -> np.ndarray:
+    """`(n, b)` booleans (b <= 64) as uint64, first bit most significant (imagehash's hex order)."""
+    count, width = bits.shape
+    weights = np.left_shift(np.uint64(1), np.arange(width - 1, -1, -1, dtype=np.uint64))
+    return (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64).reshape(count)
+
+
+def grid_shape(kind: HashKind, hash_size: int) -> tuple[int, int]:
+    """(height, width) of the grayscale grid a hash kind is computed from."""
+    if kind == "phash":
+        return hash_size * _PHASH_FACTOR, hash_size * _PHASH_FACTOR
+    if kind == "dhash":
+        return hash_size, hash_size + 1
+    return hash_size * _PHASH_FACTOR, hash_size * _PHASH_FACTOR
+
+
+def hash_grids(grids: np.ndarray, kind: HashKind, hash_size: int) -> np.ndarray:
+    """Hashes of a stack of grayscale grids `(n, height, width)` shaped as `grid_shape` says, as uint64."""
+    count = grids.shape[0]
+    pixels = grids.astype(np.float64, copy=False)
+    if kind == "phash":
+        rows = _dct_rows(pixels.shape[1], hash_size)
+        low = rows @ pixels @ rows.T  # (n, hash_size, hash_size)
+        flat = low.reshape(count, -1)
+        bits = flat > np.median(flat, axis=1, keepdims=True)
+    elif kind == "dhash":
+        bits = (pixels[:, :, 1:] > pixels[:, :, :-1]).reshape(count, -1)
+    else:
+        block = pixels.shape[1] // hash_size
+        means = pixels.reshape(count, hash_size, block, hash_size, block).mean(axis=(2, 4))
+        flat = means.reshape(count, -1)
+        bits = flat > np.median(flat, axis=1, keepdims=True)
+    return _pack_bits(bits)
+
+
+@dataclass
+class ImageHashes:
+    """Hashes of a batch of images: one column per variant; `usable` is false for images that could
+    not be decoded or are too plain to hash (a flat colour hashes like every other flat colour)."""
+
+    hashes: np.ndarray
+    """`(images, variants)` uint64."""
+    usable: np.ndarray
+    """`(images,)` bool."""
+    errors: list[str | None]
+    """Per image, why it is not usable (None when it is)."""
+
+
+class ImageHasher:
+    """Decodes images small and hashes the whole image, its mirror and crop windows, in batches."""
+
+    def __init__(
+        self,
+        kind: HashKind = "phash",
+        hash_size: int = 8,
+        mirror: bool = True,
+        crops: bool = True,
+        min_detail: float = 2.0,
+        windows: Sequence[tuple[float, float, float, float]] = CROP_WINDOWS,
+    ) -> None:
+        if not 2 <= hash_size <= 8:
+            raise ValueError("hash_size must be 2 to 8 (a hash of hash_size² bits fits 64 bits)")
+        self.kind: HashKind = kind
+        self.hash_size = hash_size
+        self.mirror = mirror
+        self.windows = [WHOLE, *(windows if crops else ())]
+        self.min_detail = min_detail
+        self.grid = grid_shape(kind, hash_size)
+
+    @property
+    def variants(self) -> int:
+        return len(self.windows) + (1 if self.mirror else 0)
+
+    def grids(self, data: bytes) -> np.ndarray:
+        """The grayscale grids of one image, `(variants, height, width)` float32: whole, mirror, crops."""
+        from PIL import Image
+
+        height, width = self.grid
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as opened:
+                image = _reduced_gray(opened, max(height, width) * _DECODE_FACTOR)
+        if len(self.windows) > 1:
+            # Cut the windows from one small square reduction: each costs a resample of it, not of the
+            # image (hashes ignore the aspect ratio, so the square stretch changes nothing).
+            side = max(height, width) * _DECODE_FACTOR
+            image = image.resize((side, side), Image.Resampling.LANCZOS)
+        grids = []
+        for left, top, right, bottom in self.windows:
+            box = (left * image.width, top * image.height, right * image.width, bottom * image.height)
+            resized = image.resize((width, height), Image.Resampling.LANCZOS, box=box)
+            grids.append(np.asarray(resized, dtype=np.float32))
+        if self.mirror:
+            grids.insert(1, grids[0][:, ::-1])
+        return np.stack(grids)
+
+    def hash_many(self, images: Sequence[bytes | None]) -> ImageHashes:
+        """Hashes of every image of a batch; undecodable or plain images are marked unusable."""
+        from PIL import Image
+
+        height, width = self.grid
+        grids = np.zeros((len(images), self.variants, height, width), dtype=np.float32)
+        usable = np.zeros(len(images), dtype=bool)
+        errors: list[str | None] = []
+        for row, data in enumerate(images):
+            error = None
+            if data is None:
+                error = "no media bytes"
+            else:
+                try:
+                    grids[row] = self.grids(data)
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as failure:
+                    error = f"cannot decode: {failure}"[:200]
+                else:
+                    if float(grids[row, 0].std()) < self.min_detail:
+                        error = "too plain to hash"
+            usable[row] = error is None
+            errors.append(error)
+        flat = grids.reshape(-1, height, width)
+        hashes = hash_grids(flat, self.kind, self.hash_size).reshape(len(images), self.variants)
+        return ImageHashes(hashes=hashes, usable=usable, errors=errors)
+
+
+def _reduced_gray(image: Any, side: int) -> Any:
+    """`image` as 8-bit grayscale, reduced by whole factors while both sides stay at least `side`:
+    JPEG through the decoder's DCT scaling, other formats with `reduce` (a box filter)."""
+    from PIL import Image
+
+    if image.format == "JPEG":
+        image.draft("L", (side, side))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    gray = image.convert("L")
+    factor = min(gray.width, gray.height) // side
+    return gray.reduce(factor) if factor >= 2 else gray
+
+
+@dataclass
+class FrameFingerprint:
+    """The hashes of a video's or a sound's frames sampled at a fixed rate, and which of them carry
+    information (a black frame or silence hashes like every other one, so it never counts as a match)."""
+
+    hashes: np.ndarray
+    """`(frames,)` uint64, in time order."""
+    informative: np.ndarray
+    """`(frames,)` bool."""
+
+
+class VideoFingerprinter:
+    """Samples a video at `frames_per_second` (the first frame at or after each tick, time measured from
+    the first frame) up to `max_frames`, decodes each sampled frame straight to a small grayscale grid and
+    hashes the grids in one batch."""
+
+    def __init__(
+        self,
+        frames_per_second: float = 1.0,
+        max_frames: int = 600,
+        hash_size: int = 8,
+        min_detail: float = 2.0,
+    ) -> None:
+        self.frames_per_second = frames_per_second
+        self.max_frames = max_frames
+        self.hash_size = hash_size
+        self.min_detail = min_detail
+
+    def grids(self, source: Any) -> np.ndarray:
+        """Grayscale grids `(frames, 32, 32)` of the sampled frames of a video (bytes or a binary file)."""
+        import av
+
+        side = self.hash_size * _PHASH_FACTOR
+        handle = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
+        grids: list[np.ndarray] = []
+        with av.open(handle, mode="r") as container:
+            stream = container.streams.video[0]
+            start: float | None = None
+            tick = 0
+            for position, frame in enumerate(container.decode(stream)):
+                rate = float(stream.average_rate or stream.guessed_rate or 25)
+                seconds = frame.time if frame.time is not None else position / rate
+                start = seconds if start is None else start
+                if seconds - start + 1e-6 < tick / self.frames_per_second:
+                    continue
+                small = frame.reformat(width=side, height=side, format="gray", interpolation="AREA")
+                grids.append(small.to_ndarray().astype(np.float32))
+                tick = int((seconds - start) * self.frames_per_second + 1e-6) + 1
+                if len(grids) >= self.max_frames:
+                    break
+        if not grids:
+            raise ValueError("no decodable video frame")
+        return np.stack(grids)
+
+    def fingerprint(self, source: Any) -> FrameFingerprint:
+        grids = self.grids(source)
+        informative = grids.reshape(len(grids), -1).std(axis=1) >= self.min_detail
+        return FrameFingerprint(hash_grids(grids, "phash", self.hash_size), informative)
+
+
+class AudioFingerprinter:
+    """A 64-bit hash per window of `window_s` seconds, one window every 1 / `frames_per_second` seconds:
+    the spectrum's energy in 64 bands spaced evenly in pitch from 150 Hz to 4 kHz (about a semitone
+    each), its log minus the straight line that best fits it across the bands (the overall tilt every
+    sound shares), against the median. Gain only shifts the log and cancels; re-encoding (MP3, Vorbis)
+    and resampling barely move the band energies; windows of 2 s every 0.5 s overlap enough that a
+    trimmed copy's windows fall within a quarter second of the original's."""
+
+    bands: Final = 64
+    low_hz: Final = 150.0
+    high_hz: Final = 4000.0
+
+    def __init__(
+        self,
+        frames_per_second: float = 2.0,
+        window_s: float = 2.0,
+        max_frames: int = 1200,
+        min_level_db: float = -60.0,
+    ) -> None:
+        self.frames_per_second = frames_per_second
+        self.window_s = window_s
+        self.max_frames = max_frames
+        self.min_level_db = min_level_db
+
+    def fingerprint(self, source: Any) -> FrameFingerprint:
+        """The hashes of a sound (bytes or a binary file); sounds shorter than a window have none."""
+        import soundfile
+
+        handle = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
+        with soundfile.SoundFile(handle) as sound:
+            rate = sound.samplerate
+            seconds = self.window_s + self.max_frames / self.frames_per_second
+            samples = sound.read(frames=int(seconds * rate), dtype="float32", always_2d=True).mean(axis=1)
+        width = int(self.window_s * rate)
+        if len(samples) < width:
+            return FrameFingerprint(np.zeros(0, np.uint64), np.zeros(0, bool))
+        starts = np.arange(0, len(samples) - width + 1, rate / self.frames_per_second).astype(np.int64)
+        starts = starts[: self.max_frames]
+        edges = np.searchsorted(
+            np.fft.rfftfreq(width, 1 / rate), np.geomspace(self.low_hz, self.high_hz, self.bands + 1)
+        )
+        edges = np.minimum(edges, width // 2)
+        taper = np.hanning(width).astype(np.float32)
+        hashes, informative = [], []
+        for first in range(0, len(starts), _AUDIO_WINDOWS_PER_BATCH):
+            chunk = starts[first : first + _AUDIO_WINDOWS_PER_BATCH]
+            windows = samples[chunk[:, None] + np.arange(width)[None, :]] * taper
+            hashes.append(self._hash_windows(np.abs(np.fft.rfft(windows, axis=1)) ** 2, edges))
+            level = 10 * np.log10(np.mean(windows.astype(np.float64) ** 2, axis=1) + 1e-20)
+            informative.append(level >= self.min_level_db)
+        return FrameFingerprint(np.concatenate(hashes), np.concatenate(informative))
+
+    def _hash_windows(self, power: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        counts = np.maximum(np.diff(edges), 1)
+        cumulative = np.concatenate([np.zeros((len(power), 1)), np.cumsum(power, axis=1)], axis=1)
+        log_energy = np.log((cumulative[:, edges[1:]] - cumulative[:, edges[:-1]]) / counts + 1e-12)
+        design = np.stack([np.ones(self.bands), np.arange(self.bands)], axis=1)
+        tilt, *_ = np.linalg.lstsq(design, log_energy.T, rcond=None)
+        residual = log_energy - (design @ tilt).T
+        return _pack_bits(residual > np.median(residual, axis=1, keepdims=True))
+
+
+# Search
+
+
+def popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits per uint64."""
+    return np.bitwise_count(values).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """How a multi-index search cuts `bits`-bit hashes: `bounds[i]:bounds[i+1]` are segment i's bits,
+    and each segment is searched within `radius` (candidates agree within it on at least one segment)."""
+
+    bits: int
+    bounds: tuple[int, ...]
+    radius: int
+
+    @property
+    def segments(self) -> int:
+        return len(self.bounds) - 1
+
+    def values(self, hashes: np.ndarray, segment: int) -> np.ndarray:
+        """Segment `segment` of every hash (bit 0 is the least significant)."""
+        low, high = self.bounds[segment], self.bounds[segment + 1]
+        mask = np.uint64((1 << (high - low)) - 1)
+        return (hashes >> np.uint64(low)) & mask
+
+    def ball(self, segment: int) -> np.ndarray:
+        """Every XOR mask of the segment's width with at most `radius` bits set."""
+        return _ball(self.bounds[segment + 1] - self.bounds[segment], self.radius)
+
+
+@functools.cache
+def _ball(width: int, radius: int) -> np.ndarray:
+    masks = [0]
+    for flipped in range(1, radius + 1):
+        for positions in itertools.combinations(range(width), flipped):
+            masks.append(sum(1 << position for position in positions))
+    return np.array(masks, dtype=np.uint64)
+
+
+#: Segments up to this many bits are looked up in a table indexed by the segment value (one read per
+#: key); wider ones by binary search in the sorted values.
+_TABLE_BITS: Final = 22
+#: Candidate pairs materialised at a time, which bounds the memory of a search.
+_CANDIDATES_PER_BLOCK: Final = 1 << 22
+
+
+def segment_plan(
+    bits: int, max_distance: int, queries: int, targets: int, segments: int | None = None
+) -> SegmentPlan:
+    """An exact plan for a search, the cheapest by a cost model of uniform hashes: target values
+    indexed, query keys looked up, candidates checked. `segments` forces k; k = max_distance + 1 is the
+    classic plan in which candidates share a whole segment (radius 0)."""
+    choices = [segments] if segments else range(1, min(max_distance + 1, bits) + 1)
+    best: tuple[float, SegmentPlan] | None = None
+    for count in choices:
+        bounds = tuple(round(index * bits / count) for index in range(count + 1))
+        plan = SegmentPlan(bits, bounds, max_distance // count)
+        cost = 0.0
+        for segment in range(count):
+            width = bounds[segment + 1] - bounds[segment]
+            keys = queries * _ball_size(width, plan.radius)
+            lookup = 1.0 if _use_table(width, targets) else math.log2(targets + 2)
+            cost += targets * 2 + keys * lookup + 2 * keys * targets / 2.0**width
+        if best is None or cost < best[0]:
+            best = (cost, plan)
+    assert best is not None
+    return best[1]
+
+
+def _use_table(width: int, targets: int) -> bool:
+    """Whether a segment is looked up in a table (narrow enough, and not mostly empty)."""
+    return width <= _TABLE_BITS and (1 << width) <= 16 * targets
+
+
+def _ball_size(width: int, radius: int) -> int:
+    return sum(math.comb(width, flipped) for flipped in range(radius + 1))
+
+
+def near_pairs(
+    queries: np.ndarray,
+    targets: np.ndarray,
+    max_distance: int,
+    bits: int = 64,
+    segments: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (query position, target position, distance) with Hamming distance <= `max_distance`,
+    sorted by query then target; exactly the brute-force result, found by multi-index hashing.
+    Candidates are checked block by block, so memory follows the matches, not the candidates."""
+    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    targets = np.ascontiguousarray(targets, dtype=np.uint64)
+    empty = np.zeros(0, np.int64)
+    if not len(queries) or not len(targets):
+        return empty, empty, empty
+    if len(queries) > len(targets):
+        # The query side's keys are expanded and the target side is indexed: expand the smaller one.
+        pair_t, pair_q, distance = near_pairs(targets, queries, max_distance, bits, segments)
+        order = np.lexsort((pair_t, pair_q))
+        return pair_q[order], pair_t[order], distance[order]
+    plan = segment_plan(bits, max_distance, len(queries), len(targets), segments)
+    found_q: list[np.ndarray] = []
+    found_t: list[np.ndarray] = []
+    for segment in range(plan.segments):
+        width = plan.bounds[segment + 1] - plan.bounds[segment]
+        target_values = plan.values(targets, segment)
+        order = np.argsort(target_values, kind="stable")
+        table = None
+        if _use_table(width, len(targets)):
+            table = np.zeros((1 << width) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(target_values.astype(np.int64), minlength=1 << width), out=table[1:])
+        ordered = target_values[order]
+        ball = plan.ball(segment)
+        query_values = plan.values(queries, segment)
+        step = max(1, _CANDIDATES_PER_BLOCK // len(ball))
+        for start in range(0, len(queries), step):
+            keys = (query_values[start : start + step, None] ^ ball[None, :]).reshape(-1)
+            if table is not None:
+                index = keys.astype(np.int64)
+                low, high = table[index], table[index + 1]
+            else:
+                low = np.searchsorted(ordered, keys, side="left")
+                high = np.searchsorted(ordered, keys, side="right")
+            counts = high - low
+            hits = np.nonzero(counts)[0]
+            if not len(hits):
+                continue
+            owners = hits // len(ball) + start
+            low, counts = low[hits], counts[hits]
+            ends = np.cumsum(counts)
+            first = 0
+            while first < len(hits):
+                # The hits whose candidates fit in one block (at least one hit, however many it has).
+                last = max(
+                    first + 1, int(np.searchsorted(ends, ends[first] - counts[first] + _CANDIDATES_PER_BLOCK))
+                )
+                block_counts = counts[first:last]
+                total = int(block_counts.sum())
+                offsets = np.arange(total) - np.repeat(np.cumsum(block_counts) - block_counts, block_counts)
+                pair_q = np.repeat(owners[first:last], block_counts)
+                pair_t = order[np.repeat(low[first:last], block_counts) + offsets]
+                close = popcount(queries[pair_q] ^ targets[pair_t]) <= max_distance
+                found_q.append(pair_q[close])
+                found_t.append(pair_t[close])
+                first = last
+    if not found_q:
+        return empty, empty, empty
+    packed = np.unique(np.concatenate(found_q).astype(np.int64) * len(targets) + np.concatenate(found_t))
+    pair_q, pair_t = packed // len(targets), packed % len(targets)
+    return pair_q, pair_t, popcount(queries[pair_q] ^ targets[pair_t])
+
+
+def brute_force_pairs(
+    queries: np.ndarray, targets: np.ndarray, max_distance: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The all-pairs reference of `near_pairs`, for tests and benchmarks."""
+    distance = popcount(queries[:, None] ^ targets[None, :])
+    pair_q, pair_t = np.nonzero(distance <= max_distance)
+    return pair_q.astype(np.int64), pair_t.astype(np.int64), distance[pair_q, pair_t]

@@ -1,0 +1,141 @@
+"""Cross-shard selection state read from and written to the lake: what earlier shards selected (the
+budget they used, per modality, group and cluster, and their embeddings) and the version's k-means
+centroids, fitted once on the first shard selected and kept in `<version>/select_state/`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from curation_dagster.embeddings import EMBEDDINGS, vectors_of
+from curation_dagster.io.lake import Lake
+from curation_dagster.select.clusters import fit_centroids
+from curation_dagster.spec import ClusterBalancedStrategy
+
+SELECT_STATE = "select_state"
+#: The group of rows selected without quotas.
+NO_GROUP = "*"
+
+
+@dataclass
+class Usage:
+    """Items other shards already selected: in total, per modality, per quota group and per
+    (group, cluster)."""
+
+    total: int = 0
+    modality: Counter[str] = field(default_factory=Counter)
+    group: Counter[str] = field(default_factory=Counter)
+    cluster: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, used: Usage | Mapping[str, int] | None) -> Usage:
+        """A `Usage` from itself, or from the older mapping form (`"*"`: total, else per modality)."""
+        if isinstance(used, Usage):
+            return used
+        counts = dict(used or {})
+        modality = Counter({key: value for key, value in counts.items() if key != "*"})
+        return cls(total=counts.get("*", sum(modality.values())), modality=modality)
+
+
+def usage_of_other_shards(lake: Lake, version: str, shard: str) -> Usage:
+    """What every other shard's selected file holds, read column by column (older files lack some)."""
+    usage = Usage()
+    for other in lake.list_shards(version, "selected"):
+        if other == shard:
+            continue
+        path = lake.path(version, "selected", other)
+        names = set(lake.schema(path).names)
+        columns = [name for name in ("modality", "select_group", "select_cluster") if name in names]
+        table = lake.read_table(path, columns=columns)
+        modalities = table.column("modality").to_pylist()
+        groups = (
+            table.column("select_group").to_pylist() if "select_group" in names else [None] * len(modalities)
+        )
+        clusters = (
+            table.column("select_cluster").to_pylist()
+            if "select_cluster" in names
+            else [None] * len(modalities)
+        )
+        usage.total += len(modalities)
+        usage.modality.update(modalities)
+        usage.group.update(group or NO_GROUP for group in groups)
+        usage.cluster.update(
+            (group or NO_GROUP, int(cluster))
+            for group, cluster in zip(groups, clusters, strict=True)
+            if cluster is not None
+        )
+    return usage
+
+
+def prior_embeddings(lake: Lake, version: str, shard: str, model: str) -> dict[str, np.ndarray]:
+    """Embeddings of the items other shards selected, by quota group, from their embeddings files."""
+    pairs = []
+    for other in lake.list_shards(version, "selected"):
+        vectors_path = lake.path(version, EMBEDDINGS, other)
+        if other == shard or not lake.exists(vectors_path):
+            continue
+        selected = lake.path(version, "selected", other)
+        has_group = "select_group" in lake.schema(selected).names
+        pairs.append((lake.url(selected), lake.url(vectors_path), has_group))
+    if not pairs:
+        return {}
+    connection = lake.connect()
+    rows = []
+    for selected_file, vectors_file, has_group in pairs:
+        group = "s.select_group" if has_group else "NULL::VARCHAR"
+        rows.append(
+            connection.sql(
+                f"SELECT {group} AS grp, e.vector FROM read_parquet(?) AS s "
+                "JOIN read_parquet(?) AS e USING (id) WHERE e.model = ? ORDER BY s.id",
+                params=[selected_file, vectors_file, model],
+            ).to_arrow_table()
+        )
+    table = pa.concat_tables(rows)
+    if not table.num_rows:
+        return {}
+    vectors = vectors_of(table.column("vector"))
+    groups = np.asarray([group or NO_GROUP for group in table.column("grp").to_pylist()], dtype=object)
+    return {str(group): vectors[groups == group] for group in sorted(set(groups.tolist()))}
+
+
+def centroids_fingerprint(strategy: ClusterBalancedStrategy, seed: int, model: str) -> str:
+    """What determines the version's centroids: the clustering settings, the seed and the embedder."""
+    settings = {"clusters": strategy.clusters, "restarts": strategy.kmeans_init, "seed": seed, "model": model}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def version_centroids(
+    lake: Lake | None,
+    version: str,
+    strategy: ClusterBalancedStrategy,
+    seed: int,
+    model: str,
+    points: np.ndarray,
+) -> np.ndarray:
+    """The version's k-means centroids: read from `<version>/select_state/kmeans_<fingerprint>.parquet`,
+    or fitted on `points` (the first shard selected) and stored there. Other settings get other files, so
+    changing them starts afresh (then materialize the selected stage of every shard again)."""
+    path = None
+    if lake is not None:
+        path = lake.path(version, SELECT_STATE, f"kmeans_{centroids_fingerprint(strategy, seed, model)}")
+        if lake.exists(path):
+            return vectors_of(lake.read_table(path).column("centroid"))
+    centroids = fit_centroids(points, strategy.clusters, seed, strategy.kmeans_init)
+    if lake is not None and path is not None and len(centroids):
+        flat = pa.array(centroids.reshape(-1), pa.float32())
+        lake.write_table(
+            path,
+            pa.table(
+                {
+                    "cluster": pa.array(range(len(centroids)), pa.int32()),
+                    "centroid": pa.FixedSizeListArray.from_arrays(flat, centroids.shape[1]),
+                }
+            ),
+        )
+    return centroids

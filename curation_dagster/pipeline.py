@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation_dagster.dedup.audio import AudioFingerprinter
 from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
 from curation_dagster.dedup.media import (
     MEDIA_FINGERPRINT_KEY,
@@ -62,7 +63,7 @@ from curation_dagster.dedup.near import (
     settings_fingerprint,
     verify_width,
 )
-from curation_dagster.dedup.perceptual import AudioFingerprinter, VideoFingerprinter
+from curation_dagster.dedup.perceptual import VideoFingerprinter
 from curation_dagster.errors import SpecError, StageInputMissing
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.filters.summary import summarize

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.generator_fixtures import build_tiny_causal_lm, one_torch_thread
 from tests.media_fixtures import write_jsonl
 
 
@@ -48,3 +49,16 @@ def tiny_landing(tmp_path: Path) -> Path:
         ],
     )
     return landing
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised causal language model and its tokenizer, saved once per session."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "model")
+
+
+@pytest.fixture(scope="module")
+def torch_single_thread() -> Iterator[None]:
+    """Torch on one thread for a module: on a shared two-core machine two threads make tiny models slow."""
+    with one_torch_thread():
+        yield

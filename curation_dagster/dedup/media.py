@@ -1,8 +1,8 @@
-"""Near-duplicate images and videos of one shard: against earlier shards through their hash index in the
-lake, then within the shard, earliest first.
+"""Near-duplicate images, videos and sounds of one shard: against other shards through their hash index
+in the lake, then within the shard, earliest first.
 
-Each shard's index (`image_hashes`, `video_hashes`) holds the hashes of the items it kept, never their
-media. An item is removed when it matches an item of another shard's index, else when it matches an
+Each shard's index (`image_hashes`, `video_hashes`, `audio_hashes`) holds the hashes of the items it
+kept, never their media. An item is removed when it matches an item of another shard's index, else when it matches an
 earlier row of its own shard that was kept; so an item kept once is never removed later, and every
 removal names a kept item it matches directly (`dup_of`), with their similarity. Unlike text, matches do
 not chain: with a distance threshold, A ~ B ~ C does not make A and C alike, so C is compared with the
@@ -20,11 +20,11 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
+from curation_dagster.dedup.audio import AudioFingerprinter
 from curation_dagster.dedup.perceptual import (
     VARIANT_CROP,
     VARIANT_MIRROR,
     VARIANT_WHOLE,
-    AudioFingerprinter,
     ImageHasher,
     VideoFingerprinter,
     near_pairs,
@@ -53,6 +53,7 @@ def image_settings_fingerprint(settings: ImageDedupSpec) -> str:
 
 
 def video_settings_fingerprint(settings: VideoDedupSpec) -> str:
+    """A hash of the settings that change stored frame hashes."""
     relevant = settings.model_dump(
         mode="json", include={"frames_per_second", "max_frames", "hash_size", "min_detail"}
     )
@@ -60,6 +61,7 @@ def video_settings_fingerprint(settings: VideoDedupSpec) -> str:
 
 
 def audio_settings_fingerprint(settings: AudioDedupSpec) -> str:
+    """A hash of the settings that change stored window hashes."""
     relevant = settings.model_dump(
         mode="json", include={"frames_per_second", "window_s", "max_frames", "min_level_db"}
     )
@@ -108,7 +110,8 @@ def _frames_schema(fingerprint: str) -> pa.Schema:
 @dataclass
 class HashSet:
     """Hashes of a set of items, flattened: `item[i]` owns `hash[i]`; `unit[i]` is the variant code of
-    an image hash or the frame number of a video hash; `units[item]` counts a video's frames."""
+    an image hash or the frame (window) number of a video's (sound's) hash; `units[item]` counts an
+    item's hashes, the frames of a video or sound."""
 
     item: np.ndarray
     unit: np.ndarray
@@ -132,7 +135,7 @@ class HashSet:
 @dataclass
 class Match:
     """Item pairs that match: query position, target position, similarity in [0, 1], and per pair the
-    query and target unit that decided it (image variants; -1 for videos)."""
+    query and target unit that decided it (image variants; -1 for videos and sounds)."""
 
     query: np.ndarray
     target: np.ndarray
@@ -147,15 +150,17 @@ class Match:
 
 
 class MediaMatcher:
-    """Decides which items of two hash sets match; the base of the image and video rules."""
+    """Decides which items of two hash sets match; the base of the image, video and audio rules."""
 
     bits: int
     max_distance: int
 
     def match(self, queries: HashSet, targets: HashSet) -> Match:
+        """The pairs of a query item and a target item that match, each pair once."""
         raise NotImplementedError
 
     def describe(self, similarity: float, query_unit: int, target_unit: int, dup_of: str) -> str:
+        """The `reject_detail` of an item removed as a duplicate of `dup_of`."""
         raise NotImplementedError
 
 
@@ -259,10 +264,14 @@ class SequenceMatcher(MediaMatcher):
 
 
 class VideoMatcher(SequenceMatcher):
+    """The sequence rule on frame pHashes (`dedup.video`)."""
+
     noun = "video"
 
 
 class AudioMatcher(SequenceMatcher):
+    """The sequence rule on spectral window hashes (`dedup.audio`)."""
+
     noun = "sound"
     frames = "windows"
 
@@ -379,6 +388,7 @@ def add_sequence(
 
 
 def image_hasher(settings: ImageDedupSpec) -> tuple[ImageHasher, np.ndarray]:
+    """The hasher the settings describe and the variant code of each of its hashes."""
     hasher = ImageHasher(
         settings.hash, settings.hash_size, settings.mirror, settings.crops, settings.min_detail
     )
@@ -386,12 +396,14 @@ def image_hasher(settings: ImageDedupSpec) -> tuple[ImageHasher, np.ndarray]:
 
 
 def video_fingerprinter(settings: VideoDedupSpec) -> VideoFingerprinter:
+    """The video fingerprinter the settings describe."""
     return VideoFingerprinter(
         settings.frames_per_second, settings.max_frames, settings.hash_size, settings.min_detail
     )
 
 
 def audio_fingerprinter(settings: AudioDedupSpec) -> AudioFingerprinter:
+    """The audio fingerprinter the settings describe."""
     return AudioFingerprinter(
         settings.frames_per_second, settings.window_s, settings.max_frames, settings.min_level_db
     )

@@ -40,8 +40,6 @@ VARIANT_MIRROR: Final = 1
 VARIANT_CROP: Final = 2  # crop window i has code VARIANT_CROP + i
 #: pHash reduces to 32 x 32 for an 8 x 8 hash (imagehash's `highfreq_factor` of 4).
 _PHASH_FACTOR: Final = 4
-#: Audio windows transformed at a time, which bounds the memory of a long sound.
-_AUDIO_WINDOWS_PER_BATCH: Final = 64
 #: Images are reduced to about this many times the hash grid before the windows are cut and resampled.
 _DECODE_FACTOR: Final = 4
 
@@ -75,7 +73,7 @@ def _dct_rows(size: int, keep: int) -> np.ndarray:
     return np.cos(np.pi * k * (2 * n + 1) / (2 * size))
 
 
-def _pack_bits(bits: np.ndarray) -> np.ndarray:
+def pack_bits(bits: np.ndarray) -> np.ndarray:
     """`(n, b)` booleans (b <= 64) as uint64, first bit most significant (imagehash's hex order)."""
     count, width = bits.shape
     weights = np.left_shift(np.uint64(1), np.arange(width - 1, -1, -1, dtype=np.uint64))
@@ -107,7 +105,7 @@ def hash_grids(grids: np.ndarray, kind: HashKind, hash_size: int) -> np.ndarray:
         means = pixels.reshape(count, hash_size, block, hash_size, block).mean(axis=(2, 4))
         flat = means.reshape(count, -1)
         bits = flat > np.median(flat, axis=1, keepdims=True)
-    return _pack_bits(bits)
+    return pack_bits(bits)
 
 
 @dataclass
@@ -272,68 +270,6 @@ class VideoFingerprinter:
         grids = self.grids(source)
         informative = grids.reshape(len(grids), -1).std(axis=1) >= self.min_detail
         return FrameFingerprint(hash_grids(grids, "phash", self.hash_size), informative)
-
-
-class AudioFingerprinter:
-    """A 64-bit hash per window of `window_s` seconds, one window every 1 / `frames_per_second` seconds:
-    the spectrum's energy in 64 bands spaced evenly in pitch from 150 Hz to 4 kHz (about a semitone
-    each), its log minus the straight line that best fits it across the bands (the overall tilt every
-    sound shares), against the median. Gain only shifts the log and cancels; re-encoding (MP3, Vorbis)
-    and resampling barely move the band energies; windows of 2 s every 0.5 s overlap enough that a
-    trimmed copy's windows fall within a quarter second of the original's."""
-
-    bands: Final = 64
-    low_hz: Final = 150.0
-    high_hz: Final = 4000.0
-
-    def __init__(
-        self,
-        frames_per_second: float = 2.0,
-        window_s: float = 2.0,
-        max_frames: int = 1200,
-        min_level_db: float = -60.0,
-    ) -> None:
-        self.frames_per_second = frames_per_second
-        self.window_s = window_s
-        self.max_frames = max_frames
-        self.min_level_db = min_level_db
-
-    def fingerprint(self, source: Any) -> FrameFingerprint:
-        """The hashes of a sound (bytes or a binary file); sounds shorter than a window have none."""
-        import soundfile
-
-        handle = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
-        with soundfile.SoundFile(handle) as sound:
-            rate = sound.samplerate
-            seconds = self.window_s + self.max_frames / self.frames_per_second
-            samples = sound.read(frames=int(seconds * rate), dtype="float32", always_2d=True).mean(axis=1)
-        width = int(self.window_s * rate)
-        if len(samples) < width:
-            return FrameFingerprint(np.zeros(0, np.uint64), np.zeros(0, bool))
-        starts = np.arange(0, len(samples) - width + 1, rate / self.frames_per_second).astype(np.int64)
-        starts = starts[: self.max_frames]
-        edges = np.searchsorted(
-            np.fft.rfftfreq(width, 1 / rate), np.geomspace(self.low_hz, self.high_hz, self.bands + 1)
-        )
-        edges = np.minimum(edges, width // 2)
-        taper = np.hanning(width).astype(np.float32)
-        hashes, informative = [], []
-        for first in range(0, len(starts), _AUDIO_WINDOWS_PER_BATCH):
-            chunk = starts[first : first + _AUDIO_WINDOWS_PER_BATCH]
-            windows = samples[chunk[:, None] + np.arange(width)[None, :]] * taper
-            hashes.append(self._hash_windows(np.abs(np.fft.rfft(windows, axis=1)) ** 2, edges))
-            level = 10 * np.log10(np.mean(windows.astype(np.float64) ** 2, axis=1) + 1e-20)
-            informative.append(level >= self.min_level_db)
-        return FrameFingerprint(np.concatenate(hashes), np.concatenate(informative))
-
-    def _hash_windows(self, power: np.ndarray, edges: np.ndarray) -> np.ndarray:
-        counts = np.maximum(np.diff(edges), 1)
-        cumulative = np.concatenate([np.zeros((len(power), 1)), np.cumsum(power, axis=1)], axis=1)
-        log_energy = np.log((cumulative[:, edges[1:]] - cumulative[:, edges[:-1]]) / counts + 1e-12)
-        design = np.stack([np.ones(self.bands), np.arange(self.bands)], axis=1)
-        tilt, *_ = np.linalg.lstsq(design, log_energy.T, rcond=None)
-        residual = log_energy - (design @ tilt).T
-        return _pack_bits(residual > np.median(residual, axis=1, keepdims=True))
 
 
 # Search

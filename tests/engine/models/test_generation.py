@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ from curation_dagster.models.generation import (
     truncate_to_tokens,
 )
 from curation_dagster.models.runtime import ModelRuntime
-from tests.generator_fixtures import END_OF_TEXT, build_tiny_causal_lm, one_torch_thread
+from tests.generator_fixtures import END_OF_TEXT
 
-pytestmark = pytest.mark.usefixtures("no_network")
+pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")
 
 PROMPTS = [
     "rewrite the following text the cat sat on the mat",
@@ -27,17 +26,6 @@ PROMPTS = [
     "here are some tasks write one new task on the topic of this the council approved a plan",
 ]
 SAMPLING = SamplingSettings(max_new_tokens=12, temperature=1.0, top_p=0.95)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny_lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "model")
 
 
 @pytest.fixture(scope="module")

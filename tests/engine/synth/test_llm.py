@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ from curation_dagster.synth.llm import (
     parse_qa_pairs,
 )
 from curation_dagster.synth.recipes import Unusable, Variant, build_recipes
-from tests.generator_fixtures import build_tiny_causal_lm, one_torch_thread
 
-pytestmark = pytest.mark.usefixtures("no_network")
+pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")
 
 PARENTS = [
     {"id": "p1", "modality": "text", "text": "the cat sat on the mat", "uri": "l#1"},
@@ -34,17 +32,6 @@ PARENTS = [
     {"id": "p3", "modality": "text", "text": "the dog ran", "uri": "l#3"},
 ]
 KEYS = ["5:p1", "5:p2", "5:p3"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny_lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "model")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ decontamination filter on real and synthetic items, and the stage's metadata."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import STAGES, StageResult, run_stage
 from curation_dagster.schema import item_id
 from curation_dagster.spec import VersionSpec, parse_spec
-from tests.generator_fixtures import build_tiny_causal_lm, one_torch_thread
 from tests.media_fixtures import write_jsonl
 
-pytestmark = pytest.mark.usefixtures("no_network")
+pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")
 
 SHARD = "docs.jsonl"
 DOCS = [
@@ -30,17 +28,6 @@ DOCS = [
 ]
 # Spans the end of DOCS[0]'s second sentence and the start of its first: only a swap of the two makes it.
 EVAL_ACROSS_SWAP = "boats were still tied up at the pier. The river bank was quiet in the early morning"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny_lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "model")
 
 
 @pytest.fixture

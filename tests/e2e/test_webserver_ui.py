@@ -64,15 +64,11 @@ class Server:
     log: Path
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A raw GraphQL request; fails the test on GraphQL errors."""
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            answer = json.loads(response.read())
-        assert "errors" not in answer, answer["errors"]
-        return dict(answer["data"])
+        """A query through Dagster's own Python GraphQL client; GraphQL errors fail the test."""
+        from dagster_graphql import DagsterGraphQLClient
+
+        client = DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=60)
+        return dict(client._execute(query, variables))
 
 
 def free_port() -> int:

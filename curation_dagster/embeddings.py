@@ -186,12 +186,16 @@ def shard_embeddings(
     embedder: TextEmbedder,
 ) -> ShardEmbeddings:
     """The embedding of every item with text, from `<version>/embeddings/<shard>.parquet` where its model
-    key and text hash match, else computed (and the file rewritten). Without a lake, all are computed."""
+    key and text hash match, else computed (and the file rewritten). Rows of this model for items not
+    asked for stay in the file (dedup embeds every item, selection the filtered ones, and neither undoes
+    the other's work); rows of another model are replaced. Without a lake, all are computed."""
     key = embedder.key
     wanted = {
         item: (text, text_hash(text)) for item, text in zip(ids, texts, strict=True) if text and text.strip()
     }
     stored: dict[str, np.ndarray] = {}
+    others: dict[str, tuple[str, np.ndarray]] = {}
+    stale = False
     path = lake.path(version, EMBEDDINGS, shard) if lake is not None else None
     if lake is not None and path is not None and lake.exists(path):
         table = lake.read_table(path)
@@ -199,8 +203,12 @@ def shard_embeddings(
         for row, (item, digest, model) in enumerate(
             zip(*(table.column(name).to_pylist() for name in ("id", "text_hash", "model")), strict=True)
         ):
-            if model == key and item in wanted and wanted[item][1] == digest:
+            if model != key or (item in wanted and wanted[item][1] != digest):
+                stale = True
+            elif item in wanted:
                 stored[item] = vectors[row]
+            else:
+                others[item] = (digest, vectors[row])
     missing = [item for item in wanted if item not in stored]
     fresh = embedder.embed([str(wanted[item][0]) for item in missing]) if missing else None
     computed = dict(zip(missing, fresh if fresh is not None else [], strict=True))
@@ -211,21 +219,21 @@ def shard_embeddings(
         vector = stored.get(item, computed.get(item))
         if vector is not None:
             vectors[position], embedded[position] = vector, True
-    if lake is not None and path is not None and (computed or len(stored) != _row_count(lake, path)):
-        kept = {**stored, **computed}
-        _write(lake, path, [item for item in ids if item in kept], wanted, kept, key, dimension)
+    if lake is not None and path is not None and (computed or stale):
+        kept = {**stored, **computed, **{item: vector for item, (_, vector) in others.items()}}
+        hashes = {item: digest for item, (digest, _) in others.items()} | {
+            item: digest for item, (_, digest) in wanted.items()
+        }
+        order = [item for item in ids if item in kept] + sorted(item for item in others if item not in wanted)
+        _write(lake, path, order, hashes, kept, key, dimension)
     return ShardEmbeddings(vectors, embedded, len(computed), len(stored), key)
-
-
-def _row_count(lake: Lake, path: str) -> int:
-    return lake.num_rows(path) if lake.exists(path) else -1
 
 
 def _write(
     lake: Lake,
     path: str,
     order: list[str],
-    wanted: dict[str, tuple[str, str]],
+    hashes: dict[str, str],
     vectors: dict[str, np.ndarray],
     key: str,
     dimension: int,
@@ -238,7 +246,7 @@ def _write(
     table = pa.table(
         {
             "id": order,
-            "text_hash": [wanted[item][1] for item in order],
+            "text_hash": [hashes[item] for item in order],
             "model": [key] * len(order),
             "vector": pa.FixedSizeListArray.from_arrays(flat, dimension),
         },

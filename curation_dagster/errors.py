@@ -33,3 +33,8 @@ class StageInputMissing(CurationError):
 
 class ReleaseError(CurationError):
     """A release cannot be built from the lake as it is: an item's media is unreadable or a file is missing."""
+
+
+class LabelsError(CurationError):
+    """A labelled file (seeds, an evaluation set, a round's labels) cannot be used as it is; the message
+    names the file and line to fix."""

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from curation_dagster.dedup.audio import AudioFingerprinter
 from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
+from curation_dagster.dedup.exact_index import EXACT_KEYS, ExactIndex
 from curation_dagster.dedup.media import (
     MEDIA_FINGERPRINT_KEY,
     REJECT_AUDIO,
@@ -48,24 +49,24 @@ from curation_dagster.dedup.media import (
     video_index_schema,
     video_settings_fingerprint,
 )
-from curation_dagster.dedup.near import (
-    FINGERPRINT_KEY,
-    INDEXED_PER_BUCKET,
-    REJECT_NEAR,
-    EarlierItems,
-    EarlierLookup,
-    NearDecision,
-    NearDedup,
-    ShardOutcome,
-    ShardSignatures,
-    bands_schema,
-    decode_signatures,
-    settings_fingerprint,
-    verify_width,
-)
+from curation_dagster.dedup.near import REJECT_NEAR, NearDecision, NearDedup, ShardOutcome, ShardSignatures
+from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.perceptual import VideoFingerprinter
+from curation_dagster.dedup.semantic import (
+    REJECT_SEMANTIC,
+    SEMANTIC_INDEX,
+    SemanticDecision,
+    SemanticDedup,
+    SemanticIndex,
+    SemanticOutcome,
+    TextVectors,
+    clustering_fingerprint,
+    describe,
+    version_centroids,
+)
 from curation_dagster.errors import SpecError, StageInputMissing
 from curation_dagster.filters.chain import build_chain
+from curation_dagster.filters.context import FilterContext
 from curation_dagster.filters.summary import summarize
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
@@ -86,14 +87,12 @@ from curation_dagster.schema import (
 from curation_dagster.select.base import SELECT_FIELDS
 from curation_dagster.select.sample import sample_score
 from curation_dagster.select.selector import Selector
-from curation_dagster.spec import NearDedupSpec, VersionSpec
+from curation_dagster.spec import VersionSpec
 from curation_dagster.synth.recipes import Outcome, Recipe, Unusable, build_recipes
 
 STAGES = ("raw", "deduped", "filtered", "selected", "synthesized")
 UPSTREAM = {"deduped": "raw", "filtered": "deduped", "selected": "filtered", "synthesized": "selected"}
 DEDUP_INDEX = "dedup_index"
-NEAR_BANDS = "near_bands"
-NEAR_SIGNATURES = "near_signatures"
 IMAGE_HASHES = "image_hashes"
 VIDEO_HASHES = "video_hashes"
 AUDIO_HASHES = "audio_hashes"
@@ -277,75 +276,6 @@ def _index_lookup(lake: Lake, files: list[str]) -> Callable[[list[str]], dict[st
     return lookup
 
 
-def _compatible_index_files(
-    lake: Lake, version: str, index: str, shard: str, settings: NearDedupSpec
-) -> list[str]:
-    """The other shards' files of a near-dedup index, after checking that each was built with these
-    settings: band keys made with other settings never match, so mixing them would miss duplicates."""
-    expected = settings_fingerprint(settings).encode()
-    paths = list(_index_paths(lake, version, index, exclude=shard).values())
-    for path in paths:
-        metadata = lake.schema(path).metadata or {}
-        if metadata.get(FINGERPRINT_KEY) != expected:
-            raise SpecError(
-                f"{lake.url(path)} ({index}) was built with other dedup.near settings; materialize the "
-                "deduped stage again for every shard of this version, in arrival order"
-            )
-    return [lake.url(path) for path in paths]
-
-
-def _earlier_lookup(lake: Lake, version: str, shard: str, settings: NearDedupSpec) -> EarlierLookup:
-    """Band keys of this shard joined with every other shard's near index, in DuckDB, and the
-    verification signatures of the matched items and of their clusters' first items."""
-    band_files = _compatible_index_files(lake, version, NEAR_BANDS, shard, settings)
-    signature_files = _compatible_index_files(lake, version, NEAR_SIGNATURES, shard, settings)
-    width = verify_width(settings)
-
-    def lookup(keys: np.ndarray) -> EarlierItems:
-        empty = EarlierItems(
-            np.zeros(0, np.int64), np.zeros(0, np.int64), [], [], np.zeros((0, width), np.uint32)
-        )
-        if not band_files or keys.size == 0:
-            return empty
-        connection = lake.connect()
-        probe = pa.table(
-            {
-                "band_key": pa.array(keys.reshape(-1), pa.uint64()),
-                "row": pa.array(np.repeat(np.arange(keys.shape[0]), keys.shape[1]), pa.int64()),
-            }
-        )
-        connection.register("probe", probe)
-        pairs = connection.sql(
-            "SELECT DISTINCT row, id FROM (SELECT p.row, i.id FROM probe AS p JOIN read_parquet(?) AS i "
-            "USING (band_key) QUALIFY row_number() OVER (PARTITION BY p.row, p.band_key ORDER BY i.id) "
-            f"<= {INDEXED_PER_BUCKET}) ORDER BY 1, 2",
-            params=[band_files],
-        ).to_arrow_table()
-        if pairs.num_rows == 0:
-            return empty
-        query = "SELECT s.id, s.root, s.sig FROM read_parquet(?) AS s JOIN wanted USING (id) ORDER BY s.id"
-        connection.register("wanted", pa.table({"id": pc.unique(pairs.column("id"))}))
-        found = connection.sql(query, params=[signature_files]).to_arrow_table()
-        roots = pc.unique(found.column("root"))
-        missing = pc.filter(roots, pc.invert(pc.is_in(roots, found.column("id"))))
-        if len(missing):
-            connection.register("wanted", pa.table({"id": missing}))
-            found = pa.concat_tables(
-                [found, connection.sql(query, params=[signature_files]).to_arrow_table()]
-            )
-        ids = found.column("id").to_pylist()
-        position = {item: index for index, item in enumerate(ids)}
-        return EarlierItems(
-            rows=np.asarray(pairs.column("row").to_numpy(), dtype=np.int64),
-            positions=np.array([position[item] for item in pairs.column("id").to_pylist()], dtype=np.int64),
-            ids=ids,
-            roots=found.column("root").to_pylist(),
-            sigs=decode_signatures(found.column("sig"), width),
-        )
-
-    return lookup
-
-
 @dataclass
 class _DedupPlan:
     """Pass one's result: the rows that exact and near dedup remove, by id. Content hashes are not
@@ -355,6 +285,8 @@ class _DedupPlan:
     near: dict[str, NearDecision] = field(default_factory=dict)
     media: dict[str, tuple[str, MediaDecision]] = field(default_factory=dict)
     """Near-duplicate images, videos and sounds: id -> (reject code, decision)."""
+    semantic: dict[str, SemanticDecision] = field(default_factory=dict)
+    """Semantic duplicates of text (after exact and near dedup)."""
 
 
 @dataclass
@@ -484,6 +416,9 @@ def _plan_dedup(
     exact = ExactDedup(spec.dedup.exact)
     near_settings = spec.dedup.near
     candidates = ShardSignatures(near_settings, capacity=rows) if near_settings.enabled else None
+    near_index = NearIndex(lake, spec.name, near_settings)
+    if candidates is not None:  # fail on an incompatible index before signing, not after
+        near_index.check(shard)
     steps = _media_steps(spec)
     for step in steps:  # fail on an incompatible index before hashing, not after
         step.paths = _compatible_media_paths(lake, spec.name, shard, step)
@@ -511,9 +446,7 @@ def _plan_dedup(
         plan.media.update((item, (step.code, decision)) for item, decision in outcome_of_step.removed.items())
     if candidates is None:
         return plan, None, media
-    outcome = NearDedup(near_settings).decide(
-        candidates, _earlier_lookup(lake, spec.name, shard, near_settings)
-    )
+    outcome = NearDedup(near_settings).decide(candidates, near_index.earlier(shard), shard)
     plan.near = outcome.removed
     return plan, outcome, media
 
@@ -544,6 +477,12 @@ def _apply_dedup(batch: pa.Table, plan: _DedupPlan, exact: ExactDedup) -> tuple[
             similarity.append(media.similarity)
             reasons.append(code)
             details.append(media.detail)
+        elif item in plan.semantic:
+            semantic = plan.semantic[item]
+            dup_of.append(semantic.dup_of)
+            similarity.append(semantic.similarity)
+            reasons.append(REJECT_SEMANTIC)
+            details.append(describe(semantic))
         else:
             dup_of.append(None)
             similarity.append(None)
@@ -568,18 +507,41 @@ def _apply_dedup(batch: pa.Table, plan: _DedupPlan, exact: ExactDedup) -> tuple[
     )
 
 
-def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
-    """Exact, then near duplicates, within the shard and against every earlier shard through the lake's
-    indexes (never their text); an earlier item always wins, so nothing kept before is removed later."""
+def _check_exact_index(lake: Lake, version: str, shard: str, indexed: list[str]) -> None:
+    """Refuse claims of other shards that the exact key store lacks (written by an earlier release):
+    a lookup would silently miss their duplicates."""
+    missing = sorted(set(lake.list_shards(version, DEDUP_INDEX)) - set(indexed) - {shard})
+    if missing:
+        raise SpecError(
+            f"the exact-duplicate claims of shards {', '.join(missing[:3])} have no keys in "
+            f"{lake.url(lake.stage_dir(version, EXACT_KEYS))} (an index from an earlier release); materialize "
+            "the deduped stage again for every shard of this version, in arrival order"
+        )
+
+
+def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:
+    """Exact, then near, then (when on) semantic duplicates, within the shard and against every earlier
+    shard through the lake's indexes (never their text); an earlier item always wins, so nothing kept
+    before is removed later. Semantic dedup embeds text on `runtime`'s device (the CPU without one)."""
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "deduped", shard)
     rows_in = lake.num_rows(source)
     with lake.lock(spec.name, DEDUP_INDEX):
-        others = _index_files(lake, spec.name, DEDUP_INDEX, exclude=shard)
-        plan, outcome, media = _plan_dedup(spec, lake, shard, source, rows_in, _index_lookup(lake, others))
+        exact_index = ExactIndex(lake, spec.name)
+        others = [other for other in exact_index.keys.shards() if other != shard]
+        _check_exact_index(lake, spec.name, shard, others)
+        plan, outcome, media = _plan_dedup(spec, lake, shard, source, rows_in, exact_index.lookup(shard))
+        semantic = _plan_semantic(spec, lake, shard, source, plan, runtime)
         schema = with_fields(lake.schema(source), DEDUP_FIELDS)
-        examples = _ExampleCollector(plan)
+        examples = _TextPairs(
+            plan.near, "No near duplicates in this shard.", {"similarity": lambda d: f"{d.similarity:.2f}"}
+        )
         media_examples = _MediaExamples(plan)
+        semantic_examples = _TextPairs(
+            plan.semantic,
+            "No semantic duplicates in this shard.",
+            {"cosine similarity": lambda d: f"{d.similarity:.3f}", "cluster": lambda d: str(d.cluster)},
+        )
         exact = ExactDedup(spec.dedup.exact)
         claims: list[pa.Table] = []
         with _shard_output(lake, spec.name, "deduped", shard, schema) as output:
@@ -588,6 +550,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
                 kept, rejected = _apply_dedup(pa.Table.from_batches([batch]), plan, exact)
                 examples.collect(kept, rejected)
                 media_examples.collect(rejected)
+                semantic_examples.collect(kept, rejected)
                 output.write(kept, rejected)
                 claims.append(
                     kept.select(["content_hash", "id", "modality"]).append_column(
@@ -601,22 +564,23 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
             ]
         )
         lake.write_table(lake.path(spec.name, DEDUP_INDEX, shard), index)
+        exact_index.write(shard, index.column("content_hash").to_pylist(), index.column("id").to_pylist())
+        near_index = NearIndex(lake, spec.name, spec.dedup.near)
         if outcome is not None:
-            schema = bands_schema(spec.dedup.near)
-            with lake.atomic_writer(lake.path(spec.name, NEAR_BANDS, shard), schema) as writer:
-                for band in outcome.bands:
-                    writer.write_table(band)
-            lake.write_table(lake.path(spec.name, NEAR_SIGNATURES, shard), outcome.signatures)
+            near_index.write(shard, outcome)
         else:
-            for index_name in (NEAR_BANDS, NEAR_SIGNATURES):
-                lake.remove(lake.path(spec.name, index_name, shard))
+            near_index.remove(shard)
         for modality, index_name in MEDIA_INDEXES.items():
             if modality in media:
                 lake.write_table(lake.path(spec.name, index_name, shard), media[modality].index)
             else:
                 lake.remove(lake.path(spec.name, index_name, shard))
+        if semantic is not None:
+            semantic.write_index(shard)
+        else:
+            lake.remove(lake.path(spec.name, SEMANTIC_INDEX, shard))
     exact_total = len(plan.exact)
-    own_ids = set(plan.exact) | set(index.column("id").to_pylist()) | set(plan.near)
+    own_ids = set(plan.exact) | set(index.column("id").to_pylist()) | set(plan.near) | set(plan.semantic)
     near_total = len(plan.near)
     media_total = len(plan.media)
     return _result(
@@ -627,7 +591,9 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         rows_in,
         output,
         started,
-        duplicate_rate=round((exact_total + near_total + media_total) / max(rows_in, 1), 4),
+        duplicate_rate=round(
+            (exact_total + near_total + media_total + len(plan.semantic)) / max(rows_in, 1), 4
+        ),
         exact_duplicates=exact_total,
         exact_duplicates_of_other_shards=sum(owner not in own_ids for owner in plan.exact.values()),
         near_duplicates=near_total,
@@ -639,6 +605,83 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str) -> StageResult:
         example_pairs=examples.markdown(lake, spec.name, shard),
         **_media_counts(media),
         media_example_pairs=media_examples.markdown(),
+        **(semantic.metadata(semantic_examples.markdown(lake, spec.name, shard)) if semantic else {}),
+    )
+
+
+@dataclass
+class _SemanticStep:
+    """The semantic step of a shard's dedup: its decisions, the index of the items it kept, and what it
+    took (vectors computed or reused, centroids fitted or reused)."""
+
+    index: SemanticIndex
+    ids: list[str]
+    points: np.ndarray
+    outcome: SemanticOutcome
+    clusters: int
+    centroids_fitted: bool
+    embeddings: dict[str, Any]
+
+    def write_index(self, shard: str) -> None:
+        """The shard's kept items, or no file when it kept none."""
+        if self.outcome.kept.any():
+            self.index.write(shard, self.outcome.index(self.ids, self.points, self.index.fingerprint))
+        else:
+            self.index.remove(shard)
+
+    def metadata(self, examples: str) -> dict[str, Any]:
+        outcome = self.outcome
+        return {
+            "semantic_duplicates": len(outcome.removed),
+            "semantic_duplicates_of_other_shards": outcome.cross_shard,
+            "semantic_clusters_touched": outcome.clusters_touched,
+            "semantic_dedup": {
+                "items_checked": len(self.ids),
+                "clusters": self.clusters,
+                "centroids": "fitted on this shard" if self.centroids_fitted else "reused",
+                "largest_cluster_in_shard": max(outcome.cluster_sizes.values(), default=0),
+                "earlier_items_compared": outcome.earlier_compared,
+                "embeddings": self.embeddings,
+            },
+            "semantic_example_pairs": examples,
+        }
+
+
+def _plan_semantic(
+    spec: VersionSpec, lake: Lake, shard: str, source: str, plan: _DedupPlan, runtime: ModelRuntime | None
+) -> _SemanticStep | None:
+    """Semantic dedup of the text items that exact and near dedup kept, against the items earlier
+    shards kept in the same clusters; records its decisions in `plan`. None when it is off."""
+    settings = spec.dedup.semantic
+    if not settings.enabled:
+        return None
+    vectors = TextVectors(settings.embeddings, runtime)
+    index = SemanticIndex(lake, spec.name, vectors.index, clustering_fingerprint(settings, vectors.model))
+    earlier = index.earlier(shard)  # fail on an incompatible index before embedding, not after
+    items = lake.read_table(source, columns=sorted({"modality", *vectors.columns}))
+    removed = pa.array(sorted(plan.exact.keys() | plan.near.keys() | plan.media.keys()), pa.string())
+    items = items.filter(
+        pc.and_(
+            pc.equal(items.column("modality"), vectors.modality),
+            pc.invert(pc.is_in(items.column("id"), removed)),
+        )
+    )
+    embedded = vectors.vectors(lake, spec.name, shard, items)
+    ids = [
+        item for item, usable in zip(items.column("id").to_pylist(), embedded.embedded, strict=True) if usable
+    ]
+    points = embedded.vectors[embedded.embedded]
+    centroids, fitted = version_centroids(lake, spec.name, settings, vectors, ids, points)
+    outcome = SemanticDedup(settings).decide(ids, points, centroids, earlier)
+    plan.semantic = outcome.removed
+    return _SemanticStep(
+        index,
+        ids,
+        points,
+        outcome,
+        len(centroids),
+        fitted and len(centroids) > 0,
+        {"model": embedded.model, "computed": embedded.computed, "reused": embedded.reused},
     )
 
 
@@ -686,11 +729,15 @@ class _MediaExamples:
         return "\n".join(lines)
 
 
-class _ExampleCollector:
-    """A few near-duplicate pairs, texts side by side, so a person can judge the threshold."""
+class _TextPairs:
+    """A few removed text items side by side with the item each duplicates, so a person can judge the
+    threshold; `columns` adds cells per pair (similarity, cluster)."""
 
-    def __init__(self, plan: _DedupPlan, count: int = 5) -> None:
-        self.chosen = dict(list(plan.near.items())[:count])
+    def __init__(
+        self, decisions: dict[str, Any], empty: str, columns: dict[str, Callable[[Any], str]], count: int = 5
+    ) -> None:
+        self.chosen = dict(list(decisions.items())[:count])
+        self.empty, self.columns = empty, columns
         self.texts: dict[str, str] = {}
         self.wanted = set(self.chosen) | {decision.dup_of for decision in self.chosen.values()}
 
@@ -704,40 +751,36 @@ class _ExampleCollector:
 
     def markdown(self, lake: Lake, version: str, shard: str) -> str:
         if not self.chosen:
-            return "No near duplicates in this shard."
-        missing = sorted(item for item in self.wanted if item not in self.texts)
-        if missing:
-            self.texts.update(_earlier_texts(lake, version, shard, missing))
-        lines = ["| removed | kept (dup_of) | similarity |", "| --- | --- | ---: |"]
+            return self.empty
+        holders: dict[str, set[str]] = {}
+        for decision in self.chosen.values():
+            if decision.dup_of not in self.texts and decision.shard and decision.shard != shard:
+                holders.setdefault(decision.shard, set()).add(decision.dup_of)
+        if holders:
+            self.texts.update(_earlier_texts(lake, version, holders))
+        lines = [
+            "| removed | kept (dup_of) | " + " | ".join(self.columns) + " |",
+            "| --- | --- | " + " | ".join("---:" for _ in self.columns) + " |",
+        ]
         for item, decision in self.chosen.items():
-            lines.append(
-                f"| {_cell(self.texts.get(item, ''))} | {_cell(self.texts.get(decision.dup_of, '(not found)'))} "
-                f"| {decision.similarity:.2f} |"
-            )
+            kept = self.texts.get(decision.dup_of, "(not found)")
+            cells = " | ".join(cell(decision) for cell in self.columns.values())
+            lines.append(f"| {_cell(self.texts.get(item, ''))} | {_cell(kept)} | {cells} |")
         return "\n".join(lines)
 
 
-def _earlier_texts(lake: Lake, version: str, shard: str, ids: list[str]) -> dict[str, str]:
-    """The texts of a few items of earlier shards, for display. The signature index (ids only) says
-    which shards hold them, so only those shards' text is read."""
-    signatures = _index_paths(lake, version, NEAR_SIGNATURES, exclude=shard)
-    if not signatures:
-        return {}
-    shard_of_file = {lake.url(path): other for other, path in signatures.items()}
-    connection = lake.connect()
-    connection.register("wanted", pa.table({"id": ids}))
-    holding = connection.execute(
-        "SELECT DISTINCT s.filename FROM read_parquet(?, filename=true) AS s JOIN wanted USING (id)",
-        [list(shard_of_file)],
-    ).fetchall()
-    texts = [lake.path(version, "deduped", shard_of_file[str(row[0])]) for row in holding]
-    texts = [lake.url(path) for path in texts if lake.exists(path)]
-    if not texts:
-        return {}
-    rows = connection.execute(
-        "SELECT d.id, d.text FROM read_parquet(?, union_by_name=true) AS d JOIN wanted USING (id)", [texts]
-    ).fetchall()
-    return {str(item): str(text or "") for item, text in rows}
+def _earlier_texts(lake: Lake, version: str, holders: dict[str, set[str]]) -> dict[str, str]:
+    """The texts of a few items of earlier shards, for display, read from the shards that hold them."""
+    texts: dict[str, str] = {}
+    for other, ids in sorted(holders.items()):
+        path = lake.path(version, "deduped", other)
+        if not lake.exists(path):
+            continue
+        for batch in lake.iter_batches(path, BATCH_ROWS, columns=["id", "text"]):
+            for item, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                if item in ids:
+                    texts[item] = text or ""
+    return texts
 
 
 def _cell(text: str, limit: int = 160) -> str:
@@ -747,16 +790,20 @@ def _cell(text: str, limit: int = 160) -> str:
 
 
 def run_filter(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:
-    """The spec's filter chain per modality; rejected rows keep every score computed before rejection."""
+    """The spec's filter chain per modality; rejected rows keep every score computed before rejection.
+    Filters that keep per-item results (CLIP image embeddings) save them once the shard is written; what
+    they report, and the optional filters skipped, go into the stage's metadata."""
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "filtered", shard)
-    chain = build_chain(spec.filters, runtime)
+    context = FilterContext(lake=lake, version=spec.name, shard=shard)
+    chain = build_chain(spec.filters, runtime, context)
     rows_in = lake.num_rows(source)
     schema = chain.output_schema(lake.schema(source))
     with _shard_output(lake, spec.name, "filtered", shard, schema) as output:
         batches = lake.iter_batches(source, BATCH_ROWS)
         for batch in tracked(batches, f"{spec.name}/filtered[{shard}]", rows_in):
             output.write(*chain.run(pa.Table.from_batches([batch])))
+    finished = context.finish()
     summary = summarize(
         lake.connect(),
         lake.url(lake.path(spec.name, "filtered", shard)),
@@ -774,6 +821,7 @@ def run_filter(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime 
         score_quantiles=summary.quantiles_markdown(),
         score_values=summary.categories or None,
         rejected_examples=summary.examples_markdown(),
+        **finished,
     )
 
 
@@ -796,17 +844,20 @@ def run_select(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime 
     return _result(spec, lake, "selected", shard, rows_in, output, started, **plan.metadata())
 
 
-def _candidate(recipe: Recipe, parent: dict[str, Any], outcome: Outcome, shard: str) -> dict[str, Any]:
-    """One synthetic candidate row from a recipe's outcome for `parent`, validated like raw data; an
-    unusable outcome becomes a row with its reject reason (and the recipe's output as its text)."""
+def _candidate(
+    recipe: Recipe, parent: dict[str, Any], outcome: Outcome, shard: str, seed_key: str
+) -> dict[str, Any]:
+    """One synthetic candidate row, of the recipe's modality, from its outcome for `parent`, validated like
+    raw data; an unusable outcome becomes a row with its reject reason (and the recipe's output as its
+    text). `meta` records the parent's uri and the key that seeded the recipe for this parent."""
     position = f"synth:{recipe.label}:{parent['id']}"
     uri = f"synth://{recipe.label}/{parent['id']}"
-    meta: dict[str, Any] = {"parent_uri": parent["uri"]}
+    meta: dict[str, Any] = {"parent_uri": parent["uri"], "seed": seed_key}
     if isinstance(outcome, Unusable):
         record = RawRecord(
             position=position,
             uri=uri,
-            modality=parent["modality"],
+            modality=recipe.modality,
             text=outcome.text if outcome.text is not None else parent.get("text"),
             meta=meta,
             reject_code=outcome.reason,
@@ -816,22 +867,24 @@ def _candidate(recipe: Recipe, parent: dict[str, Any], outcome: Outcome, shard: 
         record = RawRecord(
             position=position,
             uri=uri,
-            modality=parent["modality"],
+            modality=recipe.modality,
             text=outcome.text,
             media=outcome.media,
             media_format=outcome.media_format,
             meta={**outcome.meta, **meta},
         )
     row = validate_record(record, shard)
-    row.update(synthetic=True, parent_ids=[parent["id"]], generator=recipe.generator)
+    parent_ids = [parent["id"], *outcome.other_parents]
+    row.update(synthetic=True, parent_ids=parent_ids, generator=recipe.generator)
     return row
 
 
 def _candidates(
     recipes: list[Recipe], parents: list[dict[str, Any]], shard: str, spec: VersionSpec
 ) -> list[tuple[Recipe, dict[str, Any]]]:
-    """Every recipe's candidates for the parents it is given (a seeded share of those of its modality),
-    each recipe run on all its parents at once; in parent order, then recipe order."""
+    """Every recipe's candidates for the parents it is given (a seeded share of those of its parent
+    modality), each recipe run on all its parents at once, with the whole batch as the pool that recipes
+    combining two items draw from; in parent order, then recipe order."""
     settings = spec.synthesize
     scores = [sample_score(settings.seed, parent["id"]) for parent in parents]
     made: list[tuple[int, int, Recipe, dict[str, Any]]] = []
@@ -840,14 +893,12 @@ def _candidates(
         chosen = [
             index
             for index, parent in enumerate(parents)
-            if parent["modality"] == recipe.modality and scores[index] < fraction
+            if parent["modality"] == recipe.parent_modality and scores[index] < fraction
         ]
-        outcomes = recipe.make_batch(
-            [parents[index] for index in chosen],
-            [f"{settings.seed}:{parents[index]['id']}" for index in chosen],
-        )
-        for index, outcome in zip(chosen, outcomes, strict=True):
-            made.append((index, order, recipe, _candidate(recipe, parents[index], outcome, shard)))
+        keys = [f"{settings.seed}:{parents[index]['id']}" for index in chosen]
+        outcomes = recipe.make_batch([parents[index] for index in chosen], keys, pool=parents)
+        for index, key, outcome in zip(chosen, keys, outcomes, strict=True):
+            made.append((index, order, recipe, _candidate(recipe, parents[index], outcome, shard, key)))
     made.sort(key=lambda entry: (entry[0], entry[1]))
     return [(recipe, row) for _, _, recipe, row in made]
 
@@ -916,7 +967,8 @@ def run_synthesize(
     """Selected real items plus synthetic variants admitted through raw validation, exact dedup and the
     same filter chain. Dedup compares a variant with every real item of the version (the dedup index) and
     every synthetic item admitted in other shards (the synthesis index); a variant never removes a real
-    item. Recipes that run a language model use `runtime` (`models.text_generator`)."""
+    item. Recipes that run a model use `runtime` (`models.text_generator`, `models.text_to_speech`,
+    `models.image_generator`)."""
     with lake.lock(spec.name, SYNTH_INDEX):
         return _run_synthesize(spec, lake, shard, runtime)
 
@@ -925,7 +977,9 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "synthesized", shard)
     recipes = [
-        recipe for recipe in build_recipes(spec.synthesize, runtime) if recipe.modality in spec.modalities
+        recipe
+        for recipe in build_recipes(spec.synthesize, runtime)
+        if recipe.modality in spec.modalities and recipe.parent_modality in spec.modalities
     ]
     chain = build_chain(spec.filters, runtime)
     dedup = ExactDedup(spec.dedup.exact)
@@ -1015,7 +1069,7 @@ def run_stage(
             raise ValueError("the raw stage needs the landing shard's path")
         return run_raw(spec, lake, shard, source)
     if stage == "deduped":
-        return run_dedup(spec, lake, shard)
+        return run_dedup(spec, lake, shard, runtime)
     if stage == "filtered":
         return run_filter(spec, lake, shard, runtime)
     if stage == "selected":

@@ -22,7 +22,7 @@ ENGINE_VERSIONS: dict[str, str] = {
     "deduped": "1",
     "filtered": "1",
     "selected": "1",
-    "synthesized": "1",
+    "synthesized": "2",
 }
 
 
@@ -238,6 +238,40 @@ class AudioDedupSpec(_Strict):
     """Windows quieter than this (dB below full scale) are silence: not matched, not counted."""
 
 
+class SemanticDedupSpec(_Strict):
+    """SemDeDup (Abbas et al. 2023) on text embeddings, across every shard of the version: k-means
+    clusters, then within a cluster an item whose cosine similarity to an item already kept is at least
+    1 - `epsilon` is removed. The centroids are fitted once per version, on up to `sample_size` items of
+    the first shard deduped with these settings, and stored in the lake; later shards are assigned to them
+    and compared, cluster by cluster, with the items earlier shards kept. Off unless the section is given.
+    """
+
+    enabled: bool = True
+    """Remove semantic duplicates of text items (after exact and near dedup); true once the section is
+    written, so `semantic: {}` turns it on."""
+    clusters: int = Field(50, ge=1, le=100_000)
+    """k of k-means. Items are only compared within their cluster, so more clusters mean less work and
+    memory per shard but more duplicate pairs split across two clusters. The fit uses at most one cluster
+    per 10 sample items, so a small first shard gives the version fewer, larger clusters (more work)."""
+    epsilon: float = Field(0.07, gt=0, lt=1)
+    """Items are duplicates when their cosine similarity is at least 1 - epsilon. 0.07 (0.93) is NeMo
+    Curator's text SemDeDup example with all-MiniLM-L6-v2; its workflow default is 0.01 and the paper
+    used 0.03 on LAION's CLIP image embeddings. Lower is stricter."""
+    keep: Literal["earliest", "nearest_centroid", "farthest_centroid"] = "earliest"
+    """Which item of a group of duplicates within one shard is kept: the earliest row, as the other dedup
+    steps do; the one nearest to the cluster's centroid (NeMo Curator's `easy`); or the farthest (the
+    paper's choice, NeMo Curator's default `hard`). Items kept by earlier shards are never removed."""
+    sample_size: int = Field(100_000, ge=1)
+    """Most items the centroids are fitted on: a seeded sample of the first shard's text items."""
+    kmeans_init: int = Field(3, ge=1, le=50)
+    """Seeded k-means restarts; the best of them (lowest inertia) is kept."""
+    seed: int = 0
+    """Seed of the k-means fit and of the sample it is fitted on."""
+    embeddings: EmbeddingSpec = Field(default_factory=lambda: EmbeddingSpec())
+    """The text embedder; with the same settings as `select.embeddings` the vectors stored in
+    `<version>/embeddings/` are computed once and shared with selection."""
+
+
 class DedupSpec(_Strict):
     """The deduped stage."""
 
@@ -249,6 +283,9 @@ class DedupSpec(_Strict):
     """Near-duplicate videos; runs on the videos exact dedup kept."""
     audio: AudioDedupSpec = AudioDedupSpec()
     """Near-duplicate sounds; runs on the sounds exact dedup kept."""
+    semantic: SemanticDedupSpec = Field(default_factory=lambda: SemanticDedupSpec(enabled=False))
+    """Semantic duplicates of text by embeddings (SemDeDup); runs on the text items exact and near dedup
+    kept. Off by default: it runs a model on the accelerator."""
 
 
 class TextLengthFilter(_Strict):
@@ -496,6 +533,52 @@ class ImageBlankFilter(_Strict):
     min_grey_std: float = Field(2.0, ge=0)
 
 
+class ClipScoreFilter(_Strict):
+    """CLIP image-text alignment: the cosine similarity of the image's and the caption's (`text`) CLIP
+    embeddings (`models.clip_arch` / `models.clip_weights`), as `clip_score`."""
+
+    kind: Literal["clip_score"] = "clip_score"
+    min_score: float = Field(0.28, ge=-1, le=1)
+    """A score below this is `filter.clip_score.misaligned`. LAION-400M kept CLIP ViT-B/32 cosine >= 0.28
+    (0.26-0.30 for LAION-5B); the scale depends on the model, so tune it from the scores in the lake."""
+    without_caption: Literal["pass", "reject"] = "pass"
+    """Items without a caption: `pass` with a null score, or `reject` as `filter.clip_score.no_caption`."""
+    optional: bool = False
+    """Without CLIP weights configured, skip the filter (rows pass with null scores; the stage metadata
+    lists it under `skipped_filters`) instead of failing with an error naming the setting."""
+
+
+class AestheticFilter(_Strict):
+    """An aesthetic score (LAION-Aesthetics style, roughly 0-10) from a linear or MLP head on the image's
+    L2-normalised CLIP embedding, as `aesthetic_score`."""
+
+    kind: Literal["aesthetic"] = "aesthetic"
+    weights: str = Field(min_length=1)
+    """Local .safetensors (or .pt state dict) of the head: `weight`/`bias` for a linear head, or numbered
+    layers (`0.weight`, `0.bias`, `2.weight`, ...) of an MLP, applied in order; the last has one output."""
+    activation: Literal["relu", "gelu", "none"] = "relu"
+    """Between the layers of an MLP head (`none` for LAION's improved aesthetic predictor, which has none)."""
+    min_score: float = 5.0
+    """A score below this is `filter.aesthetic.below_threshold` (LAION-Aesthetics V2 subsets: 4.5, 5, 6, 6.5)."""
+    optional: bool = False
+    """Without CLIP weights configured, skip the filter (recorded in `skipped_filters`) instead of failing."""
+
+
+class NsfwFilter(_Strict):
+    """An NSFW probability: the sigmoid of a linear or MLP head's output on the image's L2-normalised CLIP
+    embedding, as `nsfw_score`."""
+
+    kind: Literal["nsfw"] = "nsfw"
+    weights: str = Field(min_length=1)
+    """Local .safetensors (or .pt state dict) of the head, in the layout `aesthetic.weights` describes."""
+    activation: Literal["relu", "gelu", "none"] = "relu"
+    """Between the layers of an MLP head."""
+    max_score: float = Field(0.5, ge=0, le=1)
+    """A probability above this is `filter.nsfw.above_threshold`."""
+    optional: bool = False
+    """Without CLIP weights configured, skip the filter (recorded in `skipped_filters`) instead of failing."""
+
+
 class DurationFilter(_Strict):
     """Duration bounds in seconds for audio or video items."""
 
@@ -511,6 +594,83 @@ class AudioSilenceFilter(_Strict):
     silence_dbfs: float = -50.0
     """A frame whose RMS level is below this (dB relative to full scale) counts as silent."""
     max_silence_ratio: float = Field(0.9, ge=0, le=1)
+
+
+class ImageBlurFilter(_Strict):
+    """Rejects blurry images by the variance of the Laplacian (Pech-Pacheco et al. 2000) of the grey image
+    resized to a fixed working size (shorter side 256 px, longer side at most 1024 px), so the score,
+    `laplacian_variance`, does not depend on the original resolution."""
+
+    kind: Literal["image_blur"] = "image_blur"
+    min_variance: float = Field(15.0, ge=0)
+    """A variance (grey levels 0-255, 4-neighbour kernel) below this is `filter.image_blur.blurry`. Measured
+    at the working size: scikit-learn's two sample photographs score about 630 and 5,100, the demo's flat
+    drawings 21 to 1,400, and a Gaussian blur of about 2.5 working pixels drops every one of them to 11 or
+    less. The score grows with contrast squared, so a sharp but faint image scores low. The 100 often
+    quoted with OpenCV suits photographs: raise it for photograph-only pools after a look at the scores."""
+
+
+class AudioQualityFilter(_Strict):
+    """Sample rate, digital clipping and an SNR estimate of a clip (scores `sample_rate`, `clipping_ratio`,
+    `snr_db`); a bound set to null is not checked."""
+
+    kind: Literal["audio_quality"] = "audio_quality"
+    min_sample_rate: int | None = Field(16_000, ge=1)
+    """A decoded sample rate below this (Hz) is `filter.audio_quality.low_sample_rate`; 16 kHz is the input
+    rate of speech models such as Whisper, so 8 kHz telephone audio falls under it. Music wants 44,100."""
+    max_clipping_ratio: float | None = Field(0.01, ge=0, le=1)
+    """A share of samples on full-scale flat tops (at least 0.999 of full scale, with a neighbour of the
+    same sign there too) above this is `filter.audio_quality.clipped`. Clean audio has none, and isolated
+    full-scale peaks of normalised audio do not count; a sine driven 10% past full scale puts about a
+    quarter of its samples there."""
+    min_snr_db: float | None = 5.0
+    """An SNR estimate (dB) below this is `filter.audio_quality.noisy`: the noise floor is nearly as loud
+    as the content. The estimator (`snr_db` in `curation_dagster/filters/media.py`) takes stationary
+    broadband sound (rain, applause, noise) for noise, so set null for ambient-sound pools; raise it for
+    clean speech."""
+
+
+class VideoQualityFilter(_Strict):
+    """Frame-rate and resolution bounds of a video, from the `fps`, `width` and `height` the raw stage
+    probed."""
+
+    kind: Literal["video_quality"] = "video_quality"
+    min_fps: float = Field(10.0, gt=0)
+    """A frame rate below this is `filter.video_quality.low_fps`: under 10 fps motion is choppy."""
+    max_fps: float | None = Field(None, gt=0)
+    """A frame rate above this is `filter.video_quality.high_fps`; null sets no bound."""
+    min_width: int = Field(64, ge=1)
+    """Narrower frames are `filter.video_quality.too_small` (the 64 px floor of `image_size`)."""
+    min_height: int = Field(64, ge=1)
+    """Lower frames are `filter.video_quality.too_small`."""
+
+    @model_validator(mode="after")
+    def _fps_bounds_in_order(self) -> VideoQualityFilter:
+        if self.max_fps is not None and self.max_fps < self.min_fps:
+            raise ValueError(f"video_quality.max_fps ({self.max_fps}) is below min_fps ({self.min_fps})")
+        return self
+
+
+class VideoMotionFilter(_Strict):
+    """Motion and scene cuts from frames sampled at a fixed rate (32 x 32 grey, as the video dedup samples
+    them). `motion` is the mean absolute grey-level difference (0-255) between consecutive sampled frames,
+    cuts left out; `scene_cuts` counts the consecutive pairs whose grey histograms (16 bins) differ by at
+    least `cut_threshold` in total variation distance."""
+
+    kind: Literal["video_motion"] = "video_motion"
+    frames_per_second: float = Field(2.0, gt=0, le=30)
+    """Sampling rate; clips with fewer than two sampled frames are `filter.video_motion.too_few_frames`."""
+    max_frames: int = Field(600, ge=2)
+    """Most frames sampled (5 minutes at 2 fps); a longer clip is judged on its start."""
+    min_motion: float = Field(1.0, ge=0)
+    """Motion below this is `filter.video_motion.static` (slideshows, frozen clips). A still re-encoded
+    with H.264 scores under 0.1, the demo's slowest clip about 3, and a slow pan over a photograph (half a
+    pixel per frame of a 160 px clip at 25 fps) about 14."""
+    cut_threshold: float = Field(0.3, gt=0, le=1)
+    """Histogram distance at which a sampled pair is a cut. Unrelated shots differ by 0.4 to 0.9 (measured
+    on photographs and the demo drawings), motion within a shot by under 0.2; a fast fade can count."""
+    max_scene_cuts: int | None = Field(None, ge=0)
+    """More cuts than this is `filter.video_motion.too_many_cuts`; null (the default) sets no bound."""
 
 
 _TextFilters = (
@@ -529,18 +689,40 @@ _TextFilters = (
 )
 TextFilterSpec = Annotated[_TextFilters, Field(discriminator="kind")]
 # Text filters in a media chain judge the item's caption or transcript (its `text`); items without pass.
-ImageFilterSpec = Annotated[ImageSizeFilter | ImageBlankFilter | _TextFilters, Field(discriminator="kind")]
-AudioFilterSpec = Annotated[DurationFilter | AudioSilenceFilter | _TextFilters, Field(discriminator="kind")]
-VideoFilterSpec = Annotated[DurationFilter | ImageSizeFilter | _TextFilters, Field(discriminator="kind")]
+ImageFilterSpec = Annotated[
+    ImageSizeFilter
+    | ImageBlankFilter
+    | ImageBlurFilter
+    | ClipScoreFilter
+    | AestheticFilter
+    | NsfwFilter
+    | _TextFilters,
+    Field(discriminator="kind"),
+]
+AudioFilterSpec = Annotated[
+    DurationFilter | AudioSilenceFilter | AudioQualityFilter | _TextFilters, Field(discriminator="kind")
+]
+VideoFilterSpec = Annotated[
+    DurationFilter | ImageSizeFilter | VideoQualityFilter | VideoMotionFilter | _TextFilters,
+    Field(discriminator="kind"),
+]
 
 
 class FilterSpec(_Strict):
     """The filtered stage: one ordered chain per modality; cheap filters first."""
 
     text: tuple[TextFilterSpec, ...] = (TextLengthFilter(),)
-    image: tuple[ImageFilterSpec, ...] = (ImageSizeFilter(), ImageBlankFilter())
-    audio: tuple[AudioFilterSpec, ...] = (DurationFilter(min_s=0.5, max_s=600.0), AudioSilenceFilter())
-    video: tuple[VideoFilterSpec, ...] = (DurationFilter(min_s=0.5, max_s=600.0),)
+    image: tuple[ImageFilterSpec, ...] = (ImageSizeFilter(), ImageBlankFilter(), ImageBlurFilter())
+    audio: tuple[AudioFilterSpec, ...] = (
+        DurationFilter(min_s=0.5, max_s=600.0),
+        AudioSilenceFilter(),
+        AudioQualityFilter(),
+    )
+    video: tuple[VideoFilterSpec, ...] = (
+        DurationFilter(min_s=0.5, max_s=600.0),
+        VideoQualityFilter(),
+        VideoMotionFilter(),
+    )
 
 
 def _check_sql_expression(value: str) -> str:
@@ -633,8 +815,70 @@ class ClusterBalancedStrategy(_Strict):
     """Seeded k-means restarts; the best of them (lowest inertia) is kept."""
 
 
+class ActiveLearningSpec(_Strict):
+    """Active-learning rounds of the `proxy` strategy's probe: each materialization of the version's
+    `active_learning` asset trains the probe on every label so far and exports the next batch to label."""
+
+    by: Literal["margin", "entropy", "learnability"] = "margin"
+    """How the batch is chosen from the unlabelled pool: `margin` (smallest gap between the two likeliest
+    classes), `entropy` (highest predictive entropy) or `learnability` (largest change of the predicted
+    class probabilities between the last two rounds' probes; the margin in round 0)."""
+    batch_size: int = Field(20, ge=1, le=100_000)
+    """Items exported for labelling per round."""
+    cv_folds: int = Field(5, ge=2, le=20)
+    """Folds of the stratified cross-validation on the labels (fewer when a class has fewer labels)."""
+
+
+class ProxyStrategy(_Strict):
+    """Model in the loop: a proxy model scores every candidate and items are ranked by its probability of
+    `wanted_label`, highest first, ties broken by id. The proxy is a logistic-regression probe on the text
+    embeddings, trained on `seed_files` plus the labels of every active-learning round, or a local Hugging
+    Face sequence classifier (`model_path`)."""
+
+    kind: Literal["proxy"] = "proxy"
+    wanted_label: str = Field(min_length=1)
+    """The class whose probability ranks items (a label of the seed files, or of the model's `id2label`)."""
+    seed_files: tuple[str, ...] = ()
+    """Labelled seed examples: JSON Lines (`.jsonl`) or CSV (`.csv`) with `label` and `text` (or `id`, an
+    item of the version's filtered stage). Relative paths are read from the working directory, then from
+    the versions folder (`$CURATION_VERSIONS`)."""
+    eval_files: tuple[str, ...] = ()
+    """Held-out labelled items in the same formats; the probe's accuracy on them is reported each round.
+    Without them the accuracy is cross-validated on the labels."""
+    model_path: str = ""
+    """A local Hugging Face sequence-classification folder to score with instead of the probe (no seeds,
+    no active learning); `wanted_label` names one of its `id2label` labels or an output index."""
+    max_tokens: int = Field(256, ge=8, le=8192)
+    """`model_path` only: texts are truncated to this many tokens."""
+    regularization: float = Field(1.0, gt=0)
+    """The probe's inverse L2 regularization strength C (scikit-learn's default 1.0)."""
+    balanced: bool = True
+    """Weigh classes inversely to their label counts, so skewed labels do not tilt the probe."""
+    min_probability: float | None = Field(None, ge=0, le=1)
+    """Items whose probability of `wanted_label` is below this are rejected as `select.threshold`."""
+    active_learning: ActiveLearningSpec = ActiveLearningSpec()
+    """The rounds of the version's `active_learning` asset (probe only)."""
+
+    @model_validator(mode="after")
+    def _probe_or_model(self) -> ProxyStrategy:
+        if bool(self.seed_files) == bool(self.model_path):
+            both = " (not both)" if self.model_path else ""
+            raise ValueError(
+                "select.strategy: give seed_files (a linear probe on embeddings) or model_path (a local "
+                f"sequence classifier){both}"
+            )
+        if self.model_path and self.eval_files:
+            raise ValueError("select.strategy.eval_files measure the probe; remove them with model_path")
+        return self
+
+    @property
+    def uses_probe(self) -> bool:
+        """Whether the proxy is the probe trained on embeddings (and so has active-learning rounds)."""
+        return not self.model_path
+
+
 StrategySpec = Annotated[
-    SampleStrategy | TopKStrategy | DSIRStrategy | KCenterStrategy | ClusterBalancedStrategy,
+    SampleStrategy | TopKStrategy | DSIRStrategy | KCenterStrategy | ClusterBalancedStrategy | ProxyStrategy,
     Field(discriminator="kind"),
 ]
 
@@ -674,7 +918,7 @@ class QuotaSpec(_Strict):
 
 
 class EmbeddingSpec(_Strict):
-    """The text embedder of the strategies that need embeddings (`k_center`, `cluster_balanced`)."""
+    """The text embedder of the strategies that need embeddings (`k_center`, `cluster_balanced`, `proxy`)."""
 
     model_path: str = ""
     """A local sentence-transformers folder (config.json, tokenizer, safetensors weights); empty uses
@@ -702,8 +946,8 @@ class SelectSpec(_Strict):
     quotas: QuotaSpec | None = None
     """Optional groups with their own share of the budget; the strategy runs within each group."""
     strategy: StrategySpec = SampleStrategy()
-    """How items are ranked within a group: `sample`, `top_k`, `dsir`, `k_center` or `cluster_balanced`
-    (a mapping with `kind`, or just the name when it needs no settings)."""
+    """How items are ranked within a group: `sample`, `top_k`, `dsir`, `k_center`, `cluster_balanced` or
+    `proxy` (a mapping with `kind`, or just the name when it needs no settings)."""
     embeddings: EmbeddingSpec = EmbeddingSpec()
     """The text embedder, for strategies that need embeddings."""
 
@@ -731,7 +975,14 @@ class SelectSpec(_Strict):
     @property
     def needs_embeddings(self) -> bool:
         """Whether the strategy runs on text embeddings (and so on the accelerator)."""
+        if isinstance(self.strategy, ProxyStrategy):
+            return self.strategy.uses_probe
         return self.strategy.kind in ("k_center", "cluster_balanced")
+
+    @property
+    def runs_model(self) -> bool:
+        """Whether the strategy runs a model on the accelerator: an embedder or a proxy classifier."""
+        return self.needs_embeddings or isinstance(self.strategy, ProxyStrategy)
 
     @property
     def total_budget(self) -> int | None:
@@ -743,8 +994,8 @@ class SelectSpec(_Strict):
         return None
 
 
-class _TextRecipeBase(_Strict):
-    """What every text recipe has: a name for ids, provenance and metadata, and its share of items."""
+class _RecipeBase(_Strict):
+    """What every synthesis recipe has: a name for ids, provenance and metadata, and its share of items."""
 
     name: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,40}$")
     """Names the recipe in item ids, `generator` and metadata; defaults to the kind (`llm_<mode>` for
@@ -759,14 +1010,14 @@ class _TextRecipeBase(_Strict):
         return self.name or str(getattr(self, "kind"))  # noqa: B009 - every subclass declares kind
 
 
-class TextRecipe(_TextRecipeBase):
+class TextRecipe(_RecipeBase):
     """Word-level edits of a selected text: adjacent swaps and deletions at `edit_rate`."""
 
     kind: Literal["word_edits"] = "word_edits"
     edit_rate: float = Field(0.1, gt=0, le=0.5)
 
 
-class SentenceShuffleRecipe(_TextRecipeBase):
+class SentenceShuffleRecipe(_RecipeBase):
     """Sentence-order changes: each sentence, with probability `swap_rate`, trades places with one at most
     `max_distance` sentences after it (within its paragraph when `within_paragraphs`); no sentence moves
     further, and a text of two sentences or more changes."""
@@ -803,7 +1054,7 @@ _LLM_PROMPT_FIELDS: dict[str, tuple[set[str], set[str]]] = {
 }
 
 
-class LLMRecipe(_TextRecipeBase):
+class LLMRecipe(_RecipeBase):
     """New text from a causal language model (`models.text_generator`, a local Hugging Face folder), run in
     batches on the accelerator with seeded sampling: `paraphrase` rewrites the parent, `qa` writes
     question-answer pairs about it (parsed from `Q:` / `A:` lines), `self_instruct` writes a new
@@ -866,43 +1117,292 @@ class LLMRecipe(_TextRecipeBase):
 TextRecipeSpec = Annotated[TextRecipe | SentenceShuffleRecipe | LLMRecipe, Field(discriminator="kind")]
 
 
-class ImageRecipe(_Strict):
+class ImageRecipe(_RecipeBase):
     """A horizontal flip and a centre crop keeping `crop_fraction` of each side."""
 
     kind: Literal["flip_crop"] = "flip_crop"
     crop_fraction: float = Field(0.9, gt=0.3, le=1.0)
+    """Share of each side kept around the centre after the mirror."""
 
 
-class AudioRecipe(_Strict):
+class ColourJitterBounds(_RecipeBase):
+    """Colour changes drawn per parent within bounds, as torchvision's ColorJitter draws them: a factor
+    uniform in [1 - x, 1 + x] for brightness, contrast and saturation, a hue turn in [-hue, hue]."""
+
+    brightness: float = Field(0.4, ge=0, le=1)
+    """Brightness factor bound; 0.4 is timm's default colour-jitter strength."""
+    contrast: float = Field(0.4, ge=0, le=1)
+    """Contrast factor bound (contrast against the mean grey level)."""
+    saturation: float = Field(0.4, ge=0, le=1)
+    """Saturation factor bound (0 would be grey, 2 twice as colourful)."""
+    hue: float = Field(0.05, ge=0, le=0.5)
+    """Hue shift bound as a fraction of the colour circle."""
+
+    @property
+    def jitters(self) -> bool:
+        """Whether any colour bound is above zero."""
+        return any(value > 0 for value in (self.brightness, self.contrast, self.saturation, self.hue))
+
+
+class ColourJitterRecipe(ColourJitterBounds):
+    """Brightness, contrast, saturation and hue changes, each drawn per parent within its bound."""
+
+    kind: Literal["colour_jitter"] = "colour_jitter"
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ColourJitterRecipe:
+        if not self.jitters:
+            raise ValueError(
+                "colour_jitter: set at least one of brightness, contrast, saturation, hue above 0"
+            )
+        return self
+
+
+#: The default caption template of each `composite` layout; `{first}` and `{second}` are the captions.
+COMPOSITE_CAPTIONS: dict[str, str] = {
+    "side_by_side": "Left: {first} Right: {second}",
+    "blend": "{first} Blended with: {second}",
+    "overlay": "{first} Inset: {second}",
+}
+
+
+class CompositeRecipe(_RecipeBase):
+    """Two images in one: the parent and a second image of the same batch of selected items (a seeded
+    choice), side by side, blended, or the second as an inset; the captions are merged by a template."""
+
+    kind: Literal["composite"] = "composite"
+    layout: Literal["side_by_side", "blend", "overlay"] = "side_by_side"
+    """`side_by_side`: the second, scaled to the parent's height, on the right; `blend`: the second,
+    resized to the parent's size, mixed in with weight `alpha`; `overlay`: the second, scaled to
+    `overlay_scale` of the parent, pasted at a seeded position."""
+    alpha: float = Field(0.5, gt=0, lt=1)
+    """blend: weight of the second image."""
+    overlay_scale: float = Field(0.4, ge=0.1, le=0.9)
+    """overlay: the inset's largest size as a share of the parent's width and height."""
+    caption_template: str | None = None
+    """How the captions are merged: `{first}` is the parent's, `{second}` the other's; defaults to
+    `COMPOSITE_CAPTIONS[layout]`. Write `{{` and `}}` for literal braces."""
+
+    @property
+    def template(self) -> str:
+        """The caption template in use."""
+        return self.caption_template if self.caption_template is not None else COMPOSITE_CAPTIONS[self.layout]
+
+    @model_validator(mode="after")
+    def _template_uses_both_captions(self) -> CompositeRecipe:
+        _check_template("composite.caption_template", self.template, {"first", "second"}, {"first", "second"})
+        return self
+
+
+class ImageGeneratorRecipe(_RecipeBase):
+    """New images from a user-supplied image model (`models.image_generator`: a local `file.py:function`
+    or TorchScript file), prompted with each parent's caption or text through `prompt`, seeded per parent
+    and run in batches on the accelerator. The new image keeps the parent's text as its caption."""
+
+    kind: Literal["image_generator"] = "image_generator"
+    source: Literal["image", "text"] = "image"
+    """The parents: image items (prompted with their captions) or text items."""
+    prompt: str = "{text}"
+    """The prompt template; `{text}` is the parent's caption or text. Write `{{` and `}}` for braces."""
+    max_prompt_chars: int = Field(1000, ge=1, le=100_000)
+    """The parent's text is cut to this many characters (at a word boundary) before it goes into the prompt."""
+
+    @model_validator(mode="after")
+    def _prompt_uses_text(self) -> ImageGeneratorRecipe:
+        _check_template("image_generator.prompt", self.prompt, {"text"}, {"text"})
+        return self
+
+
+def _check_template(setting: str, template: str, required: set[str], allowed: set[str]) -> None:
+    """`ValueError` naming `setting` unless `template` uses every field of `required` and no other."""
+    import string
+
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError as error:
+        raise ValueError(f"{setting} is not a valid template: {error}") from None
+    if used - allowed or not required <= used:
+        raise ValueError(
+            f"{setting} must use {', '.join(f'{{{f}}}' for f in sorted(required))} and may use only "
+            f"{', '.join(f'{{{f}}}' for f in sorted(allowed))}; found "
+            f"{', '.join(f'{{{f}}}' for f in sorted(used)) or 'no fields'}"
+        )
+
+
+class AudioRecipe(_RecipeBase):
     """A gain change in dB and a circular time shift by `shift_fraction` of the clip."""
 
     kind: Literal["gain_shift"] = "gain_shift"
     gain_db: float = Field(-6.0, ge=-40, le=20)
+    """Gain in dB (negative is quieter); the result is clipped to full scale."""
     shift_fraction: float = Field(0.1, ge=0, lt=1)
+    """Circular shift as a share of the clip's length."""
 
 
-class VideoRecipe(_Strict):
+class NoiseRecipe(_RecipeBase):
+    """Added Gaussian noise, white or pink, scaled to a target signal-to-noise ratio over the whole clip;
+    seeded per parent. A mix that would clip is scaled down as a whole, which keeps the ratio."""
+
+    kind: Literal["noise"] = "noise"
+    snr_db: float = Field(20.0, ge=-10, le=80)
+    """Signal-to-noise ratio in dB: 10 log10 of the clip's mean power over the noise's."""
+    colour: Literal["white", "pink"] = "white"
+    """`white`: flat spectrum; `pink`: power falling as 1/f (equal power per octave)."""
+
+
+class SpeedPitchRecipe(_RecipeBase):
+    """Speed and pitch changes by resampling (polyphase, band-limited), with a phase-vocoder time stretch
+    where pitch and speed must move apart. Without `semitones` the pitch follows the speed, as on tape."""
+
+    kind: Literal["speed_pitch"] = "speed_pitch"
+    speed: float = Field(1.1, ge=0.5, le=2.0)
+    """Playback speed factor: the clip lasts 1 / speed as long."""
+    semitones: float | None = Field(None, ge=-12, le=12)
+    """Pitch shift in semitones relative to the parent, whatever the speed; null lets the pitch follow
+    the speed (by 12 log2(speed) semitones)."""
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> SpeedPitchRecipe:
+        if self.speed == 1.0 and not self.semitones:
+            raise ValueError("speed_pitch: with speed 1 set semitones to a non-zero shift")
+        return self
+
+
+class ReverbRecipe(_RecipeBase):
+    """Reverberation: the clip convolved with a synthetic impulse response of seeded Gaussian noise whose
+    amplitude decays exponentially by 60 dB over `rt60_s`, mixed with the dry clip. The clip keeps its
+    length (the tail after its end is cut)."""
+
+    kind: Literal["reverb"] = "reverb"
+    rt60_s: float = Field(0.5, ge=0.05, le=5.0)
+    """Reverberation time: seconds for the impulse response to fall by 60 dB (0.3-0.6 is a room, 2+ a hall)."""
+    wet: float = Field(0.3, gt=0, le=1)
+    """Share of the reverberated signal in the mix, at the loudness of the dry clip."""
+
+
+class TTSRecipe(_RecipeBase):
+    """Speech from an item's text with a VITS text-to-speech model (`models.text_to_speech`, a local
+    Hugging Face folder), in batches on the accelerator; the noise VITS samples is seeded per parent. The
+    new audio item's text is what was spoken."""
+
+    kind: Literal["tts"] = "tts"
+    source: Literal["text", "audio"] = "text"
+    """The parents: text items (their text) or audio items (their transcript, spoken in another voice)."""
+    speaking_rate: float = Field(1.0, ge=0.25, le=4.0)
+    """Speed of speech; above 1 is faster."""
+    noise_scale: float | None = Field(None, ge=0, le=2)
+    """Variation of the sampled speech (VITS's `noise_scale`); null keeps the model's setting."""
+    noise_scale_duration: float | None = Field(None, ge=0, le=2)
+    """Variation of the sampled durations (VITS's `noise_scale_duration`); null keeps the model's."""
+    max_chars: int = Field(500, ge=1, le=10_000)
+    """Longer texts are cut at the last word boundary within this many characters before speaking."""
+
+
+class VideoRecipe(_RecipeBase):
     """A frame-rate change (keep every `frame_step`-th frame) and a centre crop."""
 
     kind: Literal["frame_step_crop"] = "frame_step_crop"
     frame_step: int = Field(2, ge=1, le=10)
+    """Keep every n-th frame; the frame rate falls by the same factor."""
     crop_fraction: float = Field(0.9, gt=0.3, le=1.0)
+    """Share of each side kept around the centre."""
+
+
+class PanZoomRecipe(_RecipeBase):
+    """A clip made from a still (an image item, or the first frame of a video item): a smooth zoom from
+    the whole frame to `zoom` times closer around a seeded point, or out again (seeded), encoded with
+    MPEG-4 part 2 in MP4. The clip keeps the parent's caption."""
+
+    kind: Literal["pan_zoom"] = "pan_zoom"
+    source: Literal["image", "video"] = "image"
+    """The parents: image items, or video items (their first frame)."""
+    seconds: float = Field(2.0, gt=0, le=60)
+    """Length of the clip."""
+    fps: int = Field(12, ge=1, le=60)
+    """Frames per second; the clip has round(seconds * fps) frames, at least one."""
+    zoom: float = Field(1.3, gt=1, le=4)
+    """Magnification at the close end of the move."""
+    max_side: int = Field(512, ge=16, le=4096)
+    """Frames keep the still's aspect, scaled down so the longer side is at most this, even sized."""
+
+
+class FrameAugmentRecipe(ColourJitterBounds):
+    """Every frame of a clip flipped and colour-jittered alike (one draw per parent, so the clip stays
+    consistent), at the same size and frame rate; encoded with MPEG-4 part 2 in MP4, without audio."""
+
+    kind: Literal["frame_augment"] = "frame_augment"
+    flip: bool = True
+    """Mirror every frame horizontally."""
+    brightness: float = Field(0.2, ge=0, le=1)
+    """Brightness factor bound."""
+    contrast: float = Field(0.2, ge=0, le=1)
+    """Contrast factor bound."""
+    saturation: float = Field(0.2, ge=0, le=1)
+    """Saturation factor bound."""
+    hue: float = Field(0.02, ge=0, le=0.5)
+    """Hue shift bound as a fraction of the colour circle."""
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> FrameAugmentRecipe:
+        if not (self.flip or self.jitters):
+            raise ValueError("frame_augment: set flip or at least one colour bound above 0")
+        return self
+
+
+ImageRecipeSpec = Annotated[
+    ImageRecipe | ColourJitterRecipe | CompositeRecipe | ImageGeneratorRecipe, Field(discriminator="kind")
+]
+AudioRecipeSpec = Annotated[
+    AudioRecipe | NoiseRecipe | SpeedPitchRecipe | ReverbRecipe | TTSRecipe, Field(discriminator="kind")
+]
+VideoRecipeSpec = Annotated[VideoRecipe | PanZoomRecipe | FrameAugmentRecipe, Field(discriminator="kind")]
+#: The settings of any one recipe.
+RecipeSettings = (
+    TextRecipe
+    | SentenceShuffleRecipe
+    | LLMRecipe
+    | ImageRecipe
+    | ColourJitterRecipe
+    | CompositeRecipe
+    | ImageGeneratorRecipe
+    | AudioRecipe
+    | NoiseRecipe
+    | SpeedPitchRecipe
+    | ReverbRecipe
+    | TTSRecipe
+    | VideoRecipe
+    | PanZoomRecipe
+    | FrameAugmentRecipe
+)
+#: Recipe kinds that run a model on the accelerator, and the `models` setting each needs.
+MODEL_RECIPES: dict[str, str] = {
+    "llm": "models.text_generator",
+    "tts": "models.text_to_speech",
+    "image_generator": "models.image_generator",
+}
 
 
 class SynthSpec(_Strict):
     """The synthesized stage: recipes per modality applied to a seeded share of the selected items."""
 
     seed: int = 0
+    """Seeds which items each recipe takes and, with each parent's id, every draw a recipe makes."""
     fraction: float = Field(0.25, ge=0, le=1)
     """Share of selected items (by a seeded hash of the id) that get a synthetic variant."""
     text: tuple[TextRecipeSpec, ...] = (TextRecipe(),)
     """Text recipes, each making one variant per chosen parent: a list, or one recipe as a mapping
     (`{kind: word_edits, edit_rate: 0.1}`); null or `[]` makes none."""
-    image: ImageRecipe | None = ImageRecipe()
-    audio: AudioRecipe | None = AudioRecipe()
-    video: VideoRecipe | None = VideoRecipe()
+    image: tuple[ImageRecipeSpec, ...] = (ImageRecipe(),)
+    """Recipes that make images (`flip_crop`, `colour_jitter`, `composite`, `image_generator`), in the
+    forms `text` accepts."""
+    audio: tuple[AudioRecipeSpec, ...] = (AudioRecipe(),)
+    """Recipes that make audio (`gain_shift`, `noise`, `speed_pitch`, `reverb`, `tts`), in the forms
+    `text` accepts."""
+    video: tuple[VideoRecipeSpec, ...] = (VideoRecipe(),)
+    """Recipes that make video (`frame_step_crop`, `pan_zoom`, `frame_augment`), in the forms `text`
+    accepts."""
 
-    @field_validator("text", mode="before")
+    @field_validator("text", "image", "audio", "video", mode="before")
     @classmethod
     def _one_recipe_or_a_list(cls, value: Any) -> Any:
         if value is None:
@@ -911,18 +1411,30 @@ class SynthSpec(_Strict):
 
     @model_validator(mode="after")
     def _recipe_names_differ(self) -> SynthSpec:
-        labels = [recipe.label for recipe in self.text]
+        labels = [recipe.label for recipe in self.recipes]
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
             raise ValueError(
-                f"synthesize.text: more than one recipe is named {', '.join(repeated)}; give each a distinct name"
+                f"synthesize: more than one recipe is named {', '.join(repeated)}; give each a distinct name "
+                "(one namespace for text, image, audio and video recipes)"
             )
         return self
 
     @property
+    def recipes(self) -> tuple[RecipeSettings, ...]:
+        """Every recipe: text, then image, audio and video, each in the spec's order."""
+        return (*self.text, *self.image, *self.audio, *self.video)
+
+    @property
     def needs_model(self) -> bool:
-        """Whether a recipe runs a language model (so the stage needs `models.text_generator`)."""
-        return any(recipe.kind == "llm" for recipe in self.text)
+        """Whether a recipe runs a model (`MODEL_RECIPES`), so the stage needs the accelerator."""
+        return bool(self.model_settings)
+
+    @property
+    def model_settings(self) -> list[str]:
+        """The `models` settings the recipes need, in recipe order without repeats."""
+        kinds = [recipe.kind for recipe in self.recipes]
+        return list(dict.fromkeys(MODEL_RECIPES[kind] for kind in kinds if kind in MODEL_RECIPES))
 
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")

@@ -57,8 +57,24 @@ def tiny_lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_causal_lm(tmp_path_factory.mktemp("lm") / "model")
 
 
+@pytest.fixture(scope="session")
+def tiny_vits_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised VITS text-to-speech model and its tokenizer, saved once per session."""
+    from tests.generator_fixtures import build_tiny_vits
+
+    return build_tiny_vits(tmp_path_factory.mktemp("vits") / "model")
+
+
 @pytest.fixture(scope="module")
 def torch_single_thread() -> Iterator[None]:
     """Torch on one thread for a module: on a shared two-core machine two threads make tiny models slow."""
     with one_torch_thread():
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A tiny randomly initialised open_clip model: (config .json, .safetensors, .pt), saved once per session."""
+    from tests.model_fixtures import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("clip") / "model")

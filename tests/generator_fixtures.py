@@ -60,3 +60,109 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+#: The characters the tiny VITS tokenizer knows: lower-case letters, space and a little punctuation.
+VITS_CHARACTERS = " abcdefghijklmnopqrstuvwxyz'.,?"
+
+
+def build_tiny_vits(folder: Path, sampling_rate: int = 8000) -> Path:
+    """Save a randomly initialised VITS (16-dimensional, one layer of everything, 16x upsampling) and a
+    character-level `VitsTokenizer` over `VITS_CHARACTERS` into `folder`."""
+    import json
+
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {token: index for index, token in enumerate(["<pad>", "<unk>", *VITS_CHARACTERS])}
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    tokenizer = VitsTokenizer(
+        str(folder / "vocab.json"), add_blank=True, normalize=True, phonemize=False, language=None
+    )
+    config = VitsConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        ffn_dim=16,
+        flow_size=8,
+        spectrogram_bins=17,
+        upsample_initial_channel=16,
+        upsample_rates=[4, 4],
+        upsample_kernel_sizes=[8, 8],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1,
+        posterior_encoder_num_wavenet_layers=1,
+        duration_predictor_filter_channels=16,
+        duration_predictor_num_flows=1,
+        depth_separable_num_layers=1,
+        window_size=2,
+        sampling_rate=sampling_rate,
+    )
+    torch.manual_seed(0)
+    VitsModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+IMAGE_GENERATOR_SOURCE = '''
+"""A user's image model, as the `image_generator` recipe sees one: prompts and seeds in, images out."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+LOG = Path(__file__).with_suffix(".calls.jsonl")
+
+
+def generate(prompts, seeds, device):
+    """Per prompt, noise drawn from its seed, 8 pixels high and as wide as the prompt (at most 32)."""
+    with LOG.open("a", encoding="utf-8") as log:
+        log.write(json.dumps({"prompts": prompts, "seeds": seeds, "device": device}) + "\\n")
+    return [
+        np.random.default_rng(seed).integers(0, 256, (8, min(32, len(prompt)), 3), dtype=np.uint8)
+        for prompt, seed in zip(prompts, seeds)
+    ]
+
+
+def not_images(prompts, seeds, device):
+    """A string for the first prompt, a grey float image for the others."""
+    return ["a string"] + [np.full((4, 4), 0.5) for _ in prompts[1:]]
+
+
+def too_few(prompts, seeds, device):
+    return []
+
+
+def copy_of_png(prompts, seeds, device):
+    """The bytes of copy.png beside this file, for every prompt."""
+    data = Path(__file__).with_name("copy.png").read_bytes()
+    return [data for _ in prompts]
+'''
+
+
+def write_image_generator(folder: Path) -> Path:
+    """Write the Python image-generator module above into `folder` and return its path; each call of its
+    `generate` appends a line to `<module>.calls.jsonl` beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "painter.py"
+    path.write_text(IMAGE_GENERATOR_SOURCE, encoding="utf-8")
+    return path
+
+
+def write_torchscript_generator(path: Path) -> Path:
+    """A TorchScript image model: per prompt a 3 x 4 x 6 image of grey level (seed % 256) / 255."""
+    from typing import List  # noqa: UP035 - TorchScript reads these annotations
+
+    class Painter(torch.nn.Module):
+        def forward(self, prompts: List[str], seeds: List[int]) -> torch.Tensor:  # noqa: UP006
+            images = []
+            for index in range(len(prompts)):
+                images.append(torch.full((3, 4, 6), float(seeds[index] % 256) / 255.0))
+            return torch.stack(images)
+
+    torch.jit.script(Painter()).save(str(path))
+    return path

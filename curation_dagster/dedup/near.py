@@ -44,22 +44,16 @@ def settings_fingerprint(settings: NearDedupSpec) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def bands_schema(settings: NearDedupSpec) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("band_key", pa.uint64(), nullable=False),
-            pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-        ],
-        metadata={FINGERPRINT_KEY: settings_fingerprint(settings).encode()},
-    )
-
-
 def signatures_schema(settings: NearDedupSpec) -> pa.Schema:
-    """Verification signatures are fixed-width binary cells holding the uint32 values, little-endian."""
+    """One row per text item of the shard, in the shard's order (the band keys point at these rows):
+    its cluster's root item and where that lives, and the verification signature as a fixed-width
+    binary cell holding the uint32 values, little-endian."""
     return pa.schema(
         [
             pa.field("id", pa.string(), nullable=False),
             pa.field("root", pa.string(), nullable=False),
+            pa.field("root_shard", pa.string(), nullable=False),
+            pa.field("root_row", pa.int64(), nullable=False),
             pa.field("sig", pa.binary(4 * verify_width(settings)), nullable=False),
         ],
         metadata={FINGERPRINT_KEY: settings_fingerprint(settings).encode()},
@@ -73,7 +67,8 @@ def verify_width(settings: NearDedupSpec) -> int:
 
 @dataclass
 class EarlierItems:
-    """Items of earlier shards that share a band with this shard's items: what the index returned."""
+    """Items of earlier shards that share a band with this shard's items (and their clusters' roots):
+    what the index returned, each with where it lives and where its root lives."""
 
     rows: np.ndarray
     """For each candidate pair, the position of this shard's item among the items with shingles."""
@@ -82,6 +77,8 @@ class EarlierItems:
     ids: list[str]
     roots: list[str]
     sigs: np.ndarray
+    root_locations: list[tuple[str, int]] = field(default_factory=list)
+    """Per item of `ids`, the shard and row of its cluster's root."""
 
 
 #: Given this shard's band keys `(items with shingles, bands)`, the earlier items sharing a band.
@@ -90,10 +87,12 @@ EarlierLookup = Callable[[np.ndarray], EarlierItems]
 
 @dataclass
 class NearDecision:
-    """Why a row is removed: the id of its cluster's first item and their estimated similarity."""
+    """Why a row is removed: the id of its cluster's first item, their estimated similarity, and the
+    shard that holds the first item."""
 
     dup_of: str
     similarity: float
+    shard: str = ""
 
 
 @dataclass
@@ -146,8 +145,10 @@ class ShardOutcome:
     """Decisions for a shard plus what goes into the index and the metadata."""
 
     removed: dict[str, NearDecision]
-    bands: list[pa.Table]
-    """One table per band, so they can be written one after the other without joining them in memory."""
+    band_keys: np.ndarray
+    """The band keys that go into the index: per band, the first `INDEXED_PER_BUCKET` items of a bucket."""
+    band_rows: np.ndarray
+    """For each of `band_keys`, the row of its item in `signatures`."""
     signatures: pa.Table
     cluster_sizes: Counter[int]
     cross_shard: int
@@ -159,9 +160,10 @@ class NearDedup:
     def __init__(self, settings: NearDedupSpec | None = None) -> None:
         self.settings = settings or NearDedupSpec()
 
-    def decide(self, shard: ShardSignatures, earlier: EarlierLookup) -> ShardOutcome:
+    def decide(self, shard: ShardSignatures, earlier: EarlierLookup, name: str = "") -> ShardOutcome:
         """Cluster the shard's items (connected components of confirmed pairs) and link clusters to the
-        earlier items they match; every member but the cluster's first item is removed."""
+        earlier items they match; every member but the cluster's first item is removed. `name` is the
+        shard's name, recorded as the location of the roots it holds."""
         settings = self.settings
         ids, sigs, usable, keys = shard.ids, shard.sigs, shard.usable, shard.keys
         roots = cluster(keys, usable, sigs, settings).roots()
@@ -170,15 +172,19 @@ class NearDedup:
         # Every row's cluster root: the best earlier item its cluster matched, else its first row.
         earlier_index = {item: index for index, item in enumerate(found.ids)} if found is not None else {}
         root_ids: list[str] = []
+        root_locations: list[tuple[str, int]] = []
         local_pairs: list[tuple[int, int]] = []
         earlier_pairs: list[tuple[int, int]] = []
         for row in range(len(ids)):
             group = int(roots[row])
             if group in best_earlier:
-                root_ids.append(best_earlier[group][1])
-                earlier_pairs.append((row, earlier_index.get(root_ids[-1], -1)))
+                _, root, location = best_earlier[group]
+                root_ids.append(root)
+                root_locations.append(location)
+                earlier_pairs.append((row, earlier_index.get(root, -1)))
             else:
                 root_ids.append(ids[group])
+                root_locations.append((name, group))
                 if group != row:
                     local_pairs.append((row, group))
 
@@ -187,7 +193,7 @@ class NearDedup:
             pairs = np.array(local_pairs, dtype=np.int64)
             values = verified_similarity(pairs[:, 0], pairs[:, 1], sigs)
             for (row, _), value in zip(local_pairs, values, strict=True):
-                removed[ids[row]] = NearDecision(root_ids[row], float(value))
+                removed[ids[row]] = NearDecision(root_ids[row], float(value), name)
         if earlier_pairs and found is not None:
             pairs = np.array(earlier_pairs, dtype=np.int64)
             known = pairs[:, 1] >= 0
@@ -195,18 +201,22 @@ class NearDedup:
             values[known] = verified_similarity(pairs[known, 0], pairs[known, 1], sigs, found.sigs)
             for (row, position), value in zip(earlier_pairs, values, strict=True):
                 score = float(value) if position >= 0 else best_earlier[int(roots[row])][0]
-                removed[ids[row]] = NearDecision(root_ids[row], score)
+                removed[ids[row]] = NearDecision(root_ids[row], score, root_locations[row][0])
 
         sizes = Counter(Counter(root_ids).values())
         sizes.pop(1, None)
         own = set(ids)
+        indexed_keys, indexed_rows = self._indexed_bands(usable, keys)
         return ShardOutcome(
             removed=removed,
-            bands=self._bands_table(ids, usable, keys),
+            band_keys=indexed_keys,
+            band_rows=indexed_rows,
             signatures=pa.table(
                 {
                     "id": pa.array(ids, pa.string()),
                     "root": pa.array(root_ids, pa.string()),
+                    "root_shard": pa.array([location[0] for location in root_locations], pa.string()),
+                    "root_row": pa.array([location[1] for location in root_locations], pa.int64()),
                     "sig": _fixed_binary(sigs),
                 },
                 schema=signatures_schema(settings),
@@ -223,11 +233,11 @@ class NearDedup:
         keys: np.ndarray,
         roots: np.ndarray,
         earlier: EarlierLookup,
-    ) -> tuple[dict[int, tuple[float, str]], EarlierItems | None]:
+    ) -> tuple[dict[int, tuple[float, str, tuple[str, int]]], EarlierItems | None]:
         """Per cluster of this shard, the best confirmed earlier root (highest similarity, then the
-        smallest id), and what the index returned."""
+        smallest id) and its location, and what the index returned."""
         found = earlier(keys) if len(usable) else None
-        best: dict[int, tuple[float, str]] = {}
+        best: dict[int, tuple[float, str, tuple[str, int]]] = {}
         if found is None or not len(found.rows):
             return best, found
         rows = usable[found.rows]
@@ -243,14 +253,13 @@ class NearDedup:
             group, score, root = int(roots[row]), float(value), found.roots[position]
             current = best.get(group)
             if current is None or score > current[0] or (score == current[0] and root < current[1]):
-                best[group] = (score, root)
+                best[group] = (score, root, found.root_locations[position])
         return best, found
 
-    def _bands_table(self, ids: list[str], usable: np.ndarray, keys: np.ndarray) -> list[pa.Table]:
-        """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket, as (band key, id) tables."""
-        schema = bands_schema(self.settings)
-        dictionary = pa.array(ids, pa.string())
-        tables: list[pa.Table] = []
+    def _indexed_bands(self, usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket: their keys and their rows."""
+        out_keys: list[np.ndarray] = []
+        out_rows: list[np.ndarray] = []
         for band in range(keys.shape[1]):
             column = keys[:, band]
             order = np.argsort(column, kind="stable")
@@ -258,17 +267,11 @@ class NearDedup:
             index = np.arange(len(ordered))
             new_group = np.concatenate(([True], ordered[1:] != ordered[:-1]))
             keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
-            rows = usable[order[keep]].astype(np.int32)
-            tables.append(
-                pa.table(
-                    {
-                        "band_key": pa.array(ordered[keep], pa.uint64()),
-                        "id": pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), dictionary),
-                    },
-                    schema=schema,
-                )
-            )
-        return tables
+            out_keys.append(ordered[keep])
+            out_rows.append(usable[order[keep]])
+        if not out_keys:
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        return np.concatenate(out_keys), np.concatenate(out_rows)
 
 
 def _fixed_binary(matrix: np.ndarray) -> pa.Array:

@@ -107,6 +107,12 @@ class Lake:
             raise
 
     @contextlib.contextmanager
+    def atomic_file(self, path: str) -> Iterator[Any]:
+        """A binary handle on a hidden temporary file that becomes `path` only if the block succeeds."""
+        with self._temporary(path) as handle:
+            yield handle
+
+    @contextlib.contextmanager
     def atomic_writer(self, path: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
         """A Parquet writer on a hidden temporary file that becomes `path` only if the block succeeds."""
         with self._temporary(path) as handle:
@@ -121,9 +127,9 @@ class Lake:
         with self._temporary(path) as handle:
             handle.write(data)
 
-    def write_table(self, path: str, table: pa.Table) -> None:
+    def write_table(self, path: str, table: pa.Table, row_group_size: int | None = None) -> None:
         with self.atomic_writer(path, table.schema) as writer:
-            writer.write_table(table)
+            writer.write_table(table, row_group_size=row_group_size)
 
     @contextlib.contextmanager
     def lock(self, version: str, name: str) -> Iterator[None]:

@@ -61,3 +61,14 @@ def resolve_dtype(name: str, device: str) -> Any:
     if device == "cpu" and name == "float16":
         return torch.float32
     return getattr(torch, name)
+
+
+def autocast(device: str, dtype: str) -> Any:
+    """A context that autocasts to `dtype` (float16, bfloat16) on CUDA, and does nothing elsewhere."""
+    import contextlib
+
+    import torch
+
+    if device.startswith("cuda") and dtype != "float32":
+        return torch.autocast("cuda", dtype=getattr(torch, dtype))
+    return contextlib.nullcontext()

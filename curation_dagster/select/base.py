@@ -17,6 +17,8 @@ import pyarrow as pa
 from curation_dagster.spec import SelectSpec
 
 if TYPE_CHECKING:
+    from curation_dagster.io.lake import Lake
+    from curation_dagster.models.runtime import ModelRuntime
     from curation_dagster.select.state import Usage
 
 REJECT_NOT_SAMPLED = "select.not_sampled"
@@ -102,6 +104,10 @@ class Strategy:
 
     def __init__(self, settings: SelectSpec | None = None) -> None:
         self.settings = settings or SelectSpec()
+
+    def bind(self, lake: Lake | None, version: str, runtime: ModelRuntime | None) -> None:
+        """Load what ranking needs from the version's lake and the runtime (a model, a trained probe) before
+        any pool is ranked; most strategies need nothing."""
 
     def rank(self, pool: Pool, k: int | None) -> Ranking:
         """Rank the pool; at most `k` items will be taken (`None`: no limit), so `order` may stop there."""

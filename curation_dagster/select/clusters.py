@@ -12,30 +12,6 @@ from curation_dagster.select.base import REJECT_CLUSTER_CAP, REJECT_NO_TEXT, Poo
 from curation_dagster.select.sample import sample_scores
 from curation_dagster.spec import ClusterBalancedStrategy
 
-_CHUNK = 4096
-
-
-def fit_centroids(points: np.ndarray, clusters: int, seed: int, restarts: int) -> np.ndarray:
-    """k-means centroids of `points` (seeded; fewer clusters when there are fewer points)."""
-    from sklearn.cluster import KMeans
-
-    count = min(clusters, len(points))
-    if count == 0:
-        return np.zeros((0, points.shape[1] if points.ndim == 2 else 0), dtype=np.float32)
-    model = KMeans(n_clusters=count, n_init=restarts, random_state=seed)
-    model.fit(np.asarray(points, dtype=np.float64))
-    return np.asarray(model.cluster_centers_, dtype=np.float32)
-
-
-def assign_clusters(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """The index of each point's nearest centroid (Euclidean, as k-means fitted them)."""
-    out = np.empty(len(points), dtype=np.int64)
-    center_norms = np.einsum("ij,ij->i", centroids, centroids)
-    for start in range(0, len(points), _CHUNK):
-        block = np.asarray(points[start : start + _CHUNK], dtype=np.float64)
-        out[start : start + len(block)] = np.argmin(center_norms[None, :] - 2 * block @ centroids.T, axis=1)
-    return out
-
 
 class ClusterBalanced(Strategy):
     """Round-robin over clusters in seeded order: every cluster's first item, then every cluster's

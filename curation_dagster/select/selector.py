@@ -16,13 +16,15 @@ import pyarrow as pa
 
 from curation_dagster.embeddings import ShardEmbeddings, TextEmbedder, shard_embeddings
 from curation_dagster.io.lake import Lake
+from curation_dagster.kmeans import assign_clusters
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.select.base import Pool, Strategy
 from curation_dagster.select.candidates import ITEMS, Candidates, read_candidates
-from curation_dagster.select.clusters import ClusterBalanced, assign_clusters
+from curation_dagster.select.clusters import ClusterBalanced
 from curation_dagster.select.dsir import DSIR
 from curation_dagster.select.k_center import KCenterGreedy
 from curation_dagster.select.plan import SelectionPlan, plan_selection
+from curation_dagster.select.proxy import ModelProxy, ProbeProxy
 from curation_dagster.select.sample import SeededSample
 from curation_dagster.select.state import (
     Usage,
@@ -31,7 +33,7 @@ from curation_dagster.select.state import (
     version_centroids,
 )
 from curation_dagster.select.top_k import TopK
-from curation_dagster.spec import ClusterBalancedStrategy, SelectSpec
+from curation_dagster.spec import ClusterBalancedStrategy, ProxyStrategy, SelectSpec
 
 #: The strategy class for each `select.strategy.kind`.
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -40,12 +42,17 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "dsir": DSIR,
     "k_center": KCenterGreedy,
     "cluster_balanced": ClusterBalanced,
+    "proxy": ProbeProxy,
 }
 
 
 def build_strategy(settings: SelectSpec) -> Strategy:
-    """The strategy `settings.strategy.kind` names, configured by `settings`."""
-    return STRATEGIES[settings.strategy.kind](settings)
+    """The strategy `settings.strategy.kind` names, configured by `settings` (a `proxy` with a
+    `model_path` scores with that model instead of a probe)."""
+    strategy = settings.strategy
+    if isinstance(strategy, ProxyStrategy) and not strategy.uses_probe:
+        return ModelProxy(settings)
+    return STRATEGIES[strategy.kind](settings)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class Selector:
         embeddings (from the lake where stored, else computed on the runtime's device and stored)."""
         needs_text = bool({"texts", "embeddings"} & self.strategy.needs)
         candidates = read_candidates(connection, self.settings, need_text=needs_text, source=source)
+        self.strategy.bind(lake, version, runtime)
         embeddings = None
         if self.needs_embeddings:
             embedder = TextEmbedder.for_runtime(self.settings.embeddings, runtime or ModelRuntime())
@@ -179,6 +187,7 @@ class Selector:
             embedded = np.ones(len(vectors), dtype=bool)
             given = ShardEmbeddings(vectors, embedded, computed=0, reused=len(vectors), model="given")
             prepared = Prepared(candidates, given)
+            self.strategy.bind(None, "", runtime)
         else:
             prepared = self.prepare(connection, "the table", runtime=runtime)
         plan = self.plan(prepared, Usage.of(used))

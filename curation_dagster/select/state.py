@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from curation_dagster.embeddings import EMBEDDINGS, vectors_of
 from curation_dagster.io.lake import Lake
-from curation_dagster.select.clusters import fit_centroids
+from curation_dagster.kmeans import fit_centroids, stored_centroids
 from curation_dagster.spec import ClusterBalancedStrategy
 
 SELECT_STATE = "select_state"
@@ -124,18 +124,7 @@ def version_centroids(
     path = None
     if lake is not None:
         path = lake.path(version, SELECT_STATE, f"kmeans_{centroids_fingerprint(strategy, seed, model)}")
-        if lake.exists(path):
-            return vectors_of(lake.read_table(path).column("centroid"))
-    centroids = fit_centroids(points, strategy.clusters, seed, strategy.kmeans_init)
-    if lake is not None and path is not None and len(centroids):
-        flat = pa.array(centroids.reshape(-1), pa.float32())
-        lake.write_table(
-            path,
-            pa.table(
-                {
-                    "cluster": pa.array(range(len(centroids)), pa.int32()),
-                    "centroid": pa.FixedSizeListArray.from_arrays(flat, centroids.shape[1]),
-                }
-            ),
-        )
+    centroids, _ = stored_centroids(
+        lake, path, lambda: fit_centroids(points, strategy.clusters, seed, strategy.kmeans_init)
+    )
     return centroids

@@ -7,7 +7,6 @@ the runtime's device with one seeded sampler per parent, CPU parsing; output tha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -24,7 +23,7 @@ from curation_dagster.models.generation import (
 )
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import LLMRecipe
-from curation_dagster.synth.recipes import Outcome, Recipe, Unusable, Variant
+from curation_dagster.synth.recipes import Outcome, Recipe, Unusable, Variant, seed_from_key
 
 REJECT_EMPTY_OUTPUT = "synth.empty_output"
 REJECT_QA_UNPARSEABLE = "synth.qa_unparseable"
@@ -119,9 +118,14 @@ class LanguageModelRecipe(Recipe):
             raise ValueError(f"{outcome.reason}: {outcome.detail}")
         return outcome
 
-    def make_batch(self, parents: Sequence[Mapping[str, Any]], seed_keys: Sequence[str]) -> list[Outcome]:
+    def make_batch(
+        self,
+        parents: Sequence[Mapping[str, Any]],
+        seed_keys: Sequence[str],
+        pool: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Outcome]:
         keys = [f"{key}:{self.label}" for key in seed_keys]
-        seeds = [int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1 for key in keys]
+        seeds = [seed_from_key(key) for key in keys]
         return self._generate(parents, seeds, [random.Random(key) for key in keys])
 
     def _generate(

@@ -1,15 +1,19 @@
-"""Synthesis recipes, each a deterministic transformation of a parent item: rule-based ones per modality
-here, language-model ones in `curation_dagster.synth.llm`."""
+"""Synthesis recipes, each a deterministic transformation of a parent item: the base, the rule-based text
+recipes and the first recipe of each media modality here; more media recipes in
+`curation_dagster.synth.media_recipes`; model-running ones in `synth.llm`, `synth.tts` and
+`synth.image_generator`."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from curation_dagster.media import media_bytes
@@ -31,12 +35,14 @@ REJECT_RECIPE_FAILED = "synth.recipe_failed"
 @dataclass
 class Variant:
     """A synthetic item's content; the synthesizer adds ids and provenance. `meta` goes into the item's
-    `meta` next to the parent's uri (e.g. parsed question-answer pairs)."""
+    `meta` next to the parent's uri (e.g. parsed question-answer pairs); `other_parents` are the ids of
+    items besides the parent that went into it (e.g. a composite's second image)."""
 
     text: str | None
     media: bytes | None
     media_format: str | None
     meta: dict[str, Any] = field(default_factory=dict)
+    other_parents: tuple[str, ...] = ()
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Unusable:
     reason: str
     detail: str
     text: str | None = None
+    other_parents: tuple[str, ...] = ()
 
 
 Outcome = Variant | Unusable
@@ -61,6 +68,22 @@ def centre_box(width: int, height: int, fraction: float, multiple: int = 1) -> t
     return left, top, left + keep_w, top + keep_h
 
 
+def seed_from_key(key: str) -> int:
+    """A 63-bit integer seed from a string key, for recipes whose models take integer seeds."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
+
+
+def cut_at_word(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars` characters, at the last whitespace when there is one."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    if text[max_chars].isspace():
+        return cut.rstrip()
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    return (cut[:space] if space > 0 else cut).rstrip()
+
+
 class Recipe(ABC):
     """Makes one variant of a parent row; `rng` is seeded per parent so output is deterministic.
 
@@ -70,9 +93,16 @@ class Recipe(ABC):
 
     name: ClassVar[str]
     modality: ClassVar[str]
+    """The modality of the items the recipe makes."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
+
+    @property
+    def parent_modality(self) -> str:
+        """The modality of the parents it takes: the settings' `source` where they have one (a clip from
+        an image, speech from a text), else the modality it makes."""
+        return str(getattr(self.settings, "source", self.modality))
 
     @property
     def label(self) -> str:
@@ -95,8 +125,14 @@ class Recipe(ABC):
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         """A new variant of `parent`."""
 
-    def make_batch(self, parents: Sequence[Mapping[str, Any]], seed_keys: Sequence[str]) -> list[Outcome]:
-        """One outcome per parent; `seed_keys[i]` seeds parent i's randomness (spec seed and parent id)."""
+    def make_batch(
+        self,
+        parents: Sequence[Mapping[str, Any]],
+        seed_keys: Sequence[str],
+        pool: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Outcome]:
+        """One outcome per parent; `seed_keys[i]` seeds parent i's randomness (spec seed and parent id).
+        `pool` holds the items the parents were chosen from, for recipes that combine two items."""
         outcomes: list[Outcome] = []
         for parent, key in zip(parents, seed_keys, strict=True):
             try:
@@ -104,6 +140,43 @@ class Recipe(ABC):
             except (OSError, ValueError, RuntimeError) as error:
                 outcomes.append(Unusable(REJECT_RECIPE_FAILED, str(error)[:300]))
         return outcomes
+
+
+class ModelRecipe(Recipe):
+    """A recipe that runs a model from the runtime on a batch of parents. Each parent's randomness comes
+    from its own seed (spec seed, parent id and recipe), so an output does not depend on its batch."""
+
+    def __init__(self, settings: Any, runtime: ModelRuntime | None = None) -> None:
+        super().__init__(settings)
+        self.runtime = runtime
+
+    @property
+    def model(self) -> str:
+        """The model's local path, recorded in the items' `generator`."""
+        return ""
+
+    @property
+    def generator(self) -> str:
+        settings = self.settings.model_dump(exclude={"kind", "name", "fraction"}, exclude_none=True)
+        return json.dumps({"recipe": self.label, "model": self.model, **settings}, sort_keys=True)
+
+    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
+        outcome = self.generate([parent], [rng.getrandbits(63)])[0]
+        if isinstance(outcome, Unusable):
+            raise ValueError(f"{outcome.reason}: {outcome.detail}")
+        return outcome
+
+    def make_batch(
+        self,
+        parents: Sequence[Mapping[str, Any]],
+        seed_keys: Sequence[str],
+        pool: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Outcome]:
+        return self.generate(parents, [seed_from_key(f"{key}:{self.label}") for key in seed_keys])
+
+    @abstractmethod
+    def generate(self, parents: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[Outcome]:
+        """One outcome per parent, parent i generated with integer seed `seeds[i]`."""
 
 
 class WordEdits(Recipe):
@@ -249,12 +322,9 @@ class FrameStepCrop(Recipe):
     settings: VideoRecipe
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
-        from fractions import Fraction
-
         import av
 
         step = self.settings.frame_step
-        out_buffer = io.BytesIO()
         with av.open(io.BytesIO(media_bytes(parent)), mode="r") as source:
             stream = source.streams.video[0]
             rate = Fraction(stream.average_rate or 24) / step
@@ -265,19 +335,34 @@ class FrameStepCrop(Recipe):
         left, top, right, bottom = centre_box(
             frames[0].width, frames[0].height, self.settings.crop_fraction, 2
         )
-        keep_w, keep_h = right - left, bottom - top
-        with av.open(out_buffer, mode="w", format="mp4") as target:
-            encoder = target.add_stream("mpeg4", rate=max(1, round(rate)))
-            encoder.width, encoder.height, encoder.pix_fmt = keep_w, keep_h, "yuv420p"
-            encoder.options = {"qscale": "4"}
-            encoder.thread_count = 1
-            for frame in frames:
-                array = frame.to_ndarray(format="rgb24")[top : top + keep_h, left : left + keep_w]
-                for packet in encoder.encode(av.VideoFrame.from_ndarray(array.copy(), format="rgb24")):
-                    target.mux(packet)
-            for packet in encoder.encode():
+        arrays = (frame.to_ndarray(format="rgb24")[top:bottom, left:right] for frame in frames)
+        return Variant(parent.get("text"), encode_mp4(arrays, max(1, round(rate))), "mp4")
+
+
+def encode_mp4(frames: Iterable[Any], fps: int | Fraction) -> bytes:
+    """RGB frames (height x width x 3 uint8 arrays of one even size) as an MPEG-4 part 2 (yuv420p) MP4 at
+    `fps`; `ValueError` when there are none."""
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as target:
+        encoder: Any = None
+        for array in frames:
+            if encoder is None:
+                encoder = target.add_stream("mpeg4", rate=fps)
+                encoder.height, encoder.width = array.shape[:2]
+                encoder.pix_fmt = "yuv420p"
+                encoder.options = {"qscale": "4"}
+                encoder.thread_count = 1
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            for packet in encoder.encode(frame):
                 target.mux(packet)
-        return Variant(parent.get("text"), out_buffer.getvalue(), "mp4")
+        if encoder is None:
+            raise ValueError("no frames to encode")
+        for packet in encoder.encode():
+            target.mux(packet)
+    return buffer.getvalue()
 
 
 RECIPES: dict[str, type[Recipe]] = {
@@ -290,18 +375,24 @@ RECIPES: dict[str, type[Recipe]] = {
 
 
 def build_recipes(spec: SynthSpec, runtime: ModelRuntime | None = None) -> list[Recipe]:
-    """The recipes the spec switches on: the text recipes in the spec's order, then one per media
-    modality. Language-model recipes run on `runtime` and load nothing until they first generate."""
+    """The recipes the spec switches on: text, then image, audio and video, each in the spec's order.
+    Recipes that run a model (`llm`, `tts`, `image_generator`) run on `runtime` and load nothing until
+    they first generate."""
+    from curation_dagster.synth.image_generator import ImageGeneration
     from curation_dagster.synth.llm import LanguageModelRecipe
+    from curation_dagster.synth.media_recipes import MEDIA_RECIPES
+    from curation_dagster.synth.tts import TextToSpeech
 
+    with_model: dict[str, Callable[[Any, ModelRuntime | None], Recipe]] = {
+        "llm": LanguageModelRecipe,
+        "tts": TextToSpeech,
+        "image_generator": ImageGeneration,
+    }
+    rule_based: dict[str, type[Recipe]] = {**RECIPES, **MEDIA_RECIPES}
     recipes: list[Recipe] = []
-    for settings in spec.text:
-        if settings.kind == "llm":
-            recipes.append(LanguageModelRecipe(settings, runtime))
+    for settings in spec.recipes:
+        if settings.kind in with_model:
+            recipes.append(with_model[settings.kind](settings, runtime))
         else:
-            recipes.append(RECIPES[settings.kind](settings))
-    for modality in ("image", "audio", "video"):
-        settings = getattr(spec, modality)
-        if settings is not None:
-            recipes.append(RECIPES[settings.kind](settings))
+            recipes.append(rule_based[settings.kind](settings))
     return recipes

@@ -307,6 +307,38 @@ def test_a_language_model_recipe_puts_the_synthesized_stage_in_the_gpu_pool() ->
     assert pools[stage_key("unit", "filtered")] != "gpu"
 
 
+def test_semantic_dedup_runs_the_deduped_stage_on_the_accelerator_in_the_gpu_pool(
+    instance, tmp_path: Path, no_network: None, torch_single_thread: None
+) -> None:
+    from tests.media_fixtures import write_jsonl
+
+    spec = small_spec(dedup={"semantic": {}})
+    pools = {a.key: a.node_def.pool for a in build_version_assets(spec)}
+    assert pools[stage_key("unit", "deduped")] == "gpu"
+    landing = tmp_path / "semantic_landing"
+    landing.mkdir()
+    write_jsonl(
+        landing / "a.jsonl",
+        [
+            "Scientists discovered a new species of frog in the rainforest of Ecuador.",
+            "The recipe calls for two cups of flour and a pinch of salt.",
+            "A new frog species was discovered by scientists in Ecuador's rainforest.",
+        ],
+    )
+    result = run_assets(
+        [a for a in build_stage_assets(spec) if a.key.path[1] in ("raw", "deduped")],
+        instance,
+        tmp_path,
+        landing,
+        "a.jsonl",
+    )
+    metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    deduped = metadata[stage_key("unit", "deduped")]
+    assert deduped["semantic_duplicates"].value == 1
+    assert deduped["models"].value["device"] == "cpu"
+    assert type(deduped["semantic_example_pairs"]).__name__ == "MarkdownMetadataValue"
+
+
 def test_a_version_without_model_filters_keeps_its_stages_out_of_the_gpu_pool() -> None:
     assert all(a.node_def.pool != "gpu" for a in build_version_assets(small_spec()))
 

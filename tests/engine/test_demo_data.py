@@ -22,6 +22,7 @@ import soundfile
 from PIL import Image
 
 from curation_dagster.demo_data import DEMO_SHARD_NAMES, demo_landing_is_complete, generate_demo_landing
+from curation_dagster.filters.media import _working_grey, clipping_ratio, laplacian_variance, snr_db
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +269,7 @@ def test_image_tar_near_copies_are_perceptually_close_and_distinct_pictures_are_
 def test_media_images_have_captions_and_one_byte_copy_of_a_tar_image(landing: Path) -> None:
     folder = landing / "media_001" / "images"
     pngs = sorted(folder.glob("*.png"))
-    assert len(pngs) == 8
+    assert len(pngs) == 9
     assert all(png.with_suffix(".txt").exists() for png in pngs)
     tar_images = {
         data for sample in _tar_samples(landing / "images_000.tar").values() for data in sample.values()
@@ -288,7 +289,15 @@ def test_media_audio_plants_duplicate_silent_short_and_corrupt_clips(landing: Pa
 
 
 def test_media_audio_clips_are_mono_16_khz_between_one_and_four_seconds(landing: Path) -> None:
-    planted = {"silence_2s.wav", "blip_short.wav", "broken_clip.wav", "tone_440hz_copy.wav"}
+    planted = {
+        "silence_2s.wav",
+        "blip_short.wav",
+        "broken_clip.wav",
+        "tone_440hz_copy.wav",
+        "overdriven_330hz.wav",
+        "chord_in_hiss.wav",
+        "phone_tone_8khz.wav",
+    }
     clips = [
         path for path in sorted((landing / "media_001" / "audio").glob("*.wav")) if path.name not in planted
     ]
@@ -307,12 +316,32 @@ def test_media_videos_decode_to_frames_and_the_corrupt_one_does_not(landing: Pat
             continue
         with av.open(str(path)) as container:
             frame_counts[path.stem] = sum(1 for _ in container.decode(video=0))
-    assert len(frame_counts) == 7
+    assert len(frame_counts) == 9
     assert frame_counts["flash"] <= 3
-    assert min(count for name, count in frame_counts.items() if name != "flash") >= 8
+    assert min(count for name, count in frame_counts.items() if name not in ("flash", "rising_bubble")) >= 8
     assert (folder / "moving_circle.mp4").read_bytes() == (folder / "moving_circle_copy.mp4").read_bytes()
     with pytest.raises(av.error.InvalidDataError):
         av.open(str(folder / "broken_clip.mp4"))
+
+
+def test_media_folder_plants_one_problem_for_each_media_quality_rule(landing: Path) -> None:
+    folder = landing / "media_001"
+    blur_scores = {
+        path.name: laplacian_variance(_working_grey(Image.open(path)))
+        for path in sorted((folder / "images").glob("*.png"))
+    }
+    assert [name for name, score in blur_scores.items() if score < 15] == ["image_007.png"]
+    overdriven, _ = soundfile.read(folder / "audio" / "overdriven_330hz.wav")
+    assert clipping_ratio(overdriven) > 0.5
+    hiss, rate = soundfile.read(folder / "audio" / "chord_in_hiss.wav")
+    assert snr_db(hiss, rate) == pytest.approx(0.0, abs=2.0)
+    assert soundfile.info(str(folder / "audio" / "phone_tone_8khz.wav")).samplerate == 8000
+    with av.open(str(folder / "video" / "still_house.mp4")) as container:
+        frames = np.stack([frame.to_ndarray(format="gray") for frame in container.decode(video=0)])
+    assert len(frames) == 20
+    assert np.abs(frames.astype(np.int16) - frames[0]).mean() < 0.5  # one picture, up to codec noise
+    with av.open(str(folder / "video" / "rising_bubble.mp4")) as container:
+        assert container.streams.video[0].average_rate == 2
 
 
 def test_media_folder_holds_a_stray_file_with_an_unknown_extension(landing: Path) -> None:

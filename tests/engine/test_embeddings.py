@@ -75,6 +75,15 @@ def test_vectors_are_stored_in_the_lake_and_reused(tmp_path: Path, embedder: Tex
     assert stored.schema.field("vector").type == pa.list_(pa.float32(), 384)
 
 
+def test_embedding_a_subset_keeps_the_other_items_vectors(tmp_path: Path, embedder: TextEmbedder) -> None:
+    lake = Lake(tmp_path / "lake")
+    shard_embeddings(lake, "v", "s1", ["a", "b", "c"], SENTENCES[:3], embedder)
+    subset = shard_embeddings(lake, "v", "s1", ["b"], [SENTENCES[1]], embedder)
+    again = shard_embeddings(lake, "v", "s1", ["a", "b", "c"], SENTENCES[:3], embedder)
+    assert (subset.computed, subset.reused) == (0, 1)
+    assert (again.computed, again.reused) == (0, 3)  # selection's subset did not undo dedup's work
+
+
 def test_a_missing_model_folder_names_the_setting(tmp_path: Path) -> None:
     settings = EmbeddingSpec(model_path=str(tmp_path / "nothing"))
 

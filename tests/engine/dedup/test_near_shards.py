@@ -9,10 +9,11 @@ import pyarrow as pa
 import pytest
 
 from curation_dagster.checks import check_conservation
+from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.demo_data import NEWS_SENTENCES
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
-from curation_dagster.pipeline import NEAR_BANDS, NEAR_SIGNATURES, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.spec import VersionSpec, parse_spec
 from tests.media_fixtures import write_jsonl
 
@@ -94,11 +95,11 @@ def test_the_index_holds_band_keys_and_signatures_not_text(corpus, tmp_path: Pat
     landing, _ = corpus
     lake = Lake(tmp_path / "lake")
     dedup(spec(), lake, landing, "one.jsonl")
-    bands = lake.read_table(lake.path("near", NEAR_BANDS, "one.jsonl"))
-    signatures = lake.read_table(lake.path("near", NEAR_SIGNATURES, "one.jsonl"))
-    assert bands.column_names == ["band_key", "id"]
-    assert bands.num_rows == 8 * spec().dedup.near.bands
-    assert signatures.column_names == ["id", "root", "sig"]
+    index = NearIndex(lake, "near", spec().dedup.near)
+    signatures = index.signatures("one.jsonl")
+    assert index.keys.manifest()["shards"]["one.jsonl"]["keys"] == 8 * spec().dedup.near.bands
+    assert signatures.column_names == ["id", "root", "root_shard", "root_row", "sig"]
+    assert signatures.column("root_shard").to_pylist() == ["one.jsonl"] * 8
     assert signatures.schema.field("sig").type == pa.binary(4 * spec().dedup.near.verify_hashes)
 
 
@@ -174,10 +175,47 @@ def test_near_dedup_can_be_switched_off(corpus, tmp_path: Path) -> None:
     dedup(spec(enabled=False), lake, landing, "one.jsonl")
     result = dedup(spec(enabled=False), lake, landing, "two.jsonl")
     assert result.rows_rejected == 0
-    assert not lake.exists(lake.path("near", NEAR_BANDS, "two.jsonl"))
+    index = NearIndex(lake, "near", spec().dedup.near)
+    assert index.keys.shards() == []
+    assert not lake.exists(index._signatures_path("two.jsonl"))
 
 
 def test_the_fineweb_preset_is_available_in_a_spec() -> None:
     settings = spec(preset="fineweb").dedup.near
     assert (settings.ngram, settings.bands, settings.rows, settings.verify) == (5, 14, 8, "none")
     assert spec(preset="fineweb", bands=20).dedup.near.bands == 20
+
+
+def test_a_copy_in_a_late_shard_is_found_through_merged_tiers_of_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("curation_dagster.dedup.keystore.FANOUT", 2)
+    originals = documents(5, 12)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    lake = Lake(tmp_path / "lake")
+    for number in range(6):
+        write_jsonl(landing / f"s{number}.jsonl", originals[2 * number : 2 * number + 2])
+        dedup(spec(), lake, landing, f"s{number}.jsonl")
+    manifest = NearIndex(lake, "near", spec().dedup.near).keys.manifest()
+    assert {tier["level"] for tier in manifest["tiers"]} == {2, 1}  # s0-s3 merged twice, s4-s5 once
+    write_jsonl(
+        landing / "late.jsonl", [edited(originals[1], 9), edited(originals[10], 8), originals[0] + " x"]
+    )
+    dedup(spec(), lake, landing, "late.jsonl")
+    removed = {row["dup_of"] for row in table(lake, "late.jsonl", rejected=True)}
+    expected = {
+        table(lake, "s0.jsonl")[0]["id"],
+        table(lake, "s0.jsonl")[1]["id"],
+        table(lake, "s5.jsonl")[0]["id"],
+    }
+    assert removed == expected
+
+
+def test_an_index_from_before_the_key_store_is_refused_with_what_to_do(corpus, tmp_path: Path) -> None:
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    old = pa.table({"id": ["x"], "root": ["x"], "sig": [b"\0" * 4]})
+    lake.write_table(lake.path("near", "near_signatures", "one.jsonl"), old)
+    with pytest.raises(SpecError, match="earlier release"):
+        dedup(spec(), lake, landing, "two.jsonl")

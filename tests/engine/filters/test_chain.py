@@ -5,7 +5,16 @@ from __future__ import annotations
 import typing
 
 from curation_dagster.filters.chain import FILTERS, build_chain
-from curation_dagster.filters.media import AudioSilence, Duration, ImageBlank, ImageSize
+from curation_dagster.filters.media import (
+    AudioQuality,
+    AudioSilence,
+    Duration,
+    ImageBlank,
+    ImageBlur,
+    ImageSize,
+    VideoMotion,
+    VideoQuality,
+)
 from curation_dagster.filters.text import Blocklist, TextLength
 from curation_dagster.spec import FilterSpec, parse_spec
 
@@ -49,3 +58,11 @@ def test_build_chain_passes_the_spec_settings_to_each_filter() -> None:
     (length,) = build_chain(spec.filters).chains["text"]
 
     assert length.settings.min_chars == 3
+
+
+def test_default_media_chains_end_with_the_quality_filters() -> None:
+    chains = build_chain(FilterSpec()).chains
+
+    assert [type(f) for f in chains["image"]] == [ImageSize, ImageBlank, ImageBlur]
+    assert [type(f) for f in chains["audio"]] == [Duration, AudioSilence, AudioQuality]
+    assert [type(f) for f in chains["video"]] == [Duration, VideoQuality, VideoMotion]

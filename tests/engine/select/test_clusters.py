@@ -7,8 +7,9 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
+from curation_dagster.kmeans import assign_clusters, fit_centroids
 from curation_dagster.select.base import Pool
-from curation_dagster.select.clusters import ClusterBalanced, assign_clusters, fit_centroids
+from curation_dagster.select.clusters import ClusterBalanced
 from curation_dagster.select.selector import Selector
 from curation_dagster.spec import SelectSpec
 

@@ -1,4 +1,5 @@
-"""Tests of the synthesis settings in curation_dagster/spec.py: the forms `synthesize.text` accepts."""
+"""Tests of the synthesis settings in curation_dagster/spec.py: the forms the recipe lists accept, names,
+and the checks on each recipe's settings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ from typing import Any
 import pytest
 
 from curation_dagster.errors import SpecError
-from curation_dagster.spec import LLMRecipe, SentenceShuffleRecipe, TextRecipe, load_spec, parse_spec
+from curation_dagster.spec import (
+    AudioRecipe,
+    ImageRecipe,
+    LLMRecipe,
+    NoiseRecipe,
+    ReverbRecipe,
+    SentenceShuffleRecipe,
+    SpeedPitchRecipe,
+    TextRecipe,
+    VideoRecipe,
+    load_spec,
+    parse_spec,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -73,3 +86,118 @@ def test_self_instruct_needs_seed_tasks() -> None:
 def test_needs_model_only_with_an_llm_recipe() -> None:
     assert synthesize([{"kind": "llm"}]).needs_model
     assert not synthesize([{"kind": "word_edits"}, {"kind": "sentence_shuffle"}]).needs_model
+
+
+# Media recipes ----------------------------------------------------------------------------------------
+
+
+def synthesize_media(**sections: Any) -> Any:
+    return parse_spec({"name": "s", "synthesize": sections}).synthesize
+
+
+def test_one_media_recipe_as_a_mapping_is_a_list_of_one_and_null_makes_none() -> None:
+    settings = synthesize_media(image={"kind": "flip_crop", "crop_fraction": 0.8}, audio=None, video=[])
+
+    assert settings.image == (ImageRecipe(crop_fraction=0.8),)
+    assert (settings.audio, settings.video) == ((), ())
+
+
+def test_the_default_media_recipes_are_one_per_modality() -> None:
+    settings = parse_spec({"name": "s"}).synthesize
+
+    assert (settings.image, settings.audio, settings.video) == (
+        (ImageRecipe(),),
+        (AudioRecipe(),),
+        (VideoRecipe(),),
+    )
+
+
+def test_a_media_list_keeps_its_order_and_each_recipe_its_fraction() -> None:
+    settings = synthesize_media(
+        audio=[{"kind": "noise", "snr_db": 10, "fraction": 0.5}, {"kind": "reverb"}, {"kind": "speed_pitch"}]
+    )
+
+    assert settings.audio == (NoiseRecipe(snr_db=10, fraction=0.5), ReverbRecipe(), SpeedPitchRecipe())
+
+
+def test_shipped_demo_version_still_loads_its_single_media_recipes() -> None:
+    demo = load_spec(REPO / "versions" / "demo.yaml").synthesize
+
+    assert [recipe.kind for recipe in (*demo.image, *demo.audio, *demo.video)] == [
+        "flip_crop",
+        "gain_shift",
+        "frame_step_crop",
+    ]
+
+
+def test_recipe_names_must_differ_across_modalities() -> None:
+    with pytest.raises(SpecError, match=r"synthesize: .*more than one recipe is named variant"):
+        synthesize_media(
+            text=[{"kind": "word_edits", "name": "variant"}], image={"kind": "flip_crop", "name": "variant"}
+        )
+
+
+def test_two_recipes_of_one_media_kind_need_names() -> None:
+    with pytest.raises(SpecError, match="more than one recipe is named composite"):
+        synthesize_media(image=[{"kind": "composite"}, {"kind": "composite", "layout": "blend"}])
+
+    named = synthesize_media(
+        image=[{"kind": "composite"}, {"kind": "composite", "name": "blended", "layout": "blend"}]
+    )
+    assert [recipe.label for recipe in named.image] == ["composite", "blended"]
+
+
+def test_model_recipes_need_their_model_settings() -> None:
+    settings = synthesize_media(
+        text=[{"kind": "llm"}],
+        image=[{"kind": "image_generator"}],
+        audio=[{"kind": "tts"}, {"kind": "tts", "name": "t2"}],
+    )
+
+    assert settings.needs_model
+    assert settings.model_settings == [
+        "models.text_generator",
+        "models.image_generator",
+        "models.text_to_speech",
+    ]
+    assert not synthesize_media(image=[{"kind": "composite"}], audio=[{"kind": "noise"}]).needs_model
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        (
+            {"image": [{"kind": "composite", "caption_template": "{first} only"}]},
+            r"synthesize\.image\.0: .*caption_template must use \{first\}, \{second\}",
+        ),
+        (
+            {"image": {"kind": "image_generator", "prompt": "a photo of {topic}"}},
+            r"image_generator\.prompt must use \{text\}",
+        ),
+        (
+            {"image": {"kind": "colour_jitter", "brightness": 0, "contrast": 0, "saturation": 0, "hue": 0}},
+            "set at least one",
+        ),
+        ({"audio": {"kind": "speed_pitch", "speed": 1.0}}, "with speed 1 set semitones"),
+        ({"audio": [{"kind": "noise", "colour": "brown"}]}, r"synthesize\.audio\.0\.colour"),
+        (
+            {
+                "video": {
+                    "kind": "frame_augment",
+                    "flip": False,
+                    "brightness": 0,
+                    "contrast": 0,
+                    "saturation": 0,
+                    "hue": 0,
+                }
+            },
+            "set flip or at least one",
+        ),
+        ({"video": [{"kind": "pan_zoom", "zoom": 1.0}]}, r"synthesize\.video\.0\.zoom"),
+    ],
+)
+def test_media_recipe_settings_that_change_nothing_or_do_not_fit_are_errors(
+    sections: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError, match=message):
+        synthesize_media(**sections)

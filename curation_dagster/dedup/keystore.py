@@ -1,0 +1,422 @@
+"""A sorted key store for cross-shard lookups: 64-bit keys to (shard, row), searched, never scanned.
+
+Each shard writes one run: its keys sorted, each with the row it points at in that shard's own index
+file. Runs are merged into tiers, size-tiered as in an LSM tree: once `fanout` runs are not yet in a
+tier they become one level-1 tier, `fanout` level-L tiers become one level-(L+1) tier. A lookup binary
+searches every tier and every run not yet merged, so it touches the pages its probes land on, about
+`probes × log(keys)` comparisons per file and at most `fanout − 1` files per level: adding a shard costs
+its own keys plus a logarithmic share of merging, not a scan of every earlier shard.
+
+Files are uncompressed Arrow IPC, memory-mapped on a local lake (a lookup reads only the pages it
+touches) and read whole from a remote one. `manifest.json` names every shard's current run (its token is
+a hash of the run's content and its arrival number orders the shards) and every tier with the tokens of
+the runs it merged; a tier's entries for a shard whose run changed since are ignored, that shard is read
+from its run until the next merge. Callers serialise writers (the deduped stage holds the index lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from curation_dagster.errors import SpecError
+from curation_dagster.io.lake import Lake, check_segment
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+#: Runs (and tiers of one level) merged at once; a lookup reads at most `FANOUT - 1` per level.
+FANOUT = 8
+#: Tiers stop growing past this many keys (16 bytes each): beyond it a lookup reads one more file per
+#: this many keys, and no merge rewrites more than this.
+MAX_TIER_KEYS = 256_000_000
+#: Entries merged in memory at once (about 16 bytes each, plus the sort's): a merge writes the key space
+#: in ranges of about this many entries, so its memory does not grow with the tier.
+MERGE_RANGE_KEYS = 4_000_000
+
+_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.uint64(), nullable=False),
+        pa.field("source", pa.uint32(), nullable=False),
+        pa.field("row", pa.uint32(), nullable=False),
+    ]
+)
+
+
+@dataclass
+class Matches:
+    """Entries whose key equals a probe: for each, the probe's position, the shard and row it points at,
+    and the shard's arrival number. Sorted by probe, then arrival, then row."""
+
+    probes: np.ndarray
+    sources: np.ndarray
+    """Per entry, the position of its shard in `names`."""
+    names: list[str]
+    rows: np.ndarray
+    arrivals: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.probes)
+
+    @property
+    def shards(self) -> list[str]:
+        return [self.names[source] for source in self.sources.tolist()]
+
+    def first_per_probe(self, count: int) -> Matches:
+        """At most `count` entries per probe: the earliest shards' first rows."""
+        if len(self) == 0:
+            return self
+        index = np.arange(len(self.probes))
+        starts = np.concatenate(([True], self.probes[1:] != self.probes[:-1]))
+        keep = (index - np.maximum.accumulate(np.where(starts, index, 0))) < count
+        return Matches(
+            self.probes[keep], self.sources[keep], self.names, self.rows[keep], self.arrivals[keep]
+        )
+
+
+class KeyStore:
+    """The key store named `name` of one dataset version, in `<version>/<name>/` of the lake."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        version: str,
+        name: str,
+        fingerprint: str,
+        fanout: int | None = None,
+        settings: str = "settings",
+    ) -> None:
+        fanout = FANOUT if fanout is None else fanout
+        if fanout < 2:
+            raise ValueError("fanout must be at least 2")
+        self.lake, self.fanout, self.fingerprint = lake, fanout, fingerprint
+        self.folder = lake.stage_dir(version, name)
+        self.name, self.settings = name, settings
+
+    # ------------------------------------------------------------------------------------- manifest
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest, or an empty one; a store built with other settings is an error."""
+        path = f"{self.folder}/{MANIFEST}"
+        if not self.lake.exists(path):
+            return {
+                "format": FORMAT,
+                "fingerprint": self.fingerprint,
+                "next_arrival": 0,
+                "shards": {},
+                "tiers": [],
+            }
+        with self.lake.fs.open(path, "rb") as handle:
+            manifest: dict[str, Any] = json.loads(handle.read())
+        if manifest.get("format") != FORMAT or manifest.get("fingerprint") != self.fingerprint:
+            raise SpecError(
+                f"{self.lake.url(self.folder)} was built with other {self.settings}; materialize the deduped stage "
+                "again for every shard of this version, in arrival order"
+            )
+        return manifest
+
+    def _save(self, manifest: dict[str, Any]) -> None:
+        data = json.dumps(manifest, sort_keys=True, indent=1).encode()
+        self.lake.write_bytes(f"{self.folder}/{MANIFEST}", data)
+
+    def shards(self) -> list[str]:
+        """The shards with a run, in arrival order."""
+        entries = self.manifest()["shards"]
+        return sorted(entries, key=lambda shard: entries[shard]["arrival"])
+
+    # ---------------------------------------------------------------------------------------- write
+
+    def put(self, shard: str, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Replace `shard`'s run with these keys (uint64) pointing at these rows (of its index file),
+        then merge what the size tiers call for."""
+        check_segment(shard)
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+        rows = np.asarray(rows, dtype=np.uint32).reshape(-1)
+        if keys.shape != rows.shape:
+            raise ValueError("keys and rows differ in length")
+        order = np.lexsort((rows, keys))
+        keys, rows = keys[order], rows[order]
+        token = hashlib.sha256(keys.tobytes() + b"|" + rows.tobytes()).hexdigest()[:24]
+        manifest = self.manifest()
+        entry = manifest["shards"].get(shard)
+        arrival = entry["arrival"] if entry else manifest["next_arrival"]
+        self._write_file(self._run_path(shard), keys, np.zeros(len(keys), np.uint32), rows, [shard])
+        manifest["shards"][shard] = {"arrival": arrival, "token": token, "keys": len(keys)}
+        manifest["next_arrival"] = max(manifest["next_arrival"], arrival + 1)
+        self._save(manifest)
+        self._compact(manifest)
+
+    def remove(self, shard: str) -> None:
+        """Forget `shard`: its run goes, and tiers ignore their entries for it."""
+        manifest = self.manifest()
+        if manifest["shards"].pop(shard, None) is not None:
+            self._save(manifest)
+        self.lake.remove(self._run_path(shard))
+
+    def _compact(self, manifest: dict[str, Any]) -> None:
+        """Merge `fanout` unmerged runs into a level-1 tier, then `fanout` tiers of a level into one of
+        the next, until no level is full; tiers past `MAX_TIER_KEYS` stay as they are."""
+        while True:
+            loose = self._loose_shards(manifest)
+            if len(loose) >= self.fanout:
+                members = [("run", shard) for shard in loose[: self.fanout]]
+                level = 1
+            else:
+                full = self._full_level(manifest)
+                if full is None:
+                    return
+                level, tiers = full
+                members = [("tier", tier["name"]) for tier in tiers]
+                level += 1
+            self._merge(manifest, members, level)
+
+    def _full_level(self, manifest: dict[str, Any]) -> tuple[int, list[dict[str, Any]]] | None:
+        by_level: dict[int, list[dict[str, Any]]] = {}
+        for tier in manifest["tiers"]:
+            if tier["keys"] < MAX_TIER_KEYS:
+                by_level.setdefault(tier["level"], []).append(tier)
+        for level in sorted(by_level):
+            if len(by_level[level]) >= self.fanout:
+                return level, by_level[level][: self.fanout]
+        return None
+
+    def _merge(self, manifest: dict[str, Any], members: list[tuple[str, str]], level: int) -> None:
+        """One new tier from runs or tiers; entries of shards whose run changed are dropped. The key space
+        is merged range by range, each written as its own record batch, so memory holds one range's
+        entries (about `MERGE_RANGE_KEYS`), not the tier's."""
+        inputs: list[tuple[pa.Table, np.ndarray, np.ndarray]] = []
+        names: list[str] = []
+        covered: dict[str, str] = {}
+        total = 0
+        for kind, name in members:
+            table, file_shards = self._read(self._run_path(name) if kind == "run" else self._tier_path(name))
+            current = self._valid_sources(manifest, file_shards, kind, name)
+            remap = np.zeros(len(file_shards), dtype=np.uint32)
+            for index, shard in enumerate(file_shards):
+                if current[index] and shard not in covered:
+                    covered[shard] = manifest["shards"][shard]["token"]
+                    remap[index] = len(names)
+                    names.append(shard)
+                    current[index] = True
+                elif current[index]:
+                    current[index] = False  # already answered by an earlier member
+            inputs.append((table, np.asarray(current, dtype=bool), remap))
+            total += table.num_rows
+        arrival = np.array([manifest["shards"][shard]["arrival"] for shard in names], dtype=np.int64)
+        name = hashlib.sha256(json.dumps(sorted(covered.items())).encode()).hexdigest()[:20]
+        ranges = max(1, -(-total // MERGE_RANGE_KEYS))
+        edges = [(index << 64) // ranges for index in range(ranges)] + [1 << 64]
+        schema = _SCHEMA.with_metadata({b"shards": json.dumps(names).encode()})
+        written = 0
+        with (
+            self.lake.atomic_file(self._tier_path(name)) as handle,
+            pa.ipc.new_file(handle, schema) as writer,
+        ):
+            for low, high in itertools.pairwise(edges):
+                keys, sources, rows = [], [], []
+                for table, answers, remap in inputs:
+                    for chunk in _chunks(table):
+                        chunk_keys = chunk["key"]
+                        start = int(np.searchsorted(chunk_keys, np.uint64(low)))
+                        stop = (
+                            len(chunk_keys)
+                            if high >> 64
+                            else int(np.searchsorted(chunk_keys, np.uint64(high)))
+                        )
+                        source = chunk["source"][start:stop]
+                        keep = answers[source]
+                        keys.append(chunk_keys[start:stop][keep])
+                        sources.append(remap[source[keep]])
+                        rows.append(chunk["row"][start:stop][keep])
+                merged_keys, merged_sources, merged_rows = (
+                    np.concatenate(parts) if parts else np.zeros(0, kind)
+                    for parts, kind in ((keys, np.uint64), (sources, np.uint32), (rows, np.uint32))
+                )
+                order = np.lexsort((merged_rows, arrival[merged_sources], merged_keys))
+                batch = {
+                    "key": merged_keys[order],
+                    "source": merged_sources[order],
+                    "row": merged_rows[order],
+                }
+                writer.write_batch(pa.record_batch(batch, schema=schema))
+                written += len(order)
+        merged_tiers = {member for kind, member in members if kind == "tier"}
+        manifest["tiers"] = [tier for tier in manifest["tiers"] if tier["name"] not in merged_tiers]
+        manifest["tiers"].append({"name": name, "level": level, "shards": covered, "keys": written})
+        self._save(manifest)
+        for member in merged_tiers - {name}:
+            self.lake.remove(self._tier_path(member))
+
+    # ----------------------------------------------------------------------------------------- read
+
+    def lookup(self, probes: np.ndarray, exclude: str | None = None) -> Matches:
+        """Every entry whose key equals one of `probes`, from every shard but `exclude`."""
+        probes = np.asarray(probes, dtype=np.uint64).reshape(-1)
+        manifest = self.manifest()
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        shard_names: list[str] = []
+        if len(probes) == 0 or not manifest["shards"]:
+            return _no_matches()
+        unique, inverse = np.unique(probes, return_inverse=True)
+        served: set[str] = set()
+        files: list[tuple[str, str]] = [("tier", tier["name"]) for tier in manifest["tiers"]]
+        files += [("run", shard) for shard in self._loose_shards(manifest)]
+        for kind, name in files:
+            path = self._run_path(name) if kind == "run" else self._tier_path(name)
+            table, file_shards = self._read(path)
+            valid = self._valid_sources(manifest, file_shards, kind, name)
+            usable = [
+                ok and shard != exclude and shard not in served
+                for ok, shard in zip(valid, file_shards, strict=True)
+            ]
+            served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
+            if not any(usable) or table.num_rows == 0:
+                continue
+            offset = len(shard_names)
+            shard_names.extend(file_shards)
+            allowed = np.asarray(usable, dtype=bool)
+            for chunk in _chunks(table):
+                part = _matches_in(chunk, unique, allowed)
+                if part is not None:
+                    found.append((part[0], part[1] + offset, part[2]))
+        if not found:
+            return _no_matches()
+        unique_probe = np.concatenate([part[0] for part in found])
+        source = np.concatenate([part[1] for part in found])
+        rows = np.concatenate([part[2] for part in found]).astype(np.int64)
+        arrival_of = [manifest["shards"].get(shard, {}).get("arrival", -1) for shard in shard_names]
+        arrivals = np.asarray(arrival_of, dtype=np.int64)[source]
+        # Each unique key may stand for several probes; expand back to the caller's positions.
+        positions_of = np.argsort(inverse, kind="stable")
+        first = np.searchsorted(inverse[positions_of], np.arange(len(unique)), side="left")
+        per_key = np.bincount(inverse, minlength=len(unique))
+        repeat = per_key[unique_probe]
+        probe_out = positions_of[np.repeat(first[unique_probe], repeat) + _ranges(repeat)]
+        source, rows, arrivals = (np.repeat(array, repeat) for array in (source, rows, arrivals))
+        order = np.lexsort((rows, arrivals, probe_out))
+        return Matches(probe_out[order], source[order], shard_names, rows[order], arrivals[order])
+
+    def _loose_shards(self, manifest: dict[str, Any]) -> list[str]:
+        """Shards whose current run no tier holds, in arrival order."""
+        held = {
+            shard
+            for tier in manifest["tiers"]
+            for shard, token in tier["shards"].items()
+            if manifest["shards"].get(shard, {}).get("token") == token
+        }
+        loose = [shard for shard in manifest["shards"] if shard not in held]
+        return sorted(loose, key=lambda shard: manifest["shards"][shard]["arrival"])
+
+    @staticmethod
+    def _valid_sources(manifest: dict[str, Any], file_shards: list[str], kind: str, name: str) -> list[bool]:
+        """Which of a file's shards it still answers for: a run always, a tier where the token matches."""
+        if kind == "run":
+            return [name in manifest["shards"]]
+        tier = next(tier for tier in manifest["tiers"] if tier["name"] == name)
+        return [
+            manifest["shards"].get(shard, {}).get("token") == tier["shards"].get(shard)
+            for shard in file_shards
+        ]
+
+    # ---------------------------------------------------------------------------------------- files
+
+    def _run_path(self, shard: str) -> str:
+        return f"{self.folder}/runs/{check_segment(shard)}.arrow"
+
+    def _tier_path(self, name: str) -> str:
+        return f"{self.folder}/tiers/{check_segment(name, 'tier')}.arrow"
+
+    def _write_file(
+        self, path: str, keys: np.ndarray, sources: np.ndarray, rows: np.ndarray, shards: list[str]
+    ) -> None:
+        schema = _SCHEMA.with_metadata({b"shards": json.dumps(shards).encode()})
+        columns = {"key": (keys, pa.uint64()), "source": (sources, pa.uint32()), "row": (rows, pa.uint32())}
+        table = pa.table(
+            {name: pa.array(values, kind) for name, (values, kind) in columns.items()}, schema=schema
+        )
+        write_arrow(self.lake, path, table)
+
+    def _read(self, path: str) -> tuple[pa.Table, list[str]]:
+        table = read_arrow(self.lake, path, contiguous=False)
+        return table, json.loads((table.schema.metadata or {}).get(b"shards", b"[]"))
+
+
+def write_arrow(lake: Lake, path: str, table: pa.Table) -> None:
+    """`table` as one uncompressed Arrow IPC record batch, atomically: a reader can memory-map it."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks(), max_chunksize=max(table.num_rows, 1))
+    lake.write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def read_arrow(lake: Lake, path: str, *, contiguous: bool = True) -> pa.Table:
+    """An Arrow IPC file of the lake, memory-mapped on a local lake (only the pages a lookup or a `take`
+    touches are read), read whole from a remote one; `contiguous` joins its record batches into one."""
+    if lake.is_local:
+        source: Any = pa.memory_map(path)
+    else:
+        with lake.fs.open(path, "rb") as handle:
+            source = pa.BufferReader(handle.read())
+    table = pa.ipc.open_file(source).read_all()
+    return table.combine_chunks() if contiguous else table
+
+
+def _chunks(table: pa.Table) -> list[dict[str, np.ndarray]]:
+    """A store file's record batches (key ranges in ascending order, each sorted) as numpy views of the
+    (memory-mapped) buffers, not copies."""
+    columns = [table.column(name) for name in ("key", "source", "row")]
+    return [
+        {
+            name: column.chunk(index).to_numpy()
+            for name, column in zip(("key", "source", "row"), columns, strict=True)
+        }
+        for index in range(columns[0].num_chunks)
+        if len(columns[0].chunk(index))
+    ]
+
+
+def _matches_in(
+    chunk: dict[str, np.ndarray], unique: np.ndarray, allowed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(position in `unique`, source, row) of every entry of a sorted chunk whose key is in the sorted
+    `unique` and whose source is `allowed`; probes outside the chunk's key range are not searched."""
+    keys = chunk["key"]
+    first, last = (
+        np.searchsorted(unique, keys[0], side="left"),
+        np.searchsorted(unique, keys[-1], side="right"),
+    )
+    if first == last:
+        return None
+    wanted = unique[first:last]
+    low = np.searchsorted(keys, wanted, side="left")
+    hit = keys[np.minimum(low, len(keys) - 1)] == wanted
+    high = low.copy()
+    high[hit] = np.searchsorted(keys, wanted[hit], side="right")
+    counts = high - low
+    if not counts.any():
+        return None
+    probe = np.repeat(np.arange(first, last), counts)
+    positions = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    source = chunk["source"][positions]
+    keep = allowed[source]
+    return probe[keep], source[keep].astype(np.int64), chunk["row"][positions][keep]
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """0..n-1 for each n in `lengths`, concatenated."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total) - starts
+
+
+def _no_matches() -> Matches:
+    return Matches(
+        np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.int64), np.zeros(0, np.int64)
+    )

@@ -1,0 +1,126 @@
+"""The cross-shard index of near-duplicate text: band keys in a sorted key store, signatures per shard.
+
+`<version>/near_keys/` holds every shard's indexed band keys (see `keystore.py`), each pointing at a row
+of `<version>/near_signatures/<shard>.arrow`, which holds that item's id, its cluster's root and where
+the root lives, and its verification signature, at a fixed width. A new shard binary-searches its band
+keys, then reads the signature rows of the items it matched: nothing is scanned, no text is read.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+
+from curation_dagster.dedup.keystore import KeyStore, read_arrow, write_arrow
+from curation_dagster.dedup.near import (
+    INDEXED_PER_BUCKET,
+    EarlierItems,
+    EarlierLookup,
+    ShardOutcome,
+    decode_signatures,
+    settings_fingerprint,
+    verify_width,
+)
+from curation_dagster.errors import SpecError
+from curation_dagster.io.lake import Lake, check_segment
+from curation_dagster.spec import NearDedupSpec
+
+NEAR_KEYS = "near_keys"
+NEAR_SIGNATURES = "near_signatures"
+
+Location = tuple[str, int]
+
+
+class NearIndex:
+    """The near-dedup index of one version: write a shard's part, look up a shard's band keys."""
+
+    def __init__(self, lake: Lake, version: str, settings: NearDedupSpec) -> None:
+        self.lake, self.version, self.settings = lake, version, settings
+        self.keys = KeyStore(
+            lake, version, NEAR_KEYS, settings_fingerprint(settings), settings="dedup.near settings"
+        )
+
+    def check(self, shard: str) -> None:
+        """Refuse an index written before the key store existed (Parquet signatures, no band keys in the
+        store), which a lookup would silently miss."""
+        stray = [other for other in self.lake.list_shards(self.version, NEAR_SIGNATURES) if other != shard]
+        if stray:
+            raise SpecError(
+                f"near-dedup signatures of shards {', '.join(stray[:3])} are in the format of an earlier "
+                f"release without band keys in {self.lake.url(self.keys.folder)}; delete "
+                f"{self.lake.url(self.lake.stage_dir(self.version, NEAR_SIGNATURES))} and materialize the "
+                "deduped stage again for every shard of this version, in arrival order"
+            )
+
+    def write(self, shard: str, outcome: ShardOutcome) -> None:
+        write_arrow(self.lake, self._signatures_path(shard), outcome.signatures)
+        self.keys.put(shard, outcome.band_keys, outcome.band_rows)
+
+    def remove(self, shard: str) -> None:
+        self.keys.remove(shard)
+        self.lake.remove(self._signatures_path(shard))
+
+    def earlier(self, shard: str) -> EarlierLookup:
+        """The lookup `NearDedup.decide` calls with this shard's band keys `(items, bands)`."""
+        width = verify_width(self.settings)
+
+        def lookup(keys: np.ndarray) -> EarlierItems:
+            matches = self.keys.lookup(keys.reshape(-1), exclude=shard).first_per_probe(INDEXED_PER_BUCKET)
+            if not len(matches):
+                return _empty(width)
+            # Distinct (item of this shard, earlier item) pairs; an earlier item is (shard, row).
+            pairs = np.unique(
+                np.stack([matches.probes // keys.shape[1], matches.sources, matches.rows], 1), axis=0
+            )
+            wanted, positions = np.unique(pairs[:, 1:], axis=0, return_inverse=True)
+            locations = [(matches.names[source], int(row)) for source, row in wanted.tolist()]
+            found = self._read(locations, width)
+            # Roots in this shard (run again) or in a shard since removed are not read: the pair's own
+            # similarity then stands for the root's.
+            present = set(self.keys.shards()) - {shard}
+            roots = sorted({found[location][2] for location in locations} - set(found))
+            roots = [location for location in roots if location[0] in present]
+            if roots:
+                found.update(self._read(roots, width))
+            asked = set(locations)
+            extra = [location for location in found if location not in asked]
+            everything = locations + sorted(extra)
+            return EarlierItems(
+                rows=pairs[:, 0].astype(np.int64),
+                positions=positions.reshape(-1).astype(np.int64),
+                ids=[found[location][0] for location in everything],
+                roots=[found[location][1] for location in everything],
+                sigs=np.stack([found[location][3] for location in everything]),
+                root_locations=[found[location][2] for location in everything],
+            )
+
+        return lookup
+
+    def _read(
+        self, locations: list[Location], width: int
+    ) -> dict[Location, tuple[str, str, Location, np.ndarray]]:
+        """Id, root, root location and signature of each item, reading only their rows."""
+        by_shard: dict[str, list[int]] = defaultdict(list)
+        for other, row in locations:
+            by_shard[other].append(row)
+        out: dict[Location, tuple[str, str, Location, np.ndarray]] = {}
+        for other, rows in sorted(by_shard.items()):
+            picked = self.signatures(other).take(pa.array(rows, pa.int64()))
+            sigs = decode_signatures(picked.column("sig"), width)
+            columns = [picked.column(name).to_pylist() for name in ("id", "root", "root_shard", "root_row")]
+            for index, (row, item, root, root_shard, root_row) in enumerate(zip(rows, *columns, strict=True)):
+                out[(other, row)] = (item, root, (root_shard, int(root_row)), sigs[index])
+        return out
+
+    def signatures(self, shard: str) -> pa.Table:
+        """A shard's signatures (memory-mapped on a local lake)."""
+        return read_arrow(self.lake, self._signatures_path(shard))
+
+    def _signatures_path(self, shard: str) -> str:
+        return f"{self.lake.stage_dir(self.version, NEAR_SIGNATURES)}/{check_segment(shard)}.arrow"
+
+
+def _empty(width: int) -> EarlierItems:
+    return EarlierItems(np.zeros(0, np.int64), np.zeros(0, np.int64), [], [], np.zeros((0, width), np.uint32))

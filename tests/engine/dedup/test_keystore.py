@@ -1,0 +1,128 @@
+"""The sorted key store behind cross-shard lookups (curation_dagster/dedup/keystore.py): exact answers
+whatever the merging, earliest shards first, re-runs and removals honoured, few files per lookup."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation_dagster.dedup.keystore import KeyStore
+from curation_dagster.errors import SpecError
+from curation_dagster.io.lake import Lake
+
+
+def store(tmp_path: Path, fanout: int = 3, fingerprint: str = "f1") -> KeyStore:
+    return KeyStore(Lake(tmp_path / "lake"), "v", "keys", fingerprint, fanout=fanout)
+
+
+def shard_keys(seed: int, count: int = 200) -> np.ndarray:
+    """Keys from a small range, so shards share many of them."""
+    return np.random.default_rng(seed).integers(0, 500, count).astype(np.uint64)
+
+
+def brute_force(shards: dict[str, np.ndarray], order: list[str], probes: np.ndarray, exclude: str | None):
+    """Every (probe, shard, row) with equal keys, sorted by probe, arrival, row."""
+    out = []
+    for position, probe in enumerate(probes.tolist()):
+        for arrival, shard in enumerate(order):
+            if shard == exclude:
+                continue
+            out.extend(
+                (position, arrival, shard, row) for row in np.nonzero(shards[shard] == probe)[0].tolist()
+            )
+    return sorted(out)
+
+
+def answer(matches) -> list[tuple[int, int, str, int]]:
+    return [
+        (int(p), int(a), s, int(r))
+        for p, a, s, r in zip(matches.probes, matches.arrivals, matches.shards, matches.rows, strict=True)
+    ]
+
+
+def test_lookup_returns_exactly_the_equal_keys_of_every_other_shard_across_merged_tiers(
+    tmp_path: Path,
+) -> None:
+    keys = store(tmp_path)
+    shards = {f"s{number:02d}": shard_keys(number) for number in range(14)}
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(len(values)))
+    manifest = keys.manifest()
+    # 14 shards at fanout 3: three level-1 tiers became one level-2 tier, three more runs one more
+    # level-1 tier, and two runs stay loose.
+    assert sorted(tier["level"] for tier in manifest["tiers"]) == [1, 2]
+    assert keys._loose_shards(manifest) == ["s12", "s13"]
+    probes = np.array([7, 3, 7, 499, 1000], dtype=np.uint64)
+    order = list(shards)
+    assert answer(keys.lookup(probes, exclude="s04")) == brute_force(shards, order, probes, "s04")
+    assert answer(keys.lookup(probes)) == brute_force(shards, order, probes, None)
+
+
+def test_a_shard_run_again_with_new_keys_replaces_its_old_entries_in_merged_tiers(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    shards = {f"s{number}": shard_keys(number) for number in range(6)}
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(len(values)))
+    shards["s1"] = np.array([10_000, 10_001], dtype=np.uint64)
+    keys.put("s1", shards["s1"], np.arange(2))
+    probes = np.array([10_000, *shard_keys(1)[:5].tolist()], dtype=np.uint64)
+    assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)
+    assert keys.shards() == list(shards)  # the rerun keeps its arrival number
+
+
+def test_a_removed_shard_is_never_answered_again(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    for number in range(4):
+        keys.put(f"s{number}", np.array([5, number], dtype=np.uint64), np.arange(2))
+    keys.remove("s0")
+    assert sorted(keys.lookup(np.array([5], dtype=np.uint64)).shards) == ["s1", "s2", "s3"]
+    keys.put("s9", np.array([5], dtype=np.uint64), np.arange(1))
+    assert keys.lookup(np.array([5], dtype=np.uint64)).shards == ["s1", "s2", "s3", "s9"]
+
+
+def test_first_per_probe_keeps_the_earliest_shards(tmp_path: Path) -> None:
+    keys = store(tmp_path, fanout=8)
+    for number in range(5):
+        keys.put(f"s{number}", np.array([42, 42], dtype=np.uint64), np.array([1, 0]))
+    first = keys.lookup(np.array([42, 1], dtype=np.uint64)).first_per_probe(3)
+    assert list(zip(first.shards, first.rows.tolist(), strict=True)) == [("s0", 0), ("s0", 1), ("s1", 0)]
+
+
+def test_files_read_per_lookup_grow_logarithmically(tmp_path: Path) -> None:
+    keys = store(tmp_path, fanout=4)
+    for number in range(64):
+        keys.put(f"s{number:02d}", shard_keys(number, 20), np.arange(20))
+    manifest = keys.manifest()
+    loose = len(keys._loose_shards(manifest))
+    assert len(manifest["tiers"]) + loose <= 3 * 3  # at most fanout - 1 files per level, 3 levels
+
+
+def test_a_store_built_with_other_settings_is_refused(tmp_path: Path) -> None:
+    store(tmp_path).put("s0", np.array([1], dtype=np.uint64), np.arange(1))
+    with pytest.raises(SpecError, match="other settings"):
+        store(tmp_path, fingerprint="f2").lookup(np.array([1], dtype=np.uint64))
+
+
+def test_empty_store_and_empty_probes_match_nothing(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    assert len(keys.lookup(np.array([1], dtype=np.uint64))) == 0
+    keys.put("s0", np.zeros(0, dtype=np.uint64), np.zeros(0))
+    assert len(keys.lookup(np.array([1], dtype=np.uint64))) == 0
+    assert len(keys.lookup(np.zeros(0, dtype=np.uint64))) == 0
+
+
+def test_a_merge_writes_key_ranges_in_bounded_batches_and_answers_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("curation_dagster.dedup.keystore.MERGE_RANGE_KEYS", 50)
+    keys = store(tmp_path, fanout=2)
+    rng = np.random.default_rng(3)
+    shards = {f"s{number}": rng.integers(0, 2**64 - 1, 120, dtype=np.uint64) for number in range(4)}
+    shards["s3"][:5] = shards["s0"][:5]  # shared keys across tiers
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(len(values)))
+    (tier,) = keys.manifest()["tiers"]
+    batches = keys._read(keys._tier_path(tier["name"]))[0].column("key").num_chunks
+    assert tier["keys"] == 480 and batches == 10  # ceil(480 / 50) key ranges
+    probes = np.concatenate([shards["s0"][:7], shards["s2"][-3:], np.array([12345], dtype=np.uint64)])
+    assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)

@@ -74,7 +74,7 @@ SUMMARY_DESCRIPTIONS = {
 def needs_accelerator(spec: VersionSpec, stage: str) -> bool:
     """Whether the stage runs a model with this spec: a filter that does (filtered, and synthesized,
     which filters its candidates), a recipe that runs a model (llm, tts, image_generator), selection on text embeddings or a proxy classifier, or semantic
-    dedup (text embeddings)."""
+    dedup (text or CLIP image embeddings)."""
     if stage == "deduped":
         return spec.dedup.semantic.enabled
     if stage == "selected":

@@ -14,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 
 from curation_dagster.embeddings import vectors_of
+from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import media_bytes
 from curation_dagster.models.clip import IMAGE_ERRORS, ClipEmbedder, ImageVectors, describe_error
+from curation_dagster.models.runtime import ModelRuntime
 
 #: The lake folder (in place of a stage) that holds each shard's image embeddings.
 IMAGE_EMBEDDINGS = "image_embeddings"
@@ -211,3 +213,16 @@ def shard_image_embeddings(
         reused=len(store.reused),
         model=store.key,
     )
+
+
+def clip_embedder(runtime: ModelRuntime | None, setting: str) -> ClipEmbedder:
+    """The runtime's CLIP embedder for a step that `setting` turned on; without CLIP weights configured, a
+    `ModelNotConfigured` that names the setting and `models.clip_weights`."""
+    runtime = runtime or ModelRuntime()
+    if runtime.load_clip is None or not runtime.clip_weights:
+        raise ModelNotConfigured(
+            f"{setting} needs CLIP image embeddings: set models.clip_weights (CURATION_CLIP_WEIGHTS) to a local "
+            ".pt or .safetensors open_clip checkpoint and models.clip_arch (CURATION_CLIP_ARCH) to its "
+            "architecture, an open_clip name or a local model-config .json; nothing is downloaded at run time"
+        )
+    return ClipEmbedder(runtime)

@@ -7,6 +7,7 @@ Dagster-free: `run_stage(spec, lake, "deduped", "news_en.jsonl")` works in a not
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,14 +55,16 @@ from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.perceptual import VideoFingerprinter
 from curation_dagster.dedup.semantic import (
     REJECT_SEMANTIC,
-    SEMANTIC_INDEX,
+    SEMANTIC_INDEXES,
+    EarlierLookup,
     SemanticDecision,
     SemanticDedup,
     SemanticIndex,
     SemanticOutcome,
-    TextVectors,
+    VectorSource,
     clustering_fingerprint,
     describe,
+    vector_source,
     version_centroids,
 )
 from curation_dagster.errors import SpecError, StageInputMissing
@@ -88,6 +91,7 @@ from curation_dagster.select.base import SELECT_FIELDS
 from curation_dagster.select.sample import sample_score
 from curation_dagster.select.selector import Selector
 from curation_dagster.spec import VersionSpec
+from curation_dagster.synth.admission import MediaAdmission, NearAdmission
 from curation_dagster.synth.recipes import Outcome, Recipe, Unusable, build_recipes
 
 STAGES = ("raw", "deduped", "filtered", "selected", "synthesized")
@@ -99,6 +103,8 @@ AUDIO_HASHES = "audio_hashes"
 #: The hash index of each media modality's near-dedup step.
 MEDIA_INDEXES = {"image": IMAGE_HASHES, "video": VIDEO_HASHES, "audio": AUDIO_HASHES}
 SYNTH_INDEX = "synth_index"
+#: Prefix of the near-duplicate index of admitted synthetic text (`synth_near_keys`, ...).
+SYNTH_PREFIX = "synth_"
 RAW_BATCH_ROWS = 256
 BATCH_ROWS = 1024
 REJECT_MODALITY_EXCLUDED = "raw.modality_excluded"
@@ -286,7 +292,7 @@ class _DedupPlan:
     media: dict[str, tuple[str, MediaDecision]] = field(default_factory=dict)
     """Near-duplicate images, videos and sounds: id -> (reject code, decision)."""
     semantic: dict[str, SemanticDecision] = field(default_factory=dict)
-    """Semantic duplicates of text (after exact and near dedup)."""
+    """Semantic duplicates of every modality of `dedup.semantic.modalities` (after exact and near dedup)."""
 
 
 @dataclass
@@ -355,8 +361,9 @@ def _media_steps(spec: VersionSpec) -> list[_MediaStep]:
     return steps
 
 
-def _compatible_media_paths(lake: Lake, version: str, shard: str, step: _MediaStep) -> list[str]:
-    """The other shards' files of a media hash index, after checking each was built with these settings."""
+def _compatible_media_paths(lake: Lake, version: str, shard: str | None, step: _MediaStep) -> list[str]:
+    """The other shards' files of a media hash index (every shard's when `shard` is None), after checking
+    each was built with these settings."""
     paths = list(_index_paths(lake, version, step.index, exclude=shard).values())
     for path in paths:
         metadata = lake.schema(path).metadata or {}
@@ -578,7 +585,8 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
         if semantic is not None:
             semantic.write_index(shard)
         else:
-            lake.remove(lake.path(spec.name, SEMANTIC_INDEX, shard))
+            for semantic_index in SEMANTIC_INDEXES.values():
+                lake.remove(lake.path(spec.name, semantic_index, shard))
     exact_total = len(plan.exact)
     own_ids = set(plan.exact) | set(index.column("id").to_pylist()) | set(plan.near) | set(plan.semantic)
     near_total = len(plan.near)
@@ -610,10 +618,11 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
 
 
 @dataclass
-class _SemanticStep:
-    """The semantic step of a shard's dedup: its decisions, the index of the items it kept, and what it
-    took (vectors computed or reused, centroids fitted or reused)."""
+class _SemanticModality:
+    """One modality's semantic dedup in a shard: its decisions, the index of the items it kept, and what
+    it took (vectors computed or reused, centroids fitted or reused)."""
 
+    modality: str
     index: SemanticIndex
     ids: list[str]
     points: np.ndarray
@@ -629,37 +638,96 @@ class _SemanticStep:
         else:
             self.index.remove(shard)
 
-    def metadata(self, examples: str) -> dict[str, Any]:
+    def details(self) -> dict[str, Any]:
         outcome = self.outcome
         return {
-            "semantic_duplicates": len(outcome.removed),
-            "semantic_duplicates_of_other_shards": outcome.cross_shard,
-            "semantic_clusters_touched": outcome.clusters_touched,
-            "semantic_dedup": {
-                "items_checked": len(self.ids),
-                "clusters": self.clusters,
-                "centroids": "fitted on this shard" if self.centroids_fitted else "reused",
-                "largest_cluster_in_shard": max(outcome.cluster_sizes.values(), default=0),
-                "earlier_items_compared": outcome.earlier_compared,
-                "embeddings": self.embeddings,
-            },
-            "semantic_example_pairs": examples,
+            "items_checked": len(self.ids),
+            "clusters": self.clusters,
+            "centroids": "fitted on this shard" if self.centroids_fitted else "reused",
+            "largest_cluster_in_shard": max(outcome.cluster_sizes.values(), default=0),
+            "earlier_items_compared": outcome.earlier_compared,
+            "embeddings": self.embeddings,
         }
+
+
+@dataclass
+class _SemanticStep:
+    """The semantic step of a shard's dedup: one part per modality of `dedup.semantic.modalities`, each in
+    its own embedding space (centroids, index folder, fingerprint)."""
+
+    lake: Lake
+    version: str
+    parts: list[_SemanticModality]
+
+    def write_index(self, shard: str) -> None:
+        """Each modality's index file for the shard; index files of modalities now off are removed."""
+        for part in self.parts:
+            part.write_index(shard)
+        on = {part.modality for part in self.parts}
+        for modality, folder in SEMANTIC_INDEXES.items():
+            if modality not in on:
+                self.lake.remove(self.lake.path(self.version, folder, shard))
+
+    def metadata(self, examples: str) -> dict[str, Any]:
+        """Totals over the modalities, and each modality's details (`semantic_dedup` for text,
+        `<modality>_semantic_dedup` for the others)."""
+        out: dict[str, Any] = {
+            "semantic_duplicates": sum(len(part.outcome.removed) for part in self.parts),
+            "semantic_duplicates_of_other_shards": sum(part.outcome.cross_shard for part in self.parts),
+            "semantic_clusters_touched": sum(part.outcome.clusters_touched for part in self.parts),
+            "semantic_duplicates_by_modality": {
+                part.modality: len(part.outcome.removed) for part in self.parts
+            },
+        }
+        for part in self.parts:
+            key = "semantic_dedup" if part.modality == "text" else f"{part.modality}_semantic_dedup"
+            out[key] = part.details()
+        out["semantic_example_pairs"] = examples
+        return out
 
 
 def _plan_semantic(
     spec: VersionSpec, lake: Lake, shard: str, source: str, plan: _DedupPlan, runtime: ModelRuntime | None
 ) -> _SemanticStep | None:
-    """Semantic dedup of the text items that exact and near dedup kept, against the items earlier
-    shards kept in the same clusters; records its decisions in `plan`. None when it is off."""
+    """Semantic dedup of the items of each modality of `dedup.semantic.modalities` that exact and near
+    dedup kept, against the items earlier shards kept in the same clusters of the same modality; records
+    its decisions in `plan`. None when it is off."""
     settings = spec.dedup.semantic
     if not settings.enabled:
         return None
-    vectors = TextVectors(settings.embeddings, runtime)
-    index = SemanticIndex(lake, spec.name, vectors.index, clustering_fingerprint(settings, vectors.model))
-    earlier = index.earlier(shard)  # fail on an incompatible index before embedding, not after
-    items = lake.read_table(source, columns=sorted({"modality", *vectors.columns}))
+    modalities = [modality for modality in SEMANTIC_INDEXES if modality in settings.modalities]
+    sources = [vector_source(modality, settings, runtime) for modality in modalities]
+    indexes = [
+        SemanticIndex(lake, spec.name, vectors.index, clustering_fingerprint(settings, vectors.model))
+        for vectors in sources
+    ]
+    # fail on a missing model or an incompatible index before embedding, not after
+    lookups = [index.earlier(shard) for index in indexes]
     removed = pa.array(sorted(plan.exact.keys() | plan.near.keys() | plan.media.keys()), pa.string())
+    parts = [
+        _plan_semantic_modality(spec, lake, shard, source, removed, vectors, index, earlier)
+        for vectors, index, earlier in zip(sources, indexes, lookups, strict=True)
+    ]
+    for part in parts:
+        plan.semantic.update(part.outcome.removed)
+    return _SemanticStep(lake, spec.name, parts)
+
+
+def _plan_semantic_modality(
+    spec: VersionSpec,
+    lake: Lake,
+    shard: str,
+    source: str,
+    removed: pa.Array,
+    vectors: VectorSource,
+    index: SemanticIndex,
+    earlier: EarlierLookup,
+) -> _SemanticModality:
+    """Semantic dedup of one modality's items of the shard that are not in `removed`."""
+    settings = spec.dedup.semantic
+    names = set(lake.schema(source).names)
+    columns = sorted({"modality", *(name for name in vectors.columns if name in names)})
+    items = lake.read_table(source, columns=columns)
     items = items.filter(
         pc.and_(
             pc.equal(items.column("modality"), vectors.modality),
@@ -673,8 +741,8 @@ def _plan_semantic(
     points = embedded.vectors[embedded.embedded]
     centroids, fitted = version_centroids(lake, spec.name, settings, vectors, ids, points)
     outcome = SemanticDedup(settings).decide(ids, points, centroids, earlier)
-    plan.semantic = outcome.removed
-    return _SemanticStep(
+    return _SemanticModality(
+        vectors.modality,
         index,
         ids,
         points,
@@ -964,10 +1032,11 @@ def _snippet(row: dict[str, Any]) -> str:
 def run_synthesize(
     spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None
 ) -> StageResult:
-    """Selected real items plus synthetic variants admitted through raw validation, exact dedup and the
-    same filter chain. Dedup compares a variant with every real item of the version (the dedup index) and
-    every synthetic item admitted in other shards (the synthesis index); a variant never removes a real
-    item. Recipes that run a model use `runtime` (`models.text_generator`, `models.text_to_speech`,
+    """Selected real items plus synthetic variants admitted through raw validation, exact dedup, near-duplicate
+    text dedup and the same filter chain. Dedup compares a variant with every real item of the version (the
+    dedup indexes) and every synthetic item admitted in other shards (the synthesis indexes); a text variant
+    may be a near duplicate of its parents and siblings only (`synth/admission.py`); a variant never
+    removes a real item. Recipes that run a model use `runtime` (`models.text_generator`, `models.text_to_speech`,
     `models.image_generator`)."""
     with lake.lock(spec.name, SYNTH_INDEX):
         return _run_synthesize(spec, lake, shard, runtime)
@@ -990,6 +1059,20 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
         _index_files(lake, spec.name, DEDUP_INDEX)
         + _index_files(lake, spec.name, SYNTH_INDEX, exclude=shard),
     )
+    near_settings = spec.dedup.near
+    synthetic_index = NearIndex(lake, spec.name, near_settings, prefix=SYNTH_PREFIX)
+    admission = (
+        NearAdmission(
+            near_settings,
+            [
+                ("real", NearIndex(lake, spec.name, near_settings).earlier(None)),
+                ("synthetic", synthetic_index.earlier(shard)),
+            ],
+        )
+        if near_settings.enabled
+        else None
+    )
+    media_admission = _media_admissions(spec, lake, shard)
     rows_in = lake.num_rows(source)
     generated = 0
     known: dict[str, str] = {}
@@ -1026,13 +1109,29 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
                 duplicates.column("reject_detail").to_pylist(),
             )
             output.write(schema.empty_table(), duplicates)
+            unique, near = _admit_near(unique, admission)
+            unique, media_near = _admit_media(unique, media_admission)
+            output.write(schema.empty_table(), pa.concat_tables([near, media_near]))
             admitted, filtered_out = chain.run(unique, stage="synthesized")
             output.write(admitted, filtered_out)
-            tally.add(made, parents, admitted, [invalid, duplicates, filtered_out])
+            tally.add(made, parents, admitted, [invalid, duplicates, near, media_near, filtered_out])
             claims.append(admitted.select(["content_hash", "id", "shard", "modality"]).cast(INDEX_SCHEMA))
     lake.write_table(
         lake.path(spec.name, SYNTH_INDEX, shard), pa.concat_tables([INDEX_SCHEMA.empty_table(), *claims])
     )
+    near_outcome = admission.outcome(shard) if admission is not None else None
+    if near_outcome is not None:
+        synthetic_index.write(shard, near_outcome)
+    else:
+        synthetic_index.remove(shard)
+    for index_name in MEDIA_INDEXES.values():
+        step_admission = media_admission.get(index_name)
+        hashes = step_admission.index() if step_admission is not None else None
+        path = lake.path(spec.name, SYNTH_PREFIX + index_name, shard)
+        if hashes is not None:
+            lake.write_table(path, hashes)
+        else:
+            lake.remove(path)
     synthetic_kept = output.kept - rows_in
     return _result(
         spec,
@@ -1052,6 +1151,99 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
 
 
 _CANDIDATE_SCHEMA = with_fields(RAW_SCHEMA, SYNTH_FIELDS)
+
+
+def _media_admissions(spec: VersionSpec, lake: Lake, shard: str) -> dict[str, MediaAdmission]:
+    """Per enabled media dedup step, by index name: the admission of synthetic items of that modality,
+    checked against every real shard's index and the other shards' admitted synthetic items."""
+    admissions: dict[str, MediaAdmission] = {}
+    for step in _media_steps(spec):
+        real = _compatible_media_paths(lake, spec.name, None, step)
+        synthetic = list(_index_paths(lake, spec.name, SYNTH_PREFIX + step.index, exclude=shard).values())
+
+        def hash_batch(table: pa.Table, modality: str = step.modality) -> ShardMedia:
+            (fresh,) = [item for item in _media_steps(spec) if item.modality == modality]
+            _hash_kept_media(table, [fresh], spec)
+            return fresh.hashes
+
+        admissions[step.index] = MediaAdmission(
+            step.matcher,
+            step.schema,
+            step.unit_column,
+            hash_batch,
+            [
+                ("real", functools.partial(_earlier_media, lake, real)),
+                ("synthetic", functools.partial(_earlier_media, lake, synthetic)),
+            ],
+        )
+    return admissions
+
+
+def _admit_media(candidates: pa.Table, admissions: dict[str, MediaAdmission]) -> tuple[pa.Table, pa.Table]:
+    """Media candidates that match an item other than their parents and siblings, rejected with the media
+    dedup's code (`dedup.image`, `dedup.video`, `dedup.audio`), `dup_of` and the similarity."""
+    decisions: dict[str, tuple[str, MediaDecision]] = {}
+    for step in _MEDIA_CODES:
+        admission = admissions.get(step[1])
+        chosen = candidates.filter(pc.equal(candidates.column("modality"), step[0]))
+        if admission is not None and chosen.num_rows:
+            decisions.update(
+                (item, (step[2], decision)) for item, decision in admission.check(chosen).items()
+            )
+    removed = pc.is_in(candidates.column("id"), pa.array(list(decisions), pa.string()))
+    rejected = candidates.filter(removed)
+    chosen_decisions = [decisions[item] for item in rejected.column("id").to_pylist()]
+    rejected = _with_duplicate(rejected, [(d.dup_of, d.similarity) for _, d in chosen_decisions])
+    return candidates.filter(pc.invert(removed)), mark_rejected(
+        rejected,
+        "synthesized",
+        [code for code, _ in chosen_decisions],
+        [f"{d.detail}, not one of its parents" for _, d in chosen_decisions],
+    )
+
+
+#: Media dedup steps by modality: the index name and the reject code.
+_MEDIA_CODES = (
+    ("image", IMAGE_HASHES, REJECT_IMAGE),
+    ("video", VIDEO_HASHES, REJECT_VIDEO),
+    ("audio", AUDIO_HASHES, REJECT_AUDIO),
+)
+
+
+def _with_duplicate(rejected: pa.Table, pairs: list[tuple[str, float]]) -> pa.Table:
+    """`rejected` with `dup_of` and `dup_similarity` set from `pairs`, row by row."""
+    for name, values in (("dup_of", [p[0] for p in pairs]), ("dup_similarity", [p[1] for p in pairs])):
+        field_ = rejected.schema.field(name)
+        rejected = rejected.set_column(
+            rejected.schema.get_field_index(name), field_, pa.array(values, field_.type)
+        )
+    return rejected
+
+
+def _admit_near(candidates: pa.Table, admission: NearAdmission | None) -> tuple[pa.Table, pa.Table]:
+    """Text candidates that are near duplicates of an item other than their parents, rejected as
+    `dedup.near` with `dup_of` and the estimated similarity; the rest go on to the filters."""
+    is_text = pc.equal(candidates.column("modality"), "text")
+    texts = candidates.filter(is_text)
+    if admission is None or texts.num_rows == 0:
+        return candidates, mark_rejected(candidates.slice(0, 0), "synthesized", [], [])
+    decisions = admission.check(
+        texts.column("id").to_pylist(),
+        [text or "" for text in texts.column("text").to_pylist()],
+        [list(parents or []) for parents in texts.column("parent_ids").to_pylist()],
+    )
+    removed = pc.is_in(candidates.column("id"), pa.array(list(decisions), pa.string()))
+    rejected = candidates.filter(removed)
+    chosen = [decisions[item] for item in rejected.column("id").to_pylist()]
+    rejected = _with_duplicate(rejected, [(d.dup_of, d.similarity) for d in chosen])
+    details: list[str | None] = [
+        f"near duplicate of {d.dup_of} ({d.shard or 'this shard'}, estimated similarity {d.similarity:.2f}), "
+        "not one of its parents"
+        for d in chosen
+    ]
+    return candidates.filter(pc.invert(removed)), mark_rejected(
+        rejected, "synthesized", [REJECT_NEAR] * rejected.num_rows, details
+    )
 
 
 def run_stage(

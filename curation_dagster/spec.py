@@ -239,7 +239,7 @@ class AudioDedupSpec(_Strict):
 
 
 class SemanticDedupSpec(_Strict):
-    """SemDeDup (Abbas et al. 2023) on text embeddings, across every shard of the version: k-means
+    """SemDeDup (Abbas et al. 2023) on text or CLIP image embeddings, across every shard of the version: k-means
     clusters, then within a cluster an item whose cosine similarity to an item already kept is at least
     1 - `epsilon` is removed. The centroids are fitted once per version, on up to `sample_size` items of
     the first shard deduped with these settings, and stored in the lake; later shards are assigned to them
@@ -247,8 +247,8 @@ class SemanticDedupSpec(_Strict):
     """
 
     enabled: bool = True
-    """Remove semantic duplicates of text items (after exact and near dedup); true once the section is
-    written, so `semantic: {}` turns it on."""
+    """Remove semantic duplicates of the items of `modalities` (after exact and near dedup); true once the
+    section is written, so `semantic: {}` turns it on."""
     clusters: int = Field(50, ge=1, le=100_000)
     """k of k-means. Items are only compared within their cluster, so more clusters mean less work and
     memory per shard but more duplicate pairs split across two clusters. The fit uses at most one cluster
@@ -270,6 +270,17 @@ class SemanticDedupSpec(_Strict):
     embeddings: EmbeddingSpec = Field(default_factory=lambda: EmbeddingSpec())
     """The text embedder; with the same settings as `select.embeddings` the vectors stored in
     `<version>/embeddings/` are computed once and shared with selection."""
+    modalities: tuple[Literal["text", "image"], ...] = ("text",)
+    """The modalities deduplicated, each in its own embedding space with its own centroids, index files and
+    fingerprint: `text` with the text embedder above, `image` with the CLIP image embeddings of
+    `models.clip_weights` (kept in `<version>/image_embeddings/`, shared with the CLIP filters)."""
+
+    @field_validator("modalities")
+    @classmethod
+    def _modalities_listed_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list text and/or image, each at most once")
+        return value
 
 
 class DedupSpec(_Strict):
@@ -284,8 +295,8 @@ class DedupSpec(_Strict):
     audio: AudioDedupSpec = AudioDedupSpec()
     """Near-duplicate sounds; runs on the sounds exact dedup kept."""
     semantic: SemanticDedupSpec = Field(default_factory=lambda: SemanticDedupSpec(enabled=False))
-    """Semantic duplicates of text by embeddings (SemDeDup); runs on the text items exact and near dedup
-    kept. Off by default: it runs a model on the accelerator."""
+    """Semantic duplicates by embeddings (SemDeDup); runs on the items of `semantic.modalities` (text by
+    default) that exact and near dedup kept. Off by default: it runs a model on the accelerator."""
 
 
 class TextLengthFilter(_Strict):
@@ -950,6 +961,10 @@ class SelectSpec(_Strict):
     `proxy` (a mapping with `kind`, or just the name when it needs no settings)."""
     embeddings: EmbeddingSpec = EmbeddingSpec()
     """The text embedder, for strategies that need embeddings."""
+    image_embeddings: Literal["caption", "clip"] = "caption"
+    """How `k_center` and `cluster_balanced` see image items: `caption` embeds their caption with the text
+    embedder, in one space with the texts; `clip` uses their CLIP image embeddings (`models.clip_weights`,
+    kept in `<version>/image_embeddings/`), planned in a space of their own with their own centroids."""
 
     @field_validator("strategy", mode="before")
     @classmethod
@@ -970,6 +985,10 @@ class SelectSpec(_Strict):
             raise ValueError(f"select.budget: the {kind} strategy picks k items, so it needs a budget")
         if self.quotas is not None and self.quotas.shares is not None and self.budget is None:
             raise ValueError("select.quotas.shares split select.budget, so set a budget (or use counts)")
+        if self.image_embeddings == "clip" and kind not in ("k_center", "cluster_balanced"):
+            raise ValueError(
+                f"select.image_embeddings: clip applies to k_center and cluster_balanced, not to {kind}"
+            )
         return self
 
     @property

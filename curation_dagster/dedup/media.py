@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +37,8 @@ REJECT_VIDEO: Final = "dedup.video"
 REJECT_AUDIO: Final = "dedup.audio"
 #: Parquet schema metadata key holding the fingerprint of the settings an index file was built with.
 MEDIA_FINGERPRINT_KEY: Final = b"curation.media_settings"
+#: What a match points at: a row of this shard, or an id.
+Other = TypeVar("Other", int, str)
 #: Rows of a shard decided together: each batch is compared with the kept rows before it and within
 #: itself, so a shard of many copies of one picture costs copies x kept, never copies squared.
 DECIDE_BATCH: Final = 2048
@@ -473,18 +475,18 @@ def decide(
         if kept:
             kept_rows = np.array(kept)
             match = matcher.match(queries, hashes.select(kept_rows))
-            for q, t, similarity, q_unit, t_unit in _rows(match):
-                _prefer(prior, int(batch[q]), similarity, int(kept_rows[t]), q_unit, t_unit)
+            for q, t, similarity, q_unit, t_unit in match_rows(match):
+                prefer(prior, int(batch[q]), similarity, int(kept_rows[t]), q_unit, t_unit)
         within: dict[int, list[tuple[float, int, int, int]]] = {}
         match = matcher.match(queries, queries)
-        for q, t, similarity, q_unit, t_unit in _rows(match):
+        for q, t, similarity, q_unit, t_unit in match_rows(match):
             if batch[t] < batch[q]:
                 within.setdefault(int(batch[q]), []).append((similarity, int(batch[t]), q_unit, t_unit))
         kept_here: set[int] = set()
         for row in batch.tolist():
             for similarity, other, q_unit, t_unit in within.get(row, []):
                 if other in kept_here:
-                    _prefer(prior, row, similarity, other, q_unit, t_unit)
+                    prefer(prior, row, similarity, other, q_unit, t_unit)
             choice = prior.get(row)
             if choice is None:
                 kept_here.add(row)
@@ -496,23 +498,7 @@ def decide(
             )
         kept.extend(sorted(kept_here))
 
-    kept_set = hashes.select(np.array(sorted(kept), dtype=np.int64))
-    kept_ids = [shard.ids[row] for row in sorted(kept)]
-    index = pa.table(
-        {
-            "id": pa.DictionaryArray.from_arrays(
-                pa.array(kept_set.item.astype(np.int32), pa.int32()), pa.array(kept_ids, pa.string())
-            ),
-            unit_column: pa.array(kept_set.unit, schema.field(unit_column).type),
-            "hash": pa.array(kept_set.hash, pa.uint64()),
-            **(
-                {"frames": pa.array(kept_set.units[kept_set.item], pa.int32())}
-                if "frames" in schema.names
-                else {}
-            ),
-        },
-        schema=schema,
-    )
+    index = index_table(shard, sorted(kept), schema, unit_column)
     return MediaOutcome(
         removed={shard.ids[row]: decision for row, decision in sorted(removed.items())},
         index=index,
@@ -522,7 +508,28 @@ def decide(
     )
 
 
-def _rows(match: Match) -> Iterator[tuple[int, int, float, int, int]]:
+def index_table(shard: ShardMedia, rows: Sequence[int], schema: pa.Schema, unit_column: str) -> pa.Table:
+    """The index rows (every hash of every item) of the items at `rows` of `shard`, in that order."""
+    chosen = shard.hash_set().select(np.array(rows, dtype=np.int64))
+    return pa.table(
+        {
+            "id": pa.DictionaryArray.from_arrays(
+                pa.array(chosen.item.astype(np.int32), pa.int32()),
+                pa.array([shard.ids[row] for row in rows], pa.string()),
+            ),
+            unit_column: pa.array(chosen.unit, schema.field(unit_column).type),
+            "hash": pa.array(chosen.hash, pa.uint64()),
+            **(
+                {"frames": pa.array(chosen.units[chosen.item], pa.int32())}
+                if "frames" in schema.names
+                else {}
+            ),
+        },
+        schema=schema,
+    )
+
+
+def match_rows(match: Match) -> Iterator[tuple[int, int, float, int, int]]:
     yield from zip(
         match.query.tolist(),
         match.target.tolist(),
@@ -533,15 +540,15 @@ def _rows(match: Match) -> Iterator[tuple[int, int, float, int, int]]:
     )
 
 
-def _prefer(
-    best: dict[int, tuple[float, int, int, int]],
+def prefer(
+    best: dict[int, tuple[float, Other, int, int]],
     row: int,
     similarity: float,
-    other: int,
+    other: Other,
     q_unit: int,
     t_unit: int,
 ) -> None:
-    """Keep the most similar match of `row`, the earliest row on ties."""
+    """Keep the most similar match of `row`; on ties the earliest row (or smallest id) `other`."""
     current = best.get(row)
     if current is None or (-similarity, other) < (-current[0], current[1]):
         best[row] = (similarity, other, q_unit, t_unit)

@@ -206,7 +206,7 @@ class NearDedup:
         sizes = Counter(Counter(root_ids).values())
         sizes.pop(1, None)
         own = set(ids)
-        indexed_keys, indexed_rows = self._indexed_bands(usable, keys)
+        indexed_keys, indexed_rows = indexed_bands(usable, keys)
         return ShardOutcome(
             removed=removed,
             band_keys=indexed_keys,
@@ -256,22 +256,24 @@ class NearDedup:
                 best[group] = (score, root, found.root_locations[position])
         return best, found
 
-    def _indexed_bands(self, usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket: their keys and their rows."""
-        out_keys: list[np.ndarray] = []
-        out_rows: list[np.ndarray] = []
-        for band in range(keys.shape[1]):
-            column = keys[:, band]
-            order = np.argsort(column, kind="stable")
-            ordered = column[order]
-            index = np.arange(len(ordered))
-            new_group = np.concatenate(([True], ordered[1:] != ordered[:-1]))
-            keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
-            out_keys.append(ordered[keep])
-            out_rows.append(usable[order[keep]])
-        if not out_keys:
-            return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        return np.concatenate(out_keys), np.concatenate(out_rows)
+
+def indexed_bands(usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket: their keys and their rows (`usable`
+    maps the rows of `keys` to rows of the shard)."""
+    out_keys: list[np.ndarray] = []
+    out_rows: list[np.ndarray] = []
+    for band in range(keys.shape[1]):
+        column = keys[:, band]
+        order = np.argsort(column, kind="stable")
+        ordered = column[order]
+        index = np.arange(len(ordered))
+        new_group = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+        keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
+        out_keys.append(ordered[keep])
+        out_rows.append(usable[order[keep]])
+    if not out_keys:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    return np.concatenate(out_keys), np.concatenate(out_rows)
 
 
 def _fixed_binary(matrix: np.ndarray) -> pa.Array:

@@ -36,21 +36,25 @@ Location = tuple[str, int]
 class NearIndex:
     """The near-dedup index of one version: write a shard's part, look up a shard's band keys."""
 
-    def __init__(self, lake: Lake, version: str, settings: NearDedupSpec) -> None:
+    def __init__(self, lake: Lake, version: str, settings: NearDedupSpec, prefix: str = "") -> None:
+        """`prefix` names a second index of the version (`synth_` for admitted synthetic items)."""
         self.lake, self.version, self.settings = lake, version, settings
+        self.signatures_folder = prefix + NEAR_SIGNATURES
         self.keys = KeyStore(
-            lake, version, NEAR_KEYS, settings_fingerprint(settings), settings="dedup.near settings"
+            lake, version, prefix + NEAR_KEYS, settings_fingerprint(settings), settings="dedup.near settings"
         )
 
     def check(self, shard: str) -> None:
         """Refuse an index written before the key store existed (Parquet signatures, no band keys in the
         store), which a lookup would silently miss."""
-        stray = [other for other in self.lake.list_shards(self.version, NEAR_SIGNATURES) if other != shard]
+        stray = [
+            other for other in self.lake.list_shards(self.version, self.signatures_folder) if other != shard
+        ]
         if stray:
             raise SpecError(
                 f"near-dedup signatures of shards {', '.join(stray[:3])} are in the format of an earlier "
                 f"release without band keys in {self.lake.url(self.keys.folder)}; delete "
-                f"{self.lake.url(self.lake.stage_dir(self.version, NEAR_SIGNATURES))} and materialize the "
+                f"{self.lake.url(self.lake.stage_dir(self.version, self.signatures_folder))} and materialize the "
                 "deduped stage again for every shard of this version, in arrival order"
             )
 
@@ -62,8 +66,9 @@ class NearIndex:
         self.keys.remove(shard)
         self.lake.remove(self._signatures_path(shard))
 
-    def earlier(self, shard: str) -> EarlierLookup:
-        """The lookup `NearDedup.decide` calls with this shard's band keys `(items, bands)`."""
+    def earlier(self, shard: str | None) -> EarlierLookup:
+        """The lookup `NearDedup.decide` calls with this shard's band keys `(items, bands)`: every other
+        shard's items (every shard's, when `shard` is None)."""
         width = verify_width(self.settings)
 
         def lookup(keys: np.ndarray) -> EarlierItems:
@@ -119,7 +124,7 @@ class NearIndex:
         return read_arrow(self.lake, self._signatures_path(shard))
 
     def _signatures_path(self, shard: str) -> str:
-        return f"{self.lake.stage_dir(self.version, NEAR_SIGNATURES)}/{check_segment(shard)}.arrow"
+        return f"{self.lake.stage_dir(self.version, self.signatures_folder)}/{check_segment(shard)}.arrow"
 
 
 def _empty(width: int) -> EarlierItems:

@@ -7,7 +7,8 @@ earlier in this shard in the spec's `keep` order. Items of earlier shards are ne
 of one cluster are held at a time: memory follows the largest cluster, not the version.
 
 Vectors come from a `VectorSource` per modality; text uses the packaged MiniLM embedder and the lake's
-`<version>/embeddings/` files, shared with selection.
+`<version>/embeddings/` files, shared with selection; images use CLIP and `<version>/image_embeddings/`,
+shared with the CLIP filters. Each modality has its own centroids, index folder and fingerprint.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from curation_dagster.embeddings import (
     vectors_of,
 )
 from curation_dagster.errors import SpecError
+from curation_dagster.image_embeddings import clip_embedder, shard_image_embeddings
 from curation_dagster.io.lake import Lake
 from curation_dagster.kmeans import assign_clusters, fit_centroids, stored_centroids
 from curation_dagster.models.runtime import ModelRuntime
@@ -42,6 +44,10 @@ REJECT_SEMANTIC = "dedup.semantic"
 FINGERPRINT_KEY = b"curation.semantic_settings"
 #: The lake folder of the text items' per-shard index (kept items: id, cluster, vector).
 SEMANTIC_INDEX = "semantic_index"
+#: The lake folder of the image items' per-shard index: CLIP vectors, another space than the text index.
+IMAGE_SEMANTIC_INDEX = "image_semantic_index"
+#: Each modality's index folder.
+SEMANTIC_INDEXES = {"text": SEMANTIC_INDEX, "image": IMAGE_SEMANTIC_INDEX}
 #: The lake folder of the version's centroids, one file per modality and fingerprint.
 SEMANTIC_STATE = "semantic_state"
 #: Sample items per centroid at least: with about one item per cluster, k-means would give each item of
@@ -118,6 +124,37 @@ class TextVectors:
         return shard_embeddings(lake, version, shard, ids, items.column("text").to_pylist(), embedder)
 
 
+class ClipImageVectors:
+    """Image items' CLIP image vectors (the runtime's `models.clip_weights`), reused from and stored in
+    `<version>/image_embeddings/<shard>.parquet`; an image that cannot be decoded is not embedded."""
+
+    modality: str = "image"
+    index: str = IMAGE_SEMANTIC_INDEX
+    columns: tuple[str, ...] = ("id", "media", "uri")
+
+    def __init__(
+        self, runtime: ModelRuntime | None = None, setting: str = "dedup.semantic.modalities: image"
+    ) -> None:
+        self.embedder = clip_embedder(runtime, setting)
+
+    @property
+    def model(self) -> str:
+        return self.embedder.key
+
+    def vectors(self, lake: Lake | None, version: str, shard: str, items: pa.Table) -> ShardEmbeddings:
+        found = shard_image_embeddings(lake, version, shard, items, self.embedder)
+        return ShardEmbeddings(found.vectors, found.embedded, found.computed, found.reused, found.model)
+
+
+def vector_source(
+    modality: str, settings: SemanticDedupSpec, runtime: ModelRuntime | None = None
+) -> VectorSource:
+    """The vector source of one of `dedup.semantic.modalities`."""
+    if modality == "image":
+        return ClipImageVectors(runtime)
+    return TextVectors(settings.embeddings, runtime)
+
+
 def version_centroids(
     lake: Lake | None,
     version: str,
@@ -129,20 +166,23 @@ def version_centroids(
     """The version's centroids for the source, from `<version>/semantic_state/`, else fitted on a seeded
     sample of at most `sample_size` of `points` (at most one cluster per `MIN_ITEMS_PER_CLUSTER` of them)
     and stored there; and whether they were fitted now."""
-    fingerprint = clustering_fingerprint(settings, source.model)
-    name = f"{source.modality}_kmeans_{fingerprint}"
-    path = lake.path(version, SEMANTIC_STATE, name) if lake is not None else None
+    path = None
+    if lake is not None:
+        name = f"{source.modality}_kmeans_{clustering_fingerprint(settings, source.model)}"
+        path = lake.path(version, SEMANTIC_STATE, name)
+    return stored_centroids(lake, path, lambda: fit_sample_centroids(settings, ids, points))
 
-    def fit() -> np.ndarray:
-        sample = points
-        if len(points) > settings.sample_size:
-            scores = sample_scores(settings.seed, list(ids))
-            ranked = sorted(range(len(ids)), key=lambda row: (scores[row], ids[row]))
-            sample = points[np.sort(np.asarray(ranked[: settings.sample_size], dtype=np.int64))]
-        count = max(1, min(settings.clusters, len(sample) // MIN_ITEMS_PER_CLUSTER))
-        return fit_centroids(sample, count, settings.seed, settings.kmeans_init)
 
-    return stored_centroids(lake, path, fit)
+def fit_sample_centroids(settings: SemanticDedupSpec, ids: Sequence[str], points: np.ndarray) -> np.ndarray:
+    """Centroids fitted on a seeded sample of at most `sample_size` of `points`, one cluster per
+    `MIN_ITEMS_PER_CLUSTER` sample items at most."""
+    sample = points
+    if len(points) > settings.sample_size:
+        scores = sample_scores(settings.seed, list(ids))
+        ranked = sorted(range(len(ids)), key=lambda row: (scores[row], ids[row]))
+        sample = points[np.sort(np.asarray(ranked[: settings.sample_size], dtype=np.int64))]
+    count = max(1, min(settings.clusters, len(sample) // MIN_ITEMS_PER_CLUSTER))
+    return fit_centroids(sample, count, settings.seed, settings.kmeans_init)
 
 
 @dataclass(frozen=True)
@@ -368,21 +408,27 @@ class SemanticDedup:
         vectors: np.ndarray | None = None,
         *,
         runtime: ModelRuntime | None = None,
+        modality: str = "text",
     ) -> tuple[pa.Table, pa.Table]:
-        """A table on its own (a notebook): (kept, rejected), centroids fitted on the table. `vectors`
-        (one row per table row) skips the embedder; rows without text are kept unchecked."""
-        source = TextVectors(self.settings.embeddings, runtime)
+        """A table on its own (a notebook): (kept, rejected), centroids fitted on the table. `modality`
+        `image` embeds the media of the image rows with the runtime's CLIP instead of text. `vectors`
+        (one row per table row) skips the embedder; rows it cannot embed are kept unchecked."""
+        usable = np.ones(table.num_rows, dtype=bool)
+        if modality == "image" and "modality" in table.column_names:
+            usable = np.asarray(pc.equal(table.column("modality"), "image").to_pylist(), dtype=bool)
         if vectors is None:
-            embedded = source.vectors(None, "", "", table)
-            points, usable = embedded.vectors, embedded.embedded
+            source = vector_source(modality, self.settings, runtime)
+            embedded = source.vectors(None, "", "", table.filter(pa.array(usable)))
+            points = np.zeros((table.num_rows, embedded.vectors.shape[1]), dtype=np.float32)
+            points[usable] = embedded.vectors
+            usable[np.flatnonzero(usable)[~embedded.embedded]] = False
         else:
-            points, usable = np.asarray(vectors, dtype=np.float32), np.ones(table.num_rows, dtype=bool)
+            points = np.asarray(vectors, dtype=np.float32)
         all_ids = table.column("id").to_pylist()
         rows = np.flatnonzero(usable)
         chosen = points[rows]
         ids = [all_ids[row] for row in rows]
-        centroids, _ = version_centroids(None, "", self.settings, source, ids, chosen)
-        outcome = self.decide(ids, chosen, centroids)
+        outcome = self.decide(ids, chosen, fit_sample_centroids(self.settings, ids, chosen))
         removed = pa.array([item in outcome.removed for item in all_ids], pa.bool_())
         decisions = [outcome.removed[item] for item in all_ids if item in outcome.removed]
         rejected = table.filter(removed)

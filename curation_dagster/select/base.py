@@ -27,6 +27,11 @@ REJECT_THRESHOLD = "select.threshold"
 REJECT_QUOTA = "select.quota"
 REJECT_CLUSTER_CAP = "select.cluster_cap"
 REJECT_NO_TEXT = "select.no_text"
+#: What an item refused as `select.no_text` lacks, by embedding space.
+MISSING = {
+    "text": "a text embedding",
+    "image": "a CLIP image embedding (the image could not be read or decoded)",
+}
 
 #: Columns the selected stage adds to every row, kept or rejected.
 SELECT_FIELDS = [
@@ -52,15 +57,21 @@ class Pool:
     """`top_k`'s order value per item (NaN where null)."""
     texts: list[str | None] | None = None
     embeddings: np.ndarray | None = None
-    """(n, d) float32 unit vectors; rows where `embedded` is false are meaningless."""
+    """(n, d) float32 unit vectors; rows where `embedded` is false are meaningless. With `spaces`, each
+    space's vectors are zero-padded to the widest (padding changes no distance within a space)."""
     embedded: np.ndarray | None = None
     """Whether the item has an embedding (items without text have none)."""
+    spaces: np.ndarray | None = None
+    """Each item's embedding space (`text`, `image`) when the pool mixes spaces that do not compare
+    (`select.image_embeddings: clip`); None: one space."""
     clusters: np.ndarray | None = None
     """k-means cluster per item, -1 where the item has no embedding."""
     cluster_count: int = 0
     """How many clusters the version's k-means has."""
     prior_embeddings: np.ndarray | None = None
     """Embeddings of the items earlier shards selected in this group."""
+    prior_spaces: np.ndarray | None = None
+    """The embedding space of each row of `prior_embeddings`, with `spaces`."""
     prior_cluster_counts: Mapping[int, int] = field(default_factory=dict)
     """Items earlier shards selected per cluster, in this group."""
 
@@ -81,8 +92,24 @@ class Pool:
             texts=None if self.texts is None else [self.texts[p] for p in positions],
             embeddings=take(self.embeddings),
             embedded=take(self.embedded),
+            spaces=take(self.spaces),
             clusters=take(self.clusters),
         )
+
+    def by_space(self) -> list[tuple[str, np.ndarray, Pool]]:
+        """(space, positions, pool of those items with that space's earlier selections), per embedding
+        space in name order; one `text` space when the pool does not mix spaces."""
+        if self.spaces is None:
+            return [("text", np.arange(len(self), dtype=np.int64), self)]
+        out = []
+        for space in sorted(set(self.spaces.tolist())):
+            positions = np.flatnonzero(self.spaces == space)
+            part = self.subset(positions)
+            part.spaces, part.prior_spaces, part.prior_embeddings = None, None, None
+            if self.prior_embeddings is not None and self.prior_spaces is not None:
+                part.prior_embeddings = self.prior_embeddings[self.prior_spaces == space]
+            out.append((str(space), positions, part))
+        return out
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from curation_dagster.select.base import REJECT_CLUSTER_CAP, REJECT_NO_TEXT, Pool, Ranking, Strategy
+from curation_dagster.select.base import (
+    MISSING,
+    REJECT_CLUSTER_CAP,
+    REJECT_NO_TEXT,
+    Pool,
+    Ranking,
+    Strategy,
+)
 from curation_dagster.select.sample import sample_scores
 from curation_dagster.spec import ClusterBalancedStrategy
 
@@ -17,7 +24,8 @@ class ClusterBalanced(Strategy):
     """Round-robin over clusters in seeded order: every cluster's first item, then every cluster's
     second, and so on; clusters that earlier shards filled more come later in each round. Items past
     `per_cluster_cap` (counting earlier shards) are refused as `select.cluster_cap`, items without an
-    embedding as `select.no_text`. The score is the item's seeded order within its cluster."""
+    embedding as `select.no_text`. The score is the item's seeded order within its cluster. Clusters of
+    different embedding spaces are different clusters (image clusters are numbered after the text ones)."""
 
     name = "cluster_balanced"
     needs = frozenset({"embeddings", "clusters"})
@@ -52,7 +60,8 @@ class ClusterBalanced(Strategy):
                 else:
                     keyed.append((before + turn, float(scores[position]), pool.ids[position], position))
         for position in np.flatnonzero(clusters < 0).tolist():
-            excluded[position] = (REJECT_NO_TEXT, "cluster_balanced needs a text embedding")
+            space = "text" if pool.spaces is None else str(pool.spaces[position])
+            excluded[position] = (REJECT_NO_TEXT, f"cluster_balanced needs {MISSING[space]}")
         order = np.asarray([position for *_, position in sorted(keyed)], dtype=np.int64)
         return Ranking(order, scores, excluded)
 

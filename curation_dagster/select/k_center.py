@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from curation_dagster.select.base import REJECT_NO_TEXT, Pool, Ranking, Strategy
+from curation_dagster.select.base import MISSING, REJECT_NO_TEXT, Pool, Ranking, Strategy
 from curation_dagster.select.sample import sample_scores
 
 _CHUNK = 4096
@@ -35,12 +35,33 @@ class KCenterGreedy(Strategy):
     """Repeatedly adds the item farthest from everything selected, here and in earlier shards (their
     embeddings are `Pool.prior_embeddings`). With nothing selected yet, the item with the lowest seeded
     score starts. The score is the item's distance to the selected set when it was picked (unpicked
-    items: to the final set). Items without an embedding are refused as `select.no_text`."""
+    items: to the final set). Items without an embedding are refused as `select.no_text`. A pool that
+    mixes embedding spaces is ranked per space and the rankings interleaved in proportion to each space's
+    embedded items, so any budget is split between the spaces by their size."""
 
     name = "k_center"
     needs = frozenset({"embeddings", "prior_embeddings"})
 
     def rank(self, pool: Pool, k: int | None) -> Ranking:
+        parts = pool.by_space()
+        if len(parts) == 1:
+            return self._rank_space(parts[0][2], k, parts[0][0])
+        scores = np.full(len(pool), np.nan)
+        excluded: dict[int, tuple[str, str]] = {}
+        keyed: list[tuple[float, str, int]] = []
+        for space, positions, part in parts:
+            ranking = self._rank_space(part, k, space)
+            scores[positions] = ranking.scores
+            excluded.update((int(positions[local]), why) for local, why in ranking.excluded.items())
+            eligible = max(len(part) - len(ranking.excluded), 1)
+            keyed.extend(
+                ((turn + 0.5) / eligible, space, int(positions[local]))
+                for turn, local in enumerate(ranking.order.tolist())
+            )
+        order = np.asarray([position for *_, position in sorted(keyed)], dtype=np.int64)
+        return Ranking(order, scores, excluded)
+
+    def _rank_space(self, pool: Pool, k: int | None, space: str) -> Ranking:
         embedded = np.flatnonzero(_embedded(pool))
         points = np.asarray(pool.embeddings, dtype=np.float64)[embedded]
         prior = np.zeros((0, points.shape[1] if points.ndim == 2 else 0))
@@ -66,12 +87,21 @@ class KCenterGreedy(Strategy):
         scores[embedded[unpicked]] = distance[unpicked]
         scores[embedded[taken]] = picked_score[taken]
         excluded = {
-            int(p): (REJECT_NO_TEXT, "k_center needs a text embedding")
+            int(p): (REJECT_NO_TEXT, f"k_center needs {MISSING[space]}")
             for p in np.flatnonzero(~_embedded(pool))
         }
         return Ranking(embedded[np.asarray(picks, dtype=np.int64)], scores, excluded)
 
     def describe(self, pool: Pool, selected: np.ndarray) -> dict[str, Any]:
+        parts = pool.by_space()
+        if len(parts) == 1:
+            return self._describe_space(parts[0][2], selected)
+        by_space = {
+            space: self._describe_space(part, selected[positions]) for space, positions, part in parts
+        }
+        return {"by_space": {space: numbers for space, numbers in by_space.items() if numbers}}
+
+    def _describe_space(self, pool: Pool, selected: np.ndarray) -> dict[str, Any]:
         mask = _embedded(pool)
         points = np.asarray(pool.embeddings, dtype=np.float64)[mask]
         chosen = np.asarray(pool.embeddings, dtype=np.float64)[mask & selected]

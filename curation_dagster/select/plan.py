@@ -159,10 +159,13 @@ def plan_selection(
     groups: list[str | None],
     usage: Usage,
     prior: Mapping[str, np.ndarray] | None = None,
+    prior_spaces: Mapping[str, np.ndarray] | None = None,
 ) -> SelectionPlan:
     """Decide every item of the pool (one shard's candidates). `groups` holds each item's quota group
-    (None without quotas), `usage` what other shards selected, `prior` their embeddings by group."""
+    (None without quotas), `usage` what other shards selected, `prior` their embeddings by group and,
+    when the pool mixes embedding spaces, `prior_spaces` the space of each of those rows."""
     prior = prior or {}
+    prior_spaces = prior_spaces or {}
     budget = settings.total_budget
     budget_left = None if budget is None else max(0, budget - usage.total)
     targets = _quota_targets(settings)
@@ -190,6 +193,7 @@ def plan_selection(
             continue
         group_pool = pool.subset(members)
         group_pool.prior_embeddings = prior.get(label)
+        group_pool.prior_spaces = prior_spaces.get(label)
         group_pool.prior_cluster_counts = {c: n for (g, c), n in usage.cluster.items() if g == label}
         ranking = strategy.rank(group_pool, budget_left)
         rankings[label] = (members, ranking)
@@ -252,7 +256,7 @@ def plan_selection(
         usage=usage,
         groups=outcomes if targets is not None else {},
         modalities=_by_modality(pool, eligible, selected, usage),
-        stats=_describe(strategy, pool, passes, selected, prior, usage),
+        stats=_describe(strategy, pool, passes, selected, prior, prior_spaces, usage),
     )
 
 
@@ -302,6 +306,7 @@ def _describe(
     passes: np.ndarray,
     selected: np.ndarray,
     prior: Mapping[str, np.ndarray],
+    prior_spaces: Mapping[str, np.ndarray],
     usage: Usage,
 ) -> dict[str, Any]:
     """The strategy's numbers over every item that passed `where`, with all groups' earlier selections."""
@@ -309,8 +314,10 @@ def _describe(
     if not eligible.size:
         return {}
     whole = pool.subset(eligible)
-    vectors = [v for v in prior.values() if len(v)]
-    whole.prior_embeddings = np.vstack(vectors) if vectors else None
+    groups = [group for group, vectors in sorted(prior.items()) if len(vectors)]
+    whole.prior_embeddings = np.vstack([prior[group] for group in groups]) if groups else None
+    if whole.spaces is not None and groups:
+        whole.prior_spaces = np.concatenate([prior_spaces[group] for group in groups])
     counts: Counter[int] = Counter()
     for (_, cluster), count in usage.cluster.items():
         counts[cluster] += count

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.embeddings import ShardEmbeddings, TextEmbedder, shard_embeddings
+from curation_dagster.embeddings import EMBEDDINGS, ShardEmbeddings, TextEmbedder, shard_embeddings
+from curation_dagster.image_embeddings import IMAGE_EMBEDDINGS, clip_embedder, shard_image_embeddings
 from curation_dagster.io.lake import Lake
 from curation_dagster.kmeans import assign_clusters
 from curation_dagster.models.runtime import ModelRuntime
@@ -55,12 +56,18 @@ def build_strategy(settings: SelectSpec) -> Strategy:
     return STRATEGIES[strategy.kind](settings)
 
 
+#: The setting that turns on CLIP image embeddings in selection, named by errors.
+CLIP_SETTING = "select.image_embeddings: clip"
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """A shard's candidates and, for strategies that need them, their embeddings."""
+    """A shard's candidates and, for strategies that need them, their embeddings: text vectors and, with
+    `select.image_embeddings: clip`, the image items' CLIP vectors (both aligned with the candidates)."""
 
     candidates: Candidates
     embeddings: ShardEmbeddings | None
+    image_embeddings: ShardEmbeddings | None = None
 
 
 class Selector:
@@ -74,6 +81,11 @@ class Selector:
     def needs_embeddings(self) -> bool:
         return "embeddings" in self.strategy.needs
 
+    @property
+    def uses_clip(self) -> bool:
+        """Whether image items are embedded with CLIP, in a space of their own."""
+        return self.needs_embeddings and self.settings.image_embeddings == "clip"
+
     def prepare(
         self,
         connection: Any,
@@ -83,18 +95,37 @@ class Selector:
         version: str = "",
         shard: str = "",
         runtime: ModelRuntime | None = None,
+        text_vectors: np.ndarray | None = None,
+        image_vectors: np.ndarray | None = None,
     ) -> Prepared:
         """Evaluate the SQL settings over the `items` view of `connection` and, when needed, get the
-        embeddings (from the lake where stored, else computed on the runtime's device and stored)."""
+        embeddings (from the lake where stored, else computed on the runtime's device and stored).
+        `text_vectors` / `image_vectors` (one row per item) stand in for the text embedder / CLIP."""
         needs_text = bool({"texts", "embeddings"} & self.strategy.needs)
         candidates = read_candidates(connection, self.settings, need_text=needs_text, source=source)
+        clip = self.uses_clip
+        if clip and image_vectors is None:
+            clip_embedder(runtime, CLIP_SETTING)  # a missing model fails before any text is embedded
         self.strategy.bind(lake, version, runtime)
-        embeddings = None
-        if self.needs_embeddings:
+        if not self.needs_embeddings:
+            return Prepared(candidates, None)
+        is_image = np.asarray([modality == "image" for modality in candidates.modalities], dtype=bool)
+        own_space = is_image if clip else np.zeros(len(is_image), dtype=bool)
+        if text_vectors is not None:
+            embeddings = _given(text_vectors, ~own_space)
+        else:
             embedder = TextEmbedder.for_runtime(self.settings.embeddings, runtime or ModelRuntime())
             texts = candidates.texts or [None] * len(candidates.ids)
+            texts = [None if image else text for text, image in zip(texts, own_space.tolist(), strict=True)]
             embeddings = shard_embeddings(lake, version, shard, candidates.ids, texts, embedder)
-        return Prepared(candidates, embeddings)
+        images = None
+        if clip:
+            images = (
+                _given(image_vectors, is_image)
+                if image_vectors is not None
+                else _image_embeddings(connection, candidates, is_image, lake, version, shard, runtime)
+            )
+        return Prepared(candidates, embeddings, images)
 
     def plan(
         self,
@@ -107,7 +138,7 @@ class Selector:
     ) -> SelectionPlan:
         """Decide every candidate. With a lake, earlier shards' embeddings and the version's centroids come
         from it (the caller holds the selection lock); without one, centroids are fitted on the table."""
-        candidates, embeddings = prepared.candidates, prepared.embeddings
+        candidates, embeddings, images = prepared.candidates, prepared.embeddings, prepared.image_embeddings
         pool = Pool(
             ids=candidates.ids,
             modalities=candidates.modalities,
@@ -116,34 +147,62 @@ class Selector:
             texts=candidates.texts,
         )
         prior: Mapping[str, np.ndarray] = {}
+        prior_spaces: dict[str, np.ndarray] = {}
         if embeddings is not None:
-            pool.embeddings, pool.embedded = embeddings.vectors, embeddings.embedded
+            spaces = [("text", embeddings, EMBEDDINGS)] + (
+                [("image", images, IMAGE_EMBEDDINGS)] if images is not None else []
+            )
+            width = max(found.vectors.shape[1] for _, found, _ in spaces)
+            pool.embeddings = np.zeros((len(pool), width), dtype=np.float32)
+            pool.embedded = np.zeros(len(pool), dtype=bool)
+            for _, found, _ in spaces:
+                pool.embeddings[found.embedded, : found.vectors.shape[1]] = found.vectors[found.embedded]
+                pool.embedded |= found.embedded
+            if images is not None:
+                is_image = np.asarray([modality == "image" for modality in candidates.modalities], dtype=bool)
+                pool.spaces = np.where(is_image, "image", "text").astype(object)
             if "prior_embeddings" in self.strategy.needs and lake is not None:
-                prior = prior_embeddings(lake, version, shard, embeddings.model)
+                if images is None:
+                    prior = prior_embeddings(lake, version, shard, embeddings.model)
+                else:
+                    prior, prior_spaces = _prior_by_space(lake, version, shard, spaces, width)
             if "clusters" in self.strategy.needs:
-                self._assign_clusters(pool, embeddings, lake, version)
+                self._assign_clusters(pool, [(space, found) for space, found, _ in spaces], lake, version)
         plan = plan_selection(
-            self.settings, self.strategy, pool, candidates.passes, candidates.groups, usage, prior
+            self.settings,
+            self.strategy,
+            pool,
+            candidates.passes,
+            candidates.groups,
+            usage,
+            prior,
+            prior_spaces,
         )
         if embeddings is not None:
-            plan.embeddings = {
-                "model": embeddings.model,
-                "computed": embeddings.computed,
-                "reused": embeddings.reused,
-            }
+            plan.embeddings = _embedding_counts(embeddings)
+            if images is not None:
+                plan.embeddings["image"] = _embedding_counts(images)
         return plan
 
     def _assign_clusters(
-        self, pool: Pool, embeddings: ShardEmbeddings, lake: Lake | None, version: str
+        self, pool: Pool, spaces: list[tuple[str, ShardEmbeddings]], lake: Lake | None, version: str
     ) -> None:
+        """Each space's items to the nearest of its version centroids; image clusters are numbered after
+        the text ones (from `clusters` up), so `select_cluster` never confuses two spaces."""
         strategy = self.settings.strategy
         assert isinstance(strategy, ClusterBalancedStrategy)
-        points = embeddings.vectors[embeddings.embedded]
-        centroids = version_centroids(lake, version, strategy, self.settings.seed, embeddings.model, points)
         clusters = np.full(len(pool), -1, dtype=np.int64)
-        if len(centroids) and len(points):
-            clusters[embeddings.embedded] = assign_clusters(points, centroids)
-        pool.clusters, pool.cluster_count = clusters, len(centroids)
+        count = 0
+        for space, found in spaces:
+            points = found.vectors[found.embedded]
+            centroids = version_centroids(
+                lake, version, strategy, self.settings.seed, found.model, points, space
+            )
+            offset = 0 if space == "text" else strategy.clusters
+            if len(centroids) and len(points):
+                clusters[found.embedded] = assign_clusters(points, centroids) + offset
+            count += len(centroids)
+        pool.clusters, pool.cluster_count = clusters, count
 
     def prepare_shard(
         self, lake: Lake, version: str, shard: str, source: str, runtime: ModelRuntime | None = None
@@ -173,22 +232,79 @@ class Selector:
         used: Usage | Mapping[str, int] | None = None,
         *,
         embeddings: np.ndarray | None = None,
+        image_embeddings: np.ndarray | None = None,
         runtime: ModelRuntime | None = None,
     ) -> tuple[pa.Table, pa.Table]:
         """Plan and apply on a table in memory: (selected, rejected). `used` is what other shards took;
-        `embeddings` (one row per table row) skips the embedder."""
+        `embeddings` (one row per table row) skips the text embedder, `image_embeddings` (one row per table
+        row; image rows are read) skips CLIP with `select.image_embeddings: clip`."""
         import duckdb
 
         connection = duckdb.connect(":memory:")
         connection.register(ITEMS, table)
-        if embeddings is not None and self.needs_embeddings:
-            candidates = read_candidates(connection, self.settings, need_text=True, source="the table")
-            vectors = np.asarray(embeddings, dtype=np.float32)
-            embedded = np.ones(len(vectors), dtype=bool)
-            given = ShardEmbeddings(vectors, embedded, computed=0, reused=len(vectors), model="given")
-            prepared = Prepared(candidates, given)
-            self.strategy.bind(None, "", runtime)
-        else:
-            prepared = self.prepare(connection, "the table", runtime=runtime)
+        prepared = self.prepare(
+            connection,
+            "the table",
+            runtime=runtime,
+            text_vectors=embeddings,
+            image_vectors=image_embeddings,
+        )
         plan = self.plan(prepared, Usage.of(used))
         return plan.apply(table)
+
+
+def _given(vectors: np.ndarray, rows: np.ndarray) -> ShardEmbeddings:
+    """Vectors given by the caller, used for the items of `rows`."""
+    given = np.asarray(vectors, dtype=np.float32)
+    return ShardEmbeddings(given, rows.copy(), computed=0, reused=int(rows.sum()), model="given")
+
+
+def _embedding_counts(found: ShardEmbeddings) -> dict[str, Any]:
+    return {"model": found.model, "computed": found.computed, "reused": found.reused}
+
+
+def _image_embeddings(
+    connection: Any,
+    candidates: Candidates,
+    is_image: np.ndarray,
+    lake: Lake | None,
+    version: str,
+    shard: str,
+    runtime: ModelRuntime | None,
+) -> ShardEmbeddings:
+    """The CLIP vectors of the image candidates (reused from `<version>/image_embeddings/` where stored),
+    aligned with all candidates; other items and undecodable images are not embedded."""
+    embedder = clip_embedder(runtime, CLIP_SETTING)
+    names = set(connection.sql(f"SELECT * FROM {ITEMS} LIMIT 0").columns)
+    columns = ", ".join(name for name in ("id", "media", "uri") if name in names)
+    items = connection.sql(f"SELECT {columns} FROM {ITEMS} WHERE modality = 'image'").to_arrow_table()
+    found = shard_image_embeddings(lake, version, shard, items, embedder)
+    row_of = {item: row for row, item in enumerate(items.column("id").to_pylist())}
+    vectors = np.zeros((len(candidates.ids), found.vectors.shape[1]), dtype=np.float32)
+    embedded = np.zeros(len(candidates.ids), dtype=bool)
+    for position in np.flatnonzero(is_image).tolist():
+        row = row_of[candidates.ids[position]]
+        vectors[position], embedded[position] = found.vectors[row], bool(found.embedded[row])
+    return ShardEmbeddings(vectors, embedded, found.computed, found.reused, found.model)
+
+
+def _prior_by_space(
+    lake: Lake, version: str, shard: str, spaces: list[tuple[str, ShardEmbeddings, str]], width: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each group's embeddings of what other shards selected, every space's vectors zero-padded to
+    `width`, and the space of each row; only spaces this shard has embedded items in, the others' earlier
+    vectors being of no use (and maybe wider)."""
+    vectors: dict[str, list[np.ndarray]] = {}
+    labels: dict[str, list[np.ndarray]] = {}
+    for space, found, folder in spaces:
+        if not found.embedded.any():
+            continue
+        for group, rows in prior_embeddings(lake, version, shard, found.model, folder, space).items():
+            padded = np.zeros((len(rows), width), dtype=np.float32)
+            padded[:, : rows.shape[1]] = rows
+            vectors.setdefault(group, []).append(padded)
+            labels.setdefault(group, []).append(np.full(len(rows), space, dtype=object))
+    return (
+        {group: np.vstack(parts) for group, parts in vectors.items()},
+        {group: np.concatenate(parts) for group, parts in labels.items()},
+    )

@@ -73,11 +73,24 @@ def usage_of_other_shards(lake: Lake, version: str, shard: str) -> Usage:
     return usage
 
 
-def prior_embeddings(lake: Lake, version: str, shard: str, model: str) -> dict[str, np.ndarray]:
-    """Embeddings of the items other shards selected, by quota group, from their embeddings files."""
+#: Which selected items each embedding space holds, as a condition on their `modality`.
+SPACE_CONDITIONS = {None: "", "text": " AND s.modality <> 'image'", "image": " AND s.modality = 'image'"}
+
+
+def prior_embeddings(
+    lake: Lake,
+    version: str,
+    shard: str,
+    model: str,
+    folder: str = EMBEDDINGS,
+    space: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Embeddings of the items other shards selected, by quota group, from their vectors files in `folder`
+    (made by `model`); with `space`, only the items of that embedding space (`image`: image items, `text`:
+    the others)."""
     pairs = []
     for other in lake.list_shards(version, "selected"):
-        vectors_path = lake.path(version, EMBEDDINGS, other)
+        vectors_path = lake.path(version, folder, other)
         if other == shard or not lake.exists(vectors_path):
             continue
         selected = lake.path(version, "selected", other)
@@ -92,7 +105,7 @@ def prior_embeddings(lake: Lake, version: str, shard: str, model: str) -> dict[s
         rows.append(
             connection.sql(
                 f"SELECT {group} AS grp, e.vector FROM read_parquet(?) AS s "
-                "JOIN read_parquet(?) AS e USING (id) WHERE e.model = ? ORDER BY s.id",
+                f"JOIN read_parquet(?) AS e USING (id) WHERE e.model = ?{SPACE_CONDITIONS[space]} ORDER BY s.id",
                 params=[selected_file, vectors_file, model],
             ).to_arrow_table()
         )
@@ -117,13 +130,18 @@ def version_centroids(
     seed: int,
     model: str,
     points: np.ndarray,
+    space: str = "text",
 ) -> np.ndarray:
-    """The version's k-means centroids: read from `<version>/select_state/kmeans_<fingerprint>.parquet`,
-    or fitted on `points` (the first shard selected) and stored there. Other settings get other files, so
-    changing them starts afresh (then materialize the selected stage of every shard again)."""
+    """The version's k-means centroids of an embedding space: read from
+    `<version>/select_state/kmeans_<fingerprint>.parquet` (`image_kmeans_...` for CLIP image vectors), or
+    fitted on `points` (the first shard selected with items of the space) and stored there. Other settings
+    get other files, so changing them starts afresh (then materialize the selected stage of every shard
+    again)."""
     path = None
     if lake is not None:
-        path = lake.path(version, SELECT_STATE, f"kmeans_{centroids_fingerprint(strategy, seed, model)}")
+        prefix = "" if space == "text" else f"{space}_"
+        name = f"{prefix}kmeans_{centroids_fingerprint(strategy, seed, model)}"
+        path = lake.path(version, SELECT_STATE, name)
     centroids, _ = stored_centroids(
         lake, path, lambda: fit_centroids(points, strategy.clusters, seed, strategy.kmeans_init)
     )

@@ -4,11 +4,13 @@ and filters as real data, and the per-recipe metadata."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from curation_dagster.checks import check_conservation
 from curation_dagster.io.lake import Lake
@@ -199,3 +201,53 @@ def test_recipes_whose_output_modality_the_version_excludes_make_nothing(
 
     assert set(result.extra["synthetic_by_recipe"]) == {"colour_jitter"}
     assert {row["modality"] for row in synthetic(lake, spec, MEDIA)} == {"image"}
+
+
+OWL_LIKE = '''
+from pathlib import Path
+
+
+def owl_like(prompts, seeds, device):
+    """A near copy of the owl for every prompt: fox.png for the fox's caption, owl.png for the owl's."""
+    folder = Path(__file__).parent
+    return [(folder / ("fox.png" if "fox" in prompt else "owl.png")).read_bytes() for prompt in prompts]
+'''
+
+
+def near_copy(png: bytes, pixel: tuple[int, int]) -> bytes:
+    """The image with one pixel inverted: other bytes, the same perceptual hash."""
+    with Image.open(io.BytesIO(png)) as source:
+        image = source.convert("RGB")
+    red, green, blue = image.getpixel(pixel)
+    image.putpixel(pixel, (255 - red, 255 - green, 255 - blue))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_synthetic_image_may_resemble_its_parent_but_not_another_real_image(
+    landing: Path, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "owl_like.py").write_text(OWL_LIKE, encoding="utf-8")
+    (models / "fox.png").write_bytes(near_copy(noisy_png(seed=2), (0, 0)))
+    (models / "owl.png").write_bytes(near_copy(noisy_png(seed=2), (5, 5)))
+    runtime = ModelRuntime.local("cpu", image_generator=f"{models / 'owl_like.py'}:owl_like")
+    lake = Lake(tmp_path / "lake")
+    spec = make_spec({"image": [{"kind": "image_generator"}]}, ["image"])
+
+    result = run_all(spec, lake, landing, MEDIA, runtime)["synthesized"]
+
+    (rejected,) = synthetic(lake, spec, MEDIA, rejected=True)
+    assert (rejected["parent_ids"], rejected["reject_reason"], rejected["dup_of"]) == (
+        [FOX],
+        "dedup.image",
+        OWL,
+    )
+    assert rejected["reject_detail"].endswith("not one of its parents")
+    (admitted,) = synthetic(lake, spec, MEDIA)
+    assert admitted["parent_ids"] == [OWL]  # a near copy of its own parent is what a variant may be
+    index = lake.read_table(lake.path(spec.name, "synth_image_hashes", MEDIA))
+    assert set(index.column("id").to_pylist()) == {admitted["id"]}
+    assert_conserved(lake, spec, MEDIA, result)

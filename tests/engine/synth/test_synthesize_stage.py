@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from curation_dagster.checks import check_conservation
+from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import STAGES, StageResult, run_stage
@@ -251,3 +252,17 @@ def test_an_llm_recipe_without_a_model_fails_the_stage_naming_the_setting(landin
 
     with pytest.raises(ModelNotConfigured, match=r"models\.text_generator"):
         run_stage(spec, lake, "synthesized", SHARD, runtime=ModelRuntime())
+
+
+def test_admitted_variants_are_indexed_and_a_rerun_does_not_reject_them_as_their_own_duplicates(
+    landing: Path, lake: Lake
+) -> None:
+    spec = make_spec([{"kind": "word_edits", "edit_rate": 0.1}])
+    first = run_all(spec, lake, landing)["synthesized"]
+    again = run_stage(spec, lake, "synthesized", SHARD)
+
+    index = NearIndex(lake, spec.name, spec.dedup.near, prefix="synth_")
+    assert index.keys.shards() == [SHARD]
+    assert index.signatures(SHARD).num_rows == first.extra["synthetic_admitted"] == 3
+    assert again.extra["synthetic_admitted"] == 3
+    assert again.reasons == first.reasons

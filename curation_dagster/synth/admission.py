@@ -1,0 +1,232 @@
+"""Near-duplicate admission of synthetic text, with the version's `dedup.near` settings.
+
+A variant may be a near duplicate of its own family: its parents (an augmentation or a paraphrase is
+made to resemble them, and an earlier item whose cluster root is a parent counts as one) and its
+siblings, the variants other recipes made of the same parents. It may not be a near duplicate of any
+other item: another real item of the version (any shard), a synthetic item admitted in another shard,
+or a candidate of another family admitted before it in this shard (the first one wins).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from curation_dagster.dedup.media import (
+    HashSet,
+    MediaDecision,
+    MediaMatcher,
+    ShardMedia,
+    index_table,
+    match_rows,
+    prefer,
+)
+from curation_dagster.dedup.minhash import (
+    band_keys,
+    has_shingles,
+    passes,
+    shingle_and_verification_signatures,
+    verified_similarity,
+)
+from curation_dagster.dedup.near import (
+    EarlierLookup,
+    NearDecision,
+    ShardOutcome,
+    indexed_bands,
+    signatures_schema,
+)
+from curation_dagster.spec import NearDedupSpec
+
+
+class NearAdmission:
+    """Decides, batch after batch of a shard's text candidates, which are near duplicates of an item
+    other than their parents; remembers the admitted ones for later batches and for the index."""
+
+    def __init__(self, settings: NearDedupSpec, earlier: Sequence[tuple[str, EarlierLookup]]) -> None:
+        """`earlier` names the indexes to check against (`real`, `synthetic`) and their lookups; a
+        decision's `shard` holds the name of the index that matched (empty for this shard's candidates)."""
+        self.settings, self.earlier = settings, earlier
+        self.ids: list[str] = []
+        self.sigs: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
+        self.usable: list[bool] = []
+        self.parents: list[frozenset[str]] = []
+        self._buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+
+    def check(self, ids: list[str], texts: list[str], parents: list[list[str]]) -> dict[str, NearDecision]:
+        """The candidates to reject, each with the item it duplicates; the others are admitted."""
+        settings = self.settings
+        if not ids:
+            return {}
+        shingle_sigs, verify_sigs = shingle_and_verification_signatures(texts, settings)
+        keys = band_keys(shingle_sigs, settings.bands, settings.rows)
+        usable = has_shingles(shingle_sigs)
+        rows = np.nonzero(usable)[0]
+        best: dict[int, NearDecision] = {}
+        for source, lookup in self.earlier:
+            found = lookup(keys[rows]) if len(rows) else None
+            if found is None or not len(found.rows):
+                continue
+            own = rows[found.rows]
+            similarity = verified_similarity(own, found.positions, verify_sigs, found.sigs)
+            for row, position, value in zip(own, found.positions, similarity, strict=True):
+                row, item = int(row), found.ids[position]
+                if not passes(np.array([value]), settings)[0]:
+                    continue
+                if item in parents[row] or found.roots[position] in parents[row]:
+                    continue
+                current = best.get(row)
+                if current is None or value > current.similarity:
+                    best[row] = NearDecision(item, float(value), source)
+        decisions: dict[str, NearDecision] = {}
+        for row, item in enumerate(ids):
+            family = frozenset(parents[row])
+            decision = best.get(row) or (
+                self._among_admitted(keys[row], verify_sigs[row], family) if usable[row] else None
+            )
+            if decision is not None:
+                decisions[item] = decision
+                continue
+            self._admit(item, keys[row], verify_sigs[row], bool(usable[row]), family)
+        return decisions
+
+    def _among_admitted(
+        self, keys: np.ndarray, sig: np.ndarray, family: frozenset[str]
+    ) -> NearDecision | None:
+        """The most similar candidate of another family admitted earlier in this shard that shares a
+        band, if confirmed."""
+        sharing = {
+            position
+            for band, key in enumerate(keys.tolist())
+            for position in self._buckets.get((band, key), [])
+        }
+        candidates = sorted(position for position in sharing if not self.parents[position] & family)
+        if not candidates:
+            return None
+        admitted = np.stack([self.sigs[position] for position in candidates])
+        similarity = verified_similarity(
+            np.zeros(len(candidates), np.int64), np.arange(len(candidates)), sig[None, :], admitted
+        )
+        confirmed = np.nonzero(passes(similarity, self.settings))[0]
+        if not len(confirmed):
+            return None
+        top = confirmed[np.argmax(similarity[confirmed])]
+        return NearDecision(self.ids[candidates[top]], float(similarity[top]))
+
+    def _admit(
+        self, item: str, keys: np.ndarray, sig: np.ndarray, usable: bool, family: frozenset[str]
+    ) -> None:
+        position = len(self.ids)
+        self.parents.append(family)
+        self.ids.append(item)
+        self.sigs.append(sig)
+        self.keys.append(keys)
+        self.usable.append(usable)
+        if usable:
+            for band, key in enumerate(keys.tolist()):
+                self._buckets[(band, key)].append(position)
+
+    def outcome(self, shard: str) -> ShardOutcome | None:
+        """The admitted candidates as one shard of a near index (each its own cluster root), or None."""
+        if not self.ids:
+            return None
+        usable = np.nonzero(np.asarray(self.usable, dtype=bool))[0]
+        keys = np.stack(self.keys)[usable] if len(usable) else np.zeros((0, self.settings.bands), np.uint64)
+        indexed_keys, indexed_rows = indexed_bands(usable, keys)
+        sigs = np.stack(self.sigs).astype("<u4")
+        width = sigs.shape[1]
+        signatures = pa.table(
+            {
+                "id": pa.array(self.ids, pa.string()),
+                "root": pa.array(self.ids, pa.string()),
+                "root_shard": pa.array([shard] * len(self.ids), pa.string()),
+                "root_row": pa.array(np.arange(len(self.ids)), pa.int64()),
+                "sig": pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(4 * width),
+                    len(self.ids),
+                    [None, pa.py_buffer(np.ascontiguousarray(sigs).tobytes())],
+                ),
+            },
+            schema=signatures_schema(self.settings),
+        )
+        return ShardOutcome({}, indexed_keys, indexed_rows, signatures, Counter(), 0)
+
+
+#: The hash sets of one index, file by file (a shard's at a time), and the ids of their items.
+IndexFiles = Callable[[], Iterator[tuple[HashSet, list[str]]]]
+
+
+class MediaAdmission:
+    """The same family rule for synthetic images, videos or sounds, with the version's media dedup: a
+    candidate may match its parents and siblings (a flip, a crop, a re-encode of them), never another
+    real item, a synthetic item of another shard, or another family's candidate admitted before it."""
+
+    def __init__(
+        self,
+        matcher: MediaMatcher,
+        schema: pa.Schema,
+        unit_column: str,
+        hash_batch: Callable[[pa.Table], ShardMedia],
+        earlier: Sequence[tuple[str, IndexFiles]],
+    ) -> None:
+        """`hash_batch` hashes a table of candidates as the deduped stage hashes real items; `earlier`
+        names the indexes to check against and reads them."""
+        self.matcher, self.schema, self.unit_column = matcher, schema, unit_column
+        self.hash_batch, self.earlier = hash_batch, earlier
+        self.admitted = ShardMedia()
+        self.families: list[frozenset[str]] = []
+
+    def check(self, candidates: pa.Table) -> dict[str, MediaDecision]:
+        """The candidates to reject, each with the item it matches; unhashable ones are admitted."""
+        hashed = self.hash_batch(candidates)
+        if not hashed.ids:
+            return {}
+        parents = dict(
+            zip(candidates.column("id").to_pylist(), candidates.column("parent_ids").to_pylist(), strict=True)
+        )
+        families = [frozenset(parents[item] or []) for item in hashed.ids]
+        queries = hashed.hash_set()
+        best: dict[int, tuple[float, str, int, int]] = {}
+        for _, files in self.earlier:
+            for targets, target_ids in files():
+                for row, target, similarity, q_unit, t_unit in match_rows(
+                    self.matcher.match(queries, targets)
+                ):
+                    if target_ids[target] not in families[row]:
+                        prefer(best, row, similarity, target_ids[target], q_unit, t_unit)
+        if self.admitted.ids:
+            for row, target, similarity, q_unit, t_unit in match_rows(
+                self.matcher.match(queries, self.admitted.hash_set())
+            ):
+                if not self.families[target] & families[row]:
+                    prefer(best, row, similarity, self.admitted.ids[target], q_unit, t_unit)
+        within: dict[int, list[tuple[float, int, int, int]]] = defaultdict(list)
+        for row, other, similarity, q_unit, t_unit in match_rows(self.matcher.match(queries, queries)):
+            if other < row and not families[other] & families[row]:
+                within[row].append((similarity, other, q_unit, t_unit))
+        decisions: dict[str, MediaDecision] = {}
+        admitted_here: set[int] = set()
+        for row, item in enumerate(hashed.ids):
+            for similarity, other, q_unit, t_unit in within.get(row, []):
+                if other in admitted_here:
+                    prefer(best, row, similarity, hashed.ids[other], q_unit, t_unit)
+            choice = best.get(row)
+            if choice is not None:
+                similarity, dup_of, q_unit, t_unit = choice
+                decisions[item] = MediaDecision(
+                    dup_of, similarity, self.matcher.describe(similarity, q_unit, t_unit, dup_of)
+                )
+                continue
+            admitted_here.add(row)
+            self.admitted.add(item, hashed.units[row], hashed.hashes[row])
+            self.families.append(families[row])
+        return decisions
+
+    def index(self) -> pa.Table | None:
+        """The admitted candidates' hashes as one shard of a media index, or None when there are none."""
+        if not self.admitted.ids:
+            return None
+        return index_table(self.admitted, range(len(self.admitted.ids)), self.schema, self.unit_column)

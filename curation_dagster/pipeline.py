@@ -1054,11 +1054,19 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
     dedup = ExactDedup(spec.dedup.exact)
     upstream_schema = lake.schema(source)
     schema = with_fields(chain.output_schema(upstream_schema), SYNTH_FIELDS)
-    lookup = _index_lookup(
-        lake,
-        _index_files(lake, spec.name, DEDUP_INDEX)
-        + _index_files(lake, spec.name, SYNTH_INDEX, exclude=shard),
-    )
+    exact_index = ExactIndex(lake, spec.name)
+    _check_exact_index(lake, spec.name, "", exact_index.keys.shards())
+    real_claims = exact_index.lookup(None)
+    synthetic_claims = _index_lookup(lake, _index_files(lake, spec.name, SYNTH_INDEX, exclude=shard))
+
+    def lookup(hashes: list[str]) -> dict[str, str]:
+        """The smallest id that claimed each hash: a real item of any shard, or a synthetic item of
+        another shard."""
+        owners = synthetic_claims(hashes)
+        for key, owner in real_claims(hashes).items():
+            owners[key] = min(owner, owners.get(key, owner))
+        return owners
+
     near_settings = spec.dedup.near
     synthetic_index = NearIndex(lake, spec.name, near_settings, prefix=SYNTH_PREFIX)
     admission = (

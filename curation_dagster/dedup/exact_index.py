@@ -46,8 +46,9 @@ class ExactIndex:
         self.keys.remove(shard)
         self.lake.remove(self._claims_path(shard))
 
-    def lookup(self, shard: str) -> Callable[[list[str]], dict[str, str]]:
-        """For a batch of hashes, the smallest id that claimed each in another shard."""
+    def lookup(self, shard: str | None) -> Callable[[list[str]], dict[str, str]]:
+        """For a batch of hashes, the smallest id that claimed each in another shard (in any shard, when
+        `shard` is None)."""
 
         def claimed(hashes: list[str]) -> dict[str, str]:
             if not hashes:

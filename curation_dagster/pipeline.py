@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from curation_dagster.dedup.audio import AudioFingerprinter
 from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
-from curation_dagster.dedup.exact_index import EXACT_KEYS, ExactIndex
+from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.media import (
     MEDIA_FINGERPRINT_KEY,
     REJECT_AUDIO,
@@ -253,33 +253,6 @@ def _index_paths(lake: Lake, version: str, index: str, exclude: str | None = Non
         for shard in lake.list_shards(version, index)
         if shard != exclude
     }
-
-
-def _index_files(lake: Lake, version: str, index: str, exclude: str | None = None) -> list[str]:
-    """The index files of every shard of `version` but `exclude`, as URLs DuckDB reads."""
-    return [lake.url(path) for path in _index_paths(lake, version, index, exclude).values()]
-
-
-def _index_lookup(lake: Lake, files: list[str]) -> Callable[[list[str]], dict[str, str]]:
-    """A function that returns, for a batch of hashes, the id that claimed each in the given index files."""
-    if not files:
-        return lambda hashes: {}
-    connection = lake.connect()
-
-    def lookup(hashes: list[str]) -> dict[str, str]:
-        if not hashes:
-            return {}
-        wanted = pa.table({"content_hash": pa.array(hashes, pa.string())})
-        connection.register("wanted", wanted)
-        rows = connection.execute(
-            "SELECT i.content_hash, min(i.id) FROM read_parquet(?) AS i "
-            "JOIN wanted USING (content_hash) GROUP BY i.content_hash",
-            [files],
-        ).fetchall()
-        connection.unregister("wanted")
-        return {str(key): str(owner) for key, owner in rows}
-
-    return lookup
 
 
 @dataclass
@@ -514,15 +487,18 @@ def _apply_dedup(batch: pa.Table, plan: _DedupPlan, exact: ExactDedup) -> tuple[
     )
 
 
-def _check_exact_index(lake: Lake, version: str, shard: str, indexed: list[str]) -> None:
-    """Refuse claims of other shards that the exact key store lacks (written by an earlier release):
-    a lookup would silently miss their duplicates."""
-    missing = sorted(set(lake.list_shards(version, DEDUP_INDEX)) - set(indexed) - {shard})
+def _check_exact_index(
+    lake: Lake, version: str, shard: str, index: ExactIndex, record: str = DEDUP_INDEX
+) -> None:
+    """Refuse claims recorded in `record` (Parquet) for other shards that the exact key store lacks
+    (written by an earlier release): a lookup would silently miss their duplicates."""
+    missing = sorted(set(lake.list_shards(version, record)) - set(index.keys.shards()) - {shard})
     if missing:
+        stage = "deduped" if record == DEDUP_INDEX else "synthesized"
         raise SpecError(
             f"the exact-duplicate claims of shards {', '.join(missing[:3])} have no keys in "
-            f"{lake.url(lake.stage_dir(version, EXACT_KEYS))} (an index from an earlier release); materialize "
-            "the deduped stage again for every shard of this version, in arrival order"
+            f"{lake.url(index.keys.folder)} (an index from an earlier release); materialize "
+            f"the {stage} stage again for every shard of this version, in arrival order"
         )
 
 
@@ -536,7 +512,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
     with lake.lock(spec.name, DEDUP_INDEX):
         exact_index = ExactIndex(lake, spec.name)
         others = [other for other in exact_index.keys.shards() if other != shard]
-        _check_exact_index(lake, spec.name, shard, others)
+        _check_exact_index(lake, spec.name, shard, exact_index)
         plan, outcome, media = _plan_dedup(spec, lake, shard, source, rows_in, exact_index.lookup(shard))
         semantic = _plan_semantic(spec, lake, shard, source, plan, runtime)
         schema = with_fields(lake.schema(source), DEDUP_FIELDS)
@@ -630,6 +606,7 @@ class _SemanticModality:
     clusters: int
     centroids_fitted: bool
     embeddings: dict[str, Any]
+    epsilon: float
 
     def write_index(self, shard: str) -> None:
         """The shard's kept items, or no file when it kept none."""
@@ -642,6 +619,7 @@ class _SemanticModality:
         outcome = self.outcome
         return {
             "items_checked": len(self.ids),
+            "epsilon": self.epsilon,
             "clusters": self.clusters,
             "centroids": "fitted on this shard" if self.centroids_fitted else "reused",
             "largest_cluster_in_shard": max(outcome.cluster_sizes.values(), default=0),
@@ -723,24 +701,25 @@ def _plan_semantic_modality(
     index: SemanticIndex,
     earlier: EarlierLookup,
 ) -> _SemanticModality:
-    """Semantic dedup of one modality's items of the shard that are not in `removed`."""
+    """Semantic dedup of one modality's items of the shard that are not in `removed`, read from the shard
+    `vectors.batch_rows` rows at a time (images are embedded as they arrive, never all held at once)."""
     settings = spec.dedup.semantic
     names = set(lake.schema(source).names)
     columns = sorted({"modality", *(name for name in vectors.columns if name in names)})
-    items = lake.read_table(source, columns=columns)
-    items = items.filter(
-        pc.and_(
-            pc.equal(items.column("modality"), vectors.modality),
-            pc.invert(pc.is_in(items.column("id"), removed)),
-        )
-    )
-    embedded = vectors.vectors(lake, spec.name, shard, items)
-    ids = [
-        item for item, usable in zip(items.column("id").to_pylist(), embedded.embedded, strict=True) if usable
-    ]
+
+    def items() -> Iterator[pa.Table]:
+        for batch in lake.iter_batches(source, vectors.batch_rows, columns=columns):
+            chosen = pc.and_(
+                pc.equal(batch.column("modality"), vectors.modality),
+                pc.invert(pc.is_in(batch.column("id"), removed)),
+            )
+            yield pa.Table.from_batches([batch]).filter(chosen)
+
+    all_ids, embedded = vectors.vectors(lake, spec.name, shard, items())
+    ids = [item for item, usable in zip(all_ids, embedded.embedded, strict=True) if usable]
     points = embedded.vectors[embedded.embedded]
     centroids, fitted = version_centroids(lake, spec.name, settings, vectors, ids, points)
-    outcome = SemanticDedup(settings).decide(ids, points, centroids, earlier)
+    outcome = SemanticDedup(settings).decide(ids, points, centroids, earlier, modality=vectors.modality)
     return _SemanticModality(
         vectors.modality,
         index,
@@ -750,6 +729,7 @@ def _plan_semantic_modality(
         len(centroids),
         fitted and len(centroids) > 0,
         {"model": embedded.model, "computed": embedded.computed, "reused": embedded.reused},
+        settings.epsilon_of(vectors.modality),
     )
 
 
@@ -1055,9 +1035,11 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
     upstream_schema = lake.schema(source)
     schema = with_fields(chain.output_schema(upstream_schema), SYNTH_FIELDS)
     exact_index = ExactIndex(lake, spec.name)
-    _check_exact_index(lake, spec.name, "", exact_index.keys.shards())
+    synthetic_exact = ExactIndex(lake, spec.name, prefix=SYNTH_PREFIX)
+    _check_exact_index(lake, spec.name, "", exact_index)
+    _check_exact_index(lake, spec.name, shard, synthetic_exact, SYNTH_INDEX)
     real_claims = exact_index.lookup(None)
-    synthetic_claims = _index_lookup(lake, _index_files(lake, spec.name, SYNTH_INDEX, exclude=shard))
+    synthetic_claims = synthetic_exact.lookup(shard)
 
     def lookup(hashes: list[str]) -> dict[str, str]:
         """The smallest id that claimed each hash: a real item of any shard, or a synthetic item of
@@ -1109,7 +1091,9 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
             generated += len(rows)
             valid, invalid = _split_rows(rows, _CANDIDATE_SCHEMA, "synthesized")
             output.write(schema.empty_table(), invalid)
-            unique, duplicates = dedup.run(valid, known, lookup)
+            # A batch-local copy: only admitted candidates claim a hash for later batches, so a candidate
+            # is never rejected as the copy of one the near dedup or the filters rejected.
+            unique, duplicates = dedup.run(valid, dict(known), lookup)
             duplicates = mark_rejected(
                 duplicates,
                 "synthesized",
@@ -1122,10 +1106,18 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
             output.write(schema.empty_table(), pa.concat_tables([near, media_near]))
             admitted, filtered_out = chain.run(unique, stage="synthesized")
             output.write(admitted, filtered_out)
+            for key, item in zip(
+                admitted.column("content_hash").to_pylist(), admitted.column("id").to_pylist(), strict=True
+            ):
+                known.setdefault(key, item)
             tally.add(made, parents, admitted, [invalid, duplicates, near, media_near, filtered_out])
             claims.append(admitted.select(["content_hash", "id", "shard", "modality"]).cast(INDEX_SCHEMA))
-    lake.write_table(
-        lake.path(spec.name, SYNTH_INDEX, shard), pa.concat_tables([INDEX_SCHEMA.empty_table(), *claims])
+    synthetic_claims_table = pa.concat_tables([INDEX_SCHEMA.empty_table(), *claims])
+    lake.write_table(lake.path(spec.name, SYNTH_INDEX, shard), synthetic_claims_table)
+    synthetic_exact.write(
+        shard,
+        synthetic_claims_table.column("content_hash").to_pylist(),
+        synthetic_claims_table.column("id").to_pylist(),
     )
     near_outcome = admission.outcome(shard) if admission is not None else None
     if near_outcome is not None:

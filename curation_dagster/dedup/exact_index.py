@@ -32,9 +32,11 @@ def hash_prefixes(hashes: list[str]) -> np.ndarray:
 class ExactIndex:
     """Which earlier shard's item claimed a content hash, for every shard of a version."""
 
-    def __init__(self, lake: Lake, version: str) -> None:
+    def __init__(self, lake: Lake, version: str, prefix: str = "") -> None:
+        """`prefix` names a second index of the version (`synth_` for admitted synthetic items)."""
         self.lake, self.version = lake, version
-        self.keys = KeyStore(lake, version, EXACT_KEYS, FINGERPRINT, settings="content-hash format")
+        self.claims_folder = prefix + EXACT_CLAIMS
+        self.keys = KeyStore(lake, version, prefix + EXACT_KEYS, FINGERPRINT, settings="content-hash format")
 
     def write(self, shard: str, hashes: list[str], ids: list[str]) -> None:
         """Record the shard's claims (its kept items' hashes), replacing any it had."""
@@ -75,4 +77,4 @@ class ExactIndex:
         return claimed
 
     def _claims_path(self, shard: str) -> str:
-        return f"{self.lake.stage_dir(self.version, EXACT_CLAIMS)}/{check_segment(shard)}.arrow"
+        return f"{self.lake.stage_dir(self.version, self.claims_folder)}/{check_segment(shard)}.arrow"

@@ -251,3 +251,23 @@ def test_a_synthetic_image_may_resemble_its_parent_but_not_another_real_image(
     index = lake.read_table(lake.path(spec.name, "synth_image_hashes", MEDIA))
     assert set(index.column("id").to_pylist()) == {admitted["id"]}
     assert_conserved(lake, spec, MEDIA, result)
+
+
+def test_a_copy_rejected_for_resembling_another_item_does_not_claim_its_content(
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("curation_dagster.pipeline.BATCH_ROWS", 1)  # each parent in its own batch
+    painter = write_image_generator(tmp_path / "models")
+    (painter.parent / "copy.png").write_bytes(near_copy(noisy_png(seed=2), (3, 3)))  # near the owl
+    runtime = ModelRuntime.local("cpu", image_generator=f"{painter}:copy_of_png")
+    lake = Lake(tmp_path / "lake")
+    spec = make_spec({"image": [{"kind": "image_generator"}]}, ["image"])
+
+    result = run_all(spec, lake, landing, MEDIA, runtime)["synthesized"]
+
+    rejected = [
+        (row["parent_ids"], row["reject_reason"]) for row in synthetic(lake, spec, MEDIA, rejected=True)
+    ]
+    assert rejected == [([FOX], "dedup.image")]  # the fox's copy looks like the owl, not its parent
+    assert [row["parent_ids"] for row in synthetic(lake, spec, MEDIA)] == [[OWL]]  # same bytes, its parent
+    assert_conserved(lake, spec, MEDIA, result)

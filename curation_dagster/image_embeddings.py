@@ -6,7 +6,7 @@ the rest."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from curation_dagster.models.runtime import ModelRuntime
 
 #: The lake folder (in place of a stage) that holds each shard's image embeddings.
 IMAGE_EMBEDDINGS = "image_embeddings"
-#: Rows turned into Python objects at a time when embedding a whole shard.
+#: Rows turned into Python objects, and their images embedded, at a time when embedding a whole shard.
 SLICE_ROWS = 1024
 
 
@@ -175,8 +175,10 @@ class ImageEmbeddingStore:
 
 @dataclass(frozen=True)
 class ShardImageEmbeddings:
-    """The image embeddings of a shard's items, aligned with the table asked for, and what it took."""
+    """The image embeddings of a shard's items, aligned with the rows given, and what it took."""
 
+    ids: list[str]
+    """The items, in the order of the rows given."""
     vectors: np.ndarray
     """(n, d) float32 unit vectors; rows where `embedded` is false are zeros."""
     embedded: np.ndarray
@@ -187,18 +189,57 @@ class ShardImageEmbeddings:
     model: str
 
 
+def embedding_rows(batch_size: int) -> int:
+    """Rows embedded per call: whole model batches, about `SLICE_ROWS` images, so a call holds that many
+    encoded images and the model runs on one batch while the next is decoded."""
+    return batch_size * max(1, SLICE_ROWS // batch_size)
+
+
 def shard_image_embeddings(
     lake: Lake | None, version: str, shard: str, items: pa.Table, embedder: ClipEmbedder
 ) -> ShardImageEmbeddings:
     """The CLIP embedding of every item in `items` (columns `id`, `media` and/or `uri`), reused from
     `<version>/image_embeddings/<shard>.parquet` where model key and media hash match, else computed and
     saved there. For selection and semantic dedup; the CLIP filters share one store per shard instead."""
+    return stream_image_embeddings(lake, version, shard, [items], embedder)
+
+
+def stream_image_embeddings(
+    lake: Lake | None,
+    version: str,
+    shard: str,
+    batches: Iterable[pa.Table | pa.RecordBatch],
+    embedder: ClipEmbedder,
+) -> ShardImageEmbeddings:
+    """As `shard_image_embeddings`, for rows that arrive in batches (a shard read with `Lake.iter_batches`):
+    they are embedded `embedding_rows` at a time, so memory holds that many images, not the shard's."""
     store = ImageEmbeddingStore(embedder, lake, version, shard)
-    columns = [name for name in ("id", "media", "uri") if name in items.column_names]
+    rows = embedding_rows(embedder.runtime.batch_size)
+    ids: list[str] = []
     parts: list[ImageVectors] = []
-    for start in range(0, items.num_rows, SLICE_ROWS):
-        rows = items.slice(start, SLICE_ROWS).select(columns).to_pylist()
-        parts.append(store.embed(rows))
+    pending: list[pa.Table] = []
+    waiting = 0
+
+    def embed(table: pa.Table) -> None:
+        columns = [name for name in ("id", "media", "uri") if name in table.column_names]
+        ids.extend(str(item) for item in table.column("id").to_pylist())
+        parts.append(store.embed(table.select(columns).to_pylist()))
+
+    for batch in batches:
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if table.num_rows == 0:
+            continue
+        pending.append(table)
+        waiting += table.num_rows
+        if waiting < rows:
+            continue
+        joined = pa.concat_tables(pending)
+        full = waiting - waiting % rows
+        for start in range(0, full, rows):
+            embed(joined.slice(start, rows))
+        pending, waiting = ([joined.slice(full)], waiting - full) if waiting > full else ([], 0)
+    if pending:
+        embed(pa.concat_tables(pending))
     store.save()
     dimension = max((part.vectors.shape[1] for part in parts), default=0)
     vectors = (
@@ -206,6 +247,7 @@ def shard_image_embeddings(
     )
     errors = [error for part in parts for error in part.errors]
     return ShardImageEmbeddings(
+        ids=ids,
         vectors=vectors,
         embedded=np.array([error is None for error in errors], dtype=bool),
         errors=errors,

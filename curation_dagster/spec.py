@@ -241,9 +241,10 @@ class AudioDedupSpec(_Strict):
 class SemanticDedupSpec(_Strict):
     """SemDeDup (Abbas et al. 2023) on text or CLIP image embeddings, across every shard of the version: k-means
     clusters, then within a cluster an item whose cosine similarity to an item already kept is at least
-    1 - `epsilon` is removed. The centroids are fitted once per version, on up to `sample_size` items of
-    the first shard deduped with these settings, and stored in the lake; later shards are assigned to them
-    and compared, cluster by cluster, with the items earlier shards kept. Off unless the section is given.
+    1 - `epsilon` (`image_epsilon` for images) is removed. The centroids are fitted once per version, on up
+    to `sample_size` items of the first shard deduped with these settings, and stored in the lake; later
+    shards are assigned to them and compared, cluster by cluster, with the items earlier shards kept. Off
+    unless the section is given.
     """
 
     enabled: bool = True
@@ -254,9 +255,11 @@ class SemanticDedupSpec(_Strict):
     memory per shard but more duplicate pairs split across two clusters. The fit uses at most one cluster
     per 10 sample items, so a small first shard gives the version fewer, larger clusters (more work)."""
     epsilon: float = Field(0.07, gt=0, lt=1)
-    """Items are duplicates when their cosine similarity is at least 1 - epsilon. 0.07 (0.93) is NeMo
-    Curator's text SemDeDup example with all-MiniLM-L6-v2; its workflow default is 0.01 and the paper
-    used 0.03 on LAION's CLIP image embeddings. Lower is stricter."""
+    """Text items are duplicates when their cosine similarity is at least 1 - epsilon. 0.07 (0.93) is NeMo
+    Curator's text SemDeDup example with all-MiniLM-L6-v2; its workflow default is 0.01. Lower is stricter."""
+    image_epsilon: float = Field(0.03, gt=0, lt=1)
+    """`epsilon` for image items' CLIP vectors: 0.03 (0.97) is the SemDeDup paper's value on LAION-440M's CLIP
+    image embeddings, where it removed about half of the data with little loss. Lower is stricter."""
     keep: Literal["earliest", "nearest_centroid", "farthest_centroid"] = "earliest"
     """Which item of a group of duplicates within one shard is kept: the earliest row, as the other dedup
     steps do; the one nearest to the cluster's centroid (NeMo Curator's `easy`); or the farthest (the
@@ -281,6 +284,10 @@ class SemanticDedupSpec(_Strict):
         if not value or len(set(value)) != len(value):
             raise ValueError("list text and/or image, each at most once")
         return value
+
+    def epsilon_of(self, modality: str) -> float:
+        """The epsilon of one of `modalities`: `image_epsilon` for images, `epsilon` for text."""
+        return self.image_epsilon if modality == "image" else self.epsilon
 
 
 class DedupSpec(_Strict):

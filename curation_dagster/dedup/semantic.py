@@ -1,6 +1,6 @@
 """Semantic duplicates (SemDeDup, Abbas et al. 2023) for one shard: items are assigned to the version's
 k-means clusters and, cluster by cluster, an item whose cosine similarity to an item already kept is at
-least 1 - epsilon is removed.
+least 1 - epsilon is removed, with the modality's epsilon (`epsilon` for text, `image_epsilon` for images).
 
 Kept means kept by an earlier shard (read cluster by cluster from their index, never their text), or kept
 earlier in this shard in the spec's `keep` order. Items of earlier shards are never removed. Only items
@@ -8,14 +8,15 @@ of one cluster are held at a time: memory follows the largest cluster, not the v
 
 Vectors come from a `VectorSource` per modality; text uses the packaged MiniLM embedder and the lake's
 `<version>/embeddings/` files, shared with selection; images use CLIP and `<version>/image_embeddings/`,
-shared with the CLIP filters. Each modality has its own centroids, index folder and fingerprint.
+shared with the CLIP filters, read from the shard a slice at a time. Each modality has its own centroids,
+index folder and fingerprint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +32,7 @@ from curation_dagster.embeddings import (
     vectors_of,
 )
 from curation_dagster.errors import SpecError
-from curation_dagster.image_embeddings import clip_embedder, shard_image_embeddings
+from curation_dagster.image_embeddings import clip_embedder, embedding_rows, stream_image_embeddings
 from curation_dagster.io.lake import Lake
 from curation_dagster.kmeans import assign_clusters, fit_centroids, stored_centroids
 from curation_dagster.models.runtime import ModelRuntime
@@ -59,6 +60,8 @@ _BLOCK = 1024
 _CHUNK = 8192
 #: Rows per row group of an index file: a cluster's query skips the row groups of other clusters.
 _ROW_GROUP = 4096
+#: Rows of a shard read at a time for text vectors (their texts are embedded together afterwards).
+TEXT_BATCH_ROWS = 1024
 
 
 def clustering_fingerprint(settings: SemanticDedupSpec, model: str) -> str:
@@ -98,8 +101,16 @@ class VectorSource(Protocol):
         """Identifies the vectors (model and settings), as stored with them."""
         ...
 
-    def vectors(self, lake: Lake | None, version: str, shard: str, items: pa.Table) -> ShardEmbeddings:
-        """One vector per row of `items` (its `columns`); rows it cannot embed are marked so."""
+    @property
+    def batch_rows(self) -> int:
+        """Rows of the shard to read at a time."""
+        ...
+
+    def vectors(
+        self, lake: Lake | None, version: str, shard: str, items: Iterable[pa.Table]
+    ) -> tuple[list[str], ShardEmbeddings]:
+        """The ids of the rows of `items` (batches with its `columns`) and one vector per row, in order;
+        rows it cannot embed are marked so."""
         ...
 
 
@@ -118,15 +129,27 @@ class TextVectors:
     def model(self) -> str:
         return model_key(self.settings)
 
-    def vectors(self, lake: Lake | None, version: str, shard: str, items: pa.Table) -> ShardEmbeddings:
+    @property
+    def batch_rows(self) -> int:
+        return TEXT_BATCH_ROWS
+
+    def vectors(
+        self, lake: Lake | None, version: str, shard: str, items: Iterable[pa.Table]
+    ) -> tuple[list[str], ShardEmbeddings]:
         embedder = TextEmbedder.for_runtime(self.settings, self.runtime)
-        ids = items.column("id").to_pylist()
-        return shard_embeddings(lake, version, shard, ids, items.column("text").to_pylist(), embedder)
+        ids: list[str] = []
+        texts: list[str | None] = []
+        for batch in items:
+            ids.extend(batch.column("id").to_pylist())
+            texts.extend(batch.column("text").to_pylist())
+        return ids, shard_embeddings(lake, version, shard, ids, texts, embedder)
 
 
 class ClipImageVectors:
     """Image items' CLIP image vectors (the runtime's `models.clip_weights`), reused from and stored in
-    `<version>/image_embeddings/<shard>.parquet`; an image that cannot be decoded is not embedded."""
+    `<version>/image_embeddings/<shard>.parquet`; an image that cannot be decoded is not embedded. Images
+    are read and embedded a slice of whole model batches at a time (`embedding_rows`), never the shard's
+    bytes at once."""
 
     modality: str = "image"
     index: str = IMAGE_SEMANTIC_INDEX
@@ -141,9 +164,16 @@ class ClipImageVectors:
     def model(self) -> str:
         return self.embedder.key
 
-    def vectors(self, lake: Lake | None, version: str, shard: str, items: pa.Table) -> ShardEmbeddings:
-        found = shard_image_embeddings(lake, version, shard, items, self.embedder)
-        return ShardEmbeddings(found.vectors, found.embedded, found.computed, found.reused, found.model)
+    @property
+    def batch_rows(self) -> int:
+        return embedding_rows(self.embedder.runtime.batch_size)
+
+    def vectors(
+        self, lake: Lake | None, version: str, shard: str, items: Iterable[pa.Table]
+    ) -> tuple[list[str], ShardEmbeddings]:
+        found = stream_image_embeddings(lake, version, shard, items, self.embedder)
+        embedded = ShardEmbeddings(found.vectors, found.embedded, found.computed, found.reused, found.model)
+        return found.ids, embedded
 
 
 def vector_source(
@@ -314,10 +344,10 @@ class SemanticDedup:
     def __init__(self, settings: SemanticDedupSpec | None = None) -> None:
         self.settings = settings or SemanticDedupSpec()
 
-    @property
-    def threshold(self) -> float:
-        """Cosine similarity at which two items are duplicates: 1 - epsilon."""
-        return 1.0 - self.settings.epsilon
+    def threshold(self, modality: str = "text") -> float:
+        """Cosine similarity at which two items of the modality are duplicates: 1 - its epsilon
+        (`epsilon` for text, `image_epsilon` for images)."""
+        return 1.0 - self.settings.epsilon_of(modality)
 
     def decide(
         self,
@@ -325,10 +355,12 @@ class SemanticDedup:
         vectors: np.ndarray,
         centroids: np.ndarray,
         earlier: EarlierLookup = no_earlier_items,
+        *,
+        modality: str = "text",
     ) -> SemanticOutcome:
         """Assign every item (rows in shard order) to its nearest centroid, then, per cluster in
-        ascending order, remove each item that has a kept item within 1 - epsilon. A duplicate of an
-        earlier shard's item points to the most similar of those; otherwise to the most similar item
+        ascending order, remove each item that has a kept item within the modality's threshold. A duplicate
+        of an earlier shard's item points to the most similar of those; otherwise to the most similar item
         kept before it in this shard."""
         points = _unit(np.asarray(vectors, dtype=np.float32))
         if len(points) == 0:
@@ -337,10 +369,13 @@ class SemanticDedup:
             raise ValueError("semantic dedup needs at least one centroid for a shard with embedded items")
         clusters = assign_clusters(points, centroids)
         outcome = SemanticOutcome({}, clusters, np.ones(len(points), dtype=bool))
+        threshold = self.threshold(modality)
         for cluster in np.unique(clusters).tolist():
             members = self._priority(np.flatnonzero(clusters == cluster), points, centroids[cluster])
             outcome.cluster_sizes[int(cluster)] = len(members)
-            self._decide_cluster(int(cluster), ids, points, members, earlier(int(cluster)), outcome)
+            self._decide_cluster(
+                int(cluster), ids, points, members, earlier(int(cluster)), threshold, outcome
+            )
         return outcome
 
     def _priority(self, positions: np.ndarray, points: np.ndarray, centroid: np.ndarray) -> np.ndarray:
@@ -360,9 +395,9 @@ class SemanticDedup:
         points: np.ndarray,
         members: np.ndarray,
         earlier: EarlierVectors,
+        threshold: float,
         outcome: SemanticOutcome,
     ) -> None:
-        threshold = self.threshold
         earlier_points = _unit(np.asarray(earlier.vectors, dtype=np.float32)) if len(earlier.ids) else None
         outcome.earlier_compared += len(earlier.ids)
         kept_points = np.empty((len(members), points.shape[1]), dtype=np.float32)
@@ -411,14 +446,15 @@ class SemanticDedup:
         modality: str = "text",
     ) -> tuple[pa.Table, pa.Table]:
         """A table on its own (a notebook): (kept, rejected), centroids fitted on the table. `modality`
-        `image` embeds the media of the image rows with the runtime's CLIP instead of text. `vectors`
-        (one row per table row) skips the embedder; rows it cannot embed are kept unchecked."""
+        `image` embeds the media of the image rows with the runtime's CLIP instead of text, and compares
+        with `image_epsilon`. `vectors` (one row per table row) skips the embedder; rows it cannot embed
+        are kept unchecked."""
         usable = np.ones(table.num_rows, dtype=bool)
         if modality == "image" and "modality" in table.column_names:
             usable = np.asarray(pc.equal(table.column("modality"), "image").to_pylist(), dtype=bool)
         if vectors is None:
             source = vector_source(modality, self.settings, runtime)
-            embedded = source.vectors(None, "", "", table.filter(pa.array(usable)))
+            _, embedded = source.vectors(None, "", "", [table.filter(pa.array(usable))])
             points = np.zeros((table.num_rows, embedded.vectors.shape[1]), dtype=np.float32)
             points[usable] = embedded.vectors
             usable[np.flatnonzero(usable)[~embedded.embedded]] = False
@@ -428,7 +464,9 @@ class SemanticDedup:
         rows = np.flatnonzero(usable)
         chosen = points[rows]
         ids = [all_ids[row] for row in rows]
-        outcome = self.decide(ids, chosen, fit_sample_centroids(self.settings, ids, chosen))
+        outcome = self.decide(
+            ids, chosen, fit_sample_centroids(self.settings, ids, chosen), modality=modality
+        )
         removed = pa.array([item in outcome.removed for item in all_ids], pa.bool_())
         decisions = [outcome.removed[item] for item in all_ids if item in outcome.removed]
         rejected = table.filter(removed)

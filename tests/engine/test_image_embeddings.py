@@ -10,11 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from curation_dagster import image_embeddings
 from curation_dagster.image_embeddings import (
     IMAGE_EMBEDDINGS,
     ImageEmbeddingStore,
+    embedding_rows,
     media_hash,
     shard_image_embeddings,
+    stream_image_embeddings,
 )
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.clip import ClipEmbedder, ImageVectors
@@ -27,14 +30,16 @@ TinyClip = tuple[Path, Path, Path]
 
 
 class CountingEmbedder(ClipEmbedder):
-    """The real embedder, counting the images it is asked to embed."""
+    """The real embedder, counting the images it is asked to embed, and per call."""
 
     def __init__(self, runtime: ModelRuntime) -> None:
         super().__init__(runtime)
         self.embedded = 0
+        self.calls: list[int] = []
 
     def embed_images(self, images: Sequence[bytes]) -> ImageVectors:
         self.embedded += len(images)
+        self.calls.append(len(images))
         return super().embed_images(images)
 
 
@@ -185,3 +190,29 @@ def test_a_store_embeds_each_item_once_however_often_it_is_asked(tiny_clip: Tiny
         "failed": 0,
         "path": None,
     }
+
+
+def test_embedding_slices_are_whole_model_batches_of_about_slice_rows() -> None:
+    assert [embedding_rows(size) for size in (32, 100, 1, 2048)] == [1024, 1000, 1024, 2048]
+
+
+def test_batches_of_any_size_are_embedded_in_equal_slices_with_the_same_vectors_as_one_call(
+    tiny_clip: TinyClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = items(7)
+    whole_lake, streamed_lake = Lake(tmp_path / "whole"), Lake(tmp_path / "streamed")
+    whole_clip, streamed_clip = embedder(tiny_clip), embedder(tiny_clip)
+    whole = shard_image_embeddings(whole_lake, "v1", "s1", table, whole_clip)
+    monkeypatch.setattr(image_embeddings, "SLICE_ROWS", 4)
+    batches = [table.slice(0, 1), table.slice(1, 0), *table.slice(1, 5).to_batches(), table.slice(6, 1)]
+
+    streamed = stream_image_embeddings(streamed_lake, "v1", "s1", batches, streamed_clip)
+
+    assert (whole_clip.calls, streamed_clip.calls) == ([7], [4, 3])
+    assert streamed.ids == whole.ids == table.column("id").to_pylist()
+    np.testing.assert_array_equal(streamed.vectors, whole.vectors)
+    assert streamed.embedded.all() and (streamed.computed, streamed.reused) == (7, 0)
+    path = ("v1", IMAGE_EMBEDDINGS, "s1")
+    assert streamed_lake.read_table(streamed_lake.path(*path)).equals(
+        whole_lake.read_table(whole_lake.path(*path))
+    )

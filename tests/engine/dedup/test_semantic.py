@@ -112,6 +112,49 @@ def test_the_threshold_is_one_minus_epsilon_inclusive() -> None:
     assert removed(dedup.decide(["a", "b"], unit(0, just_out), AXIS)) == {}
 
 
+#: Degrees between two unit vectors at cosine 0.95: a duplicate under text's 0.93, not under images' 0.97.
+AT_095 = float(np.degrees(np.arccos(0.95)))
+
+
+def test_images_are_compared_with_image_epsilon_and_text_with_epsilon() -> None:
+    dedup = SemanticDedup(semantic_settings())
+
+    assert (dedup.threshold("text"), dedup.threshold("image")) == (pytest.approx(0.93), pytest.approx(0.97))
+    assert removed(dedup.decide(["a", "b"], unit(0, AT_095), AXIS)) == {"b": "a"}
+    assert removed(dedup.decide(["a", "b"], unit(0, AT_095), AXIS, modality="image")) == {}
+
+
+def test_image_epsilon_alone_decides_images_and_epsilon_alone_text() -> None:
+    loose_images = SemanticDedup(semantic_settings(image_epsilon=0.07, epsilon=0.01))
+    loose_text = SemanticDedup(semantic_settings(image_epsilon=0.01, epsilon=0.2))
+
+    assert removed(loose_images.decide(["a", "b"], unit(0, AT_095), AXIS, modality="image")) == {"b": "a"}
+    assert removed(loose_images.decide(["a", "b"], unit(0, AT_095), AXIS)) == {}
+    assert removed(loose_text.decide(["a", "b"], unit(0, AT_095), AXIS, modality="image")) == {}
+    assert removed(loose_text.decide(["a", "b"], unit(0, AT_095), AXIS)) == {"b": "a"}
+
+
+def test_run_on_a_table_with_given_vectors_uses_the_modalitys_epsilon() -> None:
+    table = pa.table({"id": ["a", "b"], "modality": ["image", "image"], "media": [b"x", b"y"]})
+    dedup = SemanticDedup(semantic_settings())
+
+    kept_as_images, _ = dedup.run(table, unit(0, AT_095), modality="image")
+    kept_as_text, rejected_as_text = dedup.run(table, unit(0, AT_095))
+
+    assert kept_as_images.column("id").to_pylist() == ["a", "b"]
+    assert kept_as_text.column("id").to_pylist() == ["a"]
+    assert rejected_as_text.column("dup_similarity").to_pylist() == [pytest.approx(0.95, abs=1e-6)]
+
+
+def test_specs_without_image_epsilon_still_parse_and_get_the_papers_value() -> None:
+    settings = parse_spec({"name": "v", "dedup": {"semantic": {"epsilon": 0.1}}}).dedup.semantic
+
+    assert (settings.epsilon, settings.image_epsilon) == (0.1, 0.03)
+    assert (settings.epsilon_of("text"), settings.epsilon_of("image")) == (0.1, 0.03)
+    with pytest.raises(SpecError, match=r"dedup\.semantic\.image_epsilon"):
+        parse_spec({"name": "v", "dedup": {"semantic": {"image_epsilon": 1.5}}})
+
+
 def test_an_item_is_compared_with_kept_items_only() -> None:
     # b is within 0.95 of a and is removed; c is within 0.95 of b only, so it stays.
     outcome = SemanticDedup(semantic_settings(epsilon=0.07)).decide(["a", "b", "c"], unit(0, 18, 36), AXIS)

@@ -5,6 +5,7 @@ text and image items kept in separate embedding spaces (centroids, index folders
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from assets.factory import needs_accelerator
+from curation_dagster import image_embeddings
 from curation_dagster.checks import check_conservation
 from curation_dagster.dedup.semantic import (
     FINGERPRINT_KEY,
@@ -24,7 +26,9 @@ from curation_dagster.dedup.semantic import (
     SemanticDedup,
 )
 from curation_dagster.errors import ModelNotConfigured, SpecError
+from curation_dagster.image_embeddings import IMAGE_EMBEDDINGS
 from curation_dagster.io.lake import Lake
+from curation_dagster.models.clip import ClipEmbedder, ImageVectors
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import StageResult, run_stage
 from curation_dagster.spec import SemanticDedupSpec, VersionSpec, parse_spec
@@ -58,9 +62,9 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def runtime(tiny_clip: TinyClip) -> ModelRuntime:
+def runtime(tiny_clip: TinyClip, batch_size: int = 32) -> ModelRuntime:
     config, weights, _ = tiny_clip
-    return ModelRuntime.local("cpu", clip_arch=str(config), clip_weights=str(weights))
+    return ModelRuntime.local("cpu", clip_arch=str(config), clip_weights=str(weights), batch_size=batch_size)
 
 
 def spec(modalities: list[str], **semantic: Any) -> VersionSpec:
@@ -71,7 +75,7 @@ def spec(modalities: list[str], **semantic: Any) -> VersionSpec:
             # perceptual hashes would find the copies first; this tests the embeddings
             "dedup": {
                 "image": {"enabled": False},
-                "semantic": {"modalities": modalities, "epsilon": EPSILON, **semantic},
+                "semantic": {"modalities": modalities, "image_epsilon": EPSILON, **semantic},
             },
         }
     )
@@ -101,9 +105,11 @@ def landing(tmp_path: Path) -> Path:
     return root
 
 
-def dedup(version: VersionSpec, lake: Lake, landing: Path, shard: str, tiny_clip: TinyClip) -> StageResult:
+def dedup(
+    version: VersionSpec, lake: Lake, landing: Path, shard: str, tiny_clip: TinyClip, batch_size: int = 32
+) -> StageResult:
     run_stage(version, lake, "raw", shard, landing / shard)
-    return run_stage(version, lake, "deduped", shard, runtime=runtime(tiny_clip))
+    return run_stage(version, lake, "deduped", shard, runtime=runtime(tiny_clip, batch_size))
 
 
 def uris(lake: Lake, shard: str, *, rejected: bool = False) -> dict[str, dict[str, Any]]:
@@ -164,6 +170,47 @@ def test_text_and_image_items_get_their_own_centroids_index_folders_and_fingerpr
     assert lake.list_shards("simg", IMAGE_SEMANTIC_INDEX) == []
 
 
+def test_a_shard_embedded_two_images_at_a_time_gives_the_same_decisions_and_vectors_as_one_batch(
+    landing: Path, tmp_path: Path, tiny_clip: TinyClip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    media_read_whole: list[str] = []
+    embed_images, read_table = ClipEmbedder.embed_images, Lake.read_table
+
+    def counted(self: ClipEmbedder, images: Sequence[bytes]) -> ImageVectors:
+        calls.append(len(images))
+        return embed_images(self, images)
+
+    def watched(self: Lake, path: str, columns: list[str] | None = None) -> pa.Table:
+        if "/raw/" in path and (columns is None or "media" in columns):
+            media_read_whole.append(path)
+        return read_table(self, path, columns)
+
+    monkeypatch.setattr(ClipEmbedder, "embed_images", counted)
+    monkeypatch.setattr(Lake, "read_table", watched)
+    lakes = {"whole": Lake(tmp_path / "whole"), "streamed": Lake(tmp_path / "streamed")}
+    # the same model batches of two either way, so the vectors can be compared bit for bit
+    dedup(spec(["image"]), lakes["whole"], landing, "one", tiny_clip, batch_size=2)
+    whole_calls = calls[:]
+    calls.clear()
+    monkeypatch.setattr(image_embeddings, "SLICE_ROWS", 2)
+    dedup(spec(["image"]), lakes["streamed"], landing, "one", tiny_clip, batch_size=2)
+
+    assert (whole_calls, calls) == ([4], [2, 2])
+    assert media_read_whole == []
+    tables = {
+        name: [
+            lake.read_table(lake.path("simg", "deduped", "one", rejected=True)),
+            *(lake.read_table(lake.path("simg", folder, "one")) for folder in ("deduped", IMAGE_EMBEDDINGS)),
+            lake.read_table(lake.path("simg", IMAGE_SEMANTIC_INDEX, "one")),
+        ]
+        for name, lake in lakes.items()
+    }
+    assert tables["streamed"][0].column("reject_reason").to_pylist() == [REJECT_SEMANTIC]
+    for streamed, whole in zip(tables["streamed"], tables["whole"], strict=True):
+        assert streamed.equals(whole)
+
+
 def test_image_semantic_dedup_without_clip_weights_names_the_setting_to_configure(
     landing: Path, tmp_path: Path
 ) -> None:
@@ -188,7 +235,7 @@ def test_run_on_a_table_of_images_removes_the_copy(tiny_clip: TinyClip) -> None:
         }
     )
 
-    kept, rejected = SemanticDedup(SemanticDedupSpec(epsilon=EPSILON)).run(
+    kept, rejected = SemanticDedup(SemanticDedupSpec(image_epsilon=EPSILON)).run(
         table, runtime=runtime(tiny_clip), modality="image"
     )
 

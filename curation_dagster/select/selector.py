@@ -15,7 +15,12 @@ import numpy as np
 import pyarrow as pa
 
 from curation_dagster.embeddings import EMBEDDINGS, ShardEmbeddings, TextEmbedder, shard_embeddings
-from curation_dagster.image_embeddings import IMAGE_EMBEDDINGS, clip_embedder, shard_image_embeddings
+from curation_dagster.image_embeddings import (
+    IMAGE_EMBEDDINGS,
+    SLICE_ROWS,
+    clip_embedder,
+    stream_image_embeddings,
+)
 from curation_dagster.io.lake import Lake
 from curation_dagster.kmeans import assign_clusters
 from curation_dagster.models.runtime import ModelRuntime
@@ -277,9 +282,10 @@ def _image_embeddings(
     embedder = clip_embedder(runtime, CLIP_SETTING)
     names = set(connection.sql(f"SELECT * FROM {ITEMS} LIMIT 0").columns)
     columns = ", ".join(name for name in ("id", "media", "uri") if name in names)
-    items = connection.sql(f"SELECT {columns} FROM {ITEMS} WHERE modality = 'image'").to_arrow_table()
-    found = shard_image_embeddings(lake, version, shard, items, embedder)
-    row_of = {item: row for row, item in enumerate(items.column("id").to_pylist())}
+    # Streamed in record batches: memory holds a slice of images, not the shard's image bytes.
+    items = connection.sql(f"SELECT {columns} FROM {ITEMS} WHERE modality = 'image'")
+    found = stream_image_embeddings(lake, version, shard, items.to_arrow_reader(SLICE_ROWS), embedder)
+    row_of = {item: row for row, item in enumerate(found.ids)}
     vectors = np.zeros((len(candidates.ids), found.vectors.shape[1]), dtype=np.float32)
     embedded = np.zeros(len(candidates.ids), dtype=bool)
     for position in np.flatnonzero(is_image).tolist():

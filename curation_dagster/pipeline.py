@@ -68,6 +68,7 @@ from curation_dagster.dedup.semantic import (
     version_centroids,
 )
 from curation_dagster.errors import SpecError, StageInputMissing
+from curation_dagster.filters.base import FilterChain
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.filters.context import FilterContext
 from curation_dagster.filters.summary import summarize
@@ -1091,26 +1092,11 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
             generated += len(rows)
             valid, invalid = _split_rows(rows, _CANDIDATE_SCHEMA, "synthesized")
             output.write(schema.empty_table(), invalid)
-            # A batch-local copy: only admitted candidates claim a hash for later batches, so a candidate
-            # is never rejected as the copy of one the near dedup or the filters rejected.
-            unique, duplicates = dedup.run(valid, dict(known), lookup)
-            duplicates = mark_rejected(
-                duplicates,
-                "synthesized",
-                duplicates.column("reject_reason").to_pylist(),
-                duplicates.column("reject_detail").to_pylist(),
-            )
-            output.write(schema.empty_table(), duplicates)
-            unique, near = _admit_near(unique, admission)
-            unique, media_near = _admit_media(unique, media_admission)
-            output.write(schema.empty_table(), pa.concat_tables([near, media_near]))
-            admitted, filtered_out = chain.run(unique, stage="synthesized")
-            output.write(admitted, filtered_out)
-            for key, item in zip(
-                admitted.column("content_hash").to_pylist(), admitted.column("id").to_pylist(), strict=True
-            ):
-                known.setdefault(key, item)
-            tally.add(made, parents, admitted, [invalid, duplicates, near, media_near, filtered_out])
+            admitted, turned_down = _admit(valid, known, lookup, dedup, admission, media_admission, chain)
+            output.write(admitted, schema.empty_table())
+            for part in turned_down:
+                output.write(schema.empty_table(), part)
+            tally.add(made, parents, admitted, [invalid, *turned_down])
             claims.append(admitted.select(["content_hash", "id", "shard", "modality"]).cast(INDEX_SCHEMA))
     synthetic_claims_table = pa.concat_tables([INDEX_SCHEMA.empty_table(), *claims])
     lake.write_table(lake.path(spec.name, SYNTH_INDEX, shard), synthetic_claims_table)
@@ -1151,6 +1137,55 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
 
 
 _CANDIDATE_SCHEMA = with_fields(RAW_SCHEMA, SYNTH_FIELDS)
+
+
+def _admit(
+    candidates: pa.Table,
+    known: dict[str, str],
+    lookup: Callable[[list[str]], dict[str, str]],
+    dedup: ExactDedup,
+    admission: NearAdmission | None,
+    media_admission: dict[str, MediaAdmission],
+    chain: FilterChain,
+) -> tuple[pa.Table, list[pa.Table]]:
+    """One batch of valid candidates through exact dedup, near-duplicate admission and the filters:
+    (admitted, rejected parts). Only admitted candidates claim their content (in `known`, for later
+    batches too): a candidate held back as the exact copy of one that near dedup or a filter then turned
+    down goes through again, so an identical variant of another family (or with another caption) still
+    gets its own verdict."""
+    admitted_parts: list[pa.Table] = []
+    rejected_parts: list[pa.Table] = []
+    pending: pa.Table | None = candidates
+    while pending is not None:
+        unique, duplicates = dedup.run(pending, dict(known), lookup)
+        unique, near = _admit_near(unique, admission)
+        unique, media_near = _admit_media(unique, media_admission)
+        admitted, filtered_out = chain.run(unique, stage="synthesized")
+        for key, item in zip(
+            admitted.column("content_hash").to_pylist(), admitted.column("id").to_pylist(), strict=True
+        ):
+            known.setdefault(key, item)
+        turned_down = pa.concat_tables(
+            [near.select(["id"]), media_near.select(["id"]), filtered_out.select(["id"])]
+        )
+        again = pc.is_in(duplicates.column("dup_of"), turned_down.column("id"))
+        again = pc.fill_null(again, False)
+        duplicates_kept_out = duplicates.filter(pc.invert(again))
+        rejected_parts += [
+            mark_rejected(
+                duplicates_kept_out,
+                "synthesized",
+                duplicates_kept_out.column("reject_reason").to_pylist(),
+                duplicates_kept_out.column("reject_detail").to_pylist(),
+            ),
+            near,
+            media_near,
+            filtered_out,
+        ]
+        admitted_parts.append(admitted)
+        retry = pending.filter(pc.is_in(pending.column("id"), duplicates.filter(again).column("id")))
+        pending = retry if retry.num_rows else None
+    return pa.concat_tables(admitted_parts), [part for part in rejected_parts if part.num_rows]
 
 
 def _media_admissions(spec: VersionSpec, lake: Lake, shard: str) -> dict[str, MediaAdmission]:

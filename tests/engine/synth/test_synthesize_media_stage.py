@@ -253,10 +253,11 @@ def test_a_synthetic_image_may_resemble_its_parent_but_not_another_real_image(
     assert_conserved(lake, spec, MEDIA, result)
 
 
+@pytest.mark.parametrize("batch_rows", [1, 1024], ids=["a batch per parent", "one batch"])
 def test_a_copy_rejected_for_resembling_another_item_does_not_claim_its_content(
-    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
-    monkeypatch.setattr("curation_dagster.pipeline.BATCH_ROWS", 1)  # each parent in its own batch
+    monkeypatch.setattr("curation_dagster.pipeline.BATCH_ROWS", batch_rows)
     painter = write_image_generator(tmp_path / "models")
     (painter.parent / "copy.png").write_bytes(near_copy(noisy_png(seed=2), (3, 3)))  # near the owl
     runtime = ModelRuntime.local("cpu", image_generator=f"{painter}:copy_of_png")

@@ -369,17 +369,25 @@ class GopherQualityFilter(_Strict):
 
     kind: Literal["gopher_quality"] = "gopher_quality"
     min_doc_words: int | None = 50
+    """Fewer words than this is `quality.gopher.too_few_words`."""
     max_doc_words: int | None = 100_000
+    """More words than this is `quality.gopher.too_many_words`."""
     min_avg_word_length: float | None = 3
+    """A shorter mean word length (characters) is `short_mean_word_length`."""
     max_avg_word_length: float | None = 10
+    """A longer mean word length (characters) is `long_mean_word_length`."""
     max_symbol_word_ratio: float | None = 0.1
     """`#` and ellipses per word, each."""
     max_bullet_lines_ratio: float | None = 0.9
+    """Above this share of lines starting with a bullet is `too_many_bullet_lines`."""
     max_ellipsis_lines_ratio: float | None = 0.3
+    """Above this share of lines ending in an ellipsis is `too_many_ellipsis_lines`."""
     max_non_alpha_words_ratio: float | None = 0.8
     """At least this share of words must hold a letter (the name follows datatrove's)."""
     min_stop_words: int | None = 2
+    """Fewer distinct `stop_words` in the text than this is `too_few_stop_words`."""
     stop_words: tuple[str, ...] = ("the", "be", "to", "of", "and", "that", "have", "with")
+    """Gopher's English stop words, counted for `min_stop_words`."""
 
 
 class GopherRepetitionFilter(_Strict):
@@ -388,9 +396,13 @@ class GopherRepetitionFilter(_Strict):
 
     kind: Literal["gopher_repetition"] = "gopher_repetition"
     dup_line_frac: float | None = 0.3
+    """Above this share of lines that repeat an earlier line is rejected."""
     dup_para_frac: float | None = 0.3
+    """Above this share of paragraphs that repeat an earlier paragraph is rejected."""
     dup_line_char_frac: float | None = 0.2
+    """Above this share of characters in repeated lines is rejected."""
     dup_para_char_frac: float | None = 0.2
+    """Above this share of characters in repeated paragraphs is rejected."""
     top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
     """(n, max character fraction of the most frequent n-gram)."""
     dup_n_grams: tuple[tuple[int, float], ...] = (
@@ -427,13 +439,21 @@ class C4QualityFilter(_Strict):
     remove_citations: bool = True
     """Drop Wikipedia-style citation marks such as `[1]` or `[citation needed]`."""
     filter_no_terminal_punct: bool = True
+    """Drop lines that do not end in terminal punctuation (or end in "...")."""
     min_num_sentences: int | None = 5
+    """Fewer sentences left than this is `quality.c4.too_few_sentences`."""
     min_words_per_line: int | None = 3
+    """Drop lines with fewer words than this."""
     max_word_length: int | None = 1000
+    """Drop lines holding a word longer than this many characters."""
     filter_lorem_ipsum: bool = True
+    """Reject a document whose kept lines hold "lorem ipsum" (`quality.c4.lorem_ipsum`)."""
     filter_javascript: bool = True
+    """Drop lines that mention javascript."""
     filter_curly_bracket: bool = True
+    """Reject a document whose kept lines hold a curly bracket, likely code (`quality.c4.curly_bracket`)."""
     filter_policy: bool = True
+    """Drop lines of cookie, privacy and terms-of-use boilerplate."""
 
 
 class FineWebQualityFilter(_Strict):
@@ -443,9 +463,11 @@ class FineWebQualityFilter(_Strict):
     line_punct_thr: float | None = 0.12
     """Reject when the share of lines ending in terminal punctuation is below this."""
     line_punct_exclude_zero: bool = False
+    """Skip the `line_punct_thr` rule for texts where no line ends in terminal punctuation."""
     short_line_thr: float | None = 0.67
     """Reject when the share of lines of at most `short_line_length` characters is above this."""
     short_line_length: int = 30
+    """Lines of at most this many characters count as short."""
     char_duplicates_ratio: float | None = 0.01
     """Reject when characters in duplicated lines over all characters is above this."""
     new_line_ratio: float | None = 0.3
@@ -460,6 +482,7 @@ class ToxicityFilter(_Strict):
 
     kind: Literal["toxicity"] = "toxicity"
     max_score: float = Field(0.8, ge=0, le=1)
+    """A `toxicity_score` above this is `toxicity.above_threshold`."""
     word_lists: dict[str, str] = {}
     """Extra word lists by language code, each a local text file with one word or phrase per line,
     added to the lists the project ships."""
@@ -476,7 +499,9 @@ class RegisterFilter(_Strict):
 
     kind: Literal["register"] = "register"
     min_formality: float | None = Field(None, ge=0, le=1)
+    """Below this is `register.too_colloquial`; None keeps every colloquial text."""
     max_formality: float | None = Field(None, ge=0, le=1)
+    """Above this is `register.too_formal`; None keeps every formal text."""
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> RegisterFilter:
@@ -497,7 +522,9 @@ class PIIFilter(_Strict):
 
     kind: Literal["pii"] = "pii"
     kinds: tuple[PIIKind, ...] = ("email", "phone", "ip_address", "credit_card", "iban", "us_ssn")
+    """The kinds of personal data looked for (cards are Luhn-checked, IBANs mod-97-checked)."""
     action: Literal["redact", "reject", "tag"] = "redact"
+    """Replace the spans with `placeholder`, reject the item, or only count."""
     placeholder: str = "<{kind}>"
     """What replaces a span; `{kind}` becomes the upper-case kind, e.g. `<EMAIL>`."""
 

@@ -38,6 +38,8 @@ MAX_TIER_KEYS = 256_000_000
 #: Entries merged in memory at once (about 16 bytes each, plus the sort's): a merge writes the key space
 #: in ranges of about this many entries, so its memory does not grow with the tier.
 MERGE_RANGE_KEYS = 4_000_000
+#: Times a lookup starts over when a merge removed a file it was about to read.
+LOOKUP_ATTEMPTS = 5
 
 _SCHEMA = pa.schema(
     [
@@ -255,8 +257,19 @@ class KeyStore:
     # ----------------------------------------------------------------------------------------- read
 
     def lookup(self, probes: np.ndarray, exclude: str | None = None) -> Matches:
-        """Every entry whose key equals one of `probes`, from every shard but `exclude`."""
-        probes = np.asarray(probes, dtype=np.uint64).reshape(-1)
+        """Every entry whose key equals one of `probes`, from every shard but `exclude`.
+
+        A writer of another stage may merge tiers meanwhile (the synthesized stage reads while a deduped
+        run writes): a file the manifest named that is gone by now means a newer manifest, read again."""
+        for attempt in range(LOOKUP_ATTEMPTS):
+            try:
+                return self._lookup(np.asarray(probes, dtype=np.uint64).reshape(-1), exclude)
+            except FileNotFoundError:
+                if attempt == LOOKUP_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _lookup(self, probes: np.ndarray, exclude: str | None) -> Matches:
         manifest = self.manifest()
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         shard_names: list[str] = []

@@ -126,3 +126,22 @@ def test_a_merge_writes_key_ranges_in_bounded_batches_and_answers_the_same(
     assert tier["keys"] == 480 and batches == 10  # ceil(480 / 50) key ranges
     probes = np.concatenate([shards["s0"][:7], shards["s2"][-3:], np.array([12345], dtype=np.uint64)])
     assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)
+
+
+def test_a_lookup_whose_manifest_went_stale_during_a_merge_reads_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = store(tmp_path, fanout=2)
+    shards = {f"s{number}": shard_keys(number, 50) for number in range(4)}
+    keys.put("s0", shards["s0"], np.arange(50))
+    keys.put("s1", shards["s1"], np.arange(50))
+    stale = keys.manifest()  # names the level-1 tier of s0 and s1
+    keys.put("s2", shards["s2"], np.arange(50))
+    keys.put("s3", shards["s3"], np.arange(50))  # merges both level-1 tiers; the first is deleted
+    assert {tier["name"] for tier in stale["tiers"]}.isdisjoint(t["name"] for t in keys.manifest()["tiers"])
+    reads = iter([stale])
+    current = keys.manifest
+    monkeypatch.setattr(keys, "manifest", lambda: next(reads, None) or current())
+
+    probes = np.concatenate([shards["s0"][:3], shards["s3"][:3]])
+    assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.lake import Lake
+from curation_dagster.models.device import autocast
 from curation_dagster.models.loading import require_local_path
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import EmbeddingSpec
@@ -125,7 +126,6 @@ class TextEmbedder:
         model, tokenizer = _load(model_folder(self.settings), self.device)
         out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
         by_length = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
-        autocast = self.device.startswith("cuda") and self.dtype != "float32"
         for start in range(0, len(by_length), self.batch_size):
             batch = by_length[start : start + self.batch_size]
             encoded = tokenizer(
@@ -135,7 +135,7 @@ class TextEmbedder:
                 max_length=self.settings.max_tokens,
                 return_tensors="pt",
             ).to(self.device)
-            with torch.inference_mode(), torch.autocast("cuda", getattr(torch, self.dtype), enabled=autocast):
+            with torch.inference_mode(), autocast(self.device, self.dtype):
                 hidden = model(**encoded).last_hidden_state.float()
             mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pyarrow as pa
 
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.filters.base import Filter, Verdicts
+from curation_dagster.models.device import autocast
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import TextClassifierFilter
 
@@ -53,18 +53,13 @@ class TextClassifier(Filter):
                 padding=True,
                 return_tensors="pt",
             ).to(device)
-            with torch.inference_mode(), self._autocast(torch, device):
+            with torch.inference_mode(), autocast(device, self.runtime.dtype):
                 logits = model(**encoded).logits.float()
             probabilities = logits.sigmoid() if labels == 1 else logits.softmax(dim=-1)
             column = 0 if labels == 1 else self.settings.label_index
             for index, value in zip(batch, probabilities[:, column].tolist(), strict=True):
                 result[index] = float(value)
         return result
-
-    def _autocast(self, torch: Any, device: str) -> Any:
-        if device.startswith("cuda") and self.runtime is not None and self.runtime.dtype != "float32":
-            return torch.autocast("cuda", dtype=getattr(torch, self.runtime.dtype))
-        return contextlib.nullcontext()
 
     def evaluate(self, table: pa.Table) -> Verdicts:
         texts = [text or "" for text in table.column("text").to_pylist()]

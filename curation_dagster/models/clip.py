@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from curation_dagster.errors import ModelNotConfigured
+from curation_dagster.models.device import autocast
 from curation_dagster.models.runtime import CLIP_NOT_CONFIGURED, ModelRuntime
 
 #: What decoding or preprocessing an image can raise; Pillow's decompression-bomb guard is an Exception.
@@ -79,12 +80,6 @@ class ClipEmbedder:
     def _model(self) -> tuple[Any, Any, Any]:
         return self.runtime.clip()
 
-    def _autocast(self, torch: Any) -> Any:
-        device = self.runtime.device
-        enabled = device.startswith("cuda") and self.runtime.dtype != "float32"
-        dtype = getattr(torch, self.runtime.dtype) if enabled else torch.float32
-        return torch.autocast("cuda", dtype=dtype, enabled=enabled)
-
     def prepare(self, data: bytes, preprocess: Any, size: int) -> Any:
         """One image's tensor: decoded at reduced size where the format allows (JPEG), then the model's
         preprocessing (resize, centre crop, normalise)."""
@@ -111,7 +106,7 @@ class ClipEmbedder:
         model, _, _ = self._model()
         size = input_size(model)
         blank = torch.zeros((1, 3, size, size), device=self.runtime.device)
-        with torch.inference_mode(), self._autocast(torch):
+        with torch.inference_mode(), autocast(self.runtime.device, self.runtime.dtype):
             return int(model.encode_image(blank).shape[-1])
 
     def embed_images(self, images: Sequence[bytes]) -> ImageVectors:
@@ -148,7 +143,7 @@ class ClipEmbedder:
                 if not tensors:
                     continue
                 batch = torch.stack(tensors).to(self.runtime.device)
-                with torch.inference_mode(), self._autocast(torch):
+                with torch.inference_mode(), autocast(self.runtime.device, self.runtime.dtype):
                     features = model.encode_image(batch)
                 vectors = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
                 if out is None:
@@ -166,7 +161,7 @@ class ClipEmbedder:
         parts: list[np.ndarray] = []
         for start in range(0, len(texts), self.runtime.batch_size):
             tokens = tokenizer(list(texts[start : start + self.runtime.batch_size])).to(self.runtime.device)
-            with torch.inference_mode(), self._autocast(torch):
+            with torch.inference_mode(), autocast(self.runtime.device, self.runtime.dtype):
                 features = model.encode_text(tokens)
             parts.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         if not parts:

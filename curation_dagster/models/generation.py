@@ -6,12 +6,12 @@ item's output depends on its seed and prompt, not on which other items share its
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from curation_dagster.errors import ModelNotConfigured
+from curation_dagster.models.device import autocast
 from curation_dagster.models.loading import require_local_path
 
 TEXT_GENERATOR_SETTING = "models.text_generator"
@@ -113,7 +113,7 @@ def generate_texts(
             [prompts[index] for index in batch], padding=True, return_tensors="pt", add_special_tokens=False
         ).to(device)
         generators = [torch.Generator().manual_seed(int(seeds[index]) % 2**63) for index in batch]
-        with torch.inference_mode(), _autocast(torch, device, dtype):
+        with torch.inference_mode(), autocast(device, dtype):
             generated = model.generate(
                 **encoded,
                 generation_config=config,
@@ -125,9 +125,3 @@ def generate_texts(
         ):
             outputs[index] = text
     return outputs
-
-
-def _autocast(torch: Any, device: str, dtype: str) -> Any:
-    if device.startswith("cuda") and dtype != "float32":
-        return torch.autocast("cuda", dtype=getattr(torch, dtype))
-    return contextlib.nullcontext()

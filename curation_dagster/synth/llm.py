@@ -23,7 +23,7 @@ from curation_dagster.models.generation import (
 )
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import LLMRecipe
-from curation_dagster.synth.recipes import Outcome, Recipe, Unusable, Variant, seed_from_key
+from curation_dagster.synth.recipes import ModelRecipe, Outcome, Unusable, Variant
 
 REJECT_EMPTY_OUTPUT = "synth.empty_output"
 REJECT_QA_UNPARSEABLE = "synth.qa_unparseable"
@@ -66,7 +66,7 @@ def _shown(output: str) -> str:
     return repr(flat if len(flat) <= _SHOWN_OUTPUT_CHARS else flat[: _SHOWN_OUTPUT_CHARS - 1] + "…")
 
 
-class LanguageModelRecipe(Recipe):
+class LanguageModelRecipe(ModelRecipe):
     """An `llm` recipe: prompts a causal language model from `models.text_generator` with each parent."""
 
     name = "llm"
@@ -74,9 +74,12 @@ class LanguageModelRecipe(Recipe):
     settings: LLMRecipe
 
     def __init__(self, settings: LLMRecipe, runtime: ModelRuntime | None = None) -> None:
-        super().__init__(settings)
-        self.runtime = runtime
+        super().__init__(settings, runtime)
         self._seed_tasks: list[str] | None = None
+
+    @property
+    def model(self) -> str:
+        return self.runtime.text_generator if self.runtime is not None else ""
 
     @property
     def generator(self) -> str:
@@ -84,7 +87,7 @@ class LanguageModelRecipe(Recipe):
         recorded: dict[str, Any] = {
             "recipe": self.label,
             "mode": s.mode,
-            "model": self.runtime.text_generator if self.runtime is not None else "",
+            "model": self.model,
             "prompt": s.template,
             "max_new_tokens": s.max_new_tokens,
             "temperature": s.temperature,
@@ -112,25 +115,7 @@ class LanguageModelRecipe(Recipe):
             self._seed_tasks = tasks
         return self._seed_tasks
 
-    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
-        outcome = self._generate([parent], [rng.getrandbits(63)], [rng])[0]
-        if isinstance(outcome, Unusable):
-            raise ValueError(f"{outcome.reason}: {outcome.detail}")
-        return outcome
-
-    def make_batch(
-        self,
-        parents: Sequence[Mapping[str, Any]],
-        seed_keys: Sequence[str],
-        pool: Sequence[Mapping[str, Any]] = (),
-    ) -> list[Outcome]:
-        keys = [f"{key}:{self.label}" for key in seed_keys]
-        seeds = [seed_from_key(key) for key in keys]
-        return self._generate(parents, seeds, [random.Random(key) for key in keys])
-
-    def _generate(
-        self, parents: Sequence[Mapping[str, Any]], seeds: Sequence[int], rngs: Sequence[random.Random]
-    ) -> list[Outcome]:
+    def generate(self, parents: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[Outcome]:
         if not parents:
             return []
         if self.runtime is None:
@@ -145,7 +130,8 @@ class LanguageModelRecipe(Recipe):
         )
         prompts: list[str] = []
         shown_tasks: list[list[str]] = []
-        for text, rng in zip(texts, rngs, strict=True):
+        for text, seed in zip(texts, seeds, strict=True):
+            rng = random.Random(seed)
             tasks: list[str] = []
             if s.mode == "self_instruct":
                 pool = self.seed_tasks()

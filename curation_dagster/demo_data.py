@@ -18,7 +18,9 @@ import tarfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from curation_dagster.media import H264_VIDEO, encode_mp4
 
 if TYPE_CHECKING:
     import numpy as np
@@ -1378,13 +1380,6 @@ def _media_audio() -> dict[str, bytes]:
     return files
 
 
-VIDEO_CODEC: Final = "libx264"
-"""The encoder for demo clips; single-threaded with fixed options so the output is byte-stable."""
-
-VIDEO_CODEC_OPTIONS: dict[str, str] = {"preset": "medium", "crf": "23", "threads": "1", "flags": "+bitexact"}
-"""x264 settings; one thread and bitexact flags keep the encoded bytes identical between runs."""
-
-
 @dataclass(frozen=True)
 class Clip:
     """A short synthetic video: frame size, frame rate, frame count, frame drawer and caption."""
@@ -1477,23 +1472,6 @@ def _rising_bubble(index: int, size: int) -> Image.Image:
     return image
 
 
-def _mp4_bytes(clip: Clip) -> bytes:
-    """Encode `clip` as an H.264 MP4 with fixed, single-threaded encoder options."""
-    import av
-
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream(VIDEO_CODEC, rate=clip.fps, options=VIDEO_CODEC_OPTIONS)
-        stream.width = clip.size
-        stream.height = clip.size
-        stream.pix_fmt = "yuv420p"
-        for index in range(clip.frames):
-            frame = av.VideoFrame.from_image(clip.draw(index, clip.size)).reformat(format="yuv420p")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
-
-
 def _media_video() -> dict[str, bytes]:
     """`video/`: short clips of moving shapes, plus a duplicate, a too-short and a corrupt clip, a still
     picture repeated for two seconds and a clip at 2 frames per second."""
@@ -1521,7 +1499,8 @@ def _media_video() -> dict[str, bytes]:
     }
     files: dict[str, bytes] = {}
     for name, clip in clips.items():
-        files[f"video/{name}.mp4"] = _mp4_bytes(clip)
+        pictures = (clip.draw(index, clip.size) for index in range(clip.frames))
+        files[f"video/{name}.mp4"] = encode_mp4(pictures, clip.fps, H264_VIDEO)
         files[f"video/{name}.txt"] = clip.caption.encode("utf-8")
     files["video/moving_circle_copy.mp4"] = files["video/moving_circle.mp4"]
     files["video/broken_clip.mp4"] = _random_bytes(41, 6000)

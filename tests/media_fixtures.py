@@ -8,6 +8,8 @@ import numpy as np
 import soundfile
 from PIL import Image
 
+from curation_dagster.media import H264_VIDEO, encode_mp4
+
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:
     """A JSON Lines landing shard with one `{"text": ...}` object per text."""
@@ -40,20 +42,12 @@ def noisy_png(size: int = 32, seed: int = 0) -> bytes:
 
 def tiny_mp4(frames: int = 8, size: int = 32, fps: int = 8) -> bytes:
     """A one-second H.264 clip of a white square moving across black."""
-    import av
-
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"threads": "1"})
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for index in range(frames):
-            image = Image.new("RGB", (size, size))
-            image.paste((255, 255, 255), (index * 2, 8, index * 2 + 8, 16))
-            frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
+    images = []
+    for index in range(frames):
+        image = Image.new("RGB", (size, size))
+        image.paste((255, 255, 255), (index * 2, 8, index * 2 + 8, 16))
+        images.append(image)
+    return encode_mp4(images, fps, H264_VIDEO)
 
 
 #: Filters for `write_multimodal_landing`: each modality has one item that a filter rejects.

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from curation_dagster.media import media_bytes
+from curation_dagster.media import encode_mp4, media_bytes
 from curation_dagster.spec import (
     ColourJitterBounds,
     ColourJitterRecipe,
@@ -31,7 +31,6 @@ from curation_dagster.synth.recipes import (
     Recipe,
     Unusable,
     Variant,
-    encode_mp4,
 )
 
 if TYPE_CHECKING:

@@ -11,12 +11,12 @@ import json
 import random
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from curation_dagster.media import media_bytes
+from curation_dagster.media import encode_mp4, media_bytes
 from curation_dagster.spec import (
     AudioRecipe,
     ImageRecipe,
@@ -337,32 +337,6 @@ class FrameStepCrop(Recipe):
         )
         arrays = (frame.to_ndarray(format="rgb24")[top:bottom, left:right] for frame in frames)
         return Variant(parent.get("text"), encode_mp4(arrays, max(1, round(rate))), "mp4")
-
-
-def encode_mp4(frames: Iterable[Any], fps: int | Fraction) -> bytes:
-    """RGB frames (height x width x 3 uint8 arrays of one even size) as an MPEG-4 part 2 (yuv420p) MP4 at
-    `fps`; `ValueError` when there are none."""
-    import av
-    import numpy as np
-
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as target:
-        encoder: Any = None
-        for array in frames:
-            if encoder is None:
-                encoder = target.add_stream("mpeg4", rate=fps)
-                encoder.height, encoder.width = array.shape[:2]
-                encoder.pix_fmt = "yuv420p"
-                encoder.options = {"qscale": "4"}
-                encoder.thread_count = 1
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-            for packet in encoder.encode(frame):
-                target.mux(packet)
-        if encoder is None:
-            raise ValueError("no frames to encode")
-        for packet in encoder.encode():
-            target.mux(packet)
-    return buffer.getvalue()
 
 
 RECIPES: dict[str, type[Recipe]] = {

@@ -8,7 +8,6 @@ import io
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -17,6 +16,7 @@ from curation_dagster.checks import check_conservation
 from curation_dagster.dedup.media import AudioMatcher, ShardMedia, add_sequence, audio_fingerprinter
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
+from curation_dagster.media import H264_VIDEO, VideoEncoding, encode_mp4
 from curation_dagster.pipeline import AUDIO_HASHES, IMAGE_HASHES, VIDEO_HASHES, StageResult, run_stage
 from curation_dagster.schema import item_id
 from curation_dagster.spec import AudioDedupSpec, VersionSpec, parse_spec
@@ -196,17 +196,11 @@ def clip(
     background = scene(seed, (480, 270))
     rng = np.random.default_rng(seed)
     speed_x, speed_y = rng.uniform(-15, 15), rng.uniform(-8, 8)
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=10, options={"threads": "1", "crf": str(crf)})
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for index in range(round(start * 10), round(seconds * 10)):
-            left, top = 160 + speed_x * index / 10, 90 + speed_y * index / 10
-            frame = background.crop((int(left), int(top), int(left) + 160, int(top) + 90)).resize(size)
-            container.mux(stream.encode(av.VideoFrame.from_image(frame).reformat(format="yuv420p")))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
+    frames = []
+    for index in range(round(start * 10), round(seconds * 10)):
+        left, top = 160 + speed_x * index / 10, 90 + speed_y * index / 10
+        frames.append(background.crop((int(left), int(top), int(left) + 160, int(top) + 90)).resize(size))
+    return encode_mp4(frames, 10, VideoEncoding("libx264", {**H264_VIDEO.options, "crf": str(crf)}))
 
 
 @pytest.fixture

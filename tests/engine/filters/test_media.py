@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-import av
 import numpy as np
 import pyarrow as pa
 import pydantic
@@ -29,6 +28,7 @@ from curation_dagster.filters.media import (
     silence_ratio,
     snr_db,
 )
+from curation_dagster.media import H264_VIDEO, encode_mp4
 from curation_dagster.spec import (
     AudioQualityFilter,
     AudioSilenceFilter,
@@ -393,18 +393,7 @@ MOTION = VideoMotion(VideoMotionFilter(frames_per_second=2.0, min_motion=1.0, cu
 
 def mp4(frames: Sequence[np.ndarray], fps: int = 10) -> bytes:
     """An H.264 clip of grey frames (uint8, all the same even size)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"threads": "1"})
-        stream.height, stream.width = frames[0].shape
-        stream.pix_fmt = "yuv420p"
-        for pixels in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="gray").reformat(
-                format="yuv420p"
-            )
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
+    return encode_mp4((np.repeat(pixels[..., None], 3, axis=-1) for pixels in frames), fps, H264_VIDEO)
 
 
 def scene(background: int, square: int, frames: int, side: int = 64) -> list[np.ndarray]:

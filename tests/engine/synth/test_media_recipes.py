@@ -15,6 +15,7 @@ import soundfile
 from PIL import Image
 
 from curation_dagster.io.validate import probe_image, probe_video
+from curation_dagster.media import encode_mp4
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import (
     ColourJitterRecipe,
@@ -47,7 +48,6 @@ from curation_dagster.synth.recipes import (
     Unusable,
     Variant,
     build_recipes,
-    encode_mp4,
 )
 from curation_dagster.synth.tts import TextToSpeech
 from tests.media_fixtures import noisy_png, tone_wav

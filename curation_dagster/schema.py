@@ -58,8 +58,12 @@ SYNTH_FIELDS: Final = [
 
 
 def item_id(shard: str, position: str) -> str:
-    """A stable id from the shard key and the item's position in it: the same input gives the same id."""
-    return hashlib.blake2b(f"{shard}#{position}".encode(), digest_size=8).hexdigest()
+    """A stable id from the shard key and the item's position in it: the same input gives the same id.
+
+    `surrogatepass` lets positions from names that are not UTF-8 hash too; valid UTF-8 hashes as always.
+    """
+    key = f"{shard}#{position}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(key, digest_size=8).hexdigest()
 
 
 def with_fields(schema: pa.Schema, fields: Iterable[pa.Field]) -> pa.Schema:

@@ -37,6 +37,17 @@ class RawSpec(_Strict):
     """JSON Lines / Parquet field that holds the document text."""
     max_inline_bytes: int = Field(256 * 2**20, gt=0)
     """Media above this many bytes stays a file referenced by `uri` instead of being copied into the lake."""
+    max_line_bytes: int = Field(64 * 2**20, gt=0)
+    """A JSON Lines line longer than this many bytes is rejected (`raw.line_too_long`) and skipped without
+    being held in memory; 64 MiB is far above any real document and bounds one line's memory."""
+    max_item_bytes: int = Field(512 * 2**20, gt=0)
+    """A WebDataset member or a media-folder caption or `.json` larger than this many bytes is rejected
+    (`raw.item_too_large`) unread, since it would be held in memory whole; 512 MiB, twice
+    `max_inline_bytes` (larger folder media stays a file instead)."""
+    max_image_pixels: int = Field(64_000_000, gt=0, le=178_956_970)
+    """Images and video frames with more pixels are rejected (`raw.image_size`, `raw.video_size`) from
+    their header, before decoding: 64 megapixels (8000 x 8000) decode to about 256 MB as RGBA. At most
+    178,956,970, where Pillow itself refuses an image as a decompression bomb."""
 
 
 class NormalizeSpec(_Strict):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final, TypeAlias
@@ -32,7 +34,16 @@ class RejectCode:
     UNREADABLE_SHARD: Final = "raw.unreadable_shard"
     AMBIGUOUS_SAMPLE: Final = "raw.ambiguous_sample"
     UNKNOWN_FORMAT: Final = "raw.unknown_format"
+    LINE_TOO_LONG: Final = "raw.line_too_long"
+    UNREADABLE_ROW: Final = "raw.unreadable_row"
+    UNREADABLE_FILE: Final = "raw.unreadable_file"
+    ITEM_TOO_LARGE: Final = "raw.item_too_large"
+    UNSUPPORTED_MEMBER: Final = "raw.unsupported_member"
+    SYMLINK_OUTSIDE_LANDING: Final = "raw.symlink_outside_landing"
+    DANGLING_SYMLINK: Final = "raw.dangling_symlink"
+    LINKED_FOLDER: Final = "raw.linked_folder"
     # Validating an item.
+    INVALID_UNICODE: Final = "raw.invalid_unicode"
     EMPTY_TEXT: Final = "raw.empty_text"
     IMAGE_DECODE: Final = "raw.image_decode"
     IMAGE_SIZE: Final = "raw.image_size"
@@ -40,12 +51,19 @@ class RejectCode:
     AUDIO_EMPTY: Final = "raw.audio_empty"
     VIDEO_DECODE: Final = "raw.video_decode"
     VIDEO_EMPTY: Final = "raw.video_empty"
+    VIDEO_SIZE: Final = "raw.video_size"
+    # Last resorts: a reader or a validation raised where it should have rejected (a bug to report).
+    READER_ERROR: Final = "raw.reader_error"
+    VALIDATION_ERROR: Final = "raw.validation_error"
 
 
 #: Largest image side Pillow and most codecs handle.
 MAX_IMAGE_SIDE: Final = 65535
 #: Twice Pillow's default `MAX_IMAGE_PIXELS`: the point where Pillow itself raises DecompressionBombError.
 MAX_IMAGE_PIXELS: Final = 178_956_970
+#: The default pixel limit of images and video frames (`raw.max_image_pixels`): 8000 x 8000, about 256 MB
+#: decoded as RGBA.
+DEFAULT_MAX_IMAGE_PIXELS: Final = 64_000_000
 #: Audio frames decoded at a time while checking that a whole file decodes.
 AUDIO_BLOCK_FRAMES: Final = 65536
 
@@ -62,6 +80,21 @@ class MediaDecodeError(CurationError):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class MediaLimits:
+    """Per-item bounds checked from a file's header, before decoding allocates memory for it."""
+
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    """Images and video frames with more pixels are rejected (at most `MAX_IMAGE_PIXELS`, Pillow's own)."""
+
+
+DEFAULT_MEDIA_LIMITS: Final = MediaLimits()
+
+#: A UTF-16 surrogate code point: Python strings hold them (JSON `\ud800` escapes, file names that are
+#: not UTF-8), UTF-8 and therefore Arrow cannot.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
@@ -70,21 +103,22 @@ def _open_source(source: MediaSource) -> io.BytesIO | str:
     return io.BytesIO(source) if isinstance(source, bytes) else str(source)
 
 
-def probe_image(data: bytes) -> tuple[int, int]:
+def probe_image(data: bytes, limits: MediaLimits = DEFAULT_MEDIA_LIMITS) -> tuple[int, int]:
     """Width and height of an image that Pillow opens and fully decodes; MediaDecodeError otherwise."""
-    return _probe_image(data)
+    return _probe_image(data, limits)
 
 
-def _probe_image(source: MediaSource) -> tuple[int, int]:
+def _probe_image(source: MediaSource, limits: MediaLimits) -> tuple[int, int]:
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
-            # The explicit pixel limit below decides; Pillow's warning threshold is half of it.
+            # The explicit pixel limit below decides, not Pillow's warning at half its own bomb limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(_open_source(source)) as image:
                 width, height = image.size
-                _check_image_size(width, height)
+                # Checked from the header: `load` would allocate the whole decoded image first.
+                _check_image_size(width, height, limits)
                 image.load()
     except MediaDecodeError:
         raise
@@ -95,14 +129,15 @@ def _probe_image(source: MediaSource) -> tuple[int, int]:
     return width, height
 
 
-def _check_image_size(width: int, height: int) -> None:
+def _check_image_size(width: int, height: int, limits: MediaLimits) -> None:
     if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
         raise MediaDecodeError(
             RejectCode.IMAGE_SIZE, f"{width}x{height}: each side must be 1 to {MAX_IMAGE_SIDE} pixels"
         )
-    if width * height > MAX_IMAGE_PIXELS:
+    if width * height > limits.max_image_pixels:
         raise MediaDecodeError(
-            RejectCode.IMAGE_SIZE, f"{width}x{height} is more than {MAX_IMAGE_PIXELS} pixels"
+            RejectCode.IMAGE_SIZE,
+            f"{width}x{height} is more than {limits.max_image_pixels} pixels (raw.max_image_pixels)",
         )
 
 
@@ -111,7 +146,7 @@ def probe_audio(data: bytes) -> dict[str, Any]:
     return _probe_audio(data)
 
 
-def _probe_audio(source: MediaSource) -> dict[str, Any]:
+def _probe_audio(source: MediaSource, limits: MediaLimits = DEFAULT_MEDIA_LIMITS) -> dict[str, Any]:
     import soundfile
 
     try:
@@ -126,12 +161,12 @@ def _probe_audio(source: MediaSource) -> dict[str, Any]:
     return {"duration_s": frames / sample_rate, "sample_rate": sample_rate, "channels": channels}
 
 
-def probe_video(data: bytes) -> dict[str, Any]:
+def probe_video(data: bytes, limits: MediaLimits = DEFAULT_MEDIA_LIMITS) -> dict[str, Any]:
     """`width`, `height`, `fps`, `frame_count` and `duration_s` of video with a decodable first frame."""
-    return _probe_video(data)
+    return _probe_video(data, limits)
 
 
-def _probe_video(source: MediaSource) -> dict[str, Any]:
+def _probe_video(source: MediaSource, limits: MediaLimits) -> dict[str, Any]:
     import av
 
     try:
@@ -139,10 +174,14 @@ def _probe_video(source: MediaSource) -> dict[str, Any]:
             if not container.streams.video:
                 raise MediaDecodeError(RejectCode.VIDEO_EMPTY, "no video stream")
             stream = container.streams.video[0]
+            # The codec context knows the frame size from the container header (0 when it does not);
+            # decoding a frame first would allocate it, however large.
+            _check_frame_size(stream.codec_context.width, stream.codec_context.height, limits)
             frames = container.decode(stream)
             first = next(frames, None)
             if first is None:
                 raise MediaDecodeError(RejectCode.VIDEO_EMPTY, "the video stream has no decodable frame")
+            _check_frame_size(first.width, first.height, limits)
             frame_count = stream.frames or (1 + sum(1 for _ in frames))
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else None
@@ -162,6 +201,14 @@ def _probe_video(source: MediaSource) -> dict[str, Any]:
     }
 
 
+def _check_frame_size(width: int, height: int, limits: MediaLimits) -> None:
+    if width * height > limits.max_image_pixels:
+        raise MediaDecodeError(
+            RejectCode.VIDEO_SIZE,
+            f"{width}x{height} frames are more than {limits.max_image_pixels} pixels (raw.max_image_pixels)",
+        )
+
+
 def _video_duration(
     container_duration: int | None, stream_duration: int | None, time_base: Fraction | None
 ) -> float | None:
@@ -179,12 +226,12 @@ _PROBE_CODES: Final[dict[str, str]] = {
 }
 
 
-def _image_properties(source: MediaSource) -> dict[str, Any]:
-    width, height = _probe_image(source)
+def _image_properties(source: MediaSource, limits: MediaLimits) -> dict[str, Any]:
+    width, height = _probe_image(source, limits)
     return {"width": width, "height": height}
 
 
-_PROBES: Final[dict[str, Callable[[MediaSource], dict[str, Any]]]] = {
+_PROBES: Final[dict[str, Callable[[MediaSource, MediaLimits], dict[str, Any]]]] = {
     "image": _image_properties,
     "audio": _probe_audio,
     "video": _probe_video,
@@ -193,34 +240,106 @@ _PROBES: Final[dict[str, Callable[[MediaSource], dict[str, Any]]]] = {
 _ROW_COLUMNS: Final = (*RAW_SCHEMA.names, "reject_reason", "reject_detail")
 
 
-def validate_record(record: RawRecord, shard: str) -> dict[str, Any]:
+def validate_record(
+    record: RawRecord, shard: str, limits: MediaLimits = DEFAULT_MEDIA_LIMITS
+) -> dict[str, Any]:
     """One row of the raw stage: every RAW_SCHEMA column plus `reject_reason` and `reject_detail`.
 
     Both reject columns are None for a valid item. Bad data never raises: it becomes a rejected row.
     A record without a known modality (possible only for rejected ones) gets modality `unknown`.
     """
+    meta = json.dumps(record.meta, sort_keys=True, ensure_ascii=False)
+    reject_code, reject_detail = record.reject_code, record.reject_detail
+    surrogate_field = _surrogate_field(record, meta)
+    if surrogate_field is not None and reject_code is None:
+        reject_code = RejectCode.INVALID_UNICODE
+        reject_detail = (
+            f"{record.position}: {surrogate_field} holds a lone surrogate (an unpaired \\ud800-\\udfff "
+            "escape), which UTF-8 cannot encode; stored with U+FFFD in its place"
+        )
     row: dict[str, Any] = dict.fromkeys(_ROW_COLUMNS)
     row.update(
         id=item_id(shard, record.position),
-        modality=record.modality or "unknown",
-        text=record.text,
+        modality=_escape_surrogates(record.modality or "unknown"),
+        text=_replace_surrogates(record.text) if surrogate_field else record.text,
         media=record.media,
-        uri=record.uri,
+        uri=_escape_surrogates(record.uri),
         shard=shard,
-        meta=json.dumps(record.meta, sort_keys=True, ensure_ascii=False),
-        media_format=record.media_format,
-        reject_reason=record.reject_code,
-        reject_detail=record.reject_detail,
+        meta=_replace_surrogates(meta) if surrogate_field else meta,
+        media_format=_escape_surrogates(record.media_format),
+        reject_reason=reject_code,
+        reject_detail=_escape_surrogates(reject_detail),
     )
-    if record.reject_code is None:
+    if reject_code is None:
         try:
-            row.update(_check(record))
+            row.update(_check(record, limits))
         except MediaDecodeError as error:
-            row.update(reject_reason=error.code, reject_detail=error.detail)
+            row.update(reject_reason=error.code, reject_detail=_escape_surrogates(error.detail))
     return row
 
 
-def _check(record: RawRecord) -> dict[str, Any]:
+def validated_rows(
+    records: Iterable[RawRecord], shard: str, source: str, limits: MediaLimits = DEFAULT_MEDIA_LIMITS
+) -> Iterator[dict[str, Any]]:
+    """`validate_record` of every record a reader yields; a reader or a validation that raises anyway
+    becomes a rejected row, so a bug costs the items it touches and never the shard."""
+    remaining = iter(records)
+    items = 0
+    while True:
+        try:
+            record = next(remaining)
+        except StopIteration:
+            return
+        except Exception as error:  # readers reject bad data themselves: this is a reader bug
+            stopped = RawRecord(
+                position="reader_error",
+                uri=f"{source}#reader_error",
+                reject_code=RejectCode.READER_ERROR,
+                reject_detail=f"reading stopped after {items} items: {_describe(error)}",
+            )
+            yield validate_record(stopped, shard, limits)
+            return
+        items += 1
+        try:
+            row = validate_record(record, shard, limits)
+        except Exception as error:  # validation rejects bad data itself: this is a validation bug
+            failed = RawRecord(
+                position=record.position,
+                uri=record.uri,
+                modality=record.modality,
+                reject_code=RejectCode.VALIDATION_ERROR,
+                reject_detail=f"validation raised {_describe(error)}",
+            )
+            row = validate_record(failed, shard, limits)
+        yield row
+
+
+def _surrogate_field(record: RawRecord, meta: str) -> str | None:
+    """`text` or `meta field 'key'` when that holds a surrogate, else None; `meta` is the record's
+    meta as JSON, so the common case costs one scan of it."""
+    if record.text is not None and _SURROGATE.search(record.text):
+        return "text"
+    if not _SURROGATE.search(meta):
+        return None
+    for key in sorted(record.meta, key=str):
+        value = json.dumps(record.meta[key], ensure_ascii=False)
+        if _SURROGATE.search(str(key)) or _SURROGATE.search(value):
+            return f"meta field {key!r}"
+    return "meta"
+
+
+def _replace_surrogates(text: str | None) -> str | None:
+    return None if text is None else _SURROGATE.sub("\ufffd", text)
+
+
+def _escape_surrogates(text: str | None) -> str | None:
+    """`text` with each surrogate written as `\\udcff`: names that are not UTF-8 stay recognisable."""
+    if text is None or not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check(record: RawRecord, limits: MediaLimits) -> dict[str, Any]:
     """The properties of a valid item; MediaDecodeError with the reject code otherwise."""
     if record.modality == "text":
         if not (record.text or "").strip():
@@ -232,7 +351,7 @@ def _check(record: RawRecord) -> dict[str, Any]:
         )
     source = _media_source(record)
     try:
-        return _PROBES[record.modality](source)
+        return _PROBES[record.modality](source, limits)
     except MediaDecodeError:
         raise
     except Exception as error:  # a probe must never take the stage down on bad data
@@ -244,6 +363,12 @@ def _media_source(record: RawRecord) -> MediaSource:
     if record.media is not None:
         return record.media
     path = Path(record.uri)
+    if _SURROGATE.search(record.uri):
+        raise MediaDecodeError(
+            RejectCode.MISSING_MEDIA,
+            f"{_escape_surrogates(record.uri)} is too large to store inline and its path is not UTF-8, "
+            "so no uri can name it for later stages: rename the file",
+        )
     if path.is_file():
         return path
     raise MediaDecodeError(

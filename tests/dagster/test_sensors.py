@@ -101,6 +101,31 @@ def test_files_still_being_written_are_ignored(defs, tiny_landing: Path) -> None
         assert result.run_requests == []
 
 
+def test_links_out_of_the_landing_zone_and_dangling_links_are_registered_to_be_rejected(
+    defs, tmp_path: Path, tiny_landing: Path
+) -> None:
+    with instance_for_test() as instance:
+        first = tick(defs, instance, tiny_landing, None)
+        instance.add_dynamic_partitions(SHARDS, ["a.jsonl", "b.jsonl"])
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "secret.jsonl").write_text('{"text": "secret"}\n')
+        (tiny_landing / "linked.jsonl").symlink_to(outside / "secret.jsonl")
+        (tiny_landing / "linked_folder").symlink_to(outside)
+        (tiny_landing / "gone.jsonl").symlink_to(tmp_path / "missing.jsonl")
+        result = tick(defs, instance, tiny_landing, first.cursor)
+        assert result.dynamic_partitions_requests[0].partition_keys == [
+            "gone.jsonl",
+            "linked.jsonl",
+            "linked_folder",
+        ]
+        assert sorted(request.partition_key for request in result.run_requests) == [
+            "gone.jsonl",
+            "linked.jsonl",
+            "linked_folder",
+        ]
+
+
 def test_automation_runs_the_next_stage_only_for_the_new_shard(
     defs, tmp_path: Path, tiny_landing: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import tarfile
 import zlib
@@ -19,11 +20,13 @@ from curation_dagster.io.landing import read_shard
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import (
     MediaDecodeError,
+    MediaLimits,
     RejectCode,
     probe_audio,
     probe_image,
     probe_video,
     validate_record,
+    validated_rows,
 )
 from curation_dagster.schema import RAW_SCHEMA, item_id, rows_to_table
 from tests.media_fixtures import png_bytes
@@ -57,8 +60,11 @@ def mp4_bytes(frames: int = 5, fps: int = 10, size: int = 32) -> bytes:
     return buffer.getvalue()
 
 
-def media_row(modality: str, data: bytes | None, uri: str = "land/x#1") -> dict[str, Any]:
-    return validate_record(RawRecord(position="1", uri=uri, modality=modality, media=data), "shard")
+def media_row(
+    modality: str, data: bytes | None, uri: str = "land/x#1", limits: MediaLimits | None = None
+) -> dict[str, Any]:
+    record = RawRecord(position="1", uri=uri, modality=modality, media=data)
+    return validate_record(record, "shard", limits or MediaLimits())
 
 
 # Rows ------------------------------------------------------------------------------------------------
@@ -118,6 +124,77 @@ def test_ids_are_stable_across_two_reads_of_a_shard(tmp_path: Path) -> None:
     second = [validate_record(r, "a.jsonl")["id"] for r in read_shard(shard, "a.jsonl")]
     assert first == second
     assert len(set(first)) == 2
+
+
+def test_lone_surrogate_in_text_is_rejected_invalid_unicode_and_stored_repaired() -> None:
+    record = RawRecord(position="L3", uri="u", modality="text", text="bad \ud800 here")
+    row = validate_record(record, "s")
+    assert (row["reject_reason"], row["text"]) == (RejectCode.INVALID_UNICODE, "bad \ufffd here")
+    assert (row["reject_detail"] or "").startswith("L3: text holds a lone surrogate")
+    assert rows_to_table([row], RAW_SCHEMA).num_rows == 1
+
+
+def test_lone_surrogate_in_a_meta_value_names_the_field() -> None:
+    record = RawRecord(position="L1", uri="u", modality="text", text="fine", meta={"id": "s\udfff", "n": 1})
+    row = validate_record(record, "s")
+    assert row["reject_reason"] == RejectCode.INVALID_UNICODE
+    assert (row["reject_detail"] or "").startswith("L1: meta field 'id' holds a lone surrogate")
+    assert json.loads(row["meta"]) == {"id": "s\ufffd", "n": 1}
+
+
+def test_record_rejected_by_its_reader_keeps_its_code_and_gets_surrogates_repaired() -> None:
+    record = RawRecord(
+        position="L1", uri="u", modality="text", meta={"\udc80": 1}, reject_code=RejectCode.MISSING_TEXT
+    )
+    row = validate_record(record, "s")
+    assert (row["reject_reason"], row["meta"]) == (RejectCode.MISSING_TEXT, '{"\ufffd": 1}')
+
+
+def test_name_that_is_not_utf8_gives_an_id_and_a_writable_uri() -> None:
+    record = RawRecord(position="caf\udce9.txt", uri="/land/docs/caf\udce9.txt", modality="text", text="x")
+    row = validate_record(record, "docs")
+    assert (
+        row["id"]
+        != validate_record(RawRecord(position="caf\udce8.txt", uri="u", modality="text"), "docs")["id"]
+    )
+    assert (row["reject_reason"], row["uri"]) == (None, "/land/docs/caf\\udce9.txt")
+    assert rows_to_table([row], RAW_SCHEMA).column("uri").to_pylist() == ["/land/docs/caf\\udce9.txt"]
+
+
+def test_large_media_left_on_disk_under_a_name_that_is_not_utf8_is_rejected_missing_media() -> None:
+    row = media_row("image", None, uri="/land/photos/caf\udce9.png")
+    assert row["reject_reason"] == RejectCode.MISSING_MEDIA
+    assert "rename the file" in (row["reject_detail"] or "")
+
+
+def test_validated_rows_turn_a_reader_that_raises_into_one_reader_error_row() -> None:
+    def reader() -> Any:
+        yield RawRecord(position="L1", uri="u", modality="text", text="one")
+        yield RawRecord(position="L2", uri="u", modality="text", text="two")
+        raise RuntimeError("reader bug")
+
+    rows = list(validated_rows(reader(), "s", "/land/a.jsonl"))
+    assert [(row["uri"], row["reject_reason"]) for row in rows] == [
+        ("u", None),
+        ("u", None),
+        ("/land/a.jsonl#reader_error", RejectCode.READER_ERROR),
+    ]
+    assert rows[-1]["reject_detail"] == "reading stopped after 2 items: RuntimeError: reader bug"
+
+
+def test_validated_rows_reject_only_the_record_whose_validation_raises() -> None:
+    records = [
+        RawRecord(position="L1", uri="u", modality="text", text="one"),
+        RawRecord(position="L2", uri="u", modality="text", text="two", meta={"bad": {1, 2}}),
+        RawRecord(position="L3", uri="u", modality="text", text="three"),
+    ]
+    rows = list(validated_rows(records, "s", "/land/a.jsonl"))
+    assert [(row["id"], row["reject_reason"]) for row in rows] == [
+        (item_id("s", "L1"), None),
+        (item_id("s", "L2"), RejectCode.VALIDATION_ERROR),
+        (item_id("s", "L3"), None),
+    ]
+    assert (rows[1]["reject_detail"] or "").startswith("validation raised TypeError")
 
 
 # Images ----------------------------------------------------------------------------------------------
@@ -196,7 +273,7 @@ def test_media_without_bytes_or_file_is_rejected_missing_media(tmp_path: Path) -
 
 
 def test_unexpected_probe_exception_becomes_the_stage_decode_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    def explode(source: object) -> dict[str, Any]:
+    def explode(source: object, limits: MediaLimits) -> dict[str, Any]:
         raise RuntimeError("probe bug")
 
     monkeypatch.setitem(validate._PROBES, "audio", explode)
@@ -205,6 +282,21 @@ def test_unexpected_probe_exception_becomes_the_stage_decode_code(monkeypatch: p
         RejectCode.AUDIO_DECODE,
         "RuntimeError: probe bug",
     )
+
+
+def test_image_over_max_image_pixels_is_rejected_from_its_header() -> None:
+    # 13000 x 13000 is under Pillow's own bomb limit, and would take about 500 MB to decode.
+    row = media_row("image", png_header_only(13000, 13000))
+    assert (row["reject_reason"], row["reject_detail"]) == (
+        RejectCode.IMAGE_SIZE,
+        "13000x13000 is more than 64000000 pixels (raw.max_image_pixels)",
+    )
+
+
+def test_max_image_pixels_comes_from_the_limits() -> None:
+    assert media_row("image", png_bytes((10, 10)), limits=MediaLimits(max_image_pixels=100))["width"] == 10
+    row = media_row("image", png_bytes((10, 10)), limits=MediaLimits(max_image_pixels=99))
+    assert row["reject_reason"] == RejectCode.IMAGE_SIZE
 
 
 # Audio -----------------------------------------------------------------------------------------------
@@ -271,6 +363,14 @@ def test_undecodable_bytes_get_the_decode_code_of_their_modality() -> None:
         RejectCode.AUDIO_DECODE,
         RejectCode.VIDEO_DECODE,
     ]
+
+
+def test_video_frames_over_max_image_pixels_are_rejected_video_size() -> None:
+    row = media_row("video", mp4_bytes(size=32), limits=MediaLimits(max_image_pixels=32 * 32 - 1))
+    assert (row["reject_reason"], row["reject_detail"]) == (
+        RejectCode.VIDEO_SIZE,
+        "32x32 frames are more than 1023 pixels (raw.max_image_pixels)",
+    )
 
 
 def test_rows_of_every_modality_fit_the_raw_schema() -> None:

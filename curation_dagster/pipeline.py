@@ -68,17 +68,19 @@ from curation_dagster.dedup.semantic import (
     version_centroids,
 )
 from curation_dagster.errors import SpecError, StageInputMissing
+from curation_dagster.faults import crash_point
 from curation_dagster.filters.base import FilterChain
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.filters.context import FilterContext
 from curation_dagster.filters.summary import summarize
+from curation_dagster.io.claims import ClaimJournal
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import MediaLimits, validate_record, validated_rows
 from curation_dagster.media import media_bytes
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.progress import Progress, tracked
+from curation_dagster.progress import Progress, note, tracked
 from curation_dagster.schema import (
     DEDUP_FIELDS,
     RAW_SCHEMA,
@@ -104,6 +106,8 @@ AUDIO_HASHES = "audio_hashes"
 #: The hash index of each media modality's near-dedup step.
 MEDIA_INDEXES = {"image": IMAGE_HASHES, "video": VIDEO_HASHES, "audio": AUDIO_HASHES}
 SYNTH_INDEX = "synth_index"
+#: Stages whose output comes with claims in the version's indexes, written under a claim journal.
+CLAIMING_STAGES = ("deduped", "synthesized")
 #: Prefix of the near-duplicate index of admitted synthetic text (`synth_near_keys`, ...).
 SYNTH_PREFIX = "synth_"
 RAW_BATCH_ROWS = 256
@@ -175,12 +179,16 @@ def _shard_output(
 
 
 def _upstream_path(spec: VersionSpec, lake: Lake, stage: str, shard: str) -> str:
+    """The upstream stage's output for the shard; StageInputMissing when it is absent or its claims are
+    unfinished (an upstream run that stopped half-way)."""
     upstream = UPSTREAM[stage]
     path = lake.path(spec.name, upstream, shard)
     if not lake.exists(path):
         raise StageInputMissing(
             f"{spec.name}/{stage} for shard {shard!r} needs {spec.name}/{upstream} first: {lake.url(path)} is missing"
         )
+    if upstream in CLAIMING_STAGES:
+        ClaimJournal(lake, spec.name, upstream).require_complete(shard)
     return path
 
 
@@ -277,6 +285,47 @@ class _DedupPlan:
     """Near-duplicate images, videos and sounds: id -> (reject code, decision)."""
     semantic: dict[str, SemanticDecision] = field(default_factory=dict)
     """Semantic duplicates of every modality of `dedup.semantic.modalities` (after exact and near dedup)."""
+
+    def link(self, item: str) -> _DuplicateLink | None:
+        """Why `item` is removed, naming the item it duplicates directly; None when it is kept."""
+        if item in self.exact:
+            owner = self.exact[item]
+            return _DuplicateLink(owner, 1.0, REJECT_EXACT, f"same normalised content as {owner}")
+        if item in self.near:
+            near = self.near[item]
+            detail = f"near duplicate of {near.dup_of} (estimated similarity {near.similarity:.2f})"
+            return _DuplicateLink(near.dup_of, near.similarity, REJECT_NEAR, detail)
+        if item in self.media:
+            code, media = self.media[item]
+            return _DuplicateLink(media.dup_of, media.similarity, code, media.detail)
+        if item in self.semantic:
+            semantic = self.semantic[item]
+            return _DuplicateLink(semantic.dup_of, semantic.similarity, REJECT_SEMANTIC, describe(semantic))
+        return None
+
+    def survivor_link(self, item: str) -> _DuplicateLink | None:
+        """`link(item)` with `dup_of` followed to the item that is kept: an exact copy of an item that a
+        later step removed points at what that item duplicates, never at a removed item. The similarity
+        is the lowest along the way, and the detail names each removed item passed."""
+        first = self.link(item)
+        if first is None:
+            return None
+        dup_of, similarity, detail, seen = first.dup_of, first.similarity, first.detail, {item}
+        while dup_of not in seen and (step := self.link(dup_of)) is not None:
+            seen.add(dup_of)
+            detail += f"; {dup_of} was removed too: {step.detail}"
+            dup_of, similarity = step.dup_of, min(similarity, step.similarity)
+        return _DuplicateLink(dup_of, similarity, first.reason, detail)
+
+
+@dataclass(frozen=True)
+class _DuplicateLink:
+    """A removed row's `dup_of`, `dup_similarity`, reject reason and detail."""
+
+    dup_of: str
+    similarity: float
+    reason: str
+    detail: str
 
 
 @dataclass
@@ -443,42 +492,11 @@ def _plan_dedup(
 
 
 def _apply_dedup(batch: pa.Table, plan: _DedupPlan, exact: ExactDedup) -> tuple[pa.Table, pa.Table]:
-    ids = batch.column("id").to_pylist()
-    dup_of: list[str | None] = []
-    similarity: list[float | None] = []
-    reasons: list[str | None] = []
-    details: list[str | None] = []
-    for item in ids:
-        if item in plan.exact:
-            dup_of.append(plan.exact[item])
-            similarity.append(1.0)
-            reasons.append(REJECT_EXACT)
-            details.append(f"same normalised content as {plan.exact[item]}")
-        elif item in plan.near:
-            decision = plan.near[item]
-            dup_of.append(decision.dup_of)
-            similarity.append(decision.similarity)
-            reasons.append(REJECT_NEAR)
-            details.append(
-                f"near duplicate of {decision.dup_of} (estimated similarity {decision.similarity:.2f})"
-            )
-        elif item in plan.media:
-            code, media = plan.media[item]
-            dup_of.append(media.dup_of)
-            similarity.append(media.similarity)
-            reasons.append(code)
-            details.append(media.detail)
-        elif item in plan.semantic:
-            semantic = plan.semantic[item]
-            dup_of.append(semantic.dup_of)
-            similarity.append(semantic.similarity)
-            reasons.append(REJECT_SEMANTIC)
-            details.append(describe(semantic))
-        else:
-            dup_of.append(None)
-            similarity.append(None)
-            reasons.append(None)
-            details.append(None)
+    links = [plan.survivor_link(item) for item in batch.column("id").to_pylist()]
+    dup_of = [link.dup_of if link else None for link in links]
+    similarity = [link.similarity if link else None for link in links]
+    reasons = [link.reason if link else None for link in links]
+    details = [link.detail if link else None for link in links]
     annotated = batch
     for field_, values in zip(DEDUP_FIELDS, (exact.hashes(batch), dup_of, similarity), strict=True):
         index = annotated.schema.get_field_index(field_.name)
@@ -513,6 +531,32 @@ def _check_exact_index(
         )
 
 
+def roll_back_interrupted(journal: ClaimJournal, shard: str, forget: Callable[[str], None]) -> list[str]:
+    """Roll back the claims and output of every other shard whose run stopped between starting its claims
+    and finishing them. Call it holding the stage's lock: a pending mark seen then has no live writer. The
+    caller's own mark needs nothing: its lookups skip its own claims and it rewrites all of them."""
+    interrupted = [other for other in journal.pending() if other != shard]
+    for other in interrupted:
+        forget(other)
+        journal.finish(other)
+        note(
+            f"{journal.version}/{journal.stage}: rolled back shard {other!r}, whose run stopped before it had "
+            f"recorded all its claims; materialize {journal.version}/{journal.stage} for it again"
+        )
+    return interrupted
+
+
+def forget_dedup_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
+    """Remove a shard's deduped output and every claim it made in the version's dedup indexes."""
+    for rejected in (False, True):
+        lake.remove(lake.path(spec.name, "deduped", shard, rejected=rejected))
+    lake.remove(lake.path(spec.name, DEDUP_INDEX, shard))
+    ExactIndex(lake, spec.name).remove(shard)
+    NearIndex(lake, spec.name, spec.dedup.near).remove(shard)
+    for index_name in (*MEDIA_INDEXES.values(), *SEMANTIC_INDEXES.values()):
+        lake.remove(lake.path(spec.name, index_name, shard))
+
+
 def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:
     """Exact, then near, then (when on) semantic duplicates, within the shard and against every earlier
     shard through the lake's indexes (never their text); an earlier item always wins, so nothing kept
@@ -520,7 +564,11 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "deduped", shard)
     rows_in = lake.num_rows(source)
+    journal = ClaimJournal(lake, spec.name, "deduped")
     with lake.lock(spec.name, DEDUP_INDEX):
+        interrupted = roll_back_interrupted(
+            journal, shard, lambda other: forget_dedup_claims(spec, lake, other)
+        )
         exact_index = ExactIndex(lake, spec.name)
         others = [other for other in exact_index.keys.shards() if other != shard]
         _check_exact_index(lake, spec.name, shard, exact_index)
@@ -538,6 +586,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
         )
         exact = ExactDedup(spec.dedup.exact)
         claims: list[pa.Table] = []
+        journal.begin(shard)
         with _shard_output(lake, spec.name, "deduped", shard, schema) as output:
             batches = lake.iter_batches(source, BATCH_ROWS)
             for batch in tracked(batches, f"{spec.name}/deduped[{shard}] writing", rows_in):
@@ -551,6 +600,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
                         "shard", pa.array([shard] * kept.num_rows, pa.string())
                     )
                 )
+        crash_point("deduped", "after_output", shard)
         index = pa.concat_tables(
             [
                 INDEX_SCHEMA.empty_table(),
@@ -574,6 +624,8 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
         else:
             for semantic_index in SEMANTIC_INDEXES.values():
                 lake.remove(lake.path(spec.name, semantic_index, shard))
+        crash_point("deduped", "after_claims", shard)
+        journal.finish(shard)
     exact_total = len(plan.exact)
     own_ids = set(plan.exact) | set(index.column("id").to_pylist()) | set(plan.near) | set(plan.semantic)
     near_total = len(plan.near)
@@ -594,6 +646,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
         near_duplicates=near_total,
         near_duplicates_of_other_shards=outcome.cross_shard if outcome else 0,
         checked_against_shards=len(others),
+        **({"rolled_back_interrupted_shards": interrupted} if interrupted else {}),
         cluster_sizes={
             str(size): count for size, count in sorted((outcome.cluster_sizes if outcome else {}).items())
         },
@@ -1029,11 +1082,29 @@ def run_synthesize(
     may be a near duplicate of its parents and siblings only (`synth/admission.py`); a variant never
     removes a real item. Recipes that run a model use `runtime` (`models.text_generator`, `models.text_to_speech`,
     `models.image_generator`)."""
+    journal = ClaimJournal(lake, spec.name, "synthesized")
     with lake.lock(spec.name, SYNTH_INDEX):
-        return _run_synthesize(spec, lake, shard, runtime)
+        roll_back_interrupted(journal, shard, lambda other: forget_synthetic_claims(spec, lake, other))
+        result = _run_synthesize(spec, lake, shard, runtime, journal)
+        crash_point("synthesized", "after_claims", shard)
+        journal.finish(shard)
+        return result
 
 
-def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None) -> StageResult:
+def forget_synthetic_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
+    """Remove a shard's synthesized output and every claim its admitted synthetic items made."""
+    for rejected in (False, True):
+        lake.remove(lake.path(spec.name, "synthesized", shard, rejected=rejected))
+    lake.remove(lake.path(spec.name, SYNTH_INDEX, shard))
+    ExactIndex(lake, spec.name, prefix=SYNTH_PREFIX).remove(shard)
+    NearIndex(lake, spec.name, spec.dedup.near, prefix=SYNTH_PREFIX).remove(shard)
+    for index_name in MEDIA_INDEXES.values():
+        lake.remove(lake.path(spec.name, SYNTH_PREFIX + index_name, shard))
+
+
+def _run_synthesize(
+    spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None, journal: ClaimJournal
+) -> StageResult:
     started = time.perf_counter()
     source = _upstream_path(spec, lake, "synthesized", shard)
     recipes = [
@@ -1079,6 +1150,7 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
     known: dict[str, str] = {}
     claims: list[pa.Table] = []
     tally = _SynthesisTally(recipes)
+    journal.begin(shard)
     with _shard_output(lake, spec.name, "synthesized", shard, schema) as output:
         for batch in tracked(
             lake.iter_batches(source, BATCH_ROWS), f"{spec.name}/synthesized[{shard}]", rows_in
@@ -1108,6 +1180,7 @@ def _run_synthesize(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRun
                 output.write(schema.empty_table(), part)
             tally.add(made, parents, admitted, [invalid, *turned_down])
             claims.append(admitted.select(["content_hash", "id", "shard", "modality"]).cast(INDEX_SCHEMA))
+    crash_point("synthesized", "after_output", shard)
     synthetic_claims_table = pa.concat_tables([INDEX_SCHEMA.empty_table(), *claims])
     lake.write_table(lake.path(spec.name, SYNTH_INDEX, shard), synthetic_claims_table)
     synthetic_exact.write(

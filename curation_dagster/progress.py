@@ -38,6 +38,11 @@ def reporting_to(report: Callable[[str], None]) -> Iterator[None]:
         _REPORTER.reset(token)
 
 
+def note(line: str) -> None:
+    """Send one line to the current step's log (the run's logs in Dagster), like a progress line."""
+    _report(line)
+
+
 def _report(line: str) -> None:
     report = _REPORTER.get()
     if report is None:

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation_dagster.errors import ReleaseError, StageInputMissing
+from curation_dagster.io.claims import ClaimJournal
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import media_bytes
 from curation_dagster.pipeline import STAGES, SYNTH_INDEX
@@ -108,6 +109,7 @@ def build_release(spec: VersionSpec, lake: Lake, settings: ReleaseSettings | Non
     On a local lake it holds the synthesized stage's lock, so no shard's output changes while it reads.
     """
     with lake.lock(spec.name, SYNTH_INDEX):
+        ClaimJournal(lake, spec.name, "synthesized").require_none_pending()
         return _build_release(spec, lake, settings or ReleaseSettings())
 
 

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from curation_dagster.io.claims import ClaimJournal
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import media_bytes
-from curation_dagster.pipeline import STAGES
+from curation_dagster.pipeline import CLAIMING_STAGES, STAGES
 from curation_dagster.schema import MODALITIES
 from curation_dagster.spec import VersionSpec
 
@@ -98,7 +99,10 @@ def report_path(lake: Lake, version: str) -> str:
 
 
 def build_report(spec: VersionSpec, lake: Lake, samples_per_group: int = 6) -> Report:
-    """Compute the version's numbers with DuckDB, draw the plots and write the HTML data card."""
+    """Compute the version's numbers with DuckDB, draw the plots and write the HTML data card; refused
+    while a shard's deduped or synthesized output lacks its claims (a run stopped half-way)."""
+    for stage in CLAIMING_STAGES:
+        ClaimJournal(lake, spec.name, stage).require_none_pending()
     card = _Card(spec, lake, samples_per_group)
     page = card.render()
     path = report_path(lake, spec.name)

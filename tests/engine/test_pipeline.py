@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from PIL import Image
 
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import StageInputMissing
+from curation_dagster.faults import CRASH_AT
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import STAGES, StageResult, run_stage
 from curation_dagster.schema import item_id
@@ -326,3 +331,133 @@ def test_shard_with_every_item_rejected_at_raw_runs_every_later_stage_empty(
     results = run_stages(spec, lake, landing, "media")
 
     assert [(results[stage].rows_in, results[stage].rows_kept) for stage in STAGES[1:]] == [(0, 0)] * 4
+
+
+# dup_of names the survivor ---------------------------------------------------------------------------
+
+ORIGINAL = (
+    "The committee met on Tuesday to review the budget for the new library, and after a long debate "
+    "the members agreed to fund the reading room, the childrens corner and a small garden by the river."
+)
+#: ORIGINAL with two words swapped: a near duplicate of it.
+SWAPPED = ORIGINAL.replace("long debate", "debate long")
+
+
+def test_an_exact_copy_of_a_near_duplicate_names_the_kept_original(tmp_path: Path, lake: Lake) -> None:
+    write_jsonl(tmp_path / "chain.jsonl", [ORIGINAL, SWAPPED, SWAPPED])
+    spec = spec_with()
+    run_stage(spec, lake, "raw", "chain.jsonl", tmp_path / "chain.jsonl")
+
+    run_stage(spec, lake, "deduped", "chain.jsonl")
+
+    removed = {row["id"]: row for row in rows(lake, spec, "deduped", "chain.jsonl", rejected=True)}
+    original, swapped, copy = (item_id("chain.jsonl", f"L{line}") for line in (1, 2, 3))
+    assert kept_ids(lake, spec, "deduped", "chain.jsonl") == [original]
+    assert removed[swapped]["dup_of"] == original
+    assert removed[copy]["dup_of"] == original
+    assert removed[copy]["reject_reason"] == "dedup.exact"
+    assert removed[copy]["dup_similarity"] == pytest.approx(removed[swapped]["dup_similarity"])
+    assert f"{swapped} was removed too" in removed[copy]["reject_detail"]
+
+
+# Recovery from a run killed half-way -----------------------------------------------------------------
+
+
+def crash_stage(spec: VersionSpec, lake: Lake, landing: Path, stage: str, moment: str, shard: str) -> None:
+    """Run one stage of one shard in a child process that SIGKILLs itself at the named crash point."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from curation_dagster.io.lake import Lake\n"
+        "from curation_dagster.pipeline import run_stage\n"
+        "from curation_dagster.spec import parse_spec\n"
+        "spec, root, landing, stage, shard = json.loads(sys.argv[1])\n"
+        "run_stage(parse_spec(spec), Lake(root), stage, shard, Path(landing) / shard)\n"
+    )
+    arguments = json.dumps([spec.model_dump(mode="json"), lake.root, str(landing), stage, shard])
+    environment = {**os.environ, CRASH_AT: f"{stage}:{moment}:{shard}"}
+    child = subprocess.run(
+        [sys.executable, "-c", code, arguments], env=environment, start_new_session=True, timeout=300
+    )
+    assert child.returncode == -signal.SIGKILL
+
+
+def lake_files(root: Path) -> dict[str, bytes]:
+    """Every file of a lake by relative path, except the lock files."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.name.endswith(".lock")
+    }
+
+
+@pytest.fixture
+def uninterrupted(landing: Path, tmp_path: Path) -> dict[str, bytes]:
+    """The lake after a and b through every stage, then media, with nothing killed."""
+    lake = Lake(tmp_path / "uninterrupted")
+    for shard in ("a.jsonl", "b.jsonl", "media"):
+        run_stages(spec_with(), lake, landing, shard)
+    return lake_files(tmp_path / "uninterrupted")
+
+
+@pytest.mark.parametrize(
+    ("stage", "moment"),
+    [
+        ("deduped", "after_output"),
+        ("deduped", "after_claims"),
+        ("synthesized", "after_output"),
+        ("synthesized", "after_claims"),
+    ],
+)
+def test_rerunning_a_shard_killed_half_way_gives_the_uninterrupted_lake(
+    landing: Path, lake: Lake, tmp_path: Path, uninterrupted: dict[str, bytes], stage: str, moment: str
+) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "a.jsonl")
+    run_stages(spec, lake, landing, "b.jsonl", STAGES[: STAGES.index(stage)])
+    crash_stage(spec, lake, landing, stage, moment, "b.jsonl")
+
+    run_stages(spec, lake, landing, "b.jsonl", STAGES[STAGES.index(stage) :])
+    run_stages(spec, lake, landing, "media")
+
+    assert lake_files(tmp_path / "lake") == uninterrupted
+
+
+@pytest.mark.parametrize("stage", ["deduped", "synthesized"])
+def test_the_stage_after_refuses_an_output_whose_claims_were_cut_off(
+    landing: Path, lake: Lake, stage: str
+) -> None:
+    spec = spec_with()
+    run_stages(spec, lake, landing, "a.jsonl", STAGES[: STAGES.index(stage)])
+    crash_stage(spec, lake, landing, stage, "after_output", "a.jsonl")
+    assert lake.exists(lake.path(spec.name, stage, "a.jsonl"))
+
+    with pytest.raises(
+        StageInputMissing, match=r"stopped before (it|they) recorded (its|their) claims.*again"
+    ):
+        if stage == "deduped":
+            run_stage(spec, lake, "filtered", "a.jsonl")
+        else:
+            from curation_dagster.release import build_release
+
+            build_release(spec, lake)
+
+
+def test_another_shard_rolls_back_claims_cut_off_half_way_before_it_decides(
+    landing: Path, lake: Lake
+) -> None:
+    spec = spec_with()
+    run_stage(spec, lake, "raw", "a.jsonl", landing / "a.jsonl")
+    run_stage(spec, lake, "raw", "b.jsonl", landing / "b.jsonl")
+    crash_stage(spec, lake, landing, "deduped", "after_output", "a.jsonl")
+
+    result = run_stage(spec, lake, "deduped", "b.jsonl")
+
+    assert result.extra["rolled_back_interrupted_shards"] == ["a.jsonl"]
+    assert not lake.exists(lake.path(spec.name, "deduped", "a.jsonl"))
+    assert not lake.exists(lake.path(spec.name, "dedup_index", "a.jsonl"))
+    # With a's claims gone, b's copy of the shared sentence is b's to keep, and a's copy is now the duplicate.
+    assert item_id("b.jsonl", "L1") in kept_ids(lake, spec, "deduped", "b.jsonl")
+    run_stage(spec, lake, "deduped", "a.jsonl")
+    (duplicate,) = rows(lake, spec, "deduped", "a.jsonl", rejected=True)
+    assert duplicate["dup_of"] == item_id("b.jsonl", "L1")

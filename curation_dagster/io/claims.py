@@ -1,0 +1,71 @@
+"""The claim journal of a cross-shard stage: which shards are between writing their output and finishing
+their claims in the version's indexes.
+
+A stage that claims (deduped, synthesized) marks the shard pending, writes its output and its index
+entries, then clears the mark. A mark found by the next holder of the stage's lock belongs to a run that
+died (or failed) half-way: its partial claims are rolled back before anyone decides against them, and
+downstream stages refuse its output, so no output is ever used without its claims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+from curation_dagster.errors import StageInputMissing
+from curation_dagster.io.lake import Lake, check_segment
+
+#: Version-level folder of the journals, one sub-folder per claiming stage.
+CLAIMS_DIR = "_claims"
+PENDING_SUFFIX = ".pending"
+
+
+class ClaimJournal:
+    """Pending claims of one stage of one version: `<version>/_claims/<stage>/<shard>.pending`."""
+
+    def __init__(self, lake: Lake, version: str, stage: str) -> None:
+        self.lake, self.version, self.stage = lake, version, stage
+        self.folder = f"{lake.stage_dir(version, CLAIMS_DIR)}/{check_segment(stage, 'stage')}"
+
+    def begin(self, shard: str) -> None:
+        """Mark `shard` pending before its output or any of its claims are written."""
+        record = {"shard": shard, "started": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+        self.lake.write_bytes(self._path(shard), json.dumps(record, sort_keys=True).encode())
+
+    def finish(self, shard: str) -> None:
+        """Clear the mark once the output and every claim are written (or rolled back)."""
+        self.lake.remove(self._path(shard))
+
+    def is_pending(self, shard: str) -> bool:
+        return self.lake.exists(self._path(shard))
+
+    def pending(self) -> list[str]:
+        """The shards marked pending, sorted."""
+        if not self.lake.exists(self.folder):
+            return []
+        names = (str(entry).rsplit("/", 1)[-1] for entry in self.lake.fs.ls(self.folder, detail=False))
+        return sorted(name[: -len(PENDING_SUFFIX)] for name in names if name.endswith(PENDING_SUFFIX))
+
+    def require_complete(self, shard: str) -> None:
+        """StageInputMissing when the shard's output was written by a run that never finished its claims."""
+        if self.is_pending(shard):
+            raise StageInputMissing(
+                f"{self.version}/{self.stage} for shard {shard!r} was written by a run that stopped before it "
+                f"recorded its claims in the version's indexes; materialize {self.version}/{self.stage} for "
+                f"{shard!r} again"
+            )
+
+    def require_none_pending(self) -> None:
+        """StageInputMissing naming every shard whose output of this stage lacks its claims."""
+        pending = self.pending()
+        if pending:
+            raise StageInputMissing(
+                f"{self.version}/{self.stage} of shards {', '.join(pending)} was written by runs that stopped "
+                f"before they recorded their claims in the version's indexes; materialize "
+                f"{self.version}/{self.stage} for them again"
+            )
+
+    def _path(self, shard: str) -> str:
+        return f"{self.folder}/{check_segment(shard)}{PENDING_SUFFIX}"

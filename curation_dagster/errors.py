@@ -27,6 +27,10 @@ class LakeIOError(CurationError):
     retryable = True
 
 
+class LakeLockUnavailable(CurationError):
+    """The lake cannot be locked for a cross-shard stage; the message says what to configure."""
+
+
 class StageInputMissing(CurationError):
     """A stage's upstream output for a shard does not exist yet: materialize the upstream stage first."""
 

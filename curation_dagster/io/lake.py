@@ -7,7 +7,10 @@ killed run leaves no partial output under a real name.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +20,32 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation_dagster.errors import LakeIOError, ShardNameError
+from curation_dagster.errors import LakeIOError, LakeLockUnavailable, ShardNameError
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
 REJECTED_DIR = "_rejected"
+#: A temporary file this old has no live writer, whoever wrote it (no write of the lake takes a day).
+ORPHAN_AGE_S = 24 * 3600
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+#: This process in temporary file names: `<host>~<pid>`.
+_WRITER = f"{_HOST}~{os.getpid()}"
+_TEMPORARY_WRITER = re.compile(r"\.([A-Za-z0-9-]+)~(\d+)\.[0-9a-f]{32}\.tmp$")
+
+
+def _writer_of(name: str) -> tuple[str, int] | None:
+    """(host, pid) of the process that wrote a temporary file, from its name; None for older names."""
+    match = _TEMPORARY_WRITER.search(name)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def check_segment(name: str, what: str = "shard key") -> str:
@@ -92,11 +117,14 @@ class Lake:
 
     @contextlib.contextmanager
     def _temporary(self, path: str) -> Iterator[Any]:
-        """A binary handle on a hidden temporary file that becomes `path` only if the block succeeds."""
+        """A binary handle on a hidden temporary file that becomes `path` only if the block succeeds.
+
+        The temporary name carries the writer's host and process id, so the next write into the folder
+        can tell a killed writer's leftovers (removed) from a live writer's file (left alone)."""
         folder, name = path.rsplit("/", 1)
         self.fs.makedirs(folder, exist_ok=True)
-        self._remove_stale_temporaries(folder, name)
-        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        self._remove_orphan_temporaries(folder, name)
+        temporary = f"{folder}/.{name}.{_WRITER}.{uuid.uuid4().hex}.tmp"
         try:
             with self.fs.open(temporary, "wb") as handle:
                 yield handle
@@ -133,13 +161,17 @@ class Lake:
 
     @contextlib.contextmanager
     def lock(self, version: str, name: str) -> Iterator[None]:
-        """An exclusive lock for a cross-shard read-modify-write on a local lake.
+        """An exclusive lock for a cross-shard read-modify-write: an advisory file lock, which the kernel
+        releases when its holder dies, so a killed run never holds it.
 
-        Remote lakes have no file locks; there the Dagster pool of the asset serialises the runs.
-        """
+        A remote lake has no file lock, and running its cross-shard stages unlocked could lose claims, so
+        it is refused."""
         if not self.is_local:
-            yield
-            return
+            raise LakeLockUnavailable(
+                f"the lake {self.root} is not on a file system this machine can lock, and cross-shard "
+                "stages (deduped, selected, synthesized, release) need a lock shared by every worker; use a "
+                "lake on a local or shared POSIX file system (CURATION_HOME=/path)"
+            )
         import fcntl
 
         folder = Path(self._root_path) / check_segment(version, "version")
@@ -151,10 +183,23 @@ class Lake:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _remove_stale_temporaries(self, folder: str, name: str) -> None:
+    def _remove_orphan_temporaries(self, folder: str, name: str) -> None:
+        """Remove temporary files that writers which died left behind: always those of the file about to
+        be written (a path has one writer at a time); on a local lake also every other one in the folder
+        whose process on this host is gone or that is older than `ORPHAN_AGE_S` (on object storage a
+        folder listing costs a request per thousand files, so only the file's own are looked for)."""
         for entry in self.fs.glob(f"{folder}/.{name}.*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm(entry)
+        if not self.is_local:
+            return
+        now = time.time()
+        for orphan in Path(folder).glob(".*.tmp"):
+            writer = _writer_of(orphan.name)
+            dead = writer is not None and writer[0] == _HOST and not _process_alive(writer[1])
+            with contextlib.suppress(FileNotFoundError):
+                if dead or now - orphan.stat().st_mtime > ORPHAN_AGE_S:
+                    orphan.unlink()
 
     @contextlib.contextmanager
     def _reading(self, path: str) -> Iterator[None]:

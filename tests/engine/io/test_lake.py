@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -9,8 +13,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from curation_dagster.errors import ShardNameError
-from curation_dagster.io.lake import Lake, check_segment
+from curation_dagster.errors import LakeLockUnavailable, ShardNameError
+from curation_dagster.io.lake import _WRITER, ORPHAN_AGE_S, Lake, check_segment
 
 
 def ids(*values: str) -> pa.Table:
@@ -141,6 +145,51 @@ def test_stale_temporary_of_a_killed_run_is_removed_by_the_next_write(lake: Lake
     assert not stale.exists()
 
 
+def test_temporary_of_a_dead_writer_of_another_file_is_removed_by_a_write_in_its_folder(
+    lake: Lake, tmp_path: Path
+) -> None:
+    folder = tmp_path / "lake" / "v" / "raw"
+    folder.mkdir(parents=True)
+    dead_pid = _a_dead_pid()
+    orphan = folder / f".other.parquet.{_WRITER.split('~')[0]}~{dead_pid}.{'0' * 32}.tmp"
+    orphan.write_bytes(b"half a file")
+
+    lake.write_table(lake.path("v", "raw", "s"), ids("a"))
+
+    assert not orphan.exists()
+
+
+def test_temporary_of_a_live_writer_of_another_file_is_left_alone(lake: Lake, tmp_path: Path) -> None:
+    folder = tmp_path / "lake" / "v" / "raw"
+    folder.mkdir(parents=True)
+    live = folder / f".other.parquet.{_WRITER}.{'1' * 32}.tmp"
+    live.write_bytes(b"being written")
+
+    lake.write_table(lake.path("v", "raw", "s"), ids("a"))
+
+    assert live.exists()
+
+
+def test_temporary_older_than_a_day_is_removed_whoever_wrote_it(lake: Lake, tmp_path: Path) -> None:
+    folder = tmp_path / "lake" / "v" / "raw"
+    folder.mkdir(parents=True)
+    old = folder / ".other.parquet.elsewhere~1.0123456789abcdef0123456789abcdef.tmp"
+    old.write_bytes(b"left by another machine")
+    a_day_and_more = time.time() - ORPHAN_AGE_S - 60
+    os.utime(old, (a_day_and_more, a_day_and_more))
+
+    lake.write_table(lake.path("v", "raw", "s"), ids("a"))
+
+    assert not old.exists()
+
+
+def _a_dead_pid() -> int:
+    """The id of a process that has exited (and was reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 # Listing and counting --------------------------------------------------------------------------------
 
 
@@ -250,3 +299,35 @@ def test_memory_lake_duckdb_views_read_the_files(memory_lake: Lake) -> None:
 
 def test_local_lake_is_local(lake: Lake) -> None:
     assert lake.is_local
+
+
+def test_a_remote_lake_refuses_the_claim_lock_and_says_what_to_use(memory_lake: Lake) -> None:
+    with (
+        pytest.raises(LakeLockUnavailable, match="CURATION_HOME=/path"),
+        memory_lake.lock("v", "dedup_index"),
+    ):
+        pass
+
+
+@pytest.mark.timeout(60)  # a lock the dead holder kept would block forever
+def test_the_lock_of_a_killed_holder_is_free_at_once(lake: Lake, tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from curation_dagster.io.lake import Lake\n"
+            f"with Lake({str(tmp_path / 'lake')!r}).lock('v', 'dedup_index'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+
+    with lake.lock("v", "dedup_index"):
+        acquired = True
+    assert acquired

@@ -33,7 +33,7 @@ from curation_dagster.progress import reporting_to
 from curation_dagster.release import build_release, verify_release
 from curation_dagster.report import build_report
 from curation_dagster.select.active import ACTIVE_LEARNING, ActiveLearning
-from curation_dagster.spec import ProxyStrategy, VersionSpec
+from curation_dagster.spec import ProxyStrategy, SpecProblem, VersionSpec
 from resources.accelerator import AcceleratorResource
 from resources.lake import LakeResource
 from resources.models import ModelsResource
@@ -53,10 +53,9 @@ KINDS = {
     "synthesized": {"python", "pytorch", "parquet"},
 }
 MODEL_STAGES = ("filtered", "selected", "synthesized")
-CROSS_SHARD_STAGES = ("deduped", "selected")
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
-#: Pool that serialises read-modify-write of cross-shard state (dedup index, selection budget) across runs.
-LAKE_INDEX_POOL = "lake_index"
+#: The pool of steps that run a model on the accelerator: its limit is how many share one machine's GPUs.
+GPU_POOL = "gpu"
 
 
 T = TypeVar("T")
@@ -130,7 +129,8 @@ def _materialize_result(
 def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
     key = stage_key(spec.name, stage)
     needs_gpu = needs_accelerator(spec, stage)
-    pool = "gpu" if needs_gpu else (LAKE_INDEX_POOL if stage in CROSS_SHARD_STAGES else None)
+    # Cross-shard stages need no pool: they serialise only their claims, under the lake's claim lock.
+    pool = GPU_POOL if needs_gpu else None
     decorator = asset(
         key=key,
         deps=[stage_key(spec.name, UPSTREAM[stage])] if stage in UPSTREAM else [],
@@ -326,7 +326,7 @@ def _active_learning_asset(spec: VersionSpec) -> AssetsDefinition:
         "measures its accuracy and exports the next batch to label. A round advances only when the "
         "previous batch's labels file is filled in.",
         kinds={"python", "pytorch", "scikitlearn"},
-        pool="gpu",
+        pool=GPU_POOL,
         op_tags=GPU_OP_TAGS,
         metadata={"version": spec.name},
     )
@@ -385,6 +385,27 @@ def build_summary_assets(spec: VersionSpec) -> list[AssetsDefinition]:
     """
     active = [_active_learning_asset(spec)] if has_active_learning(spec) else []
     return [_report_asset(spec), _release_asset(spec), *active]
+
+
+def build_spec_problem_asset(problem: SpecProblem) -> AssetsDefinition:
+    """The face of a spec file that does not load: one asset in the version's group whose description
+    and metadata hold the error and whose materialization fails with it, so the UI shows what to fix
+    while every other version loads and runs."""
+    message = str(problem.error)
+
+    @asset(
+        key=stage_key(problem.version, "invalid_spec"),
+        group_name=problem.version,
+        description=f"This version's spec does not load, so it has no stages: {message}",
+        kinds={"yaml"},
+        metadata={"spec_file": MetadataValue.path(str(problem.path)), "error": MetadataValue.md(message)},
+    )
+    def invalid_spec(context: AssetExecutionContext) -> MaterializeResult:
+        raise Failure(
+            description=f"fix the spec, then reload the code location: {message}", allow_retries=False
+        )
+
+    return invalid_spec
 
 
 def build_version_assets(spec: VersionSpec) -> list[AssetsDefinition]:

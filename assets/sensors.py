@@ -1,4 +1,5 @@
-"""The landing sensor: registers new landing shards as partitions and requests their raw runs."""
+"""The sensors: the landing sensor registers new landing shards as partitions and requests their raw runs;
+the dead-run monitor fails runs whose processes died and frees the pool slots they held."""
 
 import json
 
@@ -9,14 +10,17 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
+    SkipReason,
     sensor,
 )
 
 from assets.partitions import SHARDS, shards
+from assets.runner import detects_dead_runs, recover_dead_runs
 from curation_dagster.io.landing import discover_shards, shard_fingerprint
 from resources.lake import LakeResource
 
 SENSOR_NAME = "landing_sensor"
+DEAD_RUN_SENSOR_NAME = "dead_run_monitor"
 
 
 def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int = 30) -> SensorDefinition:
@@ -27,7 +31,7 @@ def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int
         name=SENSOR_NAME,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        asset_selection=raw_keys,
+        asset_selection=raw_keys or None,  # None: every spec is invalid, shards are registered only
         description="Registers new landing files and folders as `shards` partitions and runs their raw stage "
         "for every dataset version; downstream stages follow through declarative automation.",
     )
@@ -42,10 +46,11 @@ def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int
             RunRequest(
                 run_key=f"{key}:{fingerprints[key]}",
                 partition_key=key,
-                asset_selection=raw_keys,
+                asset_selection=raw_keys or None,  # None: every spec is invalid, shards are registered only
                 tags={"curation/shard": key, "curation/trigger": "new" if key in new_keys else "changed"},
             )
             for key in sorted(set(new_keys) | set(changed))
+            if raw_keys
         ]
         if new_keys:
             context.log.info(f"registering {len(new_keys)} new shards: {', '.join(new_keys[:10])}")
@@ -56,3 +61,26 @@ def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int
         )
 
     return landing_sensor
+
+
+def build_dead_run_sensor(minimum_interval_seconds: int = 60) -> SensorDefinition:
+    """A sensor that marks failed the runs whose processes are gone and frees their pool slots, so a run
+    killed with `kill -9` or by the OOM killer never blocks a pool. It acts on SQLite instances only, where
+    every run runs on this machine (see `assets.runner.recover_dead_runs`)."""
+
+    @sensor(
+        name=DEAD_RUN_SENSOR_NAME,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Fails runs whose processes died (killed, out of memory, machine restarted) and frees "
+        "the pool slots they held; on the embedded SQLite instance, where every run runs on this machine.",
+    )
+    def dead_run_monitor(context: SensorEvaluationContext) -> SkipReason:
+        if not detects_dead_runs(context.instance):
+            return SkipReason("runs of this instance are monitored by its run launcher, not by this sensor")
+        dead = recover_dead_runs(context.instance)
+        for run in dead:
+            context.log.warning(run.describe())
+        return SkipReason(f"{len(dead)} dead runs marked failed" if dead else "no dead runs")
+
+    return dead_run_monitor

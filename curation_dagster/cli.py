@@ -2,8 +2,10 @@
 
 `curation run` generates the demo landing data if missing, registers the shards and materializes every
 stage of every dataset version for every shard that is not up to date, then each version's data card
-(`report`) and `release`. `curation register` registers landing shards for CI; `curation ui` starts the
-web UI; `curation lineage` shows what happened to one item. Dagster is imported inside the commands only.
+(`report`) and `release`. `curation register` registers landing shards for CI; `curation validate` checks
+the specs; `curation ui` starts the web UI; `curation lineage` shows what happened to one item. This
+module parses arguments; what the commands do with Dagster is in `assets/runner.py`, imported inside the
+commands only.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from curation_dagster import settings
-from curation_dagster.io.landing import discover_shards, shard_fingerprint
+from curation_dagster.errors import CurationError
+from curation_dagster.io.landing import discover_shards
 from curation_dagster.pipeline import STAGES
 
 INSTANCE_YAML = """\
@@ -26,7 +27,7 @@ telemetry:
   enabled: false
 concurrency:
   pools:
-    default_limit: 1
+    default_limit: 1  # the gpu pool: one model stage at a time shares this machine's accelerator
   runs:
     max_concurrent_runs: 2
 run_monitoring:
@@ -50,101 +51,10 @@ def prepare_environment() -> dict[str, str]:
     return locations
 
 
-def register_shards(instance: Any, landing: Path) -> list[str]:
-    """Add every landing shard to the `shards` partitions; returns the keys that were new."""
-    from assets.partitions import SHARDS
-
-    found = discover_shards(landing)
-    registered = set(instance.get_dynamic_partitions(SHARDS))
-    new = [key for key in found if key not in registered]
-    if new:
-        instance.add_dynamic_partitions(SHARDS, new)
-    return new
-
-
-def _latest(instance: Any, key: Any, shard: str) -> Any:
-    from dagster import AssetRecordsFilter
-
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[shard]), limit=1
-    ).records
-    return records[0] if records else None
-
-
-def shard_is_current(instance: Any, defs: Any, spec: Any, shard: str, source: Path) -> bool:
-    """Whether every stage of `spec` has a materialization for `shard` that is newer than its upstream's,
-    made with the current settings, from the landing shard as it is now, with its lake file in place."""
-    from assets.factory import stage_key
-
-    lake = defs.resources["lake"].lake()
-    previous_id = -1
-    for stage in STAGES:
-        record = _latest(instance, stage_key(spec.name, stage), shard)
-        if record is None or record.storage_id <= previous_id:
-            return False
-        metadata = record.asset_materialization.metadata
-        code_version = metadata.get("code_version")
-        if code_version is None or code_version.value != spec.code_version(stage):
-            return False
-        if stage == "raw":
-            fingerprint = metadata.get("source_fingerprint")
-            if fingerprint is None or fingerprint.value != shard_fingerprint(source):
-                return False
-        if not lake.exists(lake.path(spec.name, stage, shard)):
-            return False
-        previous_id = record.storage_id
-    return True
-
-
-def _latest_of_any_partition(instance: Any, key: Any) -> Any:
-    from dagster import AssetRecordsFilter
-
-    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
-    return records[0] if records else None
-
-
-def summaries_are_current(instance: Any, defs: Any, spec: Any) -> bool:
-    """Whether the version's report and release were materialized after the last materialization of any
-    shard of any stage, and their files are in the lake."""
-    from assets.factory import SUMMARIES, stage_key
-    from curation_dagster.release import MANIFEST, release_dir
-    from curation_dagster.report import report_path
-
-    lake = defs.resources["lake"].lake()
-    stage_records = [_latest_of_any_partition(instance, stage_key(spec.name, stage)) for stage in STAGES]
-    newest_stage = max((record.storage_id for record in stage_records if record is not None), default=-1)
-    for name in SUMMARIES:
-        record = _latest_of_any_partition(instance, stage_key(spec.name, name))
-        if record is None or record.storage_id <= newest_stage:
-            return False
-    return lake.exists(report_path(lake, spec.name)) and lake.exists(
-        f"{release_dir(lake, spec.name)}/{MANIFEST}"
-    )
-
-
-def _materialize(
-    job: Any, instance: Any, version: str, label: str, names: Sequence[str], partition: str | None = None
-) -> bool:
-    """Materialize the version's assets `names` (for one shard when `partition` is given), print one line."""
-    from assets.factory import stage_key
-
-    started = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance,
-        partition_key=partition,
-        asset_selection=[stage_key(version, name) for name in names],
-        tags={"curation/trigger": "curation run"},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
-    )
-    state = "ok" if result.success else "FAILED"
-    print(f"  {version:<12} {label:<28} {state} ({time.perf_counter() - started:.1f}s)")
-    return bool(result.success)
-
-
 def run_demo(generate: bool = True) -> int:
     """The main job: demo data, shard registration, every stage for every shard, each version's data card
-    and release, then a summary."""
+    and release, then a summary. A spec that does not load is reported and skipped; a run that died
+    earlier (killed, out of memory) is marked failed and its pool slots freed before anything runs."""
     locations = prepare_environment()
     landing = Path(locations["CURATION_LANDING"])
     if generate:
@@ -152,41 +62,25 @@ def run_demo(generate: bool = True) -> int:
 
     from dagster import DagsterInstance
 
-    from assets.factory import SUMMARIES
+    from assets.runner import recover_dead_runs, register_shards, run_everything
     from curation_dagster.definitions import build_definitions
+    from curation_dagster.spec import load_version_specs
 
-    specs = _specs()
+    specs, problems = load_version_specs(settings.versions_folder())
+    for problem in problems:
+        print(f"skipping version {problem.version}: {problem.error}")
     defs = build_definitions(specs)
     instance = DagsterInstance.get()
+    for dead in recover_dead_runs(instance):
+        print(dead.describe())
     new = register_shards(instance, landing)
     if new:
         print(f"registered {len(new)} new shards: {', '.join(new)}")
-    found = discover_shards(landing)
-    job = defs.resolve_implicit_global_asset_job_def()
-    ran = 0
-    failed = 0
-    version_failed: dict[str, bool] = {}
-    for spec in specs:
-        for shard, source in found.items():
-            if shard_is_current(instance, defs, spec, shard, source):
-                continue
-            succeeded = _materialize(job, instance, spec.name, shard, STAGES, shard)
-            ran += 1
-            failed += 0 if succeeded else 1
-            version_failed[spec.name] = version_failed.get(spec.name, False) or not succeeded
-    for spec in specs:
-        if version_failed.get(spec.name):
-            print(f"  {spec.name:<12} {'report, release':<28} not refreshed: a shard of this version failed")
-            continue
-        if summaries_are_current(instance, defs, spec):
-            continue
-        succeeded = _materialize(job, instance, spec.name, "report, release", SUMMARIES)
-        ran += 1
-        failed += 0 if succeeded else 1
-    if ran == 0:
+    summary = run_everything(defs, instance, specs, landing)
+    if summary.ran == 0:
         print("everything is up to date: nothing to do")
-    _print_summary(defs, specs, sorted(found), locations)
-    return 1 if failed else 0
+    _print_summary(defs, specs, sorted(discover_shards(landing)), locations)
+    return 1 if summary.failed or problems else 0
 
 
 def _ensure_demo_landing(landing: Path) -> None:
@@ -197,17 +91,12 @@ def _ensure_demo_landing(landing: Path) -> None:
         generate_demo_landing(landing)
 
 
-def _specs() -> list[Any]:
-    from curation_dagster.spec import load_specs
-
-    return load_specs(settings.versions_folder())
-
-
 def _print_summary(defs: Any, specs: list[Any], shard_keys: list[str], locations: dict[str, str]) -> None:
+    from assets.runner import lake_of
     from curation_dagster.release import release_dir
     from curation_dagster.report import report_path
 
-    lake = defs.resources["lake"].lake()
+    lake = lake_of(defs)
     print()
     for spec in specs:
         counts = []
@@ -232,14 +121,33 @@ def _print_summary(defs: Any, specs: list[Any], shard_keys: list[str], locations
 
 
 def register_command(generate: bool = True) -> int:
+    """Register the landing shards (CI's step before `dagster asset materialize`), after failing the runs
+    that died, so a killed CI run on a kept instance does not hold its pool slot."""
     locations = prepare_environment()
     if generate:
         _ensure_demo_landing(Path(locations["CURATION_LANDING"]))
     from dagster import DagsterInstance
 
-    new = register_shards(DagsterInstance.get(), Path(locations["CURATION_LANDING"]))
+    from assets.runner import recover_dead_runs, register_shards
+
+    instance = DagsterInstance.get()
+    for dead in recover_dead_runs(instance):
+        print(dead.describe())
+    new = register_shards(instance, Path(locations["CURATION_LANDING"]))
     print(f"registered {len(new)} new shards" + (f": {', '.join(new)}" if new else ""))
     return 0
+
+
+def validate_command() -> int:
+    """Load every spec in the versions folder; print one line per problem (file and field)."""
+    from curation_dagster.spec import load_version_specs
+
+    specs, problems = load_version_specs(settings.versions_folder())
+    for spec in specs:
+        print(f"ok       {spec.name}")
+    for problem in problems:
+        print(f"invalid  {problem.error}")
+    return 1 if problems else 0
 
 
 def ui_command(host: str, port: int) -> int:
@@ -290,14 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     lineage = commands.add_parser("lineage", help="what happened to one item at every stage, and why")
     lineage.add_argument("version", help="the dataset version, e.g. demo")
     lineage.add_argument("item_id", help="the item's id (the `id` column)")
+    commands.add_parser("validate", help="check every spec in the versions folder; exit 1 if one is invalid")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return run_demo(generate=not args.no_demo_data)
-    if args.command == "register":
-        return register_command(generate=not args.no_demo_data)
-    if args.command == "lineage":
-        return lineage_command(args.version, args.item_id)
-    return ui_command(args.host, args.port)
+    try:
+        if args.command == "run":
+            return run_demo(generate=not args.no_demo_data)
+        if args.command == "register":
+            return register_command(generate=not args.no_demo_data)
+        if args.command == "lineage":
+            return lineage_command(args.version, args.item_id)
+        if args.command == "validate":
+            return validate_command()
+        return ui_command(args.host, args.port)
+    except CurationError as error:
+        print(f"curation {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

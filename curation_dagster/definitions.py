@@ -14,10 +14,10 @@ from dagster import (
     Definitions,
 )
 
-from assets.factory import build_version_assets, stage_key
-from assets.sensors import build_landing_sensor
+from assets.factory import build_spec_problem_asset, build_version_assets, stage_key
+from assets.sensors import build_dead_run_sensor, build_landing_sensor
 from curation_dagster import settings
-from curation_dagster.spec import VersionSpec, load_specs
+from curation_dagster.spec import SpecProblem, VersionSpec, load_version_specs
 from resources import AcceleratorResource, LakeResource, ModelsResource
 
 
@@ -27,9 +27,14 @@ def build_definitions(
     landing: str | None = None,
     versions: Path | None = None,
 ) -> Definitions:
-    """Definitions for the given specs (default: every spec in the versions folder) and lake locations."""
-    specs = specs if specs is not None else load_specs(versions or settings.versions_folder())
+    """Definitions for the given specs (default: every spec in the versions folder) and lake locations. A
+    spec file that does not load becomes one `<version>/invalid_spec` asset that shows its error; the
+    other versions load as usual."""
+    problems: list[SpecProblem] = []
+    if specs is None:
+        specs, problems = load_version_specs(versions or settings.versions_folder())
     assets = [item for spec in specs for item in build_version_assets(spec)]
+    assets += [build_spec_problem_asset(problem) for problem in problems]
     raw_keys: list[AssetKey] = [stage_key(spec.name, "raw") for spec in specs]
     automation = AutomationConditionSensorDefinition(
         "curation_automation",
@@ -40,7 +45,7 @@ def build_definitions(
     )
     return Definitions(
         assets=assets,
-        sensors=[build_landing_sensor(raw_keys), automation],
+        sensors=[build_landing_sensor(raw_keys), automation, build_dead_run_sensor()],
         resources={
             "lake": LakeResource(
                 root=lake_root or settings.curation_home(), landing=landing or settings.landing_root()

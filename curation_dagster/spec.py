@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,18 @@ ENGINE_VERSIONS: dict[str, str] = {
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _bounds_leave_room(self) -> _Strict:
+        """Every `min_<x>` at most its `max_<x>`: bounds that no value fits are a typo, not a setting."""
+        for name in type(self).model_fields:
+            other = f"max_{name[4:]}"
+            if not name.startswith("min_") or other not in type(self).model_fields:
+                continue
+            low, high = getattr(self, name), getattr(self, other)
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{name} ({low}) is above {other} ({high}): no value fits")
+        return self
 
 
 class RawSpec(_Strict):
@@ -1599,6 +1612,8 @@ def load_spec(path: Path) -> VersionSpec:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise SpecError(f"{path}: not valid YAML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: cannot be read as UTF-8 text: {error}") from None
     spec = parse_spec(data, str(path))
     if spec.name != path.stem:
         raise SpecError(f"{path}: name: '{spec.name}' must equal the file name '{path.stem}'")
@@ -1606,7 +1621,38 @@ def load_spec(path: Path) -> VersionSpec:
 
 
 def load_specs(folder: Path) -> list[VersionSpec]:
-    """Every spec in `folder` (`*.yaml`), sorted by name."""
+    """Every spec in `folder` (`*.yaml`), sorted by name; the first invalid one raises SpecError."""
+    specs, problems = load_version_specs(folder)
+    if problems:
+        raise problems[0].error
+    return specs
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """A spec file that does not load: its path, the version name it stands for, and the error."""
+
+    path: Path
+    version: str
+    error: SpecError
+
+
+def load_version_specs(folder: Path) -> tuple[list[VersionSpec], list[SpecProblem]]:
+    """Every valid spec in `folder`, and every file that is not one: one bad file costs only its own
+    version. A missing folder is an error for all."""
     if not folder.is_dir():
         raise SpecError(f"{folder}: the versions folder does not exist (set CURATION_VERSIONS)")
-    return [load_spec(path) for path in sorted(folder.glob("*.yaml"))]
+    specs: list[VersionSpec] = []
+    problems: list[SpecProblem] = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as error:
+            problems.append(SpecProblem(path, version_name_of(path), error))
+    return specs, problems
+
+
+def version_name_of(path: Path) -> str:
+    """The version name a spec file stands for, from its file name, made a valid one if it is not."""
+    name = re.sub(r"[^a-z0-9_]", "_", path.stem.lower())[:40]
+    return name if _NAME.match(name) else f"v_{name}"[:41]

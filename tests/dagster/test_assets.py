@@ -297,7 +297,13 @@ def test_selection_on_embeddings_joins_the_gpu_pool_and_a_plain_sample_does_not(
     assert pools[stage_key("unit", "selected")] == "gpu"
     assert pools[stage_key("unit", "filtered")] != "gpu"
     plain = {a.key: a.node_def.pool for a in build_version_assets(small_spec())}
-    assert plain[stage_key("unit", "selected")] == "lake_index"
+    assert plain[stage_key("unit", "selected")] is None
+
+
+def test_cross_shard_stages_without_models_are_in_no_pool_since_their_claims_are_locked() -> None:
+    pools = {a.key: a.node_def.pool for a in build_version_assets(small_spec())}
+    assert pools[stage_key("unit", "deduped")] is None
+    assert pools[stage_key("unit", "synthesized")] is None
 
 
 def test_a_language_model_recipe_puts_the_synthesized_stage_in_the_gpu_pool() -> None:

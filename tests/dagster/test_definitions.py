@@ -1,9 +1,10 @@
 """The Definitions object: every version's graph, both sensors running by default, resources from the environment."""
 
+import re
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DefaultSensorStatus
+from dagster import AssetKey, DefaultSensorStatus, materialize
 
 from curation_dagster.definitions import build_definitions
 from curation_dagster.errors import SpecError
@@ -21,7 +22,7 @@ def test_definitions_hold_every_version_in_the_versions_folder() -> None:
 
 def test_the_landing_sensor_and_automation_run_by_default() -> None:
     defs = build_definitions(versions=REPO / "versions")
-    for name in ("landing_sensor", "curation_automation"):
+    for name in ("landing_sensor", "curation_automation", "dead_run_monitor"):
         assert defs.resolve_sensor_def(name).default_status == DefaultSensorStatus.RUNNING
 
 
@@ -48,7 +49,40 @@ def test_without_environment_the_locations_default_inside_the_project(
     assert defs.resources["lake"].landing == str(tmp_path / ".curation" / "landing")
 
 
-def test_a_bad_spec_stops_loading_with_the_file_and_field_named(tmp_path: Path) -> None:
+def test_a_bad_spec_costs_only_its_own_version_and_shows_its_error(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("name: broken\nselect: {fraction: 2}\n")
-    with pytest.raises(SpecError, match=r"broken\.yaml: select\.fraction"):
-        build_definitions(versions=tmp_path)
+    (tmp_path / "fine.yaml").write_text("name: fine\nmodalities: [text]\n")
+
+    defs = build_definitions(versions=tmp_path)
+
+    keys = set(defs.resolve_all_asset_keys())
+    assert AssetKey(["fine", "raw"]) in keys and AssetKey(["fine", "synthesized"]) in keys
+    assert not any(key.path[0] == "broken" and key.path[1] != "invalid_spec" for key in keys)
+    problem = defs.resolve_assets_def(AssetKey(["broken", "invalid_spec"]))
+    description = problem.descriptions_by_key[AssetKey(["broken", "invalid_spec"])]
+    assert re.search(r"broken\.yaml: select\.fraction", description)
+
+
+def test_materializing_an_invalid_spec_fails_with_its_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("name: broken\nselect: {fraction: 2}\n")
+    defs = build_definitions(versions=tmp_path, lake_root=str(tmp_path / "lake"))
+
+    result = materialize(
+        [defs.resolve_assets_def(AssetKey(["broken", "invalid_spec"]))], raise_on_error=False
+    )
+
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None and "select.fraction" in failure.message
+
+
+def test_with_every_spec_invalid_the_sensors_still_load(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("name: [not a name\n")
+    defs = build_definitions(versions=tmp_path)
+    assert defs.resolve_sensor_def("landing_sensor") is not None
+    assert AssetKey(["broken", "invalid_spec"]) in set(defs.resolve_all_asset_keys())
+
+
+def test_a_missing_versions_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="versions folder does not exist"):
+        build_definitions(versions=tmp_path / "absent")

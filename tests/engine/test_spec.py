@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from curation_dagster.errors import SpecError
+from curation_dagster.io.validate import MAX_IMAGE_PIXELS
 from curation_dagster.spec import (
     ENGINE_VERSIONS,
     BlocklistFilter,
@@ -89,6 +90,33 @@ def test_wrong_type_names_the_file_and_the_field_path() -> None:
 
     assert message.startswith("versions/v.yaml: filters.text.0.min_chars: ")
     assert "integer" in message
+
+
+def test_a_minimum_above_its_maximum_is_refused_naming_both() -> None:
+    message = spec_error(
+        {"name": "v", "filters": {"text": [{"kind": "text_length", "min_chars": 100, "max_chars": 10}]}}
+    )
+
+    assert message.startswith("versions/v.yaml: filters.text.0: ")
+    assert "min_chars (100) is above max_chars (10)" in message
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"filters": {"audio": [{"kind": "duration", "min_s": 5.0, "max_s": 1.0}]}},
+        {"filters": {"text": [{"kind": "register", "min_formality": 0.8, "max_formality": 0.2}]}},
+        {"filters": {"video": [{"kind": "video_quality", "min_fps": 30.0, "max_fps": 10.0}]}},
+    ],
+)
+def test_every_min_and_max_pair_is_checked(section: dict[str, object]) -> None:
+    assert "is above" in spec_error({"name": "v", **section})
+
+
+def test_equal_bounds_are_allowed() -> None:
+    parse_spec(
+        {"name": "v", "filters": {"text": [{"kind": "text_length", "min_chars": 10, "max_chars": 10}]}}
+    )
 
 
 def test_missing_field_of_the_second_filter_names_its_position() -> None:
@@ -196,6 +224,17 @@ def test_code_version_of_raw_changes_with_the_modalities() -> None:
     assert parse_spec({"name": "v", "modalities": ["text"]}).code_version("raw") != parse_spec(
         {"name": "v"}
     ).code_version("raw")
+
+
+def test_code_version_of_raw_changes_with_a_raw_limit() -> None:
+    limited = parse_spec({"name": "v", "raw": {"max_line_bytes": 1024}})
+    assert limited.code_version("raw") != parse_spec({"name": "v"}).code_version("raw")
+
+
+def test_max_image_pixels_above_pillows_own_limit_is_refused() -> None:
+    assert parse_spec({"name": "v", "raw": {"max_image_pixels": MAX_IMAGE_PIXELS}}).raw.max_image_pixels
+    with pytest.raises(SpecError, match=r"raw\.max_image_pixels"):
+        parse_spec({"name": "v", "raw": {"max_image_pixels": MAX_IMAGE_PIXELS + 1}})
 
 
 def test_code_version_ignores_name_and_description() -> None:

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from curation_dagster.dedup.perceptual import VideoFingerprinter
 from curation_dagster.filters.base import Reject, RowFilter
+from curation_dagster.io.validate import describe_error
 from curation_dagster.media import media_bytes
 from curation_dagster.spec import (
     AudioQualityFilter,
@@ -73,7 +74,7 @@ class ImageBlank(RowFilter):
                 image.draft("L", (256, 256))
                 grey = np.asarray(image.convert("L").resize((128, 128)), dtype=np.float64)
         except DECODE_ERRORS as error:
-            return {}, ("decode", str(error)[:200])
+            return {}, ("decode", describe_error(error)[:200])
         std = float(grey.std())
         if std < self.settings.min_grey_std:
             return {"grey_std": std}, ("blank", f"grey-level std {std:.2f} < {self.settings.min_grey_std}")
@@ -137,7 +138,7 @@ class AudioSilence(RowFilter):
         try:
             samples, rate = soundfile.read(io.BytesIO(media_bytes(row)), dtype="float64", always_2d=True)
         except DECODE_ERRORS as error:
-            return {}, ("decode", str(error)[:200])
+            return {}, ("decode", describe_error(error)[:200])
         ratio = silence_ratio(samples, rate, self.settings.silence_dbfs)
         if ratio > self.settings.max_silence_ratio:
             return {"silence_ratio": ratio}, (
@@ -209,7 +210,7 @@ class ImageBlur(RowFilter):
             with Image.open(io.BytesIO(media_bytes(row))) as image:
                 variance = laplacian_variance(_working_grey(image))
         except DECODE_ERRORS as error:
-            return {}, ("decode", str(error)[:200])
+            return {}, ("decode", describe_error(error)[:200])
         scores: dict[str, object] = {"laplacian_variance": variance}
         if variance < self.settings.min_variance:
             return scores, ("blurry", f"Laplacian variance {variance:.1f} < {self.settings.min_variance}")
@@ -346,7 +347,7 @@ class AudioQuality(RowFilter):
         try:
             samples, rate = soundfile.read(io.BytesIO(media_bytes(row)), dtype="float32", always_2d=True)
         except DECODE_ERRORS as error:
-            return {"sample_rate": row["sample_rate"]}, ("decode", str(error)[:200])
+            return {"sample_rate": row["sample_rate"]}, ("decode", describe_error(error)[:200])
         if samples.shape[0] == 0:
             return {"sample_rate": rate}, ("empty", "no audio samples")
         clipping, snr = clipping_ratio(samples), snr_db(samples, rate)
@@ -435,7 +436,7 @@ class VideoMotion(RowFilter):
         try:
             frames = self.sampler.grids(media_bytes(row))
         except (*DECODE_ERRORS, EOFError, IndexError, av.FFmpegError) as error:
-            return {}, ("decode", str(error)[:200])
+            return {}, ("decode", describe_error(error)[:200])
         if len(frames) < 2:
             return {}, ("too_few_frames", f"1 frame sampled at {s.frames_per_second:g} fps; motion needs 2")
         motion, cuts = frame_motion(frames, s.cut_threshold)

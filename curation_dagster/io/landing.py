@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from curation_dagster.errors import ShardNameError
 from curation_dagster.io.records import RawRecord
-from curation_dagster.io.validate import RejectCode
+from curation_dagster.io.validate import RejectCode, describe_error
 from curation_dagster.schema import MODALITIES
 
 SUPPORTED_SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".parquet", ".tar")
@@ -241,12 +241,8 @@ def read_shard(
             items += 1
     except OSError as error:  # opening or reading the shard itself: a missing permission, a vanished file
         yield _whole_shard_record(
-            path, RejectCode.UNREADABLE_SHARD, f"after {items} items: {_decode_error_detail(error)}"
+            path, RejectCode.UNREADABLE_SHARD, f"after {items} items: {describe_error(error)}"
         )
-
-
-def _decode_error_detail(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def _whole_shard_record(path: Path, code: str, detail: str) -> RawRecord:
@@ -260,7 +256,7 @@ def _truncated_record(path: Path, error: Exception, modality: str | None = None)
         uri=f"{path}#truncated",
         modality=modality,
         reject_code=RejectCode.TRUNCATED_SHARD,
-        reject_detail=_decode_error_detail(error),
+        reject_detail=describe_error(error),
     )
 
 
@@ -410,7 +406,7 @@ def _read_parquet(path: Path, settings: ReaderSettings) -> Iterator[RawRecord]:
                 return
             except (pa.ArrowException, OSError, ValueError) as error:
                 yield _whole_shard_record(
-                    path, RejectCode.UNREADABLE_SHARD, f"after {row} rows: {_decode_error_detail(error)}"
+                    path, RejectCode.UNREADABLE_SHARD, f"after {row} rows: {describe_error(error)}"
                 )
                 return
             yield from _parquet_batch_records(batch, row, path, settings)
@@ -444,7 +440,7 @@ def _parquet_batch_records(
                 bad_text = isinstance(error, UnicodeDecodeError)
                 code = RejectCode.NOT_UTF8 if bad_text else RejectCode.UNREADABLE_ROW
                 record = RawRecord(position=f"row={row}", uri=f"{path}#row={row}")
-                yield _rejected(record, code, f"column {name!r}: {_decode_error_detail(error)}")
+                yield _rejected(record, code, f"column {name!r}: {describe_error(error)}")
                 break
         else:
             yield _parquet_row_record(values, row, path, settings)
@@ -651,7 +647,7 @@ def _read_media_folder(root: Path, settings: ReaderSettings) -> Iterator[RawReco
             position=folder.relative_to(root).as_posix(),
             uri=str(folder.absolute()),
             reject_code=RejectCode.UNREADABLE_FILE,
-            reject_detail=f"the folder cannot be listed: {_decode_error_detail(error)}",
+            reject_detail=f"the folder cannot be listed: {describe_error(error)}",
         )
     groups: dict[str, list[Path]] = {}
     for file in files:
@@ -706,7 +702,7 @@ def _folder_member(file: Path, root: Path, settings: ReaderSettings) -> _Member 
         else:
             member.data = file.read_bytes()
     except OSError as error:
-        return _rejected(record, RejectCode.UNREADABLE_FILE, _decode_error_detail(error))
+        return _rejected(record, RejectCode.UNREADABLE_FILE, describe_error(error))
     return member
 
 

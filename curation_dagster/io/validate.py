@@ -90,13 +90,17 @@ class MediaLimits:
 
 DEFAULT_MEDIA_LIMITS: Final = MediaLimits()
 
+_OBJECT_ADDRESS: Final = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+
 #: A UTF-16 surrogate code point: Python strings hold them (JSON `\ud800` escapes, file names that are
 #: not UTF-8), UTF-8 and therefore Arrow cannot.
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+def describe_error(error: BaseException) -> str:
+    """`Type: message` for a reject detail, with the memory addresses some libraries print in object
+    reprs (`<_io.BytesIO object at 0x7f…>`) taken out, so the same input gives the same detail."""
+    return _OBJECT_ADDRESS.sub(r"<\1>", f"{type(error).__name__}: {error}")
 
 
 def _open_source(source: MediaSource) -> io.BytesIO | str:
@@ -125,7 +129,7 @@ def _probe_image(source: MediaSource, limits: MediaLimits) -> tuple[int, int]:
     except Image.DecompressionBombError as error:
         raise MediaDecodeError(RejectCode.IMAGE_SIZE, str(error)) from error
     except Exception as error:  # Pillow reports corrupt data with many exception classes
-        raise MediaDecodeError(RejectCode.IMAGE_DECODE, _describe(error)) from error
+        raise MediaDecodeError(RejectCode.IMAGE_DECODE, describe_error(error)) from error
     return width, height
 
 
@@ -155,7 +159,7 @@ def _probe_audio(source: MediaSource, limits: MediaLimits = DEFAULT_MEDIA_LIMITS
             # Headers can lie (or be absent, as in MP3), so count what actually decodes.
             frames = sum(len(block) for block in audio.blocks(blocksize=AUDIO_BLOCK_FRAMES))
     except Exception as error:  # libsndfile errors and unrecognised formats come as several classes
-        raise MediaDecodeError(RejectCode.AUDIO_DECODE, _describe(error)) from error
+        raise MediaDecodeError(RejectCode.AUDIO_DECODE, describe_error(error)) from error
     if frames == 0:
         raise MediaDecodeError(RejectCode.AUDIO_EMPTY, "no audio frames")
     return {"duration_s": frames / sample_rate, "sample_rate": sample_rate, "channels": channels}
@@ -189,7 +193,7 @@ def _probe_video(source: MediaSource, limits: MediaLimits) -> dict[str, Any]:
     except MediaDecodeError:
         raise
     except Exception as error:  # FFmpeg errors map to many exception classes
-        raise MediaDecodeError(RejectCode.VIDEO_DECODE, _describe(error)) from error
+        raise MediaDecodeError(RejectCode.VIDEO_DECODE, describe_error(error)) from error
     if duration_s is None and fps:
         duration_s = frame_count / fps
     return {
@@ -295,7 +299,7 @@ def validated_rows(
                 position="reader_error",
                 uri=f"{source}#reader_error",
                 reject_code=RejectCode.READER_ERROR,
-                reject_detail=f"reading stopped after {items} items: {_describe(error)}",
+                reject_detail=f"reading stopped after {items} items: {describe_error(error)}",
             )
             yield validate_record(stopped, shard, limits)
             return
@@ -308,7 +312,7 @@ def validated_rows(
                 uri=record.uri,
                 modality=record.modality,
                 reject_code=RejectCode.VALIDATION_ERROR,
-                reject_detail=f"validation raised {_describe(error)}",
+                reject_detail=f"validation raised {describe_error(error)}",
             )
             row = validate_record(failed, shard, limits)
         yield row
@@ -355,7 +359,7 @@ def _check(record: RawRecord, limits: MediaLimits) -> dict[str, Any]:
     except MediaDecodeError:
         raise
     except Exception as error:  # a probe must never take the stage down on bad data
-        raise MediaDecodeError(_PROBE_CODES[record.modality], _describe(error)) from error
+        raise MediaDecodeError(_PROBE_CODES[record.modality], describe_error(error)) from error
 
 
 def _media_source(record: RawRecord) -> MediaSource:

@@ -1,6 +1,7 @@
 """The README's commands, run as a user would: in subprocesses, on a temporary project folder."""
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from curation_dagster.demo_data import DEMO_SHARD_NAMES
 from curation_dagster.io.landing import discover_shards, read_shard
 from curation_dagster.pipeline import STAGES
+from tests.e2e.demo_rows import RECORD, differences, lake_rows
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = ("demo", "text_formal")
@@ -63,6 +65,12 @@ def test_main_command_writes_every_stage_for_every_demo_shard(project: tuple[Pat
         assert (lake / version / "release" / "manifest.json").exists()
         assert f"data card {version}:" in output
     assert (folder / ".curation" / "dagster_home" / "dagster.yaml").exists()
+
+
+def test_every_stage_gives_the_rows_recorded_before_the_restructuring(project: tuple[Path, str]) -> None:
+    folder, _ = project
+    found = lake_rows(folder / ".curation" / "lake", folder / ".curation" / "landing")
+    assert differences(found, json.loads(RECORD.read_text())) == []
 
 
 def test_conservation_holds_in_the_lake_files(project: tuple[Path, str]) -> None:

@@ -384,3 +384,19 @@ def test_rows_of_every_modality_fit_the_raw_schema() -> None:
     table = rows_to_table(rows, RAW_SCHEMA)
     assert table.num_rows == 5
     assert table.column("frame_count").to_pylist() == [None, None, None, 5, None]
+
+
+def test_reject_details_carry_no_memory_addresses() -> None:
+    from curation_dagster.io.validate import describe_error
+
+    error = ValueError(f"cannot identify image file {io.BytesIO()!r}")
+
+    assert describe_error(error) == "ValueError: cannot identify image file <_io.BytesIO>"
+
+
+def test_an_undecodable_image_gives_the_same_detail_every_time() -> None:
+    details = {
+        validate_record(RawRecord("1", "u", "image", media=b"not an image"), "s")["reject_detail"]
+        for _ in range(3)
+    }
+    assert len(details) == 1 and "0x" not in details.pop()

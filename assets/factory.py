@@ -28,30 +28,17 @@ from curation_dagster.errors import CurationError
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.landing import discover_shards, shard_fingerprint
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.pipeline import STAGES, UPSTREAM, StageResult, run_stage
+from curation_dagster.pipeline import StageResult, run_stage
 from curation_dagster.progress import reporting_to
 from curation_dagster.release import build_release, verify_release
 from curation_dagster.report import build_report
 from curation_dagster.select.active import ACTIVE_LEARNING, ActiveLearning
 from curation_dagster.spec import ProxyStrategy, SpecProblem, VersionSpec
+from curation_dagster.stages import STAGE_BY_NAME, STAGES, UPSTREAM
 from resources.accelerator import AcceleratorResource
 from resources.lake import LakeResource
 from resources.models import ModelsResource
 
-DESCRIPTIONS = {
-    "raw": "Landing shard parsed into the item contract; undecodable or empty items rejected with a reason.",
-    "deduped": "Exact duplicates on normalised content removed across all shards; the earliest claim wins.",
-    "filtered": "The spec's per-modality filter chain; rejected rows keep every score computed so far.",
-    "selected": "A seeded sample under the version's budget, shared by all shards.",
-    "synthesized": "Selected items plus synthetic variants admitted through the same validation, dedup and filters.",
-}
-KINDS = {
-    "raw": {"python", "parquet"},
-    "deduped": {"python", "duckdb", "parquet"},
-    "filtered": {"python", "pytorch", "parquet"},
-    "selected": {"python", "parquet"},
-    "synthesized": {"python", "pytorch", "parquet"},
-}
 MODEL_STAGES = ("filtered", "selected", "synthesized")
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 #: The pool of steps that run a model on the accelerator: its limit is how many share one machine's GPUs.
@@ -136,9 +123,9 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
         deps=[stage_key(spec.name, UPSTREAM[stage])] if stage in UPSTREAM else [],
         partitions_def=shards,
         group_name=spec.name,
-        description=DESCRIPTIONS[stage],
+        description=STAGE_BY_NAME[stage].description,
         code_version=spec.code_version(stage),
-        kinds=KINDS[stage],
+        kinds=set(STAGE_BY_NAME[stage].kinds),
         pool=pool,
         op_tags=GPU_OP_TAGS if needs_gpu else None,
         automation_condition=None if stage == "raw" else AutomationCondition.eager(),

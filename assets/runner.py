@@ -27,10 +27,10 @@ from assets.factory import SUMMARIES, stage_key
 from assets.partitions import SHARDS
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_shards, shard_fingerprint
-from curation_dagster.pipeline import STAGES
 from curation_dagster.release import MANIFEST, release_dir
 from curation_dagster.report import report_path
 from curation_dagster.spec import VersionSpec
+from curation_dagster.stages import STAGES
 
 #: Statuses of runs that may hold pool slots and locks.
 IN_PROGRESS = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]

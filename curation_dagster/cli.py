@@ -19,7 +19,7 @@ from typing import Any
 from curation_dagster import settings
 from curation_dagster.errors import CurationError
 from curation_dagster.io.landing import discover_shards
-from curation_dagster.pipeline import STAGES
+from curation_dagster.stages import STAGES
 
 INSTANCE_YAML = """\
 # The embedded default instance: SQLite storage in this folder. Created by `curation run`.

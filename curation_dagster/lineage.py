@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from curation_dagster.io.lake import Lake, check_segment
-from curation_dagster.pipeline import STAGES
+from curation_dagster.stages import STAGES
 
 #: The query in the module docstring: `?` are the list of stage files and the item id.
 LINEAGE_QUERY = """

@@ -94,11 +94,10 @@ from curation_dagster.select.base import SELECT_FIELDS
 from curation_dagster.select.sample import sample_score
 from curation_dagster.select.selector import Selector
 from curation_dagster.spec import VersionSpec
+from curation_dagster.stages import CLAIMING_STAGES, STAGES, UPSTREAM
 from curation_dagster.synth.admission import MediaAdmission, NearAdmission
 from curation_dagster.synth.recipes import Outcome, Recipe, Unusable, build_recipes
 
-STAGES = ("raw", "deduped", "filtered", "selected", "synthesized")
-UPSTREAM = {"deduped": "raw", "filtered": "deduped", "selected": "filtered", "synthesized": "selected"}
 DEDUP_INDEX = "dedup_index"
 IMAGE_HASHES = "image_hashes"
 VIDEO_HASHES = "video_hashes"
@@ -106,8 +105,6 @@ AUDIO_HASHES = "audio_hashes"
 #: The hash index of each media modality's near-dedup step.
 MEDIA_INDEXES = {"image": IMAGE_HASHES, "video": VIDEO_HASHES, "audio": AUDIO_HASHES}
 SYNTH_INDEX = "synth_index"
-#: Stages whose output comes with claims in the version's indexes, written under a claim journal.
-CLAIMING_STAGES = ("deduped", "synthesized")
 #: Prefix of the near-duplicate index of admitted synthetic text (`synth_near_keys`, ...).
 SYNTH_PREFIX = "synth_"
 RAW_BATCH_ROWS = 256

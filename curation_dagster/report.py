@@ -19,9 +19,9 @@ from typing import Any
 from curation_dagster.io.claims import ClaimJournal
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import media_bytes
-from curation_dagster.pipeline import CLAIMING_STAGES, STAGES
 from curation_dagster.schema import MODALITIES
 from curation_dagster.spec import VersionSpec
+from curation_dagster.stages import CLAIMING_STAGES, STAGES
 
 REPORT_DIR = "report"
 REPORT_FILE = "index.html"

@@ -14,17 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from curation_dagster.errors import SpecError
 from curation_dagster.schema import MODALITIES
+from curation_dagster.stages import STAGE_RECORDS, STAGES
 
 Modality = Literal["text", "image", "audio", "video"]
 
 #: Bumped when a stage's engine code changes its output for the same settings.
-ENGINE_VERSIONS: dict[str, str] = {
-    "raw": "1",
-    "deduped": "1",
-    "filtered": "1",
-    "selected": "1",
-    "synthesized": "2",
-}
+#: Each stage's engine version (see `stages.py`), part of its `code_version`.
+ENGINE_VERSIONS: dict[str, str] = {stage.name: stage.engine_version for stage in STAGE_RECORDS}
 
 
 class _Strict(BaseModel):
@@ -1546,7 +1542,6 @@ class VersionSpec(_Strict):
 
     def stage_settings(self, stage: str) -> dict[str, Any]:
         """The settings that determine a stage's output, including every upstream stage's."""
-        order = ["raw", "deduped", "filtered", "selected", "synthesized"]
         sections = {
             "raw": {"modalities": list(self.modalities), "raw": self.raw.model_dump(mode="json")},
             "deduped": self.dedup.model_dump(mode="json"),
@@ -1554,7 +1549,7 @@ class VersionSpec(_Strict):
             "selected": self.select.model_dump(mode="json"),
             "synthesized": self.synthesize.model_dump(mode="json"),
         }
-        return {name: sections[name] for name in order[: order.index(stage) + 1]}
+        return {name: sections[name] for name in STAGES[: STAGES.index(stage) + 1]}
 
     def code_version(self, stage: str) -> str:
         """A short hash of the settings the stage applies itself and its engine version.

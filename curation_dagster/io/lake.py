@@ -223,7 +223,7 @@ class Lake:
         """An in-memory DuckDB connection with one view per stage (`raw`, `deduped`, ...) of `version`
         and `<stage>_rejected` for rejected rows. It only reads the lake."""
         connection = self.connect()
-        from curation_dagster.pipeline import STAGES
+        from curation_dagster.stages import STAGES
 
         for stage in STAGES:
             for rejected in (False, True):

@@ -16,8 +16,8 @@ from dagster import (
 from assets.factory import stage_key
 from assets.partitions import SHARDS
 from curation_dagster.definitions import build_definitions
-from curation_dagster.pipeline import STAGES
 from curation_dagster.spec import parse_spec
+from curation_dagster.stages import STAGES
 from resources import LakeResource
 from tests.media_fixtures import write_jsonl
 

@@ -13,7 +13,7 @@ import pytest
 
 from curation_dagster.demo_data import DEMO_SHARD_NAMES
 from curation_dagster.io.landing import discover_shards, read_shard
-from curation_dagster.pipeline import STAGES
+from curation_dagster.stages import STAGES
 from tests.e2e.demo_rows import RECORD, differences, lake_rows
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,18 +23,19 @@ from dagster import (
 from assets.metadata import check_result, column_lineage, kept_samples_markdown, stage_metadata
 from assets.partitions import shards
 from curation_dagster.checks import check_conservation, check_unique_ids
-from curation_dagster.embeddings import TextEmbedder
 from curation_dagster.errors import CurationError
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.landing import discover_shards, shard_fingerprint
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.pipeline import StageResult, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.progress import reporting_to
 from curation_dagster.release import build_release, verify_release
 from curation_dagster.report import build_report
 from curation_dagster.select.active import ACTIVE_LEARNING, ActiveLearning
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import ProxyStrategy, SpecProblem, VersionSpec
 from curation_dagster.stages import STAGE_BY_NAME, STAGES, UPSTREAM
+from curation_dagster.vectors.text import TextEmbedder
 from resources.accelerator import AcceleratorResource
 from resources.lake import LakeResource
 from resources.models import ModelsResource

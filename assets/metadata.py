@@ -16,9 +16,10 @@ from dagster import (
 from curation_dagster.checks import CheckOutcome
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.lake import Lake
-from curation_dagster.pipeline import UPSTREAM, StageResult
 from curation_dagster.schema import DEDUP_FIELDS, SYNTH_FIELDS
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec
+from curation_dagster.stages import UPSTREAM
 
 #: Kept rows shown per materialization.
 SAMPLE_ROWS = 5

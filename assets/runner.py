@@ -340,3 +340,28 @@ def run_everything(
         elif not summaries_are_current(instance, defs, spec):
             attempt(spec.name, "report, release", SUMMARIES, None)
     return summary
+
+
+def main_job(specs: Sequence[VersionSpec], landing: Path, say: Callable[[str], None] = print) -> RunSummary:
+    """`curation run` on the instance of `$DAGSTER_HOME`: fail the runs that died and free their slots,
+    register the landing shards, then every stage of every version for every shard not up to date, and
+    each version's report and release."""
+    from curation_dagster.definitions import build_definitions
+
+    defs = build_definitions(list(specs))
+    instance = DagsterInstance.get()
+    for dead in recover_dead_runs(instance):
+        say(dead.describe())
+    new = register_shards(instance, landing)
+    if new:
+        say(f"registered {len(new)} new shards: {', '.join(new)}")
+    return run_everything(defs, instance, specs, landing, say)
+
+
+def register_landing(landing: Path, say: Callable[[str], None] = print) -> list[str]:
+    """`curation register` (CI's step before `dagster asset materialize`): fail the runs that died, so a
+    killed CI run on a kept instance does not hold its pool slot, then register the landing shards."""
+    instance = DagsterInstance.get()
+    for dead in recover_dead_runs(instance):
+        say(dead.describe())
+    return register_shards(instance, landing)

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.embeddings import TextEmbedder
 from curation_dagster.io.lake import Lake
 from curation_dagster.schema import RAW_SCHEMA, conform
 from curation_dagster.select.active import (
@@ -42,6 +41,7 @@ from curation_dagster.select.active import (
 )
 from curation_dagster.select.probe import Probe
 from curation_dagster.spec import SelectSpec
+from curation_dagster.vectors.text import TextEmbedder
 
 VERSION = "bench"
 WANTED = "formal"

@@ -18,7 +18,7 @@ import time
 import pyarrow as pa
 
 from curation_dagster.dedup.exact import ExactDedup
-from curation_dagster.demo_data import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
+from curation_dagster.demo import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
 
 
 def corpus(documents: int, duplicate_share: float, seed: int = 0) -> tuple[pa.Table, set[int]]:

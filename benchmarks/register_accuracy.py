@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.demo_data import ENCYCLOPEDIA_SENTENCES, FORUM_SENTENCES, NEWS_SENTENCES
+from curation_dagster.demo import ENCYCLOPEDIA_SENTENCES, FORUM_SENTENCES, NEWS_SENTENCES
 from curation_dagster.filters.register import (
     TEST_FILE,
     TRAIN_FILE,

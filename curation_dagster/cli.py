@@ -18,6 +18,7 @@ from typing import Any
 
 from curation_dagster import settings
 from curation_dagster.errors import CurationError
+from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_shards
 from curation_dagster.stages import STAGES
 
@@ -60,43 +61,31 @@ def run_demo(generate: bool = True) -> int:
     if generate:
         _ensure_demo_landing(landing)
 
-    from dagster import DagsterInstance
-
-    from assets.runner import recover_dead_runs, register_shards, run_everything
-    from curation_dagster.definitions import build_definitions
+    from assets.runner import main_job
     from curation_dagster.spec import load_version_specs
 
     specs, problems = load_version_specs(settings.versions_folder())
     for problem in problems:
         print(f"skipping version {problem.version}: {problem.error}")
-    defs = build_definitions(specs)
-    instance = DagsterInstance.get()
-    for dead in recover_dead_runs(instance):
-        print(dead.describe())
-    new = register_shards(instance, landing)
-    if new:
-        print(f"registered {len(new)} new shards: {', '.join(new)}")
-    summary = run_everything(defs, instance, specs, landing)
+    summary = main_job(specs, landing)
     if summary.ran == 0:
         print("everything is up to date: nothing to do")
-    _print_summary(defs, specs, sorted(discover_shards(landing)), locations)
+    _print_summary(Lake(locations["CURATION_HOME"]), specs, sorted(discover_shards(landing)), locations)
     return 1 if summary.failed or problems else 0
 
 
 def _ensure_demo_landing(landing: Path) -> None:
-    from curation_dagster.demo_data import demo_landing_is_complete, generate_demo_landing
+    from curation_dagster.demo import demo_landing_is_complete, generate_demo_landing
 
     if not demo_landing_is_complete(landing):
         print(f"generating the demo landing data in {landing}")
         generate_demo_landing(landing)
 
 
-def _print_summary(defs: Any, specs: list[Any], shard_keys: list[str], locations: dict[str, str]) -> None:
-    from assets.runner import lake_of
+def _print_summary(lake: Lake, specs: list[Any], shard_keys: list[str], locations: dict[str, str]) -> None:
     from curation_dagster.release import release_dir
     from curation_dagster.report import report_path
 
-    lake = lake_of(defs)
     print()
     for spec in specs:
         counts = []
@@ -126,14 +115,9 @@ def register_command(generate: bool = True) -> int:
     locations = prepare_environment()
     if generate:
         _ensure_demo_landing(Path(locations["CURATION_LANDING"]))
-    from dagster import DagsterInstance
+    from assets.runner import register_landing
 
-    from assets.runner import recover_dead_runs, register_shards
-
-    instance = DagsterInstance.get()
-    for dead in recover_dead_runs(instance):
-        print(dead.describe())
-    new = register_shards(instance, Path(locations["CURATION_LANDING"]))
+    new = register_landing(Path(locations["CURATION_LANDING"]))
     print(f"registered {len(new)} new shards" + (f": {', '.join(new)}" if new else ""))
     return 0
 

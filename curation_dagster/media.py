@@ -74,3 +74,32 @@ def encode_mp4(frames: Iterable[Any], fps: int | Fraction, encoding: VideoEncodi
             raise ValueError("no frames to encode")
         target.mux(stream.encode(None))
     return buffer.getvalue()
+
+
+def sample_video_frames(source: Any, frames_per_second: float, max_frames: int, side: int) -> Any:
+    """Grayscale `side` x `side` grids `(frames, side, side)` of a video (bytes or a binary file) sampled at
+    `frames_per_second`: the first frame at or after each tick, time measured from the first frame, at
+    most `max_frames`; ValueError when no frame decodes. Shared by video dedup and the motion filter."""
+    import av
+    import numpy as np
+
+    handle = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
+    grids: list[Any] = []
+    with av.open(handle, mode="r") as container:
+        stream = container.streams.video[0]
+        start: float | None = None
+        tick = 0
+        for position, frame in enumerate(container.decode(stream)):
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+            seconds = frame.time if frame.time is not None else position / rate
+            start = seconds if start is None else start
+            if seconds - start + 1e-6 < tick / frames_per_second:
+                continue
+            small = frame.reformat(width=side, height=side, format="gray", interpolation="AREA")
+            grids.append(small.to_ndarray().astype(np.float32))
+            tick = int((seconds - start) * frames_per_second + 1e-6) + 1
+            if len(grids) >= max_frames:
+                break
+    if not grids:
+        raise ValueError("no decodable video frame")
+    return np.stack(grids)

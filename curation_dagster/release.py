@@ -31,12 +31,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation_dagster.dedup.indexes import SYNTH_INDEX
 from curation_dagster.errors import ReleaseError, StageInputMissing
 from curation_dagster.io.claims import ClaimJournal
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import media_bytes
-from curation_dagster.pipeline import STAGES, SYNTH_INDEX
 from curation_dagster.spec import ENGINE_VERSIONS, VersionSpec
+from curation_dagster.stages import STAGES
 
 RELEASE_DIR = "release"
 MANIFEST = "manifest.json"

@@ -1,4 +1,6 @@
-"""Import hygiene: the definitions module stays light, and the engine under `curation_dagster/` never needs Dagster."""
+"""Import hygiene: the definitions module stays light, the engine under `curation_dagster/` never needs
+Dagster, and no module of the engine imports one that imports it back (at module level or inside a
+function)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "curation_dagster"
 HEAVY = ("torch", "transformers", "open_clip", "av", "pynvml", "cupy")
 """Packages that load models or touch a GPU; the code server and the daemon must not import them."""
-DAGSTER_ALLOWED = {"definitions.py", "cli.py"}
-"""Modules at the package root that are the Dagster entry points; `cli.py` imports Dagster inside commands."""
+DAGSTER_ALLOWED = {"definitions.py"}
+"""The engine's one Dagster entry point; the rest of Dagster lives in `assets/` and `resources/`."""
 
 PROBE = """
 import json, sys
@@ -84,3 +87,102 @@ def test_dagster_import_scan_finds_imports_at_any_depth(
     source = tmp_path / "module.py"
     source.write_text(code + "\n", encoding="utf-8")
     assert dagster_imports(source) == expected
+
+
+def module_name(source: Path, root: Path = REPO) -> str:
+    parts = list(source.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def engine_imports(source: Path, modules: set[str], root: Path = REPO) -> set[str]:
+    """The engine modules `source` imports, at module level or inside a function (not for type checking
+    only): `from a.b import c` counts as importing `a.b.c` when that is a module, else `a.b`."""
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt] | list[ast.AST]) -> Iterator[str]:
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.Import):
+                yield from (alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                yield from (f"{node.module}.{alias.name}" for alias in node.names)
+                yield node.module
+            else:
+                yield from visit(list(ast.iter_child_nodes(node)))
+
+    own = module_name(source, root)
+    for name in visit(ast.parse(source.read_text(encoding="utf-8")).body):
+        parts = name.split(".")
+        for length in range(len(parts), 0, -1):
+            candidate = ".".join(parts[:length])
+            if candidate in modules:
+                if candidate != own:
+                    found.add(candidate)
+                break
+    return found
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return cycles
+
+
+def test_no_engine_module_imports_one_that_imports_it_back() -> None:
+    sources = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(source) for source in sources}
+    graph = {module_name(source): engine_imports(source, modules) for source in sources}
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("from pkg.b import thing\n")
+    (package / "b.py").write_text("def thing():\n    from pkg import a\n    return a\n")
+    (package / "c.py").write_text("import pkg.a\n")
+    (package / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.c\n")
+    sources = sorted(package.glob("*.py"))
+    modules = {module_name(source, tmp_path) for source in sources}
+
+    graph = {module_name(source, tmp_path): engine_imports(source, modules, tmp_path) for source in sources}
+
+    assert graph == {"pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}, "pkg.c": {"pkg.a"}, "pkg.d": set()}
+    assert import_cycles(graph) == [["pkg.a", "pkg.b"]]

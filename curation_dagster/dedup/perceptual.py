@@ -26,6 +26,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from curation_dagster.media import sample_video_frames
+
 HashKind = Literal["phash", "dhash", "whash"]
 
 #: Crop windows hashed besides the whole image, as (left, top, right, bottom) fractions: windows keeping
@@ -242,29 +244,8 @@ class VideoFingerprinter:
 
     def grids(self, source: Any) -> np.ndarray:
         """Grayscale grids `(frames, 32, 32)` of the sampled frames of a video (bytes or a binary file)."""
-        import av
-
         side = self.hash_size * _PHASH_FACTOR
-        handle = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
-        grids: list[np.ndarray] = []
-        with av.open(handle, mode="r") as container:
-            stream = container.streams.video[0]
-            start: float | None = None
-            tick = 0
-            for position, frame in enumerate(container.decode(stream)):
-                rate = float(stream.average_rate or stream.guessed_rate or 25)
-                seconds = frame.time if frame.time is not None else position / rate
-                start = seconds if start is None else start
-                if seconds - start + 1e-6 < tick / self.frames_per_second:
-                    continue
-                small = frame.reformat(width=side, height=side, format="gray", interpolation="AREA")
-                grids.append(small.to_ndarray().astype(np.float32))
-                tick = int((seconds - start) * self.frames_per_second + 1e-6) + 1
-                if len(grids) >= self.max_frames:
-                    break
-        if not grids:
-            raise ValueError("no decodable video frame")
-        return np.stack(grids)
+        return sample_video_frames(source, self.frames_per_second, self.max_frames, side)
 
     def fingerprint(self, source: Any) -> FrameFingerprint:
         grids = self.grids(source)

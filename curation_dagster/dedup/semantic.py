@@ -24,21 +24,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation_dagster.embeddings import (
+from curation_dagster.errors import SpecError
+from curation_dagster.io.lake import Lake
+from curation_dagster.models.runtime import ModelRuntime
+from curation_dagster.sampling import sample_scores
+from curation_dagster.schema import mark_rejected
+from curation_dagster.spec import EmbeddingSpec, SemanticDedupSpec
+from curation_dagster.vectors.image import clip_embedder, embedding_rows, stream_image_embeddings
+from curation_dagster.vectors.kmeans import assign_clusters, fit_centroids, stored_centroids
+from curation_dagster.vectors.text import (
     ShardEmbeddings,
     TextEmbedder,
     model_key,
     shard_embeddings,
     vectors_of,
 )
-from curation_dagster.errors import SpecError
-from curation_dagster.image_embeddings import clip_embedder, embedding_rows, stream_image_embeddings
-from curation_dagster.io.lake import Lake
-from curation_dagster.kmeans import assign_clusters, fit_centroids, stored_centroids
-from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.schema import mark_rejected
-from curation_dagster.select.sample import sample_scores
-from curation_dagster.spec import EmbeddingSpec, SemanticDedupSpec
 
 REJECT_SEMANTIC = "dedup.semantic"
 #: Parquet schema metadata key holding the fingerprint of the clustering an index file was built with.

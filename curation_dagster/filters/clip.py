@@ -20,11 +20,11 @@ import pyarrow as pa
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.filters.base import Filter, Reject, Verdicts
 from curation_dagster.filters.context import FilterContext
-from curation_dagster.image_embeddings import ImageEmbeddingStore
 from curation_dagster.models.clip import ClipEmbedder
 from curation_dagster.models.loading import require_local_path
 from curation_dagster.models.runtime import CLIP_NOT_CONFIGURED, ModelRuntime
 from curation_dagster.spec import AestheticFilter, ClipScoreFilter, NsfwFilter
+from curation_dagster.vectors.image import ImageEmbeddingStore
 
 #: The key of the chain's shared image-embedding store in its `FilterContext`.
 STORE = "clip_image_embeddings"

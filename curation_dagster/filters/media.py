@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import pyarrow as pa
 
-from curation_dagster.dedup.perceptual import VideoFingerprinter
 from curation_dagster.filters.base import Reject, RowFilter
 from curation_dagster.io.validate import describe_error
-from curation_dagster.media import media_bytes
+from curation_dagster.media import media_bytes, sample_video_frames
 from curation_dagster.spec import (
     AudioQualityFilter,
     AudioSilenceFilter,
@@ -416,6 +415,11 @@ def frame_motion(frames: object, cut_threshold: float) -> tuple[float, int]:
     return motion, int(cuts.sum())
 
 
+#: Motion is measured on grayscale frames this many pixels square (small enough to ignore noise and
+#: compression artefacts, large enough to see an object move).
+MOTION_GRID_SIDE: Final = 32
+
+
 class VideoMotion(RowFilter):
     """Rejects static videos (slideshows, frozen clips) and, with a bound, videos with too many cuts."""
 
@@ -425,16 +429,15 @@ class VideoMotion(RowFilter):
 
     def __init__(self, settings: VideoMotionFilter) -> None:
         self.settings = settings
-        self.sampler = VideoFingerprinter(
-            frames_per_second=settings.frames_per_second, max_frames=settings.max_frames
-        )
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
         import av
 
         s = self.settings
         try:
-            frames = self.sampler.grids(media_bytes(row))
+            frames = sample_video_frames(
+                media_bytes(row), s.frames_per_second, s.max_frames, MOTION_GRID_SIDE
+            )
         except (*DECODE_ERRORS, EOFError, IndexError, av.FFmpegError) as error:
             return {}, ("decode", describe_error(error)[:200])
         if len(frames) < 2:

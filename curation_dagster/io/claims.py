@@ -13,9 +13,11 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 
 from curation_dagster.errors import StageInputMissing
 from curation_dagster.io.lake import Lake, check_segment
+from curation_dagster.progress import note
 
 #: Version-level folder of the journals, one sub-folder per claiming stage.
 CLAIMS_DIR = "_claims"
@@ -69,3 +71,18 @@ class ClaimJournal:
 
     def _path(self, shard: str) -> str:
         return f"{self.folder}/{check_segment(shard)}{PENDING_SUFFIX}"
+
+
+def roll_back_interrupted(journal: ClaimJournal, shard: str, forget: Callable[[str], None]) -> list[str]:
+    """Roll back the claims and output of every other shard whose run stopped between starting its claims
+    and finishing them. Call it holding the stage's lock: a pending mark seen then has no live writer. The
+    caller's own mark needs nothing: its lookups skip its own claims and it rewrites all of them."""
+    interrupted = [other for other in journal.pending() if other != shard]
+    for other in interrupted:
+        forget(other)
+        journal.finish(other)
+        note(
+            f"{journal.version}/{journal.stage}: rolled back shard {other!r}, whose run stopped before it had "
+            f"recorded all its claims; materialize {journal.version}/{journal.stage} for it again"
+        )
+    return interrupted

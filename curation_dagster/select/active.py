@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.embeddings import TextEmbedder, shard_embeddings, text_hash, vectors_of
 from curation_dagster.errors import LabelsError, StageInputMissing
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.local_files import resolve_local_file
@@ -39,6 +38,7 @@ from curation_dagster.select.probe import (
     parse_labelled,
 )
 from curation_dagster.spec import ProxyStrategy, SelectSpec
+from curation_dagster.vectors.text import TextEmbedder, shard_embeddings, text_hash, vectors_of
 
 #: The lake folder (in place of a stage) of the version's active-learning rounds.
 ACTIVE_LEARNING = "active_learning"

@@ -19,7 +19,6 @@ from curation_dagster.spec import SelectSpec
 if TYPE_CHECKING:
     from curation_dagster.io.lake import Lake
     from curation_dagster.models.runtime import ModelRuntime
-    from curation_dagster.select.state import Usage
 
 REJECT_NOT_SAMPLED = "select.not_sampled"
 REJECT_BUDGET = "select.budget"
@@ -143,14 +142,6 @@ class Strategy:
     def describe(self, pool: Pool, selected: np.ndarray) -> dict[str, Any]:
         """Numbers for the stage metadata, given the whole eligible pool and which items were selected."""
         return {}
-
-    def run(
-        self, table: pa.Table, used: Usage | Mapping[str, int] | None = None
-    ) -> tuple[pa.Table, pa.Table]:
-        """Plan and apply on a table that fits in memory (a notebook's): (selected, rejected)."""
-        from curation_dagster.select.selector import Selector
-
-        return Selector(self.settings, self).run(table, used)
 
 
 def ordered(keys: np.ndarray, ids: list[str], positions: np.ndarray | None = None) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from curation_dagster.sampling import sample_scores
 from curation_dagster.select.base import (
     MISSING,
     REJECT_CLUSTER_CAP,
@@ -16,7 +17,6 @@ from curation_dagster.select.base import (
     Ranking,
     Strategy,
 )
-from curation_dagster.select.sample import sample_scores
 from curation_dagster.spec import ClusterBalancedStrategy
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from curation_dagster.errors import SpecError
+from curation_dagster.sampling import sample_scores
 from curation_dagster.select.base import REJECT_NO_TEXT, Pool, Ranking, Strategy, ordered
-from curation_dagster.select.sample import sample_scores
 from curation_dagster.spec import DSIRStrategy, SelectSpec
 
 _WORD = re.compile(r"\w+")

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from curation_dagster.sampling import sample_scores
 from curation_dagster.select.base import MISSING, REJECT_NO_TEXT, Pool, Ranking, Strategy
-from curation_dagster.select.sample import sample_scores
 
 _CHUNK = 4096
 

@@ -151,6 +151,29 @@ def _quota_targets(settings: SelectSpec) -> dict[str, int] | None:
     return largest_remainder(settings.budget or 0, quotas.weights())
 
 
+@dataclass
+class _Ledger:
+    """Per item of the pool: why it is rejected, its strategy score and rank, whether the strategy could
+    rank it, whether it is selected; per quota group, its outcome."""
+
+    reasons: list[tuple[str, str] | None]
+    scores: np.ndarray
+    ranks: list[int | None]
+    eligible: np.ndarray
+    selected: np.ndarray
+    outcomes: dict[str, GroupOutcome] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, size: int) -> _Ledger:
+        return cls(
+            [None] * size,
+            np.full(size, np.nan),
+            [None] * size,
+            np.zeros(size, dtype=bool),
+            np.zeros(size, dtype=bool),
+        )
+
+
 def plan_selection(
     settings: SelectSpec,
     strategy: Strategy,
@@ -169,27 +192,54 @@ def plan_selection(
     budget = settings.total_budget
     budget_left = None if budget is None else max(0, budget - usage.total)
     targets = _quota_targets(settings)
-    weights = settings.quotas.weights() if settings.quotas is not None else {NO_GROUP: 1.0}
     labels = [NO_GROUP if group is None else group for group in groups]
-    reasons: list[tuple[str, str] | None] = [None] * len(pool)
-    scores = np.full(len(pool), np.nan)
-    ranks: list[int | None] = [None] * len(pool)
-    eligible = np.zeros(len(pool), dtype=bool)
-    outcomes: dict[str, GroupOutcome] = {}
+    ledger = _Ledger.of(len(pool))
     for position in np.flatnonzero(~passes).tolist():
-        reasons[position] = (REJECT_THRESHOLD, f"select.where is not true: {settings.where}")
+        ledger.reasons[position] = (REJECT_THRESHOLD, f"select.where is not true: {settings.where}")
+    rankings = _rank_groups(
+        settings, strategy, pool, passes, labels, usage, prior, prior_spaces, budget_left, ledger
+    )
+    supply = {label: len(ranking.order) for label, (_, ranking) in rankings.items()}
+    allotted, remaining = _allot(settings, targets, supply, usage, budget_left, ledger)
+    _take(settings, pool, rankings, allotted, remaining, targets, budget, usage, ledger)
+    return SelectionPlan(
+        strategy=strategy.name,
+        decisions=_decisions(pool, ledger.reasons, ledger.scores, ledger.ranks, groups),
+        budget=budget,
+        usage=usage,
+        groups=ledger.outcomes if targets is not None else {},
+        modalities=_by_modality(pool, ledger.eligible, ledger.selected, usage),
+        stats=_describe(strategy, pool, passes, ledger.selected, prior, prior_spaces, usage),
+    )
 
+
+def _rank_groups(
+    settings: SelectSpec,
+    strategy: Strategy,
+    pool: Pool,
+    passes: np.ndarray,
+    labels: list[str],
+    usage: Usage,
+    prior: Mapping[str, np.ndarray],
+    prior_spaces: Mapping[str, np.ndarray],
+    budget_left: int | None,
+    ledger: _Ledger,
+) -> dict[str, tuple[np.ndarray, Ranking]]:
+    """Each quota group's members that pass `where`, ranked by the strategy against what other shards
+    selected in the group; groups without a quota are rejected as `select.quota`."""
+    targets = _quota_targets(settings)
+    weights = settings.quotas.weights() if settings.quotas is not None else {NO_GROUP: 1.0}
     rankings: dict[str, tuple[np.ndarray, Ranking]] = {}
     for label in sorted(set(labels)):
         members = np.asarray([p for p, g in enumerate(labels) if g == label and passes[p]], dtype=np.int64)
-        outcome = outcomes.setdefault(label, GroupOutcome())
+        outcome = ledger.outcomes.setdefault(label, GroupOutcome())
         outcome.candidates = labels.count(label)
         outcome.used_by_other_shards = usage.group[label] if targets is not None else usage.total
         if not members.size:
             continue
         if targets is not None and weights.get(label, 0) <= 0:
             for position in members.tolist():
-                reasons[position] = (REJECT_QUOTA, f"group {label!r} has no quota in select.quotas")
+                ledger.reasons[position] = (REJECT_QUOTA, f"group {label!r} has no quota in select.quotas")
             continue
         group_pool = pool.subset(members)
         group_pool.prior_embeddings = prior.get(label)
@@ -197,32 +247,54 @@ def plan_selection(
         group_pool.prior_cluster_counts = {c: n for (g, c), n in usage.cluster.items() if g == label}
         ranking = strategy.rank(group_pool, budget_left)
         rankings[label] = (members, ranking)
-        scores[members] = ranking.scores
-        eligible[members] = True
+        ledger.scores[members] = ranking.scores
+        ledger.eligible[members] = True
         for local, (reason, detail) in ranking.excluded.items():
-            reasons[int(members[local])] = (reason, detail)
-            eligible[int(members[local])] = False
+            ledger.reasons[int(members[local])] = (reason, detail)
+            ledger.eligible[int(members[local])] = False
         for rank, local in enumerate(ranking.order.tolist(), start=1):
-            ranks[int(members[local])] = rank
+            ledger.ranks[int(members[local])] = rank
         outcome.eligible = len(members) - len(ranking.excluded)
+    return rankings
 
-    supply = {label: len(ranking.order) for label, (_, ranking) in rankings.items()}
+
+def _allot(
+    settings: SelectSpec,
+    targets: dict[str, int] | None,
+    supply: dict[str, int],
+    usage: Usage,
+    budget_left: int | None,
+    ledger: _Ledger,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(items each group may select in this shard, what is left of each group's quota)."""
     if targets is None:
-        allotted = {
-            NO_GROUP: supply.get(NO_GROUP, 0)
-            if budget_left is None
-            else min(budget_left, supply.get(NO_GROUP, 0))
-        }
-        remaining: dict[str, int] = {}
-    else:
-        remaining = {label: max(0, targets.get(label, 0) - usage.group[label]) for label in weights}
-        assert settings.quotas is not None
-        allotted = allot(remaining, supply, weights, budget_left, redistribute=settings.quotas.redistribute)
-        for label, target in targets.items():
-            outcomes.setdefault(label, GroupOutcome(used_by_other_shards=usage.group[label])).quota = target
+        available = supply.get(NO_GROUP, 0)
+        return {NO_GROUP: available if budget_left is None else min(budget_left, available)}, {}
+    assert settings.quotas is not None
+    weights = settings.quotas.weights()
+    remaining = {label: max(0, targets.get(label, 0) - usage.group[label]) for label in weights}
+    allotted = allot(remaining, supply, weights, budget_left, redistribute=settings.quotas.redistribute)
+    for label, target in targets.items():
+        ledger.outcomes.setdefault(
+            label, GroupOutcome(used_by_other_shards=usage.group[label])
+        ).quota = target
+    return allotted, remaining
 
+
+def _take(
+    settings: SelectSpec,
+    pool: Pool,
+    rankings: dict[str, tuple[np.ndarray, Ranking]],
+    allotted: dict[str, int],
+    remaining: dict[str, int],
+    targets: dict[str, int] | None,
+    budget: int | None,
+    usage: Usage,
+    ledger: _Ledger,
+) -> None:
+    """Select each group's best-ranked items within its allotment and the per-modality budgets; the
+    rest of each group is rejected as `select.budget`, saying which budget ran out."""
     modality_left = {m: max(0, cap - usage.modality[m]) for m, cap in settings.budget_per_modality.items()}
-    selected = np.zeros(len(pool), dtype=bool)
     for label, (members, ranking) in sorted(rankings.items()):
         allowance = allotted.get(label, 0)
         if targets is not None and allowance >= remaining.get(label, 0):
@@ -234,30 +306,19 @@ def plan_selection(
             position = int(members[local])
             modality = pool.modalities[position]
             if taken >= allowance:
-                reasons[position] = (REJECT_BUDGET, full)
+                ledger.reasons[position] = (REJECT_BUDGET, full)
             elif modality in modality_left and modality_left[modality] <= 0:
                 cap = settings.budget_per_modality[modality]
-                reasons[position] = (REJECT_BUDGET, f"{modality} budget of {cap} items used")
+                ledger.reasons[position] = (REJECT_BUDGET, f"{modality} budget of {cap} items used")
             else:
-                selected[position] = True
+                ledger.selected[position] = True
                 taken += 1
                 if modality in modality_left:
                     modality_left[modality] -= 1
-        outcomes[label].allotted, outcomes[label].selected = allowance, taken
-        for local in range(len(members)):
-            position = int(members[local])
-            if not selected[position] and reasons[position] is None:
-                reasons[position] = (REJECT_BUDGET, full)
-
-    return SelectionPlan(
-        strategy=strategy.name,
-        decisions=_decisions(pool, reasons, scores, ranks, groups),
-        budget=budget,
-        usage=usage,
-        groups=outcomes if targets is not None else {},
-        modalities=_by_modality(pool, eligible, selected, usage),
-        stats=_describe(strategy, pool, passes, selected, prior, prior_spaces, usage),
-    )
+        ledger.outcomes[label].allotted, ledger.outcomes[label].selected = allowance, taken
+        for position in members.tolist():
+            if not ledger.selected[position] and ledger.reasons[position] is None:
+                ledger.reasons[position] = (REJECT_BUDGET, full)
 
 
 def _decisions(

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from curation_dagster.embeddings import text_hash
 from curation_dagster.errors import LabelsError
+from curation_dagster.vectors.text import text_hash
 
 #: How a batch to label is chosen (`select.strategy.active_learning.by`).
 BY_CHOICES = ("margin", "entropy", "learnability")

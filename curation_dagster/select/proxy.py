@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from curation_dagster.embeddings import TextEmbedder
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.models.loading import load_sequence_classifier
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.select.base import REJECT_NO_TEXT, REJECT_THRESHOLD, Pool, Ranking, Strategy, ordered
 from curation_dagster.spec import ProxyStrategy, SelectSpec, TextClassifierFilter
+from curation_dagster.vectors.text import TextEmbedder
 
 if TYPE_CHECKING:
     from curation_dagster.io.lake import Lake

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
+from curation_dagster.sampling import sample_scores
 from curation_dagster.select.base import REJECT_NOT_SAMPLED, Pool, Ranking, Strategy, ordered
-
-
-def sample_score(seed: int, item: str) -> float:
-    """A uniform number in [0, 1) fixed by the seed and the item id."""
-    digest = hashlib.blake2b(f"{seed}:{item}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
-def sample_scores(seed: int, ids: list[str]) -> np.ndarray:
-    """`sample_score` of every id, as an array."""
-    return np.fromiter((sample_score(seed, item) for item in ids), dtype=np.float64, count=len(ids))
 
 
 class SeededSample(Strategy):

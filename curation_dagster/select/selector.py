@@ -14,15 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.embeddings import EMBEDDINGS, ShardEmbeddings, TextEmbedder, shard_embeddings
-from curation_dagster.image_embeddings import (
-    IMAGE_EMBEDDINGS,
-    SLICE_ROWS,
-    clip_embedder,
-    stream_image_embeddings,
-)
 from curation_dagster.io.lake import Lake
-from curation_dagster.kmeans import assign_clusters
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.select.base import Pool, Strategy
 from curation_dagster.select.candidates import ITEMS, Candidates, read_candidates
@@ -40,6 +32,14 @@ from curation_dagster.select.state import (
 )
 from curation_dagster.select.top_k import TopK
 from curation_dagster.spec import ClusterBalancedStrategy, ProxyStrategy, SelectSpec
+from curation_dagster.vectors.image import (
+    IMAGE_EMBEDDINGS,
+    SLICE_ROWS,
+    clip_embedder,
+    stream_image_embeddings,
+)
+from curation_dagster.vectors.kmeans import assign_clusters
+from curation_dagster.vectors.text import EMBEDDINGS, ShardEmbeddings, TextEmbedder, shard_embeddings
 
 #: The strategy class for each `select.strategy.kind`.
 STRATEGIES: dict[str, type[Strategy]] = {

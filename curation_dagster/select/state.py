@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.embeddings import EMBEDDINGS, vectors_of
 from curation_dagster.io.lake import Lake
-from curation_dagster.kmeans import fit_centroids, stored_centroids
 from curation_dagster.spec import ClusterBalancedStrategy
+from curation_dagster.vectors.kmeans import fit_centroids, stored_centroids
+from curation_dagster.vectors.text import EMBEDDINGS, vectors_of
 
 SELECT_STATE = "select_state"
 #: The group of rows selected without quotas.

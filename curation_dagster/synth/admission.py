@@ -9,13 +9,26 @@ or a candidate of another family admitted before it in this shard (the first one
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from curation_dagster.dedup.exact import ExactDedup
+from curation_dagster.dedup.indexes import (
+    AUDIO_HASHES,
+    IMAGE_HASHES,
+    SYNTH_PREFIX,
+    VIDEO_HASHES,
+    index_paths,
+)
 from curation_dagster.dedup.media import (
+    REJECT_AUDIO,
+    REJECT_IMAGE,
+    REJECT_VIDEO,
     HashSet,
     MediaDecision,
     MediaMatcher,
@@ -32,13 +45,23 @@ from curation_dagster.dedup.minhash import (
     verified_similarity,
 )
 from curation_dagster.dedup.near import (
+    REJECT_NEAR,
     EarlierLookup,
     NearDecision,
     ShardOutcome,
     indexed_bands,
     signatures_schema,
 )
-from curation_dagster.spec import NearDedupSpec
+from curation_dagster.dedup.plan import (
+    compatible_media_paths,
+    earlier_media,
+    hash_kept_media,
+    media_steps,
+)
+from curation_dagster.filters.base import FilterChain
+from curation_dagster.io.lake import Lake
+from curation_dagster.schema import mark_rejected
+from curation_dagster.spec import NearDedupSpec, VersionSpec
 
 
 class NearAdmission:
@@ -230,3 +253,145 @@ class MediaAdmission:
         if not self.admitted.ids:
             return None
         return index_table(self.admitted, range(len(self.admitted.ids)), self.schema, self.unit_column)
+
+
+def admit(
+    candidates: pa.Table,
+    known: dict[str, str],
+    lookup: Callable[[list[str]], dict[str, str]],
+    dedup: ExactDedup,
+    admission: NearAdmission | None,
+    media_admission: dict[str, MediaAdmission],
+    chain: FilterChain,
+) -> tuple[pa.Table, list[pa.Table]]:
+    """One batch of valid candidates through exact dedup, near-duplicate admission and the filters:
+    (admitted, rejected parts). Only admitted candidates claim their content (in `known`, for later
+    batches too): a candidate held back as the exact copy of one that near dedup or a filter then turned
+    down goes through again, so an identical variant of another family (or with another caption) still
+    gets its own verdict."""
+    admitted_parts: list[pa.Table] = []
+    rejected_parts: list[pa.Table] = []
+    pending: pa.Table | None = candidates
+    while pending is not None:
+        unique, duplicates = dedup.run(pending, dict(known), lookup)
+        unique, near = _admit_near(unique, admission)
+        unique, media_near = _admit_media(unique, media_admission)
+        admitted, filtered_out = chain.run(unique, stage="synthesized")
+        for key, item in zip(
+            admitted.column("content_hash").to_pylist(), admitted.column("id").to_pylist(), strict=True
+        ):
+            known.setdefault(key, item)
+        turned_down = pa.concat_tables(
+            [near.select(["id"]), media_near.select(["id"]), filtered_out.select(["id"])]
+        )
+        again = pc.is_in(duplicates.column("dup_of"), turned_down.column("id"))
+        again = pc.fill_null(again, False)
+        duplicates_kept_out = duplicates.filter(pc.invert(again))
+        rejected_parts += [
+            mark_rejected(
+                duplicates_kept_out,
+                "synthesized",
+                duplicates_kept_out.column("reject_reason").to_pylist(),
+                duplicates_kept_out.column("reject_detail").to_pylist(),
+            ),
+            near,
+            media_near,
+            filtered_out,
+        ]
+        admitted_parts.append(admitted)
+        retry = pending.filter(pc.is_in(pending.column("id"), duplicates.filter(again).column("id")))
+        pending = retry if retry.num_rows else None
+    return pa.concat_tables(admitted_parts), [part for part in rejected_parts if part.num_rows]
+
+
+def media_admissions(spec: VersionSpec, lake: Lake, shard: str) -> dict[str, MediaAdmission]:
+    """Per enabled media dedup step, by index name: the admission of synthetic items of that modality,
+    checked against every real shard's index and the other shards' admitted synthetic items."""
+    admissions: dict[str, MediaAdmission] = {}
+    for step in media_steps(spec):
+        real = compatible_media_paths(lake, spec.name, None, step)
+        synthetic = list(index_paths(lake, spec.name, SYNTH_PREFIX + step.index, exclude=shard).values())
+
+        def hash_batch(table: pa.Table, modality: str = step.modality) -> ShardMedia:
+            (fresh,) = [item for item in media_steps(spec) if item.modality == modality]
+            hash_kept_media(table, [fresh], spec)
+            return fresh.hashes
+
+        admissions[step.index] = MediaAdmission(
+            step.matcher,
+            step.schema,
+            step.unit_column,
+            hash_batch,
+            [
+                ("real", functools.partial(earlier_media, lake, real)),
+                ("synthetic", functools.partial(earlier_media, lake, synthetic)),
+            ],
+        )
+    return admissions
+
+
+def _admit_media(candidates: pa.Table, admissions: dict[str, MediaAdmission]) -> tuple[pa.Table, pa.Table]:
+    """Media candidates that match an item other than their parents and siblings, rejected with the media
+    dedup's code (`dedup.image`, `dedup.video`, `dedup.audio`), `dup_of` and the similarity."""
+    decisions: dict[str, tuple[str, MediaDecision]] = {}
+    for step in _MEDIA_CODES:
+        admission = admissions.get(step[1])
+        chosen = candidates.filter(pc.equal(candidates.column("modality"), step[0]))
+        if admission is not None and chosen.num_rows:
+            decisions.update(
+                (item, (step[2], decision)) for item, decision in admission.check(chosen).items()
+            )
+    removed = pc.is_in(candidates.column("id"), pa.array(list(decisions), pa.string()))
+    rejected = candidates.filter(removed)
+    chosen_decisions = [decisions[item] for item in rejected.column("id").to_pylist()]
+    rejected = _with_duplicate(rejected, [(d.dup_of, d.similarity) for _, d in chosen_decisions])
+    return candidates.filter(pc.invert(removed)), mark_rejected(
+        rejected,
+        "synthesized",
+        [code for code, _ in chosen_decisions],
+        [f"{d.detail}, not one of its parents" for _, d in chosen_decisions],
+    )
+
+
+#: Media dedup steps by modality: the index name and the reject code.
+_MEDIA_CODES = (
+    ("image", IMAGE_HASHES, REJECT_IMAGE),
+    ("video", VIDEO_HASHES, REJECT_VIDEO),
+    ("audio", AUDIO_HASHES, REJECT_AUDIO),
+)
+
+
+def _with_duplicate(rejected: pa.Table, pairs: list[tuple[str, float]]) -> pa.Table:
+    """`rejected` with `dup_of` and `dup_similarity` set from `pairs`, row by row."""
+    for name, values in (("dup_of", [p[0] for p in pairs]), ("dup_similarity", [p[1] for p in pairs])):
+        field_ = rejected.schema.field(name)
+        rejected = rejected.set_column(
+            rejected.schema.get_field_index(name), field_, pa.array(values, field_.type)
+        )
+    return rejected
+
+
+def _admit_near(candidates: pa.Table, admission: NearAdmission | None) -> tuple[pa.Table, pa.Table]:
+    """Text candidates that are near duplicates of an item other than their parents, rejected as
+    `dedup.near` with `dup_of` and the estimated similarity; the rest go on to the filters."""
+    is_text = pc.equal(candidates.column("modality"), "text")
+    texts = candidates.filter(is_text)
+    if admission is None or texts.num_rows == 0:
+        return candidates, mark_rejected(candidates.slice(0, 0), "synthesized", [], [])
+    decisions = admission.check(
+        texts.column("id").to_pylist(),
+        [text or "" for text in texts.column("text").to_pylist()],
+        [list(parents or []) for parents in texts.column("parent_ids").to_pylist()],
+    )
+    removed = pc.is_in(candidates.column("id"), pa.array(list(decisions), pa.string()))
+    rejected = candidates.filter(removed)
+    chosen = [decisions[item] for item in rejected.column("id").to_pylist()]
+    rejected = _with_duplicate(rejected, [(d.dup_of, d.similarity) for d in chosen])
+    details: list[str | None] = [
+        f"near duplicate of {d.dup_of} ({d.shard or 'this shard'}, estimated similarity {d.similarity:.2f}), "
+        "not one of its parents"
+        for d in chosen
+    ]
+    return candidates.filter(pc.invert(removed)), mark_rejected(
+        rejected, "synthesized", [REJECT_NEAR] * rejected.num_rows, details
+    )

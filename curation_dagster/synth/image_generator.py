@@ -13,7 +13,7 @@ from typing import Any
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.models.image_generation import IMAGE_GENERATOR_SETTING, generate_images
 from curation_dagster.spec import ImageGeneratorRecipe
-from curation_dagster.synth.recipes import ModelRecipe, Outcome, Unusable, Variant, cut_at_word
+from curation_dagster.synth.base import ModelRecipe, Outcome, Unusable, Variant, cut_at_word
 
 REJECT_NO_PROMPT_TEXT = "synth.no_prompt_text"
 REJECT_GENERATOR_OUTPUT = "synth.generator_output"

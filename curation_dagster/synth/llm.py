@@ -23,7 +23,7 @@ from curation_dagster.models.generation import (
 )
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import LLMRecipe
-from curation_dagster.synth.recipes import ModelRecipe, Outcome, Unusable, Variant
+from curation_dagster.synth.base import ModelRecipe, Outcome, Unusable, Variant
 
 REJECT_EMPTY_OUTPUT = "synth.empty_output"
 REJECT_QA_UNPARSEABLE = "synth.qa_unparseable"

@@ -25,7 +25,7 @@ from curation_dagster.spec import (
     ReverbRecipe,
     SpeedPitchRecipe,
 )
-from curation_dagster.synth.recipes import (
+from curation_dagster.synth.base import (
     REJECT_RECIPE_FAILED,
     Outcome,
     Recipe,
@@ -455,14 +455,3 @@ class FrameAugment(Recipe):
             if not (height and width):
                 raise ValueError(f"a {image.width} x {image.height} frame is too small to encode")
             yield np.asarray(image)[:height, :width]
-
-
-MEDIA_RECIPES: dict[str, type[Recipe]] = {
-    "colour_jitter": ColourJitter,
-    "composite": Composite,
-    "noise": Noise,
-    "speed_pitch": SpeedPitch,
-    "reverb": Reverb,
-    "pan_zoom": PanZoom,
-    "frame_augment": FrameAugment,
-}

@@ -1,182 +1,30 @@
-"""Synthesis recipes, each a deterministic transformation of a parent item: the base, the rule-based text
-recipes and the first recipe of each media modality here; more media recipes in
-`curation_dagster.synth.media_recipes`; model-running ones in `synth.llm`, `synth.tts` and
-`synth.image_generator`."""
+"""The rule-based recipes of the first release: text word edits and sentence shuffles, and one recipe
+per media modality (mirror and crop, gain and shift, frame step and crop); more media recipes in
+`synth/media_recipes.py`, model-running ones in `synth/llm.py`, `synth/tts.py` and
+`synth/image_generator.py`, all listed in `synth/registry.py`."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import random
 import re
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from curation_dagster.media import encode_mp4, media_bytes
 from curation_dagster.spec import (
     AudioRecipe,
     ImageRecipe,
     SentenceShuffleRecipe,
-    SynthSpec,
     TextRecipe,
     VideoRecipe,
 )
 
 if TYPE_CHECKING:
-    from curation_dagster.models.runtime import ModelRuntime
+    pass
 
-REJECT_RECIPE_FAILED = "synth.recipe_failed"
-
-
-@dataclass
-class Variant:
-    """A synthetic item's content; the synthesizer adds ids and provenance. `meta` goes into the item's
-    `meta` next to the parent's uri (e.g. parsed question-answer pairs); `other_parents` are the ids of
-    items besides the parent that went into it (e.g. a composite's second image)."""
-
-    text: str | None
-    media: bytes | None
-    media_format: str | None
-    meta: dict[str, Any] = field(default_factory=dict)
-    other_parents: tuple[str, ...] = ()
-
-
-@dataclass
-class Unusable:
-    """A recipe's output that cannot become an item: it becomes a rejected candidate with this reason.
-    `text` is what the recipe produced (e.g. a model's unparseable output), kept for inspection."""
-
-    reason: str
-    detail: str
-    text: str | None = None
-    other_parents: tuple[str, ...] = ()
-
-
-Outcome = Variant | Unusable
-
-
-def centre_box(width: int, height: int, fraction: float, multiple: int = 1) -> tuple[int, int, int, int]:
-    """The (left, top, right, bottom) box keeping `fraction` of each side around the centre, each kept
-    side a multiple of `multiple` and at least `multiple` pixels."""
-    keep_w = max(multiple, int(width * fraction) // multiple * multiple)
-    keep_h = max(multiple, int(height * fraction) // multiple * multiple)
-    left, top = (width - keep_w) // 2, (height - keep_h) // 2
-    return left, top, left + keep_w, top + keep_h
-
-
-def seed_from_key(key: str) -> int:
-    """A 63-bit integer seed from a string key, for recipes whose models take integer seeds."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
-
-
-def cut_at_word(text: str, max_chars: int) -> str:
-    """`text` cut to at most `max_chars` characters, at the last whitespace when there is one."""
-    if len(text) <= max_chars:
-        return text
-    cut = text[:max_chars]
-    if text[max_chars].isspace():
-        return cut.rstrip()
-    space = max(cut.rfind(" "), cut.rfind("\n"))
-    return (cut[:space] if space > 0 else cut).rstrip()
-
-
-class Recipe(ABC):
-    """Makes one variant of a parent row; `rng` is seeded per parent so output is deterministic.
-
-    `make_batch` is what the synthesized stage calls: one outcome per parent, a failure of one parent a
-    rejected candidate rather than an error. Recipes that run a model override it to batch their work.
-    """
-
-    name: ClassVar[str]
-    modality: ClassVar[str]
-    """The modality of the items the recipe makes."""
-
-    def __init__(self, settings: Any) -> None:
-        self.settings = settings
-
-    @property
-    def parent_modality(self) -> str:
-        """The modality of the parents it takes: the settings' `source` where they have one (a clip from
-        an image, speech from a text), else the modality it makes."""
-        return str(getattr(self.settings, "source", self.modality))
-
-    @property
-    def label(self) -> str:
-        """The recipe's name in ids, provenance and metadata: the spec's `name`, else the kind."""
-        return str(getattr(self.settings, "label", self.name))
-
-    @property
-    def fraction(self) -> float | None:
-        """This recipe's share of the selected items, when its settings give one."""
-        value = getattr(self.settings, "fraction", None)
-        return None if value is None else float(value)
-
-    @property
-    def generator(self) -> str:
-        """The recipe and its settings, recorded on every item it makes."""
-        settings = self.settings.model_dump(exclude={"kind", "name", "fraction"}, exclude_none=True)
-        return json.dumps({"recipe": self.label, **settings}, sort_keys=True)
-
-    @abstractmethod
-    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
-        """A new variant of `parent`."""
-
-    def make_batch(
-        self,
-        parents: Sequence[Mapping[str, Any]],
-        seed_keys: Sequence[str],
-        pool: Sequence[Mapping[str, Any]] = (),
-    ) -> list[Outcome]:
-        """One outcome per parent; `seed_keys[i]` seeds parent i's randomness (spec seed and parent id).
-        `pool` holds the items the parents were chosen from, for recipes that combine two items."""
-        outcomes: list[Outcome] = []
-        for parent, key in zip(parents, seed_keys, strict=True):
-            try:
-                outcomes.append(self.make(parent, random.Random(key)))
-            except (OSError, ValueError, RuntimeError) as error:
-                outcomes.append(Unusable(REJECT_RECIPE_FAILED, str(error)[:300]))
-        return outcomes
-
-
-class ModelRecipe(Recipe):
-    """A recipe that runs a model from the runtime on a batch of parents. Each parent's randomness comes
-    from its own seed (spec seed, parent id and recipe), so an output does not depend on its batch."""
-
-    def __init__(self, settings: Any, runtime: ModelRuntime | None = None) -> None:
-        super().__init__(settings)
-        self.runtime = runtime
-
-    @property
-    def model(self) -> str:
-        """The model's local path, recorded in the items' `generator`."""
-        return ""
-
-    @property
-    def generator(self) -> str:
-        settings = self.settings.model_dump(exclude={"kind", "name", "fraction"}, exclude_none=True)
-        return json.dumps({"recipe": self.label, "model": self.model, **settings}, sort_keys=True)
-
-    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
-        outcome = self.generate([parent], [rng.getrandbits(63)])[0]
-        if isinstance(outcome, Unusable):
-            raise ValueError(f"{outcome.reason}: {outcome.detail}")
-        return outcome
-
-    def make_batch(
-        self,
-        parents: Sequence[Mapping[str, Any]],
-        seed_keys: Sequence[str],
-        pool: Sequence[Mapping[str, Any]] = (),
-    ) -> list[Outcome]:
-        return self.generate(parents, [seed_from_key(f"{key}:{self.label}") for key in seed_keys])
-
-    @abstractmethod
-    def generate(self, parents: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[Outcome]:
-        """One outcome per parent, parent i generated with integer seed `seeds[i]`."""
+from curation_dagster.synth.base import Recipe, Variant, centre_box
 
 
 class WordEdits(Recipe):
@@ -206,6 +54,7 @@ class WordEdits(Recipe):
 
 # Whitespace after terminal punctuation, or after terminal punctuation and a closing quote or bracket.
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+")
+
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
@@ -337,36 +186,3 @@ class FrameStepCrop(Recipe):
         )
         arrays = (frame.to_ndarray(format="rgb24")[top:bottom, left:right] for frame in frames)
         return Variant(parent.get("text"), encode_mp4(arrays, max(1, round(rate))), "mp4")
-
-
-RECIPES: dict[str, type[Recipe]] = {
-    "word_edits": WordEdits,
-    "sentence_shuffle": SentenceShuffle,
-    "flip_crop": FlipCrop,
-    "gain_shift": GainShift,
-    "frame_step_crop": FrameStepCrop,
-}
-
-
-def build_recipes(spec: SynthSpec, runtime: ModelRuntime | None = None) -> list[Recipe]:
-    """The recipes the spec switches on: text, then image, audio and video, each in the spec's order.
-    Recipes that run a model (`llm`, `tts`, `image_generator`) run on `runtime` and load nothing until
-    they first generate."""
-    from curation_dagster.synth.image_generator import ImageGeneration
-    from curation_dagster.synth.llm import LanguageModelRecipe
-    from curation_dagster.synth.media_recipes import MEDIA_RECIPES
-    from curation_dagster.synth.tts import TextToSpeech
-
-    with_model: dict[str, Callable[[Any, ModelRuntime | None], Recipe]] = {
-        "llm": LanguageModelRecipe,
-        "tts": TextToSpeech,
-        "image_generator": ImageGeneration,
-    }
-    rule_based: dict[str, type[Recipe]] = {**RECIPES, **MEDIA_RECIPES}
-    recipes: list[Recipe] = []
-    for settings in spec.recipes:
-        if settings.kind in with_model:
-            recipes.append(with_model[settings.kind](settings, runtime))
-        else:
-            recipes.append(rule_based[settings.kind](settings))
-    return recipes

@@ -18,8 +18,8 @@ from curation_dagster.models.speech import (
     synthesize_speech,
 )
 from curation_dagster.spec import TTSRecipe
+from curation_dagster.synth.base import ModelRecipe, Outcome, Unusable, Variant, cut_at_word
 from curation_dagster.synth.media_recipes import wav_bytes
-from curation_dagster.synth.recipes import ModelRecipe, Outcome, Unusable, Variant, cut_at_word
 
 REJECT_NOTHING_TO_SPEAK = "synth.nothing_to_speak"
 REJECT_SPEECH_OUTPUT = "synth.speech_output"

@@ -24,8 +24,8 @@ from assets.factory import (
     stage_key,
 )
 from assets.partitions import SHARDS
-from curation_dagster.pipeline import STAGES
 from curation_dagster.spec import VersionSpec, load_specs, parse_spec
+from curation_dagster.stages import STAGES
 from resources import AcceleratorResource, LakeResource, ModelsResource
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from dagster import AssetKey, DagsterInstance, materialize
 from assets.factory import build_stage_assets, stage_key
 from assets.partitions import SHARDS
 from curation_dagster.errors import ModelNotConfigured
-from curation_dagster.image_embeddings import IMAGE_EMBEDDINGS
 from curation_dagster.io.lake import Lake
 from curation_dagster.spec import VersionSpec, parse_spec
+from curation_dagster.vectors.image import IMAGE_EMBEDDINGS
 from resources import AcceleratorResource, LakeResource, ModelsResource
 from tests.media_fixtures import noisy_png
 

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from curation_dagster.demo_data import DEMO_SHARD_NAMES
+from curation_dagster.demo import DEMO_SHARD_NAMES
 from curation_dagster.io.landing import discover_shards, read_shard
 from curation_dagster.stages import STAGES
 from tests.e2e.demo_rows import RECORD, differences, lake_rows

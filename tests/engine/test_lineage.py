@@ -9,9 +9,10 @@ import pytest
 from curation_dagster.cli import main
 from curation_dagster.io.lake import Lake
 from curation_dagster.lineage import item_history
-from curation_dagster.pipeline import STAGES, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
 from curation_dagster.spec import VersionSpec, parse_spec
+from curation_dagster.stages import STAGES
 
 SPEC = parse_spec(
     {

@@ -1,4 +1,5 @@
-"""Tests of curation_dagster/pipeline.py: the five stages per shard on a tiny landing zone."""
+"""Tests of curation_dagster/pipeline.py (`run_stage`) and the stages it runs, one after another, per shard on a
+tiny landing zone: conservation, cross-shard dedup, determinism, recovery from a run killed half-way."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import StageInputMissing
 from curation_dagster.faults import CRASH_AT
 from curation_dagster.io.lake import Lake
-from curation_dagster.pipeline import STAGES, StageResult, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec, parse_spec
+from curation_dagster.stages import STAGES
 from tests.media_fixtures import tone_wav, write_jsonl
 
 SHARED = "Shared sentence appears in both shards here."

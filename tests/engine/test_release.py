@@ -14,9 +14,10 @@ import pytest
 import curation_dagster.release as release_module
 from curation_dagster.errors import StageInputMissing
 from curation_dagster.io.lake import Lake
-from curation_dagster.pipeline import STAGES, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.release import ReleaseSettings, build_release, read_manifest, verify_release
 from curation_dagster.spec import parse_spec
+from curation_dagster.stages import STAGES
 from tests.media_fixtures import MULTIMODAL_SPEC, write_multimodal_landing
 
 SPEC = parse_spec(MULTIMODAL_SPEC)

@@ -1,5 +1,5 @@
 """Near-duplicate images and videos across shards through the lake's hash indexes (curation_dagster/
-dedup/media.py and the deduped stage in curation_dagster/pipeline.py): incremental, earliest wins,
+dedup/media.py and the deduped stage in curation_dagster/dedup/stage.py): incremental, earliest wins,
 conservation."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import pytest
 from PIL import Image, ImageOps
 
 from curation_dagster.checks import check_conservation
+from curation_dagster.dedup.indexes import AUDIO_HASHES, IMAGE_HASHES, VIDEO_HASHES
 from curation_dagster.dedup.media import AudioMatcher, ShardMedia, add_sequence, audio_fingerprinter
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import H264_VIDEO, VideoEncoding, encode_mp4
-from curation_dagster.pipeline import AUDIO_HASHES, IMAGE_HASHES, VIDEO_HASHES, StageResult, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import AudioDedupSpec, VersionSpec, parse_spec
 from tests.engine.dedup.image_fixtures import crop, jpeg, scene
 from tests.engine.dedup.sound_fixtures import sound, tune

@@ -18,7 +18,7 @@ from curation_dagster.dedup.minhash import (
     signatures,
     word_signatures,
 )
-from curation_dagster.demo_data import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
+from curation_dagster.demo import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
 from curation_dagster.spec import NearDedupSpec, ShingleNormalizeSpec
 
 SENTENCES = [s for pool in NEWS_SENTENCES.values() for s in pool] + list(ENCYCLOPEDIA_SENTENCES)

@@ -1,5 +1,5 @@
 """Near-duplicate dedup across shards through the lake's index (curation_dagster/dedup/near.py and the
-deduped stage in curation_dagster/pipeline.py): incremental, earliest wins, conservation."""
+deduped stage in curation_dagster/dedup/stage.py): incremental, earliest wins, conservation."""
 
 import random
 from pathlib import Path
@@ -10,7 +10,7 @@ import pytest
 
 from curation_dagster.checks import check_conservation
 from curation_dagster.dedup.near_index import NearIndex
-from curation_dagster.demo_data import NEWS_SENTENCES
+from curation_dagster.demo import NEWS_SENTENCES
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage

@@ -23,12 +23,13 @@ from curation_dagster.dedup.semantic import (
     TextVectors,
     version_centroids,
 )
-from curation_dagster.embeddings import EMBEDDINGS, TextEmbedder, shard_embeddings
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
-from curation_dagster.pipeline import StageResult, run_stage
-from curation_dagster.select.sample import sample_score
+from curation_dagster.pipeline import run_stage
+from curation_dagster.sampling import sample_score
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import EmbeddingSpec, SemanticDedupSpec, VersionSpec, parse_spec
+from curation_dagster.vectors.text import EMBEDDINGS, TextEmbedder, shard_embeddings
 from tests.media_fixtures import write_jsonl
 
 pytestmark = pytest.mark.usefixtures("no_network")

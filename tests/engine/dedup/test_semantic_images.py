@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from assets.factory import needs_accelerator
-from curation_dagster import image_embeddings
 from curation_dagster.checks import check_conservation
 from curation_dagster.dedup.semantic import (
     FINGERPRINT_KEY,
@@ -26,12 +25,14 @@ from curation_dagster.dedup.semantic import (
     SemanticDedup,
 )
 from curation_dagster.errors import ModelNotConfigured, SpecError
-from curation_dagster.image_embeddings import IMAGE_EMBEDDINGS
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.clip import ClipEmbedder, ImageVectors
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.pipeline import StageResult, run_stage
+from curation_dagster.pipeline import run_stage
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import SemanticDedupSpec, VersionSpec, parse_spec
+from curation_dagster.vectors import image as image_embeddings
+from curation_dagster.vectors.image import IMAGE_EMBEDDINGS
 from tests.media_fixtures import write_jsonl
 
 pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")

@@ -17,13 +17,13 @@ from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.filters.clip import Aesthetic, ClipScore, Nsfw, load_head
 from curation_dagster.filters.context import FilterContext
-from curation_dagster.image_embeddings import IMAGE_EMBEDDINGS
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.clip import ClipEmbedder
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import RAW_SCHEMA
 from curation_dagster.spec import AestheticFilter, ClipScoreFilter, FilterSpec, NsfwFilter, parse_spec
+from curation_dagster.vectors.image import IMAGE_EMBEDDINGS
 from tests.media_fixtures import noisy_png
 
 pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")

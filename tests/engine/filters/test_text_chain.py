@@ -1,4 +1,4 @@
-"""The text filters of issue 4 together in the filtered stage (curation_dagster/pipeline.py): the order of
+"""The text filters of issue 4 together in the filtered stage (curation_dagster/filters/stage.py): the order of
 the spec, rewrites seen downstream, scores kept on rejected rows, conservation and the shard metadata."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from curation_dagster.demo_data import FORUM_SENTENCES, TOXIC_FORUM_TEXTS, TOXIC_NEWS_TEXTS
+from curation_dagster.demo import FORUM_SENTENCES, TOXIC_FORUM_TEXTS, TOXIC_NEWS_TEXTS
 from curation_dagster.errors import ModelNotConfigured, SpecError
 from curation_dagster.filters import toxicity as toxicity_module
 from curation_dagster.filters.base import FilterChain

@@ -28,7 +28,8 @@ from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_shards
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import RejectCode
-from curation_dagster.pipeline import StageResult, run_stage
+from curation_dagster.pipeline import run_stage
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec, parse_spec
 from tests.media_fixtures import png_bytes
 
@@ -125,7 +126,7 @@ def test_a_reader_that_raises_midway_costs_one_reader_error_row(
         yield RawRecord(position="L2", uri="u#L2", modality="text", text="two")
         raise RuntimeError("reader bug")
 
-    monkeypatch.setattr("curation_dagster.pipeline.read_shard", broken_reader)
+    monkeypatch.setattr("curation_dagster.io.stage.read_shard", broken_reader)
     result, lake = run_raw(landing, "a.jsonl")
     assert (result.rows_in, result.rows_kept, result.reasons) == (3, 2, {RejectCode.READER_ERROR: 1})
     assert rejected_rows(lake, result)[0]["reject_detail"] == (

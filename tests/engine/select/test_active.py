@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation_dagster.embeddings import TextEmbedder
 from curation_dagster.errors import LabelsError, StageInputMissing
 from curation_dagster.io.lake import Lake
 from curation_dagster.schema import RAW_SCHEMA, conform
@@ -25,6 +24,7 @@ from curation_dagster.select.active import (
     to_label_name,
 )
 from curation_dagster.spec import SelectSpec
+from curation_dagster.vectors.text import TextEmbedder
 
 VERSION = "al"
 

@@ -7,11 +7,11 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.kmeans import assign_clusters, fit_centroids
 from curation_dagster.select.base import Pool
 from curation_dagster.select.clusters import ClusterBalanced
 from curation_dagster.select.selector import Selector
 from curation_dagster.spec import SelectSpec
+from curation_dagster.vectors.kmeans import assign_clusters, fit_centroids
 
 
 def blobs(sizes: list[int], seed: int = 0) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from curation_dagster.sampling import sample_score
 from curation_dagster.select.base import Pool
 from curation_dagster.select.k_center import KCenterGreedy, covering_radius, nearest_distances
-from curation_dagster.select.sample import sample_score
 from curation_dagster.select.selector import Selector
 from curation_dagster.spec import SelectSpec
 

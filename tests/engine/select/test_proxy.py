@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation_dagster.embeddings import TextEmbedder
 from curation_dagster.errors import ModelNotConfigured, SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
@@ -22,6 +21,7 @@ from curation_dagster.select.probe import Probe
 from curation_dagster.select.proxy import ModelProxy, ProbeProxy
 from curation_dagster.select.selector import Selector, build_strategy
 from curation_dagster.spec import SelectSpec, parse_spec
+from curation_dagster.vectors.text import TextEmbedder
 from tests.engine.select.test_selected_stage import write_filtered
 
 #: The probe puts "pos" right of x = 0 (mirrored seeds, so the boundary runs through the origin).

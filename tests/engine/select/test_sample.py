@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from curation_dagster.select.sample import SeededSample, sample_score
+from curation_dagster.sampling import sample_score
+from curation_dagster.select.sample import SeededSample
+from curation_dagster.select.selector import Selector
 from curation_dagster.spec import SelectSpec
 
 
@@ -21,17 +23,13 @@ def mixed(texts: int, images: int) -> pa.Table:
     return pa.concat_tables([pool(texts, "text", "t"), pool(images, "image", "i")])
 
 
+def run(settings: SelectSpec, table: pa.Table, used: dict[str, int]) -> tuple[pa.Table, pa.Table]:
+    return Selector(settings, SeededSample(settings)).run(table, used)
+
+
 def selected_ids(settings: SelectSpec, table: pa.Table, used: dict[str, int] | None = None) -> list[str]:
-    kept, _ = SeededSample(settings).run(table, used or {})
+    kept, _ = run(settings, table, used or {})
     return kept.column("id").to_pylist()
-
-
-def test_sample_score_is_fixed_by_seed_and_id_and_in_unit_interval() -> None:
-    scores = [sample_score(3, f"id{index}") for index in range(200)]
-
-    assert scores == [sample_score(3, f"id{index}") for index in range(200)]
-    assert all(0 <= score < 1 for score in scores)
-    assert sample_score(3, "id0") != sample_score(4, "id0")
 
 
 def test_same_seed_selects_the_same_items() -> None:
@@ -71,7 +69,7 @@ def test_fraction_one_selects_everything() -> None:
 
 
 def test_kept_rows_keep_input_order_and_get_score_and_strategy() -> None:
-    kept, _ = SeededSample(SelectSpec(seed=2, fraction=1.0)).run(pool(5), {})
+    kept, _ = run(SelectSpec(seed=2, fraction=1.0), pool(5), {})
 
     assert kept.column("id").to_pylist() == [f"id{index}" for index in range(5)]
     assert kept.column("select_score").to_pylist() == [sample_score(2, f"id{i}") for i in range(5)]
@@ -79,7 +77,7 @@ def test_kept_rows_keep_input_order_and_get_score_and_strategy() -> None:
 
 
 def test_unsampled_items_are_rejected_as_not_sampled() -> None:
-    _, rejected = SeededSample(SelectSpec(seed=0, fraction=0.2)).run(pool(50), {})
+    _, rejected = run(SelectSpec(seed=0, fraction=0.2), pool(50), {})
 
     assert rejected.num_rows > 0
     assert set(rejected.column("reject_reason").to_pylist()) == {"select.not_sampled"}
@@ -98,7 +96,7 @@ def test_budget_takes_the_lowest_scores_first() -> None:
 
 
 def test_items_over_budget_are_rejected_as_budget() -> None:
-    _, rejected = SeededSample(SelectSpec(fraction=1.0, budget=10)).run(pool(50), {})
+    _, rejected = run(SelectSpec(fraction=1.0, budget=10), pool(50), {})
 
     assert rejected.num_rows == 40
     assert set(rejected.column("reject_reason").to_pylist()) == {"select.budget"}
@@ -114,7 +112,7 @@ def test_budget_fully_used_by_other_shards_selects_nothing() -> None:
 
 
 def test_budget_per_modality_caps_only_that_modality() -> None:
-    kept, _ = SeededSample(SelectSpec(fraction=1.0, budget_per_modality={"image": 2})).run(mixed(5, 5), {})
+    kept, _ = run(SelectSpec(fraction=1.0, budget_per_modality={"image": 2}), mixed(5, 5), {})
 
     modalities = kept.column("modality").to_pylist()
     assert (modalities.count("text"), modalities.count("image")) == (5, 2)
@@ -123,7 +121,7 @@ def test_budget_per_modality_caps_only_that_modality() -> None:
 def test_budget_per_modality_counts_what_other_shards_used() -> None:
     settings = SelectSpec(fraction=1.0, budget_per_modality={"image": 3})
 
-    kept, rejected = SeededSample(settings).run(mixed(4, 4), {"*": 2, "image": 2})
+    kept, rejected = run(settings, mixed(4, 4), {"*": 2, "image": 2})
 
     assert kept.column("modality").to_pylist().count("image") == 1
     assert rejected.column("reject_detail").to_pylist()[0] == "image budget of 3 items used"
@@ -132,7 +130,7 @@ def test_budget_per_modality_counts_what_other_shards_used() -> None:
 def test_version_budget_and_modality_budget_both_hold() -> None:
     settings = SelectSpec(fraction=1.0, budget=6, budget_per_modality={"text": 5})
 
-    kept, _ = SeededSample(settings).run(mixed(10, 10), {})
+    kept, _ = run(settings, mixed(10, 10), {})
 
     modalities = kept.column("modality").to_pylist()
     assert len(modalities) == 6
@@ -142,7 +140,7 @@ def test_version_budget_and_modality_budget_both_hold() -> None:
 def test_selected_and_rejected_together_hold_every_item_once() -> None:
     table = mixed(30, 30)
 
-    kept, rejected = SeededSample(SelectSpec(seed=1, fraction=0.6, budget=20)).run(table, {})
+    kept, rejected = run(SelectSpec(seed=1, fraction=0.6, budget=20), table, {})
 
     assert sorted(kept.column("id").to_pylist() + rejected.column("id").to_pylist()) == sorted(
         table.column("id").to_pylist()

@@ -9,12 +9,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from curation_dagster.embeddings import EMBEDDINGS
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import RAW_SCHEMA, conform, with_fields
 from curation_dagster.select.state import SELECT_STATE
 from curation_dagster.spec import VersionSpec, parse_spec
+from curation_dagster.vectors.text import EMBEDDINGS
 
 FILTERED_SCHEMA = with_fields(
     RAW_SCHEMA, [pa.field("lang", pa.string()), pa.field("formality", pa.float64())]

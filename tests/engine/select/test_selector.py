@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 from curation_dagster.errors import ModelNotConfigured, SpecError
-from curation_dagster.image_embeddings import IMAGE_EMBEDDINGS
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import run_stage
@@ -23,6 +22,7 @@ from curation_dagster.select.base import REJECT_BUDGET, REJECT_CLUSTER_CAP, REJE
 from curation_dagster.select.selector import Selector
 from curation_dagster.select.state import SELECT_STATE
 from curation_dagster.spec import SelectSpec, parse_spec
+from curation_dagster.vectors.image import IMAGE_EMBEDDINGS
 
 TinyClip = tuple[Path, Path, Path]
 

@@ -13,12 +13,12 @@ from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.validate import probe_image
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import ImageGeneratorRecipe
+from curation_dagster.synth.base import Unusable, Variant, seed_from_key
 from curation_dagster.synth.image_generator import (
     REJECT_GENERATOR_OUTPUT,
     REJECT_NO_PROMPT_TEXT,
     ImageGeneration,
 )
-from curation_dagster.synth.recipes import Unusable, Variant, seed_from_key
 from tests.generator_fixtures import write_image_generator
 
 pytestmark = pytest.mark.usefixtures("no_network")

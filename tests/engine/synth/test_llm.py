@@ -11,13 +11,14 @@ import pytest
 from curation_dagster.errors import ModelNotConfigured, SpecError
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import LLMRecipe, SynthSpec
+from curation_dagster.synth.base import Unusable, Variant
 from curation_dagster.synth.llm import (
     REJECT_QA_UNPARSEABLE,
     LanguageModelRecipe,
     first_instruction,
     parse_qa_pairs,
 )
-from curation_dagster.synth.recipes import Unusable, Variant, build_recipes
+from curation_dagster.synth.registry import build_recipes
 
 pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")
 

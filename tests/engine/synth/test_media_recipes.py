@@ -27,6 +27,7 @@ from curation_dagster.spec import (
     SpeedPitchRecipe,
     SynthSpec,
 )
+from curation_dagster.synth.base import REJECT_RECIPE_FAILED, Recipe, Unusable, Variant
 from curation_dagster.synth.image_generator import ImageGeneration
 from curation_dagster.synth.media_recipes import (
     REJECT_NO_PARTNER,
@@ -39,16 +40,8 @@ from curation_dagster.synth.media_recipes import (
     SpeedPitch,
     merge_captions,
 )
-from curation_dagster.synth.recipes import (
-    REJECT_RECIPE_FAILED,
-    FlipCrop,
-    FrameStepCrop,
-    GainShift,
-    Recipe,
-    Unusable,
-    Variant,
-    build_recipes,
-)
+from curation_dagster.synth.recipes import FlipCrop, FrameStepCrop, GainShift
+from curation_dagster.synth.registry import build_recipes
 from curation_dagster.synth.tts import TextToSpeech
 from tests.media_fixtures import noisy_png, tone_wav
 

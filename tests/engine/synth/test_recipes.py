@@ -21,17 +21,9 @@ from curation_dagster.spec import (
     TextRecipe,
     VideoRecipe,
 )
-from curation_dagster.synth.recipes import (
-    REJECT_RECIPE_FAILED,
-    FlipCrop,
-    FrameStepCrop,
-    GainShift,
-    SentenceShuffle,
-    Unusable,
-    Variant,
-    WordEdits,
-    build_recipes,
-)
+from curation_dagster.synth.base import REJECT_RECIPE_FAILED, Unusable, Variant
+from curation_dagster.synth.recipes import FlipCrop, FrameStepCrop, GainShift, SentenceShuffle, WordEdits
+from curation_dagster.synth.registry import build_recipes
 from tests.media_fixtures import tone_wav
 
 SENTENCE = "the quick brown fox jumps over the lazy dog while seven small birds sing in the old oak tree"

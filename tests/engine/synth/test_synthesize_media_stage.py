@@ -1,4 +1,4 @@
-"""The synthesized stage with media recipes (curation_dagster/pipeline.py, `run_synthesize`): provenance and
+"""The synthesized stage with media recipes (curation_dagster/synth/stage.py, `run_synthesize`): provenance and
 modality of image, audio, video and cross-modality candidates, their admission through the same dedup
 and filters as real data, and the per-recipe metadata."""
 
@@ -16,9 +16,11 @@ from curation_dagster.checks import check_conservation
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.validate import probe_audio, probe_video
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.pipeline import STAGES, StageResult, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec, parse_spec
+from curation_dagster.stages import STAGES
 from tests.generator_fixtures import write_image_generator
 from tests.media_fixtures import noisy_png, tiny_mp4, tone_wav, write_jsonl
 
@@ -257,7 +259,7 @@ def test_a_synthetic_image_may_resemble_its_parent_but_not_another_real_image(
 def test_a_copy_rejected_for_resembling_another_item_does_not_claim_its_content(
     landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
-    monkeypatch.setattr("curation_dagster.pipeline.BATCH_ROWS", batch_rows)
+    monkeypatch.setattr("curation_dagster.synth.stage.BATCH_ROWS", batch_rows)
     painter = write_image_generator(tmp_path / "models")
     (painter.parent / "copy.png").write_bytes(near_copy(noisy_png(seed=2), (3, 3)))  # near the owl
     runtime = ModelRuntime.local("cpu", image_generator=f"{painter}:copy_of_png")

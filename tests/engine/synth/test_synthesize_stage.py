@@ -1,4 +1,4 @@
-"""The synthesized stage with text recipes (curation_dagster/pipeline.py, `run_synthesize`): candidates from
+"""The synthesized stage with text recipes (curation_dagster/synth/stage.py, `run_synthesize`): candidates from
 rule-based and language-model recipes admitted through the same dedup and filters as real data, the
 decontamination filter on real and synthetic items, and the stage's metadata."""
 
@@ -14,9 +14,11 @@ from curation_dagster.checks import check_conservation
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.pipeline import STAGES, StageResult, run_stage
+from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
+from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec, parse_spec
+from curation_dagster.stages import STAGES
 from tests.media_fixtures import write_jsonl
 
 pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")

@@ -16,7 +16,7 @@ from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.validate import probe_audio
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import TTSRecipe
-from curation_dagster.synth.recipes import Unusable, Variant
+from curation_dagster.synth.base import Unusable, Variant
 from curation_dagster.synth.tts import REJECT_NOTHING_TO_SPEAK, TextToSpeech
 
 pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")

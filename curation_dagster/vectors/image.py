@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.embeddings import vectors_of
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import media_bytes
 from curation_dagster.models.clip import IMAGE_ERRORS, ClipEmbedder, ImageVectors, describe_error
 from curation_dagster.models.runtime import ModelRuntime
+from curation_dagster.vectors.text import vectors_of
 
 #: The lake folder (in place of a stage) that holds each shard's image embeddings.
 IMAGE_EMBEDDINGS = "image_embeddings"

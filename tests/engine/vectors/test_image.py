@@ -1,4 +1,4 @@
-"""Tests for `curation_dagster/image_embeddings.py`: CLIP image vectors stored once per item in the lake and
+"""Tests for `curation_dagster/vectors/image.py`: CLIP image vectors stored once per item in the lake and
 reused while the model and the media stay the same."""
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation_dagster import image_embeddings
-from curation_dagster.image_embeddings import (
+from curation_dagster.io.lake import Lake
+from curation_dagster.models.clip import ClipEmbedder, ImageVectors
+from curation_dagster.models.runtime import ModelRuntime
+from curation_dagster.vectors import image as image_embeddings
+from curation_dagster.vectors.image import (
     IMAGE_EMBEDDINGS,
     ImageEmbeddingStore,
     embedding_rows,
@@ -19,9 +22,6 @@ from curation_dagster.image_embeddings import (
     shard_image_embeddings,
     stream_image_embeddings,
 )
-from curation_dagster.io.lake import Lake
-from curation_dagster.models.clip import ClipEmbedder, ImageVectors
-from curation_dagster.models.runtime import ModelRuntime
 from tests.media_fixtures import noisy_png
 
 pytestmark = pytest.mark.usefixtures("no_network", "torch_single_thread")

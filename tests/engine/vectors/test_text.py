@@ -1,4 +1,4 @@
-"""Tests of curation_dagster/embeddings.py: the packaged MiniLM loads offline, gives unit vectors that put
+"""Tests of curation_dagster/vectors/text.py: the packaged MiniLM loads offline, gives unit vectors that put
 similar sentences closer, and the lake keeps vectors for reuse."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation_dagster.embeddings import (
+from curation_dagster.errors import ModelNotConfigured
+from curation_dagster.io.lake import Lake
+from curation_dagster.spec import EmbeddingSpec
+from curation_dagster.vectors.text import (
     EMBEDDINGS,
     TextEmbedder,
     model_key,
     packaged_model_path,
     shard_embeddings,
 )
-from curation_dagster.errors import ModelNotConfigured
-from curation_dagster.io.lake import Lake
-from curation_dagster.spec import EmbeddingSpec
 
 pytestmark = pytest.mark.usefixtures("no_network")
 

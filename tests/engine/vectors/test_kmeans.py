@@ -1,4 +1,4 @@
-"""Tests of curation_dagster/kmeans.py: centroids stored in the lake are fitted once and read back."""
+"""Tests of curation_dagster/vectors/kmeans.py: centroids stored in the lake are fitted once and read back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from curation_dagster.io.lake import Lake
-from curation_dagster.kmeans import assign_clusters, fit_centroids, stored_centroids
+from curation_dagster.vectors.kmeans import assign_clusters, fit_centroids, stored_centroids
 
 POINTS = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], dtype=np.float32)
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.embeddings import vectors_of
 from curation_dagster.io.lake import Lake
+from curation_dagster.vectors.text import vectors_of
 
 _CHUNK = 4096
 

@@ -1,0 +1,310 @@
+"""Pass one of the deduped stage: which rows of a shard exact, near-duplicate and media dedup remove, and
+pass two's `apply_dedup`, which marks them with the kept item they duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation_dagster.dedup.audio import AudioFingerprinter
+from curation_dagster.dedup.exact import REJECT_EXACT, ExactDedup
+from curation_dagster.dedup.indexes import (
+    AUDIO_HASHES,
+    IMAGE_HASHES,
+    VIDEO_HASHES,
+    index_paths,
+)
+from curation_dagster.dedup.media import (
+    MEDIA_FINGERPRINT_KEY,
+    REJECT_AUDIO,
+    REJECT_IMAGE,
+    REJECT_VIDEO,
+    AudioMatcher,
+    HashSet,
+    ImageMatcher,
+    MediaDecision,
+    MediaMatcher,
+    MediaOutcome,
+    ShardMedia,
+    VideoMatcher,
+    add_images,
+    add_sequence,
+    audio_fingerprinter,
+    audio_index_schema,
+    audio_settings_fingerprint,
+    decide,
+    image_hasher,
+    image_index_schema,
+    image_settings_fingerprint,
+    index_hash_set,
+    video_fingerprinter,
+    video_index_schema,
+    video_settings_fingerprint,
+)
+from curation_dagster.dedup.near import REJECT_NEAR, NearDecision, NearDedup, ShardOutcome, ShardSignatures
+from curation_dagster.dedup.near_index import NearIndex
+from curation_dagster.dedup.perceptual import VideoFingerprinter
+from curation_dagster.dedup.semantic import (
+    REJECT_SEMANTIC,
+    SemanticDecision,
+    describe,
+)
+from curation_dagster.errors import SpecError
+from curation_dagster.io.lake import Lake
+from curation_dagster.media import media_bytes
+from curation_dagster.progress import tracked
+from curation_dagster.schema import (
+    DEDUP_FIELDS,
+    mark_rejected,
+)
+from curation_dagster.shard_io import (
+    BATCH_ROWS,
+)
+from curation_dagster.spec import VersionSpec
+
+
+@dataclass
+class DedupPlan:
+    """Pass one's result: the rows that exact and near dedup remove, by id. Content hashes are not
+    kept for every row: pass two computes them again, so memory follows the duplicates, not the shard."""
+
+    exact: dict[str, str] = field(default_factory=dict)
+    near: dict[str, NearDecision] = field(default_factory=dict)
+    media: dict[str, tuple[str, MediaDecision]] = field(default_factory=dict)
+    """Near-duplicate images, videos and sounds: id -> (reject code, decision)."""
+    semantic: dict[str, SemanticDecision] = field(default_factory=dict)
+    """Semantic duplicates of every modality of `dedup.semantic.modalities` (after exact and near dedup)."""
+
+    def link(self, item: str) -> DuplicateLink | None:
+        """Why `item` is removed, naming the item it duplicates directly; None when it is kept."""
+        if item in self.exact:
+            owner = self.exact[item]
+            return DuplicateLink(owner, 1.0, REJECT_EXACT, f"same normalised content as {owner}")
+        if item in self.near:
+            near = self.near[item]
+            detail = f"near duplicate of {near.dup_of} (estimated similarity {near.similarity:.2f})"
+            return DuplicateLink(near.dup_of, near.similarity, REJECT_NEAR, detail)
+        if item in self.media:
+            code, media = self.media[item]
+            return DuplicateLink(media.dup_of, media.similarity, code, media.detail)
+        if item in self.semantic:
+            semantic = self.semantic[item]
+            return DuplicateLink(semantic.dup_of, semantic.similarity, REJECT_SEMANTIC, describe(semantic))
+        return None
+
+    def survivor_link(self, item: str) -> DuplicateLink | None:
+        """`link(item)` with `dup_of` followed to the item that is kept: an exact copy of an item that a
+        later step removed points at what that item duplicates, never at a removed item. The similarity
+        is the lowest along the way, and the detail names each removed item passed."""
+        first = self.link(item)
+        if first is None:
+            return None
+        dup_of, similarity, detail, seen = first.dup_of, first.similarity, first.detail, {item}
+        while dup_of not in seen and (step := self.link(dup_of)) is not None:
+            seen.add(dup_of)
+            detail += f"; {dup_of} was removed too: {step.detail}"
+            dup_of, similarity = step.dup_of, min(similarity, step.similarity)
+        return DuplicateLink(dup_of, similarity, first.reason, detail)
+
+
+@dataclass(frozen=True)
+class DuplicateLink:
+    """A removed row's `dup_of`, `dup_similarity`, reject reason and detail."""
+
+    dup_of: str
+    similarity: float
+    reason: str
+    detail: str
+
+
+@dataclass
+class MediaStep:
+    """One modality's near-duplicate step of the deduped stage: how its items are fingerprinted and
+    matched, where its index lives, and the fingerprints gathered so far."""
+
+    modality: str
+    index: str
+    code: str
+    section: str
+    fingerprint: str
+    matcher: MediaMatcher
+    schema: pa.Schema
+    unit_column: str
+    fingerprinter: VideoFingerprinter | AudioFingerprinter | None = None
+    hashes: ShardMedia = field(default_factory=ShardMedia)
+    paths: list[str] = field(default_factory=list)
+
+
+def media_steps(spec: VersionSpec) -> list[MediaStep]:
+    """The enabled media near-dedup steps of a spec, images, videos, then sounds."""
+    steps = []
+    image, video, audio = spec.dedup.image, spec.dedup.video, spec.dedup.audio
+    if image.enabled:
+        steps.append(
+            MediaStep(
+                "image",
+                IMAGE_HASHES,
+                REJECT_IMAGE,
+                "dedup.image",
+                image_settings_fingerprint(image),
+                ImageMatcher(image),
+                image_index_schema(image),
+                "variant",
+            )
+        )
+    if video.enabled:
+        steps.append(
+            MediaStep(
+                "video",
+                VIDEO_HASHES,
+                REJECT_VIDEO,
+                "dedup.video",
+                video_settings_fingerprint(video),
+                VideoMatcher(video),
+                video_index_schema(video),
+                "frame",
+                video_fingerprinter(video),
+            )
+        )
+    if audio.enabled:
+        steps.append(
+            MediaStep(
+                "audio",
+                AUDIO_HASHES,
+                REJECT_AUDIO,
+                "dedup.audio",
+                audio_settings_fingerprint(audio),
+                AudioMatcher(audio),
+                audio_index_schema(audio),
+                "frame",
+                audio_fingerprinter(audio),
+            )
+        )
+    return steps
+
+
+def compatible_media_paths(lake: Lake, version: str, shard: str | None, step: MediaStep) -> list[str]:
+    """The other shards' files of a media hash index (every shard's when `shard` is None), after checking
+    each was built with these settings."""
+    paths = list(index_paths(lake, version, step.index, exclude=shard).values())
+    for path in paths:
+        metadata = lake.schema(path).metadata or {}
+        if metadata.get(MEDIA_FINGERPRINT_KEY) != step.fingerprint.encode():
+            raise SpecError(
+                f"{lake.url(path)} ({step.index}) was built with other {step.section} settings; materialize "
+                "the deduped stage again for every shard of this version, in arrival order"
+            )
+    return paths
+
+
+def earlier_media(lake: Lake, paths: list[str]) -> Iterator[tuple[HashSet, list[str]]]:
+    """Each other shard's media hash index in turn: memory follows one shard's index, not the history."""
+    for path in paths:
+        yield index_hash_set(lake.read_table(path))
+
+
+def hash_kept_media(kept: pa.Table, steps: list[MediaStep], spec: VersionSpec) -> None:
+    """Hash the images and fingerprint the videos and sounds that exact dedup kept in this batch."""
+    modalities = set(kept.column("modality").to_pylist())
+    for step in steps:
+        if step.modality not in modalities:
+            continue
+        chosen = kept.filter(pc.equal(kept.column("modality"), step.modality))
+        if step.fingerprinter is None:
+            hasher, codes = image_hasher(spec.dedup.image)
+            media = [_inline_or_file(row) for row in chosen.select(["media", "uri"]).to_pylist()]
+            add_images(step.hashes, hasher, codes, chosen.column("id").to_pylist(), media)
+            continue
+        for row in chosen.select(["id", "media", "uri"]).to_pylist():
+            if row["media"] is not None:
+                add_sequence(step.hashes, step.fingerprinter, row["id"], bytes(row["media"]))
+                continue
+            try:  # large media stay files: stream them instead of reading them whole
+                with fsspec.open(str(row["uri"]), "rb") as handle:
+                    add_sequence(step.hashes, step.fingerprinter, row["id"], handle)
+            except OSError:
+                step.hashes.not_hashed += 1
+
+
+def _inline_or_file(row: dict[str, Any]) -> bytes | None:
+    """An item's media bytes, inline or from its file; None when neither can be read."""
+    try:
+        return media_bytes(row)
+    except (OSError, ValueError):
+        return None
+
+
+def plan_dedup(
+    spec: VersionSpec,
+    lake: Lake,
+    shard: str,
+    source: str,
+    rows: int,
+    lookup: Callable[[list[str]], dict[str, str]],
+) -> tuple[DedupPlan, ShardOutcome | None, dict[str, MediaOutcome]]:
+    exact = ExactDedup(spec.dedup.exact)
+    near_settings = spec.dedup.near
+    candidates = ShardSignatures(near_settings, capacity=rows) if near_settings.enabled else None
+    near_index = NearIndex(lake, spec.name, near_settings)
+    if candidates is not None:  # fail on an incompatible index before signing, not after
+        near_index.check(shard)
+    steps = media_steps(spec)
+    for step in steps:  # fail on an incompatible index before hashing, not after
+        step.paths = compatible_media_paths(lake, spec.name, shard, step)
+    plan = DedupPlan()
+    known: dict[str, str] = {}
+    batches = lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media", "uri"])
+    for batch in tracked(batches, f"{spec.name}/deduped[{shard}] hashing and signing", rows):
+        kept, rejected = exact.run(pa.Table.from_batches([batch]), known, lookup)
+        plan.exact.update(
+            zip(rejected.column("id").to_pylist(), rejected.column("dup_of").to_pylist(), strict=True)
+        )
+        if candidates is not None:
+            texts = kept.filter(pc.equal(kept.column("modality"), "text"))
+            if texts.num_rows:
+                candidates.add(
+                    texts.column("id").to_pylist(), [t or "" for t in texts.column("text").to_pylist()]
+                )
+        hash_kept_media(kept, steps, spec)
+    media: dict[str, MediaOutcome] = {}
+    for step in steps:
+        outcome_of_step = decide(
+            step.hashes, step.matcher, earlier_media(lake, step.paths), step.schema, step.unit_column
+        )
+        media[step.modality] = outcome_of_step
+        plan.media.update((item, (step.code, decision)) for item, decision in outcome_of_step.removed.items())
+    if candidates is None:
+        return plan, None, media
+    outcome = NearDedup(near_settings).decide(candidates, near_index.earlier(shard), shard)
+    plan.near = outcome.removed
+    return plan, outcome, media
+
+
+def apply_dedup(batch: pa.Table, plan: DedupPlan, exact: ExactDedup) -> tuple[pa.Table, pa.Table]:
+    links = [plan.survivor_link(item) for item in batch.column("id").to_pylist()]
+    dup_of = [link.dup_of if link else None for link in links]
+    similarity = [link.similarity if link else None for link in links]
+    reasons = [link.reason if link else None for link in links]
+    details = [link.detail if link else None for link in links]
+    annotated = batch
+    for field_, values in zip(DEDUP_FIELDS, (exact.hashes(batch), dup_of, similarity), strict=True):
+        index = annotated.schema.get_field_index(field_.name)
+        array = pa.array(values, field_.type)
+        annotated = (
+            annotated.set_column(index, field_, array)
+            if index >= 0
+            else annotated.append_column(field_, array)
+        )
+    is_rejected = pa.array([reason is not None for reason in reasons], pa.bool_())
+    rejected = annotated.filter(is_rejected)
+    return annotated.filter(pc.invert(is_rejected)), mark_rejected(
+        rejected,
+        "deduped",
+        [r for r in reasons if r is not None],
+        [d for r, d in zip(reasons, details, strict=True) if r is not None],
+    )

@@ -1,0 +1,201 @@
+"""The deduped stage: exact, near-duplicate, media and (when on) semantic duplicates of a shard, decided
+against every earlier shard through the version's indexes, written with the shard's claims under the
+claim journal."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from curation_dagster.dedup.exact import INDEX_SCHEMA, ExactDedup
+from curation_dagster.dedup.exact_index import ExactIndex
+from curation_dagster.dedup.examples import MediaExamples, TextPairs, media_counts
+from curation_dagster.dedup.indexes import (
+    DEDUP_INDEX,
+    MEDIA_INDEXES,
+    check_exact_index,
+)
+from curation_dagster.dedup.media import MediaOutcome
+from curation_dagster.dedup.near import ShardOutcome
+from curation_dagster.dedup.near_index import NearIndex
+from curation_dagster.dedup.plan import (
+    DedupPlan,
+    apply_dedup,
+    plan_dedup,
+)
+from curation_dagster.dedup.semantic import (
+    SEMANTIC_INDEXES,
+)
+from curation_dagster.dedup.semantic_plan import SemanticStep, plan_semantic
+from curation_dagster.faults import crash_point
+from curation_dagster.io.claims import ClaimJournal, roll_back_interrupted
+from curation_dagster.io.lake import Lake
+from curation_dagster.models.runtime import ModelRuntime
+from curation_dagster.progress import tracked
+from curation_dagster.schema import (
+    DEDUP_FIELDS,
+    with_fields,
+)
+from curation_dagster.shard_io import (
+    BATCH_ROWS,
+    ShardOutput,
+    StageResult,
+    shard_output,
+    stage_result,
+    upstream_path,
+)
+from curation_dagster.spec import VersionSpec
+
+
+def forget_dedup_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
+    """Remove a shard's deduped output and every claim it made in the version's dedup indexes."""
+    for rejected in (False, True):
+        lake.remove(lake.path(spec.name, "deduped", shard, rejected=rejected))
+    lake.remove(lake.path(spec.name, DEDUP_INDEX, shard))
+    ExactIndex(lake, spec.name).remove(shard)
+    NearIndex(lake, spec.name, spec.dedup.near).remove(shard)
+    for index_name in (*MEDIA_INDEXES.values(), *SEMANTIC_INDEXES.values()):
+        lake.remove(lake.path(spec.name, index_name, shard))
+
+
+@dataclass
+class _Decisions:
+    """Everything pass one decided for a shard: the rows to remove and what each index gets."""
+
+    plan: DedupPlan
+    near: ShardOutcome | None
+    media: dict[str, MediaOutcome]
+    semantic: SemanticStep | None
+    checked_against: int
+
+
+@dataclass
+class _Written:
+    """What pass two wrote: the output's counts, the shard's claims, and the example tables."""
+
+    output: ShardOutput
+    claims: pa.Table
+    near_examples: TextPairs
+    media_examples: MediaExamples
+    semantic_examples: TextPairs
+
+
+def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:
+    """Exact, then near, then (when on) semantic duplicates, within the shard and against every earlier
+    shard through the lake's indexes (never their text); an earlier item always wins, so nothing kept
+    before is removed later. Semantic dedup embeds text on `runtime`'s device (the CPU without one)."""
+    started = time.perf_counter()
+    source = upstream_path(spec, lake, "deduped", shard)
+    rows_in = lake.num_rows(source)
+    journal = ClaimJournal(lake, spec.name, "deduped")
+    with lake.lock(spec.name, DEDUP_INDEX):
+        interrupted = roll_back_interrupted(
+            journal, shard, lambda other: forget_dedup_claims(spec, lake, other)
+        )
+        exact_index = ExactIndex(lake, spec.name)
+        check_exact_index(lake, spec.name, shard, exact_index)
+        plan, near, media = plan_dedup(spec, lake, shard, source, rows_in, exact_index.lookup(shard))
+        semantic = plan_semantic(spec, lake, shard, source, plan, runtime)
+        others = [other for other in exact_index.keys.shards() if other != shard]
+        decisions = _Decisions(plan, near, media, semantic, len(others))
+        journal.begin(shard)
+        written = _write_output(spec, lake, shard, source, rows_in, plan)
+        crash_point("deduped", "after_output", shard)
+        _write_claims(spec, lake, shard, exact_index, written.claims, decisions)
+        crash_point("deduped", "after_claims", shard)
+        journal.finish(shard)
+    metadata = _metadata(spec, lake, shard, rows_in, decisions, written)
+    if interrupted:
+        metadata["rolled_back_interrupted_shards"] = interrupted
+    return stage_result(spec, lake, "deduped", shard, rows_in, written.output, started, **metadata)
+
+
+def _write_output(
+    spec: VersionSpec, lake: Lake, shard: str, source: str, rows_in: int, plan: DedupPlan
+) -> _Written:
+    """Pass two: every row of the shard, kept or marked with the kept item it duplicates; the kept rows'
+    content hashes become the shard's claims."""
+    schema = with_fields(lake.schema(source), DEDUP_FIELDS)
+    near_examples = TextPairs(
+        plan.near, "No near duplicates in this shard.", {"similarity": lambda d: f"{d.similarity:.2f}"}
+    )
+    media_examples = MediaExamples(plan)
+    semantic_examples = TextPairs(
+        plan.semantic,
+        "No semantic duplicates in this shard.",
+        {"cosine similarity": lambda d: f"{d.similarity:.3f}", "cluster": lambda d: str(d.cluster)},
+    )
+    exact = ExactDedup(spec.dedup.exact)
+    claims: list[pa.Table] = [INDEX_SCHEMA.empty_table()]
+    with shard_output(lake, spec.name, "deduped", shard, schema) as output:
+        batches = lake.iter_batches(source, BATCH_ROWS)
+        for batch in tracked(batches, f"{spec.name}/deduped[{shard}] writing", rows_in):
+            kept, rejected = apply_dedup(pa.Table.from_batches([batch]), plan, exact)
+            near_examples.collect(kept, rejected)
+            media_examples.collect(rejected)
+            semantic_examples.collect(kept, rejected)
+            output.write(kept, rejected)
+            shards = pa.array([shard] * kept.num_rows, pa.string())
+            claimed = kept.select(["content_hash", "id", "modality"]).append_column("shard", shards)
+            claims.append(claimed.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
+    return _Written(output, pa.concat_tables(claims), near_examples, media_examples, semantic_examples)
+
+
+def _write_claims(
+    spec: VersionSpec,
+    lake: Lake,
+    shard: str,
+    exact_index: ExactIndex,
+    claims: pa.Table,
+    decisions: _Decisions,
+) -> None:
+    """The shard's entries in every dedup index of the version (`forget_dedup_claims` removes them): its
+    kept items' content hashes, near-duplicate signatures, media hashes and semantic vectors; an index
+    whose step did not run for the shard loses the shard's old entries."""
+    lake.write_table(lake.path(spec.name, DEDUP_INDEX, shard), claims)
+    exact_index.write(shard, claims.column("content_hash").to_pylist(), claims.column("id").to_pylist())
+    near_index = NearIndex(lake, spec.name, spec.dedup.near)
+    if decisions.near is not None:
+        near_index.write(shard, decisions.near)
+    else:
+        near_index.remove(shard)
+    for modality, index_name in MEDIA_INDEXES.items():
+        if modality in decisions.media:
+            lake.write_table(lake.path(spec.name, index_name, shard), decisions.media[modality].index)
+        else:
+            lake.remove(lake.path(spec.name, index_name, shard))
+    if decisions.semantic is not None:
+        decisions.semantic.write_index(shard)
+    else:
+        for semantic_index in SEMANTIC_INDEXES.values():
+            lake.remove(lake.path(spec.name, semantic_index, shard))
+
+
+def _metadata(
+    spec: VersionSpec, lake: Lake, shard: str, rows_in: int, decisions: _Decisions, written: _Written
+) -> dict[str, Any]:
+    """The stage's numbers and examples for the asset's metadata."""
+    plan, near, semantic = decisions.plan, decisions.near, decisions.semantic
+    removed = len(plan.exact) + len(plan.near) + len(plan.media) + len(plan.semantic)
+    own_ids = (
+        set(plan.exact) | set(written.claims.column("id").to_pylist()) | set(plan.near) | set(plan.semantic)
+    )
+    semantic_examples = written.semantic_examples.markdown(lake, spec.name, shard)
+    return {
+        "duplicate_rate": round(removed / max(rows_in, 1), 4),
+        "exact_duplicates": len(plan.exact),
+        "exact_duplicates_of_other_shards": sum(owner not in own_ids for owner in plan.exact.values()),
+        "near_duplicates": len(plan.near),
+        "near_duplicates_of_other_shards": near.cross_shard if near else 0,
+        "checked_against_shards": decisions.checked_against,
+        "cluster_sizes": {
+            str(size): count for size, count in sorted((near.cluster_sizes if near else {}).items())
+        },
+        "example_pairs": written.near_examples.markdown(lake, spec.name, shard),
+        **media_counts(decisions.media),
+        "media_example_pairs": written.media_examples.markdown(),
+        **(semantic.metadata(semantic_examples) if semantic else {}),
+    }

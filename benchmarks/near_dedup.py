@@ -64,7 +64,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from curation_dagster.dedup.minhash import near_duplicates, signatures
-from curation_dagster.spec import NearDedupSpec
+from curation_dagster.spec import NearDedupSettings
 
 Result = TypeVar("Result")
 
@@ -207,7 +207,7 @@ def _ascii_table(casefold: bool, strip_punctuation: bool, replace_digits: bool) 
     return table
 
 
-def normalize(text: str, settings: NearDedupSpec) -> str:
+def normalize(text: str, settings: NearDedupSettings) -> str:
     """The references' normaliser, following the settings: accents dropped after NFKD, case folded,
     punctuation made whitespace, digits made 0. ASCII text takes one `str.translate`."""
     rules = settings.normalize
@@ -520,7 +520,7 @@ def timed(function: Callable[[], Result]) -> tuple[Result, Timing]:
         gc.enable()
 
 
-def shingles(text: str, settings: NearDedupSpec) -> list[str]:
+def shingles(text: str, settings: NearDedupSettings) -> list[str]:
     """The references' shingles, cut like the settings say: word or character n-grams of the normalised
     text; a document shorter than one n-gram is a single shingle."""
     normalised = normalize(text, settings)
@@ -554,7 +554,7 @@ class Run:
     note: str = ""
 
 
-def run_ours(texts: list[str], settings: NearDedupSpec, repeat: int) -> Run:
+def run_ours(texts: list[str], settings: NearDedupSettings, repeat: int) -> Run:
     """`signatures` and `near_duplicates` on every text, after a small warm-up."""
     signatures(texts[:200], settings)
     near_duplicates(texts[:200], settings)
@@ -563,7 +563,7 @@ def run_ours(texts: list[str], settings: NearDedupSpec, repeat: int) -> Run:
     return Run("curation_dagster", len(texts), signature_time, dedup_time, dup_of)
 
 
-def _datasketch_signatures(texts: Sequence[str], settings: NearDedupSpec) -> list[Any]:
+def _datasketch_signatures(texts: Sequence[str], settings: NearDedupSettings) -> list[Any]:
     """One datasketch `MinHash` per text, fed all its shingles in one `update_batch`."""
     from datasketch import MinHash
 
@@ -575,7 +575,7 @@ def _datasketch_signatures(texts: Sequence[str], settings: NearDedupSpec) -> lis
     return minhashes
 
 
-def run_datasketch(texts: list[str], settings: NearDedupSpec, repeat: int) -> Run:
+def run_datasketch(texts: list[str], settings: NearDedupSettings, repeat: int) -> Run:
     """MinHash per document, then MinHashLSH with our bands and rows: query, then insert, in order."""
     from datasketch import MinHashLSH
 
@@ -599,7 +599,7 @@ def run_datasketch(texts: list[str], settings: NearDedupSpec, repeat: int) -> Ru
     return Run("datasketch", len(texts), signature_time, dedup_time, dup_of)
 
 
-def _rensa_matrix(texts: Sequence[str], settings: NearDedupSpec) -> list[Any]:
+def _rensa_matrix(texts: Sequence[str], settings: NearDedupSettings) -> list[Any]:
     """rensa digest matrices of the texts, 1,000 documents per call."""
     from rensa import RMinHash
 
@@ -611,7 +611,7 @@ def _rensa_matrix(texts: Sequence[str], settings: NearDedupSpec) -> list[Any]:
     ]
 
 
-def _rensa_minhashes(texts: Sequence[str], settings: NearDedupSpec) -> list[Any]:
+def _rensa_minhashes(texts: Sequence[str], settings: NearDedupSettings) -> list[Any]:
     """One `RMinHash` per text, made 1,000 documents per call."""
     from rensa import RMinHash
 
@@ -624,7 +624,7 @@ def _rensa_minhashes(texts: Sequence[str], settings: NearDedupSpec) -> list[Any]
     ]
 
 
-def run_rensa_lsh(texts: list[str], settings: NearDedupSpec, repeat: int) -> Run:
+def run_rensa_lsh(texts: list[str], settings: NearDedupSettings, repeat: int) -> Run:
     """Signatures: rensa's batch digest matrix, its fastest full-set path. Dedup: `RMinHash` objects in
     batches, then `RMinHashLSH` with our bands: query, then insert, in order (datasketch's rule)."""
     from rensa import RMinHashLSH
@@ -646,7 +646,7 @@ def run_rensa_lsh(texts: list[str], settings: NearDedupSpec, repeat: int) -> Run
 
 
 def run_rensa_deduplicator(
-    texts: list[str], settings: NearDedupSpec, signature_time: Timing, repeat: int
+    texts: list[str], settings: NearDedupSettings, signature_time: Timing, repeat: int
 ) -> Run:
     """The README's `RMinHashDeduplicator` with LSH on our bands: a candidate is a duplicate when its
     estimated shingle Jaccard reaches the threshold. It does not say which document it duplicates."""
@@ -710,7 +710,7 @@ def evaluate(dup_of: Sequence[int | None], corpus: Corpus) -> Quality:
 
 
 def pair_similarities(
-    corpus: Corpus, settings: NearDedupSpec, first: int, second: int
+    corpus: Corpus, settings: NearDedupSettings, first: int, second: int
 ) -> tuple[float, float]:
     """True word-set Jaccard and true shingle Jaccard (under the settings) of two documents."""
     a, b = corpus.texts[first], corpus.texts[second]
@@ -720,7 +720,7 @@ def pair_similarities(
 # ------------------------------------------------------------------------------------------- reporting
 
 
-def describe(settings: NearDedupSpec) -> str:
+def describe(settings: NearDedupSettings) -> str:
     """The settings in one line."""
     unit = "word" if settings.shingle == "words" else "char"
     check = "none" if settings.verify == "none" else f"{settings.verify}>={settings.min_similarity:g}"
@@ -762,7 +762,7 @@ def print_ratios(runs: list[Run]) -> None:
         print(f"ours / {other.method}: signatures {signature:.2f}x, whole dedup {dedup:.2f}x (per core)")
 
 
-def print_by_kind(corpus: Corpus, runs: list[Run], settings: NearDedupSpec) -> None:
+def print_by_kind(corpus: Corpus, runs: list[Run], settings: NearDedupSettings) -> None:
     """Recall per edit kind for every method, with the true similarities of the planted pairs."""
     qualities = [evaluate(run.dup_of, corpus) for run in runs]
     similarities: dict[str, list[tuple[float, float]]] = {}
@@ -790,7 +790,7 @@ def print_by_kind(corpus: Corpus, runs: list[Run], settings: NearDedupSpec) -> N
     )
 
 
-def print_mistakes(corpus: Corpus, run: Run, settings: NearDedupSpec, examples: int = 3) -> None:
+def print_mistakes(corpus: Corpus, run: Run, settings: NearDedupSettings, examples: int = 3) -> None:
     """Our false positives and misses, with the true similarities that explain them."""
     removed = [index for index, target in enumerate(run.dup_of) if target is not None]
     wrong = [index for index in removed if index not in corpus.plants]
@@ -846,14 +846,14 @@ def print_corpus(corpus: Corpus) -> None:
         )
 
 
-def fineweb_settings() -> NearDedupSpec:
+def fineweb_settings() -> NearDedupSettings:
     """The engine's FineWeb preset (5-word shingles, 14 x 8 hashes, no check)."""
-    preset = getattr(NearDedupSpec, "preset_settings", None)
-    return preset("fineweb") if callable(preset) else NearDedupSpec(preset="fineweb")
+    preset = getattr(NearDedupSettings, "preset_settings", None)
+    return preset("fineweb") if callable(preset) else NearDedupSettings(preset="fineweb")
 
 
 def compare(
-    corpus: Corpus, settings: NearDedupSpec, label: str, datasketch_documents: int, repeat: int
+    corpus: Corpus, settings: NearDedupSettings, label: str, datasketch_documents: int, repeat: int
 ) -> list[Run]:
     """Every library on the corpus with these settings; prints the table and the throughput ratios."""
     texts = corpus.texts
@@ -938,7 +938,7 @@ def _peak_rss_mb() -> float:
 
 def _scale_once(documents: int, seed: int, settings: dict[str, Any]) -> Scale:
     """In a fresh process: build the corpus, time our signatures and whole dedup, note peak memory."""
-    spec = NearDedupSpec.model_validate(settings)
+    spec = NearDedupSettings.model_validate(settings)
     corpus = CorpusBuilder(seed).corpus(documents, 0.2, 0.05)
     megabytes = corpus.megabytes()
     corpus_rss = _peak_rss_mb()
@@ -958,7 +958,7 @@ def _scale_once(documents: int, seed: int, settings: dict[str, Any]) -> Scale:
     return Scale(megabytes, corpus_rss, peak_rss, signature_time, dedup_time, evaluate(dup_of, corpus))
 
 
-def scaling(sizes: list[int], seed: int, settings: NearDedupSpec, label: str) -> None:
+def scaling(sizes: list[int], seed: int, settings: NearDedupSettings, label: str) -> None:
     """Ours alone on growing corpora, each in a fresh process so that sizes do not share memory."""
     print(f"\n== scaling, ours with {label}: {describe(settings)}")
     print(
@@ -1019,7 +1019,7 @@ class IndexCosts:
         return taken
 
 
-def incremental(shards: int, per_shard: int, seed: int, settings: NearDedupSpec) -> None:
+def incremental(shards: int, per_shard: int, seed: int, settings: NearDedupSettings) -> None:
     """The deduped stage shard by shard in a fresh lake, as the pipeline runs it: the cost of adding
     shard N as the index of earlier shards grows, and the decisions against the plant."""
     import json
@@ -1112,10 +1112,10 @@ def main() -> None:
     sizes = [int(size) for size in args.scaling_sizes.split(",")]
     if args.incremental:
         count, per_shard = (int(part) for part in args.incremental.lower().split("x"))
-        incremental(count, per_shard, args.seed, NearDedupSpec())
+        incremental(count, per_shard, args.seed, NearDedupSettings())
         return
     if args.only_scaling:
-        scaling(sizes, args.seed, NearDedupSpec(), "project defaults")
+        scaling(sizes, args.seed, NearDedupSettings(), "project defaults")
         return
 
     started = time.perf_counter()
@@ -1130,7 +1130,7 @@ def main() -> None:
     fineweb = fineweb_settings()
     fineweb_runs = compare(corpus, fineweb, "FineWeb preset", args.datasketch_documents, args.repeat)
     print_goals(fineweb_runs, corpus, "FineWeb preset")
-    defaults = NearDedupSpec()
+    defaults = NearDedupSettings()
     default_runs = compare(corpus, defaults, "project defaults", args.datasketch_documents, args.repeat)
     print_goals(default_runs, corpus, "project defaults")
     print("(references have no word-set check: with these settings they see LSH candidates only)")

@@ -51,10 +51,10 @@ from curation_dagster.filters import quality
 from curation_dagster.filters.base import Filter
 from curation_dagster.filters.quality import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from curation_dagster.spec import (
-    C4QualityFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    GopherRepetitionFilter,
+    C4QualitySettings,
+    FineWebQualitySettings,
+    GopherQualitySettings,
+    GopherRepetitionSettings,
 )
 
 BATCH = 1000
@@ -201,20 +201,20 @@ def run_datatrove(make: Callable[[], Any], texts: list[str], repeat: int) -> Sid
 def filters() -> list[tuple[str, Filter, Callable[[], Any]]]:
     """Ours and datatrove's of each kind, both with the spec's defaults (the published thresholds)."""
     from datatrove.pipeline.filters import (
-        C4QualityFilter as DatatroveC4,
+        C4QualitySettings as DatatroveC4,
     )
     from datatrove.pipeline.filters import (
-        FineWebQualityFilter as DatatroveFineWeb,
+        FineWebQualitySettings as DatatroveFineWeb,
     )
     from datatrove.pipeline.filters import (
-        GopherQualityFilter as DatatroveGopherQuality,
+        GopherQualitySettings as DatatroveGopherQuality,
     )
     from datatrove.pipeline.filters import (
-        GopherRepetitionFilter as DatatroveGopherRepetition,
+        GopherRepetitionSettings as DatatroveGopherRepetition,
     )
 
-    gopher, repetition = GopherQualityFilter(), GopherRepetitionFilter()
-    c4, fineweb = C4QualityFilter(), FineWebQualityFilter()
+    gopher, repetition = GopherQualitySettings(), GopherRepetitionSettings()
+    c4, fineweb = C4QualitySettings(), FineWebQualitySettings()
     return [
         (
             "gopher_quality",

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation_dagster.schema import DEDUP_FIELDS, mark_rejected, with_fields
-from curation_dagster.spec import ExactDedupSpec, NormalizeSpec
+from curation_dagster.spec import ExactDedupSettings, NormalizeSettings
 
 REJECT_EXACT = "dedup.exact"
 INDEX_SCHEMA = pa.schema(
@@ -23,7 +23,7 @@ INDEX_SCHEMA = pa.schema(
 )
 
 
-def normalize_text(text: str, settings: NormalizeSpec) -> str:
+def normalize_text(text: str, settings: NormalizeSettings) -> str:
     """The form of `text` that exact dedup compares."""
     if settings.unicode_nfkc:
         text = unicodedata.normalize("NFKC", text)
@@ -34,7 +34,7 @@ def normalize_text(text: str, settings: NormalizeSpec) -> str:
     return text
 
 
-def content_hash(modality: str, text: str | None, media: bytes | None, settings: NormalizeSpec) -> str:
+def content_hash(modality: str, text: str | None, media: bytes | None, settings: NormalizeSettings) -> str:
     """The exact-dedup key: media items hash their bytes (captions aside), text items their normal form."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(modality.encode())
@@ -56,8 +56,8 @@ class ExactDedup:
     this shard) to the id that claimed them; `lookup` fetches claims from the index for a batch.
     """
 
-    def __init__(self, settings: ExactDedupSpec | None = None) -> None:
-        self.settings = settings or ExactDedupSpec()
+    def __init__(self, settings: ExactDedupSettings | None = None) -> None:
+        self.settings = settings or ExactDedupSettings()
 
     def hashes(self, table: pa.Table) -> list[str]:
         modality = table.column("modality").to_pylist()

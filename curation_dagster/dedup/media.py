@@ -30,7 +30,7 @@ from curation_dagster.dedup.perceptual import (
     near_pairs,
     variant_codes,
 )
-from curation_dagster.spec import AudioDedupSpec, ImageDedupSpec, VideoDedupSpec
+from curation_dagster.spec import AudioDedupSettings, ImageDedupSettings, VideoDedupSettings
 
 REJECT_IMAGE: Final = "dedup.image"
 REJECT_VIDEO: Final = "dedup.video"
@@ -46,7 +46,7 @@ DECIDE_BATCH: Final = 2048
 MIN_MATCHED_FRAMES: Final = 2
 
 
-def image_settings_fingerprint(settings: ImageDedupSpec) -> str:
+def image_settings_fingerprint(settings: ImageDedupSettings) -> str:
     """A hash of the settings that change stored hashes (not the distance, which applies at lookup)."""
     relevant = settings.model_dump(
         mode="json", include={"hash", "hash_size", "mirror", "crops", "min_detail"}
@@ -54,7 +54,7 @@ def image_settings_fingerprint(settings: ImageDedupSpec) -> str:
     return _digest({"image": relevant, "layout": 1})
 
 
-def video_settings_fingerprint(settings: VideoDedupSpec) -> str:
+def video_settings_fingerprint(settings: VideoDedupSettings) -> str:
     """A hash of the settings that change stored frame hashes."""
     relevant = settings.model_dump(
         mode="json", include={"frames_per_second", "max_frames", "hash_size", "min_detail"}
@@ -62,7 +62,7 @@ def video_settings_fingerprint(settings: VideoDedupSpec) -> str:
     return _digest({"video": relevant, "layout": 1})
 
 
-def audio_settings_fingerprint(settings: AudioDedupSpec) -> str:
+def audio_settings_fingerprint(settings: AudioDedupSettings) -> str:
     """A hash of the settings that change stored window hashes."""
     relevant = settings.model_dump(
         mode="json", include={"frames_per_second", "window_s", "max_frames", "min_level_db"}
@@ -74,7 +74,7 @@ def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def image_index_schema(settings: ImageDedupSpec) -> pa.Schema:
+def image_index_schema(settings: ImageDedupSettings) -> pa.Schema:
     """`image_hashes/<shard>.parquet`: one row per kept image and hashed variant."""
     return pa.schema(
         [
@@ -86,13 +86,13 @@ def image_index_schema(settings: ImageDedupSpec) -> pa.Schema:
     )
 
 
-def video_index_schema(settings: VideoDedupSpec) -> pa.Schema:
+def video_index_schema(settings: VideoDedupSettings) -> pa.Schema:
     """`video_hashes/<shard>.parquet`: one row per informative sampled frame of a kept video, with the
     number of such frames of the video (the denominator of the matching share)."""
     return _frames_schema(video_settings_fingerprint(settings))
 
 
-def audio_index_schema(settings: AudioDedupSpec) -> pa.Schema:
+def audio_index_schema(settings: AudioDedupSettings) -> pa.Schema:
     """`audio_hashes/<shard>.parquet`: one row per window of a kept sound that is not silence."""
     return _frames_schema(audio_settings_fingerprint(settings))
 
@@ -171,7 +171,7 @@ class ImageMatcher(MediaMatcher):
     being a whole-image hash (whole-whole, whole-mirror, whole-crop): the same set of pairs in both
     directions, so the rule is symmetric and arrival order cannot change what matches."""
 
-    def __init__(self, settings: ImageDedupSpec) -> None:
+    def __init__(self, settings: ImageDedupSettings) -> None:
         self.bits = settings.hash_size**2
         self.max_distance = settings.max_distance
 
@@ -229,8 +229,8 @@ class SequenceMatcher(MediaMatcher):
     noun = "video"
     frames = "sampled frames"
 
-    def __init__(self, settings: VideoDedupSpec | AudioDedupSpec) -> None:
-        self.bits = settings.hash_size**2 if isinstance(settings, VideoDedupSpec) else 64
+    def __init__(self, settings: VideoDedupSettings | AudioDedupSettings) -> None:
+        self.bits = settings.hash_size**2 if isinstance(settings, VideoDedupSettings) else 64
         self.max_distance = settings.max_distance
         self.min_share = settings.min_matching_share
         self.trim_frames = settings.max_trim_s * settings.frames_per_second
@@ -389,7 +389,7 @@ def add_sequence(
     shard.add(item_id, frames, fingerprint.hashes[frames])
 
 
-def image_hasher(settings: ImageDedupSpec) -> tuple[ImageHasher, np.ndarray]:
+def image_hasher(settings: ImageDedupSettings) -> tuple[ImageHasher, np.ndarray]:
     """The hasher the settings describe and the variant code of each of its hashes."""
     hasher = ImageHasher(
         settings.hash, settings.hash_size, settings.mirror, settings.crops, settings.min_detail
@@ -397,14 +397,14 @@ def image_hasher(settings: ImageDedupSpec) -> tuple[ImageHasher, np.ndarray]:
     return hasher, variant_codes(settings.mirror, settings.crops)
 
 
-def video_fingerprinter(settings: VideoDedupSpec) -> VideoFingerprinter:
+def video_fingerprinter(settings: VideoDedupSettings) -> VideoFingerprinter:
     """The video fingerprinter the settings describe."""
     return VideoFingerprinter(
         settings.frames_per_second, settings.max_frames, settings.hash_size, settings.min_detail
     )
 
 
-def audio_fingerprinter(settings: AudioDedupSpec) -> AudioFingerprinter:
+def audio_fingerprinter(settings: AudioDedupSettings) -> AudioFingerprinter:
     """The audio fingerprinter the settings describe."""
     return AudioFingerprinter(
         settings.frames_per_second, settings.window_s, settings.max_frames, settings.min_level_db

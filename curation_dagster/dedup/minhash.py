@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation_dagster.spec import NearDedupSpec, ShingleNormalizeSpec
+from curation_dagster.spec import NearDedupSettings, ShingleNormalizeSettings
 
 #: The value of an empty bin; a signature that is all EMPTY belongs to a document without shingles.
 EMPTY = np.uint32(0xFFFFFFFF)
@@ -50,7 +50,7 @@ def _combining_marks() -> re.Pattern[str]:
     return re.compile(f"[{marks}]+")
 
 
-def normalize_for_shingles(text: str, settings: ShingleNormalizeSpec) -> str:
+def normalize_for_shingles(text: str, settings: ShingleNormalizeSettings) -> str:
     """The text that is cut into shingles: accents, case, punctuation and digits as the settings say;
     whitespace of any script becomes a space, so it separates words as ASCII whitespace does."""
     if not text.isascii():
@@ -83,7 +83,7 @@ class _Units:
     lengths: np.ndarray
 
 
-def _byte_table(settings: ShingleNormalizeSpec) -> bytes:
+def _byte_table(settings: ShingleNormalizeSettings) -> bytes:
     """How each byte of UTF-8 text is rewritten: ASCII case, punctuation, digits and whitespace as the
     settings say. Bytes from 0x80 up (the parts of multi-byte characters) stay as they are."""
     table = bytearray(range(256))
@@ -108,7 +108,7 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
-def _normalized_bytes(texts: Sequence[str], settings: ShingleNormalizeSpec) -> list[bytes]:
+def _normalized_bytes(texts: Sequence[str], settings: ShingleNormalizeSettings) -> list[bytes]:
     """Each text normalised for shingling, as UTF-8.
 
     One byte table rewrites ASCII case, whitespace, punctuation and digits in C; only the runs of
@@ -149,7 +149,7 @@ def _word_hashes(normalized: list[bytes]) -> _Units:
     return _Units(_splitmix(hashes)[encoded.indices.to_numpy(zero_copy_only=False)], lengths)
 
 
-def _units(texts: Sequence[str], settings: NearDedupSpec) -> _Units:
+def _units(texts: Sequence[str], settings: NearDedupSettings) -> _Units:
     normalized = _normalized_bytes(texts, settings.normalize)
     if settings.shingle == "words":
         return _word_hashes(normalized)
@@ -221,29 +221,29 @@ def _one_permutation_signatures(
     return _densify(signatures)
 
 
-def signatures(texts: Sequence[str], settings: NearDedupSpec | None = None) -> np.ndarray:
+def signatures(texts: Sequence[str], settings: NearDedupSettings | None = None) -> np.ndarray:
     """Shingle signatures, `(len(texts), settings.num_perm)` uint32, from raw text (normalising and
     shingling included). A document without any shingle gets a row of EMPTY and never matches."""
-    return signature_pair(texts, settings or NearDedupSpec(), with_words=False)[0]
+    return signature_pair(texts, settings or NearDedupSettings(), with_words=False)[0]
 
 
-def word_signatures(texts: Sequence[str], settings: NearDedupSpec | None = None) -> np.ndarray:
+def word_signatures(texts: Sequence[str], settings: NearDedupSettings | None = None) -> np.ndarray:
     """Signatures of each document's set of words (`verify_hashes` values), to estimate the share of
     words two documents have in common."""
-    settings = settings or NearDedupSpec()
+    settings = settings or NearDedupSettings()
     words = settings.model_copy(update={"shingle": "words"})
     sigs = signature_pair(texts, words)[1]
     assert sigs is not None
     return sigs
 
 
-def _word_set_signatures(units: _Units, docs: int, settings: NearDedupSpec) -> np.ndarray:
+def _word_set_signatures(units: _Units, docs: int, settings: NearDedupSettings) -> np.ndarray:
     shingles, owners = _shingles(units, 1, settings.seed + 1)
     return _one_permutation_signatures(shingles, owners, docs, settings.verify_hashes)
 
 
 def signature_pair(
-    texts: Sequence[str], settings: NearDedupSpec, *, with_words: bool = True
+    texts: Sequence[str], settings: NearDedupSettings, *, with_words: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Shingle signatures and, when asked, word-set signatures, normalising and hashing the words of
     each text once for both when shingles are words."""
@@ -349,7 +349,7 @@ def has_shingles(shingle_sigs: np.ndarray) -> np.ndarray:
 
 
 def shingle_and_verification_signatures(
-    texts: Sequence[str], settings: NearDedupSpec
+    texts: Sequence[str], settings: NearDedupSettings
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both signatures `verify` needs, from one pass of normalising and hashing."""
     shingle_sigs, word_sigs = signature_pair(texts, settings, with_words=settings.verify == "word_jaccard")
@@ -369,7 +369,7 @@ def verified_similarity(
     return out
 
 
-def passes(similarity: np.ndarray, settings: NearDedupSpec) -> np.ndarray:
+def passes(similarity: np.ndarray, settings: NearDedupSettings) -> np.ndarray:
     """Which verified similarities confirm a pair (all of them when `verify` is `none`)."""
     if settings.verify == "none":
         return np.ones(len(similarity), dtype=bool)
@@ -377,7 +377,7 @@ def passes(similarity: np.ndarray, settings: NearDedupSpec) -> np.ndarray:
 
 
 def cluster(
-    keys: np.ndarray, usable: np.ndarray, verify_sigs: np.ndarray, settings: NearDedupSpec
+    keys: np.ndarray, usable: np.ndarray, verify_sigs: np.ndarray, settings: NearDedupSettings
 ) -> UnionFind:
     """Connected components of confirmed candidate pairs, band by band. `keys` holds the band keys of
     the rows listed in `usable` (the documents that have shingles), `verify_sigs` one row per document.
@@ -397,14 +397,14 @@ def cluster(
     return clusters
 
 
-def near_duplicates(texts: Sequence[str], settings: NearDedupSpec | None = None) -> list[int | None]:
+def near_duplicates(texts: Sequence[str], settings: NearDedupSettings | None = None) -> list[int | None]:
     """For each document, the position of the first document of the near-duplicate cluster it joins,
     or None when it is that first document (or has no near duplicate). Earlier documents win.
 
     This is the in-memory form for notebooks and benchmarks; the deduped stage applies the same steps
     shard by shard against the lake's index.
     """
-    settings = settings or NearDedupSpec()
+    settings = settings or NearDedupSettings()
     shingle_sigs, verify_sigs = shingle_and_verification_signatures(texts, settings)
     usable = np.nonzero(has_shingles(shingle_sigs))[0]
     keys = band_keys(shingle_sigs[usable], settings.bands, settings.rows)

@@ -27,7 +27,7 @@ from curation_dagster.dedup.minhash import (
     shingle_and_verification_signatures,
     verified_similarity,
 )
-from curation_dagster.spec import NearDedupSpec
+from curation_dagster.spec import NearDedupSettings
 
 REJECT_NEAR = "dedup.near"
 #: Parquet schema metadata key holding the fingerprint of the settings an index file was built with.
@@ -37,14 +37,14 @@ FINGERPRINT_KEY = b"curation.near_settings"
 INDEXED_PER_BUCKET = 4
 
 
-def settings_fingerprint(settings: NearDedupSpec) -> str:
+def settings_fingerprint(settings: NearDedupSettings) -> str:
     """A hash of every setting that changes band keys or signatures: index files built with another
     fingerprint cannot be compared with this shard."""
     relevant = settings.model_dump(mode="json", exclude={"enabled", "min_similarity", "preset"})
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def signatures_schema(settings: NearDedupSpec) -> pa.Schema:
+def signatures_schema(settings: NearDedupSettings) -> pa.Schema:
     """One row per text item of the shard, in the shard's order (the band keys point at these rows):
     its cluster's root item and where that lives, and the verification signature as a fixed-width
     binary cell holding the uint32 values, little-endian."""
@@ -60,7 +60,7 @@ def signatures_schema(settings: NearDedupSpec) -> pa.Schema:
     )
 
 
-def verify_width(settings: NearDedupSpec) -> int:
+def verify_width(settings: NearDedupSettings) -> int:
     """Values per verification signature."""
     return settings.verify_hashes if settings.verify == "word_jaccard" else settings.num_perm
 
@@ -100,7 +100,7 @@ class ShardSignatures:
     """Band keys and verification signatures of a shard's text items, filled batch by batch into
     arrays sized once for the shard (`capacity` rows)."""
 
-    settings: NearDedupSpec
+    settings: NearDedupSettings
     capacity: int
     ids: list[str] = field(default_factory=list)
     _keys: np.ndarray = field(init=False)
@@ -157,8 +157,8 @@ class ShardOutcome:
 class NearDedup:
     """Decides which text items of a shard are near duplicates, of each other or of earlier shards."""
 
-    def __init__(self, settings: NearDedupSpec | None = None) -> None:
-        self.settings = settings or NearDedupSpec()
+    def __init__(self, settings: NearDedupSettings | None = None) -> None:
+        self.settings = settings or NearDedupSettings()
 
     def decide(self, shard: ShardSignatures, earlier: EarlierLookup, name: str = "") -> ShardOutcome:
         """Cluster the shard's items (connected components of confirmed pairs) and link clusters to the

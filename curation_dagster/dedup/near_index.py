@@ -25,7 +25,7 @@ from curation_dagster.dedup.near import (
 )
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
-from curation_dagster.spec import NearDedupSpec
+from curation_dagster.spec import NearDedupSettings
 
 NEAR_KEYS = "near_keys"
 NEAR_SIGNATURES = "near_signatures"
@@ -36,7 +36,7 @@ Location = tuple[str, int]
 class NearIndex:
     """The near-dedup index of one version: write a shard's part, look up a shard's band keys."""
 
-    def __init__(self, lake: Lake, version: str, settings: NearDedupSpec, prefix: str = "") -> None:
+    def __init__(self, lake: Lake, version: str, settings: NearDedupSettings, prefix: str = "") -> None:
         """`prefix` names a second index of the version (`synth_` for admitted synthetic items)."""
         self.lake, self.version, self.settings = lake, version, settings
         self.signatures_folder = prefix + NEAR_SIGNATURES

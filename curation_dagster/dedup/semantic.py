@@ -29,7 +29,7 @@ from curation_dagster.io.lake import Lake
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.sampling import sample_scores
 from curation_dagster.schema import mark_rejected
-from curation_dagster.spec import EmbeddingSpec, SemanticDedupSpec
+from curation_dagster.spec import EmbeddingSettings, SemanticDedupSettings
 from curation_dagster.vectors.image import clip_embedder, embedding_rows, stream_image_embeddings
 from curation_dagster.vectors.kmeans import assign_clusters, fit_centroids, stored_centroids
 from curation_dagster.vectors.text import (
@@ -64,7 +64,7 @@ _ROW_GROUP = 4096
 TEXT_BATCH_ROWS = 1024
 
 
-def clustering_fingerprint(settings: SemanticDedupSpec, model: str) -> str:
+def clustering_fingerprint(settings: SemanticDedupSettings, model: str) -> str:
     """What fixes the clusters: the embedder and every k-means setting. Index files and centroids made
     with another fingerprint cannot be compared with this shard."""
     relevant = {
@@ -122,7 +122,7 @@ class TextVectors:
     index: str = SEMANTIC_INDEX
     columns: tuple[str, ...] = ("id", "text")
 
-    def __init__(self, settings: EmbeddingSpec, runtime: ModelRuntime | None = None) -> None:
+    def __init__(self, settings: EmbeddingSettings, runtime: ModelRuntime | None = None) -> None:
         self.settings, self.runtime = settings, runtime or ModelRuntime()
 
     @property
@@ -177,7 +177,7 @@ class ClipImageVectors:
 
 
 def vector_source(
-    modality: str, settings: SemanticDedupSpec, runtime: ModelRuntime | None = None
+    modality: str, settings: SemanticDedupSettings, runtime: ModelRuntime | None = None
 ) -> VectorSource:
     """The vector source of one of `dedup.semantic.modalities`."""
     if modality == "image":
@@ -188,7 +188,7 @@ def vector_source(
 def version_centroids(
     lake: Lake | None,
     version: str,
-    settings: SemanticDedupSpec,
+    settings: SemanticDedupSettings,
     source: VectorSource,
     ids: Sequence[str],
     points: np.ndarray,
@@ -203,7 +203,9 @@ def version_centroids(
     return stored_centroids(lake, path, lambda: fit_sample_centroids(settings, ids, points))
 
 
-def fit_sample_centroids(settings: SemanticDedupSpec, ids: Sequence[str], points: np.ndarray) -> np.ndarray:
+def fit_sample_centroids(
+    settings: SemanticDedupSettings, ids: Sequence[str], points: np.ndarray
+) -> np.ndarray:
     """Centroids fitted on a seeded sample of at most `sample_size` of `points`, one cluster per
     `MIN_ITEMS_PER_CLUSTER` sample items at most."""
     sample = points
@@ -341,8 +343,8 @@ class SemanticDedup:
     """Decides which embedded items of a shard are semantic duplicates, of each other or of items that
     earlier shards kept."""
 
-    def __init__(self, settings: SemanticDedupSpec | None = None) -> None:
-        self.settings = settings or SemanticDedupSpec()
+    def __init__(self, settings: SemanticDedupSettings | None = None) -> None:
+        self.settings = settings or SemanticDedupSettings()
 
     def threshold(self, modality: str = "text") -> float:
         """Cosine similarity at which two items of the modality are duplicates: 1 - its epsilon

@@ -27,7 +27,7 @@ from curation_dagster.filters.register import Register
 from curation_dagster.filters.text import Blocklist, TextLength
 from curation_dagster.filters.toxicity import Toxicity
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import FilterSpec
+from curation_dagster.spec import FilterSettings
 
 FILTERS: dict[str, type[Filter]] = {
     "text_length": TextLength,
@@ -70,7 +70,7 @@ def _build(settings: Any, runtime: ModelRuntime | None, context: FilterContext) 
 
 
 def build_chain(
-    spec: FilterSpec, runtime: ModelRuntime | None = None, context: FilterContext | None = None
+    spec: FilterSettings, runtime: ModelRuntime | None = None, context: FilterContext | None = None
 ) -> FilterChain:
     """The filter chain a spec describes, per modality, in the spec's order. Filters that run models
     use `runtime`; they load nothing until they first score a batch. Filters that keep results in the

@@ -23,7 +23,7 @@ from curation_dagster.filters.context import FilterContext
 from curation_dagster.models.clip import ClipEmbedder
 from curation_dagster.models.loading import require_local_path
 from curation_dagster.models.runtime import CLIP_NOT_CONFIGURED, ModelRuntime
-from curation_dagster.spec import AestheticFilter, ClipScoreFilter, NsfwFilter
+from curation_dagster.spec import AestheticSettings, ClipScoreSettings, NsfwSettings
 from curation_dagster.vectors.image import ImageEmbeddingStore
 
 #: The key of the chain's shared image-embedding store in its `FilterContext`.
@@ -37,7 +37,7 @@ class ClipFilter(Filter):
     A subclass turns vectors into scores and a score into a verdict."""
 
     needs_accelerator = True
-    settings: ClipScoreFilter | AestheticFilter | NsfwFilter
+    settings: ClipScoreSettings | AestheticSettings | NsfwSettings
 
     def __init__(self, runtime: ModelRuntime | None = None, context: FilterContext | None = None) -> None:
         self.runtime = runtime
@@ -98,12 +98,12 @@ class ClipScore(ClipFilter):
     embedded per batch; image vectors come from the shared store."""
 
     name = "clip_score"
-    settings: ClipScoreFilter
+    settings: ClipScoreSettings
     score_fields: ClassVar = [pa.field("clip_score", pa.float64())]
 
     def __init__(
         self,
-        settings: ClipScoreFilter,
+        settings: ClipScoreSettings,
         runtime: ModelRuntime | None = None,
         context: FilterContext | None = None,
     ) -> None:
@@ -247,7 +247,7 @@ class HeadFilter(ClipFilter):
     """A head from `settings.weights` scores each image vector; loaded once per filter, checked against
     the CLIP model's embedding dimension."""
 
-    settings: AestheticFilter | NsfwFilter
+    settings: AestheticSettings | NsfwSettings
     _head: Head | None = None
 
     def head(self) -> Head:
@@ -280,12 +280,12 @@ class Aesthetic(HeadFilter):
     """An aesthetic score (the head's raw output, LAION-Aesthetics' 0-10 scale) below `min_score` rejects."""
 
     name = "aesthetic"
-    settings: AestheticFilter
+    settings: AestheticSettings
     score_fields: ClassVar = [pa.field("aesthetic_score", pa.float64())]
 
     def __init__(
         self,
-        settings: AestheticFilter,
+        settings: AestheticSettings,
         runtime: ModelRuntime | None = None,
         context: FilterContext | None = None,
     ) -> None:
@@ -302,11 +302,14 @@ class Nsfw(HeadFilter):
     """An NSFW probability (sigmoid of the head's output) above `max_score` rejects."""
 
     name = "nsfw"
-    settings: NsfwFilter
+    settings: NsfwSettings
     score_fields: ClassVar = [pa.field("nsfw_score", pa.float64())]
 
     def __init__(
-        self, settings: NsfwFilter, runtime: ModelRuntime | None = None, context: FilterContext | None = None
+        self,
+        settings: NsfwSettings,
+        runtime: ModelRuntime | None = None,
+        context: FilterContext | None = None,
     ) -> None:
         super().__init__(runtime, context)
         self.settings = settings

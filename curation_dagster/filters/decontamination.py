@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from curation_dagster.filters.base import Reject, RowFilter
 from curation_dagster.io.local_files import read_text_items, resolve_local_file
-from curation_dagster.spec import DecontaminationFilter
+from curation_dagster.spec import DecontaminationSettings
 
 _WORD = re.compile(r"\w+")
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
@@ -139,7 +139,7 @@ def _cached_eval_ngrams(
     return EvalNgrams(hashes_by_n, owners_by_n, items)
 
 
-def load_eval_ngrams(settings: DecontaminationFilter) -> EvalNgrams:
+def load_eval_ngrams(settings: DecontaminationSettings) -> EvalNgrams:
     """The hashed n-grams of the settings' evaluation files, built once per process."""
     keys = []
     for name in settings.eval_files:
@@ -158,7 +158,7 @@ class Decontamination(RowFilter):
     reads_text = True
     score_fields: ClassVar = [pa.field("eval_overlap_ngrams", pa.int32())]
 
-    def __init__(self, settings: DecontaminationFilter) -> None:
+    def __init__(self, settings: DecontaminationSettings) -> None:
         self.settings = settings
         self._words_hash = _WordHashes()
         self._index: EvalNgrams | None = None

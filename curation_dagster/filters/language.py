@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from curation_dagster.errors import ModelNotConfigured, SpecError
 from curation_dagster.filters.base import Filter, Reject, Verdicts
-from curation_dagster.spec import LanguageFilter
+from curation_dagster.spec import LanguageSettings
 
 #: A text longer than three of these is identified from three excerpts of this many characters (its
 #: start, middle and end), so the cost per item is bounded while more than a page's header is read.
@@ -66,7 +66,7 @@ def _fasttext_label(label: str) -> str:
     return label.removeprefix("__label__")
 
 
-def model_languages(settings: LanguageFilter) -> set[str]:
+def model_languages(settings: LanguageSettings) -> set[str]:
     """The language codes the configured model can return."""
     if settings.model == "fasttext":
         return {_fasttext_label(label) for label in fasttext_model(settings.fasttext_path).get_labels()}
@@ -74,14 +74,14 @@ def model_languages(settings: LanguageFilter) -> set[str]:
 
 
 def identify_languages(
-    texts: Sequence[str | None], settings: LanguageFilter | None = None
+    texts: Sequence[str | None], settings: LanguageSettings | None = None
 ) -> list[Identification]:
     """The most probable language and its probability for each text, in input order.
 
     Codes are the model's: ISO 639-1 where the language has one, else ISO 639-3 (py3langid's `yue`,
     `arz`, and `zxx` for no linguistic content). Text without a letter gets (None, None).
     """
-    settings = settings or LanguageFilter()
+    settings = settings or LanguageSettings()
     samples = [excerpt(text) if text else None for text in texts]
     samples = [sample if sample is not None and _LETTER.search(sample) else None for sample in samples]
     present = [sample for sample in samples if sample is not None]
@@ -118,7 +118,7 @@ class Language(Filter):
     reads_text = True
     score_fields: ClassVar = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float64())]
 
-    def __init__(self, settings: LanguageFilter) -> None:
+    def __init__(self, settings: LanguageSettings) -> None:
         self.settings = settings
         self._keep_checked = False
 

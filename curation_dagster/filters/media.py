@@ -13,14 +13,14 @@ from curation_dagster.filters.base import Reject, RowFilter
 from curation_dagster.io.validate import describe_error
 from curation_dagster.media import media_bytes, sample_video_frames
 from curation_dagster.spec import (
-    AudioQualityFilter,
-    AudioSilenceFilter,
-    DurationFilter,
-    ImageBlankFilter,
-    ImageBlurFilter,
-    ImageSizeFilter,
-    VideoMotionFilter,
-    VideoQualityFilter,
+    AudioQualitySettings,
+    AudioSilenceSettings,
+    DurationSettings,
+    ImageBlankSettings,
+    ImageBlurSettings,
+    ImageSizeSettings,
+    VideoMotionSettings,
+    VideoQualitySettings,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class ImageSize(RowFilter):
     columns = ("width", "height")
     score_fields: ClassVar = [pa.field("aspect_ratio", pa.float64())]
 
-    def __init__(self, settings: ImageSizeFilter) -> None:
+    def __init__(self, settings: ImageSizeSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -61,7 +61,7 @@ class ImageBlank(RowFilter):
     columns = ("media", "uri")
     score_fields: ClassVar = [pa.field("grey_std", pa.float64())]
 
-    def __init__(self, settings: ImageBlankFilter) -> None:
+    def __init__(self, settings: ImageBlankSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -86,7 +86,7 @@ class Duration(RowFilter):
     name = "duration"
     columns = ("duration_s",)
 
-    def __init__(self, settings: DurationFilter) -> None:
+    def __init__(self, settings: DurationSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -128,7 +128,7 @@ class AudioSilence(RowFilter):
     columns = ("media", "uri")
     score_fields: ClassVar = [pa.field("silence_ratio", pa.float64())]
 
-    def __init__(self, settings: AudioSilenceFilter) -> None:
+    def __init__(self, settings: AudioSilenceSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -199,7 +199,7 @@ class ImageBlur(RowFilter):
     columns = ("media", "uri")
     score_fields: ClassVar = [pa.field("laplacian_variance", pa.float64())]
 
-    def __init__(self, settings: ImageBlurFilter) -> None:
+    def __init__(self, settings: ImageBlurSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -336,7 +336,7 @@ class AudioQuality(RowFilter):
         pa.field("snr_db", pa.float64()),
     ]
 
-    def __init__(self, settings: AudioQualityFilter) -> None:
+    def __init__(self, settings: AudioQualitySettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -366,7 +366,7 @@ class VideoQuality(RowFilter):
     name = "video_quality"
     columns = ("fps", "width", "height")
 
-    def __init__(self, settings: VideoQualityFilter) -> None:
+    def __init__(self, settings: VideoQualitySettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -427,7 +427,7 @@ class VideoMotion(RowFilter):
     columns = ("media", "uri")
     score_fields: ClassVar = [pa.field("motion", pa.float64()), pa.field("scene_cuts", pa.int32())]
 
-    def __init__(self, settings: VideoMotionFilter) -> None:
+    def __init__(self, settings: VideoMotionSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:

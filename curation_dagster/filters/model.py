@@ -10,7 +10,7 @@ from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.filters.base import Filter, Verdicts
 from curation_dagster.models.device import autocast
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import TextClassifierFilter
+from curation_dagster.spec import TextClassifierSettings
 
 
 class TextClassifier(Filter):
@@ -22,7 +22,7 @@ class TextClassifier(Filter):
     score_fields: ClassVar = [pa.field("text_classifier_score", pa.float64())]
     needs_accelerator = True
 
-    def __init__(self, settings: TextClassifierFilter, runtime: ModelRuntime | None = None) -> None:
+    def __init__(self, settings: TextClassifierSettings, runtime: ModelRuntime | None = None) -> None:
         self.settings = settings
         self.runtime = runtime
 

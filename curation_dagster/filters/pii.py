@@ -17,7 +17,7 @@ from typing import ClassVar
 import pyarrow as pa
 
 from curation_dagster.filters.base import Filter, Verdicts
-from curation_dagster.spec import PIIFilter
+from curation_dagster.spec import PIISettings
 
 #: When two finds cover the same characters with the same length, the earlier kind here wins.
 KINDS: tuple[str, ...] = ("email", "iban", "credit_card", "us_ssn", "ip_address", "phone")
@@ -275,7 +275,7 @@ class PII(Filter):
     score_fields: ClassVar = [pa.field("pii_redacted", pa.int32()), pa.field("pii_kinds", pa.string())]
     rewrites_columns: ClassVar = ("text",)
 
-    def __init__(self, settings: PIIFilter) -> None:
+    def __init__(self, settings: PIISettings) -> None:
         self.settings = settings
         self.kinds = frozenset(settings.kinds)
         self.placeholders = {kind: settings.placeholder.format(kind=kind.upper()) for kind in KINDS}

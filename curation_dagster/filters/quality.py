@@ -24,10 +24,10 @@ import pyarrow as pa
 from curation_dagster.filters.base import Filter, Reject, RowFilter, Verdicts
 from curation_dagster.filters.words import WORDS
 from curation_dagster.spec import (
-    C4QualityFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    GopherRepetitionFilter,
+    C4QualitySettings,
+    FineWebQualitySettings,
+    GopherQualitySettings,
+    GopherRepetitionSettings,
 )
 
 
@@ -137,7 +137,7 @@ class GopherQuality(RowFilter):
         pa.field("gopher_stop_words", pa.int32()),
     ]
 
-    def __init__(self, settings: GopherQualityFilter) -> None:
+    def __init__(self, settings: GopherQualitySettings) -> None:
         self.settings = settings
         self._stop_words = frozenset(settings.stop_words)
 
@@ -277,7 +277,7 @@ class GopherRepetition(RowFilter):
         *(pa.field(f"gopher_dup_{n}_gram_char_ratio", pa.float64()) for n in _DUPLICATE_NGRAMS),
     ]
 
-    def __init__(self, settings: GopherRepetitionFilter) -> None:
+    def __init__(self, settings: GopherRepetitionSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -373,7 +373,7 @@ class C4Quality(Filter):
     score_fields: ClassVar = [pa.field("c4_lines_removed", pa.int32()), pa.field("c4_sentences", pa.int32())]
     rewrites_columns: ClassVar = ("text",)
 
-    def __init__(self, settings: C4QualityFilter) -> None:
+    def __init__(self, settings: C4QualitySettings) -> None:
         self.settings = settings
 
     def evaluate(self, table: pa.Table) -> Verdicts:
@@ -442,7 +442,7 @@ class FineWebQuality(RowFilter):
         pa.field("fineweb_newline_ratio", pa.float64()),
     ]
 
-    def __init__(self, settings: FineWebQualityFilter) -> None:
+    def __init__(self, settings: FineWebQualitySettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:

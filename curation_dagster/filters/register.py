@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.filters.base import Filter, Verdicts
-from curation_dagster.spec import RegisterFilter
+from curation_dagster.spec import RegisterSettings
 
 WEIGHTS_FILE = "register_weights.json"
 TRAIN_FILE = "register_train.jsonl"
@@ -296,7 +296,7 @@ class Register(Filter):
     reads_text = True
     score_fields: ClassVar = [pa.field("formality", pa.float64())]
 
-    def __init__(self, settings: RegisterFilter) -> None:
+    def __init__(self, settings: RegisterSettings) -> None:
         self.settings = settings
 
     def evaluate(self, table: pa.Table) -> Verdicts:

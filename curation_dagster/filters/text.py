@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from curation_dagster.filters.base import Reject, RowFilter
-from curation_dagster.spec import BlocklistFilter, TextLengthFilter
+from curation_dagster.spec import BlocklistSettings, TextLengthSettings
 
 
 class TextLength(RowFilter):
@@ -18,7 +18,7 @@ class TextLength(RowFilter):
     reads_text = True
     score_fields: ClassVar = [pa.field("text_chars", pa.int64()), pa.field("text_words", pa.int64())]
 
-    def __init__(self, settings: TextLengthFilter) -> None:
+    def __init__(self, settings: TextLengthSettings) -> None:
         self.settings = settings
 
     def judge(self, row: dict[str, Any]) -> tuple[dict[str, object], Reject]:
@@ -42,7 +42,7 @@ class Blocklist(RowFilter):
     reads_text = True
     score_fields: ClassVar = [pa.field("blocklist_hits", pa.int32())]
 
-    def __init__(self, settings: BlocklistFilter) -> None:
+    def __init__(self, settings: BlocklistSettings) -> None:
         self.settings = settings
         phrases = sorted(
             {" ".join(word.casefold().split()) for word in settings.words}, key=len, reverse=True

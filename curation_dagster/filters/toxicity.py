@@ -17,7 +17,7 @@ from curation_dagster.filters.base import Filter, Verdicts
 from curation_dagster.filters.language import identify_languages
 from curation_dagster.filters.model import TextClassifier
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import TextClassifierFilter, ToxicityFilter
+from curation_dagster.spec import TextClassifierSettings, ToxicitySettings
 
 #: The shipped lists, `toxic_words_<lang>.txt`: one word or phrase per line, `#` starts a comment line.
 WORD_LIST_FOLDER = Path(__file__).parent / "data"
@@ -127,10 +127,10 @@ class Toxicity(Filter):
         pa.field("toxicity_source", pa.string()),
     ]
 
-    def __init__(self, settings: ToxicityFilter, runtime: ModelRuntime | None = None) -> None:
+    def __init__(self, settings: ToxicitySettings, runtime: ModelRuntime | None = None) -> None:
         self.settings = settings
         self.word_lists = load_word_lists(settings.word_lists)
-        model_settings = TextClassifierFilter(
+        model_settings = TextClassifierSettings(
             label_index=settings.label_index, max_tokens=settings.max_tokens
         )
         self.model = TextClassifier(model_settings, runtime) if settings.use_model else None

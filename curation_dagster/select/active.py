@@ -37,7 +37,7 @@ from curation_dagster.select.probe import (
     merge_labelled,
     parse_labelled,
 )
-from curation_dagster.spec import ProxyStrategy, SelectSpec
+from curation_dagster.spec import ProxySettings, SelectSettings
 from curation_dagster.vectors.text import TextEmbedder, shard_embeddings, text_hash, vectors_of
 
 #: The lake folder (in place of a stage) of the version's active-learning rounds.
@@ -62,10 +62,10 @@ def probe_name(number: int) -> str:
     return f"probe_round_{number}.json"
 
 
-def proxy_settings(settings: SelectSpec) -> ProxyStrategy:
+def proxy_settings(settings: SelectSettings) -> ProxySettings:
     """The `proxy` strategy of `settings`, if it trains a probe; else a `TypeError` saying so."""
     strategy = settings.strategy
-    if not isinstance(strategy, ProxyStrategy) or not strategy.uses_probe:
+    if not isinstance(strategy, ProxySettings) or not strategy.uses_probe:
         raise TypeError("active learning needs select.strategy of kind proxy with seed_files (a probe)")
     return strategy
 
@@ -194,7 +194,7 @@ class ActiveLearning:
     """
 
     def __init__(
-        self, settings: SelectSpec, lake: Lake, version: str, embedder: TextEmbedder | None = None
+        self, settings: SelectSettings, lake: Lake, version: str, embedder: TextEmbedder | None = None
     ) -> None:
         self.settings = settings
         self.proxy = proxy_settings(settings)
@@ -513,7 +513,7 @@ def labelled_texts(items: Sequence[Labelled], lake: Lake | None, version: str) -
     return texts
 
 
-def fit_probe(proxy: ProxyStrategy, vectors: np.ndarray, labels: Sequence[str], model: str) -> Probe:
+def fit_probe(proxy: ProxySettings, vectors: np.ndarray, labels: Sequence[str], model: str) -> Probe:
     """A probe with the strategy's settings."""
     return Probe.fit(
         vectors,
@@ -526,7 +526,7 @@ def fit_probe(proxy: ProxyStrategy, vectors: np.ndarray, labels: Sequence[str], 
 
 
 def current_probe(
-    settings: SelectSpec, lake: Lake | None, version: str, embedder: TextEmbedder
+    settings: SelectSettings, lake: Lake | None, version: str, embedder: TextEmbedder
 ) -> tuple[Probe, str]:
     """The probe the selected stage ranks with, and where it came from: the latest round's when it fits the
     spec (same embedder, wanted label and training settings), else one trained now on the seeds and the

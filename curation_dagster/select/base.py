@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 
 if TYPE_CHECKING:
     from curation_dagster.io.lake import Lake
@@ -128,8 +128,8 @@ class Strategy:
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, settings: SelectSpec | None = None) -> None:
-        self.settings = settings or SelectSpec()
+    def __init__(self, settings: SelectSettings | None = None) -> None:
+        self.settings = settings or SelectSettings()
 
     def bind(self, lake: Lake | None, version: str, runtime: ModelRuntime | None) -> None:
         """Load what ranking needs from the version's lake and the runtime (a model, a trained probe) before

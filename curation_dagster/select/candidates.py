@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from curation_dagster.errors import SpecError
-from curation_dagster.spec import SelectSpec, TopKStrategy
+from curation_dagster.spec import SelectSettings, TopKSettings
 
 #: The view every query reads; the caller points it at a Parquet file or an Arrow table.
 ITEMS = "items"
@@ -30,7 +30,7 @@ class Candidates:
     values: np.ndarray | None
 
 
-def sql_settings(settings: SelectSpec) -> list[tuple[str, str, str, str]]:
+def sql_settings(settings: SelectSettings) -> list[tuple[str, str, str, str]]:
     """(setting, expression as written, expression cast to the type it must have, column alias) for each
     SQL setting in use."""
     out = []
@@ -40,13 +40,13 @@ def sql_settings(settings: SelectSpec) -> list[tuple[str, str, str, str]]:
     if settings.quotas is not None:
         by = settings.quotas.by
         out.append(("select.quotas.by", by, f"CAST(({by}) AS VARCHAR)", "grp"))
-    if isinstance(settings.strategy, TopKStrategy):
+    if isinstance(settings.strategy, TopKSettings):
         order_by = settings.strategy.order_by
         out.append(("select.strategy.order_by", order_by, f"CAST(({order_by}) AS DOUBLE)", "value"))
     return out
 
 
-def read_candidates(connection: Any, settings: SelectSpec, *, need_text: bool, source: str) -> Candidates:
+def read_candidates(connection: Any, settings: SelectSettings, *, need_text: bool, source: str) -> Candidates:
     """Evaluate the SQL settings over the `items` view; a failing expression is a `SpecError` naming the
     setting, the source and the columns it can use."""
     import duckdb

@@ -17,7 +17,7 @@ from curation_dagster.select.base import (
     Ranking,
     Strategy,
 )
-from curation_dagster.spec import ClusterBalancedStrategy
+from curation_dagster.spec import ClusterBalancedSettings
 
 
 class ClusterBalanced(Strategy):
@@ -31,9 +31,9 @@ class ClusterBalanced(Strategy):
     needs = frozenset({"embeddings", "clusters"})
 
     @property
-    def spec(self) -> ClusterBalancedStrategy:
+    def spec(self) -> ClusterBalancedSettings:
         strategy = self.settings.strategy
-        if not isinstance(strategy, ClusterBalancedStrategy):
+        if not isinstance(strategy, ClusterBalancedSettings):
             raise TypeError(
                 f"ClusterBalanced needs select.strategy of kind cluster_balanced, got {strategy.kind}"
             )

@@ -20,7 +20,7 @@ import numpy as np
 from curation_dagster.errors import SpecError
 from curation_dagster.sampling import sample_scores
 from curation_dagster.select.base import REJECT_NO_TEXT, Pool, Ranking, Strategy, ordered
-from curation_dagster.spec import DSIRStrategy, SelectSpec
+from curation_dagster.spec import DSIRSettings, SelectSettings
 
 _WORD = re.compile(r"\w+")
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -73,7 +73,7 @@ def kl_divergence(target: np.ndarray, other: np.ndarray) -> float:
     return float(np.sum(target * (np.log(target) - np.log(other))))
 
 
-def read_target_texts(spec: DSIRStrategy) -> list[str]:
+def read_target_texts(spec: DSIRSettings) -> list[str]:
     """The target documents: `text_field` of each JSON line, or each non-empty line of a text file."""
     texts: list[str] = []
     for name in spec.target_files:
@@ -111,14 +111,14 @@ class DSIR(Strategy):
     name = "dsir"
     needs = frozenset({"texts"})
 
-    def __init__(self, settings: SelectSpec | None = None) -> None:
+    def __init__(self, settings: SelectSettings | None = None) -> None:
         super().__init__(settings)
         self._models_loaded: tuple[NgramHasher, np.ndarray, int] | None = None
 
     @property
-    def spec(self) -> DSIRStrategy:
+    def spec(self) -> DSIRSettings:
         strategy = self.settings.strategy
-        if not isinstance(strategy, DSIRStrategy):
+        if not isinstance(strategy, DSIRSettings):
             raise TypeError(f"DSIR needs select.strategy of kind dsir, got {strategy.kind}")
         return strategy
 

@@ -31,7 +31,7 @@ from curation_dagster.select.base import (
 )
 from curation_dagster.select.quotas import allot, largest_remainder
 from curation_dagster.select.state import NO_GROUP, Usage
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _markdown(label: str, outcomes: Mapping[str, GroupOutcome]) -> str:
     return "\n".join(lines)
 
 
-def _quota_targets(settings: SelectSpec) -> dict[str, int] | None:
+def _quota_targets(settings: SelectSettings) -> dict[str, int] | None:
     """Each group's share of the version budget, split exactly; None without quotas."""
     quotas = settings.quotas
     if quotas is None:
@@ -175,7 +175,7 @@ class _Ledger:
 
 
 def plan_selection(
-    settings: SelectSpec,
+    settings: SelectSettings,
     strategy: Strategy,
     pool: Pool,
     passes: np.ndarray,
@@ -214,7 +214,7 @@ def plan_selection(
 
 
 def _rank_groups(
-    settings: SelectSpec,
+    settings: SelectSettings,
     strategy: Strategy,
     pool: Pool,
     passes: np.ndarray,
@@ -259,7 +259,7 @@ def _rank_groups(
 
 
 def _allot(
-    settings: SelectSpec,
+    settings: SelectSettings,
     targets: dict[str, int] | None,
     supply: dict[str, int],
     usage: Usage,
@@ -282,7 +282,7 @@ def _allot(
 
 
 def _take(
-    settings: SelectSpec,
+    settings: SelectSettings,
     pool: Pool,
     rankings: dict[str, tuple[np.ndarray, Ranking]],
     allotted: dict[str, int],

@@ -15,7 +15,7 @@ from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.models.loading import load_sequence_classifier
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.select.base import REJECT_NO_TEXT, REJECT_THRESHOLD, Pool, Ranking, Strategy, ordered
-from curation_dagster.spec import ProxyStrategy, SelectSpec, TextClassifierFilter
+from curation_dagster.spec import ProxySettings, SelectSettings, TextClassifierSettings
 from curation_dagster.vectors.text import TextEmbedder
 
 if TYPE_CHECKING:
@@ -33,14 +33,14 @@ class _Proxy(Strategy):
 
     name = "proxy"
 
-    def __init__(self, settings: SelectSpec | None = None) -> None:
+    def __init__(self, settings: SelectSettings | None = None) -> None:
         super().__init__(settings)
         self._known: dict[str, float] = {}
 
     @property
-    def spec(self) -> ProxyStrategy:
+    def spec(self) -> ProxySettings:
         strategy = self.settings.strategy
-        if not isinstance(strategy, ProxyStrategy):
+        if not isinstance(strategy, ProxySettings):
             raise TypeError(f"{type(self).__name__} needs select.strategy of kind proxy, got {strategy.kind}")
         return strategy
 
@@ -100,7 +100,7 @@ class ProbeProxy(_Proxy):
 
     needs = frozenset({"embeddings"})
 
-    def __init__(self, settings: SelectSpec | None = None, probe: Probe | None = None) -> None:
+    def __init__(self, settings: SelectSettings | None = None, probe: Probe | None = None) -> None:
         super().__init__(settings)
         self._given = probe
         self._probe = probe
@@ -154,7 +154,7 @@ class ModelProxy(_Proxy):
 
     needs = frozenset({"texts"})
 
-    def __init__(self, settings: SelectSpec | None = None) -> None:
+    def __init__(self, settings: SelectSettings | None = None) -> None:
         super().__init__(settings)
         self._runtime: ModelRuntime | None = None
 
@@ -199,7 +199,7 @@ class ModelProxy(_Proxy):
         scored = np.asarray([bool(text and text.strip()) for text in texts], dtype=bool)
         probabilities = np.full(len(pool), np.nan)
         if scored.any():
-            settings = TextClassifierFilter(
+            settings = TextClassifierSettings(
                 label_index=self.label_index(runtime), max_tokens=self.spec.max_tokens
             )
             chosen = [str(texts[p]) for p in np.flatnonzero(scored)]

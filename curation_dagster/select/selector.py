@@ -31,7 +31,7 @@ from curation_dagster.select.state import (
     version_centroids,
 )
 from curation_dagster.select.top_k import TopK
-from curation_dagster.spec import ClusterBalancedStrategy, ProxyStrategy, SelectSpec
+from curation_dagster.spec import ClusterBalancedSettings, ProxySettings, SelectSettings
 from curation_dagster.vectors.image import (
     IMAGE_EMBEDDINGS,
     SLICE_ROWS,
@@ -52,11 +52,11 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def build_strategy(settings: SelectSpec) -> Strategy:
+def build_strategy(settings: SelectSettings) -> Strategy:
     """The strategy `settings.strategy.kind` names, configured by `settings` (a `proxy` with a
     `model_path` scores with that model instead of a probe)."""
     strategy = settings.strategy
-    if isinstance(strategy, ProxyStrategy) and not strategy.uses_probe:
+    if isinstance(strategy, ProxySettings) and not strategy.uses_probe:
         return ModelProxy(settings)
     return STRATEGIES[strategy.kind](settings)
 
@@ -78,7 +78,7 @@ class Prepared:
 class Selector:
     """Plans the selection of one shard (or one in-memory table) by the spec's strategy."""
 
-    def __init__(self, settings: SelectSpec, strategy: Strategy | None = None) -> None:
+    def __init__(self, settings: SelectSettings, strategy: Strategy | None = None) -> None:
         self.settings = settings
         self.strategy = strategy or build_strategy(settings)
 
@@ -195,7 +195,7 @@ class Selector:
         """Each space's items to the nearest of its version centroids; image clusters are numbered after
         the text ones (from `clusters` up), so `select_cluster` never confuses two spaces."""
         strategy = self.settings.strategy
-        assert isinstance(strategy, ClusterBalancedStrategy)
+        assert isinstance(strategy, ClusterBalancedSettings)
         clusters = np.full(len(pool), -1, dtype=np.int64)
         count = 0
         for space, found in spaces:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation_dagster.io.lake import Lake
-from curation_dagster.spec import ClusterBalancedStrategy
+from curation_dagster.spec import ClusterBalancedSettings
 from curation_dagster.vectors.kmeans import fit_centroids, stored_centroids
 from curation_dagster.vectors.text import EMBEDDINGS, vectors_of
 
@@ -117,7 +117,7 @@ def prior_embeddings(
     return {str(group): vectors[groups == group] for group in sorted(set(groups.tolist()))}
 
 
-def centroids_fingerprint(strategy: ClusterBalancedStrategy, seed: int, model: str) -> str:
+def centroids_fingerprint(strategy: ClusterBalancedSettings, seed: int, model: str) -> str:
     """What determines the version's centroids: the clustering settings, the seed and the embedder."""
     settings = {"clusters": strategy.clusters, "restarts": strategy.kmeans_init, "seed": seed, "model": model}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -126,7 +126,7 @@ def centroids_fingerprint(strategy: ClusterBalancedStrategy, seed: int, model: s
 def version_centroids(
     lake: Lake | None,
     version: str,
-    strategy: ClusterBalancedStrategy,
+    strategy: ClusterBalancedSettings,
     seed: int,
     model: str,
     points: np.ndarray,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from curation_dagster.select.base import REJECT_THRESHOLD, Pool, Ranking, Strategy, ordered
-from curation_dagster.spec import TopKStrategy
+from curation_dagster.spec import TopKSettings
 
 
 class TopK(Strategy):
@@ -22,9 +22,9 @@ class TopK(Strategy):
     needs = frozenset({"values"})
 
     @property
-    def spec(self) -> TopKStrategy:
+    def spec(self) -> TopKSettings:
         strategy = self.settings.strategy
-        if not isinstance(strategy, TopKStrategy):
+        if not isinstance(strategy, TopKSettings):
             raise TypeError(f"TopK needs select.strategy of kind top_k, got {strategy.kind}")
         return strategy
 

@@ -61,14 +61,14 @@ from curation_dagster.dedup.plan import (
 from curation_dagster.filters.base import FilterChain
 from curation_dagster.io.lake import Lake
 from curation_dagster.schema import mark_rejected
-from curation_dagster.spec import NearDedupSpec, VersionSpec
+from curation_dagster.spec import NearDedupSettings, VersionSpec
 
 
 class NearAdmission:
     """Decides, batch after batch of a shard's text candidates, which are near duplicates of an item
     other than their parents; remembers the admitted ones for later batches and for the index."""
 
-    def __init__(self, settings: NearDedupSpec, earlier: Sequence[tuple[str, EarlierLookup]]) -> None:
+    def __init__(self, settings: NearDedupSettings, earlier: Sequence[tuple[str, EarlierLookup]]) -> None:
         """`earlier` names the indexes to check against (`real`, `synthetic`) and their lookups; a
         decision's `shard` holds the name of the index that matched (empty for this shard's candidates)."""
         self.settings, self.earlier = settings, earlier

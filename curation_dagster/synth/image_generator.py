@@ -12,7 +12,7 @@ from typing import Any
 
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.models.image_generation import IMAGE_GENERATOR_SETTING, generate_images
-from curation_dagster.spec import ImageGeneratorRecipe
+from curation_dagster.spec import ImageGeneratorSettings
 from curation_dagster.synth.base import ModelRecipe, Outcome, Unusable, Variant, cut_at_word
 
 REJECT_NO_PROMPT_TEXT = "synth.no_prompt_text"
@@ -24,7 +24,7 @@ class ImageGeneration(ModelRecipe):
 
     name = "image_generator"
     modality = "image"
-    settings: ImageGeneratorRecipe
+    settings: ImageGeneratorSettings
 
     @property
     def model(self) -> str:

@@ -22,7 +22,7 @@ from curation_dagster.models.generation import (
     truncate_to_tokens,
 )
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import LLMRecipe
+from curation_dagster.spec import LLMSettings
 from curation_dagster.synth.base import ModelRecipe, Outcome, Unusable, Variant
 
 REJECT_EMPTY_OUTPUT = "synth.empty_output"
@@ -71,9 +71,9 @@ class LanguageModelRecipe(ModelRecipe):
 
     name = "llm"
     modality = "text"
-    settings: LLMRecipe
+    settings: LLMSettings
 
-    def __init__(self, settings: LLMRecipe, runtime: ModelRuntime | None = None) -> None:
+    def __init__(self, settings: LLMSettings, runtime: ModelRuntime | None = None) -> None:
         super().__init__(settings, runtime)
         self._seed_tasks: list[str] | None = None
 

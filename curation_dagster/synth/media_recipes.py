@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from curation_dagster.media import encode_mp4, media_bytes
 from curation_dagster.spec import (
     ColourJitterBounds,
-    ColourJitterRecipe,
-    CompositeRecipe,
-    FrameAugmentRecipe,
-    NoiseRecipe,
-    PanZoomRecipe,
-    ReverbRecipe,
-    SpeedPitchRecipe,
+    ColourJitterSettings,
+    CompositeSettings,
+    FrameAugmentSettings,
+    NoiseSettings,
+    PanZoomSettings,
+    ReverbSettings,
+    SpeedPitchSettings,
 )
 from curation_dagster.synth.base import (
     REJECT_RECIPE_FAILED,
@@ -99,7 +99,7 @@ class ColourJitter(Recipe):
 
     name = "colour_jitter"
     modality = "image"
-    settings: ColourJitterRecipe
+    settings: ColourJitterSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         image = _decode_rgb(parent, "the parent")
@@ -123,7 +123,7 @@ class Composite(Recipe):
 
     name = "composite"
     modality = "image"
-    settings: CompositeRecipe
+    settings: CompositeSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         raise ValueError("a composite needs a second image: run the recipe through make_batch with a pool")
@@ -232,7 +232,7 @@ class Noise(Recipe):
 
     name = "noise"
     modality = "audio"
-    settings: NoiseRecipe
+    settings: NoiseSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         import numpy as np
@@ -299,7 +299,7 @@ class SpeedPitch(Recipe):
 
     name = "speed_pitch"
     modality = "audio"
-    settings: SpeedPitchRecipe
+    settings: SpeedPitchSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         import numpy as np
@@ -334,7 +334,7 @@ class Reverb(Recipe):
 
     name = "reverb"
     modality = "audio"
-    settings: ReverbRecipe
+    settings: ReverbSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         import numpy as np
@@ -373,7 +373,7 @@ class PanZoom(Recipe):
 
     name = "pan_zoom"
     modality = "video"
-    settings: PanZoomRecipe
+    settings: PanZoomSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         s = self.settings
@@ -428,7 +428,7 @@ class FrameAugment(Recipe):
 
     name = "frame_augment"
     modality = "video"
-    settings: FrameAugmentRecipe
+    settings: FrameAugmentSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         import av

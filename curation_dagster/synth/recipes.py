@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from curation_dagster.media import encode_mp4, media_bytes
 from curation_dagster.spec import (
-    AudioRecipe,
-    ImageRecipe,
-    SentenceShuffleRecipe,
-    TextRecipe,
-    VideoRecipe,
+    FlipCropSettings,
+    FrameStepCropSettings,
+    GainShiftSettings,
+    SentenceShuffleSettings,
+    WordEditsSettings,
 )
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class WordEdits(Recipe):
 
     name = "word_edits"
     modality = "text"
-    settings: TextRecipe
+    settings: WordEditsSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         words = str(parent["text"]).split()
@@ -81,7 +81,7 @@ class SentenceShuffle(Recipe):
 
     name = "sentence_shuffle"
     modality = "text"
-    settings: SentenceShuffleRecipe
+    settings: SentenceShuffleSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         text = str(parent["text"])
@@ -131,7 +131,7 @@ class FlipCrop(Recipe):
 
     name = "flip_crop"
     modality = "image"
-    settings: ImageRecipe
+    settings: FlipCropSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         from PIL import Image, ImageOps
@@ -149,7 +149,7 @@ class GainShift(Recipe):
 
     name = "gain_shift"
     modality = "audio"
-    settings: AudioRecipe
+    settings: GainShiftSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         import numpy as np
@@ -168,7 +168,7 @@ class FrameStepCrop(Recipe):
 
     name = "frame_step_crop"
     modality = "video"
-    settings: VideoRecipe
+    settings: FrameStepCropSettings
 
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
         import av

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import SynthSpec
+from curation_dagster.spec import SynthSettings
 from curation_dagster.synth.base import Recipe
 from curation_dagster.synth.image_generator import ImageGeneration
 from curation_dagster.synth.llm import LanguageModelRecipe
@@ -45,7 +45,7 @@ MODEL_RECIPES: dict[str, Callable[[Any, ModelRuntime | None], Recipe]] = {
 }
 
 
-def build_recipes(spec: SynthSpec, runtime: ModelRuntime | None = None) -> list[Recipe]:
+def build_recipes(spec: SynthSettings, runtime: ModelRuntime | None = None) -> list[Recipe]:
     """The recipes the spec switches on: text, then image, audio and video, each in the spec's order.
     Recipes that run a model (`llm`, `tts`, `image_generator`) run on `runtime` and load nothing until
     they first generate."""

@@ -17,7 +17,7 @@ from curation_dagster.models.speech import (
     speakable,
     synthesize_speech,
 )
-from curation_dagster.spec import TTSRecipe
+from curation_dagster.spec import TTSSettings
 from curation_dagster.synth.base import ModelRecipe, Outcome, Unusable, Variant, cut_at_word
 from curation_dagster.synth.media_recipes import wav_bytes
 
@@ -30,7 +30,7 @@ class TextToSpeech(ModelRecipe):
 
     name = "tts"
     modality = "audio"
-    settings: TTSRecipe
+    settings: TTSSettings
 
     @property
     def model(self) -> str:

@@ -26,7 +26,7 @@ from curation_dagster.io.lake import Lake
 from curation_dagster.models.device import autocast
 from curation_dagster.models.loading import require_local_path
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import EmbeddingSpec
+from curation_dagster.spec import EmbeddingSettings
 
 #: The lake folder (in place of a stage) that holds each shard's embeddings.
 EMBEDDINGS = "embeddings"
@@ -50,7 +50,7 @@ def packaged_model_path() -> Path:
     return folder
 
 
-def model_folder(settings: EmbeddingSpec) -> Path:
+def model_folder(settings: EmbeddingSettings) -> Path:
     """Where the embedder's files are: `select.embeddings.model_path`, else the packaged model."""
     if settings.model_path:
         return require_local_path(
@@ -59,7 +59,7 @@ def model_folder(settings: EmbeddingSpec) -> Path:
     return packaged_model_path()
 
 
-def model_key(settings: EmbeddingSpec) -> str:
+def model_key(settings: EmbeddingSettings) -> str:
     """What identifies the vectors a setting produces: the model (package version or folder) and the
     truncation length. Stored vectors with another key are computed again."""
     if settings.model_path:
@@ -101,17 +101,17 @@ class TextEmbedder:
 
     def __init__(
         self,
-        settings: EmbeddingSpec | None = None,
+        settings: EmbeddingSettings | None = None,
         *,
         device: str = "cpu",
         batch_size: int = 32,
         dtype: str = "float32",
     ) -> None:
-        self.settings = settings or EmbeddingSpec()
+        self.settings = settings or EmbeddingSettings()
         self.device, self.batch_size, self.dtype = device, batch_size, dtype
 
     @classmethod
-    def for_runtime(cls, settings: EmbeddingSpec, runtime: ModelRuntime) -> TextEmbedder:
+    def for_runtime(cls, settings: EmbeddingSettings, runtime: ModelRuntime) -> TextEmbedder:
         """An embedder on the runtime's device, with its batch size and precision."""
         return cls(settings, device=runtime.device, batch_size=runtime.batch_size, dtype=runtime.dtype)
 

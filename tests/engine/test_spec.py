@@ -10,8 +10,8 @@ from curation_dagster.errors import SpecError
 from curation_dagster.io.validate import MAX_IMAGE_PIXELS
 from curation_dagster.spec import (
     ENGINE_VERSIONS,
-    BlocklistFilter,
-    TextLengthFilter,
+    BlocklistSettings,
+    TextLengthSettings,
     VersionSpec,
     load_spec,
     load_specs,
@@ -41,7 +41,7 @@ def test_defaults_form_a_valid_spec() -> None:
 
     assert VersionSpec.model_validate(spec.model_dump()) == spec
     assert spec.modalities == ("text", "image", "audio", "video")
-    assert spec.filters.text == (TextLengthFilter(),)
+    assert spec.filters.text == (TextLengthSettings(),)
 
 
 def test_load_spec_reads_a_yaml_file(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_load_spec_reads_a_yaml_file(tmp_path: Path) -> None:
 
     assert spec.name == "small"
     assert spec.modalities == ("text",)
-    assert spec.filters.text == (TextLengthFilter(min_chars=5), BlocklistFilter(words=("spam",)))
+    assert spec.filters.text == (TextLengthSettings(min_chars=5), BlocklistSettings(words=("spam",)))
     assert (spec.select.seed, spec.select.budget) == (4, 10)
 
 

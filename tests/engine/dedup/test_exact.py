@@ -9,9 +9,9 @@ import pytest
 
 from curation_dagster.dedup.exact import REJECT_EXACT, ExactDedup, content_hash, normalize_text
 from curation_dagster.schema import RAW_SCHEMA, rows_to_table
-from curation_dagster.spec import ExactDedupSpec, NormalizeSpec
+from curation_dagster.spec import ExactDedupSettings, NormalizeSettings
 
-DEFAULT = NormalizeSpec()
+DEFAULT = NormalizeSettings()
 
 
 def items(*rows: tuple[str, str, str | None, bytes | None]) -> pa.Table:
@@ -23,7 +23,7 @@ def items(*rows: tuple[str, str, str | None, bytes | None]) -> pa.Table:
     return rows_to_table(dicts, RAW_SCHEMA)
 
 
-def text_hash(text: str, settings: NormalizeSpec = DEFAULT) -> str:
+def text_hash(text: str, settings: NormalizeSettings = DEFAULT) -> str:
     return content_hash("text", text, None, settings)
 
 
@@ -51,19 +51,19 @@ def test_normalize_text_applies_nfkc_casefold_and_whitespace() -> None:
 
 
 def test_casefold_off_keeps_case_apart() -> None:
-    settings = NormalizeSpec(casefold=False)
+    settings = NormalizeSettings(casefold=False)
 
     assert text_hash("Hello", settings) != text_hash("hello", settings)
 
 
 def test_whitespace_collapse_off_keeps_spacing_apart() -> None:
-    settings = NormalizeSpec(collapse_whitespace=False)
+    settings = NormalizeSettings(collapse_whitespace=False)
 
     assert text_hash("a  b", settings) != text_hash("a b", settings)
 
 
 def test_nfkc_off_keeps_compatibility_characters_apart() -> None:
-    settings = NormalizeSpec(unicode_nfkc=False)
+    settings = NormalizeSettings(unicode_nfkc=False)
 
     assert text_hash("ｈｉ", settings) != text_hash("hi", settings)
 
@@ -177,7 +177,7 @@ def test_lookup_is_not_asked_for_hashes_already_known() -> None:
 def test_disabled_dedup_keeps_every_item() -> None:
     table = items(("a", "text", "same", None), ("b", "text", "same", None))
 
-    kept, rejected = ExactDedup(ExactDedupSpec(enabled=False)).run(table, {})
+    kept, rejected = ExactDedup(ExactDedupSettings(enabled=False)).run(table, {})
 
     assert kept.column("id").to_pylist() == ["a", "b"]
     assert rejected.num_rows == 0
@@ -187,7 +187,7 @@ def test_disabled_dedup_keeps_every_item() -> None:
 def test_kept_and_rejected_have_the_dedup_and_reject_columns(enabled: bool) -> None:
     table = items(("a", "text", "x", None), ("b", "text", "x", None))
 
-    kept, rejected = ExactDedup(ExactDedupSpec(enabled=enabled)).run(table, {})
+    kept, rejected = ExactDedup(ExactDedupSettings(enabled=enabled)).run(table, {})
 
     assert {"content_hash", "dup_of"} <= set(kept.column_names)
     assert {"content_hash", "dup_of", "reject_stage", "reject_reason", "reject_detail"} <= set(

@@ -21,7 +21,7 @@ from curation_dagster.media import H264_VIDEO, VideoEncoding, encode_mp4
 from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
 from curation_dagster.shard_io import StageResult
-from curation_dagster.spec import AudioDedupSpec, VersionSpec, parse_spec
+from curation_dagster.spec import AudioDedupSettings, VersionSpec, parse_spec
 from tests.engine.dedup.image_fixtures import crop, jpeg, scene
 from tests.engine.dedup.sound_fixtures import sound, tune
 
@@ -295,7 +295,7 @@ def test_reencoded_quieter_and_trimmed_sounds_are_found_and_different_sounds_kep
 
 
 def test_different_tunes_are_never_merged() -> None:
-    settings = AudioDedupSpec()
+    settings = AudioDedupSettings()
     media = ShardMedia()
     for seed in range(12):
         add_sequence(media, audio_fingerprinter(settings), str(seed), sound(tune(100 + seed)))

@@ -19,7 +19,7 @@ from curation_dagster.dedup.minhash import (
     word_signatures,
 )
 from curation_dagster.demo import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
-from curation_dagster.spec import NearDedupSpec, ShingleNormalizeSpec
+from curation_dagster.spec import NearDedupSettings, ShingleNormalizeSettings
 
 SENTENCES = [s for pool in NEWS_SENTENCES.values() for s in pool] + list(ENCYCLOPEDIA_SENTENCES)
 
@@ -45,14 +45,14 @@ def edit_words(text: str, rate: float, rng: random.Random) -> str:
 
 
 def word_set_jaccard(first: str, second: str) -> float:
-    a = set(normalize_for_shingles(first, ShingleNormalizeSpec()).split())
-    b = set(normalize_for_shingles(second, ShingleNormalizeSpec()).split())
+    a = set(normalize_for_shingles(first, ShingleNormalizeSettings()).split())
+    b = set(normalize_for_shingles(second, ShingleNormalizeSettings()).split())
     return len(a & b) / len(a | b)
 
 
 def shingle_jaccard(first: str, second: str, n: int) -> float:
     def grams(text: str) -> set[tuple[str, ...]]:
-        words = normalize_for_shingles(text, ShingleNormalizeSpec()).split()
+        words = normalize_for_shingles(text, ShingleNormalizeSettings()).split()
         return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
     a, b = grams(first), grams(second)
@@ -60,7 +60,7 @@ def shingle_jaccard(first: str, second: str, n: int) -> float:
 
 
 def test_normalisation_drops_case_accents_punctuation_and_digits() -> None:
-    assert normalize_for_shingles("Café, CRÈME! 2024", ShingleNormalizeSpec()).split() == [
+    assert normalize_for_shingles("Café, CRÈME! 2024", ShingleNormalizeSettings()).split() == [
         "cafe",
         "creme",
         "0000",
@@ -85,7 +85,7 @@ def test_signatures_are_the_same_on_every_call_and_in_any_batch() -> None:
 def test_the_estimate_is_within_the_statistical_bound_of_true_jaccard() -> None:
     """Over many random pairs, every estimate lies within 4 standard errors of the exact Jaccard."""
     rng = random.Random(2)
-    settings = NearDedupSpec(bands=64, rows=4)
+    settings = NearDedupSettings(bands=64, rows=4)
     errors = []
     for _ in range(200):
         base = document(rng, 20)
@@ -109,7 +109,7 @@ def test_word_signatures_estimate_the_share_of_words() -> None:
 @pytest.mark.parametrize("similarity", [0.2, 0.3, 0.5, 0.7])
 def test_candidate_rate_follows_the_s_curve(similarity: float) -> None:
     """Pairs of sets with a known Jaccard similarity share a band as often as 1 - (1 - s^r)^b says."""
-    settings = NearDedupSpec(bands=20, rows=4, ngram=1)
+    settings = NearDedupSettings(bands=20, rows=4, ngram=1)
     rng = np.random.default_rng(4)
     size, pairs, hits = 400, 300, 0
     shared = round(2 * size * similarity / (1 + similarity))
@@ -126,7 +126,7 @@ def test_candidate_rate_follows_the_s_curve(similarity: float) -> None:
 
 
 def test_the_threshold_is_where_the_s_curve_crosses_one_half() -> None:
-    fineweb = NearDedupSpec.preset_settings("fineweb")
+    fineweb = NearDedupSettings.preset_settings("fineweb")
     assert fineweb.num_perm == 112
     assert fineweb.threshold == pytest.approx(0.72, abs=0.01)
     assert candidate_probability(0.75, 14, 8) == pytest.approx(0.77, abs=0.01)
@@ -172,7 +172,7 @@ def test_the_fineweb_preset_misses_ten_percent_edits_that_the_default_finds() ->
     rng = random.Random(8)
     originals = [document(rng) for _ in range(30)]
     variants = [edit_words(text, 0.10, rng) for text in originals]
-    fineweb = near_duplicates(originals + variants, NearDedupSpec.preset_settings("fineweb"))
+    fineweb = near_duplicates(originals + variants, NearDedupSettings.preset_settings("fineweb"))
     default = near_duplicates(originals + variants)
     assert sum(owner is not None for owner in default[30:]) > sum(owner is not None for owner in fineweb[30:])
 
@@ -184,7 +184,7 @@ def test_clusters_are_connected_components_rooted_at_the_earliest_document() -> 
     b = edit_words(a, 0.12, rng)
     c = edit_words(b, 0.12, rng)
     unrelated = document(rng, 16)
-    settings = NearDedupSpec(min_similarity=0.7)
+    settings = NearDedupSettings(min_similarity=0.7)
     assert near_duplicates([unrelated, a, b, c], settings) == [None, None, 1, 1]
 
 
@@ -195,7 +195,7 @@ def test_empty_and_punctuation_only_documents_never_match() -> None:
 
 
 def test_character_shingles_work_for_text_without_spaces() -> None:
-    settings = NearDedupSpec(shingle="chars", ngram=5, verify="shingle_jaccard", min_similarity=0.5)
+    settings = NearDedupSettings(shingle="chars", ngram=5, verify="shingle_jaccard", min_similarity=0.5)
     text = "日本語の文章には単語の間に空白がありませんので文字の並びで比べます" * 3
     variant = text.replace("比べます", "比較します", 1)
     other = "これはまったく別の内容について書かれた短い説明文であり共通点は少ない" * 3
@@ -226,7 +226,7 @@ def test_union_find_roots_are_the_smallest_member() -> None:
 
 
 def test_accents_of_any_script_are_dropped_without_splitting_words() -> None:
-    assert normalize_for_shingles("تقدّم naïve", ShingleNormalizeSpec()).split() == ["تقدم", "naive"]
+    assert normalize_for_shingles("تقدّم naïve", ShingleNormalizeSettings()).split() == ["تقدم", "naive"]
 
 
 def test_signatures_in_many_batches_equal_one_batch() -> None:
@@ -249,7 +249,7 @@ def test_signing_text_equals_signing_its_normalised_words(shingle: str) -> None:
     rng = random.Random(11)
     texts = ["".join(rng.choice(MIXED_SCRIPTS) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
     texts += ["", "   ", "\t\n", " leading", "trailing ", "  both  ", "a\ud800b c"]
-    settings = NearDedupSpec(shingle=shingle, ngram=3)  # type: ignore[arg-type]
+    settings = NearDedupSettings(shingle=shingle, ngram=3)  # type: ignore[arg-type]
     normalised = [" ".join(normalize_for_shingles(text, settings.normalize).split()) for text in texts]
     normalised[-1] = "a?b c"  # a lone surrogate is signed as '?'
     assert (signatures(texts, settings) == signatures(normalised, settings)).all()

@@ -18,22 +18,22 @@ from curation_dagster.dedup.perceptual import (
     near_pairs,
     segment_plan,
 )
-from curation_dagster.spec import ImageDedupSpec
+from curation_dagster.spec import ImageDedupSettings
 from tests.engine.dedup.image_fixtures import CHANGES, crop, jpeg, photo_tiles, scene
 
 SCENES = [scene(seed) for seed in range(6)]
 
 
-def hash_set(images: list[bytes], settings: ImageDedupSpec | None = None) -> HashSet:
+def hash_set(images: list[bytes], settings: ImageDedupSettings | None = None) -> HashSet:
     media = ShardMedia()
-    hasher, codes = image_hasher(settings or ImageDedupSpec())
+    hasher, codes = image_hasher(settings or ImageDedupSettings())
     add_images(media, hasher, codes, [str(index) for index in range(len(images))], images)
     assert media.not_hashed == 0
     return media.hash_set()
 
 
-def matched(first: bytes, second: bytes, settings: ImageDedupSpec | None = None) -> bool:
-    settings = settings or ImageDedupSpec()
+def matched(first: bytes, second: bytes, settings: ImageDedupSettings | None = None) -> bool:
+    settings = settings or ImageDedupSettings()
     pair = hash_set([first, second], settings)
     match = ImageMatcher(settings).match(pair.select(np.array([0])), pair.select(np.array([1])))
     return len(match.query) == 1
@@ -100,7 +100,7 @@ def test_each_kind_of_change_is_found(change: str) -> None:
 
 @pytest.mark.parametrize("change", ["mirror", "crop90_corner"])
 def test_plain_phash_misses_mirrors_and_corner_crops_that_the_variants_find(change: str) -> None:
-    plain = ImageDedupSpec(mirror=False, crops=False)
+    plain = ImageDedupSettings(mirror=False, crops=False)
     misses = sum(not matched(jpeg(image), CHANGES[change](image), plain) for image in SCENES)
     assert misses >= len(SCENES) // 2
 
@@ -115,7 +115,7 @@ def test_distinct_images_are_never_merged() -> None:
     pictures = [jpeg(scene(seed, (320, 240))) for seed in range(100, 300)] + [
         jpeg(tile) for tile in photo_tiles()
     ]
-    settings = ImageDedupSpec()
+    settings = ImageDedupSettings()
     hashes = hash_set(pictures, settings)
     match = ImageMatcher(settings).match(hashes, hashes)
     assert [(q, t) for q, t in zip(match.query, match.target, strict=True) if q != t] == []

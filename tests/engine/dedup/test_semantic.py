@@ -28,7 +28,7 @@ from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
 from curation_dagster.sampling import sample_score
 from curation_dagster.shard_io import StageResult
-from curation_dagster.spec import EmbeddingSpec, SemanticDedupSpec, VersionSpec, parse_spec
+from curation_dagster.spec import EmbeddingSettings, SemanticDedupSettings, VersionSpec, parse_spec
 from curation_dagster.vectors.text import EMBEDDINGS, TextEmbedder, shard_embeddings
 from tests.media_fixtures import write_jsonl
 
@@ -88,8 +88,8 @@ def unit(*degrees: float) -> np.ndarray:
 AXIS = unit(0.0)
 
 
-def semantic_settings(**values: Any) -> SemanticDedupSpec:
-    return SemanticDedupSpec.model_validate(values)
+def semantic_settings(**values: Any) -> SemanticDedupSettings:
+    return SemanticDedupSettings.model_validate(values)
 
 
 def removed(outcome: semantic.SemanticOutcome) -> dict[str, str]:
@@ -255,7 +255,7 @@ def test_blocked_decisions_equal_one_item_at_a_time(keep: str, monkeypatch: pyte
 def test_centroids_are_fitted_on_a_seeded_sample_with_ten_items_per_cluster_at_least() -> None:
     points = np.random.default_rng(3).normal(size=(25, 4)).astype(np.float32)
     ids = [f"x{n:02d}" for n in range(25)]
-    source = TextVectors(EmbeddingSpec())
+    source = TextVectors(EmbeddingSettings())
 
     every, _ = version_centroids(None, "", semantic_settings(), source, ids, points)
     sampled, _ = version_centroids(None, "", semantic_settings(sample_size=12), source, ids, points)

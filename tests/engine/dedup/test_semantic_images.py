@@ -30,7 +30,7 @@ from curation_dagster.models.clip import ClipEmbedder, ImageVectors
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import run_stage
 from curation_dagster.shard_io import StageResult
-from curation_dagster.spec import SemanticDedupSpec, VersionSpec, parse_spec
+from curation_dagster.spec import SemanticDedupSettings, VersionSpec, parse_spec
 from curation_dagster.vectors import image as image_embeddings
 from curation_dagster.vectors.image import IMAGE_EMBEDDINGS
 from tests.media_fixtures import write_jsonl
@@ -236,7 +236,7 @@ def test_run_on_a_table_of_images_removes_the_copy(tiny_clip: TinyClip) -> None:
         }
     )
 
-    kept, rejected = SemanticDedup(SemanticDedupSpec(image_epsilon=EPSILON)).run(
+    kept, rejected = SemanticDedup(SemanticDedupSettings(image_epsilon=EPSILON)).run(
         table, runtime=runtime(tiny_clip), modality="image"
     )
 

@@ -11,11 +11,11 @@ from curation_dagster.filters.base import Filter, FilterChain, Verdicts
 from curation_dagster.filters.media import ImageSize
 from curation_dagster.filters.text import Blocklist, TextLength
 from curation_dagster.schema import RAW_SCHEMA, rows_to_table
-from curation_dagster.spec import BlocklistFilter, ImageSizeFilter, TextLengthFilter
+from curation_dagster.spec import BlocklistSettings, ImageSizeSettings, TextLengthSettings
 
-LENGTH = TextLength(TextLengthFilter(min_chars=5, max_chars=100, min_words=2))
-BLOCK = Blocklist(BlocklistFilter(words=("spam",)))
-SIZE = ImageSize(ImageSizeFilter(min_width=10, min_height=10))
+LENGTH = TextLength(TextLengthSettings(min_chars=5, max_chars=100, min_words=2))
+BLOCK = Blocklist(BlocklistSettings(words=("spam",)))
+SIZE = ImageSize(ImageSizeSettings(min_width=10, min_height=10))
 
 
 def text(id_: str, value: str) -> dict[str, Any]:
@@ -208,7 +208,7 @@ class _Redactor(Filter):
 
 
 def test_a_rewrite_is_what_later_filters_and_the_output_see() -> None:
-    chain = FilterChain({"text": [_Redactor(), Blocklist(BlocklistFilter(words=("secret",)))]})
+    chain = FilterChain({"text": [_Redactor(), Blocklist(BlocklistSettings(words=("secret",)))]})
 
     kept, rejected = chain.run(table(text("t1", "my secret plan")))
 

@@ -16,12 +16,12 @@ from curation_dagster.filters.media import (
     VideoQuality,
 )
 from curation_dagster.filters.text import Blocklist, TextLength
-from curation_dagster.spec import FilterSpec, parse_spec
+from curation_dagster.spec import FilterSettings, parse_spec
 
 
 def test_every_filter_kind_the_spec_accepts_has_a_class() -> None:
     kinds = set()
-    for field in FilterSpec.model_fields.values():
+    for field in FilterSettings.model_fields.values():
         item_type = typing.get_args(field.annotation)[0]  # tuple[X, ...] -> X
         union = typing.get_args(item_type)[0]  # Annotated[A | B, Field(...)] -> A | B
         kinds.update(member.model_fields["kind"].default for member in typing.get_args(union))
@@ -61,7 +61,7 @@ def test_build_chain_passes_the_spec_settings_to_each_filter() -> None:
 
 
 def test_default_media_chains_end_with_the_quality_filters() -> None:
-    chains = build_chain(FilterSpec()).chains
+    chains = build_chain(FilterSettings()).chains
 
     assert [type(f) for f in chains["image"]] == [ImageSize, ImageBlank, ImageBlur]
     assert [type(f) for f in chains["audio"]] == [Duration, AudioSilence, AudioQuality]

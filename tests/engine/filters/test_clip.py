@@ -22,7 +22,13 @@ from curation_dagster.models.clip import ClipEmbedder
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import RAW_SCHEMA
-from curation_dagster.spec import AestheticFilter, ClipScoreFilter, FilterSpec, NsfwFilter, parse_spec
+from curation_dagster.spec import (
+    AestheticSettings,
+    ClipScoreSettings,
+    FilterSettings,
+    NsfwSettings,
+    parse_spec,
+)
 from curation_dagster.vectors.image import IMAGE_EMBEDDINGS
 from tests.media_fixtures import noisy_png
 
@@ -83,7 +89,7 @@ def test_clip_score_is_the_cosine_of_image_and_caption_embeddings(tiny_clip: Tin
         embedder.embed_texts([str(CAPTIONS[0]), str(CAPTIONS[2])]),
     )
 
-    verdicts = ClipScore(ClipScoreFilter(min_score=-1.0), runtime(tiny_clip)).evaluate(image_table())
+    verdicts = ClipScore(ClipScoreSettings(min_score=-1.0), runtime(tiny_clip)).evaluate(image_table())
 
     scores = verdicts.scores["clip_score"]
     assert scores[0] == pytest.approx(float(expected[0]), abs=1e-6)
@@ -93,11 +99,11 @@ def test_clip_score_is_the_cosine_of_image_and_caption_embeddings(tiny_clip: Tin
 
 
 def test_clip_score_below_min_score_is_misaligned(tiny_clip: TinyClip) -> None:
-    scores = ClipScore(ClipScoreFilter(min_score=-1.0), runtime(tiny_clip)).evaluate(image_table()).scores
+    scores = ClipScore(ClipScoreSettings(min_score=-1.0), runtime(tiny_clip)).evaluate(image_table()).scores
     cut = (scores["clip_score"][0] + scores["clip_score"][2]) / 2
     low = 0 if scores["clip_score"][0] < cut else 2
 
-    verdicts = ClipScore(ClipScoreFilter(min_score=cut), runtime(tiny_clip)).evaluate(image_table())
+    verdicts = ClipScore(ClipScoreSettings(min_score=cut), runtime(tiny_clip)).evaluate(image_table())
 
     assert verdicts.reasons[low] == "filter.clip_score.misaligned"
     assert verdicts.details[low] == f"CLIP score {scores['clip_score'][low]:.3f} < {cut}"
@@ -105,9 +111,9 @@ def test_clip_score_below_min_score_is_misaligned(tiny_clip: TinyClip) -> None:
 
 
 def test_items_without_a_caption_pass_or_are_rejected_as_the_setting_says(tiny_clip: TinyClip) -> None:
-    passing = ClipScore(ClipScoreFilter(min_score=-1.0), runtime(tiny_clip)).evaluate(image_table())
+    passing = ClipScore(ClipScoreSettings(min_score=-1.0), runtime(tiny_clip)).evaluate(image_table())
     rejecting = ClipScore(
-        ClipScoreFilter(min_score=-1.0, without_caption="reject"), runtime(tiny_clip)
+        ClipScoreSettings(min_score=-1.0, without_caption="reject"), runtime(tiny_clip)
     ).evaluate(image_table())
     assert [passing.reasons[i] for i in (1, 3)] == [None, None]
     assert [rejecting.reasons[i] for i in (1, 3)] == ["filter.clip_score.no_caption"] * 2
@@ -118,7 +124,7 @@ def test_an_undecodable_image_is_rejected_with_the_decode_code(tiny_clip: TinyCl
     table = image_table(2)
     table = table.set_column(3, "media", pa.array([noisy_png(seed=0), b"broken bytes"]))
 
-    verdicts = ClipScore(ClipScoreFilter(min_score=-1.0), runtime(tiny_clip)).evaluate(table)
+    verdicts = ClipScore(ClipScoreSettings(min_score=-1.0), runtime(tiny_clip)).evaluate(table)
 
     assert verdicts.reasons == [None, "filter.clip_score.decode"]
     assert verdicts.details[1] is not None and verdicts.details[1].startswith("UnidentifiedImageError")
@@ -129,7 +135,7 @@ def test_a_planted_image_gets_the_high_aesthetic_score_and_the_others_are_reject
     tiny_clip: TinyClip, tmp_path: Path
 ) -> None:
     head, _ = planted_head(tiny_clip, tmp_path / "aesthetic.safetensors", planted=2)
-    settings = AestheticFilter(weights=str(head), min_score=5.0)
+    settings = AestheticSettings(weights=str(head), min_score=5.0)
 
     verdicts = Aesthetic(settings, runtime(tiny_clip)).evaluate(image_table())
 
@@ -141,7 +147,7 @@ def test_a_planted_image_gets_the_high_aesthetic_score_and_the_others_are_reject
 
 def test_a_planted_image_is_the_one_nsfw_rejects(tiny_clip: TinyClip, tmp_path: Path) -> None:
     head, logits = planted_head(tiny_clip, tmp_path / "nsfw.safetensors", planted=1, high=4.0, low=-4.0)
-    settings = NsfwFilter(weights=str(head), max_score=0.5)
+    settings = NsfwSettings(weights=str(head), max_score=0.5)
 
     verdicts = Nsfw(settings, runtime(tiny_clip)).evaluate(image_table())
 
@@ -218,23 +224,23 @@ def test_a_head_for_another_embedding_width_is_refused(tiny_clip: TinyClip, tmp_
     with pytest.raises(
         ModelNotConfigured, match=r"aesthetic\.weights takes 768-dimensional embeddings but .* gives 24"
     ):
-        Aesthetic(AestheticFilter(weights=str(head)), runtime(tiny_clip)).evaluate(image_table())
+        Aesthetic(AestheticSettings(weights=str(head)), runtime(tiny_clip)).evaluate(image_table())
 
 
 def test_without_clip_weights_a_required_filter_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(
         ModelNotConfigured, match=r"the clip_score filter: .*models\.clip_weights.*optional: true"
     ):
-        ClipScore(ClipScoreFilter(), ModelRuntime.local("cpu")).evaluate(image_table())
+        ClipScore(ClipScoreSettings(), ModelRuntime.local("cpu")).evaluate(image_table())
     with pytest.raises(ModelNotConfigured, match=r"the nsfw filter: .*models\.clip_weights"):
-        Nsfw(NsfwFilter(weights=str(tmp_path / "h.pt")), None).evaluate(image_table())
+        Nsfw(NsfwSettings(weights=str(tmp_path / "h.pt")), None).evaluate(image_table())
 
 
 def test_without_clip_weights_an_optional_filter_passes_rows_with_null_scores_and_says_so() -> None:
     context = FilterContext()
     chain = build_chain(
-        FilterSpec(
-            image=(ClipScoreFilter(optional=True), AestheticFilter(weights="unused.pt", optional=True))
+        FilterSettings(
+            image=(ClipScoreSettings(optional=True), AestheticSettings(weights="unused.pt", optional=True))
         ),
         ModelRuntime.local("cpu"),
         context,
@@ -266,13 +272,13 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def three_filters(tmp_path: Path, tiny_clip: TinyClip, aesthetic_min: float = -100.0) -> FilterSpec:
+def three_filters(tmp_path: Path, tiny_clip: TinyClip, aesthetic_min: float = -100.0) -> FilterSettings:
     head, _ = planted_head(tiny_clip, tmp_path / "head.safetensors", planted=0)
-    return FilterSpec(
+    return FilterSettings(
         image=(
-            ClipScoreFilter(min_score=-1.0),
-            AestheticFilter(weights=str(head), min_score=aesthetic_min),
-            NsfwFilter(weights=str(head), max_score=1.0),
+            ClipScoreSettings(min_score=-1.0),
+            AestheticSettings(weights=str(head), min_score=aesthetic_min),
+            NsfwSettings(weights=str(head), max_score=1.0),
         )
     )
 
@@ -310,8 +316,8 @@ def test_chain_results_do_not_depend_on_the_batch_size(tiny_clip: TinyClip, tmp_
 
 
 def test_a_chain_with_a_clip_filter_needs_the_accelerator() -> None:
-    assert build_chain(FilterSpec(image=(ClipScoreFilter(optional=True),))).needs_accelerator
-    assert build_chain(FilterSpec(image=(NsfwFilter(weights="nsfw.safetensors"),))).needs_accelerator
+    assert build_chain(FilterSettings(image=(ClipScoreSettings(optional=True),))).needs_accelerator
+    assert build_chain(FilterSettings(image=(NsfwSettings(weights="nsfw.safetensors"),))).needs_accelerator
 
 
 def test_the_spec_reads_clip_filters_and_requires_head_weights() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from curation_dagster.errors import SpecError
 from curation_dagster.filters.decontamination import Decontamination, load_eval_ngrams, normalized_words
-from curation_dagster.spec import DecontaminationFilter, parse_spec
+from curation_dagster.spec import DecontaminationSettings, parse_spec
 
 EVAL_ITEM = (
     "Passage: The harbour master counted forty fishing boats returning before the storm reached the "
@@ -33,7 +33,7 @@ def eval_jsonl(folder: Path, texts: list[str], field: str = "text") -> Path:
 
 
 def decontamination(path: Path, **settings: object) -> Decontamination:
-    return Decontamination(DecontaminationFilter(eval_files=(str(path),), **settings))
+    return Decontamination(DecontaminationSettings(eval_files=(str(path),), **settings))
 
 
 def test_text_sharing_a_13_gram_is_rejected_with_the_file_and_ngram(tmp_path: Path) -> None:
@@ -135,14 +135,14 @@ def test_jsonl_line_without_the_text_field_is_a_spec_error(tmp_path: Path) -> No
 
 
 def test_eval_ngrams_are_built_once_per_process(tmp_path: Path) -> None:
-    settings = DecontaminationFilter(eval_files=(str(eval_jsonl(tmp_path, [EVAL_ITEM])),))
+    settings = DecontaminationSettings(eval_files=(str(eval_jsonl(tmp_path, [EVAL_ITEM])),))
 
     assert load_eval_ngrams(settings) is load_eval_ngrams(settings)
 
 
 def test_an_edited_eval_file_is_read_again(tmp_path: Path) -> None:
     path = eval_jsonl(tmp_path, [EVAL_ITEM])
-    settings = DecontaminationFilter(eval_files=(str(path),))
+    settings = DecontaminationSettings(eval_files=(str(path),))
     first = load_eval_ngrams(settings)
 
     eval_jsonl(
@@ -157,7 +157,7 @@ def test_spec_accepts_the_filter_in_a_text_chain() -> None:
         {"name": "d", "filters": {"text": [{"kind": "decontamination", "eval_files": ["e.jsonl"]}]}}
     )
 
-    assert spec.filters.text[0] == DecontaminationFilter(eval_files=("e.jsonl",))
+    assert spec.filters.text[0] == DecontaminationSettings(eval_files=("e.jsonl",))
 
 
 def test_spec_requires_at_least_one_eval_file() -> None:
@@ -178,6 +178,6 @@ def test_shipped_text_formal_eval_file_resolves_from_the_versions_folder(
         for f in load_spec(repo / "versions" / "text_formal.yaml").filters.text
         if f.kind == "decontamination"
     ]
-    assert isinstance(settings, DecontaminationFilter)
+    assert isinstance(settings, DecontaminationSettings)
 
     assert load_eval_ngrams(settings).size > 0

@@ -22,7 +22,7 @@ from curation_dagster.filters.language import (
     fasttext_model,
     identify_languages,
 )
-from curation_dagster.spec import LanguageFilter
+from curation_dagster.spec import LanguageSettings
 
 pytestmark = pytest.mark.usefixtures("no_network")
 
@@ -75,7 +75,7 @@ def fake_fasttext(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
 
 
 def test_sentences_in_nine_languages_and_six_scripts_are_identified() -> None:
-    verdicts = Language(LanguageFilter(keep=())).evaluate(texts(*SENTENCES))
+    verdicts = Language(LanguageSettings(keep=())).evaluate(texts(*SENTENCES))
 
     assert verdicts.scores["lang"] == list(SENTENCES.values())
     assert all(0.65 <= score <= 1.0 for score in verdicts.scores["lang_score"])  # type: ignore[operator]
@@ -83,7 +83,7 @@ def test_sentences_in_nine_languages_and_six_scripts_are_identified() -> None:
 
 
 def test_a_language_not_kept_is_rejected_with_what_it_was_identified_as() -> None:
-    verdicts = Language(LanguageFilter(keep=("en", "fr"))).evaluate(texts(GERMAN, ENGLISH))
+    verdicts = Language(LanguageSettings(keep=("en", "fr"))).evaluate(texts(GERMAN, ENGLISH))
 
     assert verdicts.reasons == ["lang.not_kept", None]
     assert verdicts.details[0] is not None
@@ -97,8 +97,8 @@ def test_a_kept_language_scored_just_under_min_score_is_low_score_and_at_it_is_k
     assert lang == "en"
     assert score is not None
 
-    at = Language(LanguageFilter(min_score=score)).evaluate(texts(text))
-    above = Language(LanguageFilter(min_score=math.nextafter(score, 1.0))).evaluate(texts(text))
+    at = Language(LanguageSettings(min_score=score)).evaluate(texts(text))
+    above = Language(LanguageSettings(min_score=math.nextafter(score, 1.0))).evaluate(texts(text))
 
     assert at.reasons == [None]
     assert above.reasons == ["lang.low_score"]
@@ -108,7 +108,7 @@ def test_a_kept_language_scored_just_under_min_score_is_low_score_and_at_it_is_k
 
 @pytest.mark.parametrize("text", [None, "", "   \n\t", "12345 !!! 67.89", "😀👍"])
 def test_text_without_letters_has_no_language_and_is_rejected_as_empty(text: str | None) -> None:
-    verdicts = Language(LanguageFilter()).evaluate(texts(text))
+    verdicts = Language(LanguageSettings()).evaluate(texts(text))
 
     assert verdicts.scores == {"lang": [None], "lang_score": [None]}
     assert verdicts.reasons == ["lang.empty"]
@@ -116,7 +116,7 @@ def test_text_without_letters_has_no_language_and_is_rejected_as_empty(text: str
 
 
 def test_with_keep_empty_every_item_is_tagged_and_none_is_rejected() -> None:
-    verdicts = Language(LanguageFilter(keep=(), min_score=1.0)).evaluate(texts(GERMAN, None, "ok"))
+    verdicts = Language(LanguageSettings(keep=(), min_score=1.0)).evaluate(texts(GERMAN, None, "ok"))
 
     assert verdicts.reasons == [None, None, None]
     assert verdicts.scores["lang"][0] == "de"
@@ -138,7 +138,7 @@ def test_an_enormous_text_is_read_from_its_start_middle_and_end() -> None:
 def test_an_enormous_german_page_with_an_english_header_is_german() -> None:
     page = ENGLISH * 5 + GERMAN * 50_000  # about 4 MB
 
-    verdicts = Language(LanguageFilter(keep=("de",))).evaluate(texts(page))
+    verdicts = Language(LanguageSettings(keep=("de",))).evaluate(texts(page))
 
     assert verdicts.scores["lang"] == ["de"]
     assert verdicts.reasons == [None]
@@ -146,7 +146,7 @@ def test_an_enormous_german_page_with_an_english_header_is_german() -> None:
 
 def test_a_keep_code_the_model_never_returns_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match=r"language\.keep lists english, which the py3langid model"):
-        Language(LanguageFilter(keep=("en", "english"))).evaluate(texts(ENGLISH))
+        Language(LanguageSettings(keep=("en", "english"))).evaluate(texts(ENGLISH))
 
 
 def test_importing_the_module_loads_no_model() -> None:
@@ -160,7 +160,7 @@ def test_fasttext_without_the_package_names_the_package_and_the_setting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "fasttext", None)  # makes `import fasttext` fail
-    settings = LanguageFilter(model="fasttext", fasttext_path="/models/lid.176.bin")
+    settings = LanguageSettings(model="fasttext", fasttext_path="/models/lid.176.bin")
 
     with pytest.raises(ModelNotConfigured, match=r"pip install fasttext.*set language\.model to py3langid"):
         Language(settings).evaluate(texts(ENGLISH))
@@ -169,7 +169,7 @@ def test_fasttext_without_the_package_names_the_package_and_the_setting(
 def test_fasttext_with_a_missing_file_names_the_setting(
     fake_fasttext: list[list[str]], tmp_path: Path
 ) -> None:
-    settings = LanguageFilter(model="fasttext", fasttext_path=str(tmp_path / "lid.176.bin"))
+    settings = LanguageSettings(model="fasttext", fasttext_path=str(tmp_path / "lid.176.bin"))
 
     with pytest.raises(
         ModelNotConfigured, match=r"language\.fasttext_path is '.*lid\.176\.bin', which is not"
@@ -182,7 +182,7 @@ def test_fasttext_labels_lose_their_prefix_and_probabilities_stay_at_most_one(
 ) -> None:
     model_file = tmp_path / "lid.176.ftz"
     model_file.write_bytes(b"stand-in")
-    settings = LanguageFilter(keep=("de",), model="fasttext", fasttext_path=str(model_file))
+    settings = LanguageSettings(keep=("de",), model="fasttext", fasttext_path=str(model_file))
 
     verdicts = Language(settings).evaluate(texts("Zeile eins\nZeile zwei", None, GERMAN))
 

@@ -30,14 +30,14 @@ from curation_dagster.filters.media import (
 )
 from curation_dagster.media import H264_VIDEO, encode_mp4
 from curation_dagster.spec import (
-    AudioQualityFilter,
-    AudioSilenceFilter,
-    DurationFilter,
-    ImageBlankFilter,
-    ImageBlurFilter,
-    ImageSizeFilter,
-    VideoMotionFilter,
-    VideoQualityFilter,
+    AudioQualitySettings,
+    AudioSilenceSettings,
+    DurationSettings,
+    ImageBlankSettings,
+    ImageBlurSettings,
+    ImageSizeSettings,
+    VideoMotionSettings,
+    VideoQualitySettings,
 )
 from tests.media_fixtures import tiny_mp4
 
@@ -78,7 +78,7 @@ def tone(seconds: float = 0.5, rate: int = 8000, amplitude: float = 0.5) -> np.n
 
 # Image size ------------------------------------------------------------------------------------------
 
-SIZE = ImageSize(ImageSizeFilter(min_width=64, min_height=32, max_aspect_ratio=4.0))
+SIZE = ImageSize(ImageSizeSettings(min_width=64, min_height=32, max_aspect_ratio=4.0))
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_too_small_takes_precedence_over_aspect() -> None:
 
 # Image blank -----------------------------------------------------------------------------------------
 
-BLANK = ImageBlank(ImageBlankFilter(min_grey_std=2.0))
+BLANK = ImageBlank(ImageBlankSettings(min_grey_std=2.0))
 
 
 def test_single_colour_image_is_blank() -> None:
@@ -139,7 +139,7 @@ def test_undecodable_image_is_rejected_as_decode() -> None:
 
 # Duration --------------------------------------------------------------------------------------------
 
-DURATION = Duration(DurationFilter(min_s=1.0, max_s=10.0))
+DURATION = Duration(DurationSettings(min_s=1.0, max_s=10.0))
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_duration_reason(duration: float | None, reason: str | None) -> None:
 
 # Audio silence ---------------------------------------------------------------------------------------
 
-SILENCE = AudioSilence(AudioSilenceFilter(silence_dbfs=-50.0, max_silence_ratio=0.9))
+SILENCE = AudioSilence(AudioSilenceSettings(silence_dbfs=-50.0, max_silence_ratio=0.9))
 
 
 def test_all_zero_audio_is_silent() -> None:
@@ -197,7 +197,7 @@ def test_silence_ratio_counts_quiet_twenty_millisecond_frames() -> None:
 
 # Image blur ------------------------------------------------------------------------------------------
 
-BLUR = ImageBlur(ImageBlurFilter(min_variance=15.0))
+BLUR = ImageBlur(ImageBlurSettings(min_variance=15.0))
 
 
 def checkerboard(side: int = 256, square: int = 32) -> Image.Image:
@@ -260,7 +260,7 @@ def test_undecodable_image_is_rejected_by_blur_as_decode() -> None:
 
 # Audio quality ---------------------------------------------------------------------------------------
 
-QUALITY = AudioQuality(AudioQualityFilter(min_sample_rate=16_000, max_clipping_ratio=0.01, min_snr_db=15.0))
+QUALITY = AudioQuality(AudioQualitySettings(min_sample_rate=16_000, max_clipping_ratio=0.01, min_snr_db=15.0))
 
 
 def sounds(*clips: tuple[np.ndarray, int]) -> pa.Table:
@@ -326,7 +326,9 @@ def test_eight_kilohertz_clip_is_under_a_sixteen_kilohertz_minimum() -> None:
 
 
 def test_null_bounds_are_not_checked() -> None:
-    lenient = AudioQuality(AudioQualityFilter(min_sample_rate=None, max_clipping_ratio=None, min_snr_db=None))
+    lenient = AudioQuality(
+        AudioQualitySettings(min_sample_rate=None, max_clipping_ratio=None, min_snr_db=None)
+    )
     clipped_and_noisy = np.clip(4 * tone_in_noise(0.0, rate=8000), -1.0, 1.0)
 
     assert lenient.evaluate(sounds((clipped_and_noisy, 8000))).reasons == [None]
@@ -350,7 +352,7 @@ def test_undecodable_audio_is_rejected_as_decode_and_keeps_the_probed_sample_rat
 
 # Video quality ---------------------------------------------------------------------------------------
 
-VIDEO_QUALITY = VideoQuality(VideoQualityFilter(min_fps=10, max_fps=60, min_width=64, min_height=48))
+VIDEO_QUALITY = VideoQuality(VideoQualitySettings(min_fps=10, max_fps=60, min_width=64, min_height=48))
 
 
 @pytest.mark.parametrize(
@@ -383,12 +385,12 @@ def test_video_quality_reason(
 
 def test_video_quality_refuses_a_maximum_fps_below_the_minimum() -> None:
     with pytest.raises(pydantic.ValidationError, match="max_fps"):
-        VideoQualityFilter(min_fps=24, max_fps=12)
+        VideoQualitySettings(min_fps=24, max_fps=12)
 
 
 # Video motion ----------------------------------------------------------------------------------------
 
-MOTION = VideoMotion(VideoMotionFilter(frames_per_second=2.0, min_motion=1.0, cut_threshold=0.3))
+MOTION = VideoMotion(VideoMotionSettings(frames_per_second=2.0, min_motion=1.0, cut_threshold=0.3))
 
 
 def mp4(frames: Sequence[np.ndarray], fps: int = 10) -> bytes:
@@ -436,7 +438,7 @@ def test_two_hard_cuts_are_counted_as_two() -> None:
 
 
 def test_more_cuts_than_the_bound_is_too_many_cuts() -> None:
-    bounded = VideoMotion(VideoMotionFilter(max_scene_cuts=1))
+    bounded = VideoMotion(VideoMotionSettings(max_scene_cuts=1))
     clip = mp4(scene(20, 230, 10) + scene(230, 20, 10) + scene(120, 250, 10))
 
     assert bounded.evaluate(media(clip)).reasons == ["filter.video_motion.too_many_cuts"]

@@ -9,7 +9,7 @@ from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.filters.model import TextClassifier
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import FilterSpec, TextClassifierFilter
+from curation_dagster.spec import FilterSettings, TextClassifierSettings
 from tests.model_fixtures import build_tiny_classifier
 
 pytestmark = pytest.mark.usefixtures("no_network")
@@ -27,9 +27,9 @@ def runtime(folder: Path, batch_size: int = 2) -> ModelRuntime:
 
 
 def test_scores_are_probabilities_in_input_order_whatever_the_batching(classifier_folder: Path) -> None:
-    batched = TextClassifier(TextClassifierFilter(), runtime(classifier_folder, batch_size=3)).scores(TEXTS)
+    batched = TextClassifier(TextClassifierSettings(), runtime(classifier_folder, batch_size=3)).scores(TEXTS)
     one_by_one = [
-        TextClassifier(TextClassifierFilter(), runtime(classifier_folder, batch_size=1)).scores([text])[0]
+        TextClassifier(TextClassifierSettings(), runtime(classifier_folder, batch_size=1)).scores([text])[0]
         for text in TEXTS
     ]
     assert all(0.0 <= score <= 1.0 for score in batched)
@@ -37,44 +37,46 @@ def test_scores_are_probabilities_in_input_order_whatever_the_batching(classifie
 
 
 def test_scores_are_the_same_on_every_run(classifier_folder: Path) -> None:
-    first = TextClassifier(TextClassifierFilter(), runtime(classifier_folder)).scores(TEXTS)
-    second = TextClassifier(TextClassifierFilter(), runtime(classifier_folder)).scores(TEXTS)
+    first = TextClassifier(TextClassifierSettings(), runtime(classifier_folder)).scores(TEXTS)
+    second = TextClassifier(TextClassifierSettings(), runtime(classifier_folder)).scores(TEXTS)
     assert first == second
 
 
 def test_a_score_above_max_score_rejects_and_keeps_the_score(classifier_folder: Path) -> None:
     table = pa.table({"text": TEXTS})
-    strict = TextClassifier(TextClassifierFilter(max_score=0.0), runtime(classifier_folder)).evaluate(table)
+    strict = TextClassifier(TextClassifierSettings(max_score=0.0), runtime(classifier_folder)).evaluate(table)
     assert strict.reasons == ["filter.text_classifier.above_threshold"] * len(TEXTS)
     assert all(isinstance(score, float) for score in strict.scores["text_classifier_score"])
-    lenient = TextClassifier(TextClassifierFilter(max_score=1.0), runtime(classifier_folder)).evaluate(table)
+    lenient = TextClassifier(TextClassifierSettings(max_score=1.0), runtime(classifier_folder)).evaluate(
+        table
+    )
     assert lenient.reasons == [None] * len(TEXTS)
 
 
 def test_the_model_is_loaded_once_per_runtime(classifier_folder: Path) -> None:
     shared = runtime(classifier_folder)
-    TextClassifier(TextClassifierFilter(), shared).scores(TEXTS[:1])
+    TextClassifier(TextClassifierSettings(), shared).scores(TEXTS[:1])
     model = shared.sequence_classifier()[0]
-    TextClassifier(TextClassifierFilter(), shared).scores(TEXTS[1:])
+    TextClassifier(TextClassifierSettings(), shared).scores(TEXTS[1:])
     assert shared.sequence_classifier()[0] is model
 
 
 def test_without_a_runtime_the_filter_says_what_it_needs() -> None:
     with pytest.raises(ModelNotConfigured, match="ModelRuntime"):
-        TextClassifier(TextClassifierFilter()).scores(["text"])
+        TextClassifier(TextClassifierSettings()).scores(["text"])
 
 
 def test_without_a_model_path_the_error_names_the_setting() -> None:
     with pytest.raises(ModelNotConfigured, match=r"models\.text_classifier"):
-        TextClassifier(TextClassifierFilter(), ModelRuntime.local("cpu")).scores(["text"])
+        TextClassifier(TextClassifierSettings(), ModelRuntime.local("cpu")).scores(["text"])
 
 
 def test_a_label_index_the_model_does_not_have_is_a_configuration_error(classifier_folder: Path) -> None:
     with pytest.raises(ModelNotConfigured, match="label_index is 5 but the model has 2 labels"):
-        TextClassifier(TextClassifierFilter(label_index=5), runtime(classifier_folder)).scores(TEXTS)
+        TextClassifier(TextClassifierSettings(label_index=5), runtime(classifier_folder)).scores(TEXTS)
 
 
 def test_a_chain_with_the_classifier_needs_the_accelerator_and_one_without_does_not() -> None:
-    with_model = FilterSpec(text=(TextClassifierFilter(),))
+    with_model = FilterSettings(text=(TextClassifierSettings(),))
     assert build_chain(with_model).needs_accelerator
-    assert not build_chain(FilterSpec()).needs_accelerator
+    assert not build_chain(FilterSettings()).needs_accelerator

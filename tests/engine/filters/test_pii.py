@@ -8,9 +8,9 @@ import pytest
 
 from curation_dagster.filters.base import FilterChain
 from curation_dagster.filters.pii import PII, find_pii
-from curation_dagster.spec import PIIFilter
+from curation_dagster.spec import PIISettings
 
-REDACT = PII(PIIFilter())
+REDACT = PII(PIISettings())
 
 
 def texts(*values: str | None) -> pa.Table:
@@ -82,7 +82,7 @@ def test_counts_every_span_and_names_the_kinds_sorted() -> None:
 
 
 def test_reject_action_rejects_with_pii_found_and_leaves_text_alone() -> None:
-    reject = PII(PIIFilter(action="reject"))
+    reject = PII(PIISettings(action="reject"))
 
     verdicts = reject.evaluate(texts("mail a@example.org or call +1 555 123 4567", "nothing here"))
 
@@ -93,7 +93,7 @@ def test_reject_action_rejects_with_pii_found_and_leaves_text_alone() -> None:
 
 
 def test_tag_action_counts_without_rejecting_or_rewriting() -> None:
-    verdicts = PII(PIIFilter(action="tag")).evaluate(texts("SSN 078-05-1120"))
+    verdicts = PII(PIISettings(action="tag")).evaluate(texts("SSN 078-05-1120"))
 
     assert verdicts.scores == {"pii_redacted": [1], "pii_kinds": ["us_ssn"]}
     assert verdicts.reasons == [None]
@@ -101,7 +101,7 @@ def test_tag_action_counts_without_rejecting_or_rewriting() -> None:
 
 
 def test_only_the_configured_kinds_are_found() -> None:
-    emails_only = PII(PIIFilter(kinds=("email",)))
+    emails_only = PII(PIISettings(kinds=("email",)))
 
     verdicts = emails_only.evaluate(texts("a@example.org, +49 30 1234567, 10.0.0.1"))
 
@@ -110,7 +110,7 @@ def test_only_the_configured_kinds_are_found() -> None:
 
 
 def test_placeholder_takes_the_upper_case_kind() -> None:
-    verdicts = PII(PIIFilter(placeholder="[{kind} removed]")).evaluate(texts("card 4111111111111111"))
+    verdicts = PII(PIISettings(placeholder="[{kind} removed]")).evaluate(texts("card 4111111111111111"))
 
     assert verdicts.rewrites["text"] == ["card [CREDIT_CARD removed]"]
 
@@ -142,7 +142,7 @@ def test_enormous_text_is_scanned_to_the_end() -> None:
 
 
 def test_in_a_chain_later_filters_and_the_kept_rows_see_the_redacted_text() -> None:
-    chain = FilterChain({"text": [PII(PIIFilter())]})
+    chain = FilterChain({"text": [PII(PIISettings())]})
     table = pa.table({"modality": ["text"], "text": pa.array(["ip 10.0.0.1"], pa.large_string())})
 
     kept, rejected = chain.run(table)

@@ -19,10 +19,10 @@ from curation_dagster.filters.quality import (
     GopherRepetition,
 )
 from curation_dagster.spec import (
-    C4QualityFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    GopherRepetitionFilter,
+    C4QualitySettings,
+    FineWebQualitySettings,
+    GopherQualitySettings,
+    GopherRepetitionSettings,
     parse_spec,
 )
 
@@ -43,7 +43,7 @@ def gopher(**settings: Any) -> GopherQuality:
         "max_non_alpha_words_ratio": None,
         "min_stop_words": None,
     }
-    return GopherQuality(GopherQualityFilter(**{**off, **settings}))
+    return GopherQuality(GopherQualitySettings(**{**off, **settings}))
 
 
 def repetition(**settings: Any) -> GopherRepetition:
@@ -55,11 +55,11 @@ def repetition(**settings: Any) -> GopherRepetition:
         "top_n_grams": (),
         "dup_n_grams": (),
     }
-    return GopherRepetition(GopherRepetitionFilter(**{**off, **settings}))
+    return GopherRepetition(GopherRepetitionSettings(**{**off, **settings}))
 
 
 def c4(**settings: Any) -> C4Quality:
-    return C4Quality(C4QualityFilter(**{"min_num_sentences": 1, **settings}))
+    return C4Quality(C4QualitySettings(**{"min_num_sentences": 1, **settings}))
 
 
 def fineweb(**settings: Any) -> FineWebQuality:
@@ -69,7 +69,7 @@ def fineweb(**settings: Any) -> FineWebQuality:
         "char_duplicates_ratio": None,
         "new_line_ratio": None,
     }
-    return FineWebQuality(FineWebQualityFilter(**{**off, **settings}))
+    return FineWebQuality(FineWebQualitySettings(**{**off, **settings}))
 
 
 PARAGRAPH = (
@@ -153,7 +153,7 @@ def test_gopher_quality_rule_at_its_threshold(item: GopherQuality, text: str, re
 
 
 def test_gopher_quality_keeps_real_prose_with_the_published_thresholds() -> None:
-    verdicts = GopherQuality(GopherQualityFilter()).evaluate(texts(PARAGRAPH))
+    verdicts = GopherQuality(GopherQualitySettings()).evaluate(texts(PARAGRAPH))
 
     assert verdicts.reasons == [None]
     assert verdicts.scores["gopher_word_count"] == [60]
@@ -161,7 +161,7 @@ def test_gopher_quality_keeps_real_prose_with_the_published_thresholds() -> None
 
 
 def test_gopher_quality_reports_the_first_rule_and_keeps_every_score() -> None:
-    verdicts = GopherQuality(GopherQualityFilter()).evaluate(texts("#tag #tag ..."))
+    verdicts = GopherQuality(GopherQualitySettings()).evaluate(texts("#tag #tag ..."))
 
     assert verdicts.reasons == ["quality.gopher.too_few_words"]
     assert verdicts.details == ["2 words < 50"]
@@ -179,7 +179,7 @@ def test_gopher_quality_reports_the_first_rule_and_keeps_every_score() -> None:
 
 @pytest.mark.parametrize("text", ["", None, "   \n "])
 def test_gopher_quality_rejects_text_without_words_as_too_few_words(text: str | None) -> None:
-    verdicts = GopherQuality(GopherQualityFilter()).evaluate(texts(text))
+    verdicts = GopherQuality(GopherQualitySettings()).evaluate(texts(text))
 
     assert verdicts.reasons == ["quality.gopher.too_few_words"]
     assert verdicts.scores["gopher_word_count"] == [0]
@@ -195,7 +195,7 @@ def test_gopher_quality_counts_cyrillic_letters_and_stop_words_of_the_spec() -> 
 
 
 def test_gopher_quality_counts_a_cjk_run_without_spaces_as_one_word() -> None:
-    verdicts = GopherQuality(GopherQualityFilter()).evaluate(texts("这是一个测试。我们今天在北京。"))
+    verdicts = GopherQuality(GopherQualitySettings()).evaluate(texts("这是一个测试。我们今天在北京。"))
 
     assert verdicts.reasons == ["quality.gopher.too_few_words"]
     assert verdicts.scores["gopher_word_count"] == [1]
@@ -264,7 +264,7 @@ def test_gopher_repetition_top_ngram_of_unique_words_is_the_first() -> None:
 
 
 def test_gopher_repetition_keeps_every_score_of_a_rejected_row() -> None:
-    verdicts = GopherRepetition(GopherRepetitionFilter()).evaluate(texts("same line\nsame line\nother"))
+    verdicts = GopherRepetition(GopherRepetitionSettings()).evaluate(texts("same line\nsame line\nother"))
 
     assert verdicts.reasons == ["quality.gopher_repetition.duplicate_lines"]
     assert verdicts.details == ["0.3333 of lines repeat > 0.3"]
@@ -273,12 +273,12 @@ def test_gopher_repetition_keeps_every_score_of_a_rejected_row() -> None:
 
 
 def test_gopher_repetition_keeps_real_prose_with_the_published_thresholds() -> None:
-    assert GopherRepetition(GopherRepetitionFilter()).evaluate(texts(PARAGRAPH)).reasons == [None]
+    assert GopherRepetition(GopherRepetitionSettings()).evaluate(texts(PARAGRAPH)).reasons == [None]
 
 
 @pytest.mark.parametrize("text", ["", None])
 def test_gopher_repetition_rejects_missing_text_as_empty(text: str | None) -> None:
-    verdicts = GopherRepetition(GopherRepetitionFilter()).evaluate(texts(text))
+    verdicts = GopherRepetition(GopherRepetitionSettings()).evaluate(texts(text))
 
     assert verdicts.reasons == ["quality.gopher_repetition.empty"]
 
@@ -367,7 +367,7 @@ def test_c4_without_split_paragraph_filters_sentences_and_joins_them_with_spaces
 
 @pytest.mark.parametrize("text", ["", None])
 def test_c4_rejects_missing_text_as_too_few_sentences_and_leaves_it(text: str | None) -> None:
-    verdicts = C4Quality(C4QualityFilter()).evaluate(texts(text))
+    verdicts = C4Quality(C4QualitySettings()).evaluate(texts(text))
 
     assert verdicts.reasons == ["quality.c4.too_few_sentences"]
     assert verdicts.rewrites["text"] == [text]
@@ -405,7 +405,7 @@ def test_fineweb_rule_at_its_threshold(item: FineWebQuality, text: str, reason: 
 
 
 def test_fineweb_keeps_every_score_of_a_rejected_row() -> None:
-    verdicts = FineWebQuality(FineWebQualityFilter()).evaluate(texts("a list\nof short\nitems"))
+    verdicts = FineWebQuality(FineWebQualitySettings()).evaluate(texts("a list\nof short\nitems"))
 
     assert verdicts.reasons == ["quality.fineweb.too_few_punctuated_lines"]
     assert verdicts.details == ["0 of lines end in punctuation < 0.12"]
@@ -418,12 +418,12 @@ def test_fineweb_keeps_every_score_of_a_rejected_row() -> None:
 
 
 def test_fineweb_keeps_real_prose_with_the_published_thresholds() -> None:
-    assert FineWebQuality(FineWebQualityFilter()).evaluate(texts(PARAGRAPH)).reasons == [None]
+    assert FineWebQuality(FineWebQualitySettings()).evaluate(texts(PARAGRAPH)).reasons == [None]
 
 
 @pytest.mark.parametrize("text", ["", None, "\n  \n"])
 def test_fineweb_rejects_text_without_a_non_blank_line_as_empty(text: str | None) -> None:
-    verdicts = FineWebQuality(FineWebQualityFilter()).evaluate(texts(text))
+    verdicts = FineWebQuality(FineWebQualitySettings()).evaluate(texts(text))
 
     assert verdicts.reasons == ["quality.fineweb.empty"]
     assert verdicts.scores["fineweb_line_punct_ratio"] == [None]
@@ -439,21 +439,21 @@ def test_every_filter_handles_a_five_megabyte_text() -> None:
     table = texts(big)
 
     assert len(big) > 5_000_000
-    assert GopherQuality(GopherQualityFilter()).evaluate(table).reasons == ["quality.gopher.too_many_words"]
-    assert GopherRepetition(GopherRepetitionFilter()).evaluate(table).reasons == [None]
-    c4_verdicts = C4Quality(C4QualityFilter()).evaluate(table)
+    assert GopherQuality(GopherQualitySettings()).evaluate(table).reasons == ["quality.gopher.too_many_words"]
+    assert GopherRepetition(GopherRepetitionSettings()).evaluate(table).reasons == [None]
+    c4_verdicts = C4Quality(C4QualitySettings()).evaluate(table)
     assert c4_verdicts.reasons == [None]
     assert c4_verdicts.scores == {"c4_lines_removed": [0], "c4_sentences": [50_000]}
-    assert FineWebQuality(FineWebQualityFilter()).evaluate(table).reasons == [None]
+    assert FineWebQuality(FineWebQualitySettings()).evaluate(table).reasons == [None]
 
 
 def test_every_filter_scores_each_row_of_a_batch() -> None:
     table = texts(PARAGRAPH + "\nThe council met on Monday. It agreed to repair the road.", None, "short")
     for item in (
-        GopherQuality(GopherQualityFilter()),
-        GopherRepetition(GopherRepetitionFilter()),
-        C4Quality(C4QualityFilter()),
-        FineWebQuality(FineWebQualityFilter()),
+        GopherQuality(GopherQualitySettings()),
+        GopherRepetition(GopherRepetitionSettings()),
+        C4Quality(C4QualitySettings()),
+        FineWebQuality(FineWebQualitySettings()),
     ):
         verdicts = item.evaluate(table)
         assert set(verdicts.scores) == {field.name for field in item.score_fields}

@@ -24,7 +24,7 @@ from curation_dagster.filters.register import (
     read_register_examples,
     shipped_register_model,
 )
-from curation_dagster.spec import RegisterFilter
+from curation_dagster.spec import RegisterSettings
 
 FORMAL_EN = "The commission shall submit its final report to the board no later than 30 September."
 FORMAL_DE = "Die Kommission legt dem Vorstand ihren Abschlussbericht spätestens am 30. September vor."
@@ -39,7 +39,7 @@ def texts(*values: str | None) -> pa.Table:
 
 
 def formality(text: str) -> float:
-    (score,) = Register(RegisterFilter()).evaluate(texts(text)).scores["formality"]
+    (score,) = Register(RegisterSettings()).evaluate(texts(text)).scores["formality"]
     assert isinstance(score, float)
     return score
 
@@ -55,14 +55,14 @@ def test_clearly_colloquial_text_scores_near_zero(text: str) -> None:
 
 
 def test_without_bounds_it_only_tags() -> None:
-    verdicts = Register(RegisterFilter()).evaluate(texts(FORMAL_EN, COLLOQUIAL_EN))
+    verdicts = Register(RegisterSettings()).evaluate(texts(FORMAL_EN, COLLOQUIAL_EN))
 
     assert verdicts.reasons == [None, None]
     assert all(isinstance(score, float) for score in verdicts.scores["formality"])
 
 
 def test_below_min_formality_is_too_colloquial_and_keeps_its_score() -> None:
-    verdicts = Register(RegisterFilter(min_formality=0.5)).evaluate(texts(COLLOQUIAL_EN, FORMAL_EN))
+    verdicts = Register(RegisterSettings(min_formality=0.5)).evaluate(texts(COLLOQUIAL_EN, FORMAL_EN))
 
     assert verdicts.reasons == ["register.too_colloquial", None]
     (score, _) = verdicts.scores["formality"]
@@ -70,7 +70,7 @@ def test_below_min_formality_is_too_colloquial_and_keeps_its_score() -> None:
 
 
 def test_above_max_formality_is_too_formal() -> None:
-    verdicts = Register(RegisterFilter(max_formality=0.5)).evaluate(texts(COLLOQUIAL_EN, FORMAL_EN))
+    verdicts = Register(RegisterSettings(max_formality=0.5)).evaluate(texts(COLLOQUIAL_EN, FORMAL_EN))
 
     assert verdicts.reasons == [None, "register.too_formal"]
     assert verdicts.details[1] == f"formality {verdicts.scores['formality'][1]:.3f} is above the maximum 0.5"
@@ -78,9 +78,9 @@ def test_above_max_formality_is_too_formal() -> None:
 
 def test_bounds_are_inclusive() -> None:
     score = formality(FORMAL_DE)
-    at_bounds = Register(RegisterFilter(min_formality=score, max_formality=score))
-    just_above = Register(RegisterFilter(min_formality=float(np.nextafter(score, 1.0))))
-    just_below = Register(RegisterFilter(max_formality=float(np.nextafter(score, 0.0))))
+    at_bounds = Register(RegisterSettings(min_formality=score, max_formality=score))
+    just_above = Register(RegisterSettings(min_formality=float(np.nextafter(score, 1.0))))
+    just_below = Register(RegisterSettings(max_formality=float(np.nextafter(score, 0.0))))
 
     assert at_bounds.evaluate(texts(FORMAL_DE)).reasons == [None]
     assert just_above.evaluate(texts(FORMAL_DE)).reasons == ["register.too_colloquial"]
@@ -88,7 +88,7 @@ def test_bounds_are_inclusive() -> None:
 
 
 def test_text_without_words_scores_null_and_is_kept() -> None:
-    strict = Register(RegisterFilter(min_formality=0.9, max_formality=0.95))
+    strict = Register(RegisterSettings(min_formality=0.9, max_formality=0.95))
 
     verdicts = strict.evaluate(texts(None, "", "   ", "?! :)", "12 34"))
 
@@ -100,8 +100,8 @@ def test_scores_do_not_depend_on_the_batch() -> None:
     batch = [FORMAL_EN, COLLOQUIAL_DE, None, COLLOQUIAL_EN]
     chunked = pa.table({"text": pa.chunked_array([batch[:1], batch[1:]], pa.large_string())})
 
-    together = Register(RegisterFilter()).evaluate(chunked).scores["formality"]
-    alone = [Register(RegisterFilter()).evaluate(texts(text)).scores["formality"][0] for text in batch]
+    together = Register(RegisterSettings()).evaluate(chunked).scores["formality"]
+    alone = [Register(RegisterSettings()).evaluate(texts(text)).scores["formality"][0] for text in batch]
 
     assert [score is None for score in together] == [score is None for score in alone]
     assert [score for score in together if score is not None] == pytest.approx(
@@ -110,7 +110,7 @@ def test_scores_do_not_depend_on_the_batch() -> None:
 
 
 def test_in_a_chain_the_rejected_row_carries_its_code_and_score() -> None:
-    chain = FilterChain({"text": [Register(RegisterFilter(min_formality=0.5))]})
+    chain = FilterChain({"text": [Register(RegisterSettings(min_formality=0.5))]})
     table = pa.table(
         {"modality": ["text", "text"], "text": pa.array([FORMAL_EN, COLLOQUIAL_EN], pa.large_string())}
     )

@@ -6,14 +6,14 @@ import pyarrow as pa
 import pytest
 
 from curation_dagster.filters.text import Blocklist, TextLength
-from curation_dagster.spec import BlocklistFilter, TextLengthFilter
+from curation_dagster.spec import BlocklistSettings, TextLengthSettings
 
 
 def texts(*values: str | None) -> pa.Table:
     return pa.table({"text": pa.array(values, pa.large_string())})
 
 
-LENGTH = TextLength(TextLengthFilter(min_chars=10, max_chars=40, min_words=3))
+LENGTH = TextLength(TextLengthSettings(min_chars=10, max_chars=40, min_words=3))
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_text_length_detail_states_the_numbers() -> None:
     assert LENGTH.evaluate(texts("short")).details == ["5 characters < 10"]
 
 
-BLOCK = Blocklist(BlocklistFilter(words=("spam", "shut up")))
+BLOCK = Blocklist(BlocklistSettings(words=("spam", "shut up")))
 
 
 @pytest.mark.parametrize(
@@ -73,12 +73,12 @@ def test_blocklist_hit_rejects_with_its_code_and_the_matched_words() -> None:
 
 
 def test_blocklist_allows_up_to_max_hits() -> None:
-    lenient = Blocklist(BlocklistFilter(words=("spam",), max_hits=1))
+    lenient = Blocklist(BlocklistSettings(words=("spam",), max_hits=1))
 
     assert lenient.evaluate(texts("spam", "spam spam")).reasons == [None, "filter.blocklist.hit"]
 
 
 def test_blocklist_words_are_literal_not_patterns() -> None:
-    dotted = Blocklist(BlocklistFilter(words=("a.b",)))
+    dotted = Blocklist(BlocklistSettings(words=("a.b",)))
 
     assert dotted.evaluate(texts("a.b", "axb")).scores == {"blocklist_hits": [1, 0]}

@@ -19,12 +19,12 @@ from curation_dagster.filters.language import Language
 from curation_dagster.filters.model import TextClassifier
 from curation_dagster.filters.toxicity import Toxicity, WordList, classifier_scores, fold, word_list_score
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import LanguageFilter, TextClassifierFilter, ToxicityFilter
+from curation_dagster.spec import LanguageSettings, TextClassifierSettings, ToxicitySettings
 from tests.model_fixtures import build_tiny_classifier
 
 pytestmark = pytest.mark.usefixtures("no_network")
 
-DEFAULT = Toxicity(ToxicityFilter())
+DEFAULT = Toxicity(ToxicitySettings())
 TINY_VOCABULARY_TEXTS = [
     "the cat sat on the mat .",
     "a dog ran",
@@ -84,7 +84,7 @@ def test_one_listed_word_scores_above_the_default_threshold_and_more_score_highe
     assert word_list_score(0) == 0.0
     assert word_list_score(1) == pytest.approx(0.9)
     assert word_list_score(2) == pytest.approx(0.99)
-    assert ToxicityFilter().max_score < word_list_score(1)
+    assert ToxicitySettings().max_score < word_list_score(1)
 
 
 def test_word_lists_match_whole_words_only() -> None:
@@ -163,7 +163,7 @@ def test_extra_word_lists_add_a_language_and_extend_a_shipped_one(tmp_path: Path
     italian.write_text("# Italian\nstronzo\n", encoding="utf-8")
     german = tmp_path / "de.txt"
     german.write_text("Knalltüte\n", encoding="utf-8")
-    toxicity = Toxicity(ToxicityFilter(word_lists={"it": str(italian), "de": str(german)}))
+    toxicity = Toxicity(ToxicitySettings(word_lists={"it": str(italian), "de": str(german)}))
     table = texts(
         "Sei uno stronzo", "Du Knalltüte", "Du Vollidiot", lang=["it", "de", "de"], lang_score=[1.0] * 3
     )
@@ -177,7 +177,7 @@ def test_extra_word_lists_add_a_language_and_extend_a_shipped_one(tmp_path: Path
 
 def test_a_missing_word_list_file_is_a_spec_error_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"toxicity\.word_lists\.it is '.*missing\.txt', which is not a file"):
-        Toxicity(ToxicityFilter(word_lists={"it": str(tmp_path / "missing.txt")}))
+        Toxicity(ToxicitySettings(word_lists={"it": str(tmp_path / "missing.txt")}))
 
 
 def test_the_model_part_scores_with_the_configured_label(classifier_folder: Path) -> None:
@@ -188,9 +188,9 @@ def test_the_model_part_scores_with_the_configured_label(classifier_folder: Path
 
     for label in (0, 1):
         toxicity = Toxicity(
-            ToxicityFilter(use_model=True, label_index=label, max_tokens=16, max_score=1.0), runtime
+            ToxicitySettings(use_model=True, label_index=label, max_tokens=16, max_score=1.0), runtime
         )
-        model = TextClassifier(TextClassifierFilter(label_index=label, max_tokens=16), runtime).scores(
+        model = TextClassifier(TextClassifierSettings(label_index=label, max_tokens=16), runtime).scores(
             TINY_VOCABULARY_TEXTS
         )
 
@@ -206,17 +206,17 @@ def test_the_model_part_scores_with_the_configured_label(classifier_folder: Path
 
 
 def test_only_the_model_part_needs_the_accelerator() -> None:
-    assert Toxicity(ToxicityFilter(use_model=True)).uses_accelerator()
+    assert Toxicity(ToxicitySettings(use_model=True)).uses_accelerator()
     assert not DEFAULT.uses_accelerator()
 
 
 def test_the_model_part_without_a_runtime_says_what_it_needs() -> None:
     with pytest.raises(ModelNotConfigured, match="ModelRuntime"):
-        Toxicity(ToxicityFilter(use_model=True)).evaluate(texts("hello there"))
+        Toxicity(ToxicitySettings(use_model=True)).evaluate(texts("hello there"))
 
 
 def test_the_model_part_without_a_model_path_names_the_setting() -> None:
-    toxicity = Toxicity(ToxicityFilter(use_model=True), ModelRuntime.local("cpu"))
+    toxicity = Toxicity(ToxicitySettings(use_model=True), ModelRuntime.local("cpu"))
 
     with pytest.raises(ModelNotConfigured, match=r"models\.text_classifier"):
         toxicity.evaluate(texts("hello there"))
@@ -227,7 +227,7 @@ def test_after_the_language_filter_in_a_chain_toxicity_reads_its_lang_column(
 ) -> None:
     identified: list[list[str]] = []
     monkeypatch.setattr(toxicity_module, "identify_languages", lambda items: identified.append(items) or [])
-    chain = FilterChain({"text": [Language(LanguageFilter(keep=("de", "fr"))), DEFAULT]})
+    chain = FilterChain({"text": [Language(LanguageSettings(keep=("de", "fr"))), DEFAULT]})
     table = pa.table(
         {
             "id": ["de", "fr", "en"],

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from curation_dagster.io.reader_base import ReaderSettings
 from curation_dagster.io.validate import DEFAULT_MEDIA_LIMITS
-from curation_dagster.spec import RawSpec
+from curation_dagster.spec import RawSettings
 
 
 def test_reader_defaults_are_the_spec_defaults() -> None:
-    spec, reader = RawSpec(), ReaderSettings()
+    spec, reader = RawSettings(), ReaderSettings()
     assert (reader.max_inline_bytes, reader.max_line_bytes, reader.max_item_bytes) == (
         spec.max_inline_bytes,
         spec.max_line_bytes,

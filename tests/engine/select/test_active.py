@@ -23,7 +23,7 @@ from curation_dagster.select.active import (
     probe_name,
     to_label_name,
 )
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 from curation_dagster.vectors.text import TextEmbedder
 
 VERSION = "al"
@@ -71,7 +71,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def settings(seeds: Path, **overrides: Any) -> SelectSpec:
+def settings(seeds: Path, **overrides: Any) -> SelectSettings:
     strategy: dict[str, Any] = {
         "kind": "proxy",
         "wanted_label": "pos",
@@ -79,7 +79,7 @@ def settings(seeds: Path, **overrides: Any) -> SelectSpec:
         "active_learning": {"batch_size": 3},
     }
     strategy.update(overrides)
-    return SelectSpec.model_validate({"strategy": strategy})
+    return SelectSettings.model_validate({"strategy": strategy})
 
 
 @pytest.fixture
@@ -312,7 +312,7 @@ def test_the_pool_leaves_out_items_failing_where(tmp_path: Path, seeds: Path) ->
     lake = Lake(tmp_path / "lake")
     write_filtered(lake, POOL)
     learning = ActiveLearning(
-        SelectSpec.model_validate({**settings(seeds).model_dump(), "where": "id >= 'p15'"}),
+        SelectSettings.model_validate({**settings(seeds).model_dump(), "where": "id >= 'p15'"}),
         lake,
         VERSION,
         CoordinateEmbedder(),

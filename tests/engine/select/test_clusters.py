@@ -10,7 +10,7 @@ import pyarrow as pa
 from curation_dagster.select.base import Pool
 from curation_dagster.select.clusters import ClusterBalanced
 from curation_dagster.select.selector import Selector
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 from curation_dagster.vectors.kmeans import assign_clusters, fit_centroids
 
 
@@ -25,8 +25,8 @@ def blobs(sizes: list[int], seed: int = 0) -> np.ndarray:
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
-def settings(cap: int, clusters: int = 3, budget: int | None = None) -> SelectSpec:
-    return SelectSpec.model_validate(
+def settings(cap: int, clusters: int = 3, budget: int | None = None) -> SelectSettings:
+    return SelectSettings.model_validate(
         {
             "budget": budget,
             "strategy": {"kind": "cluster_balanced", "clusters": clusters, "per_cluster_cap": cap},

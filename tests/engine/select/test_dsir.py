@@ -13,7 +13,7 @@ from curation_dagster.errors import SpecError
 from curation_dagster.select.base import Pool
 from curation_dagster.select.dsir import DSIR, NgramHasher, kl_divergence
 from curation_dagster.select.selector import Selector
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 
 COOKING = [
     "stir the onions in butter until soft then add garlic and simmer the sauce",
@@ -47,8 +47,8 @@ def target(tmp_path: Path) -> Path:
     return path
 
 
-def dsir_settings(target: Path, seed: int = 0, budget: int = 20) -> SelectSpec:
-    return SelectSpec.model_validate(
+def dsir_settings(target: Path, seed: int = 0, budget: int = 20) -> SelectSettings:
+    return SelectSettings.model_validate(
         {"seed": seed, "budget": budget, "strategy": {"kind": "dsir", "target_files": [str(target)]}}
     )
 

@@ -9,9 +9,9 @@ from curation_dagster.sampling import sample_score
 from curation_dagster.select.base import Pool
 from curation_dagster.select.k_center import KCenterGreedy, covering_radius, nearest_distances
 from curation_dagster.select.selector import Selector
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 
-SETTINGS = SelectSpec.model_validate({"budget": 8, "strategy": "k_center"})
+SETTINGS = SelectSettings.model_validate({"budget": 8, "strategy": "k_center"})
 
 
 def unit_vectors(count: int, dimension: int, seed: int) -> np.ndarray:

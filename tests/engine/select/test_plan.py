@@ -13,7 +13,7 @@ from curation_dagster.select.plan import plan_selection
 from curation_dagster.select.sample import SeededSample
 from curation_dagster.select.selector import Selector, build_strategy
 from curation_dagster.select.state import Usage
-from curation_dagster.spec import SelectSpec
+from curation_dagster.spec import SelectSettings
 
 
 def items(langs: list[str], prefix: str = "i") -> pa.Table:
@@ -28,8 +28,8 @@ def items(langs: list[str], prefix: str = "i") -> pa.Table:
     )
 
 
-def settings(**select: Any) -> SelectSpec:
-    return SelectSpec.model_validate(select)
+def settings(**select: Any) -> SelectSettings:
+    return SelectSettings.model_validate(select)
 
 
 def kept_langs(kept: pa.Table) -> Counter[str]:
@@ -182,4 +182,4 @@ def test_metadata_shows_each_group_before_and_after() -> None:
 
 
 def test_seeded_sample_is_the_default_strategy() -> None:
-    assert isinstance(build_strategy(SelectSpec()), SeededSample)
+    assert isinstance(build_strategy(SelectSettings()), SeededSample)

@@ -20,7 +20,7 @@ from curation_dagster.select.base import Pool
 from curation_dagster.select.probe import Probe
 from curation_dagster.select.proxy import ModelProxy, ProbeProxy
 from curation_dagster.select.selector import Selector, build_strategy
-from curation_dagster.spec import SelectSpec, parse_spec
+from curation_dagster.spec import SelectSettings, parse_spec
 from curation_dagster.vectors.text import TextEmbedder
 from tests.engine.select.test_selected_stage import write_filtered
 
@@ -31,10 +31,10 @@ PROBE = Probe.fit(
 XS = [-0.8, 0.9, 0.1, -0.2, 0.5, 0.3]
 
 
-def settings(**select: Any) -> SelectSpec:
+def settings(**select: Any) -> SelectSettings:
     strategy = {"kind": "proxy", "wanted_label": "pos", "seed_files": ["unused.jsonl"]}
     strategy.update(select.pop("strategy", {}))
-    return SelectSpec.model_validate({**select, "strategy": strategy})
+    return SelectSettings.model_validate({**select, "strategy": strategy})
 
 
 def table_of(langs: list[str] | None = None) -> pa.Table:
@@ -53,7 +53,7 @@ def vectors() -> np.ndarray:
     return np.array([[x, 0.0] for x in XS], dtype=np.float32)
 
 
-def run(select: SelectSpec, table: pa.Table) -> tuple[pa.Table, pa.Table]:
+def run(select: SelectSettings, table: pa.Table) -> tuple[pa.Table, pa.Table]:
     return Selector(select, ProbeProxy(select, probe=PROBE)).run(table, embeddings=vectors())
 
 
@@ -162,10 +162,10 @@ def test_the_spec_takes_seed_files_or_a_model_path() -> None:
         spec({"model_path": "/m", "eval_files": ["e.jsonl"]})
     with pytest.raises(SpecError, match=r"active_learning.by"):
         spec({"seed_files": ["s.jsonl"], "active_learning": {"by": "random"}})
-    probe = SelectSpec.model_validate(
+    probe = SelectSettings.model_validate(
         {"strategy": {"kind": "proxy", "wanted_label": "pos", "seed_files": ["s.jsonl"]}}
     )
-    model = SelectSpec.model_validate(
+    model = SelectSettings.model_validate(
         {"strategy": {"kind": "proxy", "wanted_label": "pos", "model_path": "/m"}}
     )
     assert (probe.needs_embeddings, probe.runs_model) == (True, True)
@@ -202,9 +202,9 @@ def scores_by_id(*tables: pa.Table) -> dict[str, float]:
     return out
 
 
-def model_settings(folder: Path, wanted: str, budget: int | None = None) -> SelectSpec:
+def model_settings(folder: Path, wanted: str, budget: int | None = None) -> SelectSettings:
     strategy = {"kind": "proxy", "wanted_label": wanted, "model_path": str(folder)}
-    return SelectSpec.model_validate({"budget": budget, "strategy": strategy})
+    return SelectSettings.model_validate({"budget": budget, "strategy": strategy})
 
 
 @pytest.mark.usefixtures("no_network")

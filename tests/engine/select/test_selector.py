@@ -21,14 +21,14 @@ from curation_dagster.schema import RAW_SCHEMA, conform
 from curation_dagster.select.base import REJECT_BUDGET, REJECT_CLUSTER_CAP, REJECT_NO_TEXT
 from curation_dagster.select.selector import Selector
 from curation_dagster.select.state import SELECT_STATE
-from curation_dagster.spec import SelectSpec, parse_spec
+from curation_dagster.spec import SelectSettings, parse_spec
 from curation_dagster.vectors.image import IMAGE_EMBEDDINGS
 
 TinyClip = tuple[Path, Path, Path]
 
 
-def settings(**values: Any) -> SelectSpec:
-    return SelectSpec.model_validate({"image_embeddings": "clip", **values})
+def settings(**values: Any) -> SelectSettings:
+    return SelectSettings.model_validate({"image_embeddings": "clip", **values})
 
 
 def table(modalities: list[str]) -> pa.Table:
@@ -232,3 +232,11 @@ def test_an_image_that_cannot_be_decoded_is_refused_as_no_text_with_the_reason(t
     assert refused["reject_detail"] == (
         "k_center needs a CLIP image embedding (the image could not be read or decoded)"
     )
+
+
+def test_every_strategy_kind_the_spec_accepts_has_a_class_and_no_class_is_unreachable() -> None:
+    from curation_dagster.select.selector import STRATEGIES
+    from curation_dagster.spec import STRATEGY_SETTINGS
+    from curation_dagster.spec.base import kind_of
+
+    assert [kind_of(settings) for settings in STRATEGY_SETTINGS] == list(STRATEGIES)

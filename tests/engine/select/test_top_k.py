@@ -9,7 +9,7 @@ import pytest
 
 from curation_dagster.errors import SpecError
 from curation_dagster.select.selector import Selector
-from curation_dagster.spec import SelectSpec, parse_spec
+from curation_dagster.spec import SelectSettings, parse_spec
 
 
 def items(**columns: list[Any]) -> pa.Table:
@@ -18,7 +18,7 @@ def items(**columns: list[Any]) -> pa.Table:
 
 
 def select(settings: dict[str, Any], table: pa.Table) -> tuple[pa.Table, pa.Table]:
-    return Selector(SelectSpec.model_validate(settings)).run(table)
+    return Selector(SelectSettings.model_validate(settings)).run(table)
 
 
 def test_highest_values_first_with_the_budget() -> None:

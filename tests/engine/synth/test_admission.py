@@ -5,12 +5,12 @@ from pathlib import Path
 
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.io.lake import Lake
-from curation_dagster.spec import NearDedupSpec
+from curation_dagster.spec import NearDedupSettings
 from curation_dagster.synth.admission import NearAdmission
 from tests.engine.dedup.test_near_shards import dedup, documents, edited, spec, table
 from tests.media_fixtures import write_jsonl
 
-SETTINGS = NearDedupSpec()
+SETTINGS = NearDedupSettings()
 ORIGINAL, OTHER, UNRELATED = documents(11, 3)
 
 

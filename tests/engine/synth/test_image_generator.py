@@ -12,7 +12,7 @@ import pytest
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.validate import probe_image
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import ImageGeneratorRecipe
+from curation_dagster.spec import ImageGeneratorSettings
 from curation_dagster.synth.base import Unusable, Variant, seed_from_key
 from curation_dagster.synth.image_generator import (
     REJECT_GENERATOR_OUTPUT,
@@ -43,7 +43,7 @@ def logged_calls(painter: Path) -> list[dict[str, Any]]:
 
 
 def test_each_parent_caption_is_prompted_through_the_template(painter: Path) -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(prompt="a photo of {text}"), runtime_for(painter))
+    recipe = ImageGeneration(ImageGeneratorSettings(prompt="a photo of {text}"), runtime_for(painter))
 
     outcomes = recipe.make_batch([image_item("a  red fox", "a"), image_item("an owl", "b")], ["3:a", "3:b"])
 
@@ -58,7 +58,7 @@ def test_each_parent_caption_is_prompted_through_the_template(painter: Path) -> 
 
 
 def test_seeds_come_from_the_seed_key_and_the_recipe_name(painter: Path) -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(name="painted"), runtime_for(painter, batch_size=2))
+    recipe = ImageGeneration(ImageGeneratorSettings(name="painted"), runtime_for(painter, batch_size=2))
 
     first = recipe.make_batch(
         [image_item("fox", "a"), image_item("owl", "b"), image_item("cat", "c")], ["3:a", "3:b", "3:c"]
@@ -74,7 +74,7 @@ def test_seeds_come_from_the_seed_key_and_the_recipe_name(painter: Path) -> None
 
 
 def test_a_long_caption_is_cut_at_a_word_before_prompting(painter: Path) -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(max_prompt_chars=9), runtime_for(painter))
+    recipe = ImageGeneration(ImageGeneratorSettings(max_prompt_chars=9), runtime_for(painter))
 
     (outcome,) = recipe.make_batch([image_item("a red fox in the snow", "a")], ["1:a"])
 
@@ -83,7 +83,7 @@ def test_a_long_caption_is_cut_at_a_word_before_prompting(painter: Path) -> None
 
 
 def test_a_parent_without_text_is_unusable_and_others_still_generate(painter: Path) -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(), runtime_for(painter))
+    recipe = ImageGeneration(ImageGeneratorSettings(), runtime_for(painter))
 
     missing, fine = recipe.make_batch([image_item("  ", "a"), image_item("owl", "b")], ["1:a", "1:b"])
 
@@ -93,7 +93,7 @@ def test_a_parent_without_text_is_unusable_and_others_still_generate(painter: Pa
 
 
 def test_output_that_is_not_an_image_is_unusable_with_the_reason(painter: Path) -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(), runtime_for(painter, "not_images"))
+    recipe = ImageGeneration(ImageGeneratorSettings(), runtime_for(painter, "not_images"))
 
     bad, grey = recipe.make_batch([image_item("fox", "a"), image_item("owl", "b")], ["1:a", "1:b"])
 
@@ -106,7 +106,7 @@ def test_output_that_is_not_an_image_is_unusable_with_the_reason(painter: Path) 
 
 
 def test_text_items_can_be_the_parents(painter: Path) -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(source="text"), runtime_for(painter))
+    recipe = ImageGeneration(ImageGeneratorSettings(source="text"), runtime_for(painter))
     parent = {"id": "t", "modality": "text", "text": "a lighthouse", "media": None, "uri": "land#1"}
 
     (outcome,) = recipe.make_batch([parent], ["1:t"])
@@ -116,7 +116,7 @@ def test_text_items_can_be_the_parents(painter: Path) -> None:
 
 
 def test_generator_records_the_model_location_and_the_prompt(painter: Path) -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(prompt="art: {text}"), runtime_for(painter))
+    recipe = ImageGeneration(ImageGeneratorSettings(prompt="art: {text}"), runtime_for(painter))
 
     assert json.loads(recipe.generator) == {
         "recipe": "image_generator",
@@ -128,7 +128,7 @@ def test_generator_records_the_model_location_and_the_prompt(painter: Path) -> N
 
 
 def test_without_a_configured_model_the_error_names_the_setting() -> None:
-    recipe = ImageGeneration(ImageGeneratorRecipe(), ModelRuntime())
+    recipe = ImageGeneration(ImageGeneratorSettings(), ModelRuntime())
 
     with pytest.raises(ModelNotConfigured, match=r"set models\.image_generator \(CURATION_IMAGE_GENERATOR\)"):
         recipe.make_batch([image_item("fox", "a")], ["1:a"])

@@ -10,7 +10,7 @@ import pytest
 
 from curation_dagster.errors import ModelNotConfigured, SpecError
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import LLMRecipe, SynthSpec
+from curation_dagster.spec import LLMSettings, SynthSettings
 from curation_dagster.synth.base import Unusable, Variant
 from curation_dagster.synth.llm import (
     REJECT_QA_UNPARSEABLE,
@@ -41,7 +41,7 @@ def runtime(tiny_lm_folder: Path) -> ModelRuntime:
 
 
 def recipe(runtime: ModelRuntime | None, **settings: Any) -> LanguageModelRecipe:
-    return LanguageModelRecipe(LLMRecipe(max_new_tokens=10, **settings), runtime)
+    return LanguageModelRecipe(LLMSettings(max_new_tokens=10, **settings), runtime)
 
 
 # Parsing ---------------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_generator_records_the_recipe_settings_and_model(runtime: ModelRuntime, 
         "recipe": "llm_qa",
         "mode": "qa",
         "model": str(tiny_lm_folder),
-        "prompt": LLMRecipe(mode="qa").template,
+        "prompt": LLMSettings(mode="qa").template,
         "max_new_tokens": 10,
         "temperature": 0.5,
         "top_p": 0.9,
@@ -216,7 +216,7 @@ def test_generator_records_the_recipe_settings_and_model(runtime: ModelRuntime, 
 
 
 def test_build_recipes_gives_llm_recipes_the_runtime(runtime: ModelRuntime) -> None:
-    spec = SynthSpec(text=[{"kind": "llm", "mode": "paraphrase"}], image=None, audio=None, video=None)
+    spec = SynthSettings(text=[{"kind": "llm", "mode": "paraphrase"}], image=None, audio=None, video=None)
 
     (built,) = build_recipes(spec, runtime)
 

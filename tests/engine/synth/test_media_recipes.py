@@ -18,14 +18,14 @@ from curation_dagster.io.validate import probe_image, probe_video
 from curation_dagster.media import encode_mp4
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import (
-    ColourJitterRecipe,
-    CompositeRecipe,
-    FrameAugmentRecipe,
-    NoiseRecipe,
-    PanZoomRecipe,
-    ReverbRecipe,
-    SpeedPitchRecipe,
-    SynthSpec,
+    ColourJitterSettings,
+    CompositeSettings,
+    FrameAugmentSettings,
+    NoiseSettings,
+    PanZoomSettings,
+    ReverbSettings,
+    SpeedPitchSettings,
+    SynthSettings,
 )
 from curation_dagster.synth.base import REJECT_RECIPE_FAILED, Recipe, Unusable, Variant
 from curation_dagster.synth.image_generator import ImageGeneration
@@ -111,7 +111,7 @@ def media_of(variant: Any) -> bytes:
 
 
 def test_colour_jitter_is_deterministic_per_seed_and_varies_across_seeds() -> None:
-    recipe = ColourJitter(ColourJitterRecipe())
+    recipe = ColourJitter(ColourJitterSettings())
     parent = item("image", noisy_png(16, 3))
 
     first = recipe.make(parent, random.Random("2:p1"))
@@ -121,7 +121,7 @@ def test_colour_jitter_is_deterministic_per_seed_and_varies_across_seeds() -> No
 
 
 def test_colour_jitter_draws_factors_within_the_bounds_and_records_them() -> None:
-    recipe = ColourJitter(ColourJitterRecipe(brightness=0.3, contrast=0.2, saturation=0.1, hue=0.05))
+    recipe = ColourJitter(ColourJitterSettings(brightness=0.3, contrast=0.2, saturation=0.1, hue=0.05))
 
     drawn = [
         recipe.make(item("image", noisy_png(8)), random.Random(seed)).meta["colour_jitter"]
@@ -137,7 +137,7 @@ def test_colour_jitter_draws_factors_within_the_bounds_and_records_them() -> Non
 
 
 def test_colour_jitter_brightness_alone_scales_every_pixel_by_the_recorded_factor() -> None:
-    recipe = ColourJitter(ColourJitterRecipe(brightness=0.5, contrast=0, saturation=0, hue=0))
+    recipe = ColourJitter(ColourJitterSettings(brightness=0.5, contrast=0, saturation=0, hue=0))
     source = ramp_png()
 
     variant = recipe.make(item("image", source, "ramp"), random.Random(4))
@@ -152,7 +152,7 @@ def test_colour_jitter_brightness_alone_scales_every_pixel_by_the_recorded_facto
 def test_colour_jitter_turns_the_hue_by_the_recorded_fraction_of_the_circle() -> None:
     import colorsys
 
-    recipe = ColourJitter(ColourJitterRecipe(brightness=0, contrast=0, saturation=0, hue=0.2))
+    recipe = ColourJitter(ColourJitterSettings(brightness=0, contrast=0, saturation=0, hue=0.2))
 
     for seed in range(3):
         variant = recipe.make(item("image", solid_png((4, 4), (255, 0, 0))), random.Random(seed))
@@ -176,7 +176,7 @@ def red_and_blue() -> list[dict[str, Any]]:
 def test_composite_side_by_side_puts_the_second_image_right_scaled_to_the_parent_height() -> None:
     red, blue = red_and_blue()
 
-    (variant,) = Composite(CompositeRecipe()).make_batch([red], ["1:red"], pool=[red, blue])
+    (variant,) = Composite(CompositeSettings()).make_batch([red], ["1:red"], pool=[red, blue])
 
     media = media_of(variant)
     assert probe_image(media) == (20, 8)
@@ -191,7 +191,7 @@ def test_composite_side_by_side_puts_the_second_image_right_scaled_to_the_parent
 def test_composite_blend_mixes_the_two_images_by_alpha() -> None:
     red, blue = red_and_blue()
 
-    (variant,) = Composite(CompositeRecipe(layout="blend", alpha=0.25)).make_batch(
+    (variant,) = Composite(CompositeSettings(layout="blend", alpha=0.25)).make_batch(
         [red], ["1:red"], pool=[red, blue]
     )
 
@@ -204,7 +204,7 @@ def test_composite_overlay_pastes_an_inset_of_the_scaled_size() -> None:
     red = item("image", solid_png((20, 20), (200, 0, 0)), "red", "red")
     blue = item("image", solid_png((10, 10), (0, 0, 100)), "blue", "blue")
 
-    (variant,) = Composite(CompositeRecipe(layout="overlay", overlay_scale=0.5)).make_batch(
+    (variant,) = Composite(CompositeSettings(layout="overlay", overlay_scale=0.5)).make_batch(
         [red], ["1:red"], pool=[red, blue]
     )
 
@@ -222,7 +222,7 @@ def test_composite_custom_template_merges_captions_and_a_missing_caption_leaves_
 
 def test_composite_draws_the_second_image_by_seed_and_never_the_parent_itself() -> None:
     pool = [item("image", noisy_png(8, seed), f"caption {seed}", f"img{seed}") for seed in range(5)]
-    recipe = Composite(CompositeRecipe())
+    recipe = Composite(CompositeSettings())
     keys = [f"7:{parent['id']}" for parent in pool]
 
     first = recipe.make_batch(pool, keys, pool=pool)
@@ -238,7 +238,7 @@ def test_composite_without_another_image_is_a_no_partner_outcome() -> None:
     red, _ = red_and_blue()
     text = item("text", None, "only text", "t1")
 
-    (outcome,) = Composite(CompositeRecipe()).make_batch([red], ["1:red"], pool=[red, text])
+    (outcome,) = Composite(CompositeSettings()).make_batch([red], ["1:red"], pool=[red, text])
 
     assert isinstance(outcome, Unusable)
     assert outcome.reason == REJECT_NO_PARTNER
@@ -249,7 +249,7 @@ def test_composite_with_an_undecodable_second_image_names_it_and_lists_it_as_par
     red, _ = red_and_blue()
     broken = item("image", b"not an image", "broken", "broken")
 
-    (outcome,) = Composite(CompositeRecipe()).make_batch([red], ["1:red"], pool=[red, broken])
+    (outcome,) = Composite(CompositeSettings()).make_batch([red], ["1:red"], pool=[red, broken])
 
     assert isinstance(outcome, Unusable)
     assert outcome.reason == REJECT_RECIPE_FAILED
@@ -264,7 +264,7 @@ def test_composite_with_an_undecodable_second_image_names_it_and_lists_it_as_par
 def test_noise_reaches_the_target_snr_within_one_db(colour: str, snr_db: float) -> None:
     source = tone_wav(1.0, RATE)
 
-    variant = Noise(NoiseRecipe(snr_db=snr_db, colour=colour)).make(item("audio", source), random.Random(0))
+    variant = Noise(NoiseSettings(snr_db=snr_db, colour=colour)).make(item("audio", source), random.Random(0))
 
     clean, _ = samples_of(source)
     noisy, rate = samples_of(media_of(variant))
@@ -287,7 +287,9 @@ def test_pink_noise_has_equal_power_per_octave_and_white_noise_does_not() -> Non
     clean, _ = samples_of(source)
     ratios = {}
     for colour in ("white", "pink"):
-        variant = Noise(NoiseRecipe(snr_db=0.0, colour=colour)).make(item("audio", source), random.Random(5))
+        variant = Noise(NoiseSettings(snr_db=0.0, colour=colour)).make(
+            item("audio", source), random.Random(5)
+        )
         noisy, _ = samples_of(media_of(variant))
         low, high = octave_powers(noisy - clean, RATE)
         ratios[colour] = low / high
@@ -297,7 +299,7 @@ def test_pink_noise_has_equal_power_per_octave_and_white_noise_does_not() -> Non
 
 
 def test_noise_is_deterministic_per_seed() -> None:
-    recipe = Noise(NoiseRecipe())
+    recipe = Noise(NoiseSettings())
     parent = item("audio", tone_wav())
 
     assert recipe.make(parent, random.Random(3)) == recipe.make(parent, random.Random(3))
@@ -308,7 +310,7 @@ def test_noise_on_a_silent_parent_is_a_rejected_candidate() -> None:
     silent = io.BytesIO()
     soundfile.write(silent, np.zeros(800), RATE, format="WAV", subtype="PCM_16")
 
-    (outcome,) = Noise(NoiseRecipe()).make_batch([item("audio", silent.getvalue())], ["1:p1"])
+    (outcome,) = Noise(NoiseSettings()).make_batch([item("audio", silent.getvalue())], ["1:p1"])
 
     assert isinstance(outcome, Unusable) and outcome.reason == REJECT_RECIPE_FAILED
     assert "silent" in outcome.detail
@@ -320,7 +322,7 @@ def test_noise_on_a_silent_parent_is_a_rejected_candidate() -> None:
 def test_speed_without_semitones_changes_duration_and_pitch_by_the_factor() -> None:
     source = tone_wav(1.0, RATE)
 
-    variant = SpeedPitch(SpeedPitchRecipe(speed=1.25)).make(item("audio", source), random.Random(0))
+    variant = SpeedPitch(SpeedPitchSettings(speed=1.25)).make(item("audio", source), random.Random(0))
 
     samples, rate = samples_of(media_of(variant))
     assert rate == RATE
@@ -332,7 +334,7 @@ def test_speed_without_semitones_changes_duration_and_pitch_by_the_factor() -> N
 def test_semitones_shift_the_pitch_and_keep_the_duration(semitones: float) -> None:
     source = tone_wav(1.0, RATE)
 
-    variant = SpeedPitch(SpeedPitchRecipe(speed=1.0, semitones=semitones)).make(
+    variant = SpeedPitch(SpeedPitchSettings(speed=1.0, semitones=semitones)).make(
         item("audio", source), random.Random(0)
     )
 
@@ -344,7 +346,7 @@ def test_semitones_shift_the_pitch_and_keep_the_duration(semitones: float) -> No
 def test_speed_with_zero_semitones_keeps_the_pitch() -> None:
     source = tone_wav(1.0, RATE)
 
-    variant = SpeedPitch(SpeedPitchRecipe(speed=1.5, semitones=0)).make(
+    variant = SpeedPitch(SpeedPitchSettings(speed=1.5, semitones=0)).make(
         item("audio", source), random.Random(0)
     )
 
@@ -375,7 +377,9 @@ def measured_rt60(response: np.ndarray, rate: int) -> float:
 
 @pytest.mark.parametrize("rt60", [0.2, 0.5])
 def test_reverb_of_an_impulse_decays_60_db_over_rt60(rt60: float) -> None:
-    variant = Reverb(ReverbRecipe(rt60_s=rt60, wet=1.0)).make(item("audio", impulse_wav()), random.Random(2))
+    variant = Reverb(ReverbSettings(rt60_s=rt60, wet=1.0)).make(
+        item("audio", impulse_wav()), random.Random(2)
+    )
 
     response, rate = samples_of(media_of(variant))
     assert len(response) == RATE
@@ -384,7 +388,7 @@ def test_reverb_of_an_impulse_decays_60_db_over_rt60(rt60: float) -> None:
 
 def test_reverb_keeps_the_length_mixes_in_the_dry_signal_and_is_deterministic() -> None:
     source = tone_wav(0.5, RATE)
-    recipe = Reverb(ReverbRecipe(rt60_s=0.3, wet=0.3))
+    recipe = Reverb(ReverbSettings(rt60_s=0.3, wet=0.3))
 
     variant = recipe.make(item("audio", source), random.Random(1))
 
@@ -399,7 +403,7 @@ def test_reverb_keeps_the_length_mixes_in_the_dry_signal_and_is_deterministic() 
 
 
 def test_pan_zoom_makes_a_clip_of_the_expected_frames_size_and_rate() -> None:
-    recipe = PanZoom(PanZoomRecipe(seconds=1.5, fps=8, zoom=1.5))
+    recipe = PanZoom(PanZoomSettings(seconds=1.5, fps=8, zoom=1.5))
 
     variant = recipe.make(item("image", ramp_png(64, 48), "a ramp"), random.Random(0))
 
@@ -415,7 +419,7 @@ def test_pan_zoom_makes_a_clip_of_the_expected_frames_size_and_rate() -> None:
 
 
 def test_pan_zoom_scales_a_large_still_to_max_side_with_even_sides() -> None:
-    variant = PanZoom(PanZoomRecipe(seconds=0.25, fps=4, max_side=31)).make(
+    variant = PanZoom(PanZoomSettings(seconds=0.25, fps=4, max_side=31)).make(
         item("image", ramp_png(64, 48)), random.Random(0)
     )
 
@@ -431,7 +435,7 @@ def red_slope(frame: np.ndarray) -> float:
 
 def test_pan_zoom_eases_from_the_whole_still_to_a_close_up_around_the_recorded_centre() -> None:
     for seed in range(4):
-        variant = PanZoom(PanZoomRecipe(seconds=1, fps=6, zoom=2.0)).make(
+        variant = PanZoom(PanZoomSettings(seconds=1, fps=6, zoom=2.0)).make(
             item("image", ramp_png(64, 48)), random.Random(seed)
         )
         frames = decoded_frames(media_of(variant))
@@ -444,14 +448,14 @@ def test_pan_zoom_eases_from_the_whole_still_to_a_close_up_around_the_recorded_c
 
 
 def test_pan_zoom_is_deterministic_per_seed() -> None:
-    recipe = PanZoom(PanZoomRecipe(seconds=0.5, fps=4))
+    recipe = PanZoom(PanZoomSettings(seconds=0.5, fps=4))
     parent = item("image", ramp_png(32, 24))
 
     assert recipe.make(parent, random.Random(9)) == recipe.make(parent, random.Random(9))
 
 
 def test_pan_zoom_from_a_video_starts_from_its_first_frame() -> None:
-    recipe = PanZoom(PanZoomRecipe(source="video", seconds=0.5, fps=4, zoom=1.01))
+    recipe = PanZoom(PanZoomSettings(source="video", seconds=0.5, fps=4, zoom=1.01))
     source = half_bright_mp4()
 
     variant = recipe.make(item("video", source), random.Random(0))
@@ -468,7 +472,7 @@ def test_pan_zoom_from_a_video_starts_from_its_first_frame() -> None:
 
 def test_frame_augment_mirrors_every_frame_at_the_same_size_count_and_rate() -> None:
     source = half_bright_mp4()
-    recipe = FrameAugment(FrameAugmentRecipe(flip=True, brightness=0, contrast=0, saturation=0, hue=0))
+    recipe = FrameAugment(FrameAugmentSettings(flip=True, brightness=0, contrast=0, saturation=0, hue=0))
 
     variant = recipe.make(item("video", source), random.Random(0))
 
@@ -480,7 +484,7 @@ def test_frame_augment_mirrors_every_frame_at_the_same_size_count_and_rate() -> 
 
 def test_frame_augment_applies_one_colour_draw_to_every_frame() -> None:
     source = half_bright_mp4()
-    recipe = FrameAugment(FrameAugmentRecipe(flip=False, brightness=0.4, contrast=0, saturation=0, hue=0))
+    recipe = FrameAugment(FrameAugmentSettings(flip=False, brightness=0.4, contrast=0, saturation=0, hue=0))
 
     variant = recipe.make(item("video", source), random.Random(3))
 
@@ -494,7 +498,7 @@ def test_frame_augment_applies_one_colour_draw_to_every_frame() -> None:
 
 
 def test_frame_augment_is_deterministic_per_seed() -> None:
-    recipe = FrameAugment(FrameAugmentRecipe())
+    recipe = FrameAugment(FrameAugmentSettings())
     parent = item("video", half_bright_mp4())
 
     assert recipe.make(parent, random.Random(1)) == recipe.make(parent, random.Random(1))
@@ -507,13 +511,13 @@ def test_frame_augment_is_deterministic_per_seed() -> None:
 @pytest.mark.parametrize(
     ("recipe", "modality"),
     [
-        (ColourJitter(ColourJitterRecipe()), "image"),
-        (Noise(NoiseRecipe()), "audio"),
-        (SpeedPitch(SpeedPitchRecipe()), "audio"),
-        (Reverb(ReverbRecipe()), "audio"),
-        (PanZoom(PanZoomRecipe()), "image"),
-        (PanZoom(PanZoomRecipe(source="video")), "video"),
-        (FrameAugment(FrameAugmentRecipe()), "video"),
+        (ColourJitter(ColourJitterSettings()), "image"),
+        (Noise(NoiseSettings()), "audio"),
+        (SpeedPitch(SpeedPitchSettings()), "audio"),
+        (Reverb(ReverbSettings()), "audio"),
+        (PanZoom(PanZoomSettings()), "image"),
+        (PanZoom(PanZoomSettings(source="video")), "video"),
+        (FrameAugment(FrameAugmentSettings()), "video"),
     ],
     ids=lambda value: value.label if isinstance(value, Recipe) else value,
 )
@@ -530,7 +534,7 @@ def test_an_undecodable_parent_is_a_rejected_candidate(recipe: Recipe, modality:
 
 
 def test_build_recipes_makes_media_recipes_in_the_spec_order() -> None:
-    spec = SynthSpec(
+    spec = SynthSettings(
         text=None,
         image=[{"kind": "flip_crop"}, {"kind": "colour_jitter", "name": "jitter"}, {"kind": "composite"}],
         audio=[
@@ -564,7 +568,7 @@ def test_build_recipes_makes_media_recipes_in_the_spec_order() -> None:
 
 
 def test_cross_modality_recipes_take_parents_of_their_source_and_make_their_own_modality() -> None:
-    spec = SynthSpec(
+    spec = SynthSettings(
         text=None,
         image=[{"kind": "image_generator", "source": "text"}],
         audio=[{"kind": "tts"}],
@@ -581,6 +585,6 @@ def test_cross_modality_recipes_take_parents_of_their_source_and_make_their_own_
 
 
 def test_generator_records_a_media_recipe_and_its_settings() -> None:
-    generator = json.loads(Noise(NoiseRecipe(name="noisy", snr_db=12.5, colour="pink")).generator)
+    generator = json.loads(Noise(NoiseSettings(name="noisy", snr_db=12.5, colour="pink")).generator)
 
     assert generator == {"recipe": "noisy", "snr_db": 12.5, "colour": "pink"}

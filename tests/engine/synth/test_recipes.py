@@ -14,12 +14,12 @@ from PIL import Image
 
 from curation_dagster.io.validate import probe_audio, probe_image, probe_video
 from curation_dagster.spec import (
-    AudioRecipe,
-    ImageRecipe,
-    SentenceShuffleRecipe,
-    SynthSpec,
-    TextRecipe,
-    VideoRecipe,
+    FlipCropSettings,
+    FrameStepCropSettings,
+    GainShiftSettings,
+    SentenceShuffleSettings,
+    SynthSettings,
+    WordEditsSettings,
 )
 from curation_dagster.synth.base import REJECT_RECIPE_FAILED, Unusable, Variant
 from curation_dagster.synth.recipes import FlipCrop, FrameStepCrop, GainShift, SentenceShuffle, WordEdits
@@ -66,7 +66,7 @@ def rms(wav: bytes) -> float:
 
 
 def test_word_edits_is_deterministic_for_the_same_seed() -> None:
-    recipe = WordEdits(TextRecipe(edit_rate=0.3))
+    recipe = WordEdits(WordEditsSettings(edit_rate=0.3))
 
     one = recipe.make(parent("text", SENTENCE), random.Random("s"))
     two = recipe.make(parent("text", SENTENCE), random.Random("s"))
@@ -75,14 +75,14 @@ def test_word_edits_is_deterministic_for_the_same_seed() -> None:
 
 
 def test_word_edits_changes_the_text() -> None:
-    variant = WordEdits(TextRecipe(edit_rate=0.3)).make(parent("text", SENTENCE), random.Random("s"))
+    variant = WordEdits(WordEditsSettings(edit_rate=0.3)).make(parent("text", SENTENCE), random.Random("s"))
 
     assert variant.text != SENTENCE
     assert (variant.media, variant.media_format) == (None, None)
 
 
 def test_word_edits_only_swaps_and_drops_words() -> None:
-    variant = WordEdits(TextRecipe(edit_rate=0.5)).make(parent("text", SENTENCE), random.Random(1))
+    variant = WordEdits(WordEditsSettings(edit_rate=0.5)).make(parent("text", SENTENCE), random.Random(1))
 
     assert variant.text is not None
     assert set(variant.text.split()) <= set(SENTENCE.split())
@@ -90,7 +90,7 @@ def test_word_edits_only_swaps_and_drops_words() -> None:
 
 
 def test_word_edits_leaves_a_single_word_unchanged() -> None:
-    recipe = WordEdits(TextRecipe(edit_rate=0.5))
+    recipe = WordEdits(WordEditsSettings(edit_rate=0.5))
 
     assert {recipe.make(parent("text", "hello"), random.Random(seed)).text for seed in range(20)} == {"hello"}
 
@@ -99,7 +99,7 @@ PARAGRAPHS = "One is first. Two is second! Three is third?\n\nFour is alone here
 
 
 def test_sentence_shuffle_is_deterministic_for_the_same_seed() -> None:
-    recipe = SentenceShuffle(SentenceShuffleRecipe())
+    recipe = SentenceShuffle(SentenceShuffleSettings())
 
     assert recipe.make(parent("text", PARAGRAPHS), random.Random(3)) == recipe.make(
         parent("text", PARAGRAPHS), random.Random(3)
@@ -107,7 +107,7 @@ def test_sentence_shuffle_is_deterministic_for_the_same_seed() -> None:
 
 
 def test_sentence_shuffle_reorders_sentences_and_keeps_paragraphs() -> None:
-    variant = SentenceShuffle(SentenceShuffleRecipe(swap_rate=1.0)).make(
+    variant = SentenceShuffle(SentenceShuffleSettings(swap_rate=1.0)).make(
         parent("text", PARAGRAPHS), random.Random(0)
     )
 
@@ -125,7 +125,7 @@ def re_sentences(text: str) -> list[str]:
 
 def test_sentence_shuffle_moves_a_sentence_at_most_max_distance() -> None:
     sentences = [f"Sentence {index}." for index in range(12)]
-    recipe = SentenceShuffle(SentenceShuffleRecipe(swap_rate=1.0, max_distance=1))
+    recipe = SentenceShuffle(SentenceShuffleSettings(swap_rate=1.0, max_distance=1))
 
     for seed in range(10):
         variant = recipe.make(parent("text", " ".join(sentences)), random.Random(seed))
@@ -137,7 +137,7 @@ def test_sentence_shuffle_moves_a_sentence_at_most_max_distance() -> None:
 
 
 def test_sentence_shuffle_swaps_at_least_once_even_at_a_low_rate() -> None:
-    recipe = SentenceShuffle(SentenceShuffleRecipe(swap_rate=0.001))
+    recipe = SentenceShuffle(SentenceShuffleSettings(swap_rate=0.001))
 
     texts = {
         recipe.make(parent("text", "Alpha one. Beta two."), random.Random(seed)).text for seed in range(5)
@@ -147,7 +147,7 @@ def test_sentence_shuffle_swaps_at_least_once_even_at_a_low_rate() -> None:
 
 
 def test_sentence_shuffle_leaves_a_single_sentence_unchanged() -> None:
-    variant = SentenceShuffle(SentenceShuffleRecipe()).make(
+    variant = SentenceShuffle(SentenceShuffleSettings()).make(
         parent("text", "Just one sentence here."), random.Random(0)
     )
 
@@ -155,7 +155,7 @@ def test_sentence_shuffle_leaves_a_single_sentence_unchanged() -> None:
 
 
 def test_make_batch_turns_a_failing_parent_into_an_unusable_outcome() -> None:
-    recipe = FlipCrop(ImageRecipe())
+    recipe = FlipCrop(FlipCropSettings())
 
     outcomes = recipe.make_batch(
         [parent("image", media=b"not an image"), parent("image", media=gradient_png())], ["1:a", "1:b"]
@@ -166,7 +166,7 @@ def test_make_batch_turns_a_failing_parent_into_an_unusable_outcome() -> None:
 
 
 def test_make_batch_seeds_each_parent_from_its_key() -> None:
-    recipe = WordEdits(TextRecipe(edit_rate=0.3))
+    recipe = WordEdits(WordEditsSettings(edit_rate=0.3))
 
     (variant,) = recipe.make_batch([parent("text", SENTENCE)], ["7:p1"])
 
@@ -177,14 +177,14 @@ def test_make_batch_seeds_each_parent_from_its_key() -> None:
 
 
 def test_flip_crop_is_deterministic_for_the_same_seed() -> None:
-    recipe = FlipCrop(ImageRecipe(crop_fraction=0.5))
+    recipe = FlipCrop(FlipCropSettings(crop_fraction=0.5))
     source = parent("image", media=gradient_png())
 
     assert recipe.make(source, random.Random(1)) == recipe.make(source, random.Random(1))
 
 
 def test_flip_crop_output_is_a_png_with_the_cropped_size() -> None:
-    variant = FlipCrop(ImageRecipe(crop_fraction=0.5)).make(
+    variant = FlipCrop(FlipCropSettings(crop_fraction=0.5)).make(
         parent("image", media=gradient_png(10, 8)), random.Random(0)
     )
 
@@ -194,7 +194,7 @@ def test_flip_crop_output_is_a_png_with_the_cropped_size() -> None:
 
 
 def test_flip_crop_output_is_the_centre_of_the_mirrored_image() -> None:
-    variant = FlipCrop(ImageRecipe(crop_fraction=0.5)).make(
+    variant = FlipCrop(FlipCropSettings(crop_fraction=0.5)).make(
         parent("image", media=gradient_png(10, 8)), random.Random(0)
     )
 
@@ -206,7 +206,7 @@ def test_flip_crop_output_is_the_centre_of_the_mirrored_image() -> None:
 
 
 def test_flip_crop_keeps_the_caption() -> None:
-    variant = FlipCrop(ImageRecipe()).make(parent("image", "cap", gradient_png()), random.Random(0))
+    variant = FlipCrop(FlipCropSettings()).make(parent("image", "cap", gradient_png()), random.Random(0))
 
     assert variant.text == "cap"
 
@@ -215,7 +215,7 @@ def test_flip_crop_keeps_the_caption() -> None:
 
 
 def test_gain_shift_is_deterministic_for_the_same_seed() -> None:
-    recipe = GainShift(AudioRecipe())
+    recipe = GainShift(GainShiftSettings())
     source = parent("audio", media=tone_wav())
 
     assert recipe.make(source, random.Random(1)) == recipe.make(source, random.Random(1))
@@ -224,7 +224,7 @@ def test_gain_shift_is_deterministic_for_the_same_seed() -> None:
 def test_gain_shift_output_decodes_with_the_same_duration() -> None:
     source = tone_wav(0.5, 8000)
 
-    variant = GainShift(AudioRecipe()).make(parent("audio", media=source), random.Random(0))
+    variant = GainShift(GainShiftSettings()).make(parent("audio", media=source), random.Random(0))
 
     assert variant.media is not None
     assert variant.media != source
@@ -235,7 +235,7 @@ def test_gain_shift_output_decodes_with_the_same_duration() -> None:
 def test_gain_shift_lowers_rms_by_the_gain() -> None:
     source = tone_wav()
 
-    variant = GainShift(AudioRecipe(gain_db=-6.0, shift_fraction=0.25)).make(
+    variant = GainShift(GainShiftSettings(gain_db=-6.0, shift_fraction=0.25)).make(
         parent("audio", media=source), random.Random(0)
     )
 
@@ -247,7 +247,7 @@ def test_gain_shift_lowers_rms_by_the_gain() -> None:
 def test_gain_shift_shifts_in_time() -> None:
     source = tone_wav()
 
-    variant = GainShift(AudioRecipe(gain_db=0.0, shift_fraction=0.25)).make(
+    variant = GainShift(GainShiftSettings(gain_db=0.0, shift_fraction=0.25)).make(
         parent("audio", media=source), random.Random(0)
     )
 
@@ -261,7 +261,7 @@ def test_gain_shift_shifts_in_time() -> None:
 
 
 def test_frame_step_crop_is_deterministic_for_the_same_seed() -> None:
-    recipe = FrameStepCrop(VideoRecipe())
+    recipe = FrameStepCrop(FrameStepCropSettings())
     source = parent("video", media=moving_mp4())
 
     assert recipe.make(source, random.Random(1)) == recipe.make(source, random.Random(1))
@@ -270,7 +270,7 @@ def test_frame_step_crop_is_deterministic_for_the_same_seed() -> None:
 def test_frame_step_crop_output_decodes_with_fewer_frames_and_a_cropped_size() -> None:
     source = moving_mp4(frames=8, fps=8, size=32)
 
-    variant = FrameStepCrop(VideoRecipe(frame_step=2, crop_fraction=0.5)).make(
+    variant = FrameStepCrop(FrameStepCropSettings(frame_step=2, crop_fraction=0.5)).make(
         parent("video", media=source), random.Random(0)
     )
 
@@ -286,20 +286,20 @@ def test_frame_step_crop_output_decodes_with_fewer_frames_and_a_cropped_size() -
 
 
 def test_build_recipes_returns_only_the_recipes_the_spec_switches_on() -> None:
-    recipes = build_recipes(SynthSpec(image=None, video=None))
+    recipes = build_recipes(SynthSettings(image=None, video=None))
 
     assert [(r.modality, type(r)) for r in recipes] == [("text", WordEdits), ("audio", GainShift)]
 
 
 def test_generator_names_the_recipe_and_its_settings() -> None:
-    generator = json.loads(WordEdits(TextRecipe(edit_rate=0.2)).generator)
+    generator = json.loads(WordEdits(WordEditsSettings(edit_rate=0.2)).generator)
 
     assert generator == {"recipe": "word_edits", "edit_rate": 0.2}
 
 
 def test_generator_names_a_named_recipe_by_its_name() -> None:
     generator = json.loads(
-        SentenceShuffle(SentenceShuffleRecipe(name="shuffle_far", max_distance=5)).generator
+        SentenceShuffle(SentenceShuffleSettings(name="shuffle_far", max_distance=5)).generator
     )
 
     assert generator == {
@@ -311,7 +311,7 @@ def test_generator_names_a_named_recipe_by_its_name() -> None:
 
 
 def test_build_recipes_keeps_the_spec_order_of_text_recipes() -> None:
-    spec = SynthSpec(
+    spec = SynthSettings(
         text=[{"kind": "sentence_shuffle"}, {"kind": "word_edits", "fraction": 0.5}],
         image=None,
         audio=None,

@@ -10,15 +10,15 @@ import pytest
 
 from curation_dagster.errors import SpecError
 from curation_dagster.spec import (
-    AudioRecipe,
-    ImageRecipe,
-    LLMRecipe,
-    NoiseRecipe,
-    ReverbRecipe,
-    SentenceShuffleRecipe,
-    SpeedPitchRecipe,
-    TextRecipe,
-    VideoRecipe,
+    FlipCropSettings,
+    FrameStepCropSettings,
+    GainShiftSettings,
+    LLMSettings,
+    NoiseSettings,
+    ReverbSettings,
+    SentenceShuffleSettings,
+    SpeedPitchSettings,
+    WordEditsSettings,
     load_spec,
     parse_spec,
 )
@@ -31,7 +31,7 @@ def synthesize(text: Any) -> Any:
 
 
 def test_one_recipe_as_a_mapping_is_a_list_of_one() -> None:
-    assert synthesize({"kind": "word_edits", "edit_rate": 0.2}).text == (TextRecipe(edit_rate=0.2),)
+    assert synthesize({"kind": "word_edits", "edit_rate": 0.2}).text == (WordEditsSettings(edit_rate=0.2),)
 
 
 def test_null_text_makes_no_recipe() -> None:
@@ -41,19 +41,19 @@ def test_null_text_makes_no_recipe() -> None:
 def test_a_list_keeps_its_order() -> None:
     recipes = synthesize([{"kind": "sentence_shuffle"}, {"kind": "llm", "mode": "qa"}]).text
 
-    assert recipes == (SentenceShuffleRecipe(), LLMRecipe(mode="qa"))
+    assert recipes == (SentenceShuffleSettings(), LLMSettings(mode="qa"))
     assert [recipe.label for recipe in recipes] == ["sentence_shuffle", "llm_qa"]
 
 
 def test_the_default_is_word_edits() -> None:
-    assert parse_spec({"name": "s"}).synthesize.text == (TextRecipe(),)
+    assert parse_spec({"name": "s"}).synthesize.text == (WordEditsSettings(),)
 
 
 def test_shipped_versions_still_load_with_their_text_recipes() -> None:
     demo = load_spec(REPO / "versions" / "demo.yaml").synthesize
     formal = load_spec(REPO / "versions" / "text_formal.yaml").synthesize
 
-    assert demo.text == (TextRecipe(edit_rate=0.1),)
+    assert demo.text == (WordEditsSettings(edit_rate=0.1),)
     assert [recipe.kind for recipe in formal.text] == ["word_edits", "sentence_shuffle"]
 
 
@@ -98,7 +98,7 @@ def synthesize_media(**sections: Any) -> Any:
 def test_one_media_recipe_as_a_mapping_is_a_list_of_one_and_null_makes_none() -> None:
     settings = synthesize_media(image={"kind": "flip_crop", "crop_fraction": 0.8}, audio=None, video=[])
 
-    assert settings.image == (ImageRecipe(crop_fraction=0.8),)
+    assert settings.image == (FlipCropSettings(crop_fraction=0.8),)
     assert (settings.audio, settings.video) == ((), ())
 
 
@@ -106,9 +106,9 @@ def test_the_default_media_recipes_are_one_per_modality() -> None:
     settings = parse_spec({"name": "s"}).synthesize
 
     assert (settings.image, settings.audio, settings.video) == (
-        (ImageRecipe(),),
-        (AudioRecipe(),),
-        (VideoRecipe(),),
+        (FlipCropSettings(),),
+        (GainShiftSettings(),),
+        (FrameStepCropSettings(),),
     )
 
 
@@ -117,7 +117,7 @@ def test_a_media_list_keeps_its_order_and_each_recipe_its_fraction() -> None:
         audio=[{"kind": "noise", "snr_db": 10, "fraction": 0.5}, {"kind": "reverb"}, {"kind": "speed_pitch"}]
     )
 
-    assert settings.audio == (NoiseRecipe(snr_db=10, fraction=0.5), ReverbRecipe(), SpeedPitchRecipe())
+    assert settings.audio == (NoiseSettings(snr_db=10, fraction=0.5), ReverbSettings(), SpeedPitchSettings())
 
 
 def test_shipped_demo_version_still_loads_its_single_media_recipes() -> None:

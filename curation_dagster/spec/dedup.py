@@ -1,0 +1,277 @@
+"""The deduped stage's settings: exact, near-duplicate text, image, video and audio, and semantic dedup."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from curation_dagster.spec.base import StrictSettings
+from curation_dagster.spec.embeddings import EmbeddingSettings
+
+
+class NormalizeSettings(StrictSettings):
+    """How text is normalised before exact hashing, so trivial variants hash alike."""
+
+    casefold: bool = True
+    """Compare text case-insensitively."""
+    collapse_whitespace: bool = True
+    """Treat any run of whitespace (spaces, tabs, newlines) as one space and strip the ends."""
+    unicode_nfkc: bool = True
+    """Apply Unicode NFKC, so compatibility characters (full-width letters, ligatures) hash alike."""
+
+
+class ExactDedupSettings(StrictSettings):
+    """Exact duplicates on normalised content, across every shard of the version."""
+
+    enabled: bool = True
+    """Remove exact duplicates; off only for debugging, since every later stage assumes it."""
+    normalize: NormalizeSettings = NormalizeSettings()
+    """Text normalisation applied before hashing; media items are hashed on their bytes."""
+
+
+class ShingleNormalizeSettings(StrictSettings):
+    """How text is normalised before shingling for near-duplicate detection."""
+
+    casefold: bool = True
+    """Compare words case-insensitively."""
+    strip_accents: bool = True
+    """Drop combining accents after Unicode NFKD (é → e)."""
+    strip_punctuation: bool = True
+    """Treat punctuation as whitespace, so punctuation and line-wrapping edits do not change shingles."""
+    replace_digits: bool = True
+    """Map every digit to 0, so dates and counters do not separate otherwise equal documents."""
+
+
+#: Named settings for near-duplicate detection; a spec's explicit fields override the preset's.
+NEAR_DEDUP_PRESETS: dict[str, dict[str, Any]] = {
+    # FineWeb's published choice: 5-word shingles, 14 bands x 8 rows (112 hashes), threshold ~0.72, no check.
+    "fineweb": {"shingle": "words", "ngram": 5, "bands": 14, "rows": 8, "verify": "none"},
+    # The project default: finds 5-10% word edits, never merges documents sharing under half their words.
+    "edits": {
+        "shingle": "words",
+        "ngram": 3,
+        "bands": 42,
+        "rows": 3,
+        "verify": "word_jaccard",
+        "min_similarity": 0.65,
+    },
+}
+
+
+class NearDedupSettings(StrictSettings):
+    """Near duplicates of text by MinHash LSH, across every shard of the version.
+
+    Candidates are documents that share a band of `rows` hash values in any of `bands` bands; a pair of
+    shingle-Jaccard similarity s becomes a candidate with probability 1 - (1 - s^rows)^bands, which is 1/2
+    near s = (1/bands)^(1/rows). Candidates are then checked (`verify`) before they are merged.
+    """
+
+    enabled: bool = True
+    """Remove near duplicates of text items (after exact dedup)."""
+    preset: Literal["fineweb", "edits"] | None = None
+    """Start from a named preset; fields given explicitly override it."""
+    shingle: Literal["words", "chars"] = "words"
+    """Shingle unit: word n-grams, or character n-grams (for scripts without spaces)."""
+    ngram: int = Field(3, ge=1, le=32)
+    """Shingle length in units. Shorter shingles keep similarity higher under word edits."""
+    bands: int = Field(42, ge=1, le=512)
+    """LSH bands; more bands find lower similarities (more candidates to check)."""
+    rows: int = Field(3, ge=1, le=64)
+    """Hash values per band; more rows make the S-curve steeper and the threshold higher."""
+    verify: Literal["none", "word_jaccard", "shingle_jaccard"] = "word_jaccard"
+    """How a candidate pair is confirmed: estimated Jaccard similarity of the two documents' word sets
+    (the users' notion: share of words), of their shingle sets, or not at all (banding alone decides).
+    For text without spaces between words, use character shingles with `shingle_jaccard`."""
+    min_similarity: float = Field(0.65, ge=0, le=1)
+    """A candidate pair is merged when the verified similarity is at least this. 5-10% word edits keep
+    word-set Jaccard at 0.7-0.95 and documents sharing under half their words stay below 0.5; 0.65 leaves
+    about three standard errors of the 128-value estimate below it and above 0.5."""
+    verify_hashes: int = Field(128, ge=16, le=1024)
+    """Hash values of the word-set signature that estimates `word_jaccard` (std ~ sqrt(J(1-J)/n))."""
+    seed: int = 1
+    """Seed of the hash functions; the same seed gives the same signatures."""
+    normalize: ShingleNormalizeSettings = ShingleNormalizeSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            preset = NEAR_DEDUP_PRESETS.get(str(data["preset"]))
+            if preset is not None:
+                return {**preset, **data}
+        return data
+
+    @classmethod
+    def preset_settings(cls, name: str, **overrides: Any) -> NearDedupSettings:
+        """The settings of a named preset (`fineweb`, `edits`), with overrides."""
+        return cls.model_validate({"preset": name, **overrides})
+
+    @property
+    def num_perm(self) -> int:
+        """Hash values per shingle signature: bands x rows."""
+        return self.bands * self.rows
+
+    @property
+    def threshold(self) -> float:
+        """The shingle similarity at which a pair becomes a candidate with probability about 1/2."""
+        return float((1 / self.bands) ** (1 / self.rows))
+
+
+class ImageDedupSettings(StrictSettings):
+    """Near-duplicate images by 64-bit perceptual hashes, across every shard of the version.
+
+    Each image is hashed whole, mirrored and through nine windows keeping 90% of each side; two images
+    match when a pair of their hashes, one of them a whole-image hash, is within `max_distance` bits.
+    Measured on 1,516 distinct images and copies of 150 of them (`benchmarks/image_dedup.py`): at 8 bits
+    re-encodes (JPEG quality 20), resizes, WebP and PNG copies, mirrors, 90% crops at the centre or a
+    corner, contrast changes and captions are all found, brightness changes and watermarks 98-99% of the
+    time, a 90% crop between the windows' positions 86% (98% at 10 bits); 2 false matches in 1.15
+    million pairs of distinct images (11 at 10 bits).
+    """
+
+    enabled: bool = True
+    """Remove near-duplicate images (after exact dedup)."""
+    hash: Literal["phash", "dhash", "whash"] = "phash"
+    """pHash (32 x 32 DCT, 8 x 8 low frequencies against their median; the most robust to re-encoding and
+    brightness), dHash (signs of horizontal gradients of a 9 x 8 reduction) or wHash (Haar low band)."""
+    hash_size: int = Field(8, ge=4, le=8)
+    """Side of the hash grid: hashes have hash_size² bits (64 with 8). Smaller hashes merge more."""
+    max_distance: int = Field(8, ge=0, le=32)
+    """Images whose hashes differ in at most this many bits are duplicates; dup_similarity is
+    1 - distance / bits. 8 of 64 finds the copies above; 10 finds off-position crops more often, with
+    about five times the false matches."""
+    mirror: bool = True
+    """Also match horizontally mirrored copies (plain pHash does not)."""
+    crops: bool = True
+    """Also match crops keeping about 90% of each side, at any position (plain pHash misses most)."""
+    min_detail: float = Field(2.0, ge=0)
+    """Images whose 32 x 32 grayscale reduction has a pixel standard deviation below this are not hashed
+    (a flat or nearly flat image hashes like every other one); exact dedup and the filters still apply."""
+
+
+class VideoDedupSettings(StrictSettings):
+    """Near-duplicate videos by the pHash of frames sampled at a fixed rate, across every shard.
+
+    Two videos match when at least `min_matching_share` of the informative sampled frames of one are
+    within `max_distance` bits of some frame of the other, in any order, and neither has more unmatched
+    frames than a trim of `max_trim_s` allows: re-encodes, resizes, frame-rate changes and trims of a few
+    seconds match; different videos, excerpts of a long video and single frames do not.
+    """
+
+    enabled: bool = True
+    """Remove near-duplicate videos (after exact dedup)."""
+    frames_per_second: float = Field(2.0, gt=0, le=30)
+    """Frames sampled per second of video. At 2 a trimmed copy is sampled at most a quarter second away
+    from the original's frames; at 1, trims by half seconds of panning footage lose most matches."""
+    max_frames: int = Field(1200, ge=1)
+    """Frames sampled at most per video (the first 10 minutes at 2 per second)."""
+    hash_size: int = Field(8, ge=4, le=8)
+    """Side of the frame pHash grid: hash_size² bits."""
+    max_distance: int = Field(10, ge=0, le=32)
+    """Two frames match when their hashes differ in at most this many bits."""
+    min_matching_share: float = Field(0.7, gt=0, le=1)
+    """Share of the shorter video's sampled frames that must match frames of the other; dup_similarity
+    is the smaller of the two videos' shares."""
+    max_trim_s: float = Field(5.0, ge=0)
+    """Seconds of either video that may lack a match (trimmed at the start or end, or cut) when that is
+    more than 1 - `min_matching_share` of it; a short excerpt of a long video is not its duplicate."""
+    min_detail: float = Field(2.0, ge=0)
+    """Sampled frames this flat (black, fades, title cards) are not hashed and do not count."""
+
+
+class AudioDedupSettings(StrictSettings):
+    """Near-duplicate sounds by spectral fingerprints of windows sampled at a fixed rate, across every
+    shard; matched like videos (`dedup.video`): a share of one's windows within `max_distance` bits of
+    windows of the other, in any order, with at most a trim's worth unmatched in either. Each window's
+    64-bit hash is the sign pattern of its band energies (64 bands, 150 Hz to 4 kHz, about a semitone
+    each) around the spectrum's overall tilt: gain cancels, MP3 and Vorbis re-encodes and resampling
+    keep it. Sounds shorter than a window and a half are not fingerprinted.
+    """
+
+    enabled: bool = True
+    """Remove near-duplicate sounds (after exact dedup)."""
+    frames_per_second: float = Field(2.0, gt=0, le=20)
+    """Windows fingerprinted per second of sound."""
+    window_s: float = Field(2.0, gt=0, le=10)
+    """Length of each window; 2 s windows every 0.5 s keep trimmed copies within reach of each other."""
+    max_frames: int = Field(1200, ge=1)
+    """Windows fingerprinted at most per sound (the first 10 minutes at 2 per second)."""
+    max_distance: int = Field(10, ge=0, le=32)
+    """Two windows match when their 64-bit hashes differ in at most this many bits."""
+    min_matching_share: float = Field(0.7, gt=0, le=1)
+    """Share of the shorter sound's windows that must match windows of the other; dup_similarity is the
+    smaller of the two sounds' shares."""
+    max_trim_s: float = Field(5.0, ge=0)
+    """Seconds of either sound that may lack a match when that is more than 1 - `min_matching_share` of
+    it; a short excerpt of a long recording is not its duplicate."""
+    min_level_db: float = Field(-60.0, le=0)
+    """Windows quieter than this (dB below full scale) are silence: not matched, not counted."""
+
+
+class SemanticDedupSettings(StrictSettings):
+    """SemDeDup (Abbas et al. 2023) on text or CLIP image embeddings, across every shard of the version: k-means
+    clusters, then within a cluster an item whose cosine similarity to an item already kept is at least
+    1 - `epsilon` (`image_epsilon` for images) is removed. The centroids are fitted once per version, on up
+    to `sample_size` items of the first shard deduped with these settings, and stored in the lake; later
+    shards are assigned to them and compared, cluster by cluster, with the items earlier shards kept. Off
+    unless the section is given.
+    """
+
+    enabled: bool = True
+    """Remove semantic duplicates of the items of `modalities` (after exact and near dedup); true once the
+    section is written, so `semantic: {}` turns it on."""
+    clusters: int = Field(50, ge=1, le=100_000)
+    """k of k-means. Items are only compared within their cluster, so more clusters mean less work and
+    memory per shard but more duplicate pairs split across two clusters. The fit uses at most one cluster
+    per 10 sample items, so a small first shard gives the version fewer, larger clusters (more work)."""
+    epsilon: float = Field(0.07, gt=0, lt=1)
+    """Text items are duplicates when their cosine similarity is at least 1 - epsilon. 0.07 (0.93) is NeMo
+    Curator's text SemDeDup example with all-MiniLM-L6-v2; its workflow default is 0.01. Lower is stricter."""
+    image_epsilon: float = Field(0.03, gt=0, lt=1)
+    """`epsilon` for image items' CLIP vectors: 0.03 (0.97) is the SemDeDup paper's value on LAION-440M's CLIP
+    image embeddings, where it removed about half of the data with little loss. Lower is stricter."""
+    keep: Literal["earliest", "nearest_centroid", "farthest_centroid"] = "earliest"
+    """Which item of a group of duplicates within one shard is kept: the earliest row, as the other dedup
+    steps do; the one nearest to the cluster's centroid (NeMo Curator's `easy`); or the farthest (the
+    paper's choice, NeMo Curator's default `hard`). Items kept by earlier shards are never removed."""
+    sample_size: int = Field(100_000, ge=1)
+    """Most items the centroids are fitted on: a seeded sample of the first shard's text items."""
+    kmeans_init: int = Field(3, ge=1, le=50)
+    """Seeded k-means restarts; the best of them (lowest inertia) is kept."""
+    seed: int = 0
+    """Seed of the k-means fit and of the sample it is fitted on."""
+    embeddings: EmbeddingSettings = Field(default_factory=lambda: EmbeddingSettings())
+    """The text embedder; with the same settings as `select.embeddings` the vectors stored in
+    `<version>/embeddings/` are computed once and shared with selection."""
+    modalities: tuple[Literal["text", "image"], ...] = ("text",)
+    """The modalities deduplicated, each in its own embedding space with its own centroids, index files and
+    fingerprint: `text` with the text embedder above, `image` with the CLIP image embeddings of
+    `models.clip_weights` (kept in `<version>/image_embeddings/`, shared with the CLIP filters)."""
+
+    @field_validator("modalities")
+    @classmethod
+    def _modalities_listed_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list text and/or image, each at most once")
+        return value
+
+    def epsilon_of(self, modality: str) -> float:
+        """The epsilon of one of `modalities`: `image_epsilon` for images, `epsilon` for text."""
+        return self.image_epsilon if modality == "image" else self.epsilon
+
+
+class DedupSettings(StrictSettings):
+    """The deduped stage."""
+
+    exact: ExactDedupSettings = ExactDedupSettings()
+    near: NearDedupSettings = NearDedupSettings()
+    image: ImageDedupSettings = ImageDedupSettings()
+    """Near-duplicate images; runs on the images exact dedup kept."""
+    video: VideoDedupSettings = VideoDedupSettings()
+    """Near-duplicate videos; runs on the videos exact dedup kept."""
+    audio: AudioDedupSettings = AudioDedupSettings()
+    """Near-duplicate sounds; runs on the sounds exact dedup kept."""
+    semantic: SemanticDedupSettings = Field(default_factory=lambda: SemanticDedupSettings(enabled=False))
+    """Semantic duplicates by embeddings (SemDeDup); runs on the items of `semantic.modalities` (text by
+    default) that exact and near dedup kept. Off by default: it runs a model on the accelerator."""

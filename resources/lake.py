@@ -1,4 +1,4 @@
-"""The `lake` resource: the storage root, the landing zone and DuckDB over the Parquet lake."""
+"""The `lake` resource: the storage root, the landing zone, the claim lock and DuckDB over the Parquet lake."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ class LakeResource(ConfigurableResource):
     """The lake root ($CURATION_HOME): `<root>/<version>/<stage>/<shard>.parquet`."""
     landing: str
     """The landing zone ($CURATION_LANDING): one file or folder per shard."""
+    claim_lock_dsn: str = ""
+    """A PostgreSQL database for the cross-shard claim locks ($CURATION_LOCK_DSN), e.g. the Dagster
+    instance's: needed for a lake on object storage or workers on several machines; empty locks a local
+    lake with files."""
 
     def lake(self) -> Lake:
-        return Lake(self.root)
+        return Lake(self.root, claim_lock_dsn=self.claim_lock_dsn)
 
     def landing_path(self) -> Path:
         return Path(self.landing).expanduser()

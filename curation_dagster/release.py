@@ -156,7 +156,7 @@ def _build_release(spec: VersionSpec, lake: Lake, settings: ReleaseSettings) -> 
         manifest = _manifest(spec, shards, counts, total, int(synthetic), schema, written)
         with lake.fs.open(f"{temporary}/{MANIFEST}", "wb") as handle:
             handle.write(_manifest_bytes(manifest))
-        _swap_into_place(lake, temporary, final)
+        lake.replace_folder(temporary, final)
     except BaseException:
         if lake.fs.exists(temporary):
             lake.fs.rm(temporary, recursive=True)
@@ -363,17 +363,6 @@ def _manifest(
 
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _swap_into_place(lake: Lake, temporary: str, final: str) -> None:
-    """Replace the release folder by the finished temporary one (a rename on a local lake)."""
-    if lake.fs.exists(final):
-        retired = f"{final.rsplit('/', 1)[0]}/.{RELEASE_DIR}.{uuid.uuid4().hex}.old"
-        lake.fs.mv(final, retired, recursive=True)
-        lake.fs.mv(temporary, final, recursive=True)
-        lake.fs.rm(retired, recursive=True)
-    else:
-        lake.fs.mv(temporary, final, recursive=True)
 
 
 def _remove_leftovers(lake: Lake, parent: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.generator_fixtures import build_tiny_causal_lm, one_torch_thread
 from tests.media_fixtures import write_jsonl
+from tests.servers import S3Server
 
 
 @pytest.fixture
@@ -78,3 +79,20 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     from tests.model_fixtures import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("clip") / "model")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """A local S3-compatible server (moto) with an empty bucket `curation`, and fsspec in this process
+    pointed at it: the endpoint through fsspec's config, the test credentials in the environment, as
+    `S3Server.environment()` gives them to a new process."""
+    import fsspec.config
+
+    from tests.servers import s3_server
+
+    with s3_server() as server, pytest.MonkeyPatch.context() as patch:
+        server.create_bucket("curation")
+        for name, value in server.environment().items():
+            patch.setenv(name, value)
+        patch.setitem(fsspec.config.conf, "s3", {"endpoint_url": server.endpoint})
+        yield server

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.keystore import KeyStore, read_arrow, write_arrow
+from curation_dagster.dedup.arrow_files import ArrowFile, write_arrow
+from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.io.lake import Lake, check_segment
 
 EXACT_KEYS = "exact_keys"
@@ -63,9 +64,8 @@ class ExactIndex:
                 rows[other].append((row, hashes[probe]))
             owners: dict[str, str] = {}
             for other, wanted in sorted(rows.items()):
-                picked = read_arrow(self.lake, self._claims_path(other)).take(
-                    pa.array([row for row, _ in wanted], pa.int64())
-                )
+                with ArrowFile(self.lake, self._claims_path(other)) as claims:
+                    picked = claims.take([row for row, _ in wanted])
                 found = zip(
                     picked.column("content_hash").to_pylist(), picked.column("id").to_pylist(), strict=True
                 )

@@ -7,17 +7,18 @@ searches every tier and every run not yet merged, so it touches the pages its pr
 `probes × log(keys)` comparisons per file and at most `fanout − 1` files per level: adding a shard costs
 its own keys plus a logarithmic share of merging, not a scan of every earlier shard.
 
-Files are uncompressed Arrow IPC, memory-mapped on a local lake (a lookup reads only the pages it
-touches) and read whole from a remote one. `manifest.json` names every shard's current run (its token is
-a hash of the run's content and its arrival number orders the shards) and every tier with the tokens of
-the runs it merged; a tier's entries for a shard whose run changed since are ignored, that shard is read
-from its run until the next merge. Callers serialise writers (the deduped stage holds the index lock).
+Files are uncompressed Arrow IPC (`arrow_files.py`) in record batches that are equal slices of the key
+space, about `BATCH_KEYS` keys each: a lookup reads a file's footer and only the batches whose slice holds
+a probe, memory-mapped on a local lake, one ranged request each on a remote one. `manifest.json` names
+every shard's current run (its token is a hash of the run's content and its arrival number orders the
+shards) and every tier with the tokens of the runs it merged; a tier's entries for a shard whose run
+changed since are ignored, that shard is read from its run until the next merge. Callers serialise writers
+(the deduped stage holds the index lock).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from curation_dagster.dedup.arrow_files import (
+    KEY_SLICES,
+    ArrowFile,
+    slice_bounds,
+    slice_starts,
+    write_batches,
+)
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
 
@@ -38,7 +46,9 @@ MAX_TIER_KEYS = 256_000_000
 #: Entries merged in memory at once (about 16 bytes each, plus the sort's): a merge writes the key space
 #: in ranges of about this many entries, so its memory does not grow with the tier.
 MERGE_RANGE_KEYS = 4_000_000
-#: Times a lookup starts over when a merge removed a file it was about to read.
+#: Keys per record batch of a run or tier (16 bytes each, so 1 MiB): what a lookup of one key reads.
+BATCH_KEYS = 65_536
+#: Times a lookup starts over when a merge removed (or a rerun replaced) a file it was about to read.
 LOOKUP_ATTEMPTS = 5
 
 _SCHEMA = pa.schema(
@@ -189,8 +199,8 @@ class KeyStore:
 
     def _merge(self, manifest: dict[str, Any], members: list[tuple[str, str]], level: int) -> None:
         """One new tier from runs or tiers; entries of shards whose run changed are dropped. The key space
-        is merged range by range, each written as its own record batch, so memory holds one range's
-        entries (about `MERGE_RANGE_KEYS`), not the tier's."""
+        is merged range by range, so memory holds one range's entries (about `MERGE_RANGE_KEYS`), not the
+        tier's; each range is written as the record batches of its key slices."""
         inputs: list[tuple[pa.Table, np.ndarray, np.ndarray]] = []
         names: list[str] = []
         covered: dict[str, str] = {}
@@ -211,42 +221,22 @@ class KeyStore:
             total += table.num_rows
         arrival = np.array([manifest["shards"][shard]["arrival"] for shard in names], dtype=np.int64)
         name = hashlib.sha256(json.dumps(sorted(covered.items())).encode()).hexdigest()[:20]
-        ranges = max(1, -(-total // MERGE_RANGE_KEYS))
-        edges = [(index << 64) // ranges for index in range(ranges)] + [1 << 64]
-        schema = _SCHEMA.with_metadata({b"shards": json.dumps(names).encode()})
+        slices = _slice_count(total)
+        per_range = max(1, MERGE_RANGE_KEYS // _slice_keys())
+        starts = [*slice_starts(slices).tolist(), 1 << 64]
+        schema = _file_schema(names, slices)
         written = 0
         with (
             self.lake.atomic_file(self._tier_path(name)) as handle,
             pa.ipc.new_file(handle, schema) as writer,
         ):
-            for low, high in itertools.pairwise(edges):
-                keys, sources, rows = [], [], []
-                for table, answers, remap in inputs:
-                    for chunk in _chunks(table):
-                        chunk_keys = chunk["key"]
-                        start = int(np.searchsorted(chunk_keys, np.uint64(low)))
-                        stop = (
-                            len(chunk_keys)
-                            if high >> 64
-                            else int(np.searchsorted(chunk_keys, np.uint64(high)))
-                        )
-                        source = chunk["source"][start:stop]
-                        keep = answers[source]
-                        keys.append(chunk_keys[start:stop][keep])
-                        sources.append(remap[source[keep]])
-                        rows.append(chunk["row"][start:stop][keep])
-                merged_keys, merged_sources, merged_rows = (
-                    np.concatenate(parts) if parts else np.zeros(0, kind)
-                    for parts, kind in ((keys, np.uint64), (sources, np.uint32), (rows, np.uint32))
-                )
-                order = np.lexsort((merged_rows, arrival[merged_sources], merged_keys))
-                batch = {
-                    "key": merged_keys[order],
-                    "source": merged_sources[order],
-                    "row": merged_rows[order],
-                }
-                writer.write_batch(pa.record_batch(batch, schema=schema))
-                written += len(order)
+            for first in range(0, slices, per_range):
+                last = min(first + per_range, slices)
+                keys, sources, rows = _merged_range(inputs, arrival, starts[first], starts[last])
+                for part in slice_bounds(keys, np.array(starts[first + 1 : last], dtype=np.uint64)):
+                    batch = {"key": keys[part], "source": sources[part], "row": rows[part]}
+                    writer.write_batch(pa.record_batch(batch, schema=schema))
+                written += len(keys)
         merged_tiers = {member for kind, member in members if kind == "tier"}
         manifest["tiers"] = [tier for tier in manifest["tiers"] if tier["name"] not in merged_tiers]
         manifest["tiers"].append({"name": name, "level": level, "shards": covered, "keys": written})
@@ -260,7 +250,8 @@ class KeyStore:
         """Every entry whose key equals one of `probes`, from every shard but `exclude`.
 
         A writer of another stage may merge tiers meanwhile (the synthesized stage reads while a deduped
-        run writes): a file the manifest named that is gone by now means a newer manifest, read again."""
+        run writes): a file the manifest named that is gone or replaced by now means a newer manifest,
+        read again. Of each file only the footer and the batches whose key slice holds a probe are read."""
         for attempt in range(LOOKUP_ATTEMPTS):
             try:
                 return self._lookup(np.asarray(probes, dtype=np.uint64).reshape(-1), exclude)
@@ -281,22 +272,24 @@ class KeyStore:
         files += [("run", shard) for shard in self._loose_shards(manifest)]
         for kind, name in files:
             path = self._run_path(name) if kind == "run" else self._tier_path(name)
-            table, file_shards = self._read(path)
-            valid = self._valid_sources(manifest, file_shards, kind, name)
-            usable = [
-                ok and shard != exclude and shard not in served
-                for ok, shard in zip(valid, file_shards, strict=True)
-            ]
-            served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
-            if not any(usable) or table.num_rows == 0:
-                continue
-            offset = len(shard_names)
-            shard_names.extend(file_shards)
-            allowed = np.asarray(usable, dtype=bool)
-            for chunk in _chunks(table):
-                part = _matches_in(chunk, unique, allowed)
-                if part is not None:
-                    found.append((part[0], part[1] + offset, part[2]))
+            with ArrowFile(self.lake, path) as file:
+                file_shards = _shards_of(file.schema)
+                valid = self._valid_sources(manifest, file_shards, kind, name)
+                usable = [
+                    ok and shard != exclude and shard not in served
+                    for ok, shard in zip(valid, file_shards, strict=True)
+                ]
+                served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
+                if not any(usable):
+                    continue
+                offset = len(shard_names)
+                shard_names.extend(file_shards)
+                allowed = np.asarray(usable, dtype=bool)
+                batches = [file.batch(index) for index in file.batches_holding(unique)]
+                for chunk in _chunks(batches):
+                    part = _matches_in(chunk, unique, allowed)
+                    if part is not None:
+                        found.append((part[0], part[1] + offset, part[2]))
         if not found:
             return _no_matches()
         unique_probe = np.concatenate([part[0] for part in found])
@@ -347,49 +340,69 @@ class KeyStore:
     def _write_file(
         self, path: str, keys: np.ndarray, sources: np.ndarray, rows: np.ndarray, shards: list[str]
     ) -> None:
-        schema = _SCHEMA.with_metadata({b"shards": json.dumps(shards).encode()})
-        columns = {"key": (keys, pa.uint64()), "source": (sources, pa.uint32()), "row": (rows, pa.uint32())}
-        table = pa.table(
-            {name: pa.array(values, kind) for name, (values, kind) in columns.items()}, schema=schema
+        """Sorted entries as the record batches of their key slices."""
+        slices = _slice_count(len(keys))
+        schema = _file_schema(shards, slices)
+        batches = (
+            pa.record_batch({"key": keys[part], "source": sources[part], "row": rows[part]}, schema=schema)
+            for part in slice_bounds(keys, slice_starts(slices)[1:])
         )
-        write_arrow(self.lake, path, table)
+        write_batches(self.lake, path, schema, batches)
 
     def _read(self, path: str) -> tuple[pa.Table, list[str]]:
-        table = read_arrow(self.lake, path, contiguous=False)
-        return table, json.loads((table.schema.metadata or {}).get(b"shards", b"[]"))
+        """A whole run or tier, one chunk per record batch, and the shards its sources name."""
+        with ArrowFile(self.lake, path) as file:
+            return file.table(), _shards_of(file.schema)
 
 
-def write_arrow(lake: Lake, path: str, table: pa.Table) -> None:
-    """`table` as one uncompressed Arrow IPC record batch, atomically: a reader can memory-map it."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks(), max_chunksize=max(table.num_rows, 1))
-    lake.write_bytes(path, sink.getvalue().to_pybytes())
+def _slice_keys() -> int:
+    return min(BATCH_KEYS, MERGE_RANGE_KEYS)
 
 
-def read_arrow(lake: Lake, path: str, *, contiguous: bool = True) -> pa.Table:
-    """An Arrow IPC file of the lake, memory-mapped on a local lake (only the pages a lookup or a `take`
-    touches are read), read whole from a remote one; `contiguous` joins its record batches into one."""
-    if lake.is_local:
-        source: Any = pa.memory_map(path)
-    else:
-        with lake.fs.open(path, "rb") as handle:
-            source = pa.BufferReader(handle.read())
-    table = pa.ipc.open_file(source).read_all()
-    return table.combine_chunks() if contiguous else table
+def _slice_count(keys: int) -> int:
+    """Key slices (record batches) of a file of `keys` entries: about `BATCH_KEYS` entries each."""
+    return max(1, -(-keys // _slice_keys()))
 
 
-def _chunks(table: pa.Table) -> list[dict[str, np.ndarray]]:
+def _file_schema(shards: list[str], slices: int) -> pa.Schema:
+    return _SCHEMA.with_metadata({b"shards": json.dumps(shards).encode(), KEY_SLICES: str(slices).encode()})
+
+
+def _shards_of(schema: pa.Schema) -> list[str]:
+    return list(json.loads((schema.metadata or {}).get(b"shards", b"[]")))
+
+
+def _merged_range(
+    inputs: list[tuple[pa.Table, np.ndarray, np.ndarray]], arrival: np.ndarray, low: int, high: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of the merge's inputs with keys in `[low, high)` that still answer, with their sources
+    renumbered, sorted by key, then arrival, then row."""
+    keys, sources, rows = [], [], []
+    for table, answers, remap in inputs:
+        for chunk in _chunks(table.to_batches()):
+            chunk_keys = chunk["key"]
+            start = int(np.searchsorted(chunk_keys, np.uint64(low)))
+            stop = len(chunk_keys) if high >> 64 else int(np.searchsorted(chunk_keys, np.uint64(high)))
+            source = chunk["source"][start:stop]
+            keep = answers[source]
+            keys.append(chunk_keys[start:stop][keep])
+            sources.append(remap[source[keep]])
+            rows.append(chunk["row"][start:stop][keep])
+    merged_keys, merged_sources, merged_rows = (
+        np.concatenate(parts) if parts else np.zeros(0, kind)
+        for parts, kind in ((keys, np.uint64), (sources, np.uint32), (rows, np.uint32))
+    )
+    order = np.lexsort((merged_rows, arrival[merged_sources], merged_keys))
+    return merged_keys[order], merged_sources[order], merged_rows[order]
+
+
+def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
     """A store file's record batches (key ranges in ascending order, each sorted) as numpy views of the
-    (memory-mapped) buffers, not copies."""
-    columns = [table.column(name) for name in ("key", "source", "row")]
+    (memory-mapped) buffers, not copies; empty batches left out."""
     return [
-        {
-            name: column.chunk(index).to_numpy()
-            for name, column in zip(("key", "source", "row"), columns, strict=True)
-        }
-        for index in range(columns[0].num_chunks)
-        if len(columns[0].chunk(index))
+        {name: batch.column(name).to_numpy() for name in ("key", "source", "row")}
+        for batch in batches
+        if batch.num_rows
     ]
 
 

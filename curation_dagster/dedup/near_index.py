@@ -13,7 +13,8 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.keystore import KeyStore, read_arrow, write_arrow
+from curation_dagster.dedup.arrow_files import ArrowFile, read_arrow, write_arrow
+from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.dedup.near import (
     INDEXED_PER_BUCKET,
     EarlierItems,
@@ -106,13 +107,15 @@ class NearIndex:
     def _read(
         self, locations: list[Location], width: int
     ) -> dict[Location, tuple[str, str, Location, np.ndarray]]:
-        """Id, root, root location and signature of each item, reading only their rows."""
+        """Id, root, root location and signature of each item, reading only the record batches that hold
+        their rows."""
         by_shard: dict[str, list[int]] = defaultdict(list)
         for other, row in locations:
             by_shard[other].append(row)
         out: dict[Location, tuple[str, str, Location, np.ndarray]] = {}
         for other, rows in sorted(by_shard.items()):
-            picked = self.signatures(other).take(pa.array(rows, pa.int64()))
+            with ArrowFile(self.lake, self._signatures_path(other)) as signatures:
+                picked = signatures.take(rows)
             sigs = decode_signatures(picked.column("sig"), width)
             columns = [picked.column(name).to_pylist() for name in ("id", "root", "root_shard", "root_row")]
             for index, (row, item, root, root_shard, root_row) in enumerate(zip(rows, *columns, strict=True)):

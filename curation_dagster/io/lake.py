@@ -7,6 +7,7 @@ killed run leaves no partial output under a real name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import socket
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation_dagster.errors import LakeIOError, LakeLockUnavailable, ShardNameError
+from curation_dagster.io.locks import ClaimLock, FileClaimLock, PostgresClaimLock
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
 REJECTED_DIR = "_rejected"
@@ -48,6 +50,34 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+class _PinnedFile:
+    """A remote file opened for reading, whose reads say `FileNotFoundError` when the version opened is gone:
+    s3fs pins the object's ETag and raises its `FileExpired` (an OSError with errno EBUSY) instead."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def read(self, size: int = -1) -> bytes:
+        with self._expired_as_missing():
+            return bytes(self._handle.read(size))
+
+    def readinto(self, buffer: Any) -> int:
+        with self._expired_as_missing():
+            return int(self._handle.readinto(buffer))
+
+    @contextlib.contextmanager
+    def _expired_as_missing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            if error.errno != errno.EBUSY or isinstance(error, FileNotFoundError):
+                raise
+            raise FileNotFoundError(f"{self._handle.path} was replaced while it was read: {error}") from error
+
+
 def check_segment(name: str, what: str = "shard key") -> str:
     """`name` if it is safe as one path segment of the lake, else `ShardNameError`."""
     if not _SAFE_SEGMENT.match(name) or name in {".", ".."} or ".." in name:
@@ -58,11 +88,19 @@ def check_segment(name: str, what: str = "shard key") -> str:
 class Lake:
     """A lake rooted at a local path or an fsspec URL (`s3://bucket/prefix`, `memory://x`)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, claim_lock_dsn: str = "") -> None:
+        """`claim_lock_dsn`: a PostgreSQL database for the claim locks (any lake, required on object
+        storage); without one a local lake locks with files."""
         self.root = str(root).rstrip("/")
-        self.fs, self._root_path = fsspec.core.url_to_fs(self.root)
+        # Other processes write the lake all the time: a cached folder listing would hide their files.
+        self.fs, self._root_path = fsspec.core.url_to_fs(self.root, use_listings_cache=False)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.is_local = "file" in protocols
+        self.claim_lock: ClaimLock | None = None
+        if claim_lock_dsn:
+            self.claim_lock = PostgresClaimLock(claim_lock_dsn, self.root)
+        elif self.is_local:
+            self.claim_lock = FileClaimLock(self._root_path)
 
     def stage_dir(self, version: str, stage: str, *, rejected: bool = False) -> str:
         """The folder holding a stage's kept (or rejected) shard files."""
@@ -99,6 +137,14 @@ class Lake:
             parquet = pq.ParquetFile(handle)
             yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
 
+    def open_random_access(self, path: str) -> pa.NativeFile:
+        """A seekable handle for reading parts of a file: memory-mapped on a local lake (a read touches only
+        its pages); on a remote one each read is one ranged request, pinned to the version of the file that
+        was opened: once the file is replaced, reading on raises `FileNotFoundError`, as for one removed."""
+        if self.is_local:
+            return pa.memory_map(path)
+        return pa.PythonFile(_PinnedFile(self.fs.open(path, "rb", cache_type="none")), mode="r")
+
     def schema(self, path: str) -> pa.Schema:
         with self._reading(path), self.fs.open(path, "rb") as handle:
             return pq.ParquetFile(handle).schema_arrow
@@ -114,6 +160,28 @@ class Lake:
     def remove(self, path: str) -> None:
         if self.fs.exists(path):
             self.fs.rm(path)
+
+    def replace_folder(self, source: str, destination: str) -> None:
+        """Put the finished folder `source` in place of `destination`, whose old content goes: a rename of
+        each on a local lake; on object storage, which has no folders to rename, a copy of each object
+        then its removal. The old content is first moved aside to `.<name>.<random>.old` beside it."""
+        if self.fs.exists(destination):
+            parent, name = destination.rsplit("/", 1)
+            retired = f"{parent}/.{name}.{uuid.uuid4().hex}.old"
+            self._move_folder(destination, retired)
+            self._move_folder(source, destination)
+            self.fs.rm(retired, recursive=True)
+        else:
+            self._move_folder(source, destination)
+
+    def _move_folder(self, source: str, destination: str) -> None:
+        if self.is_local:
+            self.fs.mv(source, destination, recursive=True)
+            return
+        # fsspec's recursive `mv` also copies the folder markers it finds, which object stores lack.
+        files = [str(path) for path in self.fs.find(source)]
+        self.fs.copy(files, [destination + path[len(source) :] for path in files])
+        self.fs.rm(files)
 
     @contextlib.contextmanager
     def _temporary(self, path: str) -> Iterator[Any]:
@@ -159,29 +227,26 @@ class Lake:
         with self.atomic_writer(path, table.schema) as writer:
             writer.write_table(table, row_group_size=row_group_size)
 
-    @contextlib.contextmanager
-    def lock(self, version: str, name: str) -> Iterator[None]:
-        """An exclusive lock for a cross-shard read-modify-write: an advisory file lock, which the kernel
-        releases when its holder dies, so a killed run never holds it.
-
-        A remote lake has no file lock, and running its cross-shard stages unlocked could lose claims, so
-        it is refused."""
-        if not self.is_local:
+    def lock(self, version: str, name: str) -> contextlib.AbstractContextManager[None]:
+        """The claim lock of one version's index `name`, for a cross-shard look-up, decision and write. It
+        is released by the system when its holder dies, so a killed run never keeps it. A lake on object
+        storage without a PostgreSQL lock is refused: unlocked, concurrent runs could lose claims."""
+        check_segment(version, "version")
+        check_segment(name, "lock")
+        if self.claim_lock is None:
             raise LakeLockUnavailable(
                 f"the lake {self.root} is not on a file system this machine can lock, and cross-shard "
-                "stages (deduped, selected, synthesized, release) need a lock shared by every worker; use a "
-                "lake on a local or shared POSIX file system (CURATION_HOME=/path)"
+                "stages (deduped, selected, synthesized, release) need a lock every worker shares: set "
+                "CURATION_LOCK_DSN (the lake resource's claim_lock_dsn) to a PostgreSQL database, e.g. the "
+                "Dagster instance's, or use a lake on a local or shared POSIX file system"
             )
-        import fcntl
+        return self.claim_lock.hold(version, name)
 
-        folder = Path(self._root_path) / check_segment(version, "version")
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f".{check_segment(name, 'lock')}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def is_locked(self, version: str, name: str) -> bool:
+        """Whether a live holder has the claim lock `name` of `version` now; False without a claim lock."""
+        if self.claim_lock is None:
+            return False
+        return self.claim_lock.is_held(check_segment(version, "version"), check_segment(name, "lock"))
 
     def _remove_orphan_temporaries(self, folder: str, name: str) -> None:
         """Remove temporary files that writers which died left behind: always those of the file about to
@@ -211,12 +276,15 @@ class Lake:
             raise LakeIOError(f"reading {self.url(path)} failed: {error}") from error
 
     def connect(self) -> Any:
-        """A fresh in-memory DuckDB connection that can read this lake's files by `url`."""
+        """A fresh in-memory DuckDB connection that can read this lake's files by `url`. On a remote lake
+        it reads through a file system of its own that keeps the folder listings it made for the
+        connection's life, so each query does not list and stat every file again: open one per read."""
         import duckdb
 
         connection = duckdb.connect(":memory:")
         if not self.is_local:
-            connection.register_filesystem(self.fs)
+            snapshot, _ = fsspec.core.url_to_fs(self.root, skip_instance_cache=True)
+            connection.register_filesystem(snapshot)
         return connection
 
     def duckdb(self, version: str) -> Any:

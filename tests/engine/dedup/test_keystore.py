@@ -1,6 +1,7 @@
 """The sorted key store behind cross-shard lookups (curation_dagster/dedup/keystore.py): exact answers
 whatever the merging, earliest shards first, re-runs and removals honoured, few files per lookup."""
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
+from tests.engine.dedup.remote_fixtures import counting_lake
+from tests.servers import S3Server
 
 
 def store(tmp_path: Path, fanout: int = 3, fingerprint: str = "f1") -> KeyStore:
@@ -145,3 +148,41 @@ def test_a_lookup_whose_manifest_went_stale_during_a_merge_reads_the_new_one(
 
     probes = np.concatenate([shards["s0"][:3], shards["s3"][:3]])
     assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)
+
+
+def test_a_lookup_on_a_remote_lake_reads_the_batches_of_its_keys_not_the_tier(tmp_path: Path) -> None:
+    remote_lake = counting_lake()
+    remote = KeyStore(remote_lake, "v", "keys", "f1", fanout=2)
+    local = store(tmp_path, fanout=2)
+    rng = np.random.default_rng(5)
+    shards = {name: rng.integers(0, 2**64 - 1, 2_000_000, dtype=np.uint64) for name in ("s0", "s1")}
+    shards["s1"][:3] = shards["s0"][:3]
+    for keys in (remote, local):
+        for shard, values in shards.items():
+            keys.put(shard, values, np.arange(len(values)))
+    (tier,) = remote.manifest()["tiers"]  # both runs merged into one tier of 4 million keys
+    tier_bytes = remote_lake.fs.size(remote._tier_path(tier["name"]))
+    probes = np.array([shards["s0"][1], shards["s1"][-1], 12345], dtype=np.uint64)
+
+    remote_lake.fs.bytes_read = 0
+    found = remote.lookup(probes)
+
+    assert tier_bytes > 60_000_000
+    assert remote_lake.fs.bytes_read < tier_bytes // 10
+    assert answer(found) == answer(local.lookup(probes))
+    assert answer(found) == [(0, 0, "s0", 1), (0, 1, "s1", 1), (1, 1, "s1", 1_999_999)]
+
+
+def test_a_store_on_object_storage_merges_and_answers_as_a_local_one(s3: S3Server, tmp_path: Path) -> None:
+    remote = KeyStore(Lake(f"s3://curation/lake-{uuid.uuid4().hex}"), "v", "keys", "f1", fanout=2)
+    local = store(tmp_path, fanout=2)
+    shards = {f"s{number}": shard_keys(number) for number in range(5)}
+    for keys in (remote, local):
+        for shard, values in shards.items():
+            keys.put(shard, values, np.arange(len(values)))
+        keys.put("s1", shards["s1"][:50], np.arange(50))  # a rerun replaces a run that a tier holds
+    shards["s1"] = shards["s1"][:50]
+    assert sorted(tier["level"] for tier in remote.manifest()["tiers"]) == [1, 2]
+    probes = np.array([7, 3, 499, 1000], dtype=np.uint64)
+    assert answer(remote.lookup(probes, exclude="s2")) == answer(local.lookup(probes, exclude="s2"))
+    assert answer(remote.lookup(probes)) == brute_force(shards, list(shards), probes, None)

@@ -10,11 +10,14 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from curation_dagster.errors import LakeLockUnavailable, ShardNameError
 from curation_dagster.io.lake import _WRITER, ORPHAN_AGE_S, Lake, check_segment
+from tests.servers import S3Server
 
 
 def ids(*values: str) -> pa.Table:
@@ -303,7 +306,7 @@ def test_local_lake_is_local(lake: Lake) -> None:
 
 def test_a_remote_lake_refuses_the_claim_lock_and_says_what_to_use(memory_lake: Lake) -> None:
     with (
-        pytest.raises(LakeLockUnavailable, match="CURATION_HOME=/path"),
+        pytest.raises(LakeLockUnavailable, match="set CURATION_LOCK_DSN"),
         memory_lake.lock("v", "dedup_index"),
     ):
         pass
@@ -331,3 +334,64 @@ def test_the_lock_of_a_killed_holder_is_free_at_once(lake: Lake, tmp_path: Path)
     with lake.lock("v", "dedup_index"):
         acquired = True
     assert acquired
+
+
+# Object storage (a local S3-compatible server) -------------------------------------------------------
+
+
+@pytest.fixture
+def s3_lake(s3: S3Server) -> Lake:
+    """A lake in the test server's bucket, under a prefix no other test uses."""
+    return Lake(f"s3://curation/lake-{uuid.uuid4().hex}")
+
+
+def another_process(lake: Lake) -> fsspec.AbstractFileSystem:
+    """A file system of its own on the lake's storage, as another process has."""
+    return fsspec.filesystem("s3", skip_instance_cache=True)
+
+
+def test_a_folder_replaced_on_object_storage_holds_the_new_files_only(s3_lake: Lake) -> None:
+    old = s3_lake.stage_dir("v", "release")
+    version = old.rsplit("/", 1)[0]
+    new = f"{version}/.release.new.tmp"
+    s3_lake.write_bytes(f"{old}/data/a.parquet", b"old a")
+    s3_lake.write_bytes(f"{old}/stale.json", b"old")
+    s3_lake.write_bytes(f"{new}/data/a.parquet", b"new a")
+    s3_lake.write_bytes(f"{new}/manifest.json", b"new")
+
+    s3_lake.replace_folder(new, old)
+
+    assert sorted(s3_lake.fs.find(version)) == [f"{old}/data/a.parquet", f"{old}/manifest.json"]
+    assert s3_lake.fs.cat_file(f"{old}/data/a.parquet") == b"new a"
+
+
+def test_a_lake_on_object_storage_sees_what_another_process_wrote_after_it_listed(s3_lake: Lake) -> None:
+    s3_lake.write_table(s3_lake.path("v", "raw", "a"), ids("x"))
+    assert s3_lake.list_shards("v", "raw") == ["a"]
+    other = another_process(s3_lake)
+    with other.open(s3_lake.path("v", "raw", "b"), "wb") as handle:
+        pq.write_table(ids("y"), handle)
+
+    assert s3_lake.exists(s3_lake.path("v", "raw", "b"))
+    assert s3_lake.list_shards("v", "raw") == ["a", "b"]
+
+
+def test_a_file_replaced_on_object_storage_while_read_in_parts_reads_as_missing(s3_lake: Lake) -> None:
+    path = s3_lake.stage_dir("v", "keys") + "/run.arrow"
+    s3_lake.write_bytes(path, b"first version of the file")
+    handle = s3_lake.open_random_access(path)
+    assert handle.read(5) == b"first"
+    another_process(s3_lake).pipe_file(path, b"second version, written by another run")
+
+    with pytest.raises(FileNotFoundError, match="replaced"):
+        handle.read(7)
+
+
+def test_duckdb_reads_a_lake_on_object_storage(s3_lake: Lake) -> None:
+    s3_lake.write_table(s3_lake.path("v", "raw", "a"), ids("x", "y"))
+    s3_lake.write_table(s3_lake.path("v", "raw", "a", rejected=True), ids("z"))
+
+    connection = s3_lake.duckdb("v")
+
+    assert connection.execute("SELECT count(*) FROM raw").fetchone() == (2,)
+    assert connection.execute("SELECT id FROM raw_rejected").fetchall() == [("z",)]

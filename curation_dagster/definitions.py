@@ -14,6 +14,7 @@ from dagster import (
     Definitions,
 )
 
+from assets.executor import build_executor
 from assets.factory import build_spec_problem_asset, build_version_assets, stage_key
 from assets.sensors import build_dead_run_sensor, build_landing_sensor
 from curation_dagster import settings
@@ -26,10 +27,11 @@ def build_definitions(
     lake_root: str | None = None,
     landing: str | None = None,
     versions: Path | None = None,
+    executor: str | None = None,
 ) -> Definitions:
-    """Definitions for the given specs (default: every spec in the versions folder) and lake locations. A
-    spec file that does not load becomes one `<version>/invalid_spec` asset that shows its error; the
-    other versions load as usual."""
+    """Definitions for the given specs (default: every spec in the versions folder), lake locations and
+    executor (default: $CURATION_EXECUTOR). A spec file that does not load becomes one
+    `<version>/invalid_spec` asset that shows its error; the other versions load as usual."""
     problems: list[SpecProblem] = []
     if specs is None:
         specs, problems = load_version_specs(versions or settings.versions_folder())
@@ -45,10 +47,13 @@ def build_definitions(
     )
     return Definitions(
         assets=assets,
+        executor=build_executor(executor or settings.executor()),
         sensors=[build_landing_sensor(raw_keys), automation, build_dead_run_sensor()],
         resources={
             "lake": LakeResource(
-                root=lake_root or settings.curation_home(), landing=landing or settings.landing_root()
+                root=lake_root or settings.curation_home(),
+                landing=landing or settings.landing_root(),
+                claim_lock_dsn=settings.claim_lock_dsn(),
             ),
             "accelerator": AcceleratorResource(),
             "models": ModelsResource(

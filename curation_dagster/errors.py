@@ -42,3 +42,8 @@ class ReleaseError(CurationError):
 class LabelsError(CurationError):
     """A labelled file (seeds, an evaluation set, a round's labels) cannot be used as it is; the message
     names the file and line to fix."""
+
+
+class SettingError(CurationError):
+    """A deployment setting ($CURATION_*) asks for something this install cannot give: a value the project
+    does not know, or an optional extra that is not installed; the message says what to set or install."""

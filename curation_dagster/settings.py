@@ -40,3 +40,14 @@ def versions_folder() -> Path:
 def model_path(name: str) -> str:
     """A local model location from `$CURATION_<NAME>` (e.g. CURATION_TEXT_CLASSIFIER), or empty."""
     return os.environ.get(f"CURATION_{name.upper()}", "")
+
+
+def claim_lock_dsn() -> str:
+    """A PostgreSQL database for the claim locks: $CURATION_LOCK_DSN, or empty (file locks on a local lake)."""
+    return os.environ.get("CURATION_LOCK_DSN", "")
+
+
+def executor() -> str:
+    """How a run executes its steps: $CURATION_EXECUTOR (`k8s`: each step its own Kubernetes job), else
+    `multiprocess` (Dagster's default: one process per step beside the run)."""
+    return os.environ.get("CURATION_EXECUTOR", "").strip().lower() or "multiprocess"

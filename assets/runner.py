@@ -188,20 +188,24 @@ def _run_processes(instance: DagsterInstance, run_id: str) -> dict[int, float]:
 
 
 def process_alive_since(pid: int, since: float) -> bool:
-    """Whether process `pid` exists and started no later than `since` (a later start means the number
-    was reused by another process after the run's one died)."""
+    """Whether process `pid` is running and started no later than `since` (a later start means the number
+    was reused by another process after the run's one died). A killed process that its new parent has not
+    reaped yet (a zombie) is not running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # alive, another user's
-    started = _process_start_time(pid)
-    return started is None or started <= since + 1.0
+    status = _process_status(pid)
+    if status is None:
+        return True
+    state, started = status
+    return state not in ("Z", "X") and started <= since + 1.0
 
 
-def _process_start_time(pid: int) -> float | None:
-    """When a process started, in seconds since the epoch, from /proc; None where /proc is absent."""
+def _process_status(pid: int) -> tuple[str, float] | None:
+    """A process's state letter and start time (seconds since the epoch), from /proc; None without it."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         boot = next(
@@ -211,7 +215,7 @@ def _process_start_time(pid: int) -> float | None:
         )
     except (OSError, IndexError, StopIteration, ValueError):
         return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def _held_pools(instance: DagsterInstance, run_id: str) -> tuple[str, ...]:

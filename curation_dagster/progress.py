@@ -102,3 +102,26 @@ def tracked(batches: Iterable[Batch], label: str, total: int = 0) -> Iterator[Ba
     for batch in batches:
         yield batch
         progress.advance(batch.num_rows)
+
+
+class PhaseClock:
+    """When each phase of a step ended, in wall-clock time: compute (no lock), wait (for a claim lock),
+    claim (under it), output. `table()` gives each phase's start, end and seconds, so runs of several
+    shards can be laid side by side (did their compute phases overlap? what share was the claim?)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.ends: list[tuple[str, float]] = []
+
+    def mark(self, phase: str) -> None:
+        """Phase `phase` ends now (and the next one starts)."""
+        self.ends.append((phase, self.clock()))
+
+    def table(self) -> dict[str, dict[str, float]]:
+        rows: dict[str, dict[str, float]] = {}
+        start = self.started
+        for phase, end in self.ends:
+            rows[phase] = {"start": round(start, 3), "end": round(end, 3), "seconds": round(end - start, 3)}
+            start = end
+        return rows

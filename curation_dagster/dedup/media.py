@@ -332,7 +332,20 @@ class ShardMedia:
     units: list[np.ndarray] = field(default_factory=list)
     hashes: list[np.ndarray] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
-    not_hashed: int = 0
+    unhashed: list[str] = field(default_factory=list)
+    """Items that could not be hashed (undecodable, or without an informative frame): counted, not indexed."""
+
+    @property
+    def not_hashed(self) -> int:
+        return len(self.unhashed)
+
+    def without(self, removed: set[str]) -> ShardMedia:
+        """These hashes but those of `removed` items: the items another dedup step removed after hashing."""
+        kept = ShardMedia(unhashed=[item for item in self.unhashed if item not in removed])
+        for position, item_id in enumerate(self.ids):
+            if item_id not in removed:
+                kept.add(item_id, self.units[position], self.hashes[position])
+        return kept
 
     def add(self, item_id: str, units: np.ndarray, hashes: np.ndarray) -> None:
         position = len(self.ids)
@@ -366,7 +379,7 @@ def add_images(
         if hashed.usable[row]:
             shard.add(item_id, codes, hashed.hashes[row])
         else:
-            shard.not_hashed += 1
+            shard.unhashed.append(item_id)
 
 
 def add_sequence(
@@ -380,11 +393,11 @@ def add_sequence(
     try:
         fingerprint = fingerprinter.fingerprint(source)
     except (av.FFmpegError, soundfile.LibsndfileError, ValueError, OSError, IndexError):
-        shard.not_hashed += 1
+        shard.unhashed.append(item_id)
         return
     frames = np.nonzero(fingerprint.informative)[0]
     if not len(frames):
-        shard.not_hashed += 1
+        shard.unhashed.append(item_id)
         return
     shard.add(item_id, frames, fingerprint.hashes[frames])
 

@@ -122,6 +122,18 @@ class ShardSignatures:
         self._usable[start:stop] = has_shingles(shingle_sigs)
         self.ids.extend(ids)
 
+    def without(self, removed: set[str]) -> ShardSignatures:
+        """These signatures but those of `removed` items (another dedup step removed them after signing),
+        in the same order, sized to what is left."""
+        count = len(self.ids)
+        keep = np.array([item not in removed for item in self.ids], dtype=bool)
+        kept = ShardSignatures(self.settings, capacity=int(keep.sum()))
+        kept._keys[:] = self._keys[:count][keep]
+        kept._sigs[:] = self._sigs[:count][keep]
+        kept._usable[:] = self._usable[:count][keep]
+        kept.ids = [item for item, stays in zip(self.ids, keep.tolist(), strict=True) if stays]
+        return kept
+
     @property
     def usable(self) -> np.ndarray:
         """Rows of documents that have shingles (the others never match)."""

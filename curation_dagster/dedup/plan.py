@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation_dagster.dedup.audio import AudioFingerprinter
-from curation_dagster.dedup.exact import REJECT_EXACT, ExactDedup
+from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
+from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.indexes import (
     AUDIO_HASHES,
     IMAGE_HASHES,
@@ -79,6 +81,10 @@ class DedupPlan:
     """Near-duplicate images, videos and sounds: id -> (reject code, decision)."""
     semantic: dict[str, SemanticDecision] = field(default_factory=dict)
     """Semantic duplicates of every modality of `dedup.semantic.modalities` (after exact and near dedup)."""
+
+    def removed(self) -> set[str]:
+        """Every item some step removes."""
+        return self.exact.keys() | self.near.keys() | self.media.keys() | self.semantic.keys()
 
     def link(self, item: str) -> DuplicateLink | None:
         """Why `item` is removed, naming the item it duplicates directly; None when it is kept."""
@@ -228,7 +234,7 @@ def hash_kept_media(kept: pa.Table, steps: list[MediaStep], spec: VersionSpec) -
                 with fsspec.open(str(row["uri"]), "rb") as handle:
                     add_sequence(step.hashes, step.fingerprinter, row["id"], handle)
             except OSError:
-                step.hashes.not_hashed += 1
+                step.hashes.unhashed.append(row["id"])
 
 
 def _inline_or_file(row: dict[str, Any]) -> bytes | None:
@@ -239,31 +245,53 @@ def _inline_or_file(row: dict[str, Any]) -> bytes | None:
         return None
 
 
-def plan_dedup(
-    spec: VersionSpec,
-    lake: Lake,
-    shard: str,
-    source: str,
-    rows: int,
-    lookup: Callable[[list[str]], dict[str, str]],
-) -> tuple[DedupPlan, ShardOutcome | None, dict[str, MediaOutcome]]:
+@dataclass
+class ShardHashes:
+    """The shard's exact-dedup work that needs no other shard: every item's content hash, the first item
+    of each content in row order, and the later items with the same content as an earlier one."""
+
+    unique_ids: list[str] = field(default_factory=list)
+    unique_hashes: list[str] = field(default_factory=list)
+    unique_modalities: list[str] = field(default_factory=list)
+    local_duplicates: dict[str, str] = field(default_factory=dict)
+    """Item -> the first item of the shard with the same normalised content."""
+
+
+@dataclass
+class DedupCompute:
+    """Everything the deduped stage computes from the shard alone, with no lock held and no other shard
+    read: content hashes, MinHash signatures and media hashes of the items that are unique in the shard.
+    Deciding against the other shards (`decide_dedup`) is what the claim lock serialises."""
+
+    hashes: ShardHashes
+    near: ShardSignatures | None
+    media: list[MediaStep]
+
+
+def compute_dedup(spec: VersionSpec, lake: Lake, shard: str, source: str, rows: int) -> DedupCompute:
+    """Pass one, on the shard alone: hashes, within-shard exact duplicates, signatures of the unique text
+    items and perceptual hashes of the unique media items."""
     exact = ExactDedup(spec.dedup.exact)
     near_settings = spec.dedup.near
     candidates = ShardSignatures(near_settings, capacity=rows) if near_settings.enabled else None
-    near_index = NearIndex(lake, spec.name, near_settings)
-    if candidates is not None:  # fail on an incompatible index before signing, not after
-        near_index.check(shard)
     steps = media_steps(spec)
-    for step in steps:  # fail on an incompatible index before hashing, not after
-        step.paths = compatible_media_paths(lake, spec.name, shard, step)
-    plan = DedupPlan()
-    known: dict[str, str] = {}
+    hashes = ShardHashes()
+    first_of: dict[str, str] = {}
     batches = lake.iter_batches(source, BATCH_ROWS, columns=["id", "modality", "text", "media", "uri"])
     for batch in tracked(batches, f"{spec.name}/deduped[{shard}] hashing and signing", rows):
-        kept, rejected = exact.run(pa.Table.from_batches([batch]), known, lookup)
-        plan.exact.update(
-            zip(rejected.column("id").to_pylist(), rejected.column("dup_of").to_pylist(), strict=True)
-        )
+        table = pa.Table.from_batches([batch])
+        unique = np.ones(table.num_rows, dtype=bool)
+        columns = (table.column("id").to_pylist(), exact.hashes(table), table.column("modality").to_pylist())
+        for row, (item, key, modality) in enumerate(zip(*columns, strict=True)):
+            owner = first_of.setdefault(key, item) if exact.settings.enabled else item
+            if owner != item:
+                hashes.local_duplicates[item] = owner
+                unique[row] = False
+            else:
+                hashes.unique_ids.append(item)
+                hashes.unique_hashes.append(key)
+                hashes.unique_modalities.append(modality)
+        kept = table.filter(pa.array(unique))
         if candidates is not None:
             texts = kept.filter(pc.equal(kept.column("modality"), "text"))
             if texts.num_rows:
@@ -271,18 +299,72 @@ def plan_dedup(
                     texts.column("id").to_pylist(), [t or "" for t in texts.column("text").to_pylist()]
                 )
         hash_kept_media(kept, steps, spec)
+    return DedupCompute(hashes, candidates, steps)
+
+
+def decide_dedup(
+    spec: VersionSpec, lake: Lake, shard: str, computed: DedupCompute, exact_index: ExactIndex
+) -> tuple[DedupPlan, ShardOutcome | None, dict[str, MediaOutcome]]:
+    """Pass one's decisions against every other shard's claims (hold the version's dedup lock): exact
+    duplicates of claimed content, then near duplicates and media duplicates among what is left. An item
+    claimed earlier always wins, so nothing kept before is removed later."""
+    plan = DedupPlan(exact=_exact_decisions(computed.hashes, exact_index.lookup(shard)))
+    removed = set(plan.exact)
     media: dict[str, MediaOutcome] = {}
-    for step in steps:
-        outcome_of_step = decide(
-            step.hashes, step.matcher, earlier_media(lake, step.paths), step.schema, step.unit_column
+    for step in computed.media:
+        paths = compatible_media_paths(lake, spec.name, shard, step)
+        outcome = decide(
+            step.hashes.without(removed),
+            step.matcher,
+            earlier_media(lake, paths),
+            step.schema,
+            step.unit_column,
         )
-        media[step.modality] = outcome_of_step
-        plan.media.update((item, (step.code, decision)) for item, decision in outcome_of_step.removed.items())
-    if candidates is None:
+        media[step.modality] = outcome
+        plan.media.update((item, (step.code, decision)) for item, decision in outcome.removed.items())
+    if computed.near is None:
         return plan, None, media
-    outcome = NearDedup(near_settings).decide(candidates, near_index.earlier(shard), shard)
-    plan.near = outcome.removed
-    return plan, outcome, media
+    near_index = NearIndex(lake, spec.name, spec.dedup.near)
+    near_index.check(shard)
+    outcome_near = NearDedup(spec.dedup.near).decide(
+        computed.near.without(removed), near_index.earlier(shard), shard
+    )
+    plan.near = outcome_near.removed
+    return plan, outcome_near, media
+
+
+def shard_claims(hashes: ShardHashes, plan: DedupPlan, shard: str) -> pa.Table:
+    """The shard's exact claims (`INDEX_SCHEMA`): the content hash and id of every item it keeps, in row
+    order; only items unique in the shard can be kept."""
+    removed = plan.removed()
+    kept = [position for position, item in enumerate(hashes.unique_ids) if item not in removed]
+    return pa.table(
+        {
+            "content_hash": pa.array([hashes.unique_hashes[p] for p in kept], pa.string()),
+            "id": pa.array([hashes.unique_ids[p] for p in kept], pa.string()),
+            "shard": pa.array([shard] * len(kept), pa.string()),
+            "modality": pa.array([hashes.unique_modalities[p] for p in kept], pa.string()),
+        },
+        schema=INDEX_SCHEMA,
+    )
+
+
+def _exact_decisions(hashes: ShardHashes, lookup: Callable[[list[str]], dict[str, str]]) -> dict[str, str]:
+    """Item -> the item it duplicates exactly: content another shard claimed goes to that claim (its
+    smallest id); a repeat within the shard goes to the shard's first item, or to the other shard's claim
+    when that first item lost it too."""
+    claimed: dict[str, str] = {}
+    for start in range(0, len(hashes.unique_hashes), BATCH_ROWS):
+        claimed.update(lookup(hashes.unique_hashes[start : start + BATCH_ROWS]))
+    key_of = dict(zip(hashes.unique_ids, hashes.unique_hashes, strict=True))
+    decisions = {
+        item: claimed[key]
+        for item, key in zip(hashes.unique_ids, hashes.unique_hashes, strict=True)
+        if key in claimed
+    }
+    for item, first in hashes.local_duplicates.items():
+        decisions[item] = claimed.get(key_of[first], first)
+    return decisions
 
 
 def apply_dedup(batch: pa.Table, plan: DedupPlan, exact: ExactDedup) -> tuple[pa.Table, pa.Table]:

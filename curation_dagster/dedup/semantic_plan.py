@@ -16,7 +16,6 @@ from curation_dagster.dedup.plan import (
 )
 from curation_dagster.dedup.semantic import (
     SEMANTIC_INDEXES,
-    EarlierLookup,
     SemanticDedup,
     SemanticIndex,
     SemanticOutcome,
@@ -28,6 +27,7 @@ from curation_dagster.dedup.semantic import (
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.spec import VersionSpec
+from curation_dagster.vectors.text import ShardEmbeddings
 
 
 @dataclass
@@ -101,28 +101,71 @@ class SemanticStep:
         return out
 
 
-def plan_semantic(
-    spec: VersionSpec, lake: Lake, shard: str, source: str, plan: DedupPlan, runtime: ModelRuntime | None
-) -> SemanticStep | None:
-    """Semantic dedup of the items of each modality of `dedup.semantic.modalities` that exact and near
-    dedup kept, against the items earlier shards kept in the same clusters of the same modality; records
-    its decisions in `plan`. None when it is off."""
+@dataclass
+class ModalityVectors:
+    """One modality's vectors of a shard, computed with no lock held: every item of the modality that is
+    unique in the shard (exact and near dedup may remove some of them later)."""
+
+    source: VectorSource
+    ids: list[str]
+    embedded: ShardEmbeddings
+
+
+def compute_semantic(
+    spec: VersionSpec,
+    lake: Lake,
+    shard: str,
+    source: str,
+    local_duplicates: set[str],
+    runtime: ModelRuntime | None,
+) -> list[ModalityVectors] | None:
+    """The embeddings semantic dedup needs, for every modality of `dedup.semantic.modalities`, stored in
+    and reused from the version's embedding stores; None when semantic dedup is off. Reads the shard
+    `batch_rows` rows at a time (images are embedded as they arrive, never all held at once)."""
     settings = spec.dedup.semantic
     if not settings.enabled:
         return None
     modalities = [modality for modality in SEMANTIC_INDEXES if modality in settings.modalities]
     sources = [vector_source(modality, settings, runtime) for modality in modalities]
-    indexes = [
-        SemanticIndex(lake, spec.name, vectors.index, clustering_fingerprint(settings, vectors.model))
-        for vectors in sources
-    ]
-    # fail on a missing model or an incompatible index before embedding, not after
-    lookups = [index.earlier(shard) for index in indexes]
-    removed = pa.array(sorted(plan.exact.keys() | plan.near.keys() | plan.media.keys()), pa.string())
-    parts = [
-        _plan_semantic_modality(spec, lake, shard, source, removed, vectors, index, earlier)
-        for vectors, index, earlier in zip(sources, indexes, lookups, strict=True)
-    ]
+    for vectors in sources:  # fail on an incompatible index before embedding, not after
+        SemanticIndex(
+            lake, spec.name, vectors.index, clustering_fingerprint(settings, vectors.model)
+        ).earlier(shard)
+    skip = pa.array(sorted(local_duplicates), pa.string())
+    names = set(lake.schema(source).names)
+    computed = []
+    for vectors in sources:
+        columns = sorted({"modality", *(name for name in vectors.columns if name in names)})
+
+        def items(vectors: VectorSource = vectors, columns: list[str] = columns) -> Iterator[pa.Table]:
+            for batch in lake.iter_batches(source, vectors.batch_rows, columns=columns):
+                chosen = pc.and_(
+                    pc.equal(batch.column("modality"), vectors.modality),
+                    pc.invert(pc.is_in(batch.column("id"), skip)),
+                )
+                yield pa.Table.from_batches([batch]).filter(chosen)
+
+        ids, embedded = vectors.vectors(lake, spec.name, shard, items())
+        computed.append(ModalityVectors(vectors, ids, embedded))
+    return computed
+
+
+def plan_semantic(
+    spec: VersionSpec, lake: Lake, shard: str, computed: list[ModalityVectors] | None, plan: DedupPlan
+) -> SemanticStep | None:
+    """Semantic dedup of the items of each modality that exact, near and media dedup kept, against the
+    items earlier shards kept in the same clusters of the same modality (hold the version's dedup lock:
+    the first shard fits the version's centroids); records its decisions in `plan`."""
+    if computed is None:
+        return None
+    settings = spec.dedup.semantic
+    removed = plan.exact.keys() | plan.near.keys() | plan.media.keys()
+    parts = []
+    for modality in computed:
+        index = SemanticIndex(
+            lake, spec.name, modality.source.index, clustering_fingerprint(settings, modality.source.model)
+        )
+        parts.append(_plan_semantic_modality(spec, lake, shard, removed, modality, index))
     for part in parts:
         plan.semantic.update(part.outcome.removed)
     return SemanticStep(lake, spec.name, parts)
@@ -132,31 +175,24 @@ def _plan_semantic_modality(
     spec: VersionSpec,
     lake: Lake,
     shard: str,
-    source: str,
-    removed: pa.Array,
-    vectors: VectorSource,
+    removed: set[str],
+    computed: ModalityVectors,
     index: SemanticIndex,
-    earlier: EarlierLookup,
 ) -> _SemanticModality:
-    """Semantic dedup of one modality's items of the shard that are not in `removed`, read from the shard
-    `vectors.batch_rows` rows at a time (images are embedded as they arrive, never all held at once)."""
+    """Semantic dedup of one modality's embedded items that no other step removed."""
     settings = spec.dedup.semantic
-    names = set(lake.schema(source).names)
-    columns = sorted({"modality", *(name for name in vectors.columns if name in names)})
-
-    def items() -> Iterator[pa.Table]:
-        for batch in lake.iter_batches(source, vectors.batch_rows, columns=columns):
-            chosen = pc.and_(
-                pc.equal(batch.column("modality"), vectors.modality),
-                pc.invert(pc.is_in(batch.column("id"), removed)),
-            )
-            yield pa.Table.from_batches([batch]).filter(chosen)
-
-    all_ids, embedded = vectors.vectors(lake, spec.name, shard, items())
-    ids = [item for item, usable in zip(all_ids, embedded.embedded, strict=True) if usable]
-    points = embedded.vectors[embedded.embedded]
+    vectors, embedded = computed.source, computed.embedded
+    usable = [
+        position
+        for position, (item, ok) in enumerate(zip(computed.ids, embedded.embedded, strict=True))
+        if ok and item not in removed
+    ]
+    ids = [computed.ids[position] for position in usable]
+    points = embedded.vectors[usable]
     centroids, fitted = version_centroids(lake, spec.name, settings, vectors, ids, points)
-    outcome = SemanticDedup(settings).decide(ids, points, centroids, earlier, modality=vectors.modality)
+    outcome = SemanticDedup(settings).decide(
+        ids, points, centroids, index.earlier(shard), modality=vectors.modality
+    )
     return _SemanticModality(
         vectors.modality,
         index,

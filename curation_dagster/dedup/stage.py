@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation_dagster.dedup.exact import INDEX_SCHEMA, ExactDedup
+from curation_dagster.dedup.exact import ExactDedup
 from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.examples import MediaExamples, TextPairs, media_counts
 from curation_dagster.dedup.indexes import (
@@ -24,17 +24,21 @@ from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.plan import (
     DedupPlan,
     apply_dedup,
-    plan_dedup,
+    compatible_media_paths,
+    compute_dedup,
+    decide_dedup,
+    media_steps,
+    shard_claims,
 )
 from curation_dagster.dedup.semantic import (
     SEMANTIC_INDEXES,
 )
-from curation_dagster.dedup.semantic_plan import SemanticStep, plan_semantic
+from curation_dagster.dedup.semantic_plan import SemanticStep, compute_semantic, plan_semantic
 from curation_dagster.faults import crash_point
-from curation_dagster.io.claims import ClaimJournal, roll_back_interrupted
+from curation_dagster.io.claims import ClaimJournal, roll_back_interrupted, run_lock_name
 from curation_dagster.io.lake import Lake
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.progress import tracked
+from curation_dagster.progress import PhaseClock, note, tracked
 from curation_dagster.schema import (
     DEDUP_FIELDS,
     with_fields,
@@ -84,40 +88,62 @@ class _Written:
 
 
 def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None = None) -> StageResult:
-    """Exact, then near, then (when on) semantic duplicates, within the shard and against every earlier
-    shard through the lake's indexes (never their text); an earlier item always wins, so nothing kept
-    before is removed later. Semantic dedup embeds text on `runtime`'s device (the CPU without one)."""
+    """Exact, then near and media, then (when on) semantic duplicates, within the shard and against every
+    earlier shard through the lake's indexes (never their text); an earlier claim always wins, so nothing
+    kept before is removed later. Compute in parallel, claim in order: hashes, signatures and embeddings
+    (on `runtime`'s device, the CPU without one) are computed with no lock held, so shards of a version
+    run at the same time; only the look-ups, the decisions and the claims hold the version's dedup lock.
+    The output is written after the claims, under the shard's run lock (`run_lock_name`)."""
     started = time.perf_counter()
     source = upstream_path(spec, lake, "deduped", shard)
     rows_in = lake.num_rows(source)
     journal = ClaimJournal(lake, spec.name, "deduped")
-    with lake.lock(spec.name, DEDUP_INDEX):
-        interrupted = roll_back_interrupted(
-            journal, shard, lambda other: forget_dedup_claims(spec, lake, other)
-        )
-        exact_index = ExactIndex(lake, spec.name)
-        check_exact_index(lake, spec.name, shard, exact_index)
-        plan, near, media = plan_dedup(spec, lake, shard, source, rows_in, exact_index.lookup(shard))
-        semantic = plan_semantic(spec, lake, shard, source, plan, runtime)
-        others = [other for other in exact_index.keys.shards() if other != shard]
-        decisions = _Decisions(plan, near, media, semantic, len(others))
-        journal.begin(shard)
-        written = _write_output(spec, lake, shard, source, rows_in, plan)
+    phases = PhaseClock()
+    with lake.lock(spec.name, run_lock_name("deduped", shard)):
+        check_indexes(spec, lake, shard)
+        computed = compute_dedup(spec, lake, shard, source, rows_in)
+        vectors = compute_semantic(spec, lake, shard, source, set(computed.hashes.local_duplicates), runtime)
+        phases.mark("compute")
+        note(f"{spec.name}/deduped[{shard}]: computed; waiting for the version's dedup claim lock")
+        with lake.lock(spec.name, DEDUP_INDEX):
+            phases.mark("wait")
+            interrupted = roll_back_interrupted(
+                journal, shard, lambda other: forget_dedup_claims(spec, lake, other)
+            )
+            exact_index = ExactIndex(lake, spec.name)
+            check_exact_index(lake, spec.name, shard, exact_index)
+            plan, near, media = decide_dedup(spec, lake, shard, computed, exact_index)
+            semantic = plan_semantic(spec, lake, shard, vectors, plan)
+            others = [other for other in exact_index.keys.shards() if other != shard]
+            decisions = _Decisions(plan, near, media, semantic, len(others))
+            journal.begin(shard)
+            claims = shard_claims(computed.hashes, plan, shard)
+            _write_claims(spec, lake, shard, exact_index, claims, decisions)
+            crash_point("deduped", "after_claims", shard)
+        phases.mark("claim")
+        written = _write_output(spec, lake, shard, source, rows_in, plan, claims)
         crash_point("deduped", "after_output", shard)
-        _write_claims(spec, lake, shard, exact_index, written.claims, decisions)
-        crash_point("deduped", "after_claims", shard)
         journal.finish(shard)
+        phases.mark("output")
     metadata = _metadata(spec, lake, shard, rows_in, decisions, written)
+    metadata["phases"] = phases.table()
     if interrupted:
         metadata["rolled_back_interrupted_shards"] = interrupted
     return stage_result(spec, lake, "deduped", shard, rows_in, written.output, started, **metadata)
 
 
+def check_indexes(spec: VersionSpec, lake: Lake, shard: str) -> None:
+    """Fail on an index of the version that these settings cannot use before computing anything."""
+    if spec.dedup.near.enabled:
+        NearIndex(lake, spec.name, spec.dedup.near).check(shard)
+    for step in media_steps(spec):
+        compatible_media_paths(lake, spec.name, shard, step)
+
+
 def _write_output(
-    spec: VersionSpec, lake: Lake, shard: str, source: str, rows_in: int, plan: DedupPlan
+    spec: VersionSpec, lake: Lake, shard: str, source: str, rows_in: int, plan: DedupPlan, claims: pa.Table
 ) -> _Written:
-    """Pass two: every row of the shard, kept or marked with the kept item it duplicates; the kept rows'
-    content hashes become the shard's claims."""
+    """Pass two: every row of the shard, kept or marked with the kept item it duplicates."""
     schema = with_fields(lake.schema(source), DEDUP_FIELDS)
     near_examples = TextPairs(
         plan.near, "No near duplicates in this shard.", {"similarity": lambda d: f"{d.similarity:.2f}"}
@@ -129,7 +155,6 @@ def _write_output(
         {"cosine similarity": lambda d: f"{d.similarity:.3f}", "cluster": lambda d: str(d.cluster)},
     )
     exact = ExactDedup(spec.dedup.exact)
-    claims: list[pa.Table] = [INDEX_SCHEMA.empty_table()]
     with shard_output(lake, spec.name, "deduped", shard, schema) as output:
         batches = lake.iter_batches(source, BATCH_ROWS)
         for batch in tracked(batches, f"{spec.name}/deduped[{shard}] writing", rows_in):
@@ -138,10 +163,7 @@ def _write_output(
             media_examples.collect(rejected)
             semantic_examples.collect(kept, rejected)
             output.write(kept, rejected)
-            shards = pa.array([shard] * kept.num_rows, pa.string())
-            claimed = kept.select(["content_hash", "id", "modality"]).append_column("shard", shards)
-            claims.append(claimed.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
-    return _Written(output, pa.concat_tables(claims), near_examples, media_examples, semantic_examples)
+    return _Written(output, claims, near_examples, media_examples, semantic_examples)
 
 
 def _write_claims(

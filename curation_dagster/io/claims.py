@@ -75,14 +75,27 @@ class ClaimJournal:
 
 def roll_back_interrupted(journal: ClaimJournal, shard: str, forget: Callable[[str], None]) -> list[str]:
     """Roll back the claims and output of every other shard whose run stopped between starting its claims
-    and finishing them. Call it holding the stage's lock: a pending mark seen then has no live writer. The
-    caller's own mark needs nothing: its lookups skip its own claims and it rewrites all of them."""
-    interrupted = [other for other in journal.pending() if other != shard]
+    and finishing its output. Call it holding the stage's claim lock. A pending mark whose run is alive
+    (it holds its shard's run lock, see `run_lock_name`) is left alone: its claims are complete and it is
+    writing its output. The caller's own mark needs nothing: its lookups skip its own claims and it
+    rewrites all of them."""
+    lake = journal.lake
+    interrupted = [
+        other
+        for other in journal.pending()
+        if other != shard and not lake.is_locked(journal.version, run_lock_name(journal.stage, other))
+    ]
     for other in interrupted:
         forget(other)
         journal.finish(other)
         note(
             f"{journal.version}/{journal.stage}: rolled back shard {other!r}, whose run stopped before it had "
-            f"recorded all its claims; materialize {journal.version}/{journal.stage} for it again"
+            f"recorded all its claims and output; materialize {journal.version}/{journal.stage} for it again"
         )
     return interrupted
+
+
+def run_lock_name(stage: str, shard: str) -> str:
+    """The lock a run of a claiming stage holds on its shard for its whole run: proof that it is alive,
+    and one run per shard at a time."""
+    return f"{stage}.{shard}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,13 +21,13 @@ from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.faults import crash_point
 from curation_dagster.filters.base import FilterChain
 from curation_dagster.filters.chain import build_chain
-from curation_dagster.io.claims import ClaimJournal, roll_back_interrupted
+from curation_dagster.io.claims import ClaimJournal, roll_back_interrupted, run_lock_name
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import validate_record
 from curation_dagster.markdown import cell
 from curation_dagster.models.runtime import ModelRuntime
-from curation_dagster.progress import tracked
+from curation_dagster.progress import PhaseClock, note, tracked
 from curation_dagster.sampling import sample_score
 from curation_dagster.schema import (
     RAW_SCHEMA,
@@ -50,6 +50,19 @@ from curation_dagster.synth.base import Outcome, Recipe, Unusable
 from curation_dagster.synth.registry import build_recipes
 
 _CANDIDATE_SCHEMA = with_fields(RAW_SCHEMA, SYNTH_FIELDS)
+#: Where generated candidates wait for admission (`_generate`), one file per shard, removed after it.
+SYNTH_CANDIDATES = "synth_candidates"
+#: A staged candidate: the candidate row, its reject reason when validation refused it, the number of the
+#: source batch of its parent and of the recipe that made it.
+_STAGED_SCHEMA = with_fields(
+    _CANDIDATE_SCHEMA,
+    [
+        pa.field("reject_reason", pa.string()),
+        pa.field("reject_detail", pa.string()),
+        pa.field("batch", pa.int64()),
+        pa.field("recipe", pa.int32()),
+    ],
+)
 
 
 def _candidate(
@@ -177,14 +190,68 @@ def run_synthesize(
     dedup indexes) and every synthetic item admitted in other shards (the synthesis indexes); a text variant
     may be a near duplicate of its parents and siblings only (`synth/admission.py`); a variant never
     removes a real item. Recipes that run a model use `runtime` (`models.text_generator`, `models.text_to_speech`,
-    `models.image_generator`)."""
+    `models.image_generator`). Compute in parallel, claim in order: the candidates are generated with no
+    lock held (into `<version>/synth_candidates/<shard>.parquet`), so shards generate at the same time;
+    admission, the output and the claims hold the version's synthesis lock."""
+    started = time.perf_counter()
+    source = upstream_path(spec, lake, "synthesized", shard)
+    recipes = [
+        recipe
+        for recipe in build_recipes(spec.synthesize, runtime)
+        if recipe.modality in spec.modalities and recipe.parent_modality in spec.modalities
+    ]
     journal = ClaimJournal(lake, spec.name, "synthesized")
-    with lake.lock(spec.name, SYNTH_INDEX):
-        roll_back_interrupted(journal, shard, lambda other: forget_synthetic_claims(spec, lake, other))
-        result = _run_synthesize(spec, lake, shard, runtime, journal)
-        crash_point("synthesized", "after_claims", shard)
-        journal.finish(shard)
-        return result
+    phases = PhaseClock()
+    with lake.lock(spec.name, run_lock_name("synthesized", shard)):
+        staged = _generate(spec, lake, shard, source, recipes)
+        phases.mark("compute")
+        note(f"{spec.name}/synthesized[{shard}]: generated; waiting for the version's synthesis claim lock")
+        with lake.lock(spec.name, SYNTH_INDEX):
+            phases.mark("wait")
+            roll_back_interrupted(journal, shard, lambda other: forget_synthetic_claims(spec, lake, other))
+            result = _admit_and_write(spec, lake, shard, source, recipes, staged, runtime, journal, started)
+            crash_point("synthesized", "after_claims", shard)
+            journal.finish(shard)
+            phases.mark("claim")
+        lake.remove(staged)
+    result.extra["phases"] = phases.table()
+    return result
+
+
+def _generate(spec: VersionSpec, lake: Lake, shard: str, source: str, recipes: list[Recipe]) -> str:
+    """Phase one, on the shard alone: every recipe's candidates for the shard's selected items, validated
+    like raw data, in `<version>/synth_candidates/<shard>.parquet` with the number of the source batch and
+    of the recipe that made each; returns the file's path."""
+    path = lake.path(spec.name, SYNTH_CANDIDATES, shard)
+    upstream_schema = lake.schema(source)
+    rows_in = lake.num_rows(source)
+    with lake.atomic_writer(path, _STAGED_SCHEMA) as writer:
+        batches = lake.iter_batches(source, BATCH_ROWS)
+        for number, batch in enumerate(
+            tracked(batches, f"{spec.name}/synthesized[{shard}] generating", rows_in)
+        ):
+            parents = _real_rows(pa.Table.from_batches([batch]), upstream_schema).to_pylist()
+            made = _candidates(recipes, parents, shard, spec)
+            staged = [{**row, "batch": number, "recipe": recipes.index(recipe)} for recipe, row in made]
+            if staged:
+                writer.write_table(pa.Table.from_pylist(staged, schema=_STAGED_SCHEMA))
+    return path
+
+
+def _staged_by_batch(lake: Lake, path: str) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """The staged candidates grouped by source batch, in order: (batch number, rows)."""
+    current: int | None = None
+    rows: list[dict[str, Any]] = []
+    for batch in lake.iter_batches(path, BATCH_ROWS):
+        for row in batch.to_pylist():
+            if row["batch"] != current and rows:
+                assert current is not None
+                yield current, rows
+                rows = []
+            current = row["batch"]
+            rows.append(row)
+    if rows and current is not None:
+        yield current, rows
 
 
 def forget_synthetic_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
@@ -192,6 +259,7 @@ def forget_synthetic_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
     for rejected in (False, True):
         lake.remove(lake.path(spec.name, "synthesized", shard, rejected=rejected))
     lake.remove(lake.path(spec.name, SYNTH_INDEX, shard))
+    lake.remove(lake.path(spec.name, SYNTH_CANDIDATES, shard))
     ExactIndex(lake, spec.name, prefix=SYNTH_PREFIX).remove(shard)
     NearIndex(lake, spec.name, spec.dedup.near, prefix=SYNTH_PREFIX).remove(shard)
     for index_name in MEDIA_INDEXES.values():
@@ -241,16 +309,19 @@ def _gate(spec: VersionSpec, lake: Lake, shard: str, chain: FilterChain) -> _Gat
     return _Gate(ExactDedup(spec.dedup.exact), lookup, near, media_admissions(spec, lake, shard), chain)
 
 
-def _run_synthesize(
-    spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime | None, journal: ClaimJournal
+def _admit_and_write(
+    spec: VersionSpec,
+    lake: Lake,
+    shard: str,
+    source: str,
+    recipes: list[Recipe],
+    staged: str,
+    runtime: ModelRuntime | None,
+    journal: ClaimJournal,
+    started: float,
 ) -> StageResult:
-    started = time.perf_counter()
-    source = upstream_path(spec, lake, "synthesized", shard)
-    recipes = [
-        recipe
-        for recipe in build_recipes(spec.synthesize, runtime)
-        if recipe.modality in spec.modalities and recipe.parent_modality in spec.modalities
-    ]
+    """Phase two, under the version's synthesis lock: the real items and every staged candidate through
+    admission, written to the stage's output, then the admitted candidates' claims."""
     chain = build_chain(spec.filters, runtime)
     upstream_schema = lake.schema(source)
     schema = with_fields(chain.output_schema(upstream_schema), SYNTH_FIELDS)
@@ -259,14 +330,20 @@ def _run_synthesize(
     generated = 0
     claims: list[pa.Table] = [INDEX_SCHEMA.empty_table()]
     tally = _SynthesisTally(recipes)
+    candidates = _staged_by_batch(lake, staged)
+    pending = next(candidates, None)
     journal.begin(shard)
     with shard_output(lake, spec.name, "synthesized", shard, schema) as output:
         batches = lake.iter_batches(source, BATCH_ROWS)
-        for batch in tracked(batches, f"{spec.name}/synthesized[{shard}]", rows_in):
+        for number, batch in enumerate(
+            tracked(batches, f"{spec.name}/synthesized[{shard}] admitting", rows_in)
+        ):
             real = _real_rows(pa.Table.from_batches([batch]), upstream_schema)
             output.write(real, rejected_schema(schema).empty_table())
-            parents = real.to_pylist()
-            made = _candidates(recipes, parents, shard, spec)
+            made: list[tuple[Recipe, dict[str, Any]]] = []
+            if pending is not None and pending[0] == number:
+                made = [(recipes[row.pop("recipe")], _without_batch(row)) for row in pending[1]]
+                pending = next(candidates, None)
             rows = [row for _, row in made]
             generated += len(rows)
             valid, invalid = split_rows(rows, _CANDIDATE_SCHEMA, "synthesized")
@@ -274,7 +351,7 @@ def _run_synthesize(
             output.write(admitted, invalid)
             for part in turned_down:
                 output.write(schema.empty_table(), part)
-            tally.add(made, parents, admitted, [invalid, *turned_down])
+            tally.add(made, real.to_pylist(), admitted, [invalid, *turned_down])
             claims.append(admitted.select(["content_hash", "id", "shard", "modality"]).cast(INDEX_SCHEMA))
     crash_point("synthesized", "after_output", shard)
     _write_claims(spec, lake, shard, pa.concat_tables(claims), gate)
@@ -294,6 +371,11 @@ def _run_synthesize(
         synthetic_by_recipe=tally.counts,
         synthetic_samples=tally.markdown(),
     )
+
+
+def _without_batch(row: dict[str, Any]) -> dict[str, Any]:
+    row.pop("batch", None)
+    return row
 
 
 def _real_rows(batch: pa.Table, upstream_schema: pa.Schema) -> pa.Table:

@@ -127,3 +127,18 @@ def test_a_process_started_after_the_run_is_not_the_run_s_process() -> None:
 def test_instances_not_on_sqlite_are_left_to_their_run_launcher() -> None:
     with DagsterInstance.ephemeral() as ephemeral:
         assert recover_dead_runs(ephemeral) == []
+
+
+def test_a_killed_process_not_yet_reaped_is_not_alive() -> None:
+    started = time.time()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        child.kill()
+        # Not waited for: until its parent reaps it, the killed child stays a zombie with its number.
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not process_alive_since(child.pid, started + 5)
+    finally:
+        child.wait()

@@ -60,3 +60,18 @@ def test_without_a_reporter_lines_go_to_the_logger(caplog: pytest.LogCaptureFixt
 def test_tracked_passes_batches_through_unchanged() -> None:
     batches = [pa.table({"a": [1, 2]}), pa.table({"a": [3]})]
     assert list(tracked(iter(batches), "x", 3)) == batches
+
+
+def test_phase_clock_lays_out_each_phase_from_the_end_of_the_last() -> None:
+    from curation_dagster.progress import PhaseClock
+
+    ticks = iter([100.0, 103.5, 104.0, 110.25])
+    clock = PhaseClock(clock=lambda: next(ticks))
+    for phase in ("compute", "claim", "output"):
+        clock.mark(phase)
+
+    assert clock.table() == {
+        "compute": {"start": 100.0, "end": 103.5, "seconds": 3.5},
+        "claim": {"start": 103.5, "end": 104.0, "seconds": 0.5},
+        "output": {"start": 104.0, "end": 110.25, "seconds": 6.25},
+    }

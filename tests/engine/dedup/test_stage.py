@@ -1,0 +1,80 @@
+"""Tests of curation_dagster/dedup/stage.py: compute in parallel, claim in order. Two shards of one version
+compute with no lock held, at the same time, then claim one after the other; decisions stay consistent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from curation_dagster.dedup.exact_index import ExactIndex
+from curation_dagster.dedup.indexes import DEDUP_INDEX
+from curation_dagster.io.lake import Lake
+from curation_dagster.pipeline import run_stage
+from curation_dagster.spec import parse_spec
+from tests.media_fixtures import write_jsonl
+from tests.stage_children import run_in_child, wait_for_line
+
+SPEC = parse_spec({"name": "parallel", "modalities": ["text"]})
+WAITING = "waiting for the version's dedup claim lock"
+#: Documents with little in common, so only the planted copies are duplicates.
+BASE = [
+    "The harbour was busy with fishing boats unloading the morning catch for the market stalls.",
+    "Researchers measured wheat growth under three watering schedules over two dry summers.",
+    "The council voted to repair the old stone bridge before the spring floods reached the valley.",
+    "A new bakery opened on the square, selling rye bread and cinnamon rolls every single day.",
+    "Volunteers planted four hundred oak saplings along the motorway to soften the traffic noise.",
+    "The orchestra rehearsed the symphony twice before the festival opened on Friday evening.",
+    "Engineers replaced the signalling cables on the northern railway line during the night shift.",
+    "Children at the village school built a weather station and logged rainfall for a whole year.",
+]
+
+
+@pytest.mark.timeout(300)
+def test_two_shards_compute_while_the_claim_lock_is_held_then_claim_in_turn(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "a.jsonl", [*BASE[:4], BASE[4]])
+    write_jsonl(landing / "b.jsonl", [BASE[4].upper(), *BASE[5:], BASE[0]])
+    lake = Lake(tmp_path / "lake")
+    for shard in ("a.jsonl", "b.jsonl"):
+        run_stage(SPEC, lake, "raw", shard, landing / shard)
+
+    with lake.lock(SPEC.name, DEDUP_INDEX):
+        children = {shard: run_in_child(SPEC, lake, "deduped", shard) for shard in ("a.jsonl", "b.jsonl")}
+        for child in children.values():
+            wait_for_line(child, WAITING)
+        # Both computed while this test held the version's claim lock: their compute needs no lock.
+        assert all(child.poll() is None for child in children.values())
+        assert lake.list_shards(SPEC.name, "deduped") == []
+    for child in children.values():
+        wait_for_line(child, "finished")
+        assert child.wait() == 0
+
+    kept = {
+        row["id"]: row["text"]
+        for shard in ("a.jsonl", "b.jsonl")
+        for row in lake.read_table(lake.path(SPEC.name, "deduped", shard)).to_pylist()
+    }
+    removed = [
+        row
+        for shard in ("a.jsonl", "b.jsonl")
+        for row in lake.read_table(lake.path(SPEC.name, "deduped", shard, rejected=True)).to_pylist()
+    ]
+    assert sorted(text.lower() for text in kept.values()) == sorted(text.lower() for text in BASE)
+    assert len(removed) == 2
+    assert all(row["dup_of"] in kept for row in removed)
+    assert sorted(ExactIndex(lake, SPEC.name).keys.shards()) == ["a.jsonl", "b.jsonl"]
+
+
+def test_the_stage_reports_when_each_phase_ran(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", BASE)
+    lake = Lake(tmp_path / "lake")
+    run_stage(SPEC, lake, "raw", "a.jsonl", tmp_path / "a.jsonl")
+
+    phases = run_stage(SPEC, lake, "deduped", "a.jsonl").extra["phases"]
+
+    assert list(phases) == ["compute", "wait", "claim", "output"]
+    ends = [phases[name]["end"] for name in phases]
+    assert ends == sorted(ends)
+    assert all(phases[name]["seconds"] >= 0 for name in phases)

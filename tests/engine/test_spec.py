@@ -248,3 +248,13 @@ def test_code_version_starts_with_the_engine_version() -> None:
     spec = parse_spec({"name": "v"})
 
     assert spec.code_version("synthesized").startswith(f"{ENGINE_VERSIONS['synthesized']}-")
+
+
+def test_the_names_before_the_spec_package_still_import_for_one_release() -> None:
+    from curation_dagster import spec
+
+    assert spec.TextLengthFilter is spec.TextLengthSettings
+    assert spec.SelectSpec is spec.SelectSettings
+    assert spec.TextRecipe is spec.WordEditsSettings
+    assert spec.MODEL_RECIPES is spec.RECIPE_MODEL_SETTINGS
+    assert spec.TextLengthFilter(min_chars=5).min_chars == 5

@@ -341,6 +341,8 @@ class ShardMedia:
 
     def without(self, removed: set[str]) -> ShardMedia:
         """These hashes but those of `removed` items: the items another dedup step removed after hashing."""
+        if not removed.intersection(self.ids) and not removed.intersection(self.unhashed):
+            return self
         kept = ShardMedia(unhashed=[item for item in self.unhashed if item not in removed])
         for position, item_id in enumerate(self.ids):
             if item_id not in removed:

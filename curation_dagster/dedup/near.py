@@ -125,6 +125,8 @@ class ShardSignatures:
     def without(self, removed: set[str]) -> ShardSignatures:
         """These signatures but those of `removed` items (another dedup step removed them after signing),
         in the same order, sized to what is left."""
+        if not removed.intersection(self.ids):
+            return self
         count = len(self.ids)
         keep = np.array([item not in removed for item in self.ids], dtype=bool)
         kept = ShardSignatures(self.settings, capacity=int(keep.sum()))

@@ -308,7 +308,8 @@ def decide_dedup(
     """Pass one's decisions against every other shard's claims (hold the version's dedup lock): exact
     duplicates of claimed content, then near duplicates and media duplicates among what is left. An item
     claimed earlier always wins, so nothing kept before is removed later."""
-    plan = DedupPlan(exact=_exact_decisions(computed.hashes, exact_index.lookup(shard)))
+    exact = _exact_decisions(computed.hashes, exact_index.lookup(shard)) if spec.dedup.exact.enabled else {}
+    plan = DedupPlan(exact=exact)
     removed = set(plan.exact)
     media: dict[str, MediaOutcome] = {}
     for step in computed.media:

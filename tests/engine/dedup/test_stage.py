@@ -78,3 +78,20 @@ def test_the_stage_reports_when_each_phase_ran(tmp_path: Path) -> None:
     ends = [phases[name]["end"] for name in phases]
     assert ends == sorted(ends)
     assert all(phases[name]["seconds"] >= 0 for name in phases)
+
+
+def test_with_exact_dedup_off_a_copy_in_a_later_shard_is_kept(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "name": "no_exact",
+            "modalities": ["text"],
+            "dedup": {"exact": {"enabled": False}, "near": {"enabled": False}},
+        }
+    )
+    write_jsonl(tmp_path / "a.jsonl", BASE[:2])
+    write_jsonl(tmp_path / "b.jsonl", [BASE[0], BASE[0]])
+    lake = Lake(tmp_path / "lake")
+    for shard in ("a.jsonl", "b.jsonl"):
+        run_stage(spec, lake, "raw", shard, tmp_path / shard)
+        result = run_stage(spec, lake, "deduped", shard)
+        assert result.rows_rejected == 0

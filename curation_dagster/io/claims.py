@@ -1,10 +1,12 @@
-"""The claim journal of a cross-shard stage: which shards are between writing their output and finishing
-their claims in the version's indexes.
+"""The claim journal of a claiming stage (deduped, synthesized): which shards are between their first
+claim in the version's indexes and the end of their output.
 
-A stage that claims (deduped, synthesized) marks the shard pending, writes its output and its index
-entries, then clears the mark. A mark found by the next holder of the stage's lock belongs to a run that
-died (or failed) half-way: its partial claims are rolled back before anyone decides against them, and
-downstream stages refuse its output, so no output is ever used without its claims.
+A run marks its shard pending before its first claim and clears the mark once its claims and its output
+are written, holding its shard's run lock (`run_lock_name`) the whole time. A mark whose run lock is free
+belongs to a run that died (or failed) half-way: the next holder of the stage's claim lock rolls its
+partial claims and output back before deciding anything, and downstream stages refuse its output, so no
+output is ever used without its claims. A mark whose run lock is held is a live run writing its output
+after complete claims, and is left alone.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ class ClaimJournal:
         self.folder = f"{lake.stage_dir(version, CLAIMS_DIR)}/{check_segment(stage, 'stage')}"
 
     def begin(self, shard: str) -> None:
-        """Mark `shard` pending before its output or any of its claims are written."""
+        """Mark `shard` pending before any of its claims or its output are written."""
         record = {"shard": shard, "started": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
         self.lake.write_bytes(self._path(shard), json.dumps(record, sort_keys=True).encode())
 
     def finish(self, shard: str) -> None:
-        """Clear the mark once the output and every claim are written (or rolled back)."""
+        """Clear the mark once every claim and the output are written (or rolled back)."""
         self.lake.remove(self._path(shard))
 
     def is_pending(self, shard: str) -> bool:
@@ -83,7 +85,11 @@ def roll_back_interrupted(journal: ClaimJournal, shard: str, forget: Callable[[s
     interrupted = [
         other
         for other in journal.pending()
-        if other != shard and not lake.is_locked(journal.version, run_lock_name(journal.stage, other))
+        if other != shard
+        and not lake.is_locked(journal.version, run_lock_name(journal.stage, other))
+        # Asked again after the lock: a run clears its mark before it lets go of its run lock, so a run
+        # that finished between the listing and the lock check has no mark left, and only a dead one has.
+        and journal.is_pending(other)
     ]
     for other in interrupted:
         forget(other)

@@ -23,8 +23,6 @@ class Stage:
     """What the stage does, as the asset's description in the UI."""
     kinds: frozenset[str]
     """The asset's kinds in the UI (at most three shown)."""
-    cross_shard: bool
-    """Whether it reads and writes version-wide state (indexes, the budget) under the lake's claim lock."""
     claims: bool
     """Whether its output comes with claims in the version's indexes, written under a claim journal, so a
     run that stops half-way is rolled back (see `io/claims.py`)."""
@@ -38,7 +36,6 @@ STAGE_RECORDS: Final = (
         "The landing shard parsed into the item contract: every line, row, member or file is an item or a "
         "rejected row with a raw.* code and its location.",
         frozenset({"python", "parquet"}),
-        cross_shard=False,
         claims=False,
     ),
     Stage(
@@ -48,7 +45,6 @@ STAGE_RECORDS: Final = (
         "Exact, near-duplicate (MinHash text, perceptual image, video and audio fingerprints) and, when on, "
         "semantic duplicates removed across every shard of the version; the earliest claim wins.",
         frozenset({"python", "duckdb", "parquet"}),
-        cross_shard=True,
         claims=True,
     ),
     Stage(
@@ -58,7 +54,6 @@ STAGE_RECORDS: Final = (
         "The spec's filter chain per modality (length, language, quality rules, toxicity, register, PII, "
         "media quality, CLIP); rejected rows keep every score computed so far.",
         frozenset({"python", "pytorch", "parquet"}),
-        cross_shard=False,
         claims=False,
     ),
     Stage(
@@ -68,7 +63,6 @@ STAGE_RECORDS: Final = (
         "The spec's selection (where, quotas, a strategy: sample, top_k, dsir, k_center, cluster_balanced, "
         "proxy) under the version's budget, shared by all shards.",
         frozenset({"python", "parquet"}),
-        cross_shard=True,
         claims=False,
     ),
     Stage(
@@ -77,7 +71,6 @@ STAGE_RECORDS: Final = (
         "2",
         "Selected items plus synthetic variants admitted through the same validation, dedup and filters.",
         frozenset({"python", "pytorch", "parquet"}),
-        cross_shard=True,
         claims=True,
     ),
 )

@@ -24,15 +24,6 @@ SYNTH_INDEX = "synth_index"
 SYNTH_PREFIX = "synth_"
 
 
-def index_paths(lake: Lake, version: str, index: str, exclude: str | None = None) -> dict[str, str]:
-    """The lake paths of an index's files, by shard, for every shard of `version` but `exclude`."""
-    return {
-        shard: lake.path(version, index, shard)
-        for shard in lake.list_shards(version, index)
-        if shard != exclude
-    }
-
-
 def check_exact_index(
     lake: Lake, version: str, shard: str, index: ExactIndex, record: str = DEDUP_INDEX
 ) -> None:

@@ -58,6 +58,9 @@ _SCHEMA = pa.schema(
         pa.field("row", pa.uint32(), nullable=False),
     ]
 )
+#: The optional fourth column: a 64-bit value stored with each entry (a media index keeps the whole hash
+#: there, so a lookup checks a candidate's distance without reading the shard's index file).
+_PAYLOAD = pa.field("payload", pa.uint64(), nullable=False)
 
 
 @dataclass
@@ -71,6 +74,8 @@ class Matches:
     names: list[str]
     rows: np.ndarray
     arrivals: np.ndarray
+    payloads: np.ndarray
+    """Per entry, its payload (zeros in a store without payloads)."""
 
     def __len__(self) -> int:
         return len(self.probes)
@@ -86,8 +91,17 @@ class Matches:
         index = np.arange(len(self.probes))
         starts = np.concatenate(([True], self.probes[1:] != self.probes[:-1]))
         keep = (index - np.maximum.accumulate(np.where(starts, index, 0))) < count
+        return self.where(keep)
+
+    def where(self, keep: np.ndarray) -> Matches:
+        """The entries where `keep` (a mask or positions) holds, in order."""
         return Matches(
-            self.probes[keep], self.sources[keep], self.names, self.rows[keep], self.arrivals[keep]
+            self.probes[keep],
+            self.sources[keep],
+            self.names,
+            self.rows[keep],
+            self.arrivals[keep],
+            self.payloads[keep],
         )
 
 
@@ -102,18 +116,21 @@ class KeyStore:
         fingerprint: str,
         fanout: int | None = None,
         settings: str = "settings",
+        payload: bool = False,
     ) -> None:
+        """`payload`: every entry carries a 64-bit value (`put`'s `payloads`), returned by `lookup`."""
         fanout = FANOUT if fanout is None else fanout
         if fanout < 2:
             raise ValueError("fanout must be at least 2")
         self.lake, self.fanout, self.fingerprint = lake, fanout, fingerprint
         self.folder = lake.stage_dir(version, name)
-        self.name, self.settings = name, settings
+        self.name, self.settings, self.payload = name, settings, payload
 
     # ------------------------------------------------------------------------------------- manifest
 
-    def manifest(self) -> dict[str, Any]:
-        """The manifest, or an empty one; a store built with other settings is an error."""
+    def manifest(self, any_settings: bool = False) -> dict[str, Any]:
+        """The manifest, or an empty one; a store built with other settings is an error unless
+        `any_settings` (forgetting a shard needs no settings)."""
         path = f"{self.folder}/{MANIFEST}"
         if not self.lake.exists(path):
             return {
@@ -125,6 +142,8 @@ class KeyStore:
             }
         with self.lake.fs.open(path, "rb") as handle:
             manifest: dict[str, Any] = json.loads(handle.read())
+        if any_settings:
+            return manifest
         if manifest.get("format") != FORMAT or manifest.get("fingerprint") != self.fingerprint:
             raise SpecError(
                 f"{self.lake.url(self.folder)} was built with other {self.settings}; materialize the deduped stage "
@@ -143,21 +162,28 @@ class KeyStore:
 
     # ---------------------------------------------------------------------------------------- write
 
-    def put(self, shard: str, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Replace `shard`'s run with these keys (uint64) pointing at these rows (of its index file),
-        then merge what the size tiers call for."""
+    def put(self, shard: str, keys: np.ndarray, rows: np.ndarray, payloads: np.ndarray | None = None) -> None:
+        """Replace `shard`'s run with these keys (uint64) pointing at these rows (of its index file), with
+        these payloads in a store that has them, then merge what the size tiers call for."""
         check_segment(shard)
         keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
         rows = np.asarray(rows, dtype=np.uint32).reshape(-1)
-        if keys.shape != rows.shape:
-            raise ValueError("keys and rows differ in length")
-        order = np.lexsort((rows, keys))
+        if (payloads is not None) != self.payload:
+            raise ValueError("payloads go with a store that has them, and only there")
+        values = np.asarray(payloads if payloads is not None else np.zeros(0), dtype=np.uint64).reshape(-1)
+        if keys.shape != rows.shape or (self.payload and values.shape != keys.shape):
+            raise ValueError("keys, rows and payloads differ in length")
+        order = np.lexsort((values, rows, keys) if self.payload else (rows, keys))
         keys, rows = keys[order], rows[order]
-        token = hashlib.sha256(keys.tobytes() + b"|" + rows.tobytes()).hexdigest()[:24]
+        values = values[order] if self.payload else values
+        token = hashlib.sha256(keys.tobytes() + b"|" + rows.tobytes() + values.tobytes()).hexdigest()[:24]
         manifest = self.manifest()
         entry = manifest["shards"].get(shard)
         arrival = entry["arrival"] if entry else manifest["next_arrival"]
-        self._write_file(self._run_path(shard), keys, np.zeros(len(keys), np.uint32), rows, [shard])
+        sources = np.zeros(len(keys), np.uint32)
+        self._write_file(
+            self._run_path(shard), keys, sources, rows, [shard], values if self.payload else None
+        )
         manifest["shards"][shard] = {"arrival": arrival, "token": token, "keys": len(keys)}
         manifest["next_arrival"] = max(manifest["next_arrival"], arrival + 1)
         self._save(manifest)
@@ -165,7 +191,7 @@ class KeyStore:
 
     def remove(self, shard: str) -> None:
         """Forget `shard`: its run goes, and tiers ignore their entries for it."""
-        manifest = self.manifest()
+        manifest = self.manifest(any_settings=True)
         if manifest["shards"].pop(shard, None) is not None:
             self._save(manifest)
         self.lake.remove(self._run_path(shard))
@@ -224,7 +250,7 @@ class KeyStore:
         slices = _slice_count(total)
         per_range = max(1, MERGE_RANGE_KEYS // _slice_keys())
         starts = [*slice_starts(slices).tolist(), 1 << 64]
-        schema = _file_schema(names, slices)
+        schema = _file_schema(names, slices, self.payload)
         written = 0
         with (
             self.lake.atomic_file(self._tier_path(name)) as handle,
@@ -232,9 +258,10 @@ class KeyStore:
         ):
             for first in range(0, slices, per_range):
                 last = min(first + per_range, slices)
-                keys, sources, rows = _merged_range(inputs, arrival, starts[first], starts[last])
+                merged = _merged_range(inputs, arrival, starts[first], starts[last], self.payload)
+                keys = merged["key"]
                 for part in slice_bounds(keys, np.array(starts[first + 1 : last], dtype=np.uint64)):
-                    batch = {"key": keys[part], "source": sources[part], "row": rows[part]}
+                    batch = {name: values[part] for name, values in merged.items()}
                     writer.write_batch(pa.record_batch(batch, schema=schema))
                 written += len(keys)
         merged_tiers = {member for kind, member in members if kind == "tier"}
@@ -262,7 +289,7 @@ class KeyStore:
 
     def _lookup(self, probes: np.ndarray, exclude: str | None) -> Matches:
         manifest = self.manifest()
-        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         shard_names: list[str] = []
         if len(probes) == 0 or not manifest["shards"]:
             return _no_matches()
@@ -289,12 +316,13 @@ class KeyStore:
                 for chunk in _chunks(batches):
                     part = _matches_in(chunk, unique, allowed)
                     if part is not None:
-                        found.append((part[0], part[1] + offset, part[2]))
+                        found.append((part[0], part[1] + offset, part[2], part[3]))
         if not found:
             return _no_matches()
         unique_probe = np.concatenate([part[0] for part in found])
         source = np.concatenate([part[1] for part in found])
         rows = np.concatenate([part[2] for part in found]).astype(np.int64)
+        payloads = np.concatenate([part[3] for part in found])
         arrival_of = [manifest["shards"].get(shard, {}).get("arrival", -1) for shard in shard_names]
         arrivals = np.asarray(arrival_of, dtype=np.int64)[source]
         # Each unique key may stand for several probes; expand back to the caller's positions.
@@ -303,9 +331,13 @@ class KeyStore:
         per_key = np.bincount(inverse, minlength=len(unique))
         repeat = per_key[unique_probe]
         probe_out = positions_of[np.repeat(first[unique_probe], repeat) + _ranges(repeat)]
-        source, rows, arrivals = (np.repeat(array, repeat) for array in (source, rows, arrivals))
+        source, rows, arrivals, payloads = (
+            np.repeat(array, repeat) for array in (source, rows, arrivals, payloads)
+        )
         order = np.lexsort((rows, arrivals, probe_out))
-        return Matches(probe_out[order], source[order], shard_names, rows[order], arrivals[order])
+        return Matches(
+            probe_out[order], source[order], shard_names, rows[order], arrivals[order], payloads[order]
+        )
 
     def _loose_shards(self, manifest: dict[str, Any]) -> list[str]:
         """Shards whose current run no tier holds, in arrival order."""
@@ -338,13 +370,22 @@ class KeyStore:
         return f"{self.folder}/tiers/{check_segment(name, 'tier')}.arrow"
 
     def _write_file(
-        self, path: str, keys: np.ndarray, sources: np.ndarray, rows: np.ndarray, shards: list[str]
+        self,
+        path: str,
+        keys: np.ndarray,
+        sources: np.ndarray,
+        rows: np.ndarray,
+        shards: list[str],
+        payloads: np.ndarray | None,
     ) -> None:
         """Sorted entries as the record batches of their key slices."""
         slices = _slice_count(len(keys))
-        schema = _file_schema(shards, slices)
+        schema = _file_schema(shards, slices, payloads is not None)
+        columns = {"key": keys, "source": sources, "row": rows}
+        if payloads is not None:
+            columns["payload"] = payloads
         batches = (
-            pa.record_batch({"key": keys[part], "source": sources[part], "row": rows[part]}, schema=schema)
+            pa.record_batch({name: values[part] for name, values in columns.items()}, schema=schema)
             for part in slice_bounds(keys, slice_starts(slices)[1:])
         )
         write_batches(self.lake, path, schema, batches)
@@ -364,8 +405,9 @@ def _slice_count(keys: int) -> int:
     return max(1, -(-keys // _slice_keys()))
 
 
-def _file_schema(shards: list[str], slices: int) -> pa.Schema:
-    return _SCHEMA.with_metadata({b"shards": json.dumps(shards).encode(), KEY_SLICES: str(slices).encode()})
+def _file_schema(shards: list[str], slices: int, payload: bool = False) -> pa.Schema:
+    schema = _SCHEMA.append(_PAYLOAD) if payload else _SCHEMA
+    return schema.with_metadata({b"shards": json.dumps(shards).encode(), KEY_SLICES: str(slices).encode()})
 
 
 def _shards_of(schema: pa.Schema) -> list[str]:
@@ -373,11 +415,15 @@ def _shards_of(schema: pa.Schema) -> list[str]:
 
 
 def _merged_range(
-    inputs: list[tuple[pa.Table, np.ndarray, np.ndarray]], arrival: np.ndarray, low: int, high: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The entries of the merge's inputs with keys in `[low, high)` that still answer, with their sources
-    renumbered, sorted by key, then arrival, then row."""
-    keys, sources, rows = [], [], []
+    inputs: list[tuple[pa.Table, np.ndarray, np.ndarray]],
+    arrival: np.ndarray,
+    low: int,
+    high: int,
+    payload: bool,
+) -> dict[str, np.ndarray]:
+    """The entries (columns by name) of the merge's inputs with keys in `[low, high)` that still answer,
+    with their sources renumbered, sorted by key, then arrival, then row."""
+    parts: dict[str, list[np.ndarray]] = {"key": [], "source": [], "row": [], "payload": []}
     for table, answers, remap in inputs:
         for chunk in _chunks(table.to_batches()):
             chunk_keys = chunk["key"]
@@ -385,22 +431,23 @@ def _merged_range(
             stop = len(chunk_keys) if high >> 64 else int(np.searchsorted(chunk_keys, np.uint64(high)))
             source = chunk["source"][start:stop]
             keep = answers[source]
-            keys.append(chunk_keys[start:stop][keep])
-            sources.append(remap[source[keep]])
-            rows.append(chunk["row"][start:stop][keep])
-    merged_keys, merged_sources, merged_rows = (
-        np.concatenate(parts) if parts else np.zeros(0, kind)
-        for parts, kind in ((keys, np.uint64), (sources, np.uint32), (rows, np.uint32))
-    )
-    order = np.lexsort((merged_rows, arrival[merged_sources], merged_keys))
-    return merged_keys[order], merged_sources[order], merged_rows[order]
+            for name, values in chunk.items():
+                parts[name].append(remap[source[keep]] if name == "source" else values[start:stop][keep])
+    kinds = {"key": np.uint64, "source": np.uint32, "row": np.uint32, "payload": np.uint64}
+    merged = {
+        name: np.concatenate(values) if values else np.zeros(0, kinds[name])
+        for name, values in parts.items()
+        if payload or name != "payload"
+    }
+    order = np.lexsort((merged["row"], arrival[merged["source"]], merged["key"]))
+    return {name: values[order] for name, values in merged.items()}
 
 
 def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
     """A store file's record batches (key ranges in ascending order, each sorted) as numpy views of the
     (memory-mapped) buffers, not copies; empty batches left out."""
     return [
-        {name: batch.column(name).to_numpy() for name in ("key", "source", "row")}
+        {name: batch.column(name).to_numpy() for name in batch.schema.names}
         for batch in batches
         if batch.num_rows
     ]
@@ -408,8 +455,8 @@ def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
 
 def _matches_in(
     chunk: dict[str, np.ndarray], unique: np.ndarray, allowed: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(position in `unique`, source, row) of every entry of a sorted chunk whose key is in the sorted
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(position in `unique`, source, row, payload) of every entry of a sorted chunk whose key is in the sorted
     `unique` and whose source is `allowed`; probes outside the chunk's key range are not searched."""
     keys = chunk["key"]
     first, last = (
@@ -430,7 +477,10 @@ def _matches_in(
     positions = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     source = chunk["source"][positions]
     keep = allowed[source]
-    return probe[keep], source[keep].astype(np.int64), chunk["row"][positions][keep]
+    payload = (
+        chunk["payload"][positions][keep] if "payload" in chunk else np.zeros(int(keep.sum()), np.uint64)
+    )
+    return probe[keep], source[keep].astype(np.int64), chunk["row"][positions][keep], payload
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:
@@ -443,6 +493,5 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
 
 
 def _no_matches() -> Matches:
-    return Matches(
-        np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.int64), np.zeros(0, np.int64)
-    )
+    zeros = np.zeros(0, np.int64)
+    return Matches(zeros, zeros, [], zeros, zeros, np.zeros(0, np.uint64))

@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -447,10 +447,23 @@ def index_hash_set(table: pa.Table) -> tuple[HashSet, list[str]]:
     return hash_set, names
 
 
+class EarlierMedia(Protocol):
+    """The other shards' indexed items a shard is checked against (`media_index.MediaLookup`)."""
+
+    @property
+    def shards(self) -> int:
+        """How many shards the look-up covers."""
+        ...
+
+    def candidates(self, queries: HashSet) -> Iterator[tuple[HashSet, list[str]]]:
+        """Per shard, every hash of the items that may match one of `queries`, and the shard's ids."""
+        ...
+
+
 def decide(
     shard: ShardMedia,
     matcher: MediaMatcher,
-    earlier: Iterator[tuple[HashSet, list[str]]],
+    earlier: EarlierMedia,
     schema: pa.Schema,
     unit_column: str,
 ) -> MediaOutcome:
@@ -459,10 +472,9 @@ def decide(
     hashes = shard.hash_set()
     count = len(shard.ids)
     found = EarlierMatches()
-    checked = 0
-    for targets, target_ids in earlier:
-        checked += 1
-        if count:
+    checked = earlier.shards
+    if count:
+        for targets, target_ids in earlier.candidates(hashes):
             found.add(matcher.match(hashes, targets), target_ids)
     removed: dict[int, MediaDecision] = {}
     best: dict[int, tuple[float, str, int, int]] = {}

@@ -3,7 +3,7 @@ pass two's `apply_dedup`, which marks them with the kept item they duplicate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,15 +19,12 @@ from curation_dagster.dedup.indexes import (
     AUDIO_HASHES,
     IMAGE_HASHES,
     VIDEO_HASHES,
-    index_paths,
 )
 from curation_dagster.dedup.media import (
-    MEDIA_FINGERPRINT_KEY,
     REJECT_AUDIO,
     REJECT_IMAGE,
     REJECT_VIDEO,
     AudioMatcher,
-    HashSet,
     ImageMatcher,
     MediaDecision,
     MediaMatcher,
@@ -43,11 +40,11 @@ from curation_dagster.dedup.media import (
     image_hasher,
     image_index_schema,
     image_settings_fingerprint,
-    index_hash_set,
     video_fingerprinter,
     video_index_schema,
     video_settings_fingerprint,
 )
+from curation_dagster.dedup.media_index import MediaIndex
 from curation_dagster.dedup.near import REJECT_NEAR, NearDecision, NearDedup, ShardOutcome, ShardSignatures
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.perceptual import VideoFingerprinter
@@ -56,7 +53,6 @@ from curation_dagster.dedup.semantic import (
     SemanticDecision,
     describe,
 )
-from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.media import media_bytes
 from curation_dagster.progress import tracked
@@ -146,11 +142,12 @@ class MediaStep:
     paths: list[str] = field(default_factory=list)
 
 
-def media_steps(spec: VersionSpec) -> list[MediaStep]:
-    """The enabled media near-dedup steps of a spec, images, videos, then sounds."""
+def media_steps(spec: VersionSpec, every: bool = False) -> list[MediaStep]:
+    """The enabled media near-dedup steps of a spec (`every` step, enabled or not), images, videos,
+    then sounds."""
     steps = []
     image, video, audio = spec.dedup.image, spec.dedup.video, spec.dedup.audio
-    if image.enabled:
+    if image.enabled or every:
         steps.append(
             MediaStep(
                 "image",
@@ -163,7 +160,7 @@ def media_steps(spec: VersionSpec) -> list[MediaStep]:
                 "variant",
             )
         )
-    if video.enabled:
+    if video.enabled or every:
         steps.append(
             MediaStep(
                 "video",
@@ -177,7 +174,7 @@ def media_steps(spec: VersionSpec) -> list[MediaStep]:
                 video_fingerprinter(video),
             )
         )
-    if audio.enabled:
+    if audio.enabled or every:
         steps.append(
             MediaStep(
                 "audio",
@@ -194,24 +191,10 @@ def media_steps(spec: VersionSpec) -> list[MediaStep]:
     return steps
 
 
-def compatible_media_paths(lake: Lake, version: str, shard: str | None, step: MediaStep) -> list[str]:
-    """The other shards' files of a media hash index (every shard's when `shard` is None), after checking
-    each was built with these settings."""
-    paths = list(index_paths(lake, version, step.index, exclude=shard).values())
-    for path in paths:
-        metadata = lake.schema(path).metadata or {}
-        if metadata.get(MEDIA_FINGERPRINT_KEY) != step.fingerprint.encode():
-            raise SpecError(
-                f"{lake.url(path)} ({step.index}) was built with other {step.section} settings; materialize "
-                "the deduped stage again for every shard of this version, in arrival order"
-            )
-    return paths
-
-
-def earlier_media(lake: Lake, paths: list[str]) -> Iterator[tuple[HashSet, list[str]]]:
-    """Each other shard's media hash index in turn: memory follows one shard's index, not the history."""
-    for path in paths:
-        yield index_hash_set(lake.read_table(path))
+def media_index(lake: Lake, version: str, step: MediaStep, prefix: str = "") -> MediaIndex:
+    """The step's cross-shard hash index (`prefix` names a second one: `synth_` for admitted synthetic
+    items)."""
+    return MediaIndex(lake, version, prefix + step.index, step.matcher, step.fingerprint, step.section)
 
 
 def hash_kept_media(kept: pa.Table, steps: list[MediaStep], spec: VersionSpec) -> None:
@@ -313,11 +296,10 @@ def decide_dedup(
     removed = set(plan.exact)
     media: dict[str, MediaOutcome] = {}
     for step in computed.media:
-        paths = compatible_media_paths(lake, spec.name, shard, step)
         outcome = decide(
             step.hashes.without(removed),
             step.matcher,
-            earlier_media(lake, paths),
+            media_index(lake, spec.name, step).lookup(shard),
             step.schema,
             step.unit_column,
         )

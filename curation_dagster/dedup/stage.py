@@ -15,7 +15,6 @@ from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.examples import MediaExamples, TextPairs, media_counts
 from curation_dagster.dedup.indexes import (
     DEDUP_INDEX,
-    MEDIA_INDEXES,
     check_exact_index,
 )
 from curation_dagster.dedup.media import MediaOutcome
@@ -24,9 +23,9 @@ from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.plan import (
     DedupPlan,
     apply_dedup,
-    compatible_media_paths,
     compute_dedup,
     decide_dedup,
+    media_index,
     media_steps,
     shard_claims,
 )
@@ -61,7 +60,9 @@ def forget_dedup_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
     lake.remove(lake.path(spec.name, DEDUP_INDEX, shard))
     ExactIndex(lake, spec.name).remove(shard)
     NearIndex(lake, spec.name, spec.dedup.near).remove(shard)
-    for index_name in (*MEDIA_INDEXES.values(), *SEMANTIC_INDEXES.values()):
+    for step in media_steps(spec, every=True):
+        media_index(lake, spec.name, step).remove(shard)
+    for index_name in SEMANTIC_INDEXES.values():
         lake.remove(lake.path(spec.name, index_name, shard))
 
 
@@ -137,7 +138,9 @@ def check_indexes(spec: VersionSpec, lake: Lake, shard: str) -> None:
     if spec.dedup.near.enabled:
         NearIndex(lake, spec.name, spec.dedup.near).check(shard)
     for step in media_steps(spec):
-        compatible_media_paths(lake, spec.name, shard, step)
+        index = media_index(lake, spec.name, step)
+        index.keys.manifest()  # refuses a store built with other settings
+        index.check(shard)
 
 
 def _write_output(
@@ -184,11 +187,12 @@ def _write_claims(
         near_index.write(shard, decisions.near)
     else:
         near_index.remove(shard)
-    for modality, index_name in MEDIA_INDEXES.items():
-        if modality in decisions.media:
-            lake.write_table(lake.path(spec.name, index_name, shard), decisions.media[modality].index)
+    for step in media_steps(spec, every=True):
+        index = media_index(lake, spec.name, step)
+        if step.modality in decisions.media:
+            index.write(shard, decisions.media[step.modality].index)
         else:
-            lake.remove(lake.path(spec.name, index_name, shard))
+            index.remove(shard)
     if decisions.semantic is not None:
         decisions.semantic.write_index(shard)
     else:

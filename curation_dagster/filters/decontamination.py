@@ -20,12 +20,11 @@ import pyarrow as pa
 
 from curation_dagster.filters.base import Reject, RowFilter
 from curation_dagster.io.local_files import read_text_items, resolve_local_file
+from curation_dagster.mixing import splitmix64
 from curation_dagster.spec import DecontaminationSettings
 
 _WORD = re.compile(r"\w+")
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
 _DETAIL_CHARS = 80
 
 
@@ -65,11 +64,7 @@ def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
         for offset in range(n):
             combined = combined * _MULTIPLIER + word_hashes[offset : offset + count]
         # splitmix64's finaliser: spreads the polynomial hash over all 64 bits.
-        combined ^= combined >> np.uint64(30)
-        combined *= _MIX_1
-        combined ^= combined >> np.uint64(27)
-        combined *= _MIX_2
-        combined ^= combined >> np.uint64(31)
+        combined = splitmix64(combined)
     return combined
 
 

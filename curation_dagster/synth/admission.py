@@ -9,9 +9,8 @@ or a candidate of another family admitted before it in this shard (the first one
 
 from __future__ import annotations
 
-import functools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -23,13 +22,12 @@ from curation_dagster.dedup.indexes import (
     IMAGE_HASHES,
     SYNTH_PREFIX,
     VIDEO_HASHES,
-    index_paths,
 )
 from curation_dagster.dedup.media import (
     REJECT_AUDIO,
     REJECT_IMAGE,
     REJECT_VIDEO,
-    HashSet,
+    EarlierMedia,
     MediaDecision,
     MediaMatcher,
     ShardMedia,
@@ -53,9 +51,8 @@ from curation_dagster.dedup.near import (
     signatures_schema,
 )
 from curation_dagster.dedup.plan import (
-    compatible_media_paths,
-    earlier_media,
     hash_kept_media,
+    media_index,
     media_steps,
 )
 from curation_dagster.filters.base import FilterChain
@@ -179,7 +176,6 @@ class NearAdmission:
 
 
 #: The hash sets of one index, file by file (a shard's at a time), and the ids of their items.
-IndexFiles = Callable[[], Iterator[tuple[HashSet, list[str]]]]
 
 
 class MediaAdmission:
@@ -193,7 +189,7 @@ class MediaAdmission:
         schema: pa.Schema,
         unit_column: str,
         hash_batch: Callable[[pa.Table], ShardMedia],
-        earlier: Sequence[tuple[str, IndexFiles]],
+        earlier: Sequence[tuple[str, EarlierMedia]],
     ) -> None:
         """`hash_batch` hashes a table of candidates as the deduped stage hashes real items; `earlier`
         names the indexes to check against and reads them."""
@@ -213,8 +209,8 @@ class MediaAdmission:
         families = [frozenset(parents[item] or []) for item in hashed.ids]
         queries = hashed.hash_set()
         best: dict[int, tuple[float, str, int, int]] = {}
-        for _, files in self.earlier:
-            for targets, target_ids in files():
+        for _, lookup in self.earlier:
+            for targets, target_ids in lookup.candidates(queries):
                 for row, target, similarity, q_unit, t_unit in match_rows(
                     self.matcher.match(queries, targets)
                 ):
@@ -309,8 +305,8 @@ def media_admissions(spec: VersionSpec, lake: Lake, shard: str) -> dict[str, Med
     checked against every real shard's index and the other shards' admitted synthetic items."""
     admissions: dict[str, MediaAdmission] = {}
     for step in media_steps(spec):
-        real = compatible_media_paths(lake, spec.name, None, step)
-        synthetic = list(index_paths(lake, spec.name, SYNTH_PREFIX + step.index, exclude=shard).values())
+        real = media_index(lake, spec.name, step)
+        real.check(None)
 
         def hash_batch(table: pa.Table, modality: str = step.modality) -> ShardMedia:
             (fresh,) = [item for item in media_steps(spec) if item.modality == modality]
@@ -323,8 +319,8 @@ def media_admissions(spec: VersionSpec, lake: Lake, shard: str) -> dict[str, Med
             step.unit_column,
             hash_batch,
             [
-                ("real", functools.partial(earlier_media, lake, real)),
-                ("synthetic", functools.partial(earlier_media, lake, synthetic)),
+                ("real", real.lookup(None)),
+                ("synthetic", media_index(lake, spec.name, step, SYNTH_PREFIX).lookup(shard)),
             ],
         )
     return admissions

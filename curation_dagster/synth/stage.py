@@ -12,12 +12,12 @@ import pyarrow as pa
 from curation_dagster.dedup.exact import INDEX_SCHEMA, ExactDedup
 from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.indexes import (
-    MEDIA_INDEXES,
     SYNTH_INDEX,
     SYNTH_PREFIX,
     check_exact_index,
 )
 from curation_dagster.dedup.near_index import NearIndex
+from curation_dagster.dedup.plan import media_index, media_steps
 from curation_dagster.faults import crash_point
 from curation_dagster.filters.base import FilterChain
 from curation_dagster.filters.chain import build_chain
@@ -262,8 +262,8 @@ def forget_synthetic_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
     lake.remove(lake.path(spec.name, SYNTH_CANDIDATES, shard))
     ExactIndex(lake, spec.name, prefix=SYNTH_PREFIX).remove(shard)
     NearIndex(lake, spec.name, spec.dedup.near, prefix=SYNTH_PREFIX).remove(shard)
-    for index_name in MEDIA_INDEXES.values():
-        lake.remove(lake.path(spec.name, SYNTH_PREFIX + index_name, shard))
+    for step in media_steps(spec, every=True):
+        media_index(lake, spec.name, step, SYNTH_PREFIX).remove(shard)
 
 
 @dataclass
@@ -406,11 +406,11 @@ def _write_claims(spec: VersionSpec, lake: Lake, shard: str, claims: pa.Table, g
         synthetic_index.write(shard, near_outcome)
     else:
         synthetic_index.remove(shard)
-    for index_name in MEDIA_INDEXES.values():
-        step_admission = gate.media.get(index_name)
+    for step in media_steps(spec, every=True):
+        step_admission = gate.media.get(step.index)
         hashes = step_admission.index() if step_admission is not None else None
-        path = lake.path(spec.name, SYNTH_PREFIX + index_name, shard)
+        index = media_index(lake, spec.name, step, SYNTH_PREFIX)
         if hashes is not None:
-            lake.write_table(path, hashes)
+            index.write(shard, hashes)
         else:
-            lake.remove(path)
+            index.remove(shard)

@@ -186,3 +186,28 @@ def test_a_store_on_object_storage_merges_and_answers_as_a_local_one(s3: S3Serve
     probes = np.array([7, 3, 499, 1000], dtype=np.uint64)
     assert answer(remote.lookup(probes, exclude="s2")) == answer(local.lookup(probes, exclude="s2"))
     assert answer(remote.lookup(probes)) == brute_force(shards, list(shards), probes, None)
+
+
+def test_payloads_come_back_with_their_entries_through_merges_and_reruns(tmp_path: Path) -> None:
+    keys = KeyStore(Lake(tmp_path / "lake"), "v", "keys", "f1", fanout=3, payload=True)
+    shards = {f"s{number:02d}": shard_keys(number, 50) for number in range(8)}
+    values = {shard: (found * 1_000_003 + 7).astype(np.uint64) for shard, found in shards.items()}
+    for shard in shards:
+        keys.put(shard, shards[shard], np.arange(50), values[shard] + np.arange(50, dtype=np.uint64))
+    keys.put("s03", shards["s03"], np.arange(50), values["s03"])  # run again with other payloads
+    matches = keys.lookup(np.arange(500, dtype=np.uint64))
+    assert len(matches) == sum(len(found) for found in shards.values())
+    for shard, row, payload in zip(
+        matches.shards, matches.rows.tolist(), matches.payloads.tolist(), strict=True
+    ):
+        extra = 0 if shard == "s03" else row
+        assert payload == int(values[shard][row]) + extra
+
+
+def test_a_store_refuses_payloads_it_was_not_made_for(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="payloads"):
+        store(tmp_path).put("s", np.arange(3, dtype=np.uint64), np.arange(3), np.arange(3, dtype=np.uint64))
+    with pytest.raises(ValueError, match="payloads"):
+        KeyStore(Lake(tmp_path / "lake"), "v", "other", "f", payload=True).put(
+            "s", np.arange(3), np.arange(3)
+        )

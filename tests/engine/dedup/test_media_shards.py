@@ -172,6 +172,19 @@ def test_an_index_built_with_other_settings_is_refused_with_a_clear_error(
         dedup(spec(image={"hash": "dhash"}), lake, landing, "two")
 
 
+def test_an_index_of_an_earlier_release_without_keys_is_refused_before_anything_is_computed(
+    landing: Path, tmp_path: Path
+) -> None:
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(), lake, landing, "one")
+    keys = lake.stage_dir("media", IMAGE_HASHES + "_keys")
+    lake.fs.rm(keys, recursive=True)  # what an earlier release left: the Parquet record only
+    run_stage(spec(), lake, "raw", "two", landing / "two")
+    with pytest.raises(SpecError, match=r"image_hashes of shards one have no keys"):
+        run_stage(spec(), lake, "deduped", "two")
+    assert not lake.exists(lake.path("media", "deduped", "two"))
+
+
 def test_a_larger_distance_needs_no_new_index(landing: Path, tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     dedup(spec(), lake, landing, "one")

@@ -1,0 +1,226 @@
+"""The cross-shard index of near-duplicate images, videos and sounds: hash segments in a sorted key store.
+
+`<version>/<index>/<shard>.parquet` (`image_hashes`, `video_hashes`, `audio_hashes`) stays the readable
+record of the hashes of a shard's kept items. Beside it, `<version>/<index>_keys/` (a key store whose
+entries carry a payload, `keystore.py`) holds one key per hash and segment of a multi-index plan fixed by
+the settings, pointing at the hash's row, with the whole hash as payload. Two hashes within
+`max_distance` bits agree within the plan's `radius` on at least one segment (pigeonhole), so a lookup
+expands each probed hash's segments by every mask of at most `radius` bits, binary-searches the keys,
+keeps the entries whose payload is within `max_distance` of the probe and reads only the index files of
+the shards that hold such a hash. A shard costs its own hashes and its matches, never a pass over every
+earlier shard.
+
+Which hashes are probed keeps the lookup exact for the matching rules of `media.py`:
+- images: whole-image hashes look up every stored hash, the other variants (mirror, crops) only stored
+  whole-image hashes (a flag in the key), the pairs `ImageMatcher` compares;
+- videos and sounds: of an item with F frames, of which a match leaves at most U unmatched, U + 1 frames
+  evenly spread are probed, so every item it can match has a frame within reach of one of them.
+The matcher then decides on the complete hashes of every item found, as it would on the whole index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from math import comb
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+
+from curation_dagster.dedup.keystore import KeyStore
+from curation_dagster.dedup.media import HashSet, ImageMatcher, MediaMatcher, SequenceMatcher, index_hash_set
+from curation_dagster.dedup.perceptual import VARIANT_WHOLE, SegmentPlan, popcount
+from curation_dagster.errors import SpecError
+from curation_dagster.io.lake import Lake
+from curation_dagster.mixing import splitmix64
+
+#: The key store of an index is named after it with this suffix (`image_hashes_keys`, ...).
+KEYS_SUFFIX: Final = "_keys"
+#: Bits per key segment: a probe meets about one unrelated entry per 2**21 stored uniform hashes, and a
+#: 64-bit hash has three segments, so a lookup within 8 bits expands each by the 254 masks of 2 bits.
+SEGMENT_BITS: Final = 21
+#: The most masks one segment's probe may expand to (a 21-bit segment within 3 bits: 1,794). Past it
+#: (64-bit hashes within 12 bits or more) probing costs more than reading every shard's hashes, which a
+#: look-up then does instead.
+MAX_BALL: Final = 2048
+#: Probes looked up at once: bounds the memory of a lookup (and of its matches) whatever the shard size.
+PROBES_PER_LOOKUP: Final = 1 << 21
+_LAYOUT: Final = 1
+
+
+def store_plan(bits: int, max_distance: int) -> SegmentPlan:
+    """The key layout of an index of `bits`-bit hashes and the radius a lookup within `max_distance`
+    needs. The segments depend on the hash width only (about `SEGMENT_BITS` bits each), so a store
+    serves any distance; the radius is the pigeonhole's: two hashes within `max_distance` bits differ by
+    at most `max_distance // segments` bits in some segment."""
+    count = max(1, min(bits, round(bits / SEGMENT_BITS)))
+    bounds = tuple(round(index * bits / count) for index in range(count + 1))
+    return SegmentPlan(bits, bounds, max_distance // count)
+
+
+def _ball_size(plan: SegmentPlan) -> int:
+    """Masks of the widest segment's probe."""
+    width = max(plan.bounds[i + 1] - plan.bounds[i] for i in range(plan.segments))
+    return sum(comb(width, flipped) for flipped in range(min(plan.radius, width) + 1))
+
+
+def segment_keys(plan: SegmentPlan, values: np.ndarray, segment: int, whole: int) -> np.ndarray:
+    """The store keys of segment values: one key space per segment and whole-image flag."""
+    tag = splitmix64(np.array([(segment << 1) | whole], dtype=np.uint64))[0]
+    return splitmix64(np.asarray(values, dtype=np.uint64) ^ tag)
+
+
+@dataclass
+class MediaLookup:
+    """What a shard's media items are checked against: every other shard's kept items in the index."""
+
+    index: MediaIndex
+    exclude: str | None
+
+    @property
+    def shards(self) -> int:
+        """Shards of the index a lookup reads from."""
+        return len([shard for shard in self.index.keys.shards() if shard != self.exclude])
+
+    def candidates(self, queries: HashSet) -> Iterator[tuple[HashSet, list[str]]]:
+        """For each other shard holding an item that may match one of `queries`, every hash of those
+        items (and of no others) and their ids, as `HashSet` and names."""
+        if _ball_size(self.index.plan) > MAX_BALL:
+            for shard in self.index.keys.shards():
+                if shard != self.exclude:
+                    yield index_hash_set(self.index.read(shard))
+            return
+        rows = self.index.near_rows(queries, self.exclude)
+        for shard in sorted(rows):
+            yield self.index.items_at(shard, rows[shard])
+
+
+class MediaIndex:
+    """The media hash index `name` (`image_hashes`, `synth_video_hashes`, ...) of one version."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        version: str,
+        name: str,
+        matcher: MediaMatcher,
+        fingerprint: str,
+        section: str,
+    ) -> None:
+        self.lake, self.version, self.name, self.matcher = lake, version, name, matcher
+        self.plan = store_plan(matcher.bits, matcher.max_distance)
+        layout = {"settings": fingerprint, "bounds": self.plan.bounds}
+        digest = hashlib.sha256(json.dumps({"layout": _LAYOUT, **layout}).encode()).hexdigest()[:16]
+        self.keys = KeyStore(
+            lake, version, name + KEYS_SUFFIX, digest, settings=f"{section} settings", payload=True
+        )
+
+    # ------------------------------------------------------------------------------------------ write
+
+    def write(self, shard: str, table: pa.Table) -> None:
+        """A shard's index rows (`media.index_table`): its Parquet record and its keys."""
+        self.lake.write_table(self.lake.path(self.version, self.name, shard), table)
+        hashes = table.column("hash").to_numpy().astype(np.uint64)
+        whole = self._whole(table)
+        keys, rows = [], []
+        for segment in range(self.plan.segments):
+            keys.append(segment_keys(self.plan, self.plan.values(hashes, segment), segment, 0))
+            keys[-1][whole] = segment_keys(self.plan, self.plan.values(hashes[whole], segment), segment, 1)
+            rows.append(np.arange(len(hashes), dtype=np.uint32))
+        self.keys.put(
+            shard,
+            np.concatenate(keys) if keys else np.zeros(0, np.uint64),
+            np.concatenate(rows) if rows else np.zeros(0, np.uint32),
+            np.tile(hashes, self.plan.segments),
+        )
+
+    def remove(self, shard: str) -> None:
+        self.keys.remove(shard)
+        self.lake.remove(self.lake.path(self.version, self.name, shard))
+
+    def _whole(self, table: pa.Table) -> np.ndarray:
+        """Which rows hold a whole-item hash: whole-image hashes of images, every frame of a sequence."""
+        if "variant" in table.column_names:
+            return table.column("variant").to_numpy().astype(np.int64) == VARIANT_WHOLE
+        return np.ones(table.num_rows, dtype=bool)
+
+    # ------------------------------------------------------------------------------------------- read
+
+    def check(self, shard: str | None) -> None:
+        """Refuse index files of other shards that have no keys in the store (written by an earlier
+        release, or with other settings, which `manifest` refuses): a lookup would miss their items."""
+        stored = set(self.keys.shards())
+        stray = sorted(set(self.lake.list_shards(self.version, self.name)) - stored - {shard})
+        if stray:
+            raise SpecError(
+                f"the {self.name} of shards {', '.join(stray[:3])} have no keys in "
+                f"{self.lake.url(self.keys.folder)} (an index of an earlier release); materialize the "
+                "deduped stage again for every shard of this version, in arrival order"
+            )
+
+    def lookup(self, exclude: str | None) -> MediaLookup:
+        """The look-up of every shard's items but `exclude`'s (every shard's, when None)."""
+        return MediaLookup(self, exclude)
+
+    def near_rows(self, queries: HashSet, exclude: str | None) -> dict[str, set[int]]:
+        """By shard, the index rows of the items that hold a hash within `max_distance` of a probed hash
+        of `queries` (with a whole-image hash on one side for images)."""
+        hashes, wide = self._probed(queries)
+        found: dict[str, set[int]] = {}
+        balls = [self.plan.ball(segment) for segment in range(self.plan.segments)]
+        per_hash = 2 * sum(len(ball) for ball in balls)
+        step = max(1, PROBES_PER_LOOKUP // per_hash)
+        for start in range(0, len(hashes), step):
+            block, block_wide = hashes[start : start + step], wide[start : start + step]
+            keys, owners = [], []
+            for segment, ball in enumerate(balls):
+                values = (self.plan.values(block, segment)[:, None] ^ ball[None, :]).reshape(-1)
+                owner = np.repeat(np.arange(len(block)), len(ball))
+                keys.append(segment_keys(self.plan, values, segment, 1))
+                owners.append(owner)
+                every = np.repeat(block_wide, len(ball))
+                keys.append(segment_keys(self.plan, values[every], segment, 0))
+                owners.append(owner[every])
+            probes = np.concatenate(keys)
+            owner_of = np.concatenate(owners)
+            matches = self.keys.lookup(probes, exclude=exclude)
+            if not len(matches):
+                continue
+            near = popcount(block[owner_of[matches.probes]] ^ matches.payloads) <= self.matcher.max_distance
+            names = np.asarray(matches.names, dtype=object)[matches.sources[near]].tolist()
+            for shard, row in zip(names, matches.rows[near].tolist(), strict=True):
+                found.setdefault(str(shard), set()).add(int(row))
+        return found
+
+    def _probed(self, queries: HashSet) -> tuple[np.ndarray, np.ndarray]:
+        """The query hashes to look up, and which of them look up every stored hash rather than only
+        whole-item ones: whole-image hashes (see the module's notes)."""
+        if isinstance(self.matcher, ImageMatcher):
+            return queries.hash, queries.unit == VARIANT_WHOLE
+        assert isinstance(self.matcher, SequenceMatcher)
+        chosen: list[np.ndarray] = []
+        order = np.argsort(queries.item, kind="stable")
+        starts = np.searchsorted(queries.item[order], np.arange(len(queries.units) + 1))
+        for item in range(len(queries.units)):
+            positions = order[starts[item] : starts[item + 1]]
+            frames = max(int(queries.units[item]), len(positions))
+            unmatched = int(max((1 - self.matcher.min_share) * frames, self.matcher.trim_frames))
+            count = min(len(positions), unmatched + 1)
+            picks = np.unique(np.linspace(0, len(positions) - 1, count).round().astype(np.int64))
+            chosen.append(positions[picks] if count < len(positions) else positions)
+        picked = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+        return queries.hash[picked], np.zeros(len(picked), dtype=bool)
+
+    def read(self, shard: str) -> pa.Table:
+        """A shard's index file."""
+        return self.lake.read_table(self.lake.path(self.version, self.name, shard))
+
+    def items_at(self, shard: str, rows: set[int]) -> tuple[HashSet, list[str]]:
+        """Every hash of the items that own `rows` of a shard's index file, and the ids of the file."""
+        hash_set, ids = index_hash_set(self.read(shard))
+        owners = np.unique(hash_set.item[np.fromiter(rows, dtype=np.int64, count=len(rows))])
+        keep = np.isin(hash_set.item, owners)
+        return HashSet(hash_set.item[keep], hash_set.unit[keep], hash_set.hash[keep], hash_set.units), ids

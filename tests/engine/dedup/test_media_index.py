@@ -1,0 +1,226 @@
+"""The key-store index of media hashes (curation_dagster/dedup/media_index.py): its look-ups decide
+exactly as a pass over every earlier shard's hashes would, for images and sequences and any distance, and
+read only the index files of the shards that hold a match."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation_dagster.dedup.media import (
+    HashSet,
+    ImageMatcher,
+    MediaMatcher,
+    MediaOutcome,
+    ShardMedia,
+    VideoMatcher,
+    decide,
+    image_index_schema,
+    index_hash_set,
+    video_index_schema,
+)
+from curation_dagster.dedup.media_index import MAX_BALL, MediaIndex, store_plan
+from curation_dagster.dedup.perceptual import popcount, variant_codes
+from curation_dagster.io.lake import Lake
+from curation_dagster.spec import ImageDedupSettings, VideoDedupSettings
+
+CODES = variant_codes(mirror=True, crops=True)
+
+
+class Scan:
+    """The reference: every other shard's whole index file, one after another."""
+
+    def __init__(self, index: MediaIndex, exclude: str) -> None:
+        self.index, self.exclude = index, exclude
+
+    @property
+    def shards(self) -> int:
+        return len([shard for shard in self.index.keys.shards() if shard != self.exclude])
+
+    def candidates(self, queries: HashSet) -> Iterator[tuple[HashSet, list[str]]]:
+        for shard in self.index.keys.shards():
+            if shard != self.exclude:
+                yield index_hash_set(self.index.read(shard))
+
+
+def flipped(rng: np.random.Generator, hashes: np.ndarray, bits: int) -> np.ndarray:
+    """Each hash with `bits` random bits of its 64 flipped."""
+    out = hashes.copy()
+    for position in range(len(out)):
+        for bit in rng.choice(64, size=bits, replace=False).tolist():
+            out[position] ^= np.uint64(1 << bit)
+    return out
+
+
+def built_shards(
+    seed: int, shards: int, items: int, share: float, copy, new, images: bool
+) -> dict[str, ShardMedia]:
+    """Shards of items; each item is, with chance `share`, `copy(rng, earlier hashes)` of an earlier
+    item, else `new(rng)`; its units are the 11 image variants, or number its frames."""
+    rng = np.random.default_rng(seed)
+    made: dict[str, ShardMedia] = {}
+    pool: list[np.ndarray] = []
+    for number in range(shards):
+        media = ShardMedia()
+        for item in range(items):
+            hashes = (
+                copy(rng, pool[int(rng.integers(len(pool)))]) if pool and rng.random() < share else new(rng)
+            )
+            pool.append(hashes)
+            units = CODES.astype(np.int64) if images else np.arange(len(hashes))
+            media.add(f"s{number}-{item}", units, hashes)
+        made[f"s{number:02d}"] = media
+    return made
+
+
+def image_copy(rng: np.random.Generator, base: np.ndarray, distance: int = 8) -> np.ndarray:
+    """A changed copy: a few bits of every variant changed (some just over `distance`), or only the
+    variants near the original's whole hash (the rule's whole-variant pairs)."""
+    bits = int(rng.integers(0, distance + 3))
+    hashes = flipped(rng, base, bits) if rng.random() < 0.5 else base.copy()
+    if rng.random() < 0.5:
+        hashes[0] = rng.integers(0, 2**63, dtype=np.uint64)
+        hashes[1:] = flipped(rng, base[[0] * 10], bits)
+    return hashes
+
+
+def image_shards(seed: int, shards: int, items: int, distance: int) -> dict[str, ShardMedia]:
+    """Shards of images, each with 11 variant hashes; about half of each later shard's images are
+    changed copies of an earlier one."""
+    return built_shards(
+        seed,
+        shards,
+        items,
+        0.5,
+        lambda rng, base: image_copy(rng, base, distance),
+        lambda rng: rng.integers(0, 2**63, size=len(CODES), dtype=np.uint64),
+        images=True,
+    )
+
+
+def video_shards(seed: int, shards: int, items: int, distance: int) -> dict[str, ShardMedia]:
+    """Shards of videos of 3-40 frame hashes; later videos are often trims and re-encodes (bit flips)
+    of earlier ones."""
+
+    def trim(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+        keep = max(2, int(len(base) * rng.uniform(0.5, 1.0)))
+        start = int(rng.integers(0, len(base) - keep + 1))
+        return flipped(rng, base[start : start + keep], int(rng.integers(0, distance + 3)))
+
+    return built_shards(
+        seed,
+        shards,
+        items,
+        0.6,
+        trim,
+        lambda rng: rng.integers(0, 2**63, size=int(rng.integers(3, 41)), dtype=np.uint64),
+        images=False,
+    )
+
+
+def run_shards(
+    index: MediaIndex, matcher: MediaMatcher, shards: dict[str, ShardMedia], schema, unit: str
+) -> dict[str, tuple[MediaOutcome, MediaOutcome]]:
+    """Every shard decided in order both ways (the index's look-up, the reference scan); what the
+    reference kept is what the index gets."""
+    outcomes = {}
+    for shard, media in shards.items():
+        looked_up = decide(media, matcher, index.lookup(shard), schema, unit)
+        scanned = decide(media, matcher, Scan(index, shard), schema, unit)
+        index.write(shard, scanned.index)
+        outcomes[shard] = (looked_up, scanned)
+    return outcomes
+
+
+def assert_same(outcomes: dict[str, tuple[MediaOutcome, MediaOutcome]]) -> None:
+    for looked_up, scanned in outcomes.values():
+        assert looked_up.removed == scanned.removed
+        assert looked_up.index.equals(scanned.index)
+        assert (looked_up.cross_shard, looked_up.checked) == (scanned.cross_shard, scanned.checked)
+
+
+def decided_alike(index: MediaIndex, shards: dict[str, ShardMedia], schema, unit: str) -> None:
+    """The index's look-ups decide every shard as the reference does, and some copies cross shards."""
+    outcomes = run_shards(index, index.matcher, shards, schema, unit)
+    assert_same(outcomes)
+    assert sum(outcome.cross_shard for outcome, _ in outcomes.values()) > 0
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31), distance=st.integers(0, 11))
+def test_image_lookups_decide_exactly_as_a_pass_over_every_shard(tmp_path_factory, seed: int, distance: int):
+    image = ImageDedupSettings(max_distance=distance)
+    index = MediaIndex(
+        Lake(tmp_path_factory.mktemp("lake")), "v", "image_hashes", ImageMatcher(image), "f", "i"
+    )
+    decided_alike(index, image_shards(seed, 5, 30, distance), image_index_schema(image), "variant")
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31), distance=st.integers(0, 11), share=st.sampled_from([0.5, 0.7, 0.9]))
+def test_video_lookups_probe_enough_frames_to_decide_exactly(
+    tmp_path_factory, seed: int, distance: int, share: float
+):
+    video = VideoDedupSettings(max_distance=distance, min_matching_share=share, max_trim_s=1.0)
+    index = MediaIndex(
+        Lake(tmp_path_factory.mktemp("lake")), "v", "video_hashes", VideoMatcher(video), "f", "v"
+    )
+    decided_alike(index, video_shards(seed, 5, 20, distance), video_index_schema(video), "frame")
+
+
+def test_a_distance_too_wide_for_the_key_segments_falls_back_to_reading_every_shard(tmp_path: Path) -> None:
+    image = ImageDedupSettings(max_distance=32)
+    matcher = ImageMatcher(image)
+    index = MediaIndex(Lake(tmp_path / "lake"), "v", "image_hashes", matcher, "f", "dedup.image")
+    assert max(len(index.plan.ball(segment)) for segment in range(index.plan.segments)) > MAX_BALL
+    assert_same(run_shards(index, matcher, image_shards(7, 4, 20, 32), image_index_schema(image), "variant"))
+
+
+@given(bits=st.sampled_from([16, 36, 49, 64]), data=st.data())
+def test_two_hashes_within_the_distance_agree_within_the_radius_on_some_segment(bits: int, data) -> None:
+    distance = data.draw(st.integers(0, min(32, bits)))
+    plan = store_plan(bits, distance)
+    first = data.draw(st.integers(0, 2**bits - 1))
+    flips = data.draw(st.sets(st.integers(0, bits - 1), max_size=distance))
+    second = first ^ sum(1 << bit for bit in flips)
+    pair = np.array([first, second], dtype=np.uint64)
+    differences = [
+        int(popcount(np.bitwise_xor.reduce(plan.values(pair, s), keepdims=True))[0])
+        for s in range(plan.segments)
+    ]
+    assert min(differences) <= plan.radius
+
+
+def test_a_lookup_reads_the_index_files_of_the_matching_shards_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = ImageDedupSettings()
+    matcher = ImageMatcher(image)
+    index = MediaIndex(Lake(tmp_path / "lake"), "v", "image_hashes", matcher, "f", "dedup.image")
+    rng = np.random.default_rng(3)
+    history = {
+        f"s{number:02d}": rng.integers(0, 2**63, size=(40, len(CODES)), dtype=np.uint64)
+        for number in range(24)
+    }
+    for shard, hashes in history.items():
+        media = ShardMedia()
+        for item, row in enumerate(hashes):
+            media.add(f"{shard}-{item}", CODES.astype(np.int64), row)
+        index.write(
+            shard, decide(media, matcher, index.lookup(shard), image_index_schema(image), "variant").index
+        )
+    read: list[str] = []
+    original = MediaIndex.read
+    monkeypatch.setattr(MediaIndex, "read", lambda self, shard: read.append(shard) or original(self, shard))
+    query = ShardMedia()
+    query.add("copy", CODES.astype(np.int64), flipped(rng, history["s07"][5], 3))
+    query.add("new", CODES.astype(np.int64), rng.integers(0, 2**63, size=len(CODES), dtype=np.uint64))
+    outcome = decide(query, matcher, index.lookup("q"), image_index_schema(image), "variant")
+    assert {item: decision.dup_of for item, decision in outcome.removed.items()} == {"copy": "s07-5"}
+    assert read == ["s07"]
+    assert outcome.checked == 24

@@ -24,8 +24,9 @@ class Stage:
     kinds: frozenset[str]
     """The asset's kinds in the UI (at most three shown)."""
     claims: bool
-    """Whether its output comes with claims in the version's indexes, written under a claim journal, so a
-    run that stops half-way is rolled back (see `io/claims.py`)."""
+    """Whether its output comes with claims in the version's indexes (the selection ledger's budget, for
+    the selected stage), written under a claim journal, so a run that stops half-way is rolled back (see
+    `io/claims.py`)."""
 
 
 STAGE_RECORDS: Final = (
@@ -63,7 +64,7 @@ STAGE_RECORDS: Final = (
         "The spec's selection (where, quotas, a strategy: sample, top_k, dsir, k_center, cluster_balanced, "
         "proxy) under the version's budget, shared by all shards.",
         frozenset({"python", "parquet"}),
-        claims=False,
+        claims=True,
     ),
     Stage(
         "synthesized",

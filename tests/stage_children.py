@@ -22,11 +22,18 @@ print('finished', flush=True)
 """
 
 
-def run_in_child(spec: VersionSpec, lake: Lake, stage: str, shard: str) -> subprocess.Popen[str]:
-    """One stage of one shard in a child process that logs its progress lines to stdout."""
+def run_in_child(
+    spec: VersionSpec, lake: Lake, stage: str, shard: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """One stage of one shard in a child process of its own process group (a crash point kills its
+    group) that logs its progress lines to stdout; `env` adds to the environment (a crash point, say)."""
     arguments = json.dumps([spec.model_dump(mode="json"), lake.root, stage, shard])
     return subprocess.Popen(
-        [sys.executable, "-c", _CHILD, arguments], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+        [sys.executable, "-c", _CHILD, arguments],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
 
 

@@ -71,7 +71,7 @@ def report_path(lake: Lake, version: str) -> str:
 
 def build_report(spec: VersionSpec, lake: Lake, samples_per_group: int = 6) -> Report:
     """Compute the version's numbers with DuckDB, draw the plots and write the HTML data card; refused
-    while a shard's deduped or synthesized output lacks its claims (a run stopped half-way)."""
+    while a shard's deduped, selected or synthesized output lacks its claims (a run stopped half-way)."""
     for stage in CLAIMING_STAGES:
         ClaimJournal(lake, spec.name, stage).require_none_pending()
     views = VersionViews(lake.duckdb(spec.name))

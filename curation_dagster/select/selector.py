@@ -26,8 +26,8 @@ from curation_dagster.select.proxy import ModelProxy, ProbeProxy
 from curation_dagster.select.sample import SeededSample
 from curation_dagster.select.state import (
     Usage,
+    UsageLedger,
     prior_embeddings,
-    usage_of_other_shards,
     version_centroids,
 )
 from curation_dagster.select.top_k import TopK
@@ -228,7 +228,7 @@ class Selector:
     def plan_shard(self, prepared: Prepared, lake: Lake, version: str, shard: str) -> SelectionPlan:
         """`plan` against what the other shards of the version selected. Hold the version's selection lock
         from here until the shard's selected file is written, so shards claim the budget one at a time."""
-        usage = usage_of_other_shards(lake, version, shard)
+        usage = UsageLedger(lake, version).others(shard)
         return self.plan(prepared, usage, lake=lake, version=version, shard=shard)
 
     def run(

@@ -9,16 +9,21 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.io.lake import Lake
+from curation_dagster.io.lake import Lake, check_segment
 from curation_dagster.spec import ClusterBalancedSettings
 from curation_dagster.vectors.kmeans import fit_centroids, stored_centroids
 from curation_dagster.vectors.text import EMBEDDINGS, vectors_of
 
 SELECT_STATE = "select_state"
+#: The version's lock that shards claim the selection budget under, one at a time.
+SELECTION_LOCK = "selection"
+#: The selection ledger's name in `select_state/` (`usage.json`, `usage/<shard>/<digest>.json`).
+USAGE = "usage"
 #: The group of rows selected without quotas.
 NO_GROUP = "*"
 
@@ -33,6 +38,22 @@ class Usage:
     group: Counter[str] = field(default_factory=Counter)
     cluster: Counter[tuple[str, int]] = field(default_factory=Counter)
 
+    def plus(self, other: Usage) -> Usage:
+        return Usage(
+            total=self.total + other.total,
+            modality=self.modality + other.modality,
+            group=self.group + other.group,
+            cluster=self.cluster + other.cluster,
+        )
+
+    def minus(self, other: Usage) -> Usage:
+        return Usage(
+            total=self.total - other.total,
+            modality=self.modality - other.modality,
+            group=self.group - other.group,
+            cluster=self.cluster - other.cluster,
+        )
+
     @classmethod
     def of(cls, used: Usage | Mapping[str, int] | None) -> Usage:
         """A `Usage` from itself, or from the older mapping form (`"*"`: total, else per modality)."""
@@ -43,34 +64,130 @@ class Usage:
         return cls(total=counts.get("*", sum(modality.values())), modality=modality)
 
 
-def usage_of_other_shards(lake: Lake, version: str, shard: str) -> Usage:
-    """What every other shard's selected file holds, read column by column (older files lack some)."""
+def usage_of_table(table: pa.Table) -> Usage:
+    """What a table of selected rows uses (a selected file of an earlier release may lack the group and
+    cluster columns)."""
     usage = Usage()
-    for other in lake.list_shards(version, "selected"):
-        if other == shard:
-            continue
-        path = lake.path(version, "selected", other)
-        names = set(lake.schema(path).names)
-        columns = [name for name in ("modality", "select_group", "select_cluster") if name in names]
-        table = lake.read_table(path, columns=columns)
-        modalities = table.column("modality").to_pylist()
-        groups = (
-            table.column("select_group").to_pylist() if "select_group" in names else [None] * len(modalities)
-        )
-        clusters = (
-            table.column("select_cluster").to_pylist()
-            if "select_cluster" in names
-            else [None] * len(modalities)
-        )
-        usage.total += len(modalities)
-        usage.modality.update(modalities)
-        usage.group.update(group or NO_GROUP for group in groups)
-        usage.cluster.update(
-            (group or NO_GROUP, int(cluster))
-            for group, cluster in zip(groups, clusters, strict=True)
-            if cluster is not None
-        )
+    names = set(table.column_names)
+    modalities = table.column("modality").to_pylist()
+    groups = table.column("select_group").to_pylist() if "select_group" in names else [None] * len(modalities)
+    clusters = (
+        table.column("select_cluster").to_pylist() if "select_cluster" in names else [None] * len(modalities)
+    )
+    usage.total += len(modalities)
+    usage.modality.update(modalities)
+    usage.group.update(group or NO_GROUP for group in groups)
+    usage.cluster.update(
+        (group or NO_GROUP, int(cluster))
+        for group, cluster in zip(groups, clusters, strict=True)
+        if cluster is not None
+    )
     return usage
+
+
+def usage_of_shard(lake: Lake, version: str, shard: str) -> Usage:
+    """What a shard's selected file uses, read column by column."""
+    path = lake.path(version, "selected", shard)
+    names = set(lake.schema(path).names)
+    columns = [name for name in ("modality", "select_group", "select_cluster") if name in names]
+    return usage_of_table(lake.read_table(path, columns=columns))
+
+
+def _usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "total": usage.total,
+        "modality": dict(sorted(usage.modality.items())),
+        "group": dict(sorted(usage.group.items())),
+        "cluster": sorted([group, cluster, count] for (group, cluster), count in usage.cluster.items()),
+    }
+
+
+def _usage_of_json(data: dict[str, Any]) -> Usage:
+    return Usage(
+        total=int(data["total"]),
+        modality=Counter(data["modality"]),
+        group=Counter(data["group"]),
+        cluster=Counter({(group, int(cluster)): int(count) for group, cluster, count in data["cluster"]}),
+    )
+
+
+class UsageLedger:
+    """What the version's shards selected, kept as a running total so a shard reads one small file, not
+    every earlier shard's selection: `<version>/select_state/usage.json` holds the total and, per shard,
+    the digest of its part; `<version>/select_state/usage/<shard>/<digest>.json` holds each part. The
+    total is rewritten in one atomic write, and the part it names is kept until a newer total replaces
+    it, so whatever a writer's crash leaves, the total is the sum of the parts it names. Callers hold
+    the version's selection lock; the selected stage's claim journal rolls back a shard whose run died
+    between its part and its output (`forget`)."""
+
+    def __init__(self, lake: Lake, version: str) -> None:
+        self.lake, self.version = lake, version
+        self.folder = lake.stage_dir(version, SELECT_STATE)
+
+    def others(self, shard: str) -> Usage:
+        """What every shard but `shard` selected."""
+        ledger = self._ledger()
+        part = ledger["parts"].get(shard)
+        total = _usage_of_json(ledger["total"])
+        return total.minus(self._part(shard, part)) if part else total
+
+    def put(self, shard: str, usage: Usage) -> None:
+        """Record `usage` as `shard`'s part, replacing any it had."""
+        ledger = self._ledger()
+        digest = self._write_part(shard, usage)
+        old = ledger["parts"].get(shard)
+        total = _usage_of_json(ledger["total"])
+        if old:
+            total = total.minus(self._part(shard, old))
+        total = total.plus(usage)
+        ledger["parts"][shard] = digest
+        self._save(total, ledger["parts"])
+        if old and old != digest:
+            self.lake.remove(self._part_path(shard, old))
+
+    def forget(self, shard: str) -> None:
+        """Take `shard`'s part out of the total."""
+        ledger = self._ledger()
+        old = ledger["parts"].pop(shard, None)
+        if old is None:
+            return
+        self._save(_usage_of_json(ledger["total"]).minus(self._part(shard, old)), ledger["parts"])
+        self.lake.remove(self._part_path(shard, old))
+
+    def _ledger(self) -> dict[str, Any]:
+        """The ledger; on a version selected by an earlier release (selected files, no ledger), built
+        once from the selected files."""
+        path = f"{self.folder}/{USAGE}.json"
+        if self.lake.exists(path):
+            with self.lake.fs.open(path, "rb") as handle:
+                ledger: dict[str, Any] = json.loads(handle.read())
+            return ledger
+        total, parts = Usage(), {}
+        for shard in self.lake.list_shards(self.version, "selected"):
+            usage = usage_of_shard(self.lake, self.version, shard)
+            parts[shard] = self._write_part(shard, usage)
+            total = total.plus(usage)
+        if parts:
+            self._save(total, parts)
+        return {"total": _usage_json(total), "parts": parts}
+
+    def _save(self, total: Usage, parts: dict[str, str]) -> None:
+        data = {"total": _usage_json(total), "parts": dict(sorted(parts.items()))}
+        self.lake.write_bytes(f"{self.folder}/{USAGE}.json", json.dumps(data, sort_keys=True).encode())
+
+    def _write_part(self, shard: str, usage: Usage) -> str:
+        """Write a shard's part under its content's digest; returns the digest."""
+        data = json.dumps(_usage_json(usage), sort_keys=True).encode()
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        self.lake.write_bytes(self._part_path(shard, digest), data)
+        return digest
+
+    def _part(self, shard: str, digest: str) -> Usage:
+        with self.lake.fs.open(self._part_path(shard, digest), "rb") as handle:
+            return _usage_of_json(json.loads(handle.read()))
+
+    def _part_path(self, shard: str, digest: str) -> str:
+        return f"{self.folder}/{USAGE}/{check_segment(shard)}/{check_segment(digest, 'digest')}.json"
 
 
 #: Which selected items each embedding space holds, as a condition on their `modality`.

@@ -9,12 +9,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from curation_dagster.errors import StageInputMissing
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import RAW_SCHEMA, conform, with_fields
-from curation_dagster.select.state import SELECT_STATE
+from curation_dagster.select.state import SELECT_STATE, Usage, UsageLedger, usage_of_shard
 from curation_dagster.spec import VersionSpec, parse_spec
 from curation_dagster.vectors.text import EMBEDDINGS
+from tests.stage_children import run_in_child
 
 FILTERED_SCHEMA = with_fields(
     RAW_SCHEMA, [pa.field("lang", pa.string()), pa.field("formality", pa.float64())]
@@ -143,3 +145,61 @@ def test_cluster_balanced_stores_embeddings_and_centroids_and_reuses_them(lake: 
     assert second.rows_kept == 0
     assert second.reasons == {"select.cluster_cap": 4}
     assert first.extra["strategy_stats"]["coverage"] == 1.0
+
+
+# The selection ledger: one small file read per shard, always the sum of what the selected files hold.
+
+
+def scanned_usage(lake: Lake, version: str, but: str | None = None) -> Usage:
+    """The reference: every selected file read."""
+    total = Usage()
+    for shard in lake.list_shards(version, "selected"):
+        if shard != but:
+            total = total.plus(usage_of_shard(lake, version, shard))
+    return total
+
+
+def four_shards(lake: Lake) -> None:
+    for number, lang in enumerate(["en", "de", "en", "de"]):
+        write_filtered(lake, "sel", f"s{number}", [(f"{lang} {n} {number}", lang, n / 10) for n in range(10)])
+
+
+def test_the_ledger_is_the_sum_of_the_selected_files_through_runs_and_reruns(lake: Lake) -> None:
+    four_shards(lake)
+    budget = {**QUOTAS_THEN_TOP_K, "budget": 14}
+    for shard in ["s0", "s1", "s2", "s1", "s3"]:
+        run_stage(spec_with(budget), lake, "selected", shard)
+        ledger = UsageLedger(lake, "sel")
+        for other in ["s0", "s1", "s2", "s3", "new"]:
+            assert ledger.others(other) == scanned_usage(lake, "sel", but=other)
+    run_stage(spec_with({**budget, "budget": 3}), lake, "selected", "s0")  # a smaller part replaces the old
+    assert UsageLedger(lake, "sel").others("new") == scanned_usage(lake, "sel")
+    parts = lake.fs.find(f"{lake.stage_dir('sel', SELECT_STATE)}/usage")
+    assert len(parts) == 4  # one part per shard, old parts removed
+
+
+def test_a_version_selected_before_the_ledger_existed_gets_one_built_from_its_files(lake: Lake) -> None:
+    four_shards(lake)
+    spec = spec_with({**QUOTAS_THEN_TOP_K, "budget": 14})
+    for shard in ["s0", "s1"]:
+        run_stage(spec, lake, "selected", shard)
+    lake.fs.rm(lake.stage_dir("sel", SELECT_STATE), recursive=True)  # what an earlier release left
+    result = run_stage(spec, lake, "selected", "s2")
+    assert result.extra["budget_used_by_other_shards"] == scanned_usage(lake, "sel", but="s2").total > 0
+    assert UsageLedger(lake, "sel").others("new") == scanned_usage(lake, "sel")
+
+
+def test_a_run_that_died_after_its_output_is_rolled_back_with_its_part_of_the_ledger(lake: Lake) -> None:
+    four_shards(lake)
+    spec = spec_with({**QUOTAS_THEN_TOP_K, "budget": 14})
+    run_stage(spec, lake, "selected", "s0")
+    run_stage(spec, lake, "selected", "s1")
+    child = run_in_child(spec, lake, "selected", "s1", {"CURATION_CRASH_AT": "selected:after_output:s1"})
+    assert child.wait() != 0  # the rerun's output is written, the ledger still has the first run's part
+    with pytest.raises(StageInputMissing, match="stopped before it recorded its claims"):
+        run_stage(spec, lake, "synthesized", "s1")
+    result = run_stage(spec, lake, "selected", "s2")
+    assert result.extra["rolled_back_interrupted_shards"] == ["s1"]
+    assert not lake.exists(lake.path("sel", "selected", "s1"))
+    assert UsageLedger(lake, "sel").others("new") == scanned_usage(lake, "sel")
+    assert result.extra["budget_used_by_other_shards"] == usage_of_shard(lake, "sel", "s0").total

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from curation_dagster.dedup.arrow_files import (
     slice_starts,
     write_batches,
 )
+from curation_dagster.dedup.key_matches import Found, Matches
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
 
@@ -61,48 +62,6 @@ _SCHEMA = pa.schema(
 #: The optional fourth column: a 64-bit value stored with each entry (a media index keeps the whole hash
 #: there, so a lookup checks a candidate's distance without reading the shard's index file).
 _PAYLOAD = pa.field("payload", pa.uint64(), nullable=False)
-
-
-@dataclass
-class Matches:
-    """Entries whose key equals a probe: for each, the probe's position, the shard and row it points at,
-    and the shard's arrival number. Sorted by probe, then arrival, then row."""
-
-    probes: np.ndarray
-    sources: np.ndarray
-    """Per entry, the position of its shard in `names`."""
-    names: list[str]
-    rows: np.ndarray
-    arrivals: np.ndarray
-    payloads: np.ndarray
-    """Per entry, its payload (zeros in a store without payloads)."""
-
-    def __len__(self) -> int:
-        return len(self.probes)
-
-    @property
-    def shards(self) -> list[str]:
-        return [self.names[source] for source in self.sources.tolist()]
-
-    def first_per_probe(self, count: int) -> Matches:
-        """At most `count` entries per probe: the earliest shards' first rows."""
-        if len(self) == 0:
-            return self
-        index = np.arange(len(self.probes))
-        starts = np.concatenate(([True], self.probes[1:] != self.probes[:-1]))
-        keep = (index - np.maximum.accumulate(np.where(starts, index, 0))) < count
-        return self.where(keep)
-
-    def where(self, keep: np.ndarray) -> Matches:
-        """The entries where `keep` (a mask or positions) holds, in order."""
-        return Matches(
-            self.probes[keep],
-            self.sources[keep],
-            self.names,
-            self.rows[keep],
-            self.arrivals[keep],
-            self.payloads[keep],
-        )
 
 
 class KeyStore:
@@ -273,27 +232,90 @@ class KeyStore:
 
     # ----------------------------------------------------------------------------------------- read
 
-    def lookup(self, probes: np.ndarray, exclude: str | None = None) -> Matches:
+    def lookup(
+        self, probes: np.ndarray, exclude: str | None = None, prefetched: Found | None = None
+    ) -> Matches:
         """Every entry whose key equals one of `probes`, from every shard but `exclude`.
+
+        With `prefetched` (`prefetch` of a superset of these probes, earlier, with no lock held), only
+        the shards that arrived or were run again since are searched for the prefetched keys; the answer
+        is the same as without it.
 
         A writer of another stage may merge tiers meanwhile (the synthesized stage reads while a deduped
         run writes): a file the manifest named that is gone or replaced by now means a newer manifest,
         read again. Of each file only the footer and the batches whose key slice holds a probe are read."""
+        probes = np.asarray(probes, dtype=np.uint64).reshape(-1)
+        if prefetched is not None and prefetched.exclude != exclude:
+            raise ValueError("prefetched for another shard")
+        unique, inverse = np.unique(probes, return_inverse=True)
+        manifest, found = self._retrying(lambda manifest: self._delta(unique, exclude, prefetched, manifest))
+        if not len(found.keys):
+            return _no_matches()
+        unique_probe = np.searchsorted(unique, found.keys)
+        arrival_of = [manifest["shards"].get(shard, {}).get("arrival", -1) for shard in found.names]
+        arrivals = np.asarray(arrival_of, dtype=np.int64)[found.sources]
+        # Each unique key may stand for several probes; expand back to the caller's positions.
+        positions_of = np.argsort(inverse, kind="stable")
+        first = np.searchsorted(inverse[positions_of], np.arange(len(unique)), side="left")
+        per_key = np.bincount(inverse, minlength=len(unique))
+        repeat = per_key[unique_probe]
+        probe_out = positions_of[np.repeat(first[unique_probe], repeat) + _ranges(repeat)]
+        source, rows, arrivals, payloads = (
+            np.repeat(array, repeat)
+            for array in (found.sources, found.rows.astype(np.int64), arrivals, found.payloads)
+        )
+        order = np.lexsort((rows, arrivals, probe_out))
+        return Matches(
+            probe_out[order], source[order], found.names, rows[order], arrivals[order], payloads[order]
+        )
+
+    def prefetch(self, probes: np.ndarray, exclude: str | None = None) -> Found:
+        """The entries of every shard but `exclude` whose key is one of `probes`, and the shards' run
+        tokens: `lookup` then only searches shards that changed since."""
+        unique = np.unique(np.asarray(probes, dtype=np.uint64).reshape(-1))
+        return self._retrying(lambda manifest: self._find(unique, exclude, None, manifest))[1]
+
+    def _retrying(self, search: Callable[[dict[str, Any]], Found]) -> tuple[dict[str, Any], Found]:
+        """`search` on the current manifest, again on a newer one when a file it named went away."""
         for attempt in range(LOOKUP_ATTEMPTS):
+            manifest = self.manifest()
             try:
-                return self._lookup(np.asarray(probes, dtype=np.uint64).reshape(-1), exclude)
+                return manifest, search(manifest)
             except FileNotFoundError:
                 if attempt == LOOKUP_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _lookup(self, probes: np.ndarray, exclude: str | None) -> Matches:
-        manifest = self.manifest()
+    def _delta(
+        self, unique: np.ndarray, exclude: str | None, prefetched: Found | None, manifest: dict[str, Any]
+    ) -> Found:
+        """The entries for the sorted keys `unique`: what `prefetched` found in shards unchanged since,
+        plus a search of the changed shards for the prefetched keys and of every shard for the others."""
+        if prefetched is None:
+            return self._find(unique, exclude, None, manifest)
+        tokens = {shard: entry["token"] for shard, entry in manifest["shards"].items()}
+        changed = {shard for shard, token in tokens.items() if prefetched.tokens.get(shard) != token}
+        kept_names = np.array([tokens.get(name) == prefetched.tokens.get(name) for name in prefetched.names])
+        still = kept_names[prefetched.sources] if len(prefetched.names) else np.zeros(0, dtype=bool)
+        still &= np.isin(prefetched.keys, unique)
+        covered = np.isin(unique, prefetched.searched)
+        parts = [prefetched.where(still)]
+        if changed and covered.any():
+            parts.append(self._find(unique[covered], exclude, changed, manifest))
+        if not covered.all():
+            parts.append(self._find(unique[~covered], exclude, None, manifest))
+        return Found.combine(parts, unique, exclude, tokens)
+
+    def _find(
+        self, unique: np.ndarray, exclude: str | None, only: set[str] | None, manifest: dict[str, Any]
+    ) -> Found:
+        """The entries whose key is one of the sorted `unique`, of every current shard but `exclude` (of
+        the shards in `only`, when given)."""
+        tokens = {shard: entry["token"] for shard, entry in manifest["shards"].items()}
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         shard_names: list[str] = []
-        if len(probes) == 0 or not manifest["shards"]:
-            return _no_matches()
-        unique, inverse = np.unique(probes, return_inverse=True)
+        if len(unique) == 0 or not manifest["shards"]:
+            return Found.empty(unique, exclude, tokens)
         served: set[str] = set()
         files: list[tuple[str, str]] = [("tier", tier["name"]) for tier in manifest["tiers"]]
         files += [("run", shard) for shard in self._loose_shards(manifest)]
@@ -303,7 +325,7 @@ class KeyStore:
                 file_shards = _shards_of(file.schema)
                 valid = self._valid_sources(manifest, file_shards, kind, name)
                 usable = [
-                    ok and shard != exclude and shard not in served
+                    ok and shard != exclude and shard not in served and (only is None or shard in only)
                     for ok, shard in zip(valid, file_shards, strict=True)
                 ]
                 served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
@@ -316,28 +338,11 @@ class KeyStore:
                 for chunk in _chunks(batches):
                     part = _matches_in(chunk, unique, allowed)
                     if part is not None:
-                        found.append((part[0], part[1] + offset, part[2], part[3]))
+                        found.append((unique[part[0]], part[1] + offset, part[2], part[3]))
         if not found:
-            return _no_matches()
-        unique_probe = np.concatenate([part[0] for part in found])
-        source = np.concatenate([part[1] for part in found])
-        rows = np.concatenate([part[2] for part in found]).astype(np.int64)
-        payloads = np.concatenate([part[3] for part in found])
-        arrival_of = [manifest["shards"].get(shard, {}).get("arrival", -1) for shard in shard_names]
-        arrivals = np.asarray(arrival_of, dtype=np.int64)[source]
-        # Each unique key may stand for several probes; expand back to the caller's positions.
-        positions_of = np.argsort(inverse, kind="stable")
-        first = np.searchsorted(inverse[positions_of], np.arange(len(unique)), side="left")
-        per_key = np.bincount(inverse, minlength=len(unique))
-        repeat = per_key[unique_probe]
-        probe_out = positions_of[np.repeat(first[unique_probe], repeat) + _ranges(repeat)]
-        source, rows, arrivals, payloads = (
-            np.repeat(array, repeat) for array in (source, rows, arrivals, payloads)
-        )
-        order = np.lexsort((rows, arrivals, probe_out))
-        return Matches(
-            probe_out[order], source[order], shard_names, rows[order], arrivals[order], payloads[order]
-        )
+            return Found.empty(unique, exclude, tokens)
+        keys, sources, rows, payloads = (np.concatenate([part[i] for part in found]) for i in range(4))
+        return Found(keys, sources, rows.astype(np.int64), payloads, shard_names, unique, exclude, tokens)
 
     def _loose_shards(self, manifest: dict[str, Any]) -> list[str]:
         """Shards whose current run no tier holds, in arrival order."""

@@ -30,6 +30,7 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
+from curation_dagster.dedup.key_matches import Found
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.dedup.media import HashSet, ImageMatcher, MediaMatcher, SequenceMatcher, index_hash_set
 from curation_dagster.dedup.perceptual import VARIANT_WHOLE, SegmentPlan, popcount
@@ -74,11 +75,31 @@ def segment_keys(plan: SegmentPlan, values: np.ndarray, segment: int, whole: int
 
 
 @dataclass
+class ProbeBlock:
+    """Probed hashes and the store keys they look up: `owners[i]` is the position in `hashes` of the
+    hash whose mask made `probes[i]`."""
+
+    hashes: np.ndarray
+    probes: np.ndarray
+    owners: np.ndarray
+
+
+@dataclass
+class MediaPrefetch:
+    """What `MediaIndex.prefetch` searched for, before the claim lock: the queries and, per probe block,
+    the entries found."""
+
+    queries: HashSet
+    found: list[Found]
+
+
+@dataclass
 class MediaLookup:
     """What a shard's media items are checked against: every other shard's kept items in the index."""
 
     index: MediaIndex
     exclude: str | None
+    prefetched: MediaPrefetch | None = None
 
     @property
     def shards(self) -> int:
@@ -93,7 +114,10 @@ class MediaLookup:
                 if shard != self.exclude:
                     yield index_hash_set(self.index.read(shard))
             return
-        rows = self.index.near_rows(queries, self.exclude)
+        if self.prefetched is not None:  # a superset of `queries`: more candidates, the same matches
+            rows = self.index.near_rows(self.prefetched.queries, self.exclude, self.prefetched)
+        else:
+            rows = self.index.near_rows(queries, self.exclude)
         for shard in sorted(rows):
             yield self.index.items_at(shard, rows[shard])
 
@@ -161,18 +185,43 @@ class MediaIndex:
                 "deduped stage again for every shard of this version, in arrival order"
             )
 
-    def lookup(self, exclude: str | None) -> MediaLookup:
-        """The look-up of every shard's items but `exclude`'s (every shard's, when None)."""
-        return MediaLookup(self, exclude)
+    def lookup(self, exclude: str | None, prefetched: MediaPrefetch | None = None) -> MediaLookup:
+        """The look-up of every shard's items but `exclude`'s (every shard's, when None); with
+        `prefetched`, the candidates of its queries (a superset of what is asked) are found from the
+        prefetch and the shards that changed since."""
+        return MediaLookup(self, exclude, prefetched)
 
-    def near_rows(self, queries: HashSet, exclude: str | None) -> dict[str, set[int]]:
+    def prefetch(self, queries: HashSet, exclude: str | None) -> MediaPrefetch:
+        """The key-store entries `queries` probe, searched now (with no lock held) so that the look-up
+        under the claim lock only searches the shards that arrive in between."""
+        blocks = self._probe_blocks(queries)
+        return MediaPrefetch(queries, [self.keys.prefetch(block.probes, exclude) for block in blocks])
+
+    def near_rows(
+        self, queries: HashSet, exclude: str | None, prefetched: MediaPrefetch | None = None
+    ) -> dict[str, set[int]]:
         """By shard, the index rows of the items that hold a hash within `max_distance` of a probed hash
         of `queries` (with a whole-image hash on one side for images)."""
-        hashes, wide = self._probed(queries)
         found: dict[str, set[int]] = {}
+        blocks = self._probe_blocks(queries)
+        for number, block in enumerate(blocks):
+            earlier = prefetched.found[number] if prefetched is not None else None
+            matches = self.keys.lookup(block.probes, exclude=exclude, prefetched=earlier)
+            if not len(matches):
+                continue
+            owners = block.owners[matches.probes]
+            near = popcount(block.hashes[owners] ^ matches.payloads) <= self.matcher.max_distance
+            names = np.asarray(matches.names, dtype=object)[matches.sources[near]].tolist()
+            for shard, row in zip(names, matches.rows[near].tolist(), strict=True):
+                found.setdefault(str(shard), set()).add(int(row))
+        return found
+
+    def _probe_blocks(self, queries: HashSet) -> list[ProbeBlock]:
+        """The keys the probed hashes of `queries` look up, in blocks of about `PROBES_PER_LOOKUP`."""
+        hashes, wide = self._probed(queries)
         balls = [self.plan.ball(segment) for segment in range(self.plan.segments)]
-        per_hash = 2 * sum(len(ball) for ball in balls)
-        step = max(1, PROBES_PER_LOOKUP // per_hash)
+        step = max(1, PROBES_PER_LOOKUP // (2 * sum(len(ball) for ball in balls)))
+        blocks = []
         for start in range(0, len(hashes), step):
             block, block_wide = hashes[start : start + step], wide[start : start + step]
             keys, owners = [], []
@@ -181,19 +230,11 @@ class MediaIndex:
                 owner = np.repeat(np.arange(len(block)), len(ball))
                 keys.append(segment_keys(self.plan, values, segment, 1))
                 owners.append(owner)
-                every = np.repeat(block_wide, len(ball))
+                every = np.repeat(block_wide, len(ball))  # whole images also look up the other variants
                 keys.append(segment_keys(self.plan, values[every], segment, 0))
                 owners.append(owner[every])
-            probes = np.concatenate(keys)
-            owner_of = np.concatenate(owners)
-            matches = self.keys.lookup(probes, exclude=exclude)
-            if not len(matches):
-                continue
-            near = popcount(block[owner_of[matches.probes]] ^ matches.payloads) <= self.matcher.max_distance
-            names = np.asarray(matches.names, dtype=object)[matches.sources[near]].tolist()
-            for shard, row in zip(names, matches.rows[near].tolist(), strict=True):
-                found.setdefault(str(shard), set()).add(int(row))
-        return found
+            blocks.append(ProbeBlock(block, np.concatenate(keys), np.concatenate(owners)))
+        return blocks
 
     def _probed(self, queries: HashSet) -> tuple[np.ndarray, np.ndarray]:
         """The query hashes to look up, and which of them look up every stored hash rather than only

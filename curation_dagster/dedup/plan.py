@@ -20,6 +20,7 @@ from curation_dagster.dedup.indexes import (
     IMAGE_HASHES,
     VIDEO_HASHES,
 )
+from curation_dagster.dedup.key_matches import Found
 from curation_dagster.dedup.media import (
     REJECT_AUDIO,
     REJECT_IMAGE,
@@ -44,7 +45,7 @@ from curation_dagster.dedup.media import (
     video_index_schema,
     video_settings_fingerprint,
 )
-from curation_dagster.dedup.media_index import MediaIndex
+from curation_dagster.dedup.media_index import MediaIndex, MediaPrefetch
 from curation_dagster.dedup.near import REJECT_NEAR, NearDecision, NearDedup, ShardOutcome, ShardSignatures
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.perceptual import VideoFingerprinter
@@ -139,7 +140,8 @@ class MediaStep:
     unit_column: str
     fingerprinter: VideoFingerprinter | AudioFingerprinter | None = None
     hashes: ShardMedia = field(default_factory=ShardMedia)
-    paths: list[str] = field(default_factory=list)
+    prefetched: MediaPrefetch | None = None
+    """The index entries the shard's hashes probe, searched before the claim lock (`MediaIndex.prefetch`)."""
 
 
 def media_steps(spec: VersionSpec, every: bool = False) -> list[MediaStep]:
@@ -249,11 +251,14 @@ class DedupCompute:
     hashes: ShardHashes
     near: ShardSignatures | None
     media: list[MediaStep]
+    near_prefetch: Found | None = None
+    """The near-duplicate index entries the shard's band keys probe, searched before the claim lock."""
 
 
 def compute_dedup(spec: VersionSpec, lake: Lake, shard: str, source: str, rows: int) -> DedupCompute:
     """Pass one, on the shard alone: hashes, within-shard exact duplicates, signatures of the unique text
-    items and perceptual hashes of the unique media items."""
+    items and perceptual hashes of the unique media items; then a first search of the indexes for what
+    they probe (`prefetch_claims`), which the claim lock's look-ups complete."""
     exact = ExactDedup(spec.dedup.exact)
     near_settings = spec.dedup.near
     candidates = ShardSignatures(near_settings, capacity=rows) if near_settings.enabled else None
@@ -282,7 +287,19 @@ def compute_dedup(spec: VersionSpec, lake: Lake, shard: str, source: str, rows: 
                     texts.column("id").to_pylist(), [t or "" for t in texts.column("text").to_pylist()]
                 )
         hash_kept_media(kept, steps, spec)
-    return DedupCompute(hashes, candidates, steps)
+    return prefetch_claims(spec, lake, shard, DedupCompute(hashes, candidates, steps))
+
+
+def prefetch_claims(spec: VersionSpec, lake: Lake, shard: str, computed: DedupCompute) -> DedupCompute:
+    """Search the near-duplicate and media indexes for every key the shard probes, with no lock held:
+    under the claim lock, `decide_dedup` then only searches the shards that claimed in between."""
+    for step in computed.media:
+        if step.hashes.ids:
+            step.prefetched = media_index(lake, spec.name, step).prefetch(step.hashes.hash_set(), shard)
+    if computed.near is not None and len(computed.near.ids):
+        near_index = NearIndex(lake, spec.name, spec.dedup.near)
+        computed.near_prefetch = near_index.keys.prefetch(computed.near.keys, shard)
+    return computed
 
 
 def decide_dedup(
@@ -299,7 +316,7 @@ def decide_dedup(
         outcome = decide(
             step.hashes.without(removed),
             step.matcher,
-            media_index(lake, spec.name, step).lookup(shard),
+            media_index(lake, spec.name, step).lookup(shard, step.prefetched),
             step.schema,
             step.unit_column,
         )
@@ -310,7 +327,7 @@ def decide_dedup(
     near_index = NearIndex(lake, spec.name, spec.dedup.near)
     near_index.check(shard)
     outcome_near = NearDedup(spec.dedup.near).decide(
-        computed.near.without(removed), near_index.earlier(shard), shard
+        computed.near.without(removed), near_index.earlier(shard, computed.near_prefetch), shard
     )
     plan.near = outcome_near.removed
     return plan, outcome_near, media

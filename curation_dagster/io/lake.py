@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import socket
@@ -253,11 +254,16 @@ class Lake:
         be written (a path has one writer at a time); on a local lake also every other one in the folder
         whose process on this host is gone or that is older than `ORPHAN_AGE_S` (on object storage a
         folder listing costs a request per thousand files, so only the file's own are looked for)."""
-        for entry in self.fs.glob(f"{folder}/.{name}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm(entry)
         if not self.is_local:
+            for entry in self.fs.glob(f"{folder}/.{name}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(entry)
             return
+        # os.scandir through pathlib, not fsspec's glob: that one asks the size and type of every file of
+        # the folder, and a key store's folder holds a file per shard.
+        for own in Path(folder).glob(f".{glob.escape(name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                own.unlink()
         now = time.time()
         for orphan in Path(folder).glob(".*.tmp"):
             writer = _writer_of(orphan.name)

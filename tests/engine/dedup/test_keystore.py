@@ -211,3 +211,33 @@ def test_a_store_refuses_payloads_it_was_not_made_for(tmp_path: Path) -> None:
         KeyStore(Lake(tmp_path / "lake"), "v", "other", "f", payload=True).put(
             "s", np.arange(3), np.arange(3)
         )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lookup_after_a_prefetch_answers_as_a_fresh_one_whatever_changed_in_between(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    keys = KeyStore(Lake(tmp_path / "lake"), "v", "keys", "f1", fanout=3, payload=True)
+
+    def put(shard: str, number: int) -> None:
+        found = shard_keys(number, 60)
+        keys.put(shard, found, np.arange(60), found * np.uint64(3))
+
+    for number in range(7):
+        put(f"s{number}", number)
+    probes = rng.integers(0, 500, 300).astype(np.uint64)
+    prefetched = keys.prefetch(probes, exclude="s2")
+    put("s1", 100)  # run again with other keys
+    keys.remove("s4")
+    for number in range(7, 12):  # arrive, and merge tiers
+        put(f"s{number}", number)
+    subset = probes[rng.random(len(probes)) < 0.7]
+    extra = np.array([501, 502, 7], dtype=np.uint64)  # keys the prefetch never searched
+    for asked in (subset, np.concatenate([subset, extra])):
+        after = keys.lookup(asked, exclude="s2", prefetched=prefetched)
+        fresh = keys.lookup(asked, exclude="s2")
+        assert answer(after) == answer(fresh)
+        assert after.payloads.tolist() == fresh.payloads.tolist()
+    with pytest.raises(ValueError, match="another shard"):
+        keys.lookup(subset, exclude="s3", prefetched=prefetched)

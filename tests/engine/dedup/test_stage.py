@@ -11,7 +11,9 @@ from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.indexes import DEDUP_INDEX
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
+from curation_dagster.schema import item_id
 from curation_dagster.spec import parse_spec
+from tests.engine.dedup.image_fixtures import jpeg, scene
 from tests.media_fixtures import write_jsonl
 from tests.stage_children import run_in_child, wait_for_line
 
@@ -95,3 +97,69 @@ def test_with_exact_dedup_off_a_copy_in_a_later_shard_is_kept(tmp_path: Path) ->
         run_stage(spec, lake, "raw", shard, tmp_path / shard)
         result = run_stage(spec, lake, "deduped", shard)
         assert result.rows_rejected == 0
+
+
+def computed_while_locked_then_claimed(lake: Lake, spec, shards: tuple[str, ...]) -> None:
+    """Each shard's deduped stage in a child process: all compute (and search the indexes) while this
+    test holds the claim lock, so no shard has claimed yet; then they claim one after the other."""
+    with lake.lock(spec.name, DEDUP_INDEX):
+        children = [run_in_child(spec, lake, "deduped", shard) for shard in shards]
+        for child in children:
+            wait_for_line(child, WAITING)
+    for child in children:
+        wait_for_line(child, "finished")
+        assert child.wait() == 0
+
+
+@pytest.mark.timeout(300)
+def test_near_duplicates_claimed_after_another_shard_searched_the_index_are_still_found(
+    tmp_path: Path,
+) -> None:
+    documents = [" ".join(BASE[start : start + 4]) for start in range(0, 8, 4)]
+    edited = documents[0].replace("morning", "evening")
+    write_jsonl(tmp_path / "a.jsonl", documents)
+    write_jsonl(tmp_path / "b.jsonl", [edited, "An unrelated note about the weather in the hills today."])
+    lake = Lake(tmp_path / "lake")
+    for shard in ("a.jsonl", "b.jsonl"):
+        run_stage(SPEC, lake, "raw", shard, tmp_path / shard)
+
+    computed_while_locked_then_claimed(lake, SPEC, ("a.jsonl", "b.jsonl"))
+
+    rows = [
+        row
+        for shard in ("a.jsonl", "b.jsonl")
+        for row in lake.read_table(lake.path(SPEC.name, "deduped", shard, rejected=True)).to_pylist()
+    ]
+    # Whichever claimed second removed its copy, naming the other's.
+    assert [(row["text"], row["reject_reason"]) for row in rows] in (
+        [(edited, "dedup.near")],
+        [(documents[0], "dedup.near")],
+    )
+
+
+@pytest.mark.timeout(300)
+def test_near_duplicate_images_claimed_after_another_shard_searched_the_index_are_still_found(
+    tmp_path: Path,
+) -> None:
+    spec = parse_spec({"name": "parallel", "modalities": ["image"]})
+    pictures = [scene(seed, (320, 240)) for seed in range(4)]
+    for shard, chosen in (
+        ("a", [jpeg(p) for p in pictures[:3]]),
+        ("b", [jpeg(pictures[1], 30), jpeg(pictures[3])]),
+    ):
+        (tmp_path / shard).mkdir()
+        for number, data in enumerate(chosen):
+            (tmp_path / shard / f"{number}.jpg").write_bytes(data)
+    lake = Lake(tmp_path / "lake")
+    for shard in ("a", "b"):
+        run_stage(spec, lake, "raw", shard, tmp_path / shard)
+
+    computed_while_locked_then_claimed(lake, spec, ("a", "b"))
+
+    removed = [
+        (row["id"], row["reject_reason"], row["dup_of"])
+        for shard in ("a", "b")
+        for row in lake.read_table(lake.path(spec.name, "deduped", shard, rejected=True)).to_pylist()
+    ]
+    copy, original = item_id("b", "0.jpg"), item_id("a", "1.jpg")
+    assert removed in ([(copy, "dedup.image", original)], [(original, "dedup.image", copy)])

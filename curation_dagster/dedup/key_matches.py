@@ -1,0 +1,110 @@
+"""What a key-store search returns: `Found`, the entries of a set of keys (what `KeyStore.prefetch` keeps
+and `KeyStore.lookup` combines), and `Matches`, those entries matched to the caller's probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Matches:
+    """Entries whose key equals a probe: for each, the probe's position, the shard and row it points at,
+    and the shard's arrival number. Sorted by probe, then arrival, then row."""
+
+    probes: np.ndarray
+    sources: np.ndarray
+    """Per entry, the position of its shard in `names`."""
+    names: list[str]
+    rows: np.ndarray
+    arrivals: np.ndarray
+    payloads: np.ndarray
+    """Per entry, its payload (zeros in a store without payloads)."""
+
+    def __len__(self) -> int:
+        return len(self.probes)
+
+    @property
+    def shards(self) -> list[str]:
+        return [self.names[source] for source in self.sources.tolist()]
+
+    def first_per_probe(self, count: int) -> Matches:
+        """At most `count` entries per probe: the earliest shards' first rows."""
+        if len(self) == 0:
+            return self
+        index = np.arange(len(self.probes))
+        starts = np.concatenate(([True], self.probes[1:] != self.probes[:-1]))
+        keep = (index - np.maximum.accumulate(np.where(starts, index, 0))) < count
+        return self.where(keep)
+
+    def where(self, keep: np.ndarray) -> Matches:
+        """The entries where `keep` (a mask or positions) holds, in order."""
+        return Matches(
+            self.probes[keep],
+            self.sources[keep],
+            self.names,
+            self.rows[keep],
+            self.arrivals[keep],
+            self.payloads[keep],
+        )
+
+
+@dataclass
+class Found:
+    """Entries found for a set of keys before they are matched to probes: per entry its key, source (a
+    position in `names`), row and payload; the sorted keys searched, the shard left out, and the run
+    token of every shard of the manifest searched (what `KeyStore.lookup` compares to see what changed)."""
+
+    keys: np.ndarray
+    sources: np.ndarray
+    rows: np.ndarray
+    payloads: np.ndarray
+    names: list[str]
+    searched: np.ndarray
+    exclude: str | None
+    tokens: dict[str, str]
+
+    @classmethod
+    def empty(cls, searched: np.ndarray, exclude: str | None, tokens: dict[str, str]) -> Found:
+        zeros = np.zeros(0, np.int64)
+        return cls(
+            np.zeros(0, np.uint64), zeros, zeros, np.zeros(0, np.uint64), [], searched, exclude, tokens
+        )
+
+    def where(self, keep: np.ndarray) -> Found:
+        return Found(
+            self.keys[keep],
+            self.sources[keep],
+            self.rows[keep],
+            self.payloads[keep],
+            self.names,
+            self.searched,
+            self.exclude,
+            self.tokens,
+        )
+
+    @classmethod
+    def combine(
+        cls, parts: list[Found], searched: np.ndarray, exclude: str | None, tokens: dict[str, str]
+    ) -> Found:
+        """The entries of every part, their sources renumbered into one list of distinct shard names."""
+        names: list[str] = []
+        position: dict[str, int] = {}
+        sources = []
+        for part in parts:
+            remap = np.array(
+                [position.setdefault(name, len(position)) for name in part.names], dtype=np.int64
+            )
+            sources.append(remap[part.sources] if len(part.names) else np.zeros(0, np.int64))
+        names = list(position)
+        return cls(
+            np.concatenate([part.keys for part in parts]),
+            np.concatenate(sources),
+            np.concatenate([part.rows for part in parts]),
+            np.concatenate([part.payloads for part in parts]),
+            names,
+            searched,
+            exclude,
+            tokens,
+        )

@@ -297,8 +297,8 @@ class KeyStore:
         changed = {shard for shard, token in tokens.items() if prefetched.tokens.get(shard) != token}
         kept_names = np.array([tokens.get(name) == prefetched.tokens.get(name) for name in prefetched.names])
         still = kept_names[prefetched.sources] if len(prefetched.names) else np.zeros(0, dtype=bool)
-        still &= np.isin(prefetched.keys, unique)
-        covered = np.isin(unique, prefetched.searched)
+        still &= _in_sorted(prefetched.keys, unique)
+        covered = _in_sorted(unique, prefetched.searched)
         parts = [prefetched.where(still)]
         if changed and covered.any():
             parts.append(self._find(unique[covered], exclude, changed, manifest))
@@ -486,6 +486,15 @@ def _matches_in(
         chunk["payload"][positions][keep] if "payload" in chunk else np.zeros(int(keep.sum()), np.uint64)
     )
     return probe[keep], source[keep].astype(np.int64), chunk["row"][positions][keep], payload
+
+
+def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Which of `values` are in the sorted `sorted_values` (a binary search each: no hashing, no copy
+    of either)."""
+    if not len(sorted_values):
+        return np.zeros(len(values), dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[position] == values
 
 
 def _ranges(lengths: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from assets.partitions import shards
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import CurationError
 from curation_dagster.filters.chain import build_chain
-from curation_dagster.io.landing import discover_shards, shard_fingerprint
+from curation_dagster.io.landing import discover_partitions, shard_fingerprint
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import run_stage
 from curation_dagster.progress import reporting_to
@@ -163,15 +163,20 @@ def _stage_decorator(spec: VersionSpec, stage: str, needs_gpu: bool) -> Callable
 def _raw_body(spec: VersionSpec) -> Callable[..., MaterializeResult]:
     def raw(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         shard = context.partition_key
-        found = discover_shards(lake.landing_path())
+        found = discover_partitions(lake.landing_path(), lake.max_shard_bytes)
         if shard not in found:
             raise Failure(
-                description=f"landing shard {shard!r} is not in {lake.landing}: it was removed or renamed",
+                description=f"landing shard {shard!r} is not in {lake.landing}: it was removed or renamed, "
+                "or (for a part) the file's size or max_shard_bytes changed so that it has no such part",
                 allow_retries=False,
             )
-        result = _execute(context, lambda: run_stage(spec, lake.lake(), "raw", shard, found[shard]))
-        fingerprint = shard_fingerprint(found[shard])
-        extra = {"source": str(found[shard]), "source_fingerprint": fingerprint}
+        source = found[shard]
+        result = _execute(
+            context, lambda: run_stage(spec, lake.lake(), "raw", shard, source.path, part=source.part)
+        )
+        extra = {"source": str(source.path), "source_fingerprint": shard_fingerprint(source.path)}
+        if source.part is not None:
+            extra["source_part"] = source.part.describe()
         return _materialize_result(context, spec, "raw", lake, result, extra)
 
     return raw

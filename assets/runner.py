@@ -25,8 +25,9 @@ from dagster import (
 
 from assets.factory import SUMMARIES, stage_key
 from assets.partitions import SHARDS
+from curation_dagster import settings
 from curation_dagster.io.lake import Lake
-from curation_dagster.io.landing import discover_shards, shard_fingerprint
+from curation_dagster.io.landing import discover_partitions, shard_fingerprint
 from curation_dagster.release import MANIFEST, release_dir
 from curation_dagster.report import report_path
 from curation_dagster.spec import VersionSpec
@@ -48,9 +49,10 @@ _WORKER_EVENTS = {
 # ------------------------------------------------------------------------------------------ shards
 
 
-def register_shards(instance: DagsterInstance, landing: Path) -> list[str]:
-    """Add every landing shard to the `shards` partitions; returns the keys that were new."""
-    found = discover_shards(landing)
+def register_shards(instance: DagsterInstance, landing: Path, max_shard_bytes: int) -> list[str]:
+    """Add every landing shard to the `shards` partitions, a file over `max_shard_bytes` as one shard per
+    bounded part; returns the keys that were new."""
+    found = discover_partitions(landing, max_shard_bytes)
     registered = set(instance.get_dynamic_partitions(SHARDS))
     new = [key for key in found if key not in registered]
     if new:
@@ -61,6 +63,11 @@ def register_shards(instance: DagsterInstance, landing: Path) -> list[str]:
 def lake_of(defs: Definitions) -> Lake:
     """The lake the definitions' `lake` resource points at."""
     return (defs.resources or {})["lake"].lake()
+
+
+def max_shard_bytes_of(defs: Definitions) -> int:
+    """The bound above which the definitions' `lake` resource splits a landing file into parts."""
+    return int((defs.resources or {})["lake"].max_shard_bytes)
 
 
 def _latest(instance: DagsterInstance, key: AssetKey, shard: str | None) -> Any:
@@ -322,7 +329,7 @@ def run_everything(
     """Every stage of every version for every landing shard that is not up to date, then each version's
     report and release; one line per materialization."""
     summary = RunSummary()
-    found = discover_shards(landing)
+    found = discover_partitions(landing, max_shard_bytes_of(defs))
 
     def attempt(version: str, label: str, names: Sequence[str], partition: str | None) -> None:
         started = time.perf_counter()
@@ -336,7 +343,7 @@ def run_everything(
 
     for spec in specs:
         for shard, source in found.items():
-            if not shard_is_current(instance, defs, spec, shard, source):
+            if not shard_is_current(instance, defs, spec, shard, source.path):
                 attempt(spec.name, shard, STAGES, shard)
     for spec in specs:
         if spec.name in summary.failed_versions:
@@ -356,7 +363,7 @@ def main_job(specs: Sequence[VersionSpec], landing: Path, say: Callable[[str], N
     instance = DagsterInstance.get()
     for dead in recover_dead_runs(instance):
         say(dead.describe())
-    new = register_shards(instance, landing)
+    new = register_shards(instance, landing, max_shard_bytes_of(defs))
     if new:
         say(f"registered {len(new)} new shards: {', '.join(new)}")
     return run_everything(defs, instance, specs, landing, say)
@@ -364,8 +371,9 @@ def main_job(specs: Sequence[VersionSpec], landing: Path, say: Callable[[str], N
 
 def register_landing(landing: Path, say: Callable[[str], None] = print) -> list[str]:
     """`curation register` (CI's step before `dagster asset materialize`): fail the runs that died, so a
-    killed CI run on a kept instance does not hold its pool slot, then register the landing shards."""
+    killed CI run on a kept instance does not hold its pool slot, then register the landing shards, split
+    at $CURATION_MAX_SHARD_BYTES as the definitions' lake resource splits them."""
     instance = DagsterInstance.get()
     for dead in recover_dead_runs(instance):
         say(dead.describe())
-    return register_shards(instance, landing)
+    return register_shards(instance, landing, settings.max_shard_bytes())

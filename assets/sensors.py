@@ -16,7 +16,7 @@ from dagster import (
 
 from assets.partitions import SHARDS, shards
 from assets.runner import detects_dead_runs, recover_dead_runs
-from curation_dagster.io.landing import discover_shards, shard_fingerprint
+from curation_dagster.io.landing import discover_partitions, shard_fingerprint
 from resources.lake import LakeResource
 
 SENSOR_NAME = "landing_sensor"
@@ -25,7 +25,8 @@ DEAD_RUN_SENSOR_NAME = "dead_run_monitor"
 
 def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int = 30) -> SensorDefinition:
     """A sensor over the landing zone. Its cursor maps each shard key to a fingerprint of its files, so a
-    new shard is registered and run once, a changed shard is re-run, and an unchanged one is left alone."""
+    new shard is registered and run once, a changed shard is re-run, and an unchanged one is left alone.
+    A file over the lake's `max_shard_bytes` is one shard per bounded part, all sharing its fingerprint."""
 
     @sensor(
         name=SENSOR_NAME,
@@ -36,10 +37,10 @@ def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int
         "for every dataset version; downstream stages follow through declarative automation.",
     )
     def landing_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
-        found = discover_shards(lake.landing_path())
+        found = discover_partitions(lake.landing_path(), lake.max_shard_bytes)
         previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         registered = set(context.instance.get_dynamic_partitions(SHARDS))
-        fingerprints = {key: shard_fingerprint(path) for key, path in found.items()}
+        fingerprints = {key: shard_fingerprint(shard.path) for key, shard in found.items()}
         new_keys = [key for key in found if key not in registered]
         changed = [key for key in found if key in previous and previous[key] != fingerprints[key]]
         run_requests = [

@@ -19,7 +19,7 @@ from typing import Any
 from curation_dagster import settings
 from curation_dagster.errors import CurationError
 from curation_dagster.io.lake import Lake
-from curation_dagster.io.landing import discover_shards
+from curation_dagster.io.landing import discover_partitions
 from curation_dagster.stages import STAGES
 
 INSTANCE_YAML = """\
@@ -70,7 +70,8 @@ def run_demo(generate: bool = True) -> int:
     summary = main_job(specs, landing)
     if summary.ran == 0:
         print("everything is up to date: nothing to do")
-    _print_summary(Lake(locations["CURATION_HOME"]), specs, sorted(discover_shards(landing)), locations)
+    shard_keys = sorted(discover_partitions(landing, settings.max_shard_bytes()))
+    _print_summary(Lake(locations["CURATION_HOME"]), specs, shard_keys, locations)
     return 1 if summary.failed or problems else 0
 
 

@@ -53,6 +53,7 @@ def build_definitions(
             "lake": LakeResource(
                 root=lake_root or settings.curation_home(),
                 landing=landing or settings.landing_root(),
+                max_shard_bytes=settings.max_shard_bytes(),
                 claim_lock_dsn=settings.claim_lock_dsn(),
             ),
             "accelerator": AcceleratorResource(),

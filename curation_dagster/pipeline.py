@@ -10,6 +10,7 @@ from pathlib import Path
 from curation_dagster.dedup.stage import run_dedup
 from curation_dagster.filters.stage import run_filter
 from curation_dagster.io.lake import Lake
+from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.stage import run_raw
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.select.stage import run_select
@@ -34,13 +35,15 @@ def run_stage(
     shard: str,
     source: Path | None = None,
     runtime: ModelRuntime | None = None,
+    part: ShardPart | None = None,
 ) -> StageResult:
-    """Run one stage for one shard. The raw stage needs the landing `source` path; the stages that run
-    models (filters, selection embeddings, generation) use `runtime`."""
+    """Run one stage for one shard. The raw stage needs the landing `source` path, and the `part` of it
+    when the shard is one bounded part of a large file; the stages that run models (filters, selection
+    embeddings, generation) use `runtime`."""
     if stage == "raw":
         if source is None:
             raise ValueError("the raw stage needs the landing shard's path")
-        return run_raw(spec, lake, shard, source)
+        return run_raw(spec, lake, shard, source, part)
     if stage not in _RUNNERS:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     return _RUNNERS[stage](spec, lake, shard, runtime)

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Final
+
+from curation_dagster.errors import SettingError
 
 PROJECT_STATE = ".curation"
+
+#: The largest landing file or media folder registered as one shard; a larger one is registered as
+#: several bounded parts (README "Landing formats").
+DEFAULT_MAX_SHARD_BYTES: Final = 256 * 2**20
+
+_BYTE_UNITS: Final = {"": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_BYTES: Final = re.compile(r"^\s*(\d+)\s*([kmg]ib)?\s*$", re.IGNORECASE)
 
 
 def project_root() -> Path:
@@ -51,3 +62,19 @@ def executor() -> str:
     """How a run executes its steps: $CURATION_EXECUTOR (`k8s`: each step its own Kubernetes job), else
     `multiprocess` (Dagster's default: one process per step beside the run)."""
     return os.environ.get("CURATION_EXECUTOR", "").strip().lower() or "multiprocess"
+
+
+def max_shard_bytes() -> int:
+    """The size above which a landing file or folder is registered as several bounded shards:
+    $CURATION_MAX_SHARD_BYTES (bytes, or a whole number of KiB, MiB or GiB), else 256 MiB. Every process
+    that registers or runs shards (the sensor, `curation register`, run workers) must see the same value."""
+    configured = os.environ.get("CURATION_MAX_SHARD_BYTES", "").strip()
+    if not configured:
+        return DEFAULT_MAX_SHARD_BYTES
+    match = _BYTES.match(configured)
+    if match is None or int(match.group(1)) == 0:
+        raise SettingError(
+            f"CURATION_MAX_SHARD_BYTES={configured!r} is not a size: give a positive number of bytes, "
+            "optionally with KiB, MiB or GiB (e.g. 268435456 or 256MiB)"
+        )
+    return int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()]

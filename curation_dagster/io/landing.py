@@ -1,7 +1,8 @@
 """Landing shards: naming, discovery, change fingerprints, and `read_shard`, which streams any shard.
 
 A landing shard is a JSON Lines file (optionally gzipped), a Parquet file, a WebDataset tar or a folder
-of media files. Every reader streams and yields one `RawRecord` per item; an item it cannot parse
+of media files, whole or, when it is larger than the shard bound, one bounded part of it (`shard_parts`).
+Every reader streams and yields one `RawRecord` per item; an item it cannot parse
 becomes a record with a reject code, so that nothing in a shard is lost silently. The readers live in
 `jsonl`, `parquet_rows`, `webdataset` and `media_folder`; this module picks one by the shard's kind.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -21,8 +23,10 @@ from curation_dagster.io.media_folder import read_media_folder
 from curation_dagster.io.parquet_rows import read_parquet
 from curation_dagster.io.reader_base import ReaderSettings, whole_shard_record
 from curation_dagster.io.records import RawRecord
+from curation_dagster.io.shard_parts import ShardPart, part_key, shard_parts
 from curation_dagster.io.validate import RejectCode, describe_error
 from curation_dagster.io.webdataset import read_webdataset
+from curation_dagster.settings import DEFAULT_MAX_SHARD_BYTES
 
 SUPPORTED_SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".parquet", ".tar")
 
@@ -73,7 +77,8 @@ def _shard_kind(path: Path) -> str | None:
 
 
 def discover_shards(landing: Path) -> dict[str, Path]:
-    """The shards directly inside `landing`, keyed by `shard_key` and sorted by key.
+    """The shards directly inside `landing`, keyed by `shard_key` and sorted by key: each file or folder
+    whole, whatever its size (`discover_partitions` splits large ones into the partitions that run).
 
     Hidden names, names starting with `_` and files still being written (`.tmp`, `.part`) are skipped, as
     are files of unsupported kinds. A missing landing folder has no shards.
@@ -92,6 +97,35 @@ def discover_shards(landing: Path) -> dict[str, Path]:
                 "rename one of them"
             )
         found[key] = path
+    return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class LandingShard:
+    """What one `shards` partition reads: a landing file or folder, whole or one bounded part of it."""
+
+    path: Path
+    part: ShardPart | None = None
+
+
+def discover_partitions(
+    landing: Path, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+) -> dict[str, LandingShard]:
+    """The `shards` partitions of the landing zone, keyed by partition key and sorted: a shard of
+    `discover_shards` as it is, or, when it is larger than `max_shard_bytes`, one partition per bounded
+    part, keyed `<shard key>.part-00000` on (see `shard_parts`)."""
+    found: dict[str, LandingShard] = {}
+    for key, path in discover_shards(landing).items():
+        kind = _shard_kind(path)
+        parts: list[ShardPart | None] = [*shard_parts(path, kind, max_shard_bytes)] if kind else []
+        for part in parts or [None]:
+            partition = key if part is None else part_key(key, part.index)
+            if partition in found:
+                raise ShardNameError(
+                    f"landing names {found[partition].path.name!r} and {path.name!r} map to the same "
+                    f"partition key {partition!r}: rename one of them"
+                )
+            found[partition] = LandingShard(path, part)
     return dict(sorted(found.items()))
 
 
@@ -122,7 +156,7 @@ def shard_fingerprint(path: Path) -> str:
 
 DEFAULT_READER_SETTINGS: Final = ReaderSettings()
 
-_READERS: Final[dict[str, Callable[[Path, ReaderSettings], Iterator[RawRecord]]]] = {
+_READERS: Final[dict[str, Callable[[Path, ReaderSettings, ShardPart | None], Iterator[RawRecord]]]] = {
     "jsonl": read_plain_json_lines,
     "jsonl.gz": read_gzip_json_lines,
     "parquet": read_parquet,
@@ -132,9 +166,13 @@ _READERS: Final[dict[str, Callable[[Path, ReaderSettings], Iterator[RawRecord]]]
 
 
 def read_shard(
-    path: Path, shard: str, settings: ReaderSettings = DEFAULT_READER_SETTINGS
+    path: Path,
+    shard: str,
+    settings: ReaderSettings = DEFAULT_READER_SETTINGS,
+    part: ShardPart | None = None,
 ) -> Iterator[RawRecord]:
-    """Stream the records of one landing shard, whatever its kind.
+    """Stream the records of one landing shard, whatever its kind: the whole file or folder, or only the
+    items that start in `part` of it.
 
     `path.parent` is the landing zone: a link that leads out of it, or to nothing, is one rejected record
     and is never read. A shard that cannot be opened or read ends with an `raw.unreadable_shard` record.
@@ -153,7 +191,7 @@ def read_shard(
         return
     items = 0
     try:
-        for record in _READERS[kind](path, settings):
+        for record in _READERS[kind](path, settings, part):
             yield record
             items += 1
     except OSError as error:  # opening or reading the shard itself: a missing permission, a vanished file

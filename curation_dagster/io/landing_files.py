@@ -27,6 +27,18 @@ def is_dangling_link(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 
 
+def file_size(path: Path) -> int:
+    """The size of a landing file as splitting counts it: its target's, or the link's own when the link
+    leads to nothing; 0 for a file that vanished. Registration and the reader of a part must agree."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        try:
+            return path.lstat().st_size
+        except OSError:
+            return 0
+
+
 def link_problem(path: Path, landing: Path) -> tuple[str, str] | None:
     """The reject code and detail of a symbolic link that must not be read, else None.
 

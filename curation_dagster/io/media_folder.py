@@ -7,7 +7,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from curation_dagster.io.landing_files import folder_files, link_problem
+from curation_dagster.io.landing_files import file_size, folder_files, link_problem
 from curation_dagster.io.reader_base import (
     MEDIA_EXTENSIONS,
     META_EXTENSION,
@@ -17,25 +17,37 @@ from curation_dagster.io.reader_base import (
     sample_record,
 )
 from curation_dagster.io.records import RawRecord
+from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.validate import RejectCode, describe_error
 
 
-def read_media_folder(root: Path, settings: ReaderSettings) -> Iterator[RawRecord]:
+def read_media_folder(
+    root: Path, settings: ReaderSettings, part: ShardPart | None = None
+) -> Iterator[RawRecord]:
     """The records of a media folder, one per group of files sharing a stem, and a rejected record for
-    each file or sub-folder that cannot join one."""
+    each file or sub-folder that cannot join one. Of one part, the groups whose first file starts in the
+    part's bytes, counting the folder's files one after another in the order of their stems."""
     files, unlisted = folder_files(root)
-    for error in unlisted:
-        folder = Path(error.filename) if error.filename else root
-        yield RawRecord(
-            position=folder.relative_to(root).as_posix(),
-            uri=str(folder.absolute()),
-            reject_code=RejectCode.UNREADABLE_FILE,
-            reject_detail=f"the folder cannot be listed: {describe_error(error)}",
-        )
+    if part is None or part.index == 0:
+        for error in unlisted:
+            folder = Path(error.filename) if error.filename else root
+            yield RawRecord(
+                position=folder.relative_to(root).as_posix(),
+                uri=str(folder.absolute()),
+                reject_code=RejectCode.UNREADABLE_FILE,
+                reject_detail=f"the folder cannot be listed: {describe_error(error)}",
+            )
     groups: dict[str, list[Path]] = {}
     for file in files:
         groups.setdefault(file.relative_to(root).with_suffix("").as_posix(), []).append(file)
+    offset = 0
     for stem in sorted(groups):
+        if part is not None:
+            start, offset = offset, offset + sum(file_size(file) for file in groups[stem])
+            if part.ends_before(start):
+                return
+            if not part.holds(start):
+                continue
         known: list[SampleMember] = []
         for file in groups[stem]:
             member = _folder_member(file, root, settings)

@@ -19,6 +19,7 @@ from curation_dagster.io.reader_base import (
     whole_shard_record,
 )
 from curation_dagster.io.records import RawRecord
+from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.validate import RejectCode, describe_error
 from curation_dagster.schema import MODALITIES
 
@@ -29,28 +30,56 @@ PARQUET_BATCH_ROWS: Final = 1024
 _CONVERSION_ERRORS: Final = (pa.ArrowException, ValueError, OverflowError)
 
 
-def read_parquet(path: Path, settings: ReaderSettings) -> Iterator[RawRecord]:
-    """The records of a Parquet file, one per row; a file that cannot be read (further) ends with a
-    `raw.unreadable_shard` record after the rows read."""
-    row = 0
+def read_parquet(path: Path, settings: ReaderSettings, part: ShardPart | None = None) -> Iterator[RawRecord]:
+    """The records of a Parquet file (or of the row groups of one part of it), one per row, at `row=<row
+    number in the file>`; a file that cannot be read (further) ends with a `raw.unreadable_shard` record
+    after the rows read."""
+    rows_read = 0
     with path.open("rb") as file:
-        batches = _parquet_batches(file)
+        batches = _parquet_batches(file, part)
         while True:
             try:
-                batch = next(batches)
+                first_row, batch = next(batches)
             except StopIteration:
                 return
             except (pa.ArrowException, OSError, ValueError) as error:
                 yield whole_shard_record(
-                    path, RejectCode.UNREADABLE_SHARD, f"after {row} rows: {describe_error(error)}"
+                    path, RejectCode.UNREADABLE_SHARD, f"after {rows_read} rows: {describe_error(error)}"
                 )
                 return
-            yield from _parquet_batch_records(batch, row, path, settings)
+            yield from _parquet_batch_records(batch, first_row, path, settings)
+            rows_read += batch.num_rows
+
+
+def _parquet_batches(file: BinaryIO, part: ShardPart | None) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(number of the batch's first row in the file, batch) for every batch of the file or the part."""
+    parquet = pq.ParquetFile(file)
+    if part is None:
+        row = 0
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            yield row, batch
             row += batch.num_rows
+        return
+    metadata = parquet.metadata
+    row = 0
+    for group in range(metadata.num_row_groups):
+        if part.holds(_row_group_start(metadata.row_group(group))):
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
+                yield row, batch
+                row += batch.num_rows
+        else:
+            row += metadata.row_group(group).num_rows
 
 
-def _parquet_batches(file: BinaryIO) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(file).iter_batches(batch_size=PARQUET_BATCH_ROWS)
+def _row_group_start(group: pq.RowGroupMetaData) -> int:
+    """The file offset of a row group's first page: where the row group starts, for splitting."""
+    starts = [group.column(index).data_page_offset for index in range(group.num_columns)]
+    starts += [
+        column.dictionary_page_offset
+        for column in (group.column(index) for index in range(group.num_columns))
+        if column.has_dictionary_page and column.dictionary_page_offset is not None
+    ]
+    return min(starts, default=0)
 
 
 def _parquet_batch_records(

@@ -10,6 +10,7 @@ from typing import Any
 from curation_dagster.errors import StageInputMissing
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
+from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.validate import MediaLimits, validated_rows
 from curation_dagster.progress import Progress
 from curation_dagster.schema import (
@@ -32,8 +33,11 @@ RAW_BATCH_BYTES = 64 * 2**20
 REJECT_MODALITY_EXCLUDED = "raw.modality_excluded"
 
 
-def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageResult:
-    """Parse a landing shard into the item contract; every item that fails validation is a rejected row."""
+def run_raw(
+    spec: VersionSpec, lake: Lake, shard: str, source: Path, part: ShardPart | None = None
+) -> StageResult:
+    """Parse a landing shard (the whole file or folder `source`, or the items that start in `part` of it)
+    into the item contract; every item that fails validation is a rejected row."""
     started = time.perf_counter()
     if not (source.exists() or source.is_symlink()):  # a dangling link is read, as one rejected row
         raise StageInputMissing(f"landing shard {shard!r} is gone: {source} does not exist")
@@ -49,7 +53,7 @@ def run_raw(spec: VersionSpec, lake: Lake, shard: str, source: Path) -> StageRes
     with shard_output(lake, spec.name, "raw", shard, RAW_SCHEMA) as output:
         batch: list[dict[str, Any]] = []
         batch_bytes = 0
-        for row in validated_rows(read_shard(source, shard, settings), shard, str(source), limits):
+        for row in validated_rows(read_shard(source, shard, settings, part), shard, str(source), limits):
             rows_in += 1
             if row.get("reject_reason") is None and row["modality"] not in spec.modalities:
                 row["reject_reason"] = REJECT_MODALITY_EXCLUDED

@@ -18,6 +18,7 @@ from curation_dagster.io.reader_base import (
     truncated_record,
 )
 from curation_dagster.io.records import RawRecord
+from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.validate import RejectCode
 
 
@@ -30,21 +31,29 @@ def _tar_member_key(name: str) -> tuple[str, str]:
     return (f"{directory}/{stem}" if directory else stem), extension.lower()
 
 
-def read_webdataset(path: Path, settings: ReaderSettings) -> Iterator[RawRecord]:
+def read_webdataset(
+    path: Path, settings: ReaderSettings, part: ShardPart | None = None
+) -> Iterator[RawRecord]:
     """The records of a WebDataset tar, one per sample; a tar that ends early ends with a
-    `raw.truncated_shard` record after the samples read."""
-    occurrences: dict[str, int] = {}
-    positions: set[str] = set()
+    `raw.truncated_shard` record after the samples read.
+
+    Of one part, the samples whose first member's header starts in the part's bytes: the headers before
+    them are read to number repeated keys as the whole tar does, their data skipped unread (an
+    uncompressed tar can be entered anywhere); the part's last sample is read to its last member even
+    past the part's end.
+    """
+    names = _SampleNames()
     key: str | None = None
     members: list[SampleMember] = []
+    owned = part is None or part.start == 0  # whether the sample being gathered is this part's
 
-    def finished_sample() -> RawRecord:
+    def finished_sample() -> RawRecord | None:
         assert key is not None
-        occurrence = occurrences.get(key, 0) + 1
-        occurrences[key] = occurrence
-        position = _unused(key if occurrence == 1 else f"{key}#{occurrence}", positions)
+        position, repeated = names.claim(key)
+        if not owned:
+            return None
         record = sample_record(members, position, lambda main: f"{path}#{main.name}")
-        if occurrence == 1:
+        if not repeated:
             return record
         return rejected(
             record,
@@ -55,37 +64,61 @@ def read_webdataset(path: Path, settings: ReaderSettings) -> Iterator[RawRecord]
 
     with path.open("rb") as file:
         try:
-            # Stream mode: members are read in order and nothing is ever extracted to disk, so member
-            # names such as `../x` or `/etc/x` are only labels.
-            with tarfile.open(fileobj=file, mode="r|*") as archive:
+            # Stream mode for a whole tar: members are read in order and nothing is ever extracted to disk,
+            # so member names such as `../x` or `/etc/x` are only labels. A part seeks past others' data.
+            with tarfile.open(fileobj=file, mode="r|*" if part is None else "r:") as archive:
                 for info in archive:
                     if info.isdir():
                         continue
                     member_key, extension = _tar_member_key(info.name)
                     if key is not None and member_key != key:
-                        yield finished_sample()
-                        members = []
+                        if (record := finished_sample()) is not None:
+                            yield record
+                        members, key = [], None
+                    if key is None and part is not None:
+                        if part.ends_before(info.offset):
+                            return
+                        owned = part.holds(info.offset)
                     key = member_key
-                    members.append(_tar_member(archive, info, extension, settings.max_item_bytes))
+                    members.append(
+                        _tar_member(archive, info, extension, settings.max_item_bytes)
+                        if owned
+                        else SampleMember(name=info.name, extension=extension)
+                    )
         except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error, lzma.LZMAError) as error:
-            if members:
-                yield finished_sample()
-            truncated = truncated_record(path, error)
-            truncated.position = _unused(truncated.position, positions)
-            yield truncated
+            if members and (record := finished_sample()) is not None:
+                yield record
+            if owned:
+                truncated = truncated_record(path, error)
+                truncated.position = names.unused(truncated.position)
+                yield truncated
             return
-    if members:
-        yield finished_sample()
+    if members and (record := finished_sample()) is not None:
+        yield record
 
 
-def _unused(position: str, used: set[str]) -> str:
-    """`position`, or `position#2`, `#3`, ... when a member name already took it: ids stay unique."""
-    candidate, count = position, 1
-    while candidate in used:
-        count += 1
-        candidate = f"{position}#{count}"
-    used.add(candidate)
-    return candidate
+class _SampleNames:
+    """The positions of a tar's samples in order: a sample key seen before is repeated (`key#2`), and a
+    position another sample took gets a further `#n`, so that ids stay unique."""
+
+    def __init__(self) -> None:
+        self._occurrences: dict[str, int] = {}
+        self._used: set[str] = set()
+
+    def claim(self, key: str) -> tuple[str, bool]:
+        """The position of the next sample with `key`, and whether the key came before."""
+        occurrence = self._occurrences.get(key, 0) + 1
+        self._occurrences[key] = occurrence
+        return self.unused(key if occurrence == 1 else f"{key}#{occurrence}"), occurrence > 1
+
+    def unused(self, position: str) -> str:
+        """`position`, or `position#2`, `#3`, ... when a member name already took it."""
+        candidate, count = position, 1
+        while candidate in self._used:
+            count += 1
+            candidate = f"{position}#{count}"
+        self._used.add(candidate)
+        return candidate
 
 
 _MEMBER_KINDS: Final = {

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
+import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from curation_dagster.io.jsonl import _bounded_lines
+from curation_dagster.io.jsonl import _bounded_lines, read_gzip_json_lines
+from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.reader_base import MAX_JSON_DEPTH, ReaderSettings
+from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.validate import RejectCode
-from tests.landing_fixtures import codes, read, write_lines
+from tests.landing_fixtures import codes, read, read_parts, write_lines
 
 
 def write_gzip_lines(path: Path, *lines: bytes) -> Path:
@@ -194,5 +201,84 @@ class _RecordingReader(io.BytesIO):
 
 def test_long_line_is_skipped_in_bounded_chunks() -> None:
     lines = _RecordingReader(b"x" * (5 * 2**20) + b"\nok\n")
-    assert list(_bounded_lines(lines, 100)) == [(None, 5 * 2**20), (b"ok\n", 2)]
+    assert list(_bounded_lines(lines, 100)) == [(0, None, 5 * 2**20), (5 * 2**20 + 1, b"ok\n", 2)]
     assert lines.longest <= 2**20
+
+
+# Parts of a large file -------------------------------------------------------------------------------
+
+#: Lines of every kind the reader tells apart; each is cut at newlines by the file, never inside one.
+PART_LINES = st.one_of(
+    st.fixed_dictionaries({"text": st.text(max_size=20)}, optional={"id": st.integers()}).map(
+        lambda fields: json.dumps(fields).encode()
+    ),
+    st.binary(max_size=30).map(lambda line: line.replace(b"\n", b" ")),
+    st.sampled_from([b"", b"  \t", b"\r", b"{", b'{"text": 1}', b'{"text": "caf\xe9"}', b'{"text": NaN}']),
+    st.sampled_from([b'\xef\xbb\xbf{"text": "a byte order mark"}', b'{"text": "x", "modality": "image"}']),
+    st.integers(min_value=40, max_value=400).map(lambda size: b'{"text": "' + b"y" * size + b'"}'),
+)
+#: Lines over 48 bytes are rejected as too long, so that the long lines above cross part bounds.
+PART_SETTINGS = ReaderSettings(max_line_bytes=48)
+
+
+def line_starts(data: bytes) -> list[int]:
+    """The byte offset of each line's first byte: line n starts at `line_starts(data)[n - 1]`."""
+    return [0] + [index + 1 for index, byte in enumerate(data) if byte == ord("\n")]
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    st.lists(st.tuples(PART_LINES, st.sampled_from([b"\n", b"\r\n"])), min_size=1, max_size=12),
+    st.booleans(),
+    st.integers(min_value=0),
+)
+def test_jsonl_read_in_parts_gives_the_records_of_the_whole_file_located_by_byte_offset(
+    lines: list[tuple[bytes, bytes]], trailing_newline: bool, bound_seed: int
+) -> None:
+    data = b"".join(line + ending for line, ending in lines)
+    if not trailing_newline:
+        data = data.removesuffix(b"\r\n").removesuffix(b"\n")
+    assume(len(data) > 1)
+    bound = 1 + bound_seed % (len(data) - 1)  # below the size, so that the file is split
+    with tempfile.TemporaryDirectory() as folder:
+        shard = Path(folder) / "a.jsonl"
+        shard.write_bytes(data)
+        whole = read(shard, PART_SETTINGS)
+        parts = read_parts(shard, bound, PART_SETTINGS)
+    starts = line_starts(data)
+    expected = [
+        dataclasses.replace(
+            record,
+            position=f"byte={starts[int(record.position[1:]) - 1]}",
+            uri=f"{shard}#byte={starts[int(record.position[1:]) - 1]}",
+        )
+        for record in whole
+    ]
+    assert parts == expected
+
+
+def test_jsonl_part_starts_after_the_line_that_crosses_its_start(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": "first"}', b'{"text": "second"}', b"{bad")
+    # 18-byte lines: part 0 holds bytes 0-19 (both lines that start there), part 1 the bad last line.
+    records = read_parts(shard, 20)
+    assert [(r.position, r.text, r.reject_code) for r in records] == [
+        ("byte=0", "first", None),
+        ("byte=18", "second", None),
+        ("byte=37", None, RejectCode.BAD_JSON),
+    ]
+
+
+def test_jsonl_part_that_a_long_line_covers_is_empty(tmp_path: Path) -> None:
+    shard = write_lines(tmp_path / "a.jsonl", b'{"text": "' + b"z" * 100 + b'"}', b'{"text": "last"}')
+    per_part = [
+        [record.position for record in read_shard(shard, "a", ReaderSettings(), found.part)]
+        for found in discover_partitions(tmp_path, 40).values()
+    ]
+    # 113 + 17 bytes in parts of 40: the long line starts in part 0 and covers part 1.
+    assert per_part == [["byte=0"], [], ["byte=113"], []]
+
+
+def test_gzip_jsonl_cannot_be_read_in_parts(tmp_path: Path) -> None:
+    shard = write_gzip_lines(tmp_path / "a.jsonl.gz", b'{"text": "one"}')
+    with pytest.raises(ValueError, match="gzipped: it can only be read whole"):
+        list(read_gzip_json_lines(shard, ReaderSettings(), ShardPart(0, 2, 0, 10)))

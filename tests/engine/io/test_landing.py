@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 
 from curation_dagster.errors import ShardNameError
 from curation_dagster.io.lake import check_segment
-from curation_dagster.io.landing import discover_shards, shard_fingerprint, shard_key
+from curation_dagster.io.landing import (
+    LandingShard,
+    discover_partitions,
+    discover_shards,
+    shard_fingerprint,
+    shard_key,
+)
 from curation_dagster.io.validate import RejectCode
 from tests.landing_fixtures import codes, read, write_lines
 from tests.media_fixtures import png_bytes
@@ -177,6 +183,87 @@ def test_shard_fingerprint_of_a_folder_changes_when_a_dangling_link_is_added(tmp
     before = shard_fingerprint(folder)
     (folder / "b.png").symlink_to(tmp_path / "gone.png")
     assert shard_fingerprint(folder) != before
+
+
+# Registration of files over the bound ------------------------------------------------------------
+
+
+def test_a_file_over_the_bound_is_one_shard_per_part_covering_it(tmp_path: Path) -> None:
+    (tmp_path / "big.jsonl").write_bytes(b"x" * 1000)
+    found = discover_partitions(tmp_path, 300)
+    assert list(found) == [f"big.jsonl.part-0000{index}" for index in range(4)]
+    assert {shard.path for shard in found.values()} == {tmp_path / "big.jsonl"}
+    assert [(shard.part.start, shard.part.end) for shard in found.values() if shard.part] == [
+        (0, 300),
+        (300, 600),
+        (600, 900),
+        (900, None),
+    ]
+
+
+def test_discover_shards_lists_a_file_over_the_bound_whole_and_partitions_split_it(tmp_path: Path) -> None:
+    (tmp_path / "big.jsonl").write_bytes(b"x" * 1000)
+    assert discover_shards(tmp_path) == {"big.jsonl": tmp_path / "big.jsonl"}
+    assert len(discover_partitions(tmp_path, 999)) == 2
+
+
+def test_parts_are_the_same_on_every_registration(tmp_path: Path) -> None:
+    (tmp_path / "big.parquet").write_bytes(b"x" * 1000)
+    (tmp_path / "small.jsonl").write_bytes(b"x" * 300)
+    first = discover_partitions(tmp_path, 300)
+    assert discover_partitions(tmp_path, 300) == first
+    assert list(first) == [*(f"big.parquet.part-0000{index}" for index in range(4)), "small.jsonl"]
+
+
+def test_a_file_at_the_bound_keeps_its_one_key(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b"x" * 300)
+    assert discover_partitions(tmp_path, 300) == {"a.jsonl": LandingShard(tmp_path / "a.jsonl")}
+
+
+def test_part_keys_of_a_sanitised_name_are_safe_lake_segments(tmp_path: Path) -> None:
+    name = "my news " + "n" * 200 + ".jsonl"
+    (tmp_path / name).write_bytes(b"x" * 10)
+    keys = list(discover_partitions(tmp_path, 4))
+    assert keys == [f"{shard_key(name)}.part-0000{index}" for index in range(3)]
+    assert all(check_segment(key) for key in keys)
+
+
+def test_a_folder_over_the_bound_counts_the_files_in_it(tmp_path: Path) -> None:
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    (tmp_path / "photos" / "a.png").write_bytes(b"x" * 200)
+    (tmp_path / "photos" / "sub" / "b.png").write_bytes(b"x" * 200)
+    assert list(discover_partitions(tmp_path, 150)) == [f"photos.part-0000{index}" for index in range(3)]
+
+
+def test_a_tar_over_the_bound_is_split_unless_it_is_compressed(tmp_path: Path) -> None:
+    (tmp_path / "plain.tar").write_bytes(b"x" * 1000)
+    (tmp_path / "packed.tar").write_bytes(gzip.compress(os.urandom(1000)))
+    assert list(discover_partitions(tmp_path, 600)) == [
+        "packed.tar",
+        "plain.tar.part-00000",
+        "plain.tar.part-00001",
+    ]
+
+
+def test_a_gzipped_json_lines_file_is_one_shard_whatever_its_size(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(os.urandom(1000)))
+    assert discover_partitions(tmp_path, 10) == {"a.jsonl.gz": LandingShard(tmp_path / "a.jsonl.gz")}
+
+
+def test_a_link_out_of_the_landing_zone_is_never_split(tmp_path: Path) -> None:
+    landing, outside = tmp_path / "landing", tmp_path / "outside"
+    landing.mkdir()
+    outside.mkdir()
+    (outside / "big.jsonl").write_bytes(b"x" * 1000)
+    (landing / "big.jsonl").symlink_to(outside / "big.jsonl")
+    assert list(discover_partitions(landing, 10)) == ["big.jsonl"]
+
+
+def test_a_part_key_that_another_landing_name_takes_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b"x" * 100)
+    (tmp_path / "a.jsonl.part-00001").mkdir()
+    with pytest.raises(ShardNameError, match=r"map to the same partition key .a.jsonl.part-00001."):
+        discover_partitions(tmp_path, 60)
 
 
 # Links and unreadable shards -------------------------------------------------------------------------

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
+from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.reader_base import ReaderSettings
 from curation_dagster.io.validate import RejectCode
-from tests.landing_fixtures import codes, read
+from tests.landing_fixtures import codes, read, read_parts
 from tests.media_fixtures import png_bytes
 
 
@@ -174,3 +178,73 @@ def test_media_folder_caption_over_max_item_bytes_is_rejected(tmp_path: Path) ->
     (folder / "b.txt").write_text("fine", encoding="utf-8")
     records = read(folder, ReaderSettings(max_item_bytes=50))
     assert codes(records) == [("a.txt", RejectCode.ITEM_TOO_LARGE), ("b.txt", None)]
+
+
+# Parts of a large folder -----------------------------------------------------------------------------
+
+PART_FILE_NAMES = st.tuples(
+    st.sampled_from(["", "sub/", "sub/deeper/"]),
+    st.sampled_from(["a", "b", "b-c", "b_c", "z"]),
+    st.sampled_from([".png", ".txt", ".json", ".wav", ".psd", ""]),
+).map("".join)
+PART_FILE_DATA = st.binary(max_size=300) | st.sampled_from([png_bytes(), b'{"a": 1}', b"caption"])
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(st.dictionaries(PART_FILE_NAMES, PART_FILE_DATA, min_size=1, max_size=10), st.integers(min_value=0))
+def test_media_folder_read_in_parts_gives_the_samples_of_the_whole_folder(
+    files: dict[str, bytes], bound_seed: int
+) -> None:
+    with tempfile.TemporaryDirectory() as landing:
+        folder = Path(landing) / "media"
+        for name, data in files.items():
+            path = folder / name
+            if any(parent.is_file() for parent in path.parents) or path.is_dir():
+                continue  # a name that is a file here cannot also be a folder
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+        assume(size > 1)
+        assert read_parts(folder, 1 + bound_seed % (size - 1)) == read(folder)
+
+
+def test_media_folder_parts_keep_a_stem_s_files_together(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = png_bytes()
+    for stem in ("a", "b", "c"):
+        (folder / f"{stem}.png").write_bytes(image)
+        (folder / f"{stem}.txt").write_text(f"caption {stem}", encoding="utf-8")
+    per_part = [
+        [(record.position, record.text) for record in read_shard(folder, "p", ReaderSettings(), found.part)]
+        for found in discover_partitions(tmp_path, len(image) + 5).values()
+    ]
+    assert [rows for rows in per_part if rows] == [
+        [("a.png", "caption a")],
+        [("b.png", "caption b")],
+        [("c.png", "caption c")],
+    ]
+
+
+def test_media_folder_that_cannot_be_listed_is_rejected_by_its_first_part_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "photos"
+    (folder / "locked").mkdir(parents=True)
+    (folder / "locked" / "a.png").write_bytes(png_bytes())
+    for stem in ("b", "c", "d"):
+        (folder / f"{stem}.png").write_bytes(png_bytes())
+    scandir = os.scandir
+
+    def refusing(path: Any = ".") -> Any:
+        if Path(path).name == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    assert codes(read_parts(folder, len(png_bytes()))) == [
+        ("locked", RejectCode.UNREADABLE_FILE),
+        ("b.png", None),
+        ("c.png", None),
+        ("d.png", None),
+    ]

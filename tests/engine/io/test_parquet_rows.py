@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from curation_dagster.io.landing import discover_partitions, read_shard
+from curation_dagster.io.reader_base import ReaderSettings
 from curation_dagster.io.validate import RejectCode
-from tests.landing_fixtures import codes, read
+from tests.landing_fixtures import codes, read, read_parts
 from tests.media_fixtures import png_bytes
 
 
@@ -102,3 +107,47 @@ def test_parquet_media_format_that_is_not_a_string_is_rejected_unknown_format(tm
     shard = tmp_path / "a.parquet"
     pq.write_table(pa.table({"media": pa.array([b"x"], pa.binary()), "media_format": [7]}), shard)
     assert read(shard)[0].reject_code == RejectCode.UNKNOWN_FORMAT
+
+
+# Parts of a large file -------------------------------------------------------------------------------
+
+PART_TEXTS = st.none() | st.binary(max_size=40)  # None is a missing text, some bytes are not UTF-8
+PART_MODALITIES = st.none() | st.sampled_from(["text", "image", "hologram"])
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    st.lists(st.tuples(PART_TEXTS, PART_MODALITIES), max_size=40),
+    st.integers(min_value=1, max_value=5),
+    st.booleans(),
+    st.integers(min_value=0),
+)
+def test_parquet_read_in_parts_gives_the_rows_of_the_whole_file(
+    rows: list[tuple[bytes | None, str | None]], group_rows: int, dictionary: bool, bound_seed: int
+) -> None:
+    table = pa.table(
+        {
+            "text": invalid_utf8_strings([text for text, _ in rows]),
+            "modality": pa.array([modality for _, modality in rows], pa.string()),
+        }
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        shard = Path(folder) / "a.parquet"
+        pq.write_table(table, shard, row_group_size=group_rows, use_dictionary=dictionary)
+        bound = 1 + bound_seed % (shard.stat().st_size - 1)
+        assert read_parts(shard, bound) == read(shard)
+
+
+def test_parquet_parts_hold_whole_row_groups_numbered_in_the_file(tmp_path: Path) -> None:
+    shard = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"text": [f"document {index}" for index in range(12)]}), shard, row_group_size=4)
+    metadata = pq.ParquetFile(shard).metadata
+    second_group = metadata.row_group(1).column(0)
+    bound = second_group.dictionary_page_offset or second_group.data_page_offset
+    per_part = [
+        [record.position for record in read_shard(shard, "a", ReaderSettings(), found.part)]
+        for found in discover_partitions(tmp_path, bound).values()
+    ]
+    assert per_part[0] == ["row=0", "row=1", "row=2", "row=3"]
+    assert [row for rows in per_part for row in rows] == [f"row={index}" for index in range(12)]
+    assert all(len(rows) % 4 == 0 for rows in per_part)

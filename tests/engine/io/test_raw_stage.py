@@ -12,6 +12,7 @@ import json
 import os
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.io import validate
 from curation_dagster.io.lake import Lake
-from curation_dagster.io.landing import discover_shards
+from curation_dagster.io.landing import discover_partitions, discover_shards
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import RejectCode
 from curation_dagster.pipeline import run_stage
@@ -404,3 +405,63 @@ def test_any_media_folder_loses_nothing(files: dict[str, bytes]) -> None:
             if not path.is_dir():
                 path.write_bytes(data)
         assert_nothing_lost(*run_raw(landing, "media"))
+
+
+# Parts of a file over the bound ----------------------------------------------------------------------
+
+
+def run_raw_parts(landing: Path, name: str, bound: int) -> tuple[list[StageResult], Lake]:
+    """Run the raw stage on every part discovery splits one landing file into under `bound`."""
+    lake = Lake(landing.parent / "lake")
+    shards = {
+        key: found for key, found in discover_partitions(landing, bound).items() if found.path.name == name
+    }
+    results = [
+        run_stage(SPEC, lake, "raw", key, found.path, part=found.part) for key, found in shards.items()
+    ]
+    return results, lake
+
+
+def all_ids(lake: Lake, results: list[StageResult]) -> list[str]:
+    return [
+        row_id
+        for result in results
+        for rejected in (False, True)
+        for row_id in lake.read_table(lake.path(SPEC.name, "raw", result.shard, rejected=rejected))[
+            "id"
+        ].to_pylist()
+    ]
+
+
+@settings(max_examples=20, deadline=None, database=None)
+@given(st.lists(JSON_LINE, min_size=2, max_size=12), st.integers(min_value=2, max_value=5))
+def test_json_lines_run_in_parts_keep_or_reject_every_line_once(lines: list[bytes], count: int) -> None:
+    data = b"\n".join(lines)
+    assume(len(data) >= count)
+    for landing in in_landing({"a.jsonl": data}):
+        whole, _ = run_raw(landing, "a.jsonl")
+        parts, lake = run_raw_parts(landing, "a.jsonl", -(-len(data) // count))
+        assert len(parts) > 1 and all(result.shard.startswith("a.jsonl.part-") for result in parts)
+        for result in parts:
+            assert_nothing_lost(result, lake)
+        assert sum(result.rows_in for result in parts) == whole.rows_in == non_blank_lines(data)
+        assert sum(result.rows_kept for result in parts) == whole.rows_kept
+        assert sum((Counter(result.reasons) for result in parts), Counter()) == Counter(whole.reasons)
+        ids = all_ids(lake, parts)
+        assert len(ids) == len(set(ids)) == whole.rows_in
+
+
+def test_a_bad_line_across_a_part_boundary_is_rejected_once(landing: Path) -> None:
+    (landing / "a.jsonl").write_bytes(
+        b'{"text": "kept before"}\n{"text": "cut across' + b"\n" + b'{"text": "after"}\n'
+    )
+    parts, lake = run_raw_parts(landing, "a.jsonl", 30)  # the bad line runs from byte 24 to 45
+    rejected = [
+        row
+        for result in parts
+        for row in lake.read_table(lake.path(SPEC.name, "raw", result.shard, rejected=True)).to_pylist()
+    ]
+    assert [(row["shard"], row["uri"].rsplit("#", 1)[1], row["reject_reason"]) for row in rejected] == [
+        ("a.jsonl.part-00000", "byte=24", RejectCode.BAD_JSON)
+    ]
+    assert [result.rows_kept for result in parts] == [1, 1, 0]  # the last part starts after the last line

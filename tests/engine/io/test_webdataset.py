@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.reader_base import ReaderSettings
 from curation_dagster.io.validate import RejectCode
-from tests.landing_fixtures import codes, read
+from tests.landing_fixtures import codes, read, read_parts
 from tests.media_fixtures import png_bytes
 
 
@@ -163,3 +167,92 @@ def test_webdataset_hostile_member_names_are_only_labels(tmp_path: Path) -> None
         ("caf\udce9", "words"),
     ]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.tar"]
+
+
+# Parts of a large tar --------------------------------------------------------------------------------
+
+#: Few stems, so that samples have several members and keys come back; a long one needs an extra header.
+PART_STEMS = st.sampled_from(["a", "b", "s/0001", "a#2", "truncated", "d" * 120, "caf\u00e9"])
+PART_EXTENSIONS = st.sampled_from(["png", "txt", "json", "wav", "bin", ""])
+PART_DATA = st.binary(max_size=700) | st.sampled_from([png_bytes(), b'{"a": 1}', b"caption", b"caf\xe9"])
+#: (stem, extension, data, kind): most members are files; some a folder or a link, which read no data.
+PART_MEMBERS = st.lists(
+    st.tuples(
+        PART_STEMS,
+        PART_EXTENSIONS,
+        PART_DATA,
+        st.sampled_from([tarfile.REGTYPE] * 6 + [tarfile.DIRTYPE, tarfile.SYMTYPE]),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+def tar_of(members: list[tuple[str, str, bytes, bytes]], tar_format: int) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tar_format) as archive:
+        for stem, extension, data, kind in members:
+            info = tarfile.TarInfo(f"{stem}.{extension}" if extension else stem)
+            info.type = kind
+            if kind == tarfile.REGTYPE:
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+            else:
+                info.linkname = "elsewhere" if kind == tarfile.SYMTYPE else ""
+                archive.addfile(info)
+    return buffer.getvalue()
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    PART_MEMBERS,
+    st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
+    st.integers(min_value=2, max_value=50),
+)
+def test_webdataset_read_in_parts_gives_the_samples_of_the_whole_tar(
+    members: list[tuple[str, str, bytes, bytes]], tar_format: int, count: int
+) -> None:
+    data = tar_of(members, tar_format)
+    bound = -(-len(data) // count)  # tars are padded to 10240 bytes: parts from 5120 down to 205 bytes
+    with tempfile.TemporaryDirectory() as folder:
+        shard = Path(folder) / "a.tar"
+        shard.write_bytes(data)
+        assert read_parts(shard, bound) == read(shard)
+
+
+def test_webdataset_part_reads_its_last_sample_past_its_end_and_the_next_part_skips_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Headers at 0 (a.png), 1024 (a.txt), 2048 (b.txt): parts of 1500 bytes split sample a's members.
+    shard = write_tar(tmp_path / "a.tar", [("a.png", b"x" * 500), ("a.txt", b"one"), ("b.txt", b"two")])
+    extracted: list[str] = []
+    extractfile = tarfile.TarFile.extractfile
+
+    def recording(self: tarfile.TarFile, member: Any) -> Any:
+        extracted.append(member.name)
+        return extractfile(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", recording)
+    per_part = []
+    for found in discover_partitions(tmp_path, 1500).values():
+        extracted.clear()
+        records = read_shard(shard, "a", ReaderSettings(), found.part)
+        per_part.append(([(r.position, r.text) for r in records], list(extracted)))
+    assert per_part[:2] == [([("a", "one")], ["a.png", "a.txt"]), ([("b", "two")], ["b.txt"])]
+    assert per_part[2:] == [([], [])] * 5  # the end-of-archive blocks, padded to 10240 bytes
+
+
+def test_truncated_tar_read_in_parts_reports_the_truncation_once(tmp_path: Path) -> None:
+    whole = write_tar(tmp_path / "whole.tar", [("a.txt", b"one"), ("b.txt", b"two"), ("c.txt", b"3" * 4000)])
+    shard = tmp_path / "landing" / "a.tar"
+    shard.parent.mkdir()
+    shard.write_bytes(whole.read_bytes()[: 512 * 5 + 1000])  # inside the data of c.txt
+    assert (
+        codes(read_parts(shard, 700))
+        == codes(read(shard))
+        == [
+            ("a", None),
+            ("b", None),
+            ("truncated", RejectCode.TRUNCATED_SHARD),
+        ]
+    )

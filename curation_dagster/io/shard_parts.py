@@ -1,0 +1,99 @@
+"""Bounded parts of large landing files: a file or media folder larger than the bound
+(`$CURATION_MAX_SHARD_BYTES`, 256 MiB by default) is registered as several shards, `<key>.part-00000`,
+`<key>.part-00001`, ..., so that no worker needs all of it.
+
+Part `i` covers bytes [i * bound, (i + 1) * bound), the last part to the end, and holds the items that
+start there: a JSON Lines line whose first byte lies in the range, a Parquet row group whose first page
+does, a WebDataset sample whose first member's header does, a media-folder sample (the files sharing a
+stem, counted one after another in sorted order) whose first file does. Every item starts in exactly one
+range, so exactly one part reads it; the parts depend only on the size and the bound, so the same file
+always gives the same keys. Compressed files (`.jsonl.gz`, a compressed tar) cannot be read from the
+middle: they stay one shard whatever their size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from curation_dagster.io.landing_files import file_size, folder_files, link_problem
+
+#: What joins a shard key and a part number: `news.jsonl.part-00003`.
+PART_KEY_INFIX: Final = ".part-"
+
+#: Landing kinds read whole whatever their size: a gzip stream cannot be entered in the middle.
+UNSPLITTABLE_KINDS: Final = ("jsonl.gz",)
+
+#: The first bytes of the compressions a tar may come in (gzip, bzip2, xz, zstandard).
+_COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+
+
+@dataclass(frozen=True)
+class ShardPart:
+    """Part `index` of `count` of a landing file or folder: the items that start in bytes [start, end)
+    of it (`end` None: to the end, so nothing appended after registration falls between parts)."""
+
+    index: int
+    count: int
+    start: int
+    end: int | None
+
+    def holds(self, offset: int) -> bool:
+        """Whether the item that starts at byte `offset` is this part's."""
+        return offset >= self.start and not self.ends_before(offset)
+
+    def ends_before(self, offset: int) -> bool:
+        """Whether the item that starts at byte `offset`, and every later one, belongs to a later part."""
+        return self.end is not None and offset >= self.end
+
+    def describe(self) -> str:
+        """`part 2 of 5: items starting in bytes 1024-2048` for metadata and logs."""
+        end = "the end" if self.end is None else str(self.end)
+        return f"part {self.index + 1} of {self.count}: items starting in bytes {self.start}-{end}"
+
+
+def part_key(shard: str, index: int) -> str:
+    """The partition key of part `index` of the shard keyed `shard`."""
+    return f"{shard}{PART_KEY_INFIX}{index:05d}"
+
+
+def plan_parts(size: int, max_shard_bytes: int) -> list[ShardPart]:
+    """The parts of something of `size` bytes; none when it fits the bound, so it stays one shard."""
+    if max_shard_bytes < 1:
+        raise ValueError(f"the shard bound must be at least one byte, got {max_shard_bytes}")
+    if size <= max_shard_bytes:
+        return []
+    count = -(-size // max_shard_bytes)
+    return [
+        ShardPart(
+            index=index,
+            count=count,
+            start=index * max_shard_bytes,
+            end=None if index == count - 1 else (index + 1) * max_shard_bytes,
+        )
+        for index in range(count)
+    ]
+
+
+def shard_parts(path: Path, kind: str, max_shard_bytes: int) -> list[ShardPart]:
+    """The parts a landing file or folder of `kind` is registered as; none when it is one shard: it fits
+    the bound, it is compressed, or it is a link the raw stage refuses (one rejected row, never split)."""
+    if kind in UNSPLITTABLE_KINDS or link_problem(path, path.parent) is not None:
+        return []
+    files = folder_files(path)[0] if kind == "folder" else [path]
+    parts = plan_parts(sum(file_size(file) for file in files), max_shard_bytes)
+    if parts and kind == "tar" and _is_compressed(path):
+        return []
+    return parts
+
+
+def _is_compressed(path: Path) -> bool:
+    """Whether a file starts like a compressed stream; a file that cannot be opened counts as one, so
+    that it stays one shard and its raw run rejects it once."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(6)
+    except OSError:
+        return True
+    return head.startswith(_COMPRESSED_MAGIC)

@@ -1,0 +1,32 @@
+"""Tests of curation_dagster/settings.py: deployment settings read from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from curation_dagster import settings
+from curation_dagster.errors import SettingError
+
+
+def test_the_shard_bound_defaults_to_256_mib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CURATION_MAX_SHARD_BYTES", raising=False)
+    assert settings.max_shard_bytes() == 256 * 2**20 == settings.DEFAULT_MAX_SHARD_BYTES
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("4096", 4096), ("64KiB", 65536), ("512 mib", 512 * 2**20), ("2GiB", 2 * 2**30)]
+)
+def test_the_shard_bound_is_bytes_or_binary_units(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int
+) -> None:
+    monkeypatch.setenv("CURATION_MAX_SHARD_BYTES", value)
+    assert settings.max_shard_bytes() == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1.5GiB", "256MB", "lots"])
+def test_a_shard_bound_that_is_not_a_positive_size_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CURATION_MAX_SHARD_BYTES", value)
+    with pytest.raises(SettingError, match=r"CURATION_MAX_SHARD_BYTES=.* is not a size"):
+        settings.max_shard_bytes()

@@ -4,13 +4,15 @@ A variant may be a near duplicate of its own family: its parents (an augmentatio
 made to resemble them, and an earlier item whose cluster root is a parent counts as one) and its
 siblings, the variants other recipes made of the same parents. It may not be a near duplicate of any
 other item: another real item of the version (any shard), a synthetic item admitted in another shard,
-or a candidate of another family admitted before it in this shard (the first one wins).
+or a candidate of another family admitted before it in this shard (the first one wins). A candidate that
+passed near or media admission but that the filters then turned down is withdrawn: it is no one's
+duplicate and goes into no index.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -74,6 +76,8 @@ class NearAdmission:
         self.keys: list[np.ndarray] = []
         self.usable: list[bool] = []
         self.parents: list[frozenset[str]] = []
+        self.withdrawn: set[int] = set()
+        self._positions: dict[str, int] = {}
         self._buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
 
     def check(self, ids: list[str], texts: list[str], parents: list[list[str]]) -> dict[str, NearDecision]:
@@ -123,7 +127,11 @@ class NearAdmission:
             for band, key in enumerate(keys.tolist())
             for position in self._buckets.get((band, key), [])
         }
-        candidates = sorted(position for position in sharing if not self.parents[position] & family)
+        candidates = sorted(
+            position
+            for position in sharing
+            if position not in self.withdrawn and not self.parents[position] & family
+        )
         if not candidates:
             return None
         admitted = np.stack([self.sigs[position] for position in candidates])
@@ -140,6 +148,7 @@ class NearAdmission:
         self, item: str, keys: np.ndarray, sig: np.ndarray, usable: bool, family: frozenset[str]
     ) -> None:
         position = len(self.ids)
+        self._positions[item] = position
         self.parents.append(family)
         self.ids.append(item)
         self.sigs.append(sig)
@@ -149,24 +158,31 @@ class NearAdmission:
             for band, key in enumerate(keys.tolist()):
                 self._buckets[(band, key)].append(position)
 
+    def withdraw(self, items: Collection[str]) -> None:
+        """Forget admitted candidates that a later step turned down: no later candidate is their
+        duplicate, and the index leaves them out."""
+        self.withdrawn.update(self._positions[item] for item in items if item in self._positions)
+
     def outcome(self, shard: str) -> ShardOutcome | None:
         """The admitted candidates as one shard of a near index (each its own cluster root), or None."""
-        if not self.ids:
+        active = [position for position in range(len(self.ids)) if position not in self.withdrawn]
+        if not active:
             return None
-        usable = np.nonzero(np.asarray(self.usable, dtype=bool))[0]
-        keys = np.stack(self.keys)[usable] if len(usable) else np.zeros((0, self.settings.bands), np.uint64)
+        ids = [self.ids[position] for position in active]
+        usable = np.nonzero(np.asarray([self.usable[position] for position in active], dtype=bool))[0]
+        keys = np.stack([self.keys[position] for position in active])[usable]
         indexed_keys, indexed_rows = indexed_bands(usable, keys)
-        sigs = np.stack(self.sigs).astype("<u4")
+        sigs = np.stack([self.sigs[position] for position in active]).astype("<u4")
         width = sigs.shape[1]
         signatures = pa.table(
             {
-                "id": pa.array(self.ids, pa.string()),
-                "root": pa.array(self.ids, pa.string()),
-                "root_shard": pa.array([shard] * len(self.ids), pa.string()),
-                "root_row": pa.array(np.arange(len(self.ids)), pa.int64()),
+                "id": pa.array(ids, pa.string()),
+                "root": pa.array(ids, pa.string()),
+                "root_shard": pa.array([shard] * len(ids), pa.string()),
+                "root_row": pa.array(np.arange(len(ids)), pa.int64()),
                 "sig": pa.FixedSizeBinaryArray.from_buffers(
                     pa.binary(4 * width),
-                    len(self.ids),
+                    len(ids),
                     [None, pa.py_buffer(np.ascontiguousarray(sigs).tobytes())],
                 ),
             },
@@ -197,6 +213,8 @@ class MediaAdmission:
         self.hash_batch, self.earlier = hash_batch, earlier
         self.admitted = ShardMedia()
         self.families: list[frozenset[str]] = []
+        self.withdrawn: set[int] = set()
+        self._rows: dict[str, int] = {}
 
     def check(self, candidates: pa.Table) -> dict[str, MediaDecision]:
         """The candidates to reject, each with the item it matches; unhashable ones are admitted."""
@@ -220,7 +238,7 @@ class MediaAdmission:
             for row, target, similarity, q_unit, t_unit in match_rows(
                 self.matcher.match(queries, self.admitted.hash_set())
             ):
-                if not self.families[target] & families[row]:
+                if target not in self.withdrawn and not self.families[target] & families[row]:
                     prefer(best, row, similarity, self.admitted.ids[target], q_unit, t_unit)
         within: dict[int, list[tuple[float, int, int, int]]] = defaultdict(list)
         for row, other, similarity, q_unit, t_unit in match_rows(self.matcher.match(queries, queries)):
@@ -240,15 +258,21 @@ class MediaAdmission:
                 )
                 continue
             admitted_here.add(row)
+            self._rows[item] = len(self.admitted.ids)
             self.admitted.add(item, hashed.units[row], hashed.hashes[row])
             self.families.append(families[row])
         return decisions
 
+    def withdraw(self, items: Collection[str]) -> None:
+        """Forget admitted candidates that a later step turned down, as `NearAdmission.withdraw` does."""
+        self.withdrawn.update(self._rows[item] for item in items if item in self._rows)
+
     def index(self) -> pa.Table | None:
         """The admitted candidates' hashes as one shard of a media index, or None when there are none."""
-        if not self.admitted.ids:
+        rows = [row for row in range(len(self.admitted.ids)) if row not in self.withdrawn]
+        if not rows:
             return None
-        return index_table(self.admitted, range(len(self.admitted.ids)), self.schema, self.unit_column)
+        return index_table(self.admitted, rows, self.schema, self.unit_column)
 
 
 def admit(
@@ -262,9 +286,10 @@ def admit(
 ) -> tuple[pa.Table, list[pa.Table]]:
     """One batch of valid candidates through exact dedup, near-duplicate admission and the filters:
     (admitted, rejected parts). Only admitted candidates claim their content (in `known`, for later
-    batches too): a candidate held back as the exact copy of one that near dedup or a filter then turned
-    down goes through again, so an identical variant of another family (or with another caption) still
-    gets its own verdict."""
+    batches too) and stay in the near and media admissions: a candidate held back as the exact copy of one
+    that near dedup or a filter then turned down, or as the near or media duplicate of one that a filter
+    then turned down, goes through again, so an identical variant of another family (or with another
+    caption) still gets its own verdict, and every `dup_of` names a real item or an admitted candidate."""
     admitted_parts: list[pa.Table] = []
     rejected_parts: list[pa.Table] = []
     pending: pa.Table | None = candidates
@@ -277,12 +302,22 @@ def admit(
             admitted.column("content_hash").to_pylist(), admitted.column("id").to_pylist(), strict=True
         ):
             known.setdefault(key, item)
+        filtered_ids = set(filtered_out.column("id").to_pylist())
+        for step in (admission, *media_admission.values()):
+            if step is not None:
+                step.withdraw(filtered_ids)
         turned_down = pa.concat_tables(
             [near.select(["id"]), media_near.select(["id"]), filtered_out.select(["id"])]
         )
-        again = pc.is_in(duplicates.column("dup_of"), turned_down.column("id"))
-        again = pc.fill_null(again, False)
-        duplicates_kept_out = duplicates.filter(pc.invert(again))
+        parts = (duplicates, near, media_near)
+        again = [
+            _names_one_of(duplicates, turned_down.column("id")),
+            _names_one_of(near, filtered_out.column("id")),
+            _names_one_of(media_near, filtered_out.column("id")),
+        ]
+        duplicates_kept_out, near_kept_out, media_kept_out = (
+            part.filter(pc.invert(mask)) for part, mask in zip(parts, again, strict=True)
+        )
         rejected_parts += [
             mark_rejected(
                 duplicates_kept_out,
@@ -290,14 +325,22 @@ def admit(
                 duplicates_kept_out.column("reject_reason").to_pylist(),
                 duplicates_kept_out.column("reject_detail").to_pylist(),
             ),
-            near,
-            media_near,
+            near_kept_out,
+            media_kept_out,
             filtered_out,
         ]
         admitted_parts.append(admitted)
-        retry = pending.filter(pc.is_in(pending.column("id"), duplicates.filter(again).column("id")))
+        retried = pa.concat_tables(
+            [part.filter(mask).select(["id"]) for part, mask in zip(parts, again, strict=True)]
+        )
+        retry = pending.filter(pc.is_in(pending.column("id"), retried.column("id")))
         pending = retry if retry.num_rows else None
     return pa.concat_tables(admitted_parts), [part for part in rejected_parts if part.num_rows]
+
+
+def _names_one_of(rejected: pa.Table, items: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Which rejected rows name one of `items` in `dup_of`."""
+    return pc.fill_null(pc.is_in(rejected.column("dup_of"), items), False)
 
 
 def media_admissions(spec: VersionSpec, lake: Lake, shard: str) -> dict[str, MediaAdmission]:

@@ -1,12 +1,20 @@
 """Near-duplicate admission of synthetic text (curation_dagster/synth/admission.py): a variant may resemble
-its parents and siblings, never another item of the version, real or synthetic."""
+its parents and siblings, never another item of the version, real or synthetic, nor a candidate that was
+not admitted."""
 
 from pathlib import Path
 
+import pyarrow as pa
+
+from curation_dagster.dedup.exact import ExactDedup
 from curation_dagster.dedup.near_index import NearIndex
+from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.lake import Lake
-from curation_dagster.spec import NearDedupSettings
-from curation_dagster.synth.admission import NearAdmission
+from curation_dagster.io.records import RawRecord
+from curation_dagster.io.validate import validate_record
+from curation_dagster.schema import RAW_SCHEMA, SYNTH_FIELDS, with_fields
+from curation_dagster.spec import BlocklistSettings, ExactDedupSettings, FilterSettings, NearDedupSettings
+from curation_dagster.synth.admission import NearAdmission, admit
 from tests.engine.dedup.test_near_shards import dedup, documents, edited, spec, table
 from tests.media_fixtures import write_jsonl
 
@@ -61,3 +69,46 @@ def test_synthetic_items_admitted_in_an_earlier_shard_reject_lookalikes(tmp_path
     assert {item: decision.dup_of for item, decision in decisions.items()} == {"y1": "x1"}
     again = NearAdmission(SETTINGS, [("synthetic", index.earlier("one"))])  # shard one run again
     assert again.check(["x1"], [edited(ORIGINAL, 1)], [["p"]]) == {}
+
+
+def candidates(texts: list[str], parents: list[str], first: int = 0) -> pa.Table:
+    """Valid synthetic text candidates of shard `one`, one per text and parent."""
+    rows = []
+    for position, (text, parent) in enumerate(zip(texts, parents, strict=True), start=first):
+        row = validate_record(RawRecord(f"c{position}", f"synth://test/{position}", "text", text), "one")
+        row.update(synthetic=True, parent_ids=[parent], generator="test")
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=with_fields(RAW_SCHEMA, SYNTH_FIELDS))
+
+
+def through_admission(
+    table: pa.Table, admission: NearAdmission, blocked_word: str
+) -> tuple[list[str], dict[str, tuple[str, str | None]]]:
+    """The ids `admit` admits from `table` (nothing claimed in other shards, a blocklist as the filters),
+    and each rejected id's reason and `dup_of`."""
+    chain = build_chain(FilterSettings(text=(BlocklistSettings(words=(blocked_word,)),)))
+    admitted, rejected = admit(
+        table, {}, lambda hashes: {}, ExactDedup(ExactDedupSettings()), admission, {}, chain
+    )
+    verdicts = {
+        row["id"]: (row["reject_reason"], row["dup_of"]) for part in rejected for row in part.to_pylist()
+    }
+    return admitted.column("id").to_pylist(), verdicts
+
+
+def test_a_candidate_the_filters_turn_down_is_no_ones_near_duplicate() -> None:
+    admission = NearAdmission(SETTINGS, [])
+    batch = candidates([f"{edited(ORIGINAL, 1)} forbidden", edited(ORIGINAL, 2)], ["p", "q"])
+    blocked, lookalike = batch.column("id").to_pylist()
+
+    assert through_admission(batch, admission, "forbidden") == (
+        [lookalike],
+        {blocked: ("filter.blocklist.hit", None)},
+    )
+    outcome = admission.outcome("one")  # what the shard's synthetic near index gets
+    assert outcome is not None and outcome.signatures.column("id").to_pylist() == [lookalike]
+    later = candidates([edited(ORIGINAL, 3)], ["r"], first=2)
+    assert through_admission(later, admission, "forbidden") == (
+        [],
+        {later.column("id")[0].as_py(): ("dedup.near", lookalike)},
+    )

@@ -107,8 +107,9 @@ class ArrowFile:
         slices = int(self.metadata.get(KEY_SLICES, b"0"))
         if slices != self.batch_count or len(keys) == 0:
             return list(range(self.batch_count)) if len(keys) else []
-        positions = np.searchsorted(slice_starts(slices), keys, side="right") - 1  # sorted, as `keys` are
-        return positions[np.concatenate(([True], positions[1:] != positions[:-1]))].tolist()
+        # The slice starts are searched among the keys (a few searches), not every key among the starts.
+        bounds = np.searchsorted(keys, slice_starts(slices)[1:], side="left")
+        return np.flatnonzero(np.diff(np.concatenate(([0], bounds, [len(keys)])))).tolist()
 
     def take(self, rows: Sequence[int]) -> pa.Table:
         """The rows at these positions, in this order, reading only the batches that hold them."""

@@ -233,9 +233,14 @@ class KeyStore:
     # ----------------------------------------------------------------------------------------- read
 
     def lookup(
-        self, probes: np.ndarray, exclude: str | None = None, prefetched: Found | None = None
+        self,
+        probes: np.ndarray,
+        exclude: str | None = None,
+        prefetched: Found | None = None,
+        ordered_by_probe: bool = True,
     ) -> Matches:
-        """Every entry whose key equals one of `probes`, from every shard but `exclude`.
+        """Every entry whose key equals one of `probes`, from every shard but `exclude`, sorted by probe,
+        then arrival, then row (in no particular order when not `ordered_by_probe`).
 
         With `prefetched` (`prefetch` of a superset of these probes, earlier, with no lock held), only
         the shards that arrived or were run again since are searched for the prefetched keys; the answer
@@ -247,7 +252,11 @@ class KeyStore:
         probes = np.asarray(probes, dtype=np.uint64).reshape(-1)
         if prefetched is not None and prefetched.exclude != exclude:
             raise ValueError("prefetched for another shard")
-        unique, inverse = _unique_inverse(probes)
+        # Probe positions grouped by key: `order[first[k]:first[k + 1]]` are the probes of the k-th key.
+        order = np.argsort(probes, kind="stable")
+        ordered = probes[order]
+        starts = np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, bool)
+        unique, first = ordered[starts], np.flatnonzero(starts)
         manifest, found = self._retrying(lambda manifest: self._delta(unique, exclude, prefetched, manifest))
         if not len(found.keys):
             return _no_matches()
@@ -255,19 +264,16 @@ class KeyStore:
         arrival_of = [manifest["shards"].get(shard, {}).get("arrival", -1) for shard in found.names]
         arrivals = np.asarray(arrival_of, dtype=np.int64)[found.sources]
         # Each unique key may stand for several probes; expand back to the caller's positions.
-        positions_of = np.argsort(inverse, kind="stable")
-        first = np.searchsorted(inverse[positions_of], np.arange(len(unique)), side="left")
-        per_key = np.bincount(inverse, minlength=len(unique))
-        repeat = per_key[unique_probe]
-        probe_out = positions_of[np.repeat(first[unique_probe], repeat) + _ranges(repeat)]
+        repeat = np.diff(np.append(first, len(probes)))[unique_probe]
+        probe_out = order[np.repeat(first[unique_probe], repeat) + _ranges(repeat)]
         source, rows, arrivals, payloads = (
             np.repeat(array, repeat)
             for array in (found.sources, found.rows.astype(np.int64), arrivals, found.payloads)
         )
-        order = np.lexsort((rows, arrivals, probe_out))
-        return Matches(
-            probe_out[order], source[order], found.names, rows[order], arrivals[order], payloads[order]
-        )
+        if not ordered_by_probe:
+            return Matches(probe_out, source, found.names, rows, arrivals, payloads)
+        sort = np.lexsort((rows, arrivals, probe_out))
+        return Matches(probe_out[sort], source[sort], found.names, rows[sort], arrivals[sort], payloads[sort])
 
     def prefetch(self, probes: np.ndarray, exclude: str | None = None) -> Found:
         """The entries of every shard but `exclude` whose key is one of `probes`, and the shards' run
@@ -471,15 +477,21 @@ def _matches_in(
     if first == last:
         return None
     wanted = unique[first:last]
-    low = np.searchsorted(keys, wanted, side="left")
-    hit = keys[np.minimum(low, len(keys) - 1)] == wanted
-    high = low.copy()
-    high[hit] = np.searchsorted(keys, wanted[hit], side="right")
-    counts = high - low
-    if not counts.any():
+    if len(keys) < len(wanted):  # fewer entries than probes: search each entry among the probes
+        slot = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
+        hit = wanted[slot] == keys
+        positions = np.flatnonzero(hit)
+        probe = first + slot[hit]
+    else:
+        low = np.searchsorted(keys, wanted, side="left")
+        hit = keys[np.minimum(low, len(keys) - 1)] == wanted
+        high = low.copy()
+        high[hit] = np.searchsorted(keys, wanted[hit], side="right")
+        counts = high - low
+        probe = np.repeat(np.arange(first, last), counts)
+        positions = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    if not len(positions):
         return None
-    probe = np.repeat(np.arange(first, last), counts)
-    positions = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     source = chunk["source"][positions]
     keep = allowed[source]
     payload = (
@@ -493,16 +505,6 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     on a million keys)."""
     ordered = np.sort(values)
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
-
-
-def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`np.unique(values, return_inverse=True)` by one stable sort."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    starts = np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, bool)
-    inverse = np.empty(len(values), dtype=np.int64)
-    inverse[order] = np.cumsum(starts) - 1
-    return ordered[starts], inverse
 
 
 def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:

@@ -206,7 +206,7 @@ class MediaIndex:
         blocks = self._probe_blocks(queries)
         for number, block in enumerate(blocks):
             earlier = prefetched.found[number] if prefetched is not None else None
-            matches = self.keys.lookup(block.probes, exclude=exclude, prefetched=earlier)
+            matches = self.keys.lookup(block.probes, exclude, earlier, ordered_by_probe=False)
             if not len(matches):
                 continue
             owners = block.owners[matches.probes]

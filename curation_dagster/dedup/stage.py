@@ -99,8 +99,8 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
     source = upstream_path(spec, lake, "deduped", shard)
     rows_in = lake.num_rows(source)
     journal = ClaimJournal(lake, spec.name, "deduped")
-    phases = PhaseClock()
     with lake.lock(spec.name, run_lock_name("deduped", shard)):
+        phases = PhaseClock()  # after the shard's run lock: compute is computing, not waiting for it
         check_indexes(spec, lake, shard)
         computed = compute_dedup(spec, lake, shard, source, rows_in)
         vectors = compute_semantic(spec, lake, shard, source, set(computed.hashes.local_duplicates), runtime)

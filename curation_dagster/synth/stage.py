@@ -201,8 +201,8 @@ def run_synthesize(
         if recipe.modality in spec.modalities and recipe.parent_modality in spec.modalities
     ]
     journal = ClaimJournal(lake, spec.name, "synthesized")
-    phases = PhaseClock()
     with lake.lock(spec.name, run_lock_name("synthesized", shard)):
+        phases = PhaseClock()  # after the shard's run lock: compute is computing, not waiting for it
         staged = _generate(spec, lake, shard, source, recipes)
         phases.mark("compute")
         note(f"{spec.name}/synthesized[{shard}]: generated; waiting for the version's synthesis claim lock")

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation_dagster.filters.text_batch import TextBatch
 from curation_dagster.schema import mark_rejected, rejected_schema, with_fields
 
 _POSITION = "__position"
@@ -98,6 +100,20 @@ class RowFilter(Filter):
         return Verdicts(scores, reasons, details)
 
 
+class TextBatchFilter(Filter):
+    """A text filter whose rules read a `TextBatch`: the lines, chunks and words it shares with the other
+    text rules of a chain, each computed once per batch. Run alone, it makes its own batch."""
+
+    reads_text = True
+
+    def evaluate(self, table: pa.Table) -> Verdicts:
+        return self.evaluate_batch(TextBatch(table.column("text")))
+
+    @abstractmethod
+    def evaluate_batch(self, batch: TextBatch) -> Verdicts:
+        """Scores and decisions for every row of `batch`."""
+
+
 class FilterChain:
     """Runs an ordered list of filters per modality; a row rejected by one filter skips the rest."""
 
@@ -132,6 +148,7 @@ class FilterChain:
         modality = table.column("modality")
         for name in sorted(set(modality.to_pylist())):
             alive = table.filter(pc.equal(modality, name))
+            shared: TextBatch | None = None
             for item in self.chains.get(name, ()):
                 if alive.num_rows == 0:
                     break
@@ -139,10 +156,10 @@ class FilterChain:
                     # A text filter in a media chain judges captions and transcripts; items without
                     # one pass it untouched.
                     has_text = pc.fill_null(pc.greater(pc.utf8_length(alive.column("text")), 0), False)
-                    judged, rejected = self._apply(item, alive.filter(has_text), schema, stage)
+                    judged, rejected, _ = self._apply(item, alive.filter(has_text), schema, stage, None)
                     alive = pa.concat_tables([judged, alive.filter(pc.invert(has_text))])
                 else:
-                    alive, rejected = self._apply(item, alive, schema, stage)
+                    alive, rejected, shared = self._apply(item, alive, schema, stage, shared)
                 if rejected is not None:
                     rejected_parts.append(rejected)
             kept_parts.append(alive)
@@ -152,12 +169,20 @@ class FilterChain:
 
     @staticmethod
     def _apply(
-        item: Filter, alive: pa.Table, schema: pa.Schema, stage: str
-    ) -> tuple[pa.Table, pa.Table | None]:
-        """One filter on the rows still alive: rewrites and scores written, then (kept, rejected or None)."""
+        item: Filter, alive: pa.Table, schema: pa.Schema, stage: str, shared: TextBatch | None
+    ) -> tuple[pa.Table, pa.Table | None, TextBatch | None]:
+        """One filter on the rows still alive: rewrites and scores written, then (kept, rejected or None,
+        the text statistics of the kept rows for the next filter, or None once the text was rewritten).
+        `shared` holds what earlier text rules computed from the same rows' text."""
         if alive.num_rows == 0:
-            return alive, None
-        verdicts = item.evaluate(alive)
+            return alive, None, shared
+        if isinstance(item, TextBatchFilter):
+            shared = shared if shared is not None else TextBatch(alive.column("text"))
+            verdicts = item.evaluate_batch(shared)
+        else:
+            verdicts = item.evaluate(alive)
+        if "text" in verdicts.rewrites:
+            shared = None
         for column, values in verdicts.rewrites.items():
             if column not in item.rewrites_columns:
                 raise ValueError(f"filter {item.name} rewrote {column}, which it does not declare")
@@ -170,13 +195,16 @@ class FilterChain:
             alive = alive.set_column(
                 alive.schema.get_field_index(column), field, pa.array(values, field.type)
             )
-        is_rejected = pa.array([reason is not None for reason in verdicts.reasons], pa.bool_())
-        if not pc.any(is_rejected).as_py():
-            return alive, None
+        rejected_flags = np.array([reason is not None for reason in verdicts.reasons], np.bool_)
+        if not rejected_flags.any():
+            return alive, None, shared
+        is_rejected = pa.array(rejected_flags)
         reasons = [reason for reason in verdicts.reasons if reason is not None]
         details = [d for r, d in zip(verdicts.reasons, verdicts.details, strict=True) if r is not None]
         rejected = mark_rejected(alive.filter(is_rejected), stage, reasons, details)
-        return alive.filter(pc.invert(is_rejected)), rejected
+        if shared is not None:
+            shared = shared.subset(np.flatnonzero(~rejected_flags))
+        return alive.filter(pc.invert(is_rejected)), rejected, shared
 
 
 def _add_null_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:

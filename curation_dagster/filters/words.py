@@ -8,6 +8,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from itertools import chain
+from typing import Final
 
 _DIGITS = frozenset("0123456789")
 _DIGITS_OR_HYPHEN = _DIGITS | {"-"}
@@ -204,6 +205,36 @@ def _infix_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _ends_in_suffix(text: str) -> bool:
+    """Whether `_suffix_length` splits exactly the last character off `text`, a word of letters and one
+    more character (a full stop only after a lower-case letter or two capitals)."""
+    last = text[-1]
+    if last in _SUFFIX_CHARS:
+        return True
+    return last == "." and (
+        _is_lower(text[-2]) or (len(text) > 2 and _is_upper(text[-2]) and _is_upper(text[-3]))
+    )
+
+
+def _wrapped_word(chunk: str, special: Callable[[str], tuple[str, ...] | None]) -> list[str] | None:
+    """The most common chunks after plain words, a word of letters with one character of punctuation
+    before it, after it or both ("(word", "word,", '"word."'), as `_split`'s loop would cut them; None for
+    any other chunk."""
+    if len(chunk) < 2:
+        return None
+    prefixed = chunk[0] in _PREFIX_CHARS
+    if prefixed and len(chunk) > 2 and chunk[1:-1].isalpha() and _ends_in_suffix(chunk[1:]):
+        parts = [chunk[0], chunk[1:-1], chunk[-1]]
+        if special(chunk[1:]) is None and special(chunk[:-1]) is None and special(parts[1]) is None:
+            return parts
+        return None
+    if chunk[:-1].isalpha() and _ends_in_suffix(chunk) and special(chunk[:-1]) is None:
+        return [chunk[:-1], chunk[-1]]
+    if prefixed and chunk[1:].isalpha() and special(chunk[1:]) is None:
+        return [chunk[0], chunk[1:]]
+    return None
+
+
 def _split(chunk: str, special: Callable[[str], tuple[str, ...] | None]) -> list[str]:
     """spaCy's tokenizer loop on one chunk: split off prefixes and suffixes until a special or nothing
     is left, keep a URL whole, else break at infixes."""
@@ -212,6 +243,9 @@ def _split(chunk: str, special: Callable[[str], tuple[str, ...] | None]) -> list
         return list(found)
     if chunk.isalpha() or (chunk.isalnum() and chunk[-1] in _DIGITS):
         return [chunk]
+    wrapped = _wrapped_word(chunk, special)
+    if wrapped is not None:
+        return wrapped
     prefixes: list[str] = []
     suffixes: list[str] = []
     text = chunk
@@ -283,7 +317,7 @@ def _merge_specials(words: list[str]) -> list[str]:
     merged: list[str] = []
     index = 0
     while index < len(words):
-        for length in _MERGE_LENGTHS:
+        for length in _MERGE_LENGTHS if words[index] in _MERGE_STARTS else ():
             found = _MERGES.get(tuple(words[index : index + length]))
             if found is not None:
                 merged.extend(found)
@@ -336,3 +370,46 @@ class WordSplitter:
 
 
 WORDS = WordSplitter()
+
+
+#: Characters that end a sentence, in every script (Unicode's Sentence_Terminal characters and a few
+#: Khmer signs), as datatrove lists them.
+TERMINAL_PUNCTUATION: Final = frozenset(
+    "!.?\u0589\u061d\u061e\u061f\u06d4\u0700\u0701\u0702\u07f9\u0837\u0839\u083d\u083e\u0964\u0965"
+    "\u104a\u104b\u1362\u1367\u1368\u166e\u1735\u1736\u17d4\u17d5\u17d6\u17d9\u17da\u1803\u1809\u1944"
+    "\u1945\u1aa8\u1aa9\u1aaa\u1aab\u1b5a\u1b5b\u1b5e\u1b5f\u1b7d\u1b7e\u1c3b\u1c3c\u1c7e\u1c7f\u203c"
+    "\u203d\u2047\u2048\u2049\u2e2e\u2e3c\u2e53\u2e54\u3002\ua4ff\ua60e\ua60f\ua6f3\ua6f7\ua876\ua877"
+    "\ua8ce\ua8cf\ua92f\ua9c8\ua9c9\uaa5d\uaa5e\uaa5f\uaaf0\uaaf1\uabeb\ufe52\ufe56\ufe57\uff01\uff0e"
+    "\uff1f\uff61\U00010a56\U00010a57\U00010f55\U00010f56\U00010f57\U00010f58\U00010f59\U00010f86"
+    "\U00010f87\U00010f88\U00010f89\U00011047\U00011048\U000110be\U000110bf\U000110c0\U000110c1"
+    "\U00011141\U00011142\U00011143\U000111c5\U000111c6\U000111cd\U000111de\U000111df\U00011238"
+    "\U00011239\U0001123b\U0001123c\U000112a9\U0001144b\U0001144c\U000115c2\U000115c3\U000115c9"
+    "\U000115ca\U000115cb\U000115cc\U000115cd\U000115ce\U000115cf\U000115d0\U000115d1\U000115d2"
+    "\U000115d3\U000115d4\U000115d5\U000115d6\U000115d7\U00011641\U00011642\U0001173c\U0001173d"
+    "\U0001173e\U00011944\U00011946\U00011a42\U00011a43\U00011a9b\U00011a9c\U00011c41\U00011c42"
+    "\U00011ef7\U00011ef8\U00011f43\U00011f44\U00016a6e\U00016a6f\U00016af5\U00016b37\U00016b38"
+    "\U00016b44\U00016e98\U0001bc9f\U0001da88"
+)
+#: Characters that make a word a symbol when it has nothing else: ASCII and common CJK punctuation, the
+#: sentence terminals and control characters (datatrove's list).
+_SYMBOLS: Final = "".join(
+    sorted(
+        frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~«´»–—’“”„…∶━►、。〈〉《》「」【】！％（），．：；？～")
+        | TERMINAL_PUNCTUATION
+        | frozenset(chr(code) for code in (*range(9), *range(11, 32), *range(127, 160)))
+    )
+)
+
+
+def is_plain_word(word: str) -> bool:
+    """Whether a word holds something besides symbols (Gopher counts only those as words)."""
+    return bool(word.strip(_SYMBOLS))
+
+
+def has_letter(word: str) -> bool:
+    return any(char.isalpha() for char in word)
+
+
+def is_punctuation(word: str) -> bool:
+    """Whether every character is punctuation (Unicode category P*): such a word never starts a sentence."""
+    return all(unicodedata.category(char).startswith("P") for char in word)

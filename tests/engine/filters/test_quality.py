@@ -9,15 +9,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation_dagster.errors import SpecError
+from curation_dagster.filters import words as word_rules
 from curation_dagster.filters.quality import (
-    WORDS,
     C4Quality,
     FineWebQuality,
     GopherQuality,
     GopherRepetition,
 )
+from curation_dagster.filters.words import WORDS
 from curation_dagster.spec import (
     C4QualitySettings,
     FineWebQualitySettings,
@@ -101,6 +104,28 @@ PARAGRAPH = (
 def test_words_split_like_the_default_english_tokenizer(text: str, words: list[str]) -> None:
     assert WORDS.split(text) == words
     assert WORDS.count(text) == len(words)
+
+
+WRAPPED_WORDS = st.builds(
+    lambda before, word, after: before + word + after,
+    st.sampled_from(["", "", "(", '"', "'", "—", "[", "«", "$", "¿", "+", "."]),
+    st.one_of(
+        st.text(alphabet=st.characters(categories=("Lu", "Ll", "Lt", "Lo", "Lm")), min_size=1, max_size=6),
+        st.sampled_from(["Mr", "Dr", "e.g", "dont", "cannot", "id", "a", "A", "US", "vs", "Co", "NASA", "I"]),
+    ),
+    st.sampled_from(["", ",", ".", ")", '"', "'", ":", ";", "!", "?", "…", "%", "+", "$", "'s", ".."]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(WRAPPED_WORDS)
+def test_a_word_wrapped_in_punctuation_splits_as_the_general_rules_split_it(chunk: str) -> None:
+    found = word_rules.split_chunk(chunk)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(word_rules, "_wrapped_word", lambda chunk, special: None)
+        expected = word_rules.split_chunk(chunk)
+
+    assert found == expected
 
 
 # --- Gopher quality -----------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ class KeyStore:
         return manifest
 
     def _save(self, manifest: dict[str, Any]) -> None:
-        data = json.dumps(manifest, sort_keys=True, indent=1).encode()
+        data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         self.lake.write_bytes(f"{self.folder}/{MANIFEST}", data)
 
     def shards(self) -> list[str]:

@@ -1,0 +1,180 @@
+"""What adding a shard costs when the version already holds a thousand: the deduped stage of one shard next to
+one earlier shard, against the same shard next to 999 earlier shards whose keys fill the version's key
+stores (exact, near-duplicate text and image hashes).
+
+The shards are WebDataset tars of real English (`near_dedup.py`'s corpus: Python's documentation and
+docstrings, package descriptions, licences, with planted near and exact copies) and pieces of the real
+photographs that ship with scikit-learn (random crops and scales, re-encoded as JPEG). Shard `first` is
+processed by the stage; the probed shard holds planted copies of its documents and re-encodes of some of
+its pictures. The history of the large lake is made from `first`'s own index entries, one copy per shard
+with fresh keys (content hashes drawn anew, band keys XORed with a per-shard mask, image hashes drawn
+anew), written through the indexes' own writers, so the stores merge their tiers as a real history would.
+
+Printed: the seconds of the probed shard's deduped stage with one earlier shard and with `--history` - 1
+(median of `--repeats` runs after one warm-up, each in the same process), the ratio (the issue's goal:
+at most 1.5), the phases of each, and the rows removed (which must be the same in both lakes: the history
+holds no duplicates of the probe).
+
+    python benchmarks/history_scaling.py                         # 1,000 shards of 1,000 documents and 100 images
+    python benchmarks/history_scaling.py --history 200 --documents 500 --images 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from near_dedup import CorpusBuilder
+
+from curation_dagster.dedup.arrow_files import ArrowFile
+from curation_dagster.dedup.exact_index import ExactIndex
+from curation_dagster.dedup.indexes import IMAGE_HASHES
+from curation_dagster.dedup.near_index import NearIndex
+from curation_dagster.dedup.plan import media_index, media_steps
+from curation_dagster.io.lake import Lake
+from curation_dagster.pipeline import run_stage
+from curation_dagster.spec import parse_spec
+
+SPEC = parse_spec({"name": "bench", "modalities": ["text", "image"]})
+PHOTOS = Path(__import__("sklearn.datasets", fromlist=["x"]).__file__).parent / "images"
+
+
+def photo_pieces(count: int, seed: int) -> list[bytes]:
+    """JPEG crops of the photographs that ship with scikit-learn, at random places and scales."""
+    rng = np.random.default_rng(seed)
+    photos = [Image.open(path).convert("RGB") for path in sorted(PHOTOS.glob("*.jpg"))]
+    pieces = []
+    for _ in range(count):
+        photo = photos[int(rng.integers(len(photos)))]
+        side = int(rng.integers(96, 260))
+        left, top = int(rng.integers(0, photo.width - side)), int(rng.integers(0, photo.height - side))
+        piece = photo.crop((left, top, left + side, top + side)).resize((side * 2, side * 2))
+        pieces.append(_jpeg(piece, 90))
+    return pieces
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def write_tar(path: Path, texts: list[str], images: list[bytes]) -> None:
+    """A WebDataset shard: one `.txt` sample per document, one `.jpg` sample per picture."""
+    with tarfile.open(path, "w") as tar:
+        members = [(f"t{n:06d}.txt", text.encode()) for n, text in enumerate(texts)]
+        members += [(f"i{n:06d}.jpg", data) for n, data in enumerate(images)]
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def fill_history(lake: Lake, first: str, shards: int, seed: int) -> float:
+    """`shards` copies of `first`'s index entries with fresh keys, written through the indexes' writers;
+    returns the seconds it took."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    exact, near = ExactIndex(lake, SPEC.name), NearIndex(lake, SPEC.name, SPEC.dedup.near)
+    claims = lake.read_table(lake.path(SPEC.name, "dedup_index", first))
+    signatures = near.signatures(first)
+    with ArrowFile(lake, f"{near.keys.folder}/runs/{first}.arrow") as run:
+        entries = run.table()
+    band_keys = entries.column("key").to_numpy()
+    band_rows = entries.column("row").to_numpy()
+    (image_step,) = [step for step in media_steps(SPEC) if step.modality == "image"]
+    images = media_index(lake, SPEC.name, image_step)
+    image_rows = lake.read_table(lake.path(SPEC.name, IMAGE_HASHES, first))
+    for number in range(shards):
+        shard = f"history_{number:04d}"
+        drawn = rng.integers(0, 2**63, size=(claims.num_rows, 2)).tolist()
+        hashes = [f"{high:016x}{low:016x}" for high, low in drawn]
+        exact.write(shard, hashes, [f"{shard}/{n}" for n in range(len(hashes))])
+        mask = np.uint64(int(rng.integers(1, 2**63)))
+        near.write(
+            shard, SimpleNamespace(signatures=signatures, band_keys=band_keys ^ mask, band_rows=band_rows)
+        )
+        fresh = rng.integers(0, 2**63, size=image_rows.num_rows, dtype=np.uint64)
+        images.write(shard, image_rows.set_column(2, "hash", pa.array(fresh, pa.uint64())))
+    return time.perf_counter() - started
+
+
+def timed_runs(lake: Lake, shard: str, repeats: int) -> tuple[float, dict[str, Any], int]:
+    """Median seconds of the deduped stage of `shard` over `repeats` runs after a warm-up, the last run's
+    phases and rows removed."""
+    run_stage(SPEC, lake, "deduped", shard)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run_stage(SPEC, lake, "deduped", shard)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), result.extra["phases"], result.rows_rejected
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--history", type=int, default=1000, help="shards in the large lake, the probe included"
+    )
+    parser.add_argument("--documents", type=int, default=1000, help="documents per shard")
+    parser.add_argument("--images", type=int, default=100, help="pictures per shard")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    corpus = CorpusBuilder(args.seed).corpus(2 * args.documents, 0.2, 0.05)
+    pictures = photo_pieces(args.images, args.seed)
+    copies = [_jpeg(Image.open(io.BytesIO(data)), 60) for data in pictures[: args.images // 4]]
+    with tempfile.TemporaryDirectory() as scratch:
+        landing = Path(scratch) / "landing"
+        landing.mkdir()
+        write_tar(landing / "first.tar", corpus.texts[: args.documents], pictures)
+        fresh = photo_pieces(args.images - len(copies), args.seed + 1)
+        write_tar(landing / "probe.tar", corpus.texts[args.documents :], copies + fresh)
+        small = Lake(Path(scratch) / "small")
+        for shard in ("first.tar", "probe.tar"):
+            run_stage(SPEC, small, "raw", shard, landing / shard)
+        run_stage(SPEC, small, "deduped", "first.tar")
+        large_root = Path(scratch) / "large"
+        shutil.copytree(Path(scratch) / "small", large_root)
+        large = Lake(large_root)
+        built = fill_history(large, "first.tar", args.history - 2, args.seed)
+        stores = {
+            name: json.loads((large_root / SPEC.name / name / "manifest.json").read_text())
+            for name in ("exact_keys", "near_keys", "image_hashes_keys")
+        }
+        keys = {
+            name: sum(entry["keys"] for entry in store["shards"].values()) for name, store in stores.items()
+        }
+        print(
+            f"history: {args.history - 2} shards added in {built:.0f} s; keys per store: "
+            + ", ".join(f"{name} {count:,}" for name, count in keys.items())
+        )
+        one, one_phases, one_removed = timed_runs(small, "probe.tar", args.repeats)
+        many, many_phases, many_removed = timed_runs(large, "probe.tar", args.repeats)
+    for label, seconds, phases, removed in (
+        ("next to 1 shard", one, one_phases, one_removed),
+        (f"next to {args.history - 1} shards", many, many_phases, many_removed),
+    ):
+        detail = ", ".join(f"{name} {phase['seconds']:.2f} s" for name, phase in phases.items())
+        print(f"probe shard {label}: {seconds:.2f} s ({detail}); {removed} rows removed")
+    print(f"cost of shard {args.history} over shard 2: {many / one:.2f}x (goal at most 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,10 +2,10 @@
 
 `<version>/<index>/<shard>.parquet` (`image_hashes`, `video_hashes`, `audio_hashes`) stays the readable
 record of the hashes of a shard's kept items. Beside it, `<version>/<index>_keys/` (a key store whose
-entries carry a payload, `keystore.py`) holds one key per hash and segment of a multi-index plan fixed by
-the settings, pointing at the hash's row, with the whole hash as payload. Two hashes within
-`max_distance` bits agree within the plan's `radius` on at least one segment (pigeonhole), so a lookup
-expands each probed hash's segments by every mask of at most `radius` bits, binary-searches the keys,
+entries carry a payload, `keystore.py`) holds one key per hash and segment (about 21 bits each, fixed by
+the hash width), pointing at the hash's row, with the whole hash as payload. Two hashes within
+`max_distance` bits agree within `max_distance // segments` bits on at least one segment (pigeonhole), so a
+lookup expands each probed hash's segments by every mask of that many bits, binary-searches the keys,
 keeps the entries whose payload is within `max_distance` of the probe and reads only the index files of
 the shards that hold such a hash. A shard costs its own hashes and its matches, never a pass over every
 earlier shard.
@@ -109,7 +109,7 @@ class MediaLookup:
     def candidates(self, queries: HashSet) -> Iterator[tuple[HashSet, list[str]]]:
         """For each other shard holding an item that may match one of `queries`, every hash of those
         items (and of no others) and their ids, as `HashSet` and names."""
-        if _ball_size(self.index.plan) > MAX_BALL:
+        if self.index.too_wide():
             for shard in self.index.keys.shards():
                 if shard != self.exclude:
                     yield index_hash_set(self.index.read(shard))
@@ -191,11 +191,18 @@ class MediaIndex:
         prefetch and the shards that changed since."""
         return MediaLookup(self, exclude, prefetched)
 
-    def prefetch(self, queries: HashSet, exclude: str | None) -> MediaPrefetch:
+    def prefetch(self, queries: HashSet, exclude: str | None) -> MediaPrefetch | None:
         """The key-store entries `queries` probe, searched now (with no lock held) so that the look-up
-        under the claim lock only searches the shards that arrive in between."""
+        under the claim lock only searches the shards that arrive in between; None for a distance too
+        wide to probe (the look-up reads every shard's index file then)."""
+        if self.too_wide():
+            return None
         blocks = self._probe_blocks(queries)
         return MediaPrefetch(queries, [self.keys.prefetch(block.probes, exclude) for block in blocks])
+
+    def too_wide(self) -> bool:
+        """Whether the distance needs more masks per segment than `MAX_BALL`."""
+        return _ball_size(self.plan) > MAX_BALL
 
     def near_rows(
         self, queries: HashSet, exclude: str | None, prefetched: MediaPrefetch | None = None

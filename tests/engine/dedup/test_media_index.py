@@ -24,7 +24,7 @@ from curation_dagster.dedup.media import (
     index_hash_set,
     video_index_schema,
 )
-from curation_dagster.dedup.media_index import MAX_BALL, MediaIndex, store_plan
+from curation_dagster.dedup.media_index import MediaIndex, store_plan
 from curation_dagster.dedup.perceptual import popcount, variant_codes
 from curation_dagster.io.lake import Lake
 from curation_dagster.spec import ImageDedupSettings, VideoDedupSettings
@@ -177,7 +177,8 @@ def test_a_distance_too_wide_for_the_key_segments_falls_back_to_reading_every_sh
     image = ImageDedupSettings(max_distance=32)
     matcher = ImageMatcher(image)
     index = MediaIndex(Lake(tmp_path / "lake"), "v", "image_hashes", matcher, "f", "dedup.image")
-    assert max(len(index.plan.ball(segment)) for segment in range(index.plan.segments)) > MAX_BALL
+    assert index.too_wide() and index.plan.radius == 10  # 2.4 million masks of a 21-bit segment
+    assert index.prefetch(HashSet.empty(), "s00") is None
     assert_same(run_shards(index, matcher, image_shards(7, 4, 20, 32), image_index_schema(image), "variant"))
 
 

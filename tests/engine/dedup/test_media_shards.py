@@ -315,3 +315,19 @@ def test_different_tunes_are_never_merged() -> None:
     hashes = media.hash_set()
     match = AudioMatcher(settings).match(hashes, hashes)
     assert [(q, t) for q, t in zip(match.query, match.target, strict=True) if q != t] == []
+
+
+def test_a_distance_too_wide_for_the_key_segments_reads_every_shard_and_still_finds_the_copies(
+    landing: Path, tmp_path: Path
+) -> None:
+    lake = Lake(tmp_path / "lake")
+    wide = spec(image={"max_distance": 16})  # 5 bits in a 21-bit segment: too many masks to probe
+    dedup(wide, lake, landing, "one")
+    result = dedup(wide, lake, landing, "two")
+    removed = {row["id"]: row["dup_of"] for row in rows(lake, "two", rejected=True)}
+    assert {
+        item_id("two", "a_q20.jpg"): item_id("one", "0.jpg"),
+        item_id("two", "b_mirror.png"): item_id("one", "1.jpg"),
+        item_id("two", "c_crop.jpg"): item_id("one", "2.jpg"),
+    }.items() <= removed.items()
+    assert result.rows_in == result.rows_kept + result.rows_rejected

@@ -90,6 +90,7 @@ class MediaPrefetch:
     the entries found."""
 
     queries: HashSet
+    blocks: list[ProbeBlock]
     found: list[Found]
 
 
@@ -198,7 +199,7 @@ class MediaIndex:
         if self.too_wide():
             return None
         blocks = self._probe_blocks(queries)
-        return MediaPrefetch(queries, [self.keys.prefetch(block.probes, exclude) for block in blocks])
+        return MediaPrefetch(queries, blocks, [self.keys.prefetch(block.probes, exclude) for block in blocks])
 
     def too_wide(self) -> bool:
         """Whether the distance needs more masks per segment than `MAX_BALL`."""
@@ -208,9 +209,10 @@ class MediaIndex:
         self, queries: HashSet, exclude: str | None, prefetched: MediaPrefetch | None = None
     ) -> dict[str, set[int]]:
         """By shard, the index rows of the items that hold a hash within `max_distance` of a probed hash
-        of `queries` (with a whole-image hash on one side for images)."""
+        of `queries` (with a whole-image hash on one side for images); with `prefetched` (made for these
+        `queries`), its probe blocks and entries are reused."""
         found: dict[str, set[int]] = {}
-        blocks = self._probe_blocks(queries)
+        blocks = prefetched.blocks if prefetched is not None else self._probe_blocks(queries)
         for number, block in enumerate(blocks):
             earlier = prefetched.found[number] if prefetched is not None else None
             matches = self.keys.lookup(block.probes, exclude, earlier, ordered_by_probe=False)

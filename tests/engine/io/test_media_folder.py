@@ -145,6 +145,18 @@ def test_media_folder_unreadable_file_is_rejected_and_its_neighbours_kept(
     assert (records[1].reject_detail or "").startswith("PermissionError")
 
 
+def refuse_listing(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make listing any folder called `name` fail as a missing permission would."""
+    scandir = os.scandir
+
+    def refusing(path: Any = ".") -> Any:
+        if Path(path).name == name:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
 def test_media_folder_that_cannot_be_listed_is_rejected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,14 +164,7 @@ def test_media_folder_that_cannot_be_listed_is_rejected(
     (folder / "locked").mkdir(parents=True)
     (folder / "locked" / "a.png").write_bytes(png_bytes())
     (folder / "b.png").write_bytes(png_bytes())
-    scandir = os.scandir
-
-    def refusing(path: Any = ".") -> Any:
-        if Path(path).name == "locked":
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", refusing)
+    refuse_listing(monkeypatch, "locked")
     records = read(folder)
     assert codes(records) == [("locked", RejectCode.UNREADABLE_FILE), ("b.png", None)]
 
@@ -234,14 +239,7 @@ def test_media_folder_that_cannot_be_listed_is_rejected_by_its_first_part_only(
     (folder / "locked" / "a.png").write_bytes(png_bytes())
     for stem in ("b", "c", "d"):
         (folder / f"{stem}.png").write_bytes(png_bytes())
-    scandir = os.scandir
-
-    def refusing(path: Any = ".") -> Any:
-        if Path(path).name == "locked":
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", refusing)
+    refuse_listing(monkeypatch, "locked")
     assert codes(read_parts(folder, len(png_bytes()))) == [
         ("locked", RejectCode.UNREADABLE_FILE),
         ("b.png", None),

@@ -108,13 +108,8 @@ def test_truncated_tar_keeps_samples_read_and_adds_a_truncated_record(tmp_path: 
     ]
 
 
-def test_webdataset_member_over_max_item_bytes_is_rejected_unread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shard = write_tar(
-        tmp_path / "a.tar",
-        [("0001.mp4", b"v" * 4096), ("0001.txt", b"big"), ("0002.png", b"x"), ("0002.txt", b"small")],
-    )
+def record_extracted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the tar members read from now on, in order (a list the test may clear)."""
     extracted: list[str] = []
     extractfile = tarfile.TarFile.extractfile
 
@@ -123,6 +118,17 @@ def test_webdataset_member_over_max_item_bytes_is_rejected_unread(
         return extractfile(self, member)
 
     monkeypatch.setattr(tarfile.TarFile, "extractfile", recording)
+    return extracted
+
+
+def test_webdataset_member_over_max_item_bytes_is_rejected_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shard = write_tar(
+        tmp_path / "a.tar",
+        [("0001.mp4", b"v" * 4096), ("0001.txt", b"big"), ("0002.png", b"x"), ("0002.txt", b"small")],
+    )
+    extracted = record_extracted(monkeypatch)
     records = read(shard, ReaderSettings(max_item_bytes=1000))
     assert codes(records) == [("0001", RejectCode.ITEM_TOO_LARGE), ("0002", None)]
     assert records[0].reject_detail == "0001.mp4 has 4096 bytes, more than raw.max_item_bytes (1000)"
@@ -225,14 +231,7 @@ def test_webdataset_part_reads_its_last_sample_past_its_end_and_the_next_part_sk
 ) -> None:
     # Headers at 0 (a.png), 1024 (a.txt), 2048 (b.txt): parts of 1500 bytes split sample a's members.
     shard = write_tar(tmp_path / "a.tar", [("a.png", b"x" * 500), ("a.txt", b"one"), ("b.txt", b"two")])
-    extracted: list[str] = []
-    extractfile = tarfile.TarFile.extractfile
-
-    def recording(self: tarfile.TarFile, member: Any) -> Any:
-        extracted.append(member.name)
-        return extractfile(self, member)
-
-    monkeypatch.setattr(tarfile.TarFile, "extractfile", recording)
+    extracted = record_extracted(monkeypatch)
     per_part = []
     for found in discover_partitions(tmp_path, 1500).values():
         extracted.clear()

@@ -111,7 +111,7 @@ class ArrowFile:
         bounds = np.searchsorted(keys, slice_starts(slices)[1:], side="left")
         return np.flatnonzero(np.diff(np.concatenate(([0], bounds, [len(keys)])))).tolist()
 
-    def take(self, rows: Sequence[int]) -> pa.Table:
+    def take(self, rows: Sequence[int] | np.ndarray) -> pa.Table:
         """The rows at these positions, in this order, reading only the batches that hold them."""
         wanted = np.asarray(rows, dtype=np.int64)
         per_batch = int(self.metadata.get(ROWS_PER_BATCH, b"0"))

@@ -33,6 +33,7 @@ from curation_dagster.dedup.arrow_files import (
     slice_starts,
     write_batches,
 )
+from curation_dagster.dedup.bloom import BloomProbes, bloom_writer, build, may_hold, words_per_slice
 from curation_dagster.dedup.key_matches import Found, Matches
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
@@ -59,6 +60,9 @@ _SCHEMA = pa.schema(
         pa.field("row", pa.uint32(), nullable=False),
     ]
 )
+#: The schema metadata key naming a file's Bloom filter (`bloom.py`), a file beside it; files written
+#: before filters existed have none and are searched without.
+_BLOOM = b"bloom"
 #: The optional fourth column: a 64-bit value stored with each entry (a media index keeps the whole hash
 #: there, so a lookup checks a candidate's distance without reading the shard's index file).
 _PAYLOAD = pa.field("payload", pa.uint64(), nullable=False)
@@ -141,19 +145,27 @@ class KeyStore:
         arrival = entry["arrival"] if entry else manifest["next_arrival"]
         sources = np.zeros(len(keys), np.uint32)
         self._write_file(
-            self._run_path(shard), keys, sources, rows, [shard], values if self.payload else None
+            self._run_path(shard),
+            f"{shard}.{token}.bloom",
+            (keys, sources, rows, values if self.payload else None),
+            [shard],
         )
         manifest["shards"][shard] = {"arrival": arrival, "token": token, "keys": len(keys)}
         manifest["next_arrival"] = max(manifest["next_arrival"], arrival + 1)
         self._save(manifest)
+        if entry and entry["token"] != token:
+            self.lake.remove(self._run_bloom_path(shard, entry["token"]))
         self._compact(manifest)
 
     def remove(self, shard: str) -> None:
         """Forget `shard`: its run goes, and tiers ignore their entries for it."""
         manifest = self.manifest(any_settings=True)
-        if manifest["shards"].pop(shard, None) is not None:
+        entry = manifest["shards"].pop(shard, None)
+        if entry is not None:
             self._save(manifest)
         self.lake.remove(self._run_path(shard))
+        if entry is not None:
+            self.lake.remove(self._run_bloom_path(shard, entry["token"]))
 
     def _compact(self, manifest: dict[str, Any]) -> None:
         """Merge `fanout` unmerged runs into a level-1 tier, then `fanout` tiers of a level into one of
@@ -209,11 +221,15 @@ class KeyStore:
         slices = _slice_count(total)
         per_range = max(1, MERGE_RANGE_KEYS // _slice_keys())
         starts = [*slice_starts(slices).tolist(), 1 << 64]
-        schema = _file_schema(names, slices, self.payload)
+        schema = _file_schema(names, slices, self.payload, f"{name}.bloom")
+        words = words_per_slice(total, slices)
         written = 0
+        # The filter is committed before the tier (contexts close in reverse): a tier names only a filter
+        # that exists.
         with (
             self.lake.atomic_file(self._tier_path(name)) as handle,
             pa.ipc.new_file(handle, schema) as writer,
+            bloom_writer(self.lake, self._tier_path(name, ".bloom"), slices, words) as bloom,
         ):
             for first in range(0, slices, per_range):
                 last = min(first + per_range, slices)
@@ -222,6 +238,7 @@ class KeyStore:
                 for part in slice_bounds(keys, np.array(starts[first + 1 : last], dtype=np.uint64)):
                     batch = {name: values[part] for name, values in merged.items()}
                     writer.write_batch(pa.record_batch(batch, schema=schema))
+                bloom.write(build(keys, first, last, slices, words))
                 written += len(keys)
         merged_tiers = {member for kind, member in members if kind == "tier"}
         manifest["tiers"] = [tier for tier in manifest["tiers"] if tier["name"] not in merged_tiers]
@@ -229,6 +246,7 @@ class KeyStore:
         self._save(manifest)
         for member in merged_tiers - {name}:
             self.lake.remove(self._tier_path(member))
+            self.lake.remove(self._tier_path(member, ".bloom"))
 
     # ----------------------------------------------------------------------------------------- read
 
@@ -323,9 +341,12 @@ class KeyStore:
         if len(unique) == 0 or not manifest["shards"]:
             return Found.empty(unique, exclude, tokens)
         served: set[str] = set()
-        files: list[tuple[str, str]] = [("tier", tier["name"]) for tier in manifest["tiers"]]
-        files += [("run", shard) for shard in self._loose_shards(manifest)]
-        for kind, name in files:
+        probes = BloomProbes.of(unique)
+        files: list[tuple[str, str, int]] = [
+            ("tier", tier["name"], tier["keys"]) for tier in manifest["tiers"]
+        ]
+        files += [("run", shard, manifest["shards"][shard]["keys"]) for shard in self._loose_shards(manifest)]
+        for kind, name, entries in files:
             path = self._run_path(name) if kind == "run" else self._tier_path(name)
             with ArrowFile(self.lake, path) as file:
                 file_shards = _shards_of(file.schema)
@@ -337,18 +358,27 @@ class KeyStore:
                 served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
                 if not any(usable):
                     continue
+                wanted = self._not_ruled_out(file, path, probes) if entries > len(unique) else unique
                 offset = len(shard_names)
                 shard_names.extend(file_shards)
                 allowed = np.asarray(usable, dtype=bool)
-                batches = [file.batch(index) for index in file.batches_holding(unique)]
-                for chunk in _chunks(batches):
-                    part = _matches_in(chunk, unique, allowed)
+                for index in file.batches_holding(wanted):
+                    part = _matches_in(file.batch(index), wanted, allowed)
                     if part is not None:
-                        found.append((unique[part[0]], part[1] + offset, part[2], part[3]))
+                        found.append((wanted[part[0]], part[1] + offset, part[2], part[3]))
         if not found:
             return Found.empty(unique, exclude, tokens)
         keys, sources, rows, payloads = (np.concatenate([part[i] for part in found]) for i in range(4))
         return Found(keys, sources, rows.astype(np.int64), payloads, shard_names, unique, exclude, tokens)
+
+    def _not_ruled_out(self, file: ArrowFile, path: str, probes: BloomProbes) -> np.ndarray:
+        """The probed keys that the file's Bloom filter does not rule out (all of them, for a file written
+        before filters existed). Asked only of files with more entries than probes: a smaller file is
+        searched entry by entry among the probes, every page of it read whatever a filter says."""
+        name = file.metadata.get(_BLOOM)
+        if name is None:
+            return probes.keys
+        return probes.keys[may_hold(self.lake, f"{path.rsplit('/', 1)[0]}/{name.decode()}", probes)]
 
     def _loose_shards(self, manifest: dict[str, Any]) -> list[str]:
         """Shards whose current run no tier holds, in arrival order."""
@@ -377,21 +407,29 @@ class KeyStore:
     def _run_path(self, shard: str) -> str:
         return f"{self.folder}/runs/{check_segment(shard)}.arrow"
 
-    def _tier_path(self, name: str) -> str:
-        return f"{self.folder}/tiers/{check_segment(name, 'tier')}.arrow"
+    def _run_bloom_path(self, shard: str, token: str) -> str:
+        """A run's filter is named after its content's token: a run being replaced keeps naming its own
+        filter until the new run (and its new filter, written first) is in place."""
+        return f"{self.folder}/runs/{check_segment(shard)}.{token}.bloom"
+
+    def _tier_path(self, name: str, suffix: str = ".arrow") -> str:
+        return f"{self.folder}/tiers/{check_segment(name, 'tier')}{suffix}"
 
     def _write_file(
         self,
         path: str,
-        keys: np.ndarray,
-        sources: np.ndarray,
-        rows: np.ndarray,
+        bloom: str,
+        entries: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
         shards: list[str],
-        payloads: np.ndarray | None,
     ) -> None:
-        """Sorted entries as the record batches of their key slices."""
+        """Sorted entries (keys, sources, rows, payloads or None) as the record batches of their key
+        slices, after their filter, written as `bloom` beside them."""
+        keys, sources, rows, payloads = entries
         slices = _slice_count(len(keys))
-        schema = _file_schema(shards, slices, payloads is not None)
+        words = words_per_slice(len(keys), slices)
+        with bloom_writer(self.lake, f"{path.rsplit('/', 1)[0]}/{bloom}", slices, words) as writer:
+            writer.write(build(keys, 0, slices, slices, words))
+        schema = _file_schema(shards, slices, payloads is not None, bloom)
         columns = {"key": keys, "source": sources, "row": rows}
         if payloads is not None:
             columns["payload"] = payloads
@@ -416,9 +454,14 @@ def _slice_count(keys: int) -> int:
     return max(1, -(-keys // _slice_keys()))
 
 
-def _file_schema(shards: list[str], slices: int, payload: bool = False) -> pa.Schema:
+def _file_schema(shards: list[str], slices: int, payload: bool, bloom: str) -> pa.Schema:
     schema = _SCHEMA.append(_PAYLOAD) if payload else _SCHEMA
-    return schema.with_metadata({b"shards": json.dumps(shards).encode(), KEY_SLICES: str(slices).encode()})
+    metadata = {
+        b"shards": json.dumps(shards).encode(),
+        KEY_SLICES: str(slices).encode(),
+        _BLOOM: bloom.encode(),
+    }
+    return schema.with_metadata(metadata)
 
 
 def _shards_of(schema: pa.Schema) -> list[str]:
@@ -465,11 +508,14 @@ def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
 
 
 def _matches_in(
-    chunk: dict[str, np.ndarray], unique: np.ndarray, allowed: np.ndarray
+    batch: pa.RecordBatch, unique: np.ndarray, allowed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(position in `unique`, source, row, payload) of every entry of a sorted chunk whose key is in the sorted
-    `unique` and whose source is `allowed`; probes outside the chunk's key range are not searched."""
-    keys = chunk["key"]
+    """(position in `unique`, source, row, payload) of every entry of a sorted record batch (numpy views of
+    its memory-mapped buffers) whose key is in the sorted `unique` and whose source is `allowed`; probes
+    outside the batch's key range are not searched, and only the keys are looked at until one matches."""
+    if not batch.num_rows:
+        return None
+    keys = batch.column(0).to_numpy()
     first, last = (
         np.searchsorted(unique, keys[0], side="left"),
         np.searchsorted(unique, keys[-1], side="right"),
@@ -492,12 +538,14 @@ def _matches_in(
         positions = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     if not len(positions):
         return None
-    source = chunk["source"][positions]
+    source = batch.column(1).to_numpy()[positions]
     keep = allowed[source]
-    payload = (
-        chunk["payload"][positions][keep] if "payload" in chunk else np.zeros(int(keep.sum()), np.uint64)
-    )
-    return probe[keep], source[keep].astype(np.int64), chunk["row"][positions][keep], payload
+    rows = batch.column(2).to_numpy()[positions][keep]
+    if batch.num_columns > 3:
+        payload = batch.column(3).to_numpy()[positions][keep]
+    else:
+        payload = np.zeros(int(keep.sum()), np.uint64)
+    return probe[keep], source[keep].astype(np.int64), rows, payload
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from curation_dagster.dedup.keystore import KeyStore
@@ -241,3 +242,102 @@ def test_a_lookup_after_a_prefetch_answers_as_a_fresh_one_whatever_changed_in_be
         assert after.payloads.tolist() == fresh.payloads.tolist()
     with pytest.raises(ValueError, match="another shard"):
         keys.lookup(subset, exclude="s3", prefetched=prefetched)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lookups_of_few_keys_in_large_files_answer_exactly_through_the_filters(
+    tmp_path: Path, seed: int
+) -> None:
+    """Fewer probes than a file has entries: each file's filter is asked first, across merges, a rerun and
+    a removal."""
+    rng = np.random.default_rng(seed)
+    keys = store(tmp_path, fanout=3)
+    shards = {f"s{number:02d}": rng.integers(0, 20_000, 400).astype(np.uint64) for number in range(12)}
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(400))
+    shards["s04"] = rng.integers(0, 20_000, 400).astype(np.uint64)
+    keys.put("s04", shards["s04"], np.arange(400))
+    keys.remove("s07")
+    shards["s07"] = np.zeros(0, dtype=np.uint64)  # keeps its place in the arrival order, answers nothing
+    order = list(shards)
+    probes = np.concatenate(
+        [shards["s04"][:10], shards["s10"][-10:], rng.integers(0, 20_000, 30).astype(np.uint64)]
+    )
+    assert answer(keys.lookup(probes, exclude="s02")) == brute_force(shards, order, probes, "s02")
+
+
+def test_a_remote_lookup_of_absent_keys_reads_the_filter_not_the_key_batches(tmp_path: Path) -> None:
+    remote_lake = counting_lake()
+    keys = KeyStore(remote_lake, "v", "keys", "f1", fanout=2)
+    rng = np.random.default_rng(6)
+    for shard in ("s0", "s1"):
+        keys.put(shard, rng.integers(0, 2**64 - 1, 2_000_000, dtype=np.uint64), np.arange(2_000_000))
+    (tier,) = keys.manifest()["tiers"]
+    tier_bytes = remote_lake.fs.size(keys._tier_path(tier["name"]))
+    # 500 probes land in every one of the tier's 62 key batches: without the filter all would be read.
+    absent = rng.integers(0, 2**64 - 1, 500, dtype=np.uint64)
+
+    remote_lake.fs.bytes_read = 0
+    found = keys.lookup(absent)
+
+    assert len(found) == 0
+    assert remote_lake.fs.bytes_read < tier_bytes // 4
+
+
+def bloom_files(keys: KeyStore) -> set[str]:
+    folder = Path(keys.folder)
+    return {str(path.relative_to(folder)) for path in folder.rglob("*.bloom")}
+
+
+def named_filters(keys: KeyStore) -> set[str]:
+    """The filters that the store's current runs and tiers name."""
+    manifest = keys.manifest()
+    named = {f"runs/{shard}.{entry['token']}.bloom" for shard, entry in manifest["shards"].items()}
+    return named | {f"tiers/{tier['name']}.bloom" for tier in manifest["tiers"]}
+
+
+def test_filters_of_replaced_runs_removed_shards_and_merged_tiers_go_with_them(tmp_path: Path) -> None:
+    keys = store(tmp_path, fanout=2)
+    for number in range(5):
+        keys.put(f"s{number}", shard_keys(number, 40), np.arange(40))
+    keys.put("s1", shard_keys(99, 40), np.arange(40))  # run again with other keys
+    keys.remove("s3")
+    assert bloom_files(keys) == named_filters(keys)
+
+
+def test_a_run_whose_write_failed_after_its_filter_still_answers_with_its_own_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = store(tmp_path, fanout=8)
+    shards = {f"s{number}": shard_keys(number, 600) for number in range(3)}
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(600))
+
+    def fail(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("curation_dagster.dedup.keystore.write_batches", fail)
+    with pytest.raises(OSError, match="disk full"):
+        keys.put("s1", np.arange(1000, 1600, dtype=np.uint64), np.arange(600))  # the new filter is written
+    monkeypatch.undo()
+    probes = np.arange(0, 500, 10, dtype=np.uint64)  # fewer probes than a run has keys: filters are asked
+    assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)
+
+
+def test_files_written_before_filters_existed_are_searched_without_one(tmp_path: Path) -> None:
+    keys = store(tmp_path, fanout=3)
+    shards = {f"s{number}": shard_keys(number, 80) for number in range(7)}
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(80))
+    for path in Path(keys.folder).rglob("*.arrow"):  # as an earlier release wrote them
+        table = pa.ipc.open_file(pa.py_buffer(path.read_bytes())).read_all()
+        metadata = {k: v for k, v in table.schema.metadata.items() if k != b"bloom"}
+        with (
+            pa.OSFile(str(path), "wb") as sink,
+            pa.ipc.new_file(sink, table.schema.with_metadata(metadata)) as out,
+        ):
+            out.write_table(table)
+    for path in Path(keys.folder).rglob("*.bloom"):
+        path.unlink()
+    probes = np.arange(520, dtype=np.uint64)
+    assert answer(keys.lookup(probes, exclude="s5")) == brute_force(shards, list(shards), probes, "s5")

@@ -69,7 +69,7 @@ STAGE_RECORDS: Final = (
     Stage(
         "synthesized",
         "selected",
-        "2",
+        "3",
         "Selected items plus synthetic variants admitted through the same validation, dedup and filters.",
         frozenset({"python", "pytorch", "parquet"}),
         claims=True,

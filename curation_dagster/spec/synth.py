@@ -136,6 +136,13 @@ class FlipCropSettings(RecipeSettingsBase):
     kind: Literal["flip_crop"] = "flip_crop"
     crop_fraction: float = Field(0.9, gt=0.3, le=1.0)
     """Share of each side kept around the centre after the mirror."""
+    captions: Literal["mirror", "skip", "keep"] = "mirror"
+    """What the mirror does to captions. `mirror`: the words that name a side or a turning sense are
+    exchanged (left and right, leftmost and rightmost, clockwise and anticlockwise), and a picture whose
+    caption mentions writing (a sign, a logo, lettering: mirrored, it reads backwards) is not mirrored.
+    `skip`: pictures whose caption has such words or mentions writing are not mirrored. `keep`: captions
+    stay as they are (for captions that never describe layout). A picture not mirrored is a rejected
+    candidate with its reason."""
 
 
 class ColourJitterBounds(RecipeSettingsBase):

@@ -108,8 +108,8 @@ class Recipe(ABC):
         return json.dumps({"recipe": self.label, **settings}, sort_keys=True)
 
     @abstractmethod
-    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
-        """A new variant of `parent`."""
+    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Outcome:
+        """A new variant of `parent`, or why this parent cannot have one."""
 
     def make_batch(
         self,

@@ -10,7 +10,7 @@ import random
 import re
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from curation_dagster.media import encode_mp4, media_bytes
 from curation_dagster.spec import (
@@ -20,11 +20,12 @@ from curation_dagster.spec import (
     SentenceShuffleSettings,
     WordEditsSettings,
 )
+from curation_dagster.synth.base import Outcome, Recipe, Unusable, Variant, centre_box
+from curation_dagster.synth.captions import mirror_caption
 
-if TYPE_CHECKING:
-    pass
-
-from curation_dagster.synth.base import Recipe, Variant, centre_box
+#: A picture not mirrored because its caption could not follow (writing in it, or side words under
+#: `captions: skip`).
+REJECT_CAPTION_GEOMETRY = "synth.caption_geometry"
 
 
 class WordEdits(Recipe):
@@ -127,21 +128,39 @@ def _join(pieces: list[str], separators: list[str]) -> str:
 
 
 class FlipCrop(Recipe):
-    """Image augmentation: horizontal mirror, then a centre crop keeping `crop_fraction` of each side."""
+    """Image augmentation: horizontal mirror, then a centre crop keeping `crop_fraction` of each side; the
+    caption follows the mirror (`captions`, `synth/captions.py`)."""
 
     name = "flip_crop"
     modality = "image"
     settings: FlipCropSettings
 
-    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
+    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Outcome:
         from PIL import Image, ImageOps
+
+        caption = parent.get("text")
+        meta: dict[str, Any] = {}
+        if caption and self.settings.captions != "keep":
+            mirrored = mirror_caption(str(caption))
+            if mirrored.writing is not None:
+                return Unusable(
+                    REJECT_CAPTION_GEOMETRY,
+                    f"the caption mentions writing ({mirrored.writing!r}), which a mirror would reverse",
+                )
+            if mirrored.swapped and self.settings.captions == "skip":
+                return Unusable(
+                    REJECT_CAPTION_GEOMETRY,
+                    f"the caption names a side ({mirrored.swapped[0]!r}) and captions: skip",
+                )
+            if mirrored.swapped:
+                caption, meta = mirrored.text, {"caption_mirrored": list(mirrored.swapped)}
 
         with Image.open(io.BytesIO(media_bytes(parent))) as source:
             image = ImageOps.mirror(source.convert("RGB"))
         image = image.crop(centre_box(*image.size, self.settings.crop_fraction))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", optimize=False)
-        return Variant(parent.get("text"), buffer.getvalue(), "png")
+        return Variant(caption, buffer.getvalue(), "png", meta)
 
 
 class GainShift(Recipe):

@@ -1,8 +1,11 @@
 """The demo's rows as a record to compare with: per version, stage and shard, the count and a digest of the
 kept and the rejected rows' contents. `demo_rows.json` beside this file was written from the code before
 the engine was restructured (issue 14), and written again when the language filter's default engine became
-fastText's lid.176 (issue 18: every count the same, `lang_score` values changed); a run that changes any row
-of any stage fails the comparison.
+fastText's lid.176 (issue 18: every count the same, `lang_score` values changed), and when `flip_crop`
+began mirroring the side words of captions (issue 17: every count the same; the synthesized image rows
+changed: "left to right" captions of mirrored gradients now say "right to left", and each item's
+`generator` records the new `captions` setting); a run that changes any row of any stage fails the
+comparison.
 
 Rewrite it only when a change of behaviour is meant, and say so in the commit:
 `python -m tests.e2e.demo_rows` runs `curation run` on a fresh project folder and writes the file.

@@ -9,6 +9,7 @@ from typing import Any
 
 import av
 import numpy as np
+import pytest
 import soundfile
 from PIL import Image
 
@@ -22,7 +23,14 @@ from curation_dagster.spec import (
     WordEditsSettings,
 )
 from curation_dagster.synth.base import REJECT_RECIPE_FAILED, Unusable, Variant
-from curation_dagster.synth.recipes import FlipCrop, FrameStepCrop, GainShift, SentenceShuffle, WordEdits
+from curation_dagster.synth.recipes import (
+    REJECT_CAPTION_GEOMETRY,
+    FlipCrop,
+    FrameStepCrop,
+    GainShift,
+    SentenceShuffle,
+    WordEdits,
+)
 from curation_dagster.synth.registry import build_recipes
 from tests.media_fixtures import tone_wav
 
@@ -188,7 +196,7 @@ def test_flip_crop_output_is_a_png_with_the_cropped_size() -> None:
         parent("image", media=gradient_png(10, 8)), random.Random(0)
     )
 
-    assert variant.media is not None
+    assert isinstance(variant, Variant) and variant.media is not None
     assert variant.media_format == "png"
     assert probe_image(variant.media) == (5, 4)
 
@@ -198,17 +206,47 @@ def test_flip_crop_output_is_the_centre_of_the_mirrored_image() -> None:
         parent("image", media=gradient_png(10, 8)), random.Random(0)
     )
 
-    assert variant.media is not None
+    assert isinstance(variant, Variant) and variant.media is not None
     with Image.open(io.BytesIO(variant.media)) as output:
         # The crop starts at (2, 2) of the mirror; mirrored x=2 is source x=10-1-2=7.
         assert output.getpixel((0, 0)) == (140, 40, 7)
         assert output.getpixel((4, 3)) == (60, 100, 7)
 
 
-def test_flip_crop_keeps_the_caption() -> None:
+def test_flip_crop_keeps_a_caption_that_names_no_side() -> None:
     variant = FlipCrop(FlipCropSettings()).make(parent("image", "cap", gradient_png()), random.Random(0))
 
-    assert variant.text == "cap"
+    assert isinstance(variant, Variant) and variant.text == "cap" and variant.meta == {}
+
+
+def test_flip_crop_mirrors_the_sides_its_caption_names() -> None:
+    caption = "A gradient from orange to yellow, left to right."
+    variant = FlipCrop(FlipCropSettings()).make(parent("image", caption, gradient_png()), random.Random(0))
+
+    assert isinstance(variant, Variant)
+    assert variant.text == "A gradient from orange to yellow, right to left."
+    assert variant.meta == {"caption_mirrored": ["left", "right"]}
+
+
+@pytest.mark.parametrize(
+    ("captions", "caption", "mirrored"),
+    [
+        ("mirror", "A shop sign that reads OPEN", False),
+        ("skip", "A tree on the left", False),
+        ("skip", "A tree", True),
+        ("keep", "A sign on the left", True),
+    ],
+)
+def test_flip_crop_does_not_mirror_what_its_caption_cannot_follow(
+    captions: str, caption: str, mirrored: bool
+) -> None:
+    recipe = FlipCrop(FlipCropSettings(captions=captions))
+    outcome = recipe.make(parent("image", caption, gradient_png()), random.Random(0))
+
+    if mirrored:
+        assert isinstance(outcome, Variant) and outcome.text == caption
+    else:
+        assert isinstance(outcome, Unusable) and outcome.reason == REJECT_CAPTION_GEOMETRY
 
 
 # Audio -----------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from curation_dagster.select.active import ACTIVE_LEARNING, ActiveLearning
 from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import ProxySettings, SpecProblem, VersionSpec
 from curation_dagster.stages import STAGE_BY_NAME, STAGES, UPSTREAM
+from curation_dagster.totals import stage_totals
 from curation_dagster.vectors.text import TextEmbedder
 from resources.accelerator import AcceleratorResource
 from resources.lake import LakeResource
@@ -98,7 +99,7 @@ def _materialize_result(
     store = lake.lake()
     conservation = check_conservation(store, spec.name, stage, result.shard, result.rows_in)
     unique = check_unique_ids(store, spec.name, stage, result.shard)
-    metadata = stage_metadata(result, spec.code_version(stage))
+    metadata = stage_metadata(result, spec.code_version(stage), stage_totals(store, spec.name, stage))
     lineage = column_lineage(spec, stage, result.schema)
     if lineage is not None:
         metadata["dagster/column_lineage"] = lineage

@@ -20,6 +20,7 @@ from curation_dagster.schema import DEDUP_FIELDS, SYNTH_FIELDS
 from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec
 from curation_dagster.stages import UPSTREAM
+from curation_dagster.totals import StageTotals
 
 #: Kept rows shown per materialization.
 SAMPLE_ROWS = 5
@@ -40,16 +41,22 @@ def rejections_markdown(reasons: dict[str, int], rows_in: int) -> str:
     return "\n".join(lines)
 
 
-def stage_metadata(result: StageResult, code_version: str) -> dict[str, Any]:
-    """Row counts, schema, rejections by reason, output paths, timing and stage-specific numbers."""
+def stage_metadata(result: StageResult, code_version: str, totals: StageTotals) -> dict[str, Any]:
+    """The stage's totals over every shard first (what the asset's page shows as its size), then this
+    shard's row counts, schema, rejections by reason, output paths, timing and stage-specific numbers."""
     metadata: dict[str, Any] = {
-        "dagster/row_count": result.rows_kept,
+        "all_shards": MetadataValue.md(totals.markdown()),
+        "total_rows_kept": totals.kept,
+        "total_rows_rejected": totals.rejected,
+        "shards_with_output": totals.shards,
+        "dagster/row_count": totals.kept,
         "dagster/partition_row_count": result.rows_kept,
         "dagster/column_schema": column_schema(result.schema),
+        "shard": result.shard,
         "rows_in": result.rows_in,
         "rows_kept": result.rows_kept,
         "rows_rejected": result.rows_rejected,
-        "reject_rate": MetadataValue.float(result.rows_rejected / max(result.rows_in, 1)),
+        "reject_rate": MetadataValue.float(round(result.rows_rejected / max(result.rows_in, 1), 4)),
         "rejections": MetadataValue.md(rejections_markdown(result.reasons, result.rows_in)),
         "rejections_by_reason": MetadataValue.json(result.reasons),
         "kept_path": MetadataValue.path(result.kept_path),
@@ -64,10 +71,12 @@ def stage_metadata(result: StageResult, code_version: str) -> dict[str, Any]:
 
 
 def _metadata_value(value: Any) -> Any:
-    """Stage numbers as they are; mappings as JSON; markdown tables (stage text starting with `|`) as
-    markdown, so the UI renders them."""
+    """Stage numbers as they are, fractions to four significant digits; mappings as JSON; markdown tables
+    (stage text starting with `|`) as markdown, so the UI renders them."""
     if value is None:
         return MetadataValue.null()
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
     if isinstance(value, dict):
         return MetadataValue.json(value)
     if isinstance(value, str) and value.startswith("|"):
@@ -85,7 +94,12 @@ def _derived_columns(spec: VersionSpec, stage: str) -> dict[str, list[str]]:
     """The columns `stage` computes, each with the upstream columns it derives from."""
     derived: dict[str, list[str]] = {}
     if stage == "deduped":
-        derived = {"content_hash": ["text", "media"], "dup_of": ["id"], "dup_similarity": ["text"]}
+        derived = {
+            "content_hash": ["text", "media"],
+            "dup_of": ["id"],
+            "dup_similarity": ["text"],
+            "dup_measure": ["text"],
+        }
         derived = {field.name: derived.get(field.name, ["id"]) for field in DEDUP_FIELDS}
     if stage in ("filtered", "synthesized"):
         for chain in build_chain(spec.filters).chains.values():

@@ -24,10 +24,11 @@ def check_conservation(lake: Lake, version: str, stage: str, shard: str, rows_in
     passed = rows_in == kept + rejected
     return CheckOutcome(
         passed,
-        f"{rows_in} in = {kept} kept + {rejected} rejected"
+        f"shard {shard}: {rows_in} in = {kept} kept + {rejected} rejected"
         if passed
-        else f"{rows_in} in but {kept} kept + {rejected} rejected = {kept + rejected}",
+        else f"shard {shard}: {rows_in} in but {kept} kept + {rejected} rejected = {kept + rejected}",
         {
+            "shard": shard,
             "rows_in": rows_in,
             "rows_kept": kept,
             "rows_rejected": rejected,
@@ -56,6 +57,8 @@ def check_unique_ids(lake: Lake, version: str, stage: str, shard: str) -> CheckO
     passed = total == distinct
     return CheckOutcome(
         passed,
-        f"{total} ids, all unique" if passed else f"{total - distinct} duplicate ids, e.g. {duplicated}",
-        {"ids": int(total), "distinct_ids": int(distinct)},
+        f"shard {shard}: {total} ids, all unique"
+        if passed
+        else f"shard {shard}: {total - distinct} duplicate ids, e.g. {duplicated}",
+        {"shard": shard, "ids": int(total), "distinct_ids": int(distinct)},
     )

@@ -27,14 +27,17 @@ from curation_dagster.shard_io import (
 
 
 def media_counts(media: dict[str, MediaOutcome]) -> dict[str, int]:
-    """Per media modality: near duplicates removed, of them duplicates of other shards' items, and items
-    without a usable fingerprint (undecodable, flat, silent or too short); zeros where the step is off."""
+    """Per media modality whose step ran on the shard: near duplicates removed, of them duplicates of other
+    shards' items, and items without a usable fingerprint (undecodable, flat, silent or too short). A
+    modality the shard lacks (or whose step is off) has no keys, rather than three zeros."""
     counts: dict[str, int] = {}
     for modality in MEDIA_INDEXES:
         outcome = media.get(modality)
-        counts[f"{modality}_near_duplicates"] = len(outcome.removed) if outcome else 0
-        counts[f"{modality}_near_duplicates_of_other_shards"] = outcome.cross_shard if outcome else 0
-        counts[f"{modality}_not_fingerprinted"] = outcome.not_hashed if outcome else 0
+        if outcome is None or outcome.index.num_rows + len(outcome.removed) + outcome.not_hashed == 0:
+            continue
+        counts[f"{modality}_near_duplicates"] = len(outcome.removed)
+        counts[f"{modality}_near_duplicates_of_other_shards"] = outcome.cross_shard
+        counts[f"{modality}_not_fingerprinted"] = outcome.not_hashed
     return counts
 
 
@@ -75,10 +78,15 @@ class TextPairs:
     threshold; `columns` adds cells per pair (similarity, cluster)."""
 
     def __init__(
-        self, decisions: dict[str, Any], empty: str, columns: dict[str, Callable[[Any], str]], count: int = 5
+        self,
+        decisions: dict[str, Any],
+        empty: str,
+        columns: dict[str, Callable[[Any], str]],
+        count: int = 5,
+        headers: tuple[str, str] = ("removed", "kept (dup_of)"),
     ) -> None:
         self.chosen = dict(list(decisions.items())[:count])
-        self.empty, self.columns = empty, columns
+        self.empty, self.columns, self.headers = empty, columns, headers
         self.texts: dict[str, str] = {}
         self.wanted = set(self.chosen) | {decision.dup_of for decision in self.chosen.values()}
 
@@ -100,7 +108,7 @@ class TextPairs:
         if holders:
             self.texts.update(_earlier_texts(lake, version, holders))
         lines = [
-            "| removed | kept (dup_of) | " + " | ".join(self.columns) + " |",
+            f"| {self.headers[0]} | {self.headers[1]} | " + " | ".join(self.columns) + " |",
             "| --- | --- | " + " | ".join("---:" for _ in self.columns) + " |",
         ]
         for item, decision in self.chosen.items():
@@ -111,14 +119,16 @@ class TextPairs:
 
 
 def _earlier_texts(lake: Lake, version: str, holders: dict[str, set[str]]) -> dict[str, str]:
-    """The texts of a few items of earlier shards, for display, read from the shards that hold them."""
+    """The texts of a few items of earlier shards, for display, read from the shards that hold them (kept,
+    or removed: a near miss may name an item that another step removed)."""
     texts: dict[str, str] = {}
     for other, ids in sorted(holders.items()):
-        path = lake.path(version, "deduped", other)
-        if not lake.exists(path):
-            continue
-        for batch in lake.iter_batches(path, BATCH_ROWS, columns=["id", "text"]):
-            for item, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-                if item in ids:
-                    texts[item] = text or ""
+        for rejected in (False, True):
+            path = lake.path(version, "deduped", other, rejected=rejected)
+            if not lake.exists(path) or ids <= texts.keys():
+                continue
+            for batch in lake.iter_batches(path, BATCH_ROWS, columns=["id", "text"]):
+                for item, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                    if item in ids:
+                        texts[item] = text or ""
     return texts

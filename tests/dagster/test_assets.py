@@ -207,6 +207,35 @@ def test_duplicate_in_a_later_shard_is_rejected_against_the_earlier_one(
     assert rejected.column("dup_of").to_pylist()[0] in kept_a.column("id").to_pylist()
 
 
+def test_a_shards_metadata_leads_with_the_totals_of_every_shard_and_its_checks_name_it(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    spec = small_spec()
+    assert run_all(spec, instance, tmp_path, tiny_landing, "a.jsonl").success
+    result = run_all(spec, instance, tmp_path, tiny_landing, "b.jsonl")
+    events = {
+        event.asset_key: event.materialization.metadata for event in result.get_asset_materialization_events()
+    }
+    raw = events[stage_key("unit", "raw")]
+    # a.jsonl: 3 of 4 lines kept (one bad line); b.jsonl: 2 kept.
+    assert (raw["shard"].value, raw["rows_kept"].value, raw["dagster/partition_row_count"].value) == (
+        "b.jsonl",
+        2,
+        2,
+    )
+    assert raw["total_rows_kept"].value == raw["dagster/row_count"].value == 5
+    assert raw["total_rows_rejected"].value == 1 and raw["shards_with_output"].value == 2
+    assert next(iter(raw)) == "all_shards"
+    assert "5 kept, 1 rejected of 6 rows in 2 shards" in raw["all_shards"].value
+    assert "| `raw.bad_json` | 1 |" in raw["all_shards"].value
+    deduped = events[stage_key("unit", "deduped")]
+    assert deduped["total_rows_rejected"].value == 1  # b's copy of a's document
+    assert not any(key.startswith(("image_", "video_", "audio_")) for key in deduped)  # text shards
+    for check in result.get_asset_check_evaluations():
+        assert check.metadata["shard"].value == "b.jsonl"
+        assert (check.description or "").startswith("shard b.jsonl: ")
+
+
 def test_rerunning_a_shard_rewrites_identical_rows(instance, tmp_path: Path, tiny_landing: Path) -> None:
     spec = small_spec()
     run_all(spec, instance, tmp_path, tiny_landing, "a.jsonl")

@@ -288,6 +288,15 @@ def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server
             assert page.get_by_text(str(server.lake / "demo" / "raw" / "a.jsonl.parquet")).count() >= 1
             page.screenshot(path=str(ARTIFACTS / "asset_demo_raw_metadata.png"))
 
+            # The asset's overview leads with the totals of every shard, not the last shard's counts.
+            page.goto(f"{server.url}/assets/demo/filtered")
+            page.wait_for_selector("text=total_rows_kept", timeout=60_000)
+            dismiss_welcome(page)
+            for label in ("all_shards", "total_rows_kept", "total_rows_rejected", "shards_with_output"):
+                assert page.get_by_text(label, exact=True).count() >= 1, label
+            assert page.get_by_text("shards**", exact=False).count() == 0  # the markdown is rendered
+            page.screenshot(path=str(ARTIFACTS / "asset_demo_filtered_overview.png"))
+
             page.goto(f"{server.url}/assets/demo/report?view=events")
             page.wait_for_selector("text=report_path", timeout=60_000)
             dismiss_welcome(page)

@@ -353,6 +353,10 @@ class FrameAugmentSettings(ColourJitterBounds):
     kind: Literal["frame_augment"] = "frame_augment"
     flip: bool = True
     """Mirror every frame horizontally."""
+    captions: Literal["mirror", "skip", "keep"] = "mirror"
+    """What the mirror does to captions, as for `flip_crop`: side and turning words exchanged and clips
+    whose caption mentions writing not mirrored (`mirror`), clips with such captions not mirrored
+    (`skip`), or captions unchanged (`keep`)."""
     brightness: float = Field(0.2, ge=0, le=1)
     """Brightness factor bound."""
     contrast: float = Field(0.2, ge=0, le=1)

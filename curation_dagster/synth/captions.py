@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+from curation_dagster.synth.base import Unusable
+
+#: A picture or clip not mirrored because its caption could not follow (writing in it, or side words
+#: under `captions: skip`).
+REJECT_CAPTION_GEOMETRY: Final = "synth.caption_geometry"
 
 #: Word pairs a horizontal mirror exchanges (both directions are looked up).
 MIRRORED_WORDS: Final = {
@@ -105,6 +111,26 @@ def mirror_caption(caption: str) -> MirroredCaption:
     return MirroredCaption(
         _SIDE_WORDS.sub(swap, caption), tuple(swapped), writing.group(0) if writing else None
     )
+
+
+def follow_mirror(caption: str | None, policy: str) -> tuple[str | None, dict[str, Any]] | Unusable:
+    """The caption and meta of a mirrored item under a recipe's `captions` policy (`mirror`, `skip`,
+    `keep`), or why the item should not be mirrored."""
+    if not caption or policy == "keep":
+        return caption, {}
+    mirrored = mirror_caption(caption)
+    if mirrored.writing is not None:
+        return Unusable(
+            REJECT_CAPTION_GEOMETRY,
+            f"the caption mentions writing ({mirrored.writing!r}), which a mirror would reverse",
+        )
+    if mirrored.swapped and policy == "skip":
+        return Unusable(
+            REJECT_CAPTION_GEOMETRY, f"the caption names a side ({mirrored.swapped[0]!r}) and captions: skip"
+        )
+    if not mirrored.swapped:
+        return caption, {}
+    return mirrored.text, {"caption_mirrored": list(mirrored.swapped)}
 
 
 def has_side_words(caption: str) -> bool:

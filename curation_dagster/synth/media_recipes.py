@@ -32,6 +32,7 @@ from curation_dagster.synth.base import (
     Unusable,
     Variant,
 )
+from curation_dagster.synth.captions import follow_mirror
 
 if TYPE_CHECKING:
     import numpy as np
@@ -430,16 +431,24 @@ class FrameAugment(Recipe):
     modality = "video"
     settings: FrameAugmentSettings
 
-    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Variant:
+    def make(self, parent: Mapping[str, Any], rng: random.Random) -> Outcome:
         import av
 
+        caption: str | None = parent.get("text")
+        meta: dict[str, Any] = {}
+        if self.settings.flip:
+            followed = follow_mirror(caption, self.settings.captions)
+            if isinstance(followed, Unusable):
+                return followed
+            caption, meta = followed
         factors = draw_jitter(self.settings, rng)
         with av.open(io.BytesIO(media_bytes(parent)), mode="r") as source:
             stream = source.streams.video[0]
             rate = Fraction(stream.average_rate or stream.guessed_rate or 24).limit_denominator(65_535)
             data = encode_mp4(self._frames(source.decode(stream), factors), rate)
-        meta = {"colour_jitter": factors} if self.settings.jitters else {}
-        return Variant(parent.get("text"), data, "mp4", meta)
+        if self.settings.jitters:
+            meta = {**meta, "colour_jitter": factors}
+        return Variant(caption, data, "mp4", meta)
 
     def _frames(self, decoded: Iterator[Any], factors: Mapping[str, float]) -> Iterator[np.ndarray]:
         import numpy as np

@@ -21,11 +21,16 @@ from curation_dagster.spec import (
     WordEditsSettings,
 )
 from curation_dagster.synth.base import Outcome, Recipe, Unusable, Variant, centre_box
-from curation_dagster.synth.captions import mirror_caption
+from curation_dagster.synth.captions import REJECT_CAPTION_GEOMETRY, follow_mirror
 
-#: A picture not mirrored because its caption could not follow (writing in it, or side words under
-#: `captions: skip`).
-REJECT_CAPTION_GEOMETRY = "synth.caption_geometry"
+__all__ = [
+    "REJECT_CAPTION_GEOMETRY",
+    "FlipCrop",
+    "FrameStepCrop",
+    "GainShift",
+    "SentenceShuffle",
+    "WordEdits",
+]
 
 
 class WordEdits(Recipe):
@@ -138,22 +143,10 @@ class FlipCrop(Recipe):
     def make(self, parent: Mapping[str, Any], rng: random.Random) -> Outcome:
         from PIL import Image, ImageOps
 
-        caption = parent.get("text")
-        meta: dict[str, Any] = {}
-        if caption and self.settings.captions != "keep":
-            mirrored = mirror_caption(str(caption))
-            if mirrored.writing is not None:
-                return Unusable(
-                    REJECT_CAPTION_GEOMETRY,
-                    f"the caption mentions writing ({mirrored.writing!r}), which a mirror would reverse",
-                )
-            if mirrored.swapped and self.settings.captions == "skip":
-                return Unusable(
-                    REJECT_CAPTION_GEOMETRY,
-                    f"the caption names a side ({mirrored.swapped[0]!r}) and captions: skip",
-                )
-            if mirrored.swapped:
-                caption, meta = mirrored.text, {"caption_mirrored": list(mirrored.swapped)}
+        followed = follow_mirror(parent.get("text"), self.settings.captions)
+        if isinstance(followed, Unusable):
+            return followed
+        caption, meta = followed
 
         with Image.open(io.BytesIO(media_bytes(parent))) as source:
             image = ImageOps.mirror(source.convert("RGB"))

@@ -28,6 +28,7 @@ from curation_dagster.spec import (
     SynthSettings,
 )
 from curation_dagster.synth.base import REJECT_RECIPE_FAILED, Recipe, Unusable, Variant
+from curation_dagster.synth.captions import REJECT_CAPTION_GEOMETRY
 from curation_dagster.synth.image_generator import ImageGeneration
 from curation_dagster.synth.media_recipes import (
     REJECT_NO_PARTNER,
@@ -480,6 +481,21 @@ def test_frame_augment_mirrors_every_frame_at_the_same_size_count_and_rate() -> 
     assert variant.meta == {}
     for before, after in zip(decoded_frames(source), decoded_frames(media_of(variant)), strict=True):
         assert np.abs(after - before[:, ::-1]).mean() < 3
+
+
+def test_frame_augment_mirrors_the_sides_its_caption_names_and_refuses_writing() -> None:
+    recipe = FrameAugment(FrameAugmentSettings(flip=True, brightness=0, contrast=0, saturation=0, hue=0))
+    rolling = item("video", half_bright_mp4(), "A red ball rolls from left to right.")
+    sign = item("video", half_bright_mp4(), "A street sign that reads EXIT.")
+
+    variant = recipe.make(rolling, random.Random(0))
+    refused = recipe.make(sign, random.Random(0))
+    unflipped = FrameAugment(FrameAugmentSettings(flip=False, brightness=0.2)).make(sign, random.Random(0))
+
+    assert isinstance(variant, Variant) and variant.text == "A red ball rolls from right to left."
+    assert variant.meta == {"caption_mirrored": ["left", "right"]}
+    assert isinstance(refused, Unusable) and refused.reason == REJECT_CAPTION_GEOMETRY
+    assert isinstance(unflipped, Variant) and unflipped.text == sign["text"]
 
 
 def test_frame_augment_applies_one_colour_draw_to_every_frame() -> None:

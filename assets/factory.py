@@ -20,7 +20,13 @@ from dagster import (
     asset,
 )
 
-from assets.metadata import check_result, column_lineage, kept_samples_markdown, stage_metadata
+from assets.metadata import (
+    check_result,
+    column_descriptions,
+    column_lineage,
+    kept_samples_markdown,
+    stage_metadata,
+)
 from assets.partitions import shards
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import CurationError
@@ -99,7 +105,8 @@ def _materialize_result(
     store = lake.lake()
     conservation = check_conservation(store, spec.name, stage, result.shard, result.rows_in)
     unique = check_unique_ids(store, spec.name, stage, result.shard)
-    metadata = stage_metadata(result, spec.code_version(stage), stage_totals(store, spec.name, stage))
+    totals = stage_totals(store, spec.name, stage)
+    metadata = stage_metadata(result, spec.code_version(stage), totals, column_descriptions(spec, stage))
     lineage = column_lineage(spec, stage, result.schema)
     if lineage is not None:
         metadata["dagster/column_lineage"] = lineage

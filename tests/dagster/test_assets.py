@@ -189,7 +189,11 @@ def test_materialization_metadata_reports_counts_reasons_schema_and_timing(
     assert "dagster/column_lineage" not in raw
     assert "| id | modality | text or uri |" in filtered["kept_samples"].value
     assert "`filter.text_length.too_short`" in filtered["rejected_examples"].value
+    text_words = next(c for c in filtered["dagster/column_schema"].schema.columns if c.name == "text_words")
+    assert text_words.description == "Computed by the `text_length` filter from `text`."
     for metadata in events.values():
+        undescribed = [c.name for c in metadata["dagster/column_schema"].schema.columns if not c.description]
+        assert undescribed == []
         assert metadata["elapsed_s"].value >= 0
         assert metadata["items_per_second"].value >= 0
         assert Path(metadata["kept_path"].value).exists()

@@ -1,5 +1,7 @@
 """Turning a stage's result into Dagster metadata and asset-check results."""
 
+import base64
+import io
 from typing import Any
 
 import pyarrow as pa
@@ -16,6 +18,7 @@ from dagster import (
 from curation_dagster.checks import CheckOutcome
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.lake import Lake
+from curation_dagster.media import media_bytes
 from curation_dagster.schema import DEDUP_FIELDS, SYNTH_FIELDS
 from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec
@@ -24,6 +27,8 @@ from curation_dagster.totals import StageTotals
 
 #: Kept rows shown per materialization.
 SAMPLE_ROWS = 5
+#: The longest side of an image sample's thumbnail (about 2 KB as a JPEG in the metadata).
+THUMBNAIL_PIXELS = 96
 
 
 #: What each column of the item contract and of the stages' own additions holds; filter scores are
@@ -186,19 +191,37 @@ def column_lineage(spec: VersionSpec, stage: str, schema: pa.Schema) -> TableCol
 
 
 def kept_samples_markdown(lake: Lake, kept_path: str, limit: int = SAMPLE_ROWS) -> str:
-    """A few kept rows (the first ids) as a markdown table: id, modality, and text or uri."""
+    """A few kept rows (the first ids) as a markdown table: id, modality, text or uri, and a thumbnail of
+    each image (inline JPEG, so the UI shows it without reaching the lake)."""
     rows = (
         lake.connect()
         .sql(
-            "SELECT id, modality, coalesce(left(text, 100), uri) FROM read_parquet(?) ORDER BY id LIMIT ?",
+            "SELECT id, modality, coalesce(left(text, 100), uri), "
+            "CASE WHEN modality = 'image' THEN media END, uri FROM read_parquet(?) ORDER BY id LIMIT ?",
             params=[kept_path, limit],
         )
         .fetchall()
     )
     if not rows:
         return "No rows kept."
-    lines = ["| id | modality | text or uri |", "| --- | --- | --- |"]
-    for item_id, modality, shown in rows:
+    lines = ["| id | modality | text or uri | preview |", "| --- | --- | --- | --- |"]
+    for item_id, modality, shown, media, uri in rows:
         cell = " ".join(str(shown or "").split()).replace("|", "\\|")
-        lines.append(f"| `{item_id}` | {modality} | {cell} |")
+        preview = thumbnail_markdown({"media": media, "uri": uri}) if modality == "image" else ""
+        lines.append(f"| `{item_id}` | {modality} | {cell} | {preview} |")
     return "\n".join(lines)
+
+
+def thumbnail_markdown(row: dict[str, Any], side: int = THUMBNAIL_PIXELS) -> str:
+    """An image item as a markdown image of at most `side` pixels a side, a JPEG in a data URI; empty when
+    its bytes cannot be read or decoded (a sample is never worth a failed run)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(media_bytes(row))) as image:
+            image.thumbnail((side, side))
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=80)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return ""
+    return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"

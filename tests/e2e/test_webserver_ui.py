@@ -46,6 +46,9 @@ TEXTS = {
     ],
 }
 LATE_SHARD = "c.jsonl"
+#: A media folder shard: two pictures with same-name captions, shown as thumbnails in the metadata.
+PICTURES = "pictures"
+SHARDS = len(TEXTS) + 1
 SUMMARY_METADATA = {"report": {"report_path", "funnel"}, "release": {"items", "release_path", "files"}}
 
 pytestmark = [
@@ -79,6 +82,27 @@ def free_port() -> int:
 
 def write_jsonl(path: Path, texts: list[str]) -> None:
     path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts), encoding="utf-8")
+
+
+def write_pictures(folder: Path) -> None:
+    """Two different drawings with captions, big enough for the image filters."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir()
+    for index, (colour, caption) in enumerate(
+        [
+            ((200, 60, 40), "A red disc on a pale background."),
+            ((40, 90, 200), "A blue bar across a pale field."),
+        ]
+    ):
+        image = Image.new("RGB", (320, 240), (235, 230, 220))
+        draw = ImageDraw.Draw(image)
+        if index == 0:
+            draw.ellipse((90, 50, 230, 190), fill=colour)
+        else:
+            draw.rectangle((20, 100, 300, 140), fill=colour)
+        image.save(folder / f"picture_{index}.png")
+        (folder / f"picture_{index}.txt").write_text(caption, encoding="utf-8")
 
 
 def environment(folder: Path) -> dict[str, str]:
@@ -130,6 +154,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (folder / "dagster_home" / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
     for name, texts in TEXTS.items():
         write_jsonl(folder / "landing" / name, texts)
+    write_pictures(folder / "landing" / PICTURES)
     env = environment(folder)
     first = subprocess.run(
         [sys.executable, "-m", "curation_dagster.cli", "run", "--no-demo-data"],
@@ -198,8 +223,8 @@ def test_graphql_lists_every_versions_assets_with_their_partition_status(server:
         for stage in STAGE_NAMES:
             assert nodes[stage]["isPartitioned"]
             assert nodes[stage]["partitionStats"] == {
-                "numMaterialized": 2,
-                "numPartitions": 2,
+                "numMaterialized": SHARDS,
+                "numPartitions": SHARDS,
                 "numFailed": 0,
             }
         for name in ("report", "release"):
@@ -222,7 +247,7 @@ def test_a_shard_registered_and_launched_through_graphql_is_materialized(server:
         {"repository": REPOSITORY, "key": LATE_SHARD},
     )
     assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess"
-    assert asset_nodes(server, "demo")["raw"]["partitionStats"]["numPartitions"] == 3
+    assert asset_nodes(server, "demo")["raw"]["partitionStats"]["numPartitions"] == SHARDS + 1
 
     client = DagsterGraphQLClient("127.0.0.1", port_number=server.port, timeout=60)
     run_id = client.submit_job_execution(
@@ -240,8 +265,8 @@ def test_a_shard_registered_and_launched_through_graphql_is_materialized(server:
 
     assert status == "SUCCESS", server.log.read_text()[-3000:]
     assert asset_nodes(server, "demo")["raw"]["partitionStats"] == {
-        "numMaterialized": 3,
-        "numPartitions": 3,
+        "numMaterialized": SHARDS + 1,
+        "numPartitions": SHARDS + 1,
         "numFailed": 0,
     }
     assert (server.lake / "demo" / "raw" / f"{LATE_SHARD}.parquet").exists()
@@ -296,6 +321,19 @@ def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server
                 assert page.get_by_text(label, exact=True).count() >= 1, label
             assert page.get_by_text("shards**", exact=False).count() == 0  # the markdown is rendered
             page.screenshot(path=str(ARTIFACTS / "asset_demo_filtered_overview.png"))
+
+            # Image samples show as thumbnails once their markdown is opened.
+            page.goto(f"{server.url}/assets/demo/raw?view=events&partition={PICTURES}")
+            page.wait_for_selector("text=kept_samples", timeout=60_000)
+            dismiss_welcome(page)
+            row = page.locator("tr", has=page.get_by_text("kept_samples", exact=True)).first
+            row.get_by_text("Show Markdown").click()
+            thumbnails = page.locator("img[src^='data:image/jpeg;base64,']")
+            thumbnails.first.wait_for(timeout=30_000)
+            assert thumbnails.count() == 2
+            assert thumbnails.first.evaluate("image => image.naturalWidth") == 96
+            page.screenshot(path=str(ARTIFACTS / "asset_demo_raw_thumbnails.png"))
+            page.keyboard.press("Escape")
 
             page.goto(f"{server.url}/assets/demo/report?view=events")
             page.wait_for_selector("text=report_path", timeout=60_000)

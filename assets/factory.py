@@ -48,6 +48,11 @@ from resources.lake import LakeResource
 from resources.models import ModelsResource
 
 MODEL_STAGES = ("filtered", "selected", "synthesized")
+#: When the version-wide report and release run again: after any upstream shard changed, once no
+#: registered shard's upstream stage is missing or in progress (Dagster's `eager`: a new shard is
+#: summarised when its chain is through, a batch of shards once at its end; a shard whose stages fail
+#: holds the summaries back until it is fixed or its partition removed).
+SUMMARY_AUTOMATION = AutomationCondition.eager()
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 #: The pool of steps that run a model on the accelerator: its limit is how many share one machine's GPUs.
 GPU_POOL = "gpu"
@@ -239,6 +244,7 @@ def _report_asset(spec: VersionSpec) -> AssetsDefinition:
         description=SUMMARY_DESCRIPTIONS["report"],
         kinds={"python", "duckdb", "html"},
         metadata={"version": spec.name},
+        automation_condition=SUMMARY_AUTOMATION,
     )
     def report(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         result = _execute(context, lambda: build_report(spec, lake.lake()))
@@ -266,6 +272,7 @@ def _release_asset(spec: VersionSpec) -> AssetsDefinition:
         deps=[stage_key(spec.name, "synthesized")],
         group_name=spec.name,
         description=SUMMARY_DESCRIPTIONS["release"],
+        automation_condition=SUMMARY_AUTOMATION,
         kinds={"python", "parquet"},
         metadata={"version": spec.name},
         check_specs=[
@@ -386,10 +393,10 @@ def build_stage_assets(spec: VersionSpec) -> list[AssetsDefinition]:
 
 def build_summary_assets(spec: VersionSpec) -> list[AssetsDefinition]:
     """The version-wide `report` and `release` assets, and `active_learning` when the version selects with
-    a probe.
+    a probe (left to the user: a round waits for labels).
 
-    They are left to manual or CI materialization (no automation condition): each reads every shard of
-    the version, so running them after each shard's stages would redo version-wide work once per shard.
+    The report and the release follow new shards by `SUMMARY_AUTOMATION`: once every registered shard's
+    stages are done and none is running, so a batch of new shards is summarised once, not once per shard.
     """
     active = [_active_learning_asset(spec)] if has_active_learning(spec) else []
     return [_report_asset(spec), _release_asset(spec), *active]

@@ -111,9 +111,9 @@ def test_report_depends_on_every_stage_and_release_on_synthesized_across_all_sha
     ).resolve_implicit_global_asset_job_def()
 
 
-def test_report_and_release_are_left_to_manual_or_ci_runs() -> None:
+def test_report_and_release_follow_the_shards_eagerly() -> None:
     for definition in build_summary_assets(small_spec()):
-        assert definition.automation_conditions_by_key == {}
+        assert definition.automation_conditions_by_key == {definition.key: AutomationCondition.eager()}
 
 
 def test_raw_waits_for_the_sensor_and_downstream_stages_are_eager() -> None:

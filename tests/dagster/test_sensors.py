@@ -129,7 +129,8 @@ def test_links_out_of_the_landing_zone_and_dangling_links_are_registered_to_be_r
 def test_automation_runs_the_next_stage_only_for_the_new_shard(
     defs, tmp_path: Path, tiny_landing: Path
 ) -> None:
-    """Shards already done are not re-run when a new shard arrives."""
+    """Shards already done are not re-run when a new shard arrives; the report and the release run again
+    once the new shard's stages are through, not before."""
     from dagster import evaluate_automation_conditions
 
     first_assets = [a for a in defs.assets if a.key.path[0] == "first"]  # type: ignore[union-attr]
@@ -151,6 +152,14 @@ def test_automation_runs_the_next_stage_only_for_the_new_shard(
             for partition in _requested_partitions(result, key)
         }
         assert requested == {(stage_key("first", stage), "b.jsonl") for stage in STAGES[1:]}
+        # The summaries wait while b's stages are missing.
+        assert result.get_num_requested(stage_key("first", "report")) == 0
+        stages = [a for a in first_assets if a.key.path[1] in STAGES]
+        assert materialize(stages, partition_key="b.jsonl", instance=instance, resources=resources).success
+        after = evaluate_automation_conditions(defs=only_first, instance=instance, cursor=result.cursor)
+        assert after.get_num_requested(stage_key("first", "report")) == 1
+        assert after.get_num_requested(stage_key("first", "release")) == 1
+        assert not _requested_partitions(after, stage_key("first", "synthesized"))
 
 
 def _requested_partitions(result, key: AssetKey) -> set[str]:

@@ -10,7 +10,10 @@ catalogues' original messages. `--rebuild-sample` writes it again from this mach
 The script prints accuracy per language and overall for each, how often each of ours agrees with
 py3langid alone, and documents and MB per second (one thread, the model loaded before): on the sentences,
 and on long documents (sentences of one language joined to about 12,000 characters) where our filter reads
-three 500-character excerpts and py3langid alone the whole text.
+three 500-character excerpts and py3langid alone the whole text. Our fastText engine runs three ways: in
+batches (`curation_dagster.filters.fasttext_batch`, the default) with its word table filled by an untimed
+run ("ours/fasttext"), in batches starting each timed run with no word seen ("ours/ft-cold": every word is
+hashed once per run), and through fasttext-predict one text at a time ("ours/ft-predict").
 
     python benchmarks/language_id.py
     python benchmarks/language_id.py --fasttext-path /models/lid.176.bin   # adds a column for that file
@@ -29,6 +32,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from curation_dagster.filters import language
+from curation_dagster.filters.fasttext_batch import BatchFastText
 from curation_dagster.filters.language import Language, py3langid_identifier
 from curation_dagster.spec import LanguageSettings
 
@@ -164,16 +169,33 @@ def run_reference(texts: list[str], repeat: int) -> tuple[list[str], float]:
     return found, min(timings)
 
 
-def run_filter(texts: list[str], settings: LanguageSettings, repeat: int) -> tuple[list[str], float]:
-    """Our filter on one batch of all texts; the fastest of `repeat` runs (the model loaded before)."""
+def run_filter(
+    texts: list[str], settings: LanguageSettings, repeat: int, fasttext: str = "warm"
+) -> tuple[list[str], float]:
+    """Our filter on one batch of all texts; the fastest of `repeat` runs (the model loaded before). The
+    batch fastText engine runs `warm` (its word table filled by an untimed run) or `cold` (each run starts
+    with no word seen); `text_by_text` runs fasttext-predict instead."""
     table = pa.table({"text": pa.array(texts, pa.large_string())})
-    language = Language(settings)
-    language.evaluate(table.slice(0, 1))
+    path = settings.fasttext_path or language.packaged_fasttext_path()
+    engines = {
+        "warm": lambda: BatchFastText.load(path),
+        "cold": lambda: BatchFastText.load(path),
+        "text_by_text": lambda: None,
+    }
+    batch_model = language.batch_fasttext_model
+    engine = engines[fasttext]()
     timings = []
-    for _ in range(repeat):
-        start = time.process_time()
-        verdicts = language.evaluate(table)
-        timings.append(time.process_time() - start)
+    try:
+        language.batch_fasttext_model = lambda path: engine  # type: ignore[assignment]
+        Language(settings).evaluate(table if fasttext == "warm" else table.slice(0, 1))
+        for _ in range(repeat):
+            if fasttext == "cold":
+                engine = engines[fasttext]()
+            start = time.process_time()
+            verdicts = Language(settings).evaluate(table)
+            timings.append(time.process_time() - start)
+    finally:
+        language.batch_fasttext_model = batch_model
     return [str(code) for code in verdicts.scores["lang"]], min(timings)
 
 
@@ -227,6 +249,7 @@ def main() -> None:
         )
         print(f"wrote {len(items)} items to {SAMPLE}")
     items = load_sample()
+    fasttext = LanguageSettings(keep=(), model="fasttext")
     for title, documents in (
         ("sentences", items),
         ("long documents", long_documents(items, args.long_chars)),
@@ -234,7 +257,9 @@ def main() -> None:
         texts = [item["text"] for item in documents]
         columns = {
             "py3langid": run_reference(texts, args.repeat),
-            "ours/fasttext": run_filter(texts, LanguageSettings(keep=(), model="fasttext"), args.repeat),
+            "ours/fasttext": run_filter(texts, fasttext, args.repeat),
+            "ours/ft-cold": run_filter(texts, fasttext, args.repeat, "cold"),
+            "ours/ft-predict": run_filter(texts, fasttext, args.repeat, "text_by_text"),
             "ours/py3langid": run_filter(texts, LanguageSettings(keep=(), model="py3langid"), args.repeat),
         }
         if args.fasttext_path:

@@ -11,11 +11,12 @@ documents.
 For each filter the script prints the decision agreement (the share of documents both keep or both
 reject), the reject rates, MB per second per core for both (UTF-8 bytes over process CPU time, one thread)
 and the ratio; for C4 also the share of documents both keep whose rewritten text is identical. Then the
-language filter with each engine (fastText's packaged lid.176.ftz, py3langid; datatrove's language filter
-downloads its model, so it is left out), and the chains: the four quality filters one after the other, ours
-sharing one `TextBatch` against datatrove's, then ours with the language filter (en, 0.65) first, the
-FineWeb recipe. Every side runs once untimed before it is timed, so word caches are warm; the last line is
-our quality chain on a vocabulary that starts empty (every chunk split into words for the first time).
+language filter with each engine (fastText's packaged lid.176.ftz in batches, the same model through
+fasttext-predict one text at a time, py3langid; datatrove's language filter downloads its model, so it is
+left out), and the chains: the four quality filters one after the other, ours sharing one `TextBatch`
+against datatrove's, then ours with the language filter (en, 0.65) first, the FineWeb recipe. Every side
+runs once untimed before it is timed, so word caches are warm; the last line is our quality chain on a
+vocabulary that starts empty (every chunk split into words for the first time).
 Then every disagreement class (our rule against datatrove's reason) with a few examples.
 
     python benchmarks/text_filters.py                  # 4,000 documents, a few minutes
@@ -52,8 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from near_dedup import _DOCSTRING, Timing, _prose_paragraphs, best_of
 
-from curation_dagster.filters import c4, text_batch
-from curation_dagster.filters.base import Filter, FilterChain
+from curation_dagster.filters import c4, language, text_batch
+from curation_dagster.filters.base import Filter, FilterChain, Verdicts
 from curation_dagster.filters.language import Language
 from curation_dagster.filters.quality import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from curation_dagster.spec import (
@@ -270,10 +271,27 @@ def run_datatrove_chain(makes: list[Callable[[], Any]], texts: list[str], repeat
     return Side(reasons, [None] * len(reasons), timing)
 
 
+class TextByTextLanguage(Language):
+    """The language filter with fastText run through fasttext-predict one text at a time (the engine before
+    the batch engine of `curation_dagster.filters.fasttext_batch`), for comparison."""
+
+    def evaluate(self, table: pa.Table) -> Verdicts:
+        batch_model = language.batch_fasttext_model
+        language.batch_fasttext_model = lambda path: None  # type: ignore[assignment]
+        try:
+            return super().evaluate(table)
+        finally:
+            language.batch_fasttext_model = batch_model
+
+
 def language_filters() -> list[tuple[str, Filter]]:
+    def settings(model: str) -> LanguageSettings:
+        return LanguageSettings(keep=("en",), min_score=0.65, model=model)  # type: ignore[arg-type]
+
     return [
-        (f"language ({model})", Language(LanguageSettings(keep=("en",), min_score=0.65, model=model)))
-        for model in ("fasttext", "py3langid")
+        ("language (fasttext)", Language(settings("fasttext"))),
+        ("language (ft-predict)", TextByTextLanguage(settings("fasttext"))),
+        ("language (py3langid)", Language(settings("py3langid"))),
     ]
 
 
@@ -469,8 +487,8 @@ def main() -> None:
         agreement, ratio, lines = report(name, corpus, ours, theirs, args.examples)
         results.append((name, agreement, ratio))
         notes.extend(lines)
-    for name, language in language_filters():
-        print_alone(name, corpus, run_ours(language, texts, args.repeat))
+    for name, identifier in language_filters():
+        print_alone(name, corpus, run_ours(identifier, texts, args.repeat))
     quality_chain = run_our_chain([item for _, item, _ in filters()], texts, args.repeat)
     theirs = run_datatrove_chain([make for _, _, make in filters()], texts, args.repeat)
     agreement, _, lines = report("chain: 4 quality", corpus, quality_chain, theirs, args.examples)

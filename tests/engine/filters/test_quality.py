@@ -5,6 +5,8 @@ enormous text. Each test sets only the rule it checks; the others are switched o
 from __future__ import annotations
 
 import random
+import re
+from itertools import pairwise
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +21,9 @@ from curation_dagster.filters.quality import (
     FineWebQuality,
     GopherQuality,
     GopherRepetition,
+    _paragraphs,
 )
+from curation_dagster.filters.text_batch import TextBatch
 from curation_dagster.filters.words import WORDS
 from curation_dagster.spec import (
     C4QualitySettings,
@@ -266,6 +270,15 @@ def test_gopher_repetition_rule_at_its_threshold(
     item: GopherRepetition, text: str, reason: str | None
 ) -> None:
     assert item.evaluate(texts(text)).reasons == [reason]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="\n \tab\r", max_size=14), min_size=1, max_size=5))
+def test_gopher_repetition_paragraphs_are_the_stripped_text_split_at_newline_runs(values: list[str]) -> None:
+    rows, paragraphs = _paragraphs(TextBatch(pa.array(values, pa.large_string())))
+
+    found = [paragraphs.to_pylist()[start:stop] for start, stop in pairwise(rows.offsets.tolist())]
+    assert found == [re.split(r"\n{2,}", value.strip()) for value in values]
 
 
 def test_gopher_repetition_jumps_past_a_repeated_ngram() -> None:

@@ -19,6 +19,7 @@ from curation_dagster.filters.text_batch import (
     TextBatch,
     duplicates,
     first_occurrences,
+    string_hashes,
 )
 from curation_dagster.filters.words import WORDS
 from tests.engine.filters.text_strategies import BATCHES, real_texts
@@ -119,3 +120,39 @@ def test_duplicates_count_repeats_within_a_row_only() -> None:
 
     assert repeated.tolist() == [1, 0]
     assert characters.tolist() == [2, 0]
+
+
+def test_string_hashes_depend_only_on_each_strings_bytes() -> None:
+    values = ["", "a", "ab", "ba", "über", "x" * 5000, "x" * 5001, "ab"]
+    whole = string_hashes(pa.array(["pad", *values], pa.large_string()).slice(1))
+
+    assert whole.tolist() == string_hashes(pa.array(values, pa.string())).tolist()
+    assert whole[2] == whole[7]
+    assert len(set(whole.tolist())) == len(set(values))
+
+
+def test_chunks_whose_hashes_collide_are_still_numbered_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_batch, "string_hashes", lambda strings: np.zeros(len(strings), np.int64))
+    monkeypatch.setattr(text_batch, "_vocabulary", text_batch.Vocabulary())
+    texts = ["one two, three", "three two one!", "four one"]
+
+    first = batch_of(texts)
+    second = batch_of(texts[::-1])
+
+    assert words_per_row(first) == [WORDS.split(text) for text in texts]
+    assert words_per_row(second) == [WORDS.split(text) for text in texts[::-1]]
+    chunks = [chunk for text in [*texts, *texts[::-1]] for chunk in text.split()]
+    pairs = set(zip(chunks, [*first.chunks.ids.tolist(), *second.chunks.ids.tolist()], strict=True))
+    assert len(pairs) == len(set(chunks)) == len({number for _, number in pairs})
+
+
+@PROPERTY
+@given(BATCHES)
+def test_texts_holding_a_line_break_other_than_newline_are_found(values: list[str | None]) -> None:
+    others = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+    # Behind a text holding every break, which the slice leaves out.
+    texts = pa.array([others, *(value or "" for value in values)], pa.large_string()).slice(1)
+
+    found = text_batch._holding_other_breaks(texts)
+
+    assert found.tolist() == [any(char in (value or "") for char in others) for value in values]

@@ -1,8 +1,8 @@
 """The dataset-version spec: one YAML file per version under `versions/`, validated on load.
 
 One module per section, settings classes named `<Thing>Settings`: `version.py` (the spec, loading, raw
-settings), `dedup.py`, `filters.py`, `select.py`, `synth.py`, `embeddings.py`, and `base.py` (what every
-settings class shares). Every name is importable from here.
+settings), `dedup.py`, `filters.py`, `select.py`, `synth.py`, `embeddings.py`, `release.py`, and `base.py`
+(what every settings class shares). Every name is importable from here.
 """
 
 from curation_dagster.spec.base import (
@@ -57,6 +57,9 @@ from curation_dagster.spec.filters import (
     VideoFilterSettings,
     VideoMotionSettings,
     VideoQualitySettings,
+)
+from curation_dagster.spec.release import (
+    ReleaseSettings,
 )
 from curation_dagster.spec.select import (
     STRATEGY_SETTINGS,
@@ -294,6 +297,7 @@ __all__ = [
     "RecipeSettingsBase",
     "RegisterFilter",
     "RegisterSettings",
+    "ReleaseSettings",
     "ReverbRecipe",
     "ReverbSettings",
     "SampleSettings",

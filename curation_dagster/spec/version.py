@@ -22,6 +22,7 @@ from curation_dagster.spec.dedup import (
 from curation_dagster.spec.filters import (
     FilterSettings,
 )
+from curation_dagster.spec.release import ReleaseSettings
 from curation_dagster.spec.select import (
     SelectSettings,
 )
@@ -71,6 +72,8 @@ class VersionSpec(StrictSettings):
     filters: FilterSettings = FilterSettings()
     select: SelectSettings = SelectSettings()
     synthesize: SynthSettings = SynthSettings()
+    release: ReleaseSettings = ReleaseSettings()
+    """How the release is cut into files, and its dataset card's license and title; no stage reads it."""
 
     @field_validator("name")
     @classmethod

@@ -258,3 +258,16 @@ def test_the_names_before_the_spec_package_still_import_for_one_release() -> Non
     assert spec.TextRecipe is spec.WordEditsSettings
     assert spec.MODEL_RECIPES is spec.RECIPE_MODEL_SETTINGS
     assert spec.TextLengthFilter(min_chars=5).min_chars == 5
+
+
+@pytest.mark.parametrize(
+    ("release", "message"),
+    [
+        ({"license": "other"}, "license: other needs license_name"),
+        ({"license": "mit", "license_name": "mit"}, "go with license: other only"),
+        ({"license": "Apache 2.0"}, "release.license: String should match pattern"),
+    ],
+)
+def test_a_license_the_hub_would_refuse_is_a_spec_error(release: dict[str, str], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec({"name": "mixed", "release": release})

@@ -1,0 +1,123 @@
+"""The columns of each release config and their `datasets` features: one config per modality, the media as
+the `Image`, `Audio` or `Video` feature `datasets` decodes, every other column in a plain Arrow type."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation_dagster.errors import ReleaseError
+
+CONTRACT_COLUMNS = ("id", "modality", "text", "media", "uri", "shard", "meta")
+#: Columns every config keeps even when they are empty in it; any other column is left out of a config
+#: whose rows all lack it (a text config has no `width`, an image config no `text_words`).
+KEPT_COLUMNS = ("id", "modality", "text", "uri", "shard", "meta", "synthetic", "parent_ids", "generator")
+#: The `datasets` feature of each media modality's column, which is named after the modality.
+MEDIA_FEATURES = {"image": "Image", "audio": "Audio", "video": "Video"}
+#: The file extension of an item whose row names no `media_format`.
+DEFAULT_EXTENSIONS = {"image": "png", "audio": "wav", "video": "mp4"}
+#: What `datasets` stores an `Image`, `Audio` or `Video` value as.
+MEDIA_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    """One config of the release: the items of one modality, as read from the lake and as written."""
+
+    modality: str
+    items: int
+    source: pa.Schema
+    """The columns read from the lake, in plain types (the media as binary)."""
+    schema: pa.Schema
+    """The columns written: the media as a `datasets` media struct, the features in the metadata."""
+
+    @property
+    def data_files(self) -> str:
+        return f"data/{self.modality}/train-*.parquet"
+
+    @property
+    def features(self) -> dict[str, Any]:
+        """The config's `datasets` features, as `Features.to_dict()` writes them."""
+        return dict(json.loads(self.schema.metadata[b"huggingface"])["info"]["features"])
+
+
+def release_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema for every file: the union of the shards' columns, contract columns first, plain types."""
+    unified = pa.unify_schemas(schemas, promote_options="permissive")
+    order = [name for name in CONTRACT_COLUMNS if name in unified.names]
+    order += [name for name in unified.names if name not in CONTRACT_COLUMNS]
+    return pa.schema([pa.field(name, _plain_type(unified.field(name).type)) for name in order])
+
+
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    """The type a reader gets without surprises: no large, view or dictionary types; lists of `item`."""
+    if pa.types.is_dictionary(kind):
+        return _plain_type(kind.value_type)
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
+        return pa.binary()
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.list_(_plain_type(kind.value_type))
+    return kind
+
+
+def release_config(modality: str, items: int, schema: pa.Schema, filled: dict[str, int]) -> ReleaseConfig:
+    """The config of `modality`: `schema`'s columns in `KEPT_COLUMNS` or with a value in `filled` (non-null
+    counts), the media as binary when read and as the modality's `datasets` struct when written."""
+    media = modality in MEDIA_FEATURES
+    source = pa.schema(
+        [
+            field
+            for field in schema
+            if field.name in KEPT_COLUMNS or (field.name == "media" and media) or filled.get(field.name)
+        ]
+    )
+    if media and modality in source.names:
+        raise ReleaseError(
+            f"the lake has a column named {modality!r}, the name of the release's media column"
+        )
+    written = pa.schema(
+        [pa.field(modality, MEDIA_TYPE) if field.name == "media" else field for field in source]
+    )
+    features = {field.name: _feature(field.name, field.type, modality) for field in written}
+    metadata = {"huggingface": json.dumps({"info": {"features": features}})}
+    return ReleaseConfig(modality, items, source, written.with_metadata(metadata))
+
+
+def _feature(name: str, kind: pa.DataType, modality: str) -> dict[str, Any]:
+    """The `datasets` feature of a column, as `Features.to_dict()` writes it."""
+    if name == modality and modality in MEDIA_FEATURES:
+        return {"_type": MEDIA_FEATURES[modality]}
+    if pa.types.is_list(kind):
+        return {"feature": _feature("", kind.value_type, modality), "_type": "List"}
+    if pa.types.is_struct(kind):
+        return {field.name: _feature(field.name, field.type, modality) for field in kind}
+    return {"dtype": value_dtype(kind), "_type": "Value"}
+
+
+def value_dtype(kind: pa.DataType) -> str:
+    """The `datasets` `Value` dtype of an Arrow type (`float64` for Arrow's `double`)."""
+    names = {pa.float16(): "float16", pa.float32(): "float32", pa.float64(): "float64", pa.bool_(): "bool"}
+    return names.get(kind, str(kind))
+
+
+def with_media_column(table: pa.Table, config: ReleaseConfig) -> pa.Table:
+    """`table` (in the config's source schema) in its written schema: the `media` bytes become the
+    `datasets` media struct, whose `path` is `<id>.<ext>`, or the `uri` of media that stayed a file."""
+    if "media" not in table.column_names:
+        return table.cast(config.schema)
+    data = table.column("media").combine_chunks()
+    default = DEFAULT_EXTENSIONS[config.modality]
+    extension: Any = pa.scalar(default)
+    if "media_format" in table.column_names:
+        extension = pc.fill_null(table.column("media_format"), default)
+    names = pc.binary_join_element_wise(table.column("id"), extension, ".")
+    paths = pc.if_else(pc.is_null(data), table.column("uri"), names).combine_chunks()
+    media = pa.StructArray.from_arrays([data, paths], fields=list(MEDIA_TYPE))
+    index = table.column_names.index("media")
+    return table.set_column(index, config.modality, media).cast(config.schema)

@@ -31,11 +31,13 @@ from assets.partitions import shards
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import CurationError
 from curation_dagster.filters.chain import build_chain
+from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_partitions, shard_fingerprint
 from curation_dagster.models.runtime import ModelRuntime
 from curation_dagster.pipeline import run_stage
 from curation_dagster.progress import reporting_to
 from curation_dagster.release import build_release, verify_release
+from curation_dagster.release.card import CARD
 from curation_dagster.report import build_report
 from curation_dagster.select.active import ACTIVE_LEARNING, ActiveLearning
 from curation_dagster.shard_io import StageResult
@@ -300,6 +302,8 @@ def _release_asset(spec: VersionSpec) -> AssetsDefinition:
                 "synthetic_items": manifest["synthetic_items"],
                 "source_shards": len(manifest["source_shards"]),
                 "files": MetadataValue.md(_files_markdown(manifest["files"])),
+                "dataset_card_path": MetadataValue.path(f"{result.path}/{CARD}"),
+                "dataset_card": MetadataValue.md(_card_body(store, f"{result.path}/{CARD}")),
                 "code_versions": MetadataValue.json(manifest["code_versions"]),
             },
             check_results=[
@@ -312,6 +316,13 @@ def _release_asset(spec: VersionSpec) -> AssetsDefinition:
         )
 
     return release
+
+
+def _card_body(lake: Lake, path: str) -> str:
+    """The dataset card's text after its YAML front matter, which the UI renders as markdown."""
+    with lake.fs.open(path, "rb") as handle:
+        text = handle.read().decode("utf-8")
+    return text.split("\n---\n", 1)[1].lstrip() if text.startswith("---\n") else text
 
 
 def _files_markdown(files: list[dict[str, Any]]) -> str:

@@ -471,6 +471,10 @@ def test_report_and_release_materialize_over_every_shard_with_metadata(
     assert release["items_by_modality"].value == {"text": final}
     assert (Path(release["release_path"].value) / "manifest.json").exists()
     assert "train-00000-of-00001.parquet" in release["files"].value
+    card = Path(release["dataset_card_path"].value)
+    assert card.name == "README.md" and card.read_text().startswith("---\n")
+    assert not release["dataset_card"].value.startswith("---")  # the body, rendered in the UI
+    assert release["dataset_card"].value.strip() in card.read_text()
     (check,) = result.get_asset_check_evaluations()
     assert (check.check_name, check.passed) == ("checksums", True)
 

@@ -51,6 +51,7 @@ _NOT_SCORES = frozenset(
         "reject_detail",
         "dup_of",
         "dup_similarity",
+        "dup_measure",
         "synthetic",
         "parent_ids",
         "generator",
@@ -72,6 +73,7 @@ class StageOutcome:
     reject_detail: str | None = None
     dup_of: str | None = None
     dup_similarity: float | None = None
+    dup_measure: str | None = None
     synthetic: bool | None = None
     parent_ids: list[str] = field(default_factory=list)
     generator: str | None = None
@@ -121,6 +123,7 @@ def _outcome(row: dict[str, Any]) -> StageOutcome:
         reject_detail=row.get("reject_detail"),
         dup_of=row.get("dup_of"),
         dup_similarity=row.get("dup_similarity"),
+        dup_measure=row.get("dup_measure"),
         synthetic=row.get("synthetic"),
         parent_ids=list(row.get("parent_ids") or []),
         generator=row.get("generator"),
@@ -141,7 +144,7 @@ def history_table(history: list[StageOutcome]) -> str:
             entry.outcome,
             entry.reject_reason or "",
             _clip(entry.reject_detail or "", 60),
-            f"{entry.dup_of} ({entry.dup_similarity:.2f})"
+            f"{entry.dup_of} ({entry.dup_similarity:.2f}{f', {entry.dup_measure}' if entry.dup_measure else ''})"
             if entry.dup_of and entry.dup_similarity is not None
             else entry.dup_of or "",
             ", ".join(f"{name}={_format(value)}" for name, value in sorted(entry.scores.items())),

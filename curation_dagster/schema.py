@@ -42,11 +42,13 @@ REJECT_FIELDS: Final = [
     pa.field("reject_detail", pa.string()),
 ]
 
-#: Columns the deduped stage adds.
+#: Columns the deduped stage adds: a removed row's kept item, their similarity and what measured it
+#: (`exact_content`; for near-duplicate text `minhash_estimate`, `exact_words` or `bottom_k_words`; ...).
 DEDUP_FIELDS: Final = [
     pa.field("content_hash", pa.string()),
     pa.field("dup_of", pa.string()),
     pa.field("dup_similarity", pa.float64()),
+    pa.field("dup_measure", pa.string()),
 ]
 
 #: Columns the synthesized stage adds (provenance of generated items).

@@ -13,6 +13,8 @@ from curation_dagster.schema import DEDUP_FIELDS, mark_rejected, with_fields
 from curation_dagster.spec import ExactDedupSettings, NormalizeSettings
 
 REJECT_EXACT = "dedup.exact"
+#: The `dup_measure` of an exact duplicate (`dup_similarity` 1.0).
+EXACT_MEASURE = "exact_content"
 INDEX_SCHEMA = pa.schema(
     [
         pa.field("content_hash", pa.string(), nullable=False),
@@ -105,8 +107,9 @@ class ExactDedup:
 def _with_dedup_columns(table: pa.Table, hashes: Iterable[str], dup_of: Iterable[str | None]) -> pa.Table:
     owners = list(dup_of)
     similarity = [None if owner is None else 1.0 for owner in owners]
+    measure = [None if owner is None else EXACT_MEASURE for owner in owners]
     out = table
-    for field, values in zip(DEDUP_FIELDS, (list(hashes), owners, similarity), strict=True):
+    for field, values in zip(DEDUP_FIELDS, (list(hashes), owners, similarity, measure), strict=True):
         array = pa.array(values, field.type)
         index = out.schema.get_field_index(field.name)
         out = out.set_column(index, field, array) if index >= 0 else out.append_column(field, array)

@@ -17,12 +17,20 @@ import sys
 import unicodedata
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation_dagster.dedup.word_sketch import (
+    BOTTOM_K,
+    ESTIMATE,
+    EXACT,
+    WordSketches,
+    distinct_words,
+    sketch_similarity,
+)
 from curation_dagster.spec import NearDedupSettings, ShingleNormalizeSettings
 
 #: The value of an empty bin; a signature that is all EMPTY belongs to a document without shingles.
@@ -77,10 +85,13 @@ def _splitmix(values: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Units:
-    """Every unit (word or character) of a batch of documents as 64-bit hashes, concatenated."""
+    """Every unit (word or character) of a batch of documents as 64-bit hashes, concatenated; for words
+    also the batch's distinct words (`vocabulary`, their hashes) and each unit's position among them."""
 
     hashes: np.ndarray
     lengths: np.ndarray
+    vocabulary: np.ndarray | None = None
+    word_of_unit: np.ndarray | None = None
 
 
 def _byte_table(settings: ShingleNormalizeSettings) -> bytes:
@@ -146,13 +157,12 @@ def _word_hashes(normalized: list[bytes]) -> _Units:
     hashes = np.fromiter(
         (zlib.crc32(word) | (len(word) << 32) for word in vocabulary), dtype=np.uint64, count=len(vocabulary)
     )
-    return _Units(_splitmix(hashes)[encoded.indices.to_numpy(zero_copy_only=False)], lengths)
+    vocabulary_hashes = _splitmix(hashes)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    return _Units(vocabulary_hashes[indices], lengths, vocabulary_hashes, indices)
 
 
-def _units(texts: Sequence[str], settings: NearDedupSettings) -> _Units:
-    normalized = _normalized_bytes(texts, settings.normalize)
-    if settings.shingle == "words":
-        return _word_hashes(normalized)
+def _character_units(normalized: list[bytes]) -> _Units:
     characters = [" ".join(text.decode("utf-8").split()) for text in normalized]
     points = np.frombuffer("".join(characters).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     lengths = np.fromiter(map(len, characters), dtype=np.int64, count=len(characters))
@@ -221,50 +231,102 @@ def _one_permutation_signatures(
     return _densify(signatures)
 
 
+@dataclass
+class DocumentSignatures:
+    """What near dedup keeps of each document of a batch: its shingle signature (band keys), the signature
+    that estimates `verify`'s similarity, and the bottom-k sketch of its word set (see `word_sketch.py`)
+    when grey-zone pairs are confirmed with it."""
+
+    shingles: np.ndarray
+    verify: np.ndarray
+    sketches: WordSketches | None
+
+
 def signatures(texts: Sequence[str], settings: NearDedupSettings | None = None) -> np.ndarray:
     """Shingle signatures, `(len(texts), settings.num_perm)` uint32, from raw text (normalising and
     shingling included). A document without any shingle gets a row of EMPTY and never matches."""
-    return signature_pair(texts, settings or NearDedupSettings(), with_words=False)[0]
+    return _sign(texts, settings or NearDedupSettings(), words=False, sketch=False).shingles
 
 
 def word_signatures(texts: Sequence[str], settings: NearDedupSettings | None = None) -> np.ndarray:
     """Signatures of each document's set of words (`verify_hashes` values), to estimate the share of
     words two documents have in common."""
-    settings = settings or NearDedupSettings()
-    words = settings.model_copy(update={"shingle": "words"})
-    sigs = signature_pair(texts, words)[1]
-    assert sigs is not None
-    return sigs
+    return _sign(texts, settings or NearDedupSettings(), words=True, sketch=False).verify
 
 
-def _word_set_signatures(units: _Units, docs: int, settings: NearDedupSettings) -> np.ndarray:
-    shingles, owners = _shingles(units, 1, settings.seed + 1)
-    return _one_permutation_signatures(shingles, owners, docs, settings.verify_hashes)
+def word_sketches(texts: Sequence[str], settings: NearDedupSettings | None = None) -> WordSketches:
+    """Each document's bottom-k sketch of its set of words (`word_sketch` values)."""
+    sketches = _sign(texts, settings or NearDedupSettings(), words=False, sketch=True).sketches
+    assert sketches is not None
+    return sketches
 
 
-def signature_pair(
-    texts: Sequence[str], settings: NearDedupSettings, *, with_words: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Shingle signatures and, when asked, word-set signatures, normalising and hashing the words of
-    each text once for both when shingles are words."""
+def uses_word_sketch(settings: NearDedupSettings) -> bool:
+    """Whether candidate pairs in the grey zone are confirmed on word sketches."""
+    return settings.verify == "word_jaccard" and settings.word_sketch > 0
+
+
+def dedup_signatures(texts: Sequence[str], settings: NearDedupSettings) -> DocumentSignatures:
+    """Everything `verify` needs, from one pass of normalising and hashing."""
+    signed = _sign(
+        texts, settings, words=settings.verify == "word_jaccard", sketch=uses_word_sketch(settings)
+    )
+    if settings.verify != "word_jaccard":
+        signed.verify = signed.shingles
+    return signed
+
+
+def _sign(
+    texts: Sequence[str], settings: NearDedupSettings, *, words: bool, sketch: bool
+) -> DocumentSignatures:
+    """Shingle signatures and, when asked, word-set signatures and word sketches, `_SIGNATURE_BATCH`
+    documents at a time; each text is normalised once and its words hashed once for all of them."""
     if len(texts) > _SIGNATURE_BATCH:
         parts = [
-            signature_pair(texts[start : start + _SIGNATURE_BATCH], settings, with_words=with_words)
+            _sign(texts[start : start + _SIGNATURE_BATCH], settings, words=words, sketch=sketch)
             for start in range(0, len(texts), _SIGNATURE_BATCH)
         ]
-        words = [part[1] for part in parts]
-        return (
-            np.concatenate([part[0] for part in parts]),
-            None if not with_words else np.concatenate([w for w in words if w is not None]),
+        return DocumentSignatures(
+            np.concatenate([part.shingles for part in parts]),
+            np.concatenate([part.verify for part in parts]),
+            WordSketches.join([part.sketches for part in parts if part.sketches is not None])
+            if sketch
+            else None,
         )
-    units = _units(texts, settings)
+    normalized = _normalized_bytes(texts, settings.normalize)
+    word_units = _word_hashes(normalized) if settings.shingle == "words" or words or sketch else None
+    units = (
+        word_units if word_units is not None and settings.shingle == "words" else _character_units(normalized)
+    )
     shingles, owners = _shingles(units, settings.ngram, settings.seed)
     shingle_sigs = _one_permutation_signatures(shingles, owners, len(texts), settings.num_perm)
-    if not with_words:
-        return shingle_sigs, None
-    if settings.shingle == "words":
-        return shingle_sigs, _word_set_signatures(units, len(texts), settings)
-    return shingle_sigs, word_signatures(texts, settings)
+    verify = np.zeros((len(texts), 0), np.uint32)
+    sketches = None
+    if word_units is not None and (words or sketch):
+        assert word_units.vocabulary is not None and word_units.word_of_unit is not None
+        # (document, word) pairs: every token's, or each document's distinct words when the sketch
+        # needs them anyway (the word-set signature is a minimum per bin, the same over either).
+        owners = np.repeat(np.arange(len(texts)), word_units.lengths)
+        chosen = word_units.word_of_unit
+        if sketch:
+            salt = _splitmix(np.array([settings.seed + 2], dtype=np.uint64))[0]
+            values = (_splitmix(word_units.vocabulary ^ salt) >> np.uint64(32)).astype(np.uint32)
+            owners, chosen = distinct_words(values, chosen, word_units.lengths)
+            sketches = WordSketches.of_words(values, owners, chosen, len(texts), settings.word_sketch)
+        if words:
+            verify = _word_set_signatures(word_units.vocabulary, owners, chosen, len(texts), settings)
+    return DocumentSignatures(shingle_sigs, verify, sketches)
+
+
+def _word_set_signatures(
+    vocabulary: np.ndarray, owners: np.ndarray, words: np.ndarray, docs: int, settings: NearDedupSettings
+) -> np.ndarray:
+    """One-permutation signatures of word sets from (document, word) pairs: each word hashed as
+    `_shingles` hashes a one-word shingle, once per distinct word of the batch."""
+    with np.errstate(over="ignore"):
+        start = _splitmix(np.array([settings.seed + 1], dtype=np.uint64))[0] * _MIX_1
+    hashes = _splitmix(start ^ vocabulary)
+    return _one_permutation_signatures(hashes[words], owners, docs, settings.verify_hashes)
 
 
 def estimated_jaccard(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -348,14 +410,6 @@ def has_shingles(shingle_sigs: np.ndarray) -> np.ndarray:
     return np.asarray((shingle_sigs != EMPTY).any(axis=1))
 
 
-def shingle_and_verification_signatures(
-    texts: Sequence[str], settings: NearDedupSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both signatures `verify` needs, from one pass of normalising and hashing."""
-    shingle_sigs, word_sigs = signature_pair(texts, settings, with_words=settings.verify == "word_jaccard")
-    return shingle_sigs, shingle_sigs if word_sigs is None else word_sigs
-
-
 def verified_similarity(
     left: np.ndarray, right: np.ndarray, sigs: np.ndarray, right_sigs: np.ndarray | None = None
 ) -> np.ndarray:
@@ -369,30 +423,107 @@ def verified_similarity(
     return out
 
 
-def passes(similarity: np.ndarray, settings: NearDedupSettings) -> np.ndarray:
-    """Which verified similarities confirm a pair (all of them when `verify` is `none`)."""
+@dataclass(frozen=True)
+class Signed:
+    """The documents one side of a candidate pair indexes: verification signatures, one row each, and
+    their word sketches when grey-zone pairs are confirmed on them."""
+
+    sigs: np.ndarray
+    sketches: WordSketches | None = None
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Candidate pairs measured: each pair's similarity, the measure that gave it (a code of
+    `word_sketch.MEASURES`) and whether it confirms the pair."""
+
+    similarity: np.ndarray
+    measure: np.ndarray
+    confirmed: np.ndarray
+
+    def near_misses(self, settings: NearDedupSettings) -> np.ndarray:
+        """Pairs not confirmed that came within `NEAR_MISS` of the cut."""
+        if settings.verify == "none":
+            return np.zeros(len(self.similarity), dtype=bool)
+        return ~self.confirmed & (self.similarity >= settings.min_similarity - NEAR_MISS)
+
+
+#: How far under `min_similarity` a pair that is not merged counts as a near miss (shown to users).
+NEAR_MISS = 0.05
+
+
+def confirm(
+    left: np.ndarray, right: np.ndarray, settings: NearDedupSettings, own: Signed, other: Signed | None = None
+) -> Confirmation:
+    """Decide candidate pairs `(left[i], right[i])`: rows of `own`, and of `other` when given (earlier
+    shards), else of `own`. The MinHash estimate decides a pair clearly above or below `min_similarity`;
+    one within `settings.grey_margin` of it is decided by the two documents' word sketches, exactly when
+    both have at most `word_sketch` distinct words."""
+    other = other or own
+    similarity = verified_similarity(left, right, own.sigs, other.sigs)
+    measure = np.full(len(left), ESTIMATE, dtype=np.int8)
     if settings.verify == "none":
-        return np.ones(len(similarity), dtype=bool)
-    return similarity >= settings.min_similarity
+        return Confirmation(similarity, measure, np.ones(len(left), dtype=bool))
+    if own.sketches is not None and other.sketches is not None and uses_word_sketch(settings):
+        grey = np.flatnonzero(np.abs(similarity - settings.min_similarity) <= settings.grey_margin)
+        if len(grey):
+            value, exact = sketch_similarity(
+                own.sketches, left[grey], other.sketches, right[grey], settings.word_sketch
+            )
+            similarity[grey] = value
+            measure[grey] = np.where(exact, EXACT, BOTTOM_K)
+    return Confirmation(similarity, measure, similarity >= settings.min_similarity)
+
+
+@dataclass
+class NearMisses:
+    """Candidate pairs that came within `NEAR_MISS` under the cut, gathered as they are compared."""
+
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add(
+        self, left: np.ndarray, right: np.ndarray, measured: Confirmation, settings: NearDedupSettings
+    ) -> None:
+        chosen = measured.near_misses(settings)
+        if chosen.any():
+            self.parts.append(
+                (left[chosen], right[chosen], measured.similarity[chosen], measured.measure[chosen])
+            )
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Left rows, right rows, similarities and measures, each pair once (a pair that shares several
+        bands is compared in each), ordered by left row, then right row."""
+        if not self.parts:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0, np.float64), np.zeros(0, np.int8)
+        left, right, similarity, measure = (np.concatenate(part) for part in zip(*self.parts, strict=True))
+        _, first = np.unique(np.stack((left, right), axis=1), axis=0, return_index=True)
+        return left[first], right[first], similarity[first], measure[first]
 
 
 def cluster(
-    keys: np.ndarray, usable: np.ndarray, verify_sigs: np.ndarray, settings: NearDedupSettings
+    keys: np.ndarray,
+    usable: np.ndarray,
+    documents: Signed,
+    settings: NearDedupSettings,
+    near_misses: NearMisses | None = None,
 ) -> UnionFind:
     """Connected components of confirmed candidate pairs, band by band. `keys` holds the band keys of
-    the rows listed in `usable` (the documents that have shingles), `verify_sigs` one row per document.
+    the rows listed in `usable` (the documents that have shingles), `documents` one row per document.
 
-    Pairs already in one component are skipped before they are verified, so each band adds little work
-    once the clusters have formed."""
-    clusters = UnionFind(len(verify_sigs))
+    Pairs already in one component are skipped before they are confirmed, so each band adds little work
+    once the clusters have formed. Pairs just under the cut go into `near_misses` when given."""
+    clusters = UnionFind(len(documents.sigs))
     for band in range(keys.shape[1]):
         pairs = usable[bucket_pairs(keys[:, band])]
         if not len(pairs):
             continue
         roots = clusters.roots()
         pairs = pairs[roots[pairs[:, 0]] != roots[pairs[:, 1]]]
-        similarity = verified_similarity(pairs[:, 0], pairs[:, 1], verify_sigs)
-        for first, second in pairs[passes(similarity, settings)]:
+        measured = confirm(pairs[:, 0], pairs[:, 1], settings, documents)
+        if near_misses is not None:
+            near_misses.add(pairs[:, 0], pairs[:, 1], measured, settings)
+        for first, second in pairs[measured.confirmed]:
             clusters.union(int(first), int(second))
     return clusters
 
@@ -405,8 +536,8 @@ def near_duplicates(texts: Sequence[str], settings: NearDedupSettings | None = N
     shard by shard against the lake's index.
     """
     settings = settings or NearDedupSettings()
-    shingle_sigs, verify_sigs = shingle_and_verification_signatures(texts, settings)
-    usable = np.nonzero(has_shingles(shingle_sigs))[0]
-    keys = band_keys(shingle_sigs[usable], settings.bands, settings.rows)
-    roots = cluster(keys, usable, verify_sigs, settings).roots()
+    signed = dedup_signatures(texts, settings)
+    usable = np.nonzero(has_shingles(signed.shingles))[0]
+    keys = band_keys(signed.shingles[usable], settings.bands, settings.rows)
+    roots = cluster(keys, usable, Signed(signed.verify, signed.sketches), settings).roots()
     return [None if root == index else int(root) for index, root in enumerate(roots)]

@@ -1,10 +1,10 @@
 """Near-duplicate decisions for one shard: clusters within the shard and links to earlier shards.
 
-Earlier shards are reached only through their index (band keys and signatures), never their text. An
-item of an earlier shard always wins over an item of this shard, and within the shard the earlier row
-wins, so an item kept once is never removed later. Per document the shard holds its band keys and the
-signature `verify` compares (about 0.8 KB with the defaults), never its text, so memory follows the number
-of documents, not their size.
+Earlier shards are reached only through their index (band keys, signatures and word sketches), never their
+text. An item of an earlier shard always wins over an item of this shard, and within the shard the earlier
+row wins, so an item kept once is never removed later. Per document the shard holds its band keys, the
+signature `verify` estimates with (about 0.8 KB with the defaults) and its word sketch (at most 2 KB),
+never its text, so memory follows the number of documents, not their size.
 """
 
 from __future__ import annotations
@@ -20,18 +20,25 @@ import pyarrow as pa
 
 from curation_dagster.dedup.minhash import (
     EMPTY,
+    NearMisses,
+    Signed,
     band_keys,
     cluster,
+    confirm,
+    dedup_signatures,
     has_shingles,
-    passes,
-    shingle_and_verification_signatures,
-    verified_similarity,
 )
+from curation_dagster.dedup.word_sketch import MEASURES, WordSketches
 from curation_dagster.spec import NearDedupSettings
 
 REJECT_NEAR = "dedup.near"
 #: Parquet schema metadata key holding the fingerprint of the settings an index file was built with.
 FINGERPRINT_KEY = b"curation.near_settings"
+#: The layout of the index, part of its fingerprint: 2 added each item's word sketch (earlier indexes
+#: cannot confirm grey-zone pairs and are refused).
+INDEX_FORMAT = 2
+#: Near misses shown in the metadata, per shard.
+NEAR_MISS_EXAMPLES = 5
 #: Items indexed per band key: later shards compare with the first few items of an old bucket only,
 #: which keeps a boilerplate bucket from multiplying the cross-shard join.
 INDEXED_PER_BUCKET = 4
@@ -41,13 +48,23 @@ def settings_fingerprint(settings: NearDedupSettings) -> str:
     """A hash of every setting that changes band keys or signatures: index files built with another
     fingerprint cannot be compared with this shard."""
     relevant = settings.model_dump(mode="json", exclude={"enabled", "min_similarity", "preset"})
+    relevant["index_format"] = INDEX_FORMAT
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sketchless_fingerprint(settings: NearDedupSettings) -> str:
+    """The fingerprint an index of these settings had before word sketches (index format 1)."""
+    relevant = settings.model_dump(
+        mode="json", exclude={"enabled", "min_similarity", "preset", "word_sketch"}
+    )
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def signatures_schema(settings: NearDedupSettings) -> pa.Schema:
     """One row per text item of the shard, in the shard's order (the band keys point at these rows):
-    its cluster's root item and where that lives, and the verification signature as a fixed-width
-    binary cell holding the uint32 values, little-endian."""
+    its cluster's root item and where that lives, the verification signature as a fixed-width binary
+    cell holding the uint32 values, little-endian, and its word sketch (`word_sketch.py`: the number of
+    distinct words and their smallest hashes, ascending; empty when sketches are off)."""
     return pa.schema(
         [
             pa.field("id", pa.string(), nullable=False),
@@ -55,6 +72,8 @@ def signatures_schema(settings: NearDedupSettings) -> pa.Schema:
             pa.field("root_shard", pa.string(), nullable=False),
             pa.field("root_row", pa.int64(), nullable=False),
             pa.field("sig", pa.binary(4 * verify_width(settings)), nullable=False),
+            pa.field("words", pa.int32(), nullable=False),
+            pa.field("word_sketch", pa.list_(pa.uint32()), nullable=False),
         ],
         metadata={FINGERPRINT_KEY: settings_fingerprint(settings).encode()},
     )
@@ -79,6 +98,14 @@ class EarlierItems:
     sigs: np.ndarray
     root_locations: list[tuple[str, int]] = field(default_factory=list)
     """Per item of `ids`, the shard and row of its cluster's root."""
+    sketches: WordSketches | None = None
+    """Per item of `ids`, its word sketch."""
+    locations: list[tuple[str, int]] = field(default_factory=list)
+    """Per item of `ids`, its own shard and row."""
+
+    @property
+    def signed(self) -> Signed:
+        return Signed(self.sigs, self.sketches)
 
 
 #: Given this shard's band keys `(items with shingles, bands)`, the earlier items sharing a band.
@@ -87,18 +114,21 @@ EarlierLookup = Callable[[np.ndarray], EarlierItems]
 
 @dataclass
 class NearDecision:
-    """Why a row is removed: the id of its cluster's first item, their estimated similarity, and the
-    shard that holds the first item."""
+    """Why a row is removed: the id of its cluster's first item, their similarity, the shard that holds
+    the first item, and the measure of the similarity (`word_sketch.MEASURES`). A near miss names the
+    item it came closest to under the cut the same way."""
 
     dup_of: str
     similarity: float
     shard: str = ""
+    measure: str = MEASURES[0]
 
 
 @dataclass
 class ShardSignatures:
-    """Band keys and verification signatures of a shard's text items, filled batch by batch into
-    arrays sized once for the shard (`capacity` rows)."""
+    """Band keys, verification signatures and word sketches of a shard's text items, filled batch by
+    batch: keys and signatures into arrays sized once for the shard (`capacity` rows), sketches (of
+    varying length) batch after batch."""
 
     settings: NearDedupSettings
     capacity: int
@@ -106,6 +136,7 @@ class ShardSignatures:
     _keys: np.ndarray = field(init=False)
     _sigs: np.ndarray = field(init=False)
     _usable: np.ndarray = field(init=False)
+    _sketches: list[WordSketches] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._keys = np.zeros((self.capacity, self.settings.bands), dtype=np.uint64)
@@ -116,10 +147,11 @@ class ShardSignatures:
         start, stop = len(self.ids), len(self.ids) + len(ids)
         if stop > self.capacity:
             raise ValueError(f"more items than the {self.capacity} this shard was sized for")
-        shingle_sigs, verify_sigs = shingle_and_verification_signatures(texts, self.settings)
-        self._keys[start:stop] = band_keys(shingle_sigs, self.settings.bands, self.settings.rows)
-        self._sigs[start:stop] = verify_sigs
-        self._usable[start:stop] = has_shingles(shingle_sigs)
+        signed = dedup_signatures(texts, self.settings)
+        self._keys[start:stop] = band_keys(signed.shingles, self.settings.bands, self.settings.rows)
+        self._sigs[start:stop] = signed.verify
+        self._usable[start:stop] = has_shingles(signed.shingles)
+        self._sketches.append(signed.sketches or WordSketches.empty(len(ids)))
         self.ids.extend(ids)
 
     def without(self, removed: set[str]) -> ShardSignatures:
@@ -133,6 +165,7 @@ class ShardSignatures:
         kept._keys[:] = self._keys[:count][keep]
         kept._sigs[:] = self._sigs[:count][keep]
         kept._usable[:] = self._usable[:count][keep]
+        kept._sketches = [self.sketches.take(np.flatnonzero(keep))]
         kept.ids = [item for item, stays in zip(self.ids, keep.tolist(), strict=True) if stays]
         return kept
 
@@ -153,6 +186,13 @@ class ShardSignatures:
     def sigs(self) -> np.ndarray:
         return self._sigs[: len(self.ids)]
 
+    @property
+    def sketches(self) -> WordSketches:
+        """Every row's word sketch (the batches' joined once, on first use)."""
+        if len(self._sketches) != 1:
+            self._sketches = [WordSketches.join(self._sketches)]
+        return self._sketches[0]
+
 
 @dataclass
 class ShardOutcome:
@@ -166,6 +206,11 @@ class ShardOutcome:
     signatures: pa.Table
     cluster_sizes: Counter[int]
     cross_shard: int
+    near_misses: dict[str, NearDecision] = field(default_factory=dict)
+    """A few items of this shard that came within `minhash.NEAR_MISS` under the cut of an item of
+    another cluster (the closest of them), for the metadata."""
+    near_miss_pairs: int = 0
+    """How many such pairs there were in all."""
 
 
 class NearDedup:
@@ -179,9 +224,11 @@ class NearDedup:
         earlier items they match; every member but the cluster's first item is removed. `name` is the
         shard's name, recorded as the location of the roots it holds."""
         settings = self.settings
-        ids, sigs, usable, keys = shard.ids, shard.sigs, shard.usable, shard.keys
-        roots = cluster(keys, usable, sigs, settings).roots()
-        best_earlier, found = self._earlier_roots(ids, sigs, usable, keys, roots, earlier)
+        ids, usable, keys = shard.ids, shard.usable, shard.keys
+        own = Signed(shard.sigs, shard.sketches)
+        local_misses, earlier_misses = NearMisses(), NearMisses()
+        roots = cluster(keys, usable, own, settings, local_misses).roots()
+        best_earlier, found = self._earlier_roots(ids, own, usable, keys, roots, earlier, earlier_misses)
 
         # Every row's cluster root: the best earlier item its cluster matched, else its first row.
         earlier_index = {item: index for index, item in enumerate(found.ids)} if found is not None else {}
@@ -192,7 +239,7 @@ class NearDedup:
         for row in range(len(ids)):
             group = int(roots[row])
             if group in best_earlier:
-                _, root, location = best_earlier[group]
+                _, root, location, _ = best_earlier[group]
                 root_ids.append(root)
                 root_locations.append(location)
                 earlier_pairs.append((row, earlier_index.get(root, -1)))
@@ -205,22 +252,29 @@ class NearDedup:
         removed: dict[str, NearDecision] = {}
         if local_pairs:
             pairs = np.array(local_pairs, dtype=np.int64)
-            values = verified_similarity(pairs[:, 0], pairs[:, 1], sigs)
-            for (row, _), value in zip(local_pairs, values, strict=True):
-                removed[ids[row]] = NearDecision(root_ids[row], float(value), name)
+            measured = confirm(pairs[:, 0], pairs[:, 1], settings, own)
+            for index, (row, _) in enumerate(local_pairs):
+                removed[ids[row]] = NearDecision(
+                    root_ids[row], float(measured.similarity[index]), name, MEASURES[measured.measure[index]]
+                )
         if earlier_pairs and found is not None:
             pairs = np.array(earlier_pairs, dtype=np.int64)
-            known = pairs[:, 1] >= 0
-            values = np.zeros(len(pairs))
-            values[known] = verified_similarity(pairs[known, 0], pairs[known, 1], sigs, found.sigs)
-            for (row, position), value in zip(earlier_pairs, values, strict=True):
-                score = float(value) if position >= 0 else best_earlier[int(roots[row])][0]
-                removed[ids[row]] = NearDecision(root_ids[row], score, root_locations[row][0])
+            known = np.flatnonzero(pairs[:, 1] >= 0)
+            measured = confirm(pairs[known, 0], pairs[known, 1], settings, own, found.signed)
+            by_pair = dict(zip(known.tolist(), range(len(known)), strict=True))
+            for index, (row, _) in enumerate(earlier_pairs):
+                score, _, location, measure = best_earlier[int(roots[row])]
+                if index in by_pair:
+                    score = float(measured.similarity[by_pair[index]])
+                    measure = MEASURES[measured.measure[by_pair[index]]]
+                removed[ids[row]] = NearDecision(root_ids[row], score, location[0], measure)
 
         sizes = Counter(Counter(root_ids).values())
         sizes.pop(1, None)
-        own = set(ids)
+        own_ids = set(ids)
         indexed_keys, indexed_rows = indexed_bands(usable, keys)
+        sketches, words = shard.sketches.to_arrow()
+        misses, miss_count = self._near_misses(ids, root_ids, name, local_misses, earlier_misses, found)
         return ShardOutcome(
             removed=removed,
             band_keys=indexed_keys,
@@ -231,44 +285,86 @@ class NearDedup:
                     "root": pa.array(root_ids, pa.string()),
                     "root_shard": pa.array([location[0] for location in root_locations], pa.string()),
                     "root_row": pa.array([location[1] for location in root_locations], pa.int64()),
-                    "sig": _fixed_binary(sigs),
+                    "sig": _fixed_binary(shard.sigs),
+                    "words": words,
+                    "word_sketch": sketches,
                 },
                 schema=signatures_schema(settings),
             ),
             cluster_sizes=sizes,
-            cross_shard=sum(1 for decision in removed.values() if decision.dup_of not in own),
+            cross_shard=sum(1 for decision in removed.values() if decision.dup_of not in own_ids),
+            near_misses=misses,
+            near_miss_pairs=miss_count,
         )
 
     def _earlier_roots(
         self,
         ids: list[str],
-        sigs: np.ndarray,
+        own: Signed,
         usable: np.ndarray,
         keys: np.ndarray,
         roots: np.ndarray,
         earlier: EarlierLookup,
-    ) -> tuple[dict[int, tuple[float, str, tuple[str, int]]], EarlierItems | None]:
+        near_misses: NearMisses,
+    ) -> tuple[dict[int, tuple[float, str, tuple[str, int], str]], EarlierItems | None]:
         """Per cluster of this shard, the best confirmed earlier root (highest similarity, then the
-        smallest id) and its location, and what the index returned."""
+        smallest id), its location and the measure of the similarity, and what the index returned."""
         found = earlier(keys) if len(usable) else None
-        best: dict[int, tuple[float, str, tuple[str, int]]] = {}
+        best: dict[int, tuple[float, str, tuple[str, int], str]] = {}
         if found is None or not len(found.rows):
             return best, found
         rows = usable[found.rows]
-        similarity = verified_similarity(rows, found.positions, sigs, found.sigs)
+        measured = confirm(rows, found.positions, self.settings, own, found.signed)
+        near_misses.add(rows, found.positions, measured, self.settings)
         # An earlier item whose cluster root is one of this shard's own items (this shard came first
         # and is being run again) does not outrank that item.
-        own = set(ids)
-        foreign = np.array([found.roots[position] not in own for position in found.positions], dtype=bool)
-        confirmed = passes(similarity, self.settings) & foreign
-        for row, position, value in zip(
-            rows[confirmed], found.positions[confirmed], similarity[confirmed], strict=True
-        ):
-            group, score, root = int(roots[row]), float(value), found.roots[position]
+        own_ids = set(ids)
+        foreign = np.array([found.roots[position] not in own_ids for position in found.positions], dtype=bool)
+        confirmed = np.flatnonzero(measured.confirmed & foreign)
+        for index in confirmed.tolist():
+            row, position = int(rows[index]), int(found.positions[index])
+            group, score, root = int(roots[row]), float(measured.similarity[index]), found.roots[position]
             current = best.get(group)
             if current is None or score > current[0] or (score == current[0] and root < current[1]):
-                best[group] = (score, root, found.root_locations[position])
+                best[group] = (score, root, found.root_locations[position], MEASURES[measured.measure[index]])
         return best, found
+
+    def _near_misses(
+        self,
+        ids: list[str],
+        root_ids: list[str],
+        name: str,
+        local: NearMisses,
+        earlier: NearMisses,
+        found: EarlierItems | None,
+    ) -> tuple[dict[str, NearDecision], int]:
+        """The near misses between items that ended in different clusters: the closest partner of the
+        first `NEAR_MISS_EXAMPLES` items (in row order), and how many such pairs there were."""
+        candidates: list[tuple[int, float, str, str, str]] = []
+        left, right, similarity, measure = local.pairs()
+        for first, second, value, code in zip(
+            left.tolist(), right.tolist(), similarity, measure, strict=True
+        ):
+            if root_ids[first] != root_ids[second]:
+                candidates.append((second, float(value), ids[first], name, MEASURES[code]))
+        if found is not None:
+            left, right, similarity, measure = earlier.pairs()
+            for row, position, value, code in zip(
+                left.tolist(), right.tolist(), similarity, measure, strict=True
+            ):
+                other_root = found.roots[position]
+                if root_ids[row] not in (other_root, found.ids[position]):
+                    shard = found.locations[position][0] if found.locations else ""
+                    candidates.append((row, float(value), found.ids[position], shard, MEASURES[code]))
+        closest: dict[int, tuple[float, str, str, str]] = {}
+        for row, value, other, shard, code in candidates:
+            if row not in closest or value > closest[row][0]:
+                closest[row] = (value, other, shard, code)
+        chosen = sorted(closest)[:NEAR_MISS_EXAMPLES]
+        return {
+            ids[row]: NearDecision(closest[row][1], closest[row][0], closest[row][2], closest[row][3])
+            for row in chosen
+        }, len(candidates)
 
 
 def indexed_bands(usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

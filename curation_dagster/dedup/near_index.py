@@ -2,8 +2,9 @@
 
 `<version>/near_keys/` holds every shard's indexed band keys (see `keystore.py`), each pointing at a row
 of `<version>/near_signatures/<shard>.arrow`, which holds that item's id, its cluster's root and where
-the root lives, and its verification signature, at a fixed width. A new shard binary-searches its band
-keys, then reads the signature rows of the items it matched: nothing is scanned, no text is read.
+the root lives, its verification signature, at a fixed width, and its word sketch (a list). A new shard
+binary-searches its band keys, then reads the signature rows of the items it matched: nothing is
+scanned, no text is read.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from curation_dagster.dedup.near import (
     ShardOutcome,
     decode_signatures,
     settings_fingerprint,
+    sketchless_fingerprint,
     verify_width,
 )
+from curation_dagster.dedup.word_sketch import WordSketches
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
 from curation_dagster.spec import NearDedupSettings
@@ -33,6 +36,9 @@ NEAR_KEYS = "near_keys"
 NEAR_SIGNATURES = "near_signatures"
 
 Location = tuple[str, int]
+#: What the index holds of an item: id, cluster root, the root's location, signature, word sketch and
+#: number of distinct words.
+Entry = tuple[str, str, Location, np.ndarray, np.ndarray, int]
 
 
 class NearIndex:
@@ -48,7 +54,15 @@ class NearIndex:
 
     def check(self, shard: str) -> None:
         """Refuse an index written before the key store existed (Parquet signatures, no band keys in the
-        store), which a lookup would silently miss."""
+        store), which a lookup would silently miss, or before word sketches, which grey-zone pairs need."""
+        manifest = self.keys.manifest(any_settings=True)
+        if manifest.get("fingerprint") == sketchless_fingerprint(self.settings):
+            raise SpecError(
+                f"the near-duplicate index {self.lake.url(self.keys.folder)} was written by an earlier release, "
+                "without the word sketches that confirm pairs near dedup.near.min_similarity; delete it and "
+                f"{self.lake.url(self.lake.stage_dir(self.version, self.signatures_folder))}, then materialize "
+                "the deduped stage again for every shard of this version, in arrival order"
+            )
         stray = [
             other for other in self.lake.list_shards(self.version, self.signatures_folder) if other != shard
         ]
@@ -100,33 +114,44 @@ class NearIndex:
             asked = set(locations)
             extra = [location for location in found if location not in asked]
             everything = locations + sorted(extra)
+            entries = [found[location] for location in everything]
             return EarlierItems(
                 rows=rows.astype(np.int64),
                 positions=positions.astype(np.int64),
-                ids=[found[location][0] for location in everything],
-                roots=[found[location][1] for location in everything],
-                sigs=np.stack([found[location][3] for location in everything]),
-                root_locations=[found[location][2] for location in everything],
+                ids=[entry[0] for entry in entries],
+                roots=[entry[1] for entry in entries],
+                sigs=np.stack([entry[3] for entry in entries]),
+                root_locations=[entry[2] for entry in entries],
+                sketches=WordSketches.of_lists(
+                    [entry[4] for entry in entries], [entry[5] for entry in entries]
+                ),
+                locations=everything,
             )
 
         return lookup
 
-    def _read(
-        self, locations: list[Location], width: int
-    ) -> dict[Location, tuple[str, str, Location, np.ndarray]]:
-        """Id, root, root location and signature of each item, reading only the record batches that hold
-        their rows."""
+    def _read(self, locations: list[Location], width: int) -> dict[Location, Entry]:
+        """What the index holds of each item, reading only the record batches that hold their rows."""
         by_shard: dict[str, list[int]] = defaultdict(list)
         for other, row in locations:
             by_shard[other].append(row)
-        out: dict[Location, tuple[str, str, Location, np.ndarray]] = {}
+        out: dict[Location, Entry] = {}
         for other, rows in sorted(by_shard.items()):
             with ArrowFile(self.lake, self._signatures_path(other)) as signatures:
                 picked = signatures.take(rows)
             sigs = decode_signatures(picked.column("sig"), width)
+            sketches = WordSketches.from_arrow(picked.column("word_sketch"), picked.column("words"))
             columns = [picked.column(name).to_pylist() for name in ("id", "root", "root_shard", "root_row")]
             for index, (row, item, root, root_shard, root_row) in enumerate(zip(rows, *columns, strict=True)):
-                out[(other, row)] = (item, root, (root_shard, int(root_row)), sigs[index])
+                location = (root_shard, int(root_row))
+                out[(other, row)] = (
+                    item,
+                    root,
+                    location,
+                    sigs[index],
+                    sketches.sketch(index),
+                    int(sketches.words[index]),
+                )
         return out
 
     def signatures(self, shard: str) -> pa.Table:
@@ -138,4 +163,11 @@ class NearIndex:
 
 
 def _empty(width: int) -> EarlierItems:
-    return EarlierItems(np.zeros(0, np.int64), np.zeros(0, np.int64), [], [], np.zeros((0, width), np.uint32))
+    return EarlierItems(
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+        [],
+        [],
+        np.zeros((0, width), np.uint32),
+        sketches=WordSketches.empty(0),
+    )

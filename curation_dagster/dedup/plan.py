@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation_dagster.dedup.audio import AudioFingerprinter
-from curation_dagster.dedup.exact import INDEX_SCHEMA, REJECT_EXACT, ExactDedup
+from curation_dagster.dedup.exact import EXACT_MEASURE, INDEX_SCHEMA, REJECT_EXACT, ExactDedup
 from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.indexes import (
     AUDIO_HASHES,
@@ -87,42 +87,56 @@ class DedupPlan:
         """Why `item` is removed, naming the item it duplicates directly; None when it is kept."""
         if item in self.exact:
             owner = self.exact[item]
-            return DuplicateLink(owner, 1.0, REJECT_EXACT, f"same normalised content as {owner}")
+            return DuplicateLink(
+                owner, 1.0, REJECT_EXACT, f"same normalised content as {owner}", EXACT_MEASURE
+            )
         if item in self.near:
             near = self.near[item]
-            detail = f"near duplicate of {near.dup_of} (estimated similarity {near.similarity:.2f})"
-            return DuplicateLink(near.dup_of, near.similarity, REJECT_NEAR, detail)
+            detail = f"near duplicate of {near.dup_of} (similarity {near.similarity:.2f}, {near.measure})"
+            return DuplicateLink(near.dup_of, near.similarity, REJECT_NEAR, detail, near.measure)
         if item in self.media:
             code, media = self.media[item]
-            return DuplicateLink(media.dup_of, media.similarity, code, media.detail)
+            return DuplicateLink(media.dup_of, media.similarity, code, media.detail, MEDIA_MEASURES[code])
         if item in self.semantic:
             semantic = self.semantic[item]
-            return DuplicateLink(semantic.dup_of, semantic.similarity, REJECT_SEMANTIC, describe(semantic))
+            return DuplicateLink(
+                semantic.dup_of, semantic.similarity, REJECT_SEMANTIC, describe(semantic), SEMANTIC_MEASURE
+            )
         return None
 
     def survivor_link(self, item: str) -> DuplicateLink | None:
         """`link(item)` with `dup_of` followed to the item that is kept: an exact copy of an item that a
         later step removed points at what that item duplicates, never at a removed item. The similarity
-        is the lowest along the way, and the detail names each removed item passed."""
+        is the lowest along the way (with its measure), and the detail names each removed item passed."""
         first = self.link(item)
         if first is None:
             return None
-        dup_of, similarity, detail, seen = first.dup_of, first.similarity, first.detail, {item}
+        dup_of, similarity, measure = first.dup_of, first.similarity, first.measure
+        detail, seen = first.detail, {item}
         while dup_of not in seen and (step := self.link(dup_of)) is not None:
             seen.add(dup_of)
             detail += f"; {dup_of} was removed too: {step.detail}"
-            dup_of, similarity = step.dup_of, min(similarity, step.similarity)
-        return DuplicateLink(dup_of, similarity, first.reason, detail)
+            dup_of = step.dup_of
+            if step.similarity < similarity:
+                similarity, measure = step.similarity, step.measure
+        return DuplicateLink(dup_of, similarity, first.reason, detail, measure)
+
+
+#: `dup_measure` of media and semantic removals (near-duplicate text carries its decision's own).
+SEMANTIC_MEASURE = "embedding_cosine"
+MEDIA_MEASURES = {REJECT_IMAGE: "image_hash_bits", REJECT_VIDEO: "video_frames", REJECT_AUDIO: "audio_frames"}
 
 
 @dataclass(frozen=True)
 class DuplicateLink:
-    """A removed row's `dup_of`, `dup_similarity`, reject reason and detail."""
+    """A removed row's `dup_of`, `dup_similarity`, reject reason, detail and `dup_measure` (what the
+    similarity is: `exact_content`, a near-duplicate measure of `word_sketch.MEASURES`, ...)."""
 
     dup_of: str
     similarity: float
     reason: str
     detail: str
+    measure: str
 
 
 @dataclass
@@ -371,10 +385,12 @@ def apply_dedup(batch: pa.Table, plan: DedupPlan, exact: ExactDedup) -> tuple[pa
     links = [plan.survivor_link(item) for item in batch.column("id").to_pylist()]
     dup_of = [link.dup_of if link else None for link in links]
     similarity = [link.similarity if link else None for link in links]
+    measures = [link.measure if link else None for link in links]
     reasons = [link.reason if link else None for link in links]
     details = [link.detail if link else None for link in links]
     annotated = batch
-    for field_, values in zip(DEDUP_FIELDS, (exact.hashes(batch), dup_of, similarity), strict=True):
+    columns = (exact.hashes(batch), dup_of, similarity, measures)
+    for field_, values in zip(DEDUP_FIELDS, columns, strict=True):
         index = annotated.schema.get_field_index(field_.name)
         array = pa.array(values, field_.type)
         annotated = (

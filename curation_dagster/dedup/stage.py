@@ -5,6 +5,8 @@ claim journal."""
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +86,7 @@ class _Written:
     output: ShardOutput
     claims: pa.Table
     near_examples: TextPairs
+    near_misses: TextPairs
     media_examples: MediaExamples
     semantic_examples: TextPairs
 
@@ -122,7 +125,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
             _write_claims(spec, lake, shard, exact_index, claims, decisions)
             crash_point("deduped", "after_claims", shard)
         phases.mark("claim")
-        written = _write_output(spec, lake, shard, source, rows_in, plan, claims)
+        written = _write_output(spec, lake, shard, source, rows_in, plan, claims, near)
         crash_point("deduped", "after_output", shard)
         journal.finish(shard)
         phases.mark("output")
@@ -144,12 +147,27 @@ def check_indexes(spec: VersionSpec, lake: Lake, shard: str) -> None:
 
 
 def _write_output(
-    spec: VersionSpec, lake: Lake, shard: str, source: str, rows_in: int, plan: DedupPlan, claims: pa.Table
+    spec: VersionSpec,
+    lake: Lake,
+    shard: str,
+    source: str,
+    rows_in: int,
+    plan: DedupPlan,
+    claims: pa.Table,
+    near: ShardOutcome | None,
 ) -> _Written:
     """Pass two: every row of the shard, kept or marked with the kept item it duplicates."""
     schema = with_fields(lake.schema(source), DEDUP_FIELDS)
-    near_examples = TextPairs(
-        plan.near, "No near duplicates in this shard.", {"similarity": lambda d: f"{d.similarity:.2f}"}
+    near_columns: dict[str, Callable[[Any], str]] = {
+        "similarity": lambda d: f"{d.similarity:.2f}",
+        "measure": lambda d: str(d.measure),
+    }
+    near_examples = TextPairs(plan.near, "No near duplicates in this shard.", near_columns)
+    near_misses = TextPairs(
+        near.near_misses if near else {},
+        "No near misses in this shard.",
+        near_columns,
+        headers=("item of this shard", f"closest item under the cut ({spec.dedup.near.min_similarity:g})"),
     )
     media_examples = MediaExamples(plan)
     semantic_examples = TextPairs(
@@ -163,10 +181,11 @@ def _write_output(
         for batch in tracked(batches, f"{spec.name}/deduped[{shard}] writing", rows_in):
             kept, rejected = apply_dedup(pa.Table.from_batches([batch]), plan, exact)
             near_examples.collect(kept, rejected)
+            near_misses.collect(kept, rejected)
             media_examples.collect(rejected)
             semantic_examples.collect(kept, rejected)
             output.write(kept, rejected)
-    return _Written(output, claims, near_examples, media_examples, semantic_examples)
+    return _Written(output, claims, near_examples, near_misses, media_examples, semantic_examples)
 
 
 def _write_claims(
@@ -216,6 +235,9 @@ def _metadata(
         "exact_duplicates_of_other_shards": sum(owner not in own_ids for owner in plan.exact.values()),
         "near_duplicates": len(plan.near),
         "near_duplicates_of_other_shards": near.cross_shard if near else 0,
+        "near_duplicates_by_measure": dict(sorted(Counter(d.measure for d in plan.near.values()).items())),
+        "near_misses": near.near_miss_pairs if near else 0,
+        "near_miss_examples": written.near_misses.markdown(lake, spec.name, shard),
         "checked_against_shards": decisions.checked_against,
         "cluster_sizes": {
             str(size): count for size, count in sorted((near.cluster_sizes if near else {}).items())

@@ -38,11 +38,11 @@ from curation_dagster.dedup.media import (
     prefer,
 )
 from curation_dagster.dedup.minhash import (
+    Signed,
     band_keys,
+    confirm,
+    dedup_signatures,
     has_shingles,
-    passes,
-    shingle_and_verification_signatures,
-    verified_similarity,
 )
 from curation_dagster.dedup.near import (
     REJECT_NEAR,
@@ -53,10 +53,12 @@ from curation_dagster.dedup.near import (
     signatures_schema,
 )
 from curation_dagster.dedup.plan import (
+    MEDIA_MEASURES,
     hash_kept_media,
     media_index,
     media_steps,
 )
+from curation_dagster.dedup.word_sketch import MEASURES, WordSketches
 from curation_dagster.filters.base import FilterChain
 from curation_dagster.io.lake import Lake
 from curation_dagster.schema import mark_rejected
@@ -73,6 +75,7 @@ class NearAdmission:
         self.settings, self.earlier = settings, earlier
         self.ids: list[str] = []
         self.sigs: list[np.ndarray] = []
+        self.sketches: list[WordSketches] = []
         self.keys: list[np.ndarray] = []
         self.usable: list[bool] = []
         self.parents: list[frozenset[str]] = []
@@ -85,9 +88,11 @@ class NearAdmission:
         settings = self.settings
         if not ids:
             return {}
-        shingle_sigs, verify_sigs = shingle_and_verification_signatures(texts, settings)
-        keys = band_keys(shingle_sigs, settings.bands, settings.rows)
-        usable = has_shingles(shingle_sigs)
+        signed = dedup_signatures(texts, settings)
+        sketches = signed.sketches or WordSketches.empty(len(ids))
+        batch = Signed(signed.verify, sketches)
+        keys = band_keys(signed.shingles, settings.bands, settings.rows)
+        usable = has_shingles(signed.shingles)
         rows = np.nonzero(usable)[0]
         best: dict[int, NearDecision] = {}
         for source, lookup in self.earlier:
@@ -95,30 +100,32 @@ class NearAdmission:
             if found is None or not len(found.rows):
                 continue
             own = rows[found.rows]
-            similarity = verified_similarity(own, found.positions, verify_sigs, found.sigs)
-            for row, position, value in zip(own, found.positions, similarity, strict=True):
-                row, item = int(row), found.ids[position]
-                if not passes(np.array([value]), settings)[0]:
-                    continue
+            measured = confirm(own, found.positions, settings, batch, found.signed)
+            for index in np.flatnonzero(measured.confirmed).tolist():
+                row, position = int(own[index]), int(found.positions[index])
+                item, value = found.ids[position], float(measured.similarity[index])
                 if item in parents[row] or found.roots[position] in parents[row]:
                     continue
                 current = best.get(row)
                 if current is None or value > current.similarity:
-                    best[row] = NearDecision(item, float(value), source)
+                    best[row] = NearDecision(item, value, source, MEASURES[measured.measure[index]])
         decisions: dict[str, NearDecision] = {}
         for row, item in enumerate(ids):
             family = frozenset(parents[row])
+            one = sketches.take(np.array([row]))
             decision = best.get(row) or (
-                self._among_admitted(keys[row], verify_sigs[row], family) if usable[row] else None
+                self._among_admitted(keys[row], Signed(signed.verify[row : row + 1], one), family)
+                if usable[row]
+                else None
             )
             if decision is not None:
                 decisions[item] = decision
                 continue
-            self._admit(item, keys[row], verify_sigs[row], bool(usable[row]), family)
+            self._admit(item, keys[row], signed.verify[row], one, bool(usable[row]), family)
         return decisions
 
     def _among_admitted(
-        self, keys: np.ndarray, sig: np.ndarray, family: frozenset[str]
+        self, keys: np.ndarray, candidate: Signed, family: frozenset[str]
     ) -> NearDecision | None:
         """The most similar candidate of another family admitted earlier in this shard that shares a
         band, if confirmed."""
@@ -134,24 +141,42 @@ class NearAdmission:
         )
         if not candidates:
             return None
-        admitted = np.stack([self.sigs[position] for position in candidates])
-        similarity = verified_similarity(
-            np.zeros(len(candidates), np.int64), np.arange(len(candidates)), sig[None, :], admitted
+        admitted = Signed(
+            np.stack([self.sigs[position] for position in candidates]),
+            WordSketches.join([self.sketches[position] for position in candidates]),
         )
-        confirmed = np.nonzero(passes(similarity, self.settings))[0]
+        measured = confirm(
+            np.zeros(len(candidates), np.int64),
+            np.arange(len(candidates)),
+            self.settings,
+            candidate,
+            admitted,
+        )
+        confirmed = np.nonzero(measured.confirmed)[0]
         if not len(confirmed):
             return None
-        top = confirmed[np.argmax(similarity[confirmed])]
-        return NearDecision(self.ids[candidates[top]], float(similarity[top]))
+        top = confirmed[np.argmax(measured.similarity[confirmed])]
+        return NearDecision(
+            self.ids[candidates[top]],
+            float(measured.similarity[top]),
+            measure=MEASURES[measured.measure[top]],
+        )
 
     def _admit(
-        self, item: str, keys: np.ndarray, sig: np.ndarray, usable: bool, family: frozenset[str]
+        self,
+        item: str,
+        keys: np.ndarray,
+        sig: np.ndarray,
+        sketch: WordSketches,
+        usable: bool,
+        family: frozenset[str],
     ) -> None:
         position = len(self.ids)
         self._positions[item] = position
         self.parents.append(family)
         self.ids.append(item)
         self.sigs.append(sig)
+        self.sketches.append(sketch)
         self.keys.append(keys)
         self.usable.append(usable)
         if usable:
@@ -174,6 +199,7 @@ class NearAdmission:
         indexed_keys, indexed_rows = indexed_bands(usable, keys)
         sigs = np.stack([self.sigs[position] for position in active]).astype("<u4")
         width = sigs.shape[1]
+        sketches, words = WordSketches.join([self.sketches[position] for position in active]).to_arrow()
         signatures = pa.table(
             {
                 "id": pa.array(ids, pa.string()),
@@ -185,6 +211,8 @@ class NearAdmission:
                     len(ids),
                     [None, pa.py_buffer(np.ascontiguousarray(sigs).tobytes())],
                 ),
+                "words": words,
+                "word_sketch": sketches,
             },
             schema=signatures_schema(self.settings),
         )
@@ -383,7 +411,9 @@ def _admit_media(candidates: pa.Table, admissions: dict[str, MediaAdmission]) ->
     removed = pc.is_in(candidates.column("id"), pa.array(list(decisions), pa.string()))
     rejected = candidates.filter(removed)
     chosen_decisions = [decisions[item] for item in rejected.column("id").to_pylist()]
-    rejected = _with_duplicate(rejected, [(d.dup_of, d.similarity) for _, d in chosen_decisions])
+    rejected = _with_duplicate(
+        rejected, [(d.dup_of, d.similarity, MEDIA_MEASURES[code]) for code, d in chosen_decisions]
+    )
     return candidates.filter(pc.invert(removed)), mark_rejected(
         rejected,
         "synthesized",
@@ -400,9 +430,17 @@ _MEDIA_CODES = (
 )
 
 
-def _with_duplicate(rejected: pa.Table, pairs: list[tuple[str, float]]) -> pa.Table:
-    """`rejected` with `dup_of` and `dup_similarity` set from `pairs`, row by row."""
-    for name, values in (("dup_of", [p[0] for p in pairs]), ("dup_similarity", [p[1] for p in pairs])):
+def _with_duplicate(rejected: pa.Table, pairs: list[tuple[str, float, str]]) -> pa.Table:
+    """`rejected` with `dup_of`, `dup_similarity` and `dup_measure` set from `pairs`, row by row (the
+    measure where the table has the column)."""
+    columns = (
+        ("dup_of", [p[0] for p in pairs]),
+        ("dup_similarity", [p[1] for p in pairs]),
+        ("dup_measure", [p[2] for p in pairs]),
+    )
+    for name, values in columns:
+        if rejected.schema.get_field_index(name) < 0 and name == "dup_measure":
+            continue
         field_ = rejected.schema.field(name)
         rejected = rejected.set_column(
             rejected.schema.get_field_index(name), field_, pa.array(values, field_.type)
@@ -425,9 +463,9 @@ def _admit_near(candidates: pa.Table, admission: NearAdmission | None) -> tuple[
     removed = pc.is_in(candidates.column("id"), pa.array(list(decisions), pa.string()))
     rejected = candidates.filter(removed)
     chosen = [decisions[item] for item in rejected.column("id").to_pylist()]
-    rejected = _with_duplicate(rejected, [(d.dup_of, d.similarity) for d in chosen])
+    rejected = _with_duplicate(rejected, [(d.dup_of, d.similarity, d.measure) for d in chosen])
     details: list[str | None] = [
-        f"near duplicate of {d.dup_of} ({d.shard or 'this shard'}, estimated similarity {d.similarity:.2f}), "
+        f"near duplicate of {d.dup_of} ({d.shard or 'this shard'}, similarity {d.similarity:.2f}, {d.measure}), "
         "not one of its parents"
         for d in chosen
     ]

@@ -5,8 +5,11 @@ fastText's lid.176 (issue 18: every count the same, `lang_score` values changed)
 began mirroring the side words of captions (issue 17: every count the same; the synthesized image rows
 changed: "left to right" captions of mirrored gradients now say "right to left", and each item's
 `generator` records the new `captions` setting), and when lid.176 began to run in batches in numpy (issue
-18: every count and decision the same; 285 `lang_score` values changed by at most 1.2e-7, float32 rounding);
-a run that changes any row of any stage fails the comparison.
+18: every count and decision the same; 285 `lang_score` values changed by at most 1.2e-7, float32 rounding),
+and when deduped rows gained `dup_measure` (issue 16: every count, decision and `dup_similarity` the same;
+each stage from deduped on carries the new column, and near duplicates' `reject_detail` names the measure,
+"similarity 0.98, minhash_estimate" where it said "estimated similarity 0.98"); a run that changes any row
+of any stage fails the comparison.
 
 Rewrite it only when a change of behaviour is meant, and say so in the commit:
 `python -m tests.e2e.demo_rows` runs `curation run` on a fresh project folder and writes the file.

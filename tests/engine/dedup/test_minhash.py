@@ -8,24 +8,32 @@ import pytest
 
 from curation_dagster.dedup.minhash import (
     EMPTY,
+    NearMisses,
+    Signed,
     UnionFind,
     band_keys,
     bucket_pairs,
     candidate_probability,
+    cluster,
+    confirm,
+    dedup_signatures,
     estimated_jaccard,
+    has_shingles,
     near_duplicates,
     normalize_for_shingles,
     signatures,
     word_signatures,
+    word_sketches,
 )
-from curation_dagster.demo import ENCYCLOPEDIA_SENTENCES, NEWS_SENTENCES
+from curation_dagster.dedup.word_sketch import MEASURES
 from curation_dagster.spec import NearDedupSettings, ShingleNormalizeSettings
-
-SENTENCES = [s for pool in NEWS_SENTENCES.values() for s in pool] + list(ENCYCLOPEDIA_SENTENCES)
-
-
-def document(rng: random.Random, sentences: int = 12) -> str:
-    return " ".join(rng.sample(SENTENCES, sentences))
+from tests.engine.dedup.text_fixtures import (
+    EDIT_UNDER_BY_ESTIMATE,
+    REWRITE_OVER_BY_ESTIMATE,
+    document,
+    edited_pair,
+    word_set_jaccard,
+)
 
 
 def edit_words(text: str, rate: float, rng: random.Random) -> str:
@@ -42,12 +50,6 @@ def edit_words(text: str, rate: float, rng: random.Random) -> str:
         else:
             out.append(word)
     return " ".join(out)
-
-
-def word_set_jaccard(first: str, second: str) -> float:
-    a = set(normalize_for_shingles(first, ShingleNormalizeSettings()).split())
-    b = set(normalize_for_shingles(second, ShingleNormalizeSettings()).split())
-    return len(a & b) / len(a | b)
 
 
 def shingle_jaccard(first: str, second: str, n: int) -> float:
@@ -254,3 +256,97 @@ def test_signing_text_equals_signing_its_normalised_words(shingle: str) -> None:
     normalised[-1] = "a?b c"  # a lone surrogate is signed as '?'
     assert (signatures(texts, settings) == signatures(normalised, settings)).all()
     assert (signatures(texts[-7:-4], settings) == EMPTY).all()
+
+
+# ------------------------------------------------------------------------------ grey-zone confirmation
+
+CUT = NearDedupSettings().min_similarity
+
+
+def signed_with_estimate(texts: list[str], estimate: float) -> Signed:
+    """The texts' real word sketches, with verification signatures made to agree in `estimate` of their
+    values between the first and second text, so the estimate is what the test says."""
+    sigs = np.arange(2 * 128, dtype=np.uint32).reshape(2, 128)
+    sigs[1, : round(estimate * 128)] = sigs[0, : round(estimate * 128)]
+    return Signed(sigs, word_sketches(texts))
+
+
+@pytest.mark.parametrize(
+    ("estimate", "exact", "confirmed", "measure"),
+    [
+        (0.70, 0.63, False, "exact_words"),  # over the cut by the estimate, under it in fact: kept
+        (0.60, 0.69, True, "exact_words"),  # under the cut by the estimate, over it in fact: removed
+        (0.95, 0.55, True, "minhash_estimate"),  # clearly above: the estimate decides alone
+        (0.40, 0.69, False, "minhash_estimate"),  # clearly below: the estimate decides alone
+    ],
+)
+def test_a_pair_in_the_grey_zone_is_decided_by_the_word_sketches(
+    estimate: float, exact: float, confirmed: bool, measure: str
+) -> None:
+    shared = round(exact * 200 / (1 + exact))  # two 100-word sets sharing this many words
+    words = [f"word{chr(97 + a)}{chr(97 + b)}" for a in range(26) for b in range(26)]
+    texts = [" ".join(words[:100]), " ".join(words[:shared] + words[100 : 200 - shared])]
+    truth = shared / (200 - shared)
+    result = confirm(np.array([0]), np.array([1]), NearDedupSettings(), signed_with_estimate(texts, estimate))
+    assert result.confirmed.tolist() == [confirmed]
+    assert MEASURES[result.measure[0]] == measure
+    expected = truth if measure == "exact_words" else round(estimate * 128) / 128
+    assert result.similarity[0] == pytest.approx(expected)
+
+
+def test_the_grey_zone_spans_four_standard_errors_of_the_estimate_at_the_cut() -> None:
+    settings = NearDedupSettings()
+    assert settings.grey_margin == pytest.approx(4 * np.sqrt(CUT * (1 - CUT) / settings.verify_hashes))
+    assert NearDedupSettings(verify_hashes=512).grey_margin == pytest.approx(settings.grey_margin / 2)
+
+
+def test_without_sketches_every_pair_is_decided_by_the_estimate() -> None:
+    texts = ["alpha beta gamma", "alpha beta delta"]
+    result = confirm(
+        np.array([0]), np.array([1]), NearDedupSettings(word_sketch=0), signed_with_estimate(texts, 0.70)
+    )
+    assert (result.confirmed.tolist(), MEASURES[result.measure[0]]) == ([True], "minhash_estimate")
+
+
+def shares_a_band(first: str, second: str) -> bool:
+    settings = NearDedupSettings()
+    keys = band_keys(signatures([first, second]), settings.bands, settings.rows)
+    return bool((keys[0] == keys[1]).any())
+
+
+def test_a_rewrite_whose_estimate_is_over_the_cut_is_kept() -> None:
+    """A quarter of the words replaced (seed found by search): a candidate pair whose 128-value estimate
+    is over the cut while its word sets share under 0.67; the estimate alone removed it."""
+    original, rewrite = edited_pair(*REWRITE_OVER_BY_ESTIMATE)
+    assert (
+        float(estimated_jaccard(*word_signatures([original, rewrite])))
+        >= CUT
+        > word_set_jaccard(original, rewrite)
+    )
+    assert shares_a_band(original, rewrite)
+    assert near_duplicates([original, rewrite]) == [None, None]
+    assert near_duplicates([original, rewrite], NearDedupSettings(word_sketch=0)) == [None, 0]
+
+
+def test_a_twenty_percent_edit_whose_estimate_is_under_the_cut_is_removed() -> None:
+    original, edit = edited_pair(*EDIT_UNDER_BY_ESTIMATE)
+    assert (
+        float(estimated_jaccard(*word_signatures([original, edit]))) < CUT <= word_set_jaccard(original, edit)
+    )
+    assert shares_a_band(original, edit)
+    assert near_duplicates([original, edit]) == [None, 0]
+    assert near_duplicates([original, edit], NearDedupSettings(word_sketch=0)) == [None, None]
+
+
+def test_pairs_just_under_the_cut_are_recorded_as_near_misses_once() -> None:
+    original, rewrite = edited_pair(*REWRITE_OVER_BY_ESTIMATE)
+    settings = NearDedupSettings()
+    signed = dedup_signatures([original, rewrite], settings)
+    usable = np.nonzero(has_shingles(signed.shingles))[0]
+    keys = band_keys(signed.shingles, settings.bands, settings.rows)
+    misses = NearMisses()
+    cluster(keys, usable, Signed(signed.verify, signed.sketches), settings, misses)
+    left, right, similarity, measure = misses.pairs()
+    assert (left.tolist(), right.tolist()) == ([0], [1])
+    assert similarity[0] == pytest.approx(word_set_jaccard(original, rewrite))
+    assert MEASURES[measure[0]] == "exact_words"

@@ -9,12 +9,20 @@ import pyarrow as pa
 import pytest
 
 from curation_dagster.checks import check_conservation
+from curation_dagster.dedup.minhash import word_sketches
+from curation_dagster.dedup.near import settings_fingerprint, sketchless_fingerprint
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.demo import NEWS_SENTENCES
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
-from curation_dagster.spec import VersionSpec, parse_spec
+from curation_dagster.spec import NearDedupSettings, VersionSpec, parse_spec
+from tests.engine.dedup.text_fixtures import (
+    EDIT_UNDER_BY_ESTIMATE,
+    REWRITE_OVER_BY_ESTIMATE,
+    edited_pair,
+    word_set_jaccard,
+)
 from tests.media_fixtures import write_jsonl
 
 SENTENCES = [s for pool in NEWS_SENTENCES.values() for s in pool]
@@ -98,9 +106,13 @@ def test_the_index_holds_band_keys_and_signatures_not_text(corpus, tmp_path: Pat
     index = NearIndex(lake, "near", spec().dedup.near)
     signatures = index.signatures("one.jsonl")
     assert index.keys.manifest()["shards"]["one.jsonl"]["keys"] == 8 * spec().dedup.near.bands
-    assert signatures.column_names == ["id", "root", "root_shard", "root_row", "sig"]
+    assert signatures.column_names == ["id", "root", "root_shard", "root_row", "sig", "words", "word_sketch"]
     assert signatures.column("root_shard").to_pylist() == ["one.jsonl"] * 8
     assert signatures.schema.field("sig").type == pa.binary(4 * spec().dedup.near.verify_hashes)
+    texts = [row["text"] for row in table(lake, "one.jsonl")]
+    sketches = word_sketches(texts)
+    assert signatures.column("words").to_pylist() == sketches.words.tolist()
+    assert signatures.column("word_sketch").to_pylist()[3] == sketches.sketch(3).tolist()
 
 
 def test_an_index_built_with_other_settings_is_refused_with_a_clear_error(corpus, tmp_path: Path) -> None:
@@ -210,6 +222,78 @@ def test_a_copy_in_a_late_shard_is_found_through_merged_tiers_of_the_index(
         table(lake, "s5.jsonl")[0]["id"],
     }
     assert removed == expected
+
+
+def test_an_index_written_without_word_sketches_is_refused_with_what_to_do(
+    corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index of an earlier release carries the fingerprint of its settings without sketches."""
+    assert sketchless_fingerprint(NearDedupSettings()) == "d2b5309feaffb858"  # what that release wrote
+    assert settings_fingerprint(NearDedupSettings()) != sketchless_fingerprint(NearDedupSettings())
+    landing, _ = corpus
+    lake = Lake(tmp_path / "lake")
+    with monkeypatch.context() as patched:
+        patched.setattr("curation_dagster.dedup.near_index.settings_fingerprint", sketchless_fingerprint)
+        patched.setattr("curation_dagster.dedup.near_index.sketchless_fingerprint", lambda settings: "")
+        dedup(spec(), lake, landing, "one.jsonl")
+    with pytest.raises(SpecError, match=r"without the word sketches .* delete it"):
+        dedup(spec(), lake, landing, "two.jsonl")
+
+
+def grey_zone_corpus(tmp_path: Path) -> Path:
+    """Shard `one` holds two originals; shard `two` a fifth-edited copy of the first whose estimate is
+    under the cut and a quarter-rewritten copy of the second whose estimate is over it."""
+    edit_original, edit = edited_pair(*EDIT_UNDER_BY_ESTIMATE)
+    rewrite_original, rewrite = edited_pair(*REWRITE_OVER_BY_ESTIMATE)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "one.jsonl", [edit_original, rewrite_original])
+    write_jsonl(landing / "two.jsonl", [edit, rewrite])
+    return landing
+
+
+def test_grey_zone_pairs_across_shards_are_decided_on_the_earlier_shards_sketches(tmp_path: Path) -> None:
+    landing = grey_zone_corpus(tmp_path)
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(), lake, landing, "one.jsonl")
+    result = dedup(spec(), lake, landing, "two.jsonl")
+    originals = table(lake, "one.jsonl")
+    edit, rewrite = edited_pair(*EDIT_UNDER_BY_ESTIMATE)[1], edited_pair(*REWRITE_OVER_BY_ESTIMATE)[1]
+    removed = table(lake, "two.jsonl", rejected=True)
+    assert [(row["text"], row["dup_of"], row["dup_measure"]) for row in removed] == [
+        (edit, originals[0]["id"], "exact_words")
+    ]
+    assert removed[0]["dup_similarity"] == pytest.approx(word_set_jaccard(originals[0]["text"], edit))
+    assert "exact_words" in removed[0]["reject_detail"]
+    assert [row["text"] for row in table(lake, "two.jsonl")] == [rewrite]
+    assert result.extra["near_duplicates_by_measure"] == {"exact_words": 1}
+
+
+def test_the_metadata_counts_near_misses_and_shows_them_beside_their_closest_item(tmp_path: Path) -> None:
+    landing = grey_zone_corpus(tmp_path)
+    lake = Lake(tmp_path / "lake")
+    dedup(spec(), lake, landing, "one.jsonl")
+    result = dedup(spec(), lake, landing, "two.jsonl")
+    rewrite_original, rewrite = edited_pair(*REWRITE_OVER_BY_ESTIMATE)
+    assert result.extra["near_misses"] == 1
+    examples = result.extra["near_miss_examples"]
+    assert " ".join(rewrite.split()[:6]) in examples
+    assert " ".join(rewrite_original.split()[:6]) in examples
+    assert f"{word_set_jaccard(rewrite_original, rewrite):.2f} | exact_words" in examples
+
+
+def test_every_removed_row_names_the_measure_of_its_similarity(tmp_path: Path) -> None:
+    original = documents(4, 1)[0]
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_jsonl(landing / "x.jsonl", [original, original.upper(), edited(original, 7, 0.02)])
+    dedup(spec(), Lake(tmp_path / "lake"), landing, "x.jsonl")
+    rows = table(Lake(tmp_path / "lake"), "x.jsonl", rejected=True)
+    assert [(row["reject_reason"], row["dup_measure"]) for row in rows] == [
+        ("dedup.exact", "exact_content"),
+        ("dedup.near", "minhash_estimate"),  # clearly above the cut: the estimate decides
+    ]
+    assert table(Lake(tmp_path / "lake"), "x.jsonl")[0]["dup_measure"] is None
 
 
 def test_an_index_from_before_the_key_store_is_refused_with_what_to_do(corpus, tmp_path: Path) -> None:

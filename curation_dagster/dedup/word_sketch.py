@@ -1,0 +1,191 @@
+"""Bottom-k sketches of documents' word sets: what confirms a near-duplicate pair that the MinHash estimate
+leaves in the grey zone around the cut.
+
+A document's sketch is the k smallest 32-bit hashes of its distinct normalised words, with the number of
+distinct words it has. Two sketches give the word-set Jaccard similarity exactly (up to hash collisions)
+when both documents have at most k distinct words; otherwise the k smallest hashes of the union stand for
+a uniform sample of it (Broder 1997), and the share of them found in both documents estimates the
+similarity with a standard error of at most sqrt(J(1 - J) / k), a quarter of the 128-value signature's at
+k = 512 (Cohen and Kaplan 2007). Sketches are held flat, one array of values and one of offsets, so memory
+follows the words the documents have, at most k values (4k bytes) each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+#: What a near-duplicate pair's similarity was measured with, by code (the `dup_measure` column).
+MEASURES = ("minhash_estimate", "exact_words", "bottom_k_words")
+ESTIMATE, EXACT, BOTTOM_K = range(len(MEASURES))
+#: Pairs compared at a time, which bounds the memory of gathering their sketches.
+_PAIR_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class WordSketches:
+    """The sketches of a sequence of documents: document `i` holds `values[offsets[i]:offsets[i + 1]]`
+    (ascending) and has `words[i]` distinct words."""
+
+    values: np.ndarray
+    offsets: np.ndarray
+    words: np.ndarray
+
+    @classmethod
+    def empty(cls, documents: int) -> WordSketches:
+        """Documents without a sketch (no words, or sketches turned off)."""
+        return cls(np.zeros(0, np.uint32), np.zeros(documents + 1, np.int64), np.zeros(documents, np.int64))
+
+    @classmethod
+    def of_words(
+        cls, values: np.ndarray, owners: np.ndarray, words: np.ndarray, documents: int, size: int
+    ) -> WordSketches:
+        """Sketches of `size` values from `distinct_words`' pairs, `values` holding each word's hash."""
+        hashes = values[words]
+        # A new document, or a hash not seen just before (two words may share one 32-bit hash).
+        first = np.ones(len(owners), dtype=bool)
+        first[1:] = (owners[1:] != owners[:-1]) | (hashes[1:] != hashes[:-1])
+        owners, hashes = owners[first], hashes[first]
+        counts = np.bincount(owners, minlength=documents).astype(np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        kept = (np.arange(len(owners)) - starts[owners]) < size
+        offsets = np.concatenate(([0], np.cumsum(np.minimum(counts, size)))).astype(np.int64)
+        return cls(hashes[kept].astype(np.uint32), offsets, counts)
+
+    @classmethod
+    def join(cls, parts: list[WordSketches]) -> WordSketches:
+        """The sketches of `parts`, one after the other, emptying `parts` as it goes, so memory holds the
+        result and one part, not all parts twice."""
+        values = np.empty(sum(len(part.values) for part in parts), dtype=np.uint32)
+        offsets = np.zeros(sum(len(part) for part in parts) + 1, dtype=np.int64)
+        words = np.empty(len(offsets) - 1, dtype=np.int64)
+        value_at = row_at = 0
+        while parts:
+            part = parts.pop(0)
+            values[value_at : value_at + len(part.values)] = part.values
+            offsets[row_at + 1 : row_at + len(part) + 1] = part.offsets[1:] + value_at
+            words[row_at : row_at + len(part)] = part.words
+            value_at, row_at = value_at + len(part.values), row_at + len(part)
+        return cls(values, offsets, words)
+
+    @classmethod
+    def of_lists(cls, sketches: Sequence[np.ndarray], words: Sequence[int]) -> WordSketches:
+        """Sketches given one array per document."""
+        lengths = np.fromiter((len(sketch) for sketch in sketches), dtype=np.int64, count=len(sketches))
+        values = np.concatenate(list(sketches)) if len(sketches) else np.zeros(0, np.uint32)
+        return cls(
+            values.astype(np.uint32),
+            np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
+            np.asarray(words, dtype=np.int64).reshape(-1),
+        )
+
+    @classmethod
+    def from_arrow(
+        cls, sketches: pa.ChunkedArray | pa.Array, words: pa.ChunkedArray | pa.Array
+    ) -> WordSketches:
+        """The `word_sketch` and `words` columns of a signatures table."""
+        column = sketches.combine_chunks() if isinstance(sketches, pa.ChunkedArray) else sketches
+        offsets = column.offsets.to_numpy().astype(np.int64)
+        values = column.values.to_numpy(zero_copy_only=False).astype(np.uint32)
+        return cls(
+            values[offsets[0] : offsets[-1]],
+            offsets - offsets[0],
+            np.asarray(words.to_numpy(zero_copy_only=False), dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def sketch(self, row: int) -> np.ndarray:
+        return self.values[self.offsets[row] : self.offsets[row + 1]]
+
+    def take(self, rows: np.ndarray) -> WordSketches:
+        """The sketches of these rows, in this order."""
+        values, lengths = self._gather(np.asarray(rows, dtype=np.int64))
+        return WordSketches(
+            values, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), self.words[rows]
+        )
+
+    def to_arrow(self) -> tuple[pa.Array, pa.Array]:
+        """The `word_sketch` (list of uint32) and `words` (int32) columns."""
+        sketches = pa.ListArray.from_arrays(
+            pa.array(self.offsets, pa.int32()), pa.array(self.values, pa.uint32())
+        )
+        return sketches, pa.array(self.words, pa.int32())
+
+    def _gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The values of `rows`, concatenated, and how many each has."""
+        starts = self.offsets[rows]
+        lengths = self.offsets[rows + 1] - starts
+        total = int(lengths.sum())
+        first = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        return self.values[first + np.arange(total)], lengths
+
+
+def distinct_words(
+    values: np.ndarray, word_of_token: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's distinct words as (document, word) pairs, ordered by document, then by the word's
+    hash in `values` (one per distinct word of a batch); document `i` has `lengths[i]` tokens, each naming
+    its word in `word_of_token`. Words are ranked by hash once per batch, so one sort of narrow
+    (document, rank) keys does the rest."""
+    documents, vocabulary = len(lengths), max(len(values), 1)
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values))
+    key_type = np.dtype(np.int32 if documents * vocabulary < 2**31 else np.int64)
+    owner = np.repeat(np.arange(documents, dtype=key_type), lengths)
+    keys = np.sort(owner * np.asarray(vocabulary, dtype=key_type) + rank[word_of_token].astype(key_type))
+    if len(keys):
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    return (keys // vocabulary).astype(np.int64), order[keys % vocabulary]
+
+
+def sketch_similarity(
+    left: WordSketches, left_rows: np.ndarray, right: WordSketches, right_rows: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Word-set Jaccard similarity of pairs `(left_rows[i], right_rows[i])` from sketches of `size` values,
+    and whether each is exact (both documents have at most `size` distinct words)."""
+    out = np.zeros(len(left_rows), dtype=np.float64)
+    exact = (left.words[left_rows] <= size) & (right.words[right_rows] <= size)
+    for start in range(0, len(left_rows), _PAIR_CHUNK):
+        stop = start + _PAIR_CHUNK
+        out[start:stop] = _chunk_similarity(
+            left, left_rows[start:stop], right, right_rows[start:stop], exact[start:stop], size
+        )
+    return out, exact
+
+
+def _chunk_similarity(
+    left: WordSketches,
+    left_rows: np.ndarray,
+    right: WordSketches,
+    right_rows: np.ndarray,
+    exact: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """All pairs' values sorted at once by (pair, value): a value found in both sketches of a pair sits
+    next to itself. Of each pair's union, the `size` smallest distinct values are counted (all of them
+    when the pair is exact), and of those, the ones in both."""
+    pairs = len(left_rows)
+    left_values, left_lengths = left._gather(left_rows)
+    right_values, right_lengths = right._gather(right_rows)
+    owner = np.concatenate(
+        (np.repeat(np.arange(pairs), left_lengths), np.repeat(np.arange(pairs), right_lengths))
+    ).astype(np.uint64)
+    keys = np.sort((owner << np.uint64(32)) | np.concatenate((left_values, right_values)).astype(np.uint64))
+    if not len(keys):
+        return np.zeros(pairs, dtype=np.float64)
+    owners = (keys >> np.uint64(32)).astype(np.int64)
+    repeated = np.concatenate(([False], keys[1:] == keys[:-1]))
+    rank = np.cumsum(~repeated) - 1
+    first = np.minimum(np.searchsorted(owners, np.arange(pairs)), len(keys) - 1)
+    rank_in_pair = rank - rank[first][owners]
+    union = np.bincount(owners[~repeated], minlength=pairs)
+    limit = np.where(exact, np.iinfo(np.int64).max, size)
+    counted = np.minimum(union, limit)
+    both = np.bincount(owners[repeated & (rank_in_pair < limit[owners])], minlength=pairs)
+    return np.asarray(both / np.maximum(counted, 1), dtype=np.float64)

@@ -53,12 +53,11 @@ def write_arrow(lake: Lake, path: str, table: pa.Table) -> None:
 
 
 def write_batches(lake: Lake, path: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
-    """Record batches as one uncompressed Arrow IPC file, atomically."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, schema) as writer:
+    """Record batches as one uncompressed Arrow IPC file, atomically; written as they come, so memory holds
+    one batch, not the file (nor a second copy of it)."""
+    with lake.atomic_file(path) as handle, pa.ipc.new_file(handle, schema) as writer:
         for batch in batches:
             writer.write_batch(batch)
-    lake.write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def read_arrow(lake: Lake, path: str) -> pa.Table:

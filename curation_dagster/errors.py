@@ -47,3 +47,10 @@ class LabelsError(CurationError):
 class SettingError(CurationError):
     """A deployment setting ($CURATION_*) asks for something this install cannot give: a value the project
     does not know, or an optional extra that is not installed; the message says what to set or install."""
+
+
+class WorkerLost(CurationError):
+    """A worker process exited before answering (killed, out of memory, a crash in native code); a retry
+    may help when memory was short, and fewer workers ($CURATION_WORKERS) need less of it."""
+
+    retryable = True

@@ -78,3 +78,19 @@ def max_shard_bytes() -> int:
             "optionally with KiB, MiB or GiB (e.g. 268435456 or 256MiB)"
         )
     return int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()]
+
+
+def filter_workers() -> int | None:
+    """How many processes the filtered stage runs its chain in for one shard: $CURATION_WORKERS (a
+    positive number), or None when unset or `auto` (every core this process may use, for a shard large
+    enough to be worth starting them; see `filters/workers.py`). Set 1 to keep the chain in the stage's
+    own process, or fewer than the cores when several runs share a machine."""
+    configured = os.environ.get("CURATION_WORKERS", "").strip()
+    if configured.lower() in ("", "auto"):
+        return None
+    if not configured.isdecimal() or int(configured) == 0:
+        raise SettingError(
+            f"CURATION_WORKERS={configured!r} is not a number of processes: give a positive whole number "
+            "(1 keeps the filter chain in the stage's process) or `auto`"
+        )
+    return int(configured)

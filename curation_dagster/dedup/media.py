@@ -4,9 +4,14 @@ in the lake, then within the shard, earliest first.
 Each shard's index (`image_hashes`, `video_hashes`, `audio_hashes`) holds the hashes of the items it
 kept, never their media. An item is removed when it matches an item of another shard's index, else when it matches an
 earlier row of its own shard that was kept; so an item kept once is never removed later, and every
-removal names a kept item it matches directly (`dup_of`), with their similarity. Unlike text, matches do
-not chain: with a distance threshold, A ~ B ~ C does not make A and C alike, so C is compared with the
-kept A only.
+removal names a kept item (`dup_of`), with their similarity. Unlike text, matches do not chain far: with
+a distance threshold, A ~ B ~ C does not make A and C alike. Videos and sounds are compared with kept
+items only. Images go one step further, because copies of one picture are often further from each other
+than from their original (a watermarked copy and a rotated one): an image removed as the direct match of
+a kept image is indexed too, as that image's copy (`copy_of`), and a later image that matches the copy is
+removed as a duplicate of the kept image. A copy of a copy is not indexed, so a removed image is always
+within two matches of the image it names, and a slow series of small changes (the frames of a pan) is
+not swallowed whole.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import pyarrow as pa
 from curation_dagster.dedup.audio import AudioFingerprinter
 from curation_dagster.dedup.perceptual import (
     VARIANT_CROP,
+    VARIANT_MARGIN,
     VARIANT_MIRROR,
+    VARIANT_TURN,
     VARIANT_WHOLE,
     ImageHasher,
     VideoFingerprinter,
@@ -47,11 +54,13 @@ MIN_MATCHED_FRAMES: Final = 2
 
 
 def image_settings_fingerprint(settings: ImageDedupSettings) -> str:
-    """A hash of the settings that change stored hashes (not the distance, which applies at lookup)."""
+    """A hash of the settings that change stored hashes (not the distance or the colour shift, which
+    apply at lookup). Layout 2: luminance in floating point, clipped, turned variants, colours, copies."""
     relevant = settings.model_dump(
-        mode="json", include={"hash", "hash_size", "mirror", "crops", "min_detail"}
+        mode="json",
+        include={"hash", "hash_size", "mirror", "crops", "rotations", "margins", "min_detail"},
     )
-    return _digest({"image": relevant, "layout": 1})
+    return _digest({"image": relevant, "layout": 2})
 
 
 def video_settings_fingerprint(settings: VideoDedupSettings) -> str:
@@ -75,12 +84,16 @@ def _digest(data: dict[str, Any]) -> str:
 
 
 def image_index_schema(settings: ImageDedupSettings) -> pa.Schema:
-    """`image_hashes/<shard>.parquet`: one row per kept image and hashed variant."""
+    """`image_hashes/<shard>.parquet`: one row per indexed image and hashed variant, with the image's mean
+    colour; `copy_of` names the kept image an indexed copy was removed as a duplicate of (null for kept
+    images)."""
     return pa.schema(
         [
             pa.field("id", pa.dictionary(pa.int32(), pa.string()), nullable=False),
             pa.field("variant", pa.int8(), nullable=False),
             pa.field("hash", pa.uint64(), nullable=False),
+            pa.field("colour", pa.list_(pa.float32(), 3), nullable=False),
+            pa.field("copy_of", pa.dictionary(pa.int32(), pa.string()), nullable=True),
         ],
         metadata={MEDIA_FINGERPRINT_KEY: image_settings_fingerprint(settings).encode()},
     )
@@ -113,12 +126,22 @@ def _frames_schema(fingerprint: str) -> pa.Schema:
 class HashSet:
     """Hashes of a set of items, flattened: `item[i]` owns `hash[i]`; `unit[i]` is the variant code of
     an image hash or the frame (window) number of a video's (sound's) hash; `units[item]` counts an
-    item's hashes, the frames of a video or sound."""
+    item's hashes, the frames of a video or sound; `colour[item]` is an image's mean colour (zeros for
+    videos and sounds)."""
 
     item: np.ndarray
     unit: np.ndarray
     hash: np.ndarray
     units: np.ndarray
+    colour: np.ndarray | None = None
+    """`(items, 3)` float32; None reads as zeros."""
+    via: list[str | None] | None = None
+    """Per item of an index file: its own id when it is an indexed copy (its name is then the kept
+    image it copies), else None."""
+
+    def __post_init__(self) -> None:
+        if self.colour is None:
+            self.colour = np.zeros((len(self.units), 3), dtype=np.float32)
 
     @classmethod
     def empty(cls) -> HashSet:
@@ -128,10 +151,19 @@ class HashSet:
 
     def select(self, items: np.ndarray) -> HashSet:
         """The hashes of `items` (positions), renumbered 0.. in the order given."""
+        assert self.colour is not None
         position = np.full(len(self.units), -1, dtype=np.int64)
         position[items] = np.arange(len(items))
         keep = position[self.item] >= 0
-        return HashSet(position[self.item[keep]], self.unit[keep], self.hash[keep], self.units[items])
+        via = [self.via[item] for item in items.tolist()] if self.via is not None else None
+        return HashSet(
+            position[self.item[keep]],
+            self.unit[keep],
+            self.hash[keep],
+            self.units[items],
+            self.colour[items],
+            via,
+        )
 
 
 @dataclass
@@ -156,6 +188,8 @@ class MediaMatcher:
 
     bits: int
     max_distance: int
+    copies: bool = False
+    """Whether an item removed as the direct match of a kept item is indexed as its copy."""
 
     def match(self, queries: HashSet, targets: HashSet) -> Match:
         """The pairs of a query item and a target item that match, each pair once."""
@@ -166,30 +200,94 @@ class MediaMatcher:
         raise NotImplementedError
 
 
+#: The side each margin window leaves out, in the order of `perceptual.MARGINS`.
+MARGIN_SIDES: Final = ("bottom", "top", "right", "left")
+#: The colour check of `colours_agree`, in grey levels of 0-255 channels. A mean colour's chroma is its
+#: vector on the red-green and yellow-blue opponent axes. Two mean colours agree when their chromas differ
+#: in hue by at most `HUE_SHARE` of the larger chroma (the component of one across the other) and in
+#: strength by at most `STRENGTH_SHARE` of it (either at least `CHROMA_SLACK`: near-grey colours have no
+#: reliable hue), and their luminances by at most `LUMA_SLACK`. Adding to every channel moves neither
+#: chroma; a brightness or contrast change scales chroma without turning it; a recolouring turns it,
+#: changes its strength a lot, or moves luminance far. Measured on 89 real wallpapers
+#: (`benchmarks/image_dedup.py`): every pair of copies of one picture agrees, 28 of 1,377 pairs of colour
+#: variants of one design do (5 of them with hashes within 10 bits).
+CHROMA_SLACK: Final = 8.0
+HUE_SHARE: Final = 0.27
+STRENGTH_SHARE: Final = 0.45
+LUMA_SLACK: Final = 48.0
+_OPPONENT: Final = np.array([[1.0, 0.5, 0.299], [-1.0, 0.5, 0.587], [0.0, -1.0, 0.114]])
+
+
+def _is_turn(units: np.ndarray) -> np.ndarray:
+    """Which image variant codes are turns."""
+    return (units >= VARIANT_TURN) & (units < VARIANT_MARGIN)
+
+
+def colours_agree(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row by row, whether two `(n, 3)` arrays of mean RGB colours pass the colour check."""
+    a = np.asarray(first, dtype=np.float64) @ _OPPONENT
+    b = np.asarray(second, dtype=np.float64) @ _OPPONENT
+    larger = np.maximum(np.hypot(a[:, 0], a[:, 1]), np.hypot(b[:, 0], b[:, 1]))
+    scale = np.maximum(larger, 1e-9)
+    # The smaller chroma along and across the larger one's direction (the same either way round).
+    along = (a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]) / scale
+    across = np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]) / scale
+    return (
+        (across <= np.maximum(CHROMA_SLACK, HUE_SHARE * larger))
+        & (larger - along <= np.maximum(CHROMA_SLACK, STRENGTH_SHARE * larger))
+        & (np.abs(a[:, 2] - b[:, 2]) <= LUMA_SLACK)
+    )
+
+
 class ImageMatcher(MediaMatcher):
     """Two images match when some pair of their hashes is within `max_distance` bits, one of the pair
-    being a whole-image hash (whole-whole, whole-mirror, whole-crop): the same set of pairs in both
-    directions, so the rule is symmetric and arrival order cannot change what matches."""
+    being a whole-image hash (whole-whole, whole-mirror, whole-crop, and within `close_distance` bits
+    whole-turn), or both the same margin window (each image without the same side's outer strip) within
+    `close_distance` bits, and (with `colour_check`) their mean colours agree (`colours_agree`): the same
+    set of pairs in both directions, so the rule is symmetric and arrival order cannot change what
+    matches."""
+
+    copies = True
 
     def __init__(self, settings: ImageDedupSettings) -> None:
         self.bits = settings.hash_size**2
         self.max_distance = settings.max_distance
+        self.colour_check = settings.colour_check
+        self.close_distance = min(settings.close_distance, settings.max_distance)
 
     def match(self, queries: HashSet, targets: HashSet) -> Match:
         whole_q = np.nonzero(queries.unit == VARIANT_WHOLE)[0]
-        other_q = np.nonzero(queries.unit != VARIANT_WHOLE)[0]
+        other_q = np.nonzero((queries.unit != VARIANT_WHOLE) & (queries.unit < VARIANT_MARGIN))[0]
         whole_t = np.nonzero(targets.unit == VARIANT_WHOLE)[0]
-        # Whole hashes are looked up in every hash of the other side, both ways round: the side whose
-        # keys are expanded is always one hash per image, never eleven.
+        paired_t = np.nonzero(targets.unit < VARIANT_MARGIN)[0]
+        # Whole hashes are looked up in every hash but the margins of the other side, both ways round:
+        # the side whose keys are expanded is always one hash per image, never thirteen.
         found_q, found_t, distance_q = near_pairs(
-            queries.hash[whole_q], targets.hash, self.max_distance, self.bits
+            queries.hash[whole_q], targets.hash[paired_t], self.max_distance, self.bits
         )
         back_t, back_q, distance_t = near_pairs(
             targets.hash[whole_t], queries.hash[other_q], self.max_distance, self.bits
         )
-        q = np.concatenate([whole_q[found_q], other_q[back_q]])
-        t = np.concatenate([found_t, whole_t[back_t]])
-        distance = np.concatenate([distance_q, distance_t])
+        parts_q, parts_t = [whole_q[found_q], other_q[back_q]], [paired_t[found_t], whole_t[back_t]]
+        parts_d = [distance_q, distance_t]
+        for code in np.unique(queries.unit[queries.unit >= VARIANT_MARGIN]).tolist():
+            # A margin hash meets the same margin's hashes of the other side only.
+            margin_q = np.nonzero(queries.unit == code)[0]
+            margin_t = np.nonzero(targets.unit == code)[0]
+            pair_q, pair_t, pair_d = near_pairs(
+                queries.hash[margin_q], targets.hash[margin_t], self.close_distance, self.bits
+            )
+            parts_q.append(margin_q[pair_q])
+            parts_t.append(margin_t[pair_t])
+            parts_d.append(pair_d)
+        q, t, distance = np.concatenate(parts_q), np.concatenate(parts_t), np.concatenate(parts_d)
+        turned = _is_turn(queries.unit[q]) | _is_turn(targets.unit[t])
+        close = distance <= np.where(turned, self.close_distance, self.max_distance)
+        q, t, distance = q[close], t[close], distance[close]
+        if len(q) and self.colour_check:
+            assert queries.colour is not None and targets.colour is not None
+            alike = colours_agree(queries.colour[queries.item[q]], targets.colour[targets.item[t]])
+            q, t, distance = q[alike], t[alike], distance[alike]
         if not len(q):
             return Match.empty()
         # Per item pair, the closest hash pair (ties: whole before variants, then lower variant codes).
@@ -211,6 +309,12 @@ class ImageMatcher(MediaMatcher):
         how = "whole images"
         if VARIANT_MIRROR in (query_unit, target_unit):
             how = "mirrored"
+        elif query_unit >= VARIANT_MARGIN:
+            how = f"both without the {MARGIN_SIDES[query_unit - VARIANT_MARGIN]} margin"
+        elif query_unit >= VARIANT_TURN:
+            how = f"this image turned matches {dup_of}"
+        elif target_unit >= VARIANT_TURN:
+            how = f"this image matches {dup_of} turned"
         elif target_unit >= VARIANT_CROP:
             how = f"this image matches a crop of {dup_of}"
         elif query_unit >= VARIANT_CROP:
@@ -303,13 +407,20 @@ class EarlierMatches:
     similarity: list[float] = field(default_factory=list)
     query_unit: list[int] = field(default_factory=list)
     target_unit: list[int] = field(default_factory=list)
+    via: list[str | None] = field(default_factory=list)
+    """The indexed copy that matched, when the match is with a copy of `ids`' item."""
 
-    def add(self, match: Match, target_ids: Sequence[str]) -> None:
+    def add(self, match: Match, target_ids: Sequence[str], via: Sequence[str | None] | None = None) -> None:
+        targets = match.target.tolist()
         self.rows.extend(match.query.tolist())
-        self.ids.extend(target_ids[index] for index in match.target.tolist())
+        self.ids.extend(target_ids[index] for index in targets)
         self.similarity.extend(match.similarity.tolist())
         self.query_unit.extend(match.query_unit.tolist())
         self.target_unit.extend(match.target_unit.tolist())
+        if via is None:
+            self.via.extend([None] * len(targets))
+        else:
+            self.via.extend(via[index] for index in targets)
 
 
 @dataclass
@@ -332,6 +443,7 @@ class ShardMedia:
     units: list[np.ndarray] = field(default_factory=list)
     hashes: list[np.ndarray] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
+    colours: list[np.ndarray] = field(default_factory=list)
     unhashed: list[str] = field(default_factory=list)
     """Items that could not be hashed (undecodable, or without an informative frame): counted, not indexed."""
 
@@ -346,16 +458,19 @@ class ShardMedia:
         kept = ShardMedia(unhashed=[item for item in self.unhashed if item not in removed])
         for position, item_id in enumerate(self.ids):
             if item_id not in removed:
-                kept.add(item_id, self.units[position], self.hashes[position])
+                kept.add(item_id, self.units[position], self.hashes[position], self.colours[position])
         return kept
 
-    def add(self, item_id: str, units: np.ndarray, hashes: np.ndarray) -> None:
+    def add(
+        self, item_id: str, units: np.ndarray, hashes: np.ndarray, colour: np.ndarray | None = None
+    ) -> None:
         position = len(self.ids)
         self.ids.append(item_id)
         self.items.append(np.full(len(hashes), position, dtype=np.int64))
         self.units.append(units.astype(np.int64))
         self.hashes.append(hashes.astype(np.uint64))
         self.counts.append(len(hashes))
+        self.colours.append(np.zeros(3, np.float32) if colour is None else colour.astype(np.float32))
 
     def hash_set(self) -> HashSet:
         if not self.ids:
@@ -365,6 +480,7 @@ class ShardMedia:
             np.concatenate(self.units),
             np.concatenate(self.hashes),
             np.array(self.counts, dtype=np.int64),
+            np.stack(self.colours),
         )
 
 
@@ -379,7 +495,7 @@ def add_images(
     hashed = hasher.hash_many(images)
     for row, item_id in enumerate(ids):
         if hashed.usable[row]:
-            shard.add(item_id, codes, hashed.hashes[row])
+            shard.add(item_id, codes, hashed.hashes[row], hashed.colours[row])
         else:
             shard.unhashed.append(item_id)
 
@@ -407,9 +523,15 @@ def add_sequence(
 def image_hasher(settings: ImageDedupSettings) -> tuple[ImageHasher, np.ndarray]:
     """The hasher the settings describe and the variant code of each of its hashes."""
     hasher = ImageHasher(
-        settings.hash, settings.hash_size, settings.mirror, settings.crops, settings.min_detail
+        settings.hash,
+        settings.hash_size,
+        settings.mirror,
+        settings.crops,
+        settings.min_detail,
+        rotations=settings.rotations,
+        margins=settings.margins,
     )
-    return hasher, variant_codes(settings.mirror, settings.crops)
+    return hasher, variant_codes(settings.mirror, settings.crops, settings.rotations, settings.margins)
 
 
 def video_fingerprinter(settings: VideoDedupSettings) -> VideoFingerprinter:
@@ -427,7 +549,8 @@ def audio_fingerprinter(settings: AudioDedupSettings) -> AudioFingerprinter:
 
 
 def index_hash_set(table: pa.Table) -> tuple[HashSet, list[str]]:
-    """An index file's rows as a hash set and the ids of its items."""
+    """An index file's rows as a hash set and, per item, the id a match with it names: its own, or for
+    an indexed copy the kept image it copies (`HashSet.via` then holds the copy's own id)."""
     ids = table.column("id").combine_chunks()
     if not isinstance(ids, pa.DictionaryArray):
         ids = ids.dictionary_encode()
@@ -438,11 +561,24 @@ def index_hash_set(table: pa.Table) -> tuple[HashSet, list[str]]:
     if "frames" in table.column_names:
         units = np.zeros(len(names), dtype=np.int64)
         units[indices] = table.column("frames").to_numpy().astype(np.int64)
+    colour = np.zeros((len(names), 3), dtype=np.float32)
+    via: list[str | None] | None = None
+    if "colour" in table.column_names:
+        values = table.column("colour").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        colour[indices] = values.reshape(-1, 3)
+    if "copy_of" in table.column_names:
+        copy_of: list[str | None] = [None] * len(names)
+        for index, kept in zip(indices.tolist(), table.column("copy_of").to_pylist(), strict=True):
+            copy_of[index] = kept
+        via = [name if kept is not None else None for name, kept in zip(names, copy_of, strict=True)]
+        names = [kept if kept is not None else name for name, kept in zip(names, copy_of, strict=True)]
     hash_set = HashSet(
         item=indices,
         unit=table.column(unit_column).to_numpy().astype(np.int64),
         hash=table.column("hash").to_numpy().astype(np.uint64),
         units=units,
+        colour=colour,
+        via=via,
     )
     return hash_set, names
 
@@ -468,29 +604,35 @@ def decide(
     unit_column: str,
 ) -> MediaOutcome:
     """Earliest wins: remove items that match another shard's indexed item, then, batch by batch in row
-    order, items that match a kept earlier row of this shard. Returns the index of the kept items."""
+    order, items that match an indexed earlier row of this shard. Returns the index of the kept items and,
+    for a matcher that indexes copies, of the items removed as direct matches of a kept item."""
     hashes = shard.hash_set()
     count = len(shard.ids)
     found = EarlierMatches()
     checked = earlier.shards
     if count:
         for targets, target_ids in earlier.candidates(hashes):
-            found.add(matcher.match(hashes, targets), target_ids)
-    removed: dict[int, MediaDecision] = {}
-    best: dict[int, tuple[float, str, int, int]] = {}
-    for row, other_id, similarity, q_unit, t_unit in zip(
-        found.rows, found.ids, found.similarity, found.query_unit, found.target_unit, strict=True
+            found.add(matcher.match(hashes, targets), target_ids, targets.via)
+    best: dict[int, tuple[float, str, int, int, str | None]] = {}
+    own = set(shard.ids)
+    for row, other_id, similarity, q_unit, t_unit, via in zip(
+        found.rows, found.ids, found.similarity, found.query_unit, found.target_unit, found.via, strict=True
     ):
+        if other_id in own:  # another shard's copy of an item of this one: decided within the shard
+            continue
         current = best.get(row)
-        if current is None or (-similarity, other_id) < (-current[0], current[1]):
-            best[row] = (similarity, other_id, q_unit, t_unit)
-    for row, (similarity, other_id, q_unit, t_unit) in best.items():
-        removed[row] = MediaDecision(
-            other_id, similarity, matcher.describe(similarity, q_unit, t_unit, other_id)
-        )
+        if current is None or _rank(similarity, other_id, via) < _rank(current[0], current[1], current[4]):
+            best[row] = (similarity, other_id, q_unit, t_unit, via)
+    removed: dict[int, MediaDecision] = {}
+    # Indexed rows: None for a kept item, the id of the kept item for an indexed copy.
+    indexed: dict[int, str | None] = {}
+    for row, (similarity, other_id, q_unit, t_unit, via) in best.items():
+        removed[row] = _decision(matcher, similarity, q_unit, t_unit, other_id, via)
+        if matcher.copies and via is None:
+            indexed[row] = other_id
     cross_shard = len(removed)
 
-    kept: list[int] = []
+    pool = sorted(indexed)
     for start in range(0, count, DECIDE_BATCH):
         batch = np.array(
             [row for row in range(start, min(start + DECIDE_BATCH, count)) if row not in removed]
@@ -499,33 +641,36 @@ def decide(
             continue
         queries = hashes.select(batch)
         prior: dict[int, tuple[float, int, int, int]] = {}
-        if kept:
-            kept_rows = np.array(kept)
-            match = matcher.match(queries, hashes.select(kept_rows))
+        if pool:
+            pool_rows = np.array(pool)
+            match = matcher.match(queries, hashes.select(pool_rows))
             for q, t, similarity, q_unit, t_unit in match_rows(match):
-                prefer(prior, int(batch[q]), similarity, int(kept_rows[t]), q_unit, t_unit)
+                prefer(prior, int(batch[q]), similarity, int(pool_rows[t]), q_unit, t_unit)
         within: dict[int, list[tuple[float, int, int, int]]] = {}
         match = matcher.match(queries, queries)
         for q, t, similarity, q_unit, t_unit in match_rows(match):
             if batch[t] < batch[q]:
                 within.setdefault(int(batch[q]), []).append((similarity, int(batch[t]), q_unit, t_unit))
-        kept_here: set[int] = set()
+        indexed_here: list[int] = []
         for row in batch.tolist():
             for similarity, other, q_unit, t_unit in within.get(row, []):
-                if other in kept_here:
+                if other in indexed:
                     prefer(prior, row, similarity, other, q_unit, t_unit)
             choice = prior.get(row)
             if choice is None:
-                kept_here.add(row)
+                indexed[row] = None
+                indexed_here.append(row)
                 continue
             similarity, other, q_unit, t_unit = choice
-            dup_of = shard.ids[other]
-            removed[row] = MediaDecision(
-                dup_of, similarity, matcher.describe(similarity, q_unit, t_unit, dup_of)
-            )
-        kept.extend(sorted(kept_here))
+            kept_as = indexed[other]
+            dup_of, via = (shard.ids[other], None) if kept_as is None else (kept_as, shard.ids[other])
+            removed[row] = _decision(matcher, similarity, q_unit, t_unit, dup_of, via)
+            if matcher.copies and via is None:
+                indexed[row] = dup_of
+                indexed_here.append(row)
+        pool.extend(indexed_here)
 
-    index = index_table(shard, sorted(kept), schema, unit_column)
+    index = index_table(shard, sorted(indexed), schema, unit_column, indexed)
     return MediaOutcome(
         removed={shard.ids[row]: decision for row, decision in sorted(removed.items())},
         index=index,
@@ -535,25 +680,60 @@ def decide(
     )
 
 
-def index_table(shard: ShardMedia, rows: Sequence[int], schema: pa.Schema, unit_column: str) -> pa.Table:
-    """The index rows (every hash of every item) of the items at `rows` of `shard`, in that order."""
+def _rank(similarity: float, other_id: str, via: str | None) -> tuple[float, str, bool, str]:
+    """Order of preference among matches: most similar, then smallest id, then a kept item before a copy."""
+    return -similarity, other_id, via is not None, via or ""
+
+
+def _decision(
+    matcher: MediaMatcher, similarity: float, q_unit: int, t_unit: int, dup_of: str, via: str | None
+) -> MediaDecision:
+    """Why an item is removed: as a duplicate of `dup_of`, directly or through `via`, its indexed copy."""
+    if via is None:
+        return MediaDecision(dup_of, similarity, matcher.describe(similarity, q_unit, t_unit, dup_of))
+    detail = matcher.describe(similarity, q_unit, t_unit, via)
+    return MediaDecision(dup_of, similarity, f"{detail}, a copy of {dup_of}")
+
+
+def index_table(
+    shard: ShardMedia,
+    rows: Sequence[int],
+    schema: pa.Schema,
+    unit_column: str,
+    copy_of: dict[int, str | None] | None = None,
+) -> pa.Table:
+    """The index rows (every hash of every item) of the items at `rows` of `shard`, in that order;
+    `copy_of` names the kept item of the rows that are indexed copies."""
     chosen = shard.hash_set().select(np.array(rows, dtype=np.int64))
-    return pa.table(
-        {
-            "id": pa.DictionaryArray.from_arrays(
-                pa.array(chosen.item.astype(np.int32), pa.int32()),
-                pa.array([shard.ids[row] for row in rows], pa.string()),
+    columns: dict[str, pa.Array] = {
+        "id": pa.DictionaryArray.from_arrays(
+            pa.array(chosen.item.astype(np.int32), pa.int32()),
+            pa.array([shard.ids[row] for row in rows], pa.string()),
+        ),
+        unit_column: pa.array(chosen.unit, schema.field(unit_column).type),
+        "hash": pa.array(chosen.hash, pa.uint64()),
+    }
+    if "frames" in schema.names:
+        columns["frames"] = pa.array(chosen.units[chosen.item], pa.int32())
+    if "colour" in schema.names:
+        assert chosen.colour is not None
+        flat = pa.array(chosen.colour[chosen.item].reshape(-1), pa.float32())
+        columns["colour"] = pa.FixedSizeListArray.from_arrays(flat, 3)
+    if "copy_of" in schema.names:
+        kept = [(copy_of or {}).get(row) for row in rows]
+        names = sorted({name for name in kept if name is not None})
+        position = {name: index for index, name in enumerate(names)}
+        columns["copy_of"] = pa.DictionaryArray.from_arrays(
+            pa.array(
+                [
+                    position.get(kept[item]) if kept[item] is not None else None
+                    for item in chosen.item.tolist()
+                ],
+                pa.int32(),
             ),
-            unit_column: pa.array(chosen.unit, schema.field(unit_column).type),
-            "hash": pa.array(chosen.hash, pa.uint64()),
-            **(
-                {"frames": pa.array(chosen.units[chosen.item], pa.int32())}
-                if "frames" in schema.names
-                else {}
-            ),
-        },
-        schema=schema,
-    )
+            pa.array(names, pa.string()),
+        )
+    return pa.table(columns, schema=schema)
 
 
 def match_rows(match: Match) -> Iterator[tuple[int, int, float, int, int]]:

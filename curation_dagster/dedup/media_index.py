@@ -11,8 +11,10 @@ the shards that hold such a hash. A shard costs its own hashes and its matches, 
 earlier shard.
 
 Which hashes are probed keeps the lookup exact for the matching rules of `media.py`:
-- images: whole-image hashes look up every stored hash, the other variants (mirror, crops) only stored
-  whole-image hashes (a flag in the key), the pairs `ImageMatcher` compares;
+- images: whole-image hashes look up every stored hash but the margins, the other variants (mirror, crops,
+  turns) only stored whole-image hashes, and each margin hash only the stored hashes of the same margin:
+  the pairs `ImageMatcher` compares. Keys live in separate key spaces (other variants, whole hashes, one
+  per margin), so a probe looks up only the space it may match;
 - videos and sounds: of an item with F frames, of which a match leaves at most U unmatched, U + 1 frames
   evenly spread are probed, so every item it can match has a frame within reach of one of them.
 The matcher then decides on the complete hashes of every item found, as it would on the whole index.
@@ -33,7 +35,7 @@ import pyarrow as pa
 from curation_dagster.dedup.key_matches import Found
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.dedup.media import HashSet, ImageMatcher, MediaMatcher, SequenceMatcher, index_hash_set
-from curation_dagster.dedup.perceptual import VARIANT_WHOLE, SegmentPlan, popcount
+from curation_dagster.dedup.perceptual import VARIANT_MARGIN, VARIANT_WHOLE, SegmentPlan, popcount
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.mixing import splitmix64
@@ -68,9 +70,17 @@ def _ball_size(plan: SegmentPlan) -> int:
     return sum(comb(width, flipped) for flipped in range(min(plan.radius, width) + 1))
 
 
-def segment_keys(plan: SegmentPlan, values: np.ndarray, segment: int, whole: int) -> np.ndarray:
-    """The store keys of segment values: one key space per segment and whole-image flag."""
-    tag = splitmix64(np.array([(segment << 1) | whole], dtype=np.uint64))[0]
+#: Key spaces of `segment_keys`: variants compared with whole hashes only, whole-item hashes (every
+#: frame of a sequence), and from `SPACE_MARGIN` on one per image margin window.
+SPACE_OTHER: Final = 0
+SPACE_WHOLE: Final = 1
+SPACE_MARGIN: Final = 2
+
+
+def segment_keys(plan: SegmentPlan, values: np.ndarray, segment: int, space: int) -> np.ndarray:
+    """The store keys of segment values: one key space per segment and `space`."""
+    tag_value = (segment << 1) | space if space < SPACE_MARGIN else (space << 40) | (segment << 1)
+    tag = splitmix64(np.array([tag_value], dtype=np.uint64))[0]
     return splitmix64(np.asarray(values, dtype=np.uint64) ^ tag)
 
 
@@ -149,11 +159,15 @@ class MediaIndex:
         """A shard's index rows (`media.index_table`): its Parquet record and its keys."""
         self.lake.write_table(self.lake.path(self.version, self.name, shard), table)
         hashes = table.column("hash").to_numpy().astype(np.uint64)
-        whole = self._whole(table)
+        spaces = self._spaces(table)
         keys, rows = [], []
         for segment in range(self.plan.segments):
-            keys.append(segment_keys(self.plan, self.plan.values(hashes, segment), segment, 0))
-            keys[-1][whole] = segment_keys(self.plan, self.plan.values(hashes[whole], segment), segment, 1)
+            values = self.plan.values(hashes, segment)
+            segment_keyed = np.zeros(len(hashes), dtype=np.uint64)
+            for space in np.unique(spaces).tolist():
+                chosen = spaces == space
+                segment_keyed[chosen] = segment_keys(self.plan, values[chosen], segment, space)
+            keys.append(segment_keyed)
             rows.append(np.arange(len(hashes), dtype=np.uint32))
         self.keys.put(
             shard,
@@ -166,11 +180,12 @@ class MediaIndex:
         self.keys.remove(shard)
         self.lake.remove(self.lake.path(self.version, self.name, shard))
 
-    def _whole(self, table: pa.Table) -> np.ndarray:
-        """Which rows hold a whole-item hash: whole-image hashes of images, every frame of a sequence."""
-        if "variant" in table.column_names:
-            return table.column("variant").to_numpy().astype(np.int64) == VARIANT_WHOLE
-        return np.ones(table.num_rows, dtype=bool)
+    def _spaces(self, table: pa.Table) -> np.ndarray:
+        """The key space of each row: whole-image hashes and every frame of a sequence in
+        `SPACE_WHOLE`, margin hashes in their margin's space, other image variants in `SPACE_OTHER`."""
+        if "variant" not in table.column_names:
+            return np.full(table.num_rows, SPACE_WHOLE, dtype=np.int64)
+        return _image_spaces(table.column("variant").to_numpy().astype(np.int64))
 
     # ------------------------------------------------------------------------------------------- read
 
@@ -227,29 +242,37 @@ class MediaIndex:
 
     def _probe_blocks(self, queries: HashSet) -> list[ProbeBlock]:
         """The keys the probed hashes of `queries` look up, in blocks of about `PROBES_PER_LOOKUP`."""
-        hashes, wide = self._probed(queries)
+        hashes, spaces = self._probed(queries)
         balls = [self.plan.ball(segment) for segment in range(self.plan.segments)]
         step = max(1, PROBES_PER_LOOKUP // (2 * sum(len(ball) for ball in balls)))
         blocks = []
         for start in range(0, len(hashes), step):
-            block, block_wide = hashes[start : start + step], wide[start : start + step]
+            block, block_spaces = hashes[start : start + step], spaces[start : start + step]
             keys, owners = [], []
             for segment, ball in enumerate(balls):
                 values = (self.plan.values(block, segment)[:, None] ^ ball[None, :]).reshape(-1)
                 owner = np.repeat(np.arange(len(block)), len(ball))
-                keys.append(segment_keys(self.plan, values, segment, 1))
-                owners.append(owner)
-                every = np.repeat(block_wide, len(ball))  # whole images also look up the other variants
-                keys.append(segment_keys(self.plan, values[every], segment, 0))
-                owners.append(owner[every])
+                probe_spaces = np.repeat(block_spaces, len(ball))
+                for space in np.unique(block_spaces).tolist():
+                    chosen = probe_spaces == space
+                    looked: tuple[int, ...]
+                    if space == SPACE_WHOLE:  # a whole image: whole hashes and other variants
+                        looked = (SPACE_WHOLE, SPACE_OTHER)
+                    elif space == SPACE_OTHER:  # another variant, or a frame: whole hashes only
+                        looked = (SPACE_WHOLE,)
+                    else:  # a margin: the same margin only
+                        looked = (space,)
+                    for target in looked:
+                        keys.append(segment_keys(self.plan, values[chosen], segment, target))
+                        owners.append(owner[chosen])
             blocks.append(ProbeBlock(block, np.concatenate(keys), np.concatenate(owners)))
         return blocks
 
     def _probed(self, queries: HashSet) -> tuple[np.ndarray, np.ndarray]:
-        """The query hashes to look up, and which of them look up every stored hash rather than only
-        whole-item ones: whole-image hashes (see the module's notes)."""
+        """The query hashes to look up and the key space of each (see the module's notes): for a
+        sequence every probed frame is a whole-item hash."""
         if isinstance(self.matcher, ImageMatcher):
-            return queries.hash, queries.unit == VARIANT_WHOLE
+            return queries.hash, _image_spaces(queries.unit)
         assert isinstance(self.matcher, SequenceMatcher)
         chosen: list[np.ndarray] = []
         order = np.argsort(queries.item, kind="stable")
@@ -262,7 +285,7 @@ class MediaIndex:
             picks = np.unique(np.linspace(0, len(positions) - 1, count).round().astype(np.int64))
             chosen.append(positions[picks] if count < len(positions) else positions)
         picked = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
-        return queries.hash[picked], np.zeros(len(picked), dtype=bool)
+        return queries.hash[picked], np.full(len(picked), SPACE_OTHER, dtype=np.int64)
 
     def read(self, shard: str) -> pa.Table:
         """A shard's index file."""
@@ -273,4 +296,21 @@ class MediaIndex:
         hash_set, ids = index_hash_set(self.read(shard))
         owners = np.unique(hash_set.item[np.fromiter(rows, dtype=np.int64, count=len(rows))])
         keep = np.isin(hash_set.item, owners)
-        return HashSet(hash_set.item[keep], hash_set.unit[keep], hash_set.hash[keep], hash_set.units), ids
+        found = HashSet(
+            hash_set.item[keep],
+            hash_set.unit[keep],
+            hash_set.hash[keep],
+            hash_set.units,
+            hash_set.colour,
+            hash_set.via,
+        )
+        return found, ids
+
+
+def _image_spaces(variants: np.ndarray) -> np.ndarray:
+    """The key space of image hashes by variant code."""
+    spaces = np.full(len(variants), SPACE_OTHER, dtype=np.int64)
+    spaces[variants == VARIANT_WHOLE] = SPACE_WHOLE
+    margin = variants >= VARIANT_MARGIN
+    spaces[margin] = SPACE_MARGIN + variants[margin] - VARIANT_MARGIN
+    return spaces

@@ -1,11 +1,17 @@
 """Perceptual hashes of images and video frames, and the search for hashes within a Hamming distance.
 
 Images are decoded small (JPEG through Pillow's `draft`, which decodes at 1/2 to 1/8 scale in the
-decoder, other formats reduced by whole factors first) and hashed in batches with numpy: pHash is the
+decoder, other formats reduced by whole factors first), turned into luminance in floating point (an
+8-bit grey image rounds a smooth, low-contrast gradient into a few flat bands, whose edges then move
+with every re-encode), clipped to the 2nd-98th percentile of its own values (a bright watermark or caption
+then weighs no more than the picture's highlights) and hashed in batches with numpy: pHash is the
 sign of the 8 x 8 lowest frequencies of a 32 x 32 DCT against their median (as imagehash computes it),
 dHash compares horizontally adjacent pixels of a 9 x 8 reduction, wHash the 8 x 8 Haar low band (block
-means) against its median. Besides the whole image, each image is hashed mirrored and through a few crop
-windows, so a mirrored or cropped copy lands near one of them (plain pHash misses both).
+means) against its median. Besides the whole image, each image is hashed mirrored, through a few crop
+windows and turned a few degrees either way, so a mirrored, cropped or slightly rotated copy lands near
+one of them (plain pHash misses all three), and through windows that leave out one side's margin, so two
+copies that differ by a watermark or caption along that side agree there. The mean colour of each image is kept beside its hashes:
+luminance alone cannot tell a design from its recolouring.
 
 The search is multi-index hashing (Norouzi, Punjani and Fleet 2012): split the bits into k segments; two
 hashes within distance d agree within distance floor(d / k) on at least one segment (pigeonhole), so
@@ -36,33 +42,65 @@ CROP_WINDOWS: Final[tuple[tuple[float, float, float, float], ...]] = tuple(
     (left, top, left + 0.9, top + 0.9) for top in (0.0, 0.05, 0.1) for left in (0.0, 0.05, 0.1)
 )
 WHOLE: Final = (0.0, 0.0, 1.0, 1.0)
+#: Angles (degrees, counter-clockwise) the image is turned to for its rotation variants; the corners the
+#: turn uncovers are black, as image tools fill them by default.
+TURNS: Final = (5.0, -5.0)
 #: Variant codes stored in the index next to each hash.
 VARIANT_WHOLE: Final = 0
 VARIANT_MIRROR: Final = 1
 VARIANT_CROP: Final = 2  # crop window i has code VARIANT_CROP + i
+VARIANT_TURN: Final = VARIANT_CROP + len(CROP_WINDOWS)  # turn i has code VARIANT_TURN + i
+#: Windows that leave out the outer 15% along one side (bottom, top, right, left): a watermark, logo or
+#: caption along that side is outside the window. Unlike the other variants, a margin hash is compared
+#: with the same margin's hash of the other image (both images cut alike), not with its whole hash.
+MARGINS: Final[tuple[tuple[float, float, float, float], ...]] = (
+    (0.0, 0.0, 1.0, 0.85),
+    (0.0, 0.15, 1.0, 1.0),
+    (0.0, 0.0, 0.85, 1.0),
+    (0.15, 0.0, 1.0, 1.0),
+)
+VARIANT_MARGIN: Final = VARIANT_TURN + len(TURNS)  # margin i has code VARIANT_MARGIN + i
+#: Percentile of an image's own luminance at which it is clipped, at both ends.
+_CLIP_PERCENT: Final = 2.0
+#: Rec. 601 luma weights (Pillow's "L" conversion), applied in floating point.
+_LUMA: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: JPEG's (JFIF's) YCbCr to RGB: rgb = ycbcr @ _FROM_YCBCR + _FROM_YCBCR_OFFSET.
+_FROM_YCBCR: Final = np.array(
+    [[1.0, 1.0, 1.0], [0.0, -0.344136, 1.772], [1.402, -0.714136, 0.0]], dtype=np.float32
+)
+_FROM_YCBCR_OFFSET: Final = -128.0 * (_FROM_YCBCR[1] + _FROM_YCBCR[2])
 #: pHash reduces to 32 x 32 for an 8 x 8 hash (imagehash's `highfreq_factor` of 4).
 _PHASH_FACTOR: Final = 4
-#: Images are reduced to about this many times the hash grid before the windows are cut and resampled.
-_DECODE_FACTOR: Final = 4
+#: Images are decoded and reduced to at least this many times the hash grid on their shorter side before
+#: the windows are cut and resampled (a 1024-pixel JPEG then decodes at 1/8 scale, from its DC terms).
+_DECODE_FACTOR: Final = 2
 
 
-def variant_names(mirror: bool, crops: bool) -> list[str]:
-    """The variants hashed per image, in the order of the columns `image_hashes` returns."""
+def variant_names(mirror: bool, crops: bool, rotations: bool = False, margins: bool = False) -> list[str]:
+    """The variants hashed per image, in the order of the columns `ImageHasher.hash_many` returns."""
     names = ["whole"]
     if mirror:
         names.append("mirror")
     if crops:
         names.extend(f"crop{index}" for index in range(len(CROP_WINDOWS)))
+    if rotations:
+        names.extend(f"turn{angle:+g}" for angle in TURNS)
+    if margins:
+        names.extend(f"margin{index}" for index in range(len(MARGINS)))
     return names
 
 
-def variant_codes(mirror: bool, crops: bool) -> np.ndarray:
-    """The index codes of `variant_names(mirror, crops)`."""
+def variant_codes(mirror: bool, crops: bool, rotations: bool = False, margins: bool = False) -> np.ndarray:
+    """The index codes of `variant_names(mirror, crops, rotations, margins)`."""
     codes = [VARIANT_WHOLE]
     if mirror:
         codes.append(VARIANT_MIRROR)
     if crops:
         codes.extend(VARIANT_CROP + index for index in range(len(CROP_WINDOWS)))
+    if rotations:
+        codes.extend(VARIANT_TURN + index for index in range(len(TURNS)))
+    if margins:
+        codes.extend(VARIANT_MARGIN + index for index in range(len(MARGINS)))
     return np.array(codes, dtype=np.int8)
 
 
@@ -113,7 +151,7 @@ def hash_grids(grids: np.ndarray, kind: HashKind, hash_size: int) -> np.ndarray:
 @dataclass
 class ImageHashes:
     """Hashes of a batch of images: one column per variant; `usable` is false for images that could
-    not be decoded or are too plain to hash (a flat colour hashes like every other flat colour)."""
+    not be decoded or are blank (one flat colour hashes like every other flat colour)."""
 
     hashes: np.ndarray
     """`(images, variants)` uint64."""
@@ -121,10 +159,13 @@ class ImageHashes:
     """`(images,)` bool."""
     errors: list[str | None]
     """Per image, why it is not usable (None when it is)."""
+    colours: np.ndarray
+    """`(images, 3)` float32: the mean red, green and blue of each image, 0-255."""
 
 
 class ImageHasher:
-    """Decodes images small and hashes the whole image, its mirror and crop windows, in batches."""
+    """Decodes images small and hashes the whole image, its mirror, crop windows, small turns and margin
+    windows, in batches."""
 
     def __init__(
         self,
@@ -132,8 +173,10 @@ class ImageHasher:
         hash_size: int = 8,
         mirror: bool = True,
         crops: bool = True,
-        min_detail: float = 2.0,
+        min_detail: float = 0.5,
         windows: Sequence[tuple[float, float, float, float]] = CROP_WINDOWS,
+        rotations: bool = True,
+        margins: bool = True,
     ) -> None:
         if not 2 <= hash_size <= 8:
             raise ValueError("hash_size must be 2 to 8 (a hash of hash_size² bits fits 64 bits)")
@@ -141,42 +184,61 @@ class ImageHasher:
         self.hash_size = hash_size
         self.mirror = mirror
         self.windows = [WHOLE, *(windows if crops else ())]
+        self.turns = TURNS if rotations else ()
+        self.margins = MARGINS if margins else ()
         self.min_detail = min_detail
         self.grid = grid_shape(kind, hash_size)
 
     @property
     def variants(self) -> int:
-        return len(self.windows) + (1 if self.mirror else 0)
+        return len(self.windows) + (1 if self.mirror else 0) + len(self.turns) + len(self.margins)
 
-    def grids(self, data: bytes) -> np.ndarray:
-        """The grayscale grids of one image, `(variants, height, width)` float32: whole, mirror, crops."""
+    def grids(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """The luminance grids of one image, `(variants, height, width)` float32 (whole, mirror, crops,
+        turns, margins), and its mean colour."""
         from PIL import Image
 
         height, width = self.grid
+        side = max(height, width) * _DECODE_FACTOR
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as opened:
-                image = _reduced_gray(opened, max(height, width) * _DECODE_FACTOR)
-        if len(self.windows) > 1:
-            # Cut the windows from one small square reduction: each costs a resample of it, not of the
-            # image (hashes ignore the aspect ratio, so the square stretch changes nothing).
-            side = max(height, width) * _DECODE_FACTOR
-            image = image.resize((side, side), Image.Resampling.LANCZOS)
-        grids = []
-        for left, top, right, bottom in self.windows:
-            box = (left * image.width, top * image.height, right * image.width, bottom * image.height)
-            resized = image.resize((width, height), Image.Resampling.LANCZOS, box=box)
-            grids.append(np.asarray(resized, dtype=np.float32))
+                reduced = _reduced(opened, side)
+        pixels = np.asarray(reduced, dtype=np.float32)
+        if reduced.mode == "YCbCr":  # a JPEG's own planes: Y is the luma, the means convert to RGB
+            luminance = np.ascontiguousarray(pixels[:, :, 0])
+            colour = pixels.reshape(-1, 3).mean(axis=0) @ _FROM_YCBCR + _FROM_YCBCR_OFFSET
+        else:
+            colour = pixels.reshape(-1, 3).mean(axis=0)
+            luminance = pixels @ _LUMA
+        # The clip levels from every other pixel of every other row: the same percentiles, a quarter of the sort.
+        low, high = np.percentile(luminance[::2, ::2], (_CLIP_PERCENT, 100.0 - _CLIP_PERCENT))
+        clipped = np.clip(luminance, low, high, out=luminance)
+        # Every window is an area average of the clipped luminance: two small matrix products each.
+        boxes = [*self.windows, *self.margins]
+        rows = np.stack([_area_weights(clipped.shape[0], top, bottom, height) for _, top, _, bottom in boxes])
+        columns = np.stack(
+            [_area_weights(clipped.shape[1], left, right, width) for left, _, right, _ in boxes]
+        )
+        cut = rows @ clipped @ columns.transpose(0, 2, 1)
+        grids = list(cut[: len(self.windows)])
         if self.mirror:
             grids.insert(1, grids[0][:, ::-1])
-        return np.stack(grids)
+        image = Image.fromarray(clipped)
+        for angle in self.turns:
+            # Turned at the image's own aspect ratio, as a copy is, the uncovered corners black.
+            turned = image.rotate(angle, Image.Resampling.BILINEAR, fillcolor=0.0)
+            grids.append(np.asarray(turned.resize((width, height), Image.Resampling.LANCZOS), np.float32))
+        grids.extend(cut[len(self.windows) :])
+        return np.stack(grids), colour
 
     def hash_many(self, images: Sequence[bytes | None]) -> ImageHashes:
-        """Hashes of every image of a batch; undecodable or plain images are marked unusable."""
+        """Hashes of every image of a batch; undecodable or blank images are marked unusable."""
         from PIL import Image
 
         height, width = self.grid
         grids = np.zeros((len(images), self.variants, height, width), dtype=np.float32)
+        colours = np.zeros((len(images), 3), dtype=np.float32)
         usable = np.zeros(len(images), dtype=bool)
         errors: list[str | None] = []
         for row, data in enumerate(images):
@@ -185,33 +247,52 @@ class ImageHasher:
                 error = "no media bytes"
             else:
                 try:
-                    grids[row] = self.grids(data)
+                    grids[row], colours[row] = self.grids(data)
                 except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as failure:
                     error = f"cannot decode: {failure}"[:200]
                 else:
                     if float(grids[row, 0].std()) < self.min_detail:
-                        error = "too plain to hash"
+                        error = "blank: one flat colour"
             usable[row] = error is None
             errors.append(error)
         flat = grids.reshape(-1, height, width)
         hashes = hash_grids(flat, self.kind, self.hash_size).reshape(len(images), self.variants)
-        return ImageHashes(hashes=hashes, usable=usable, errors=errors)
+        return ImageHashes(hashes=hashes, usable=usable, errors=errors, colours=colours)
 
 
-def _reduced_gray(image: Any, side: int) -> Any:
-    """`image` as 8-bit grayscale, reduced by whole factors while both sides stay at least `side`:
-    JPEG through the decoder's DCT scaling, other formats with `reduce` (a box filter)."""
+@functools.cache
+def _area_weights(length: int, start: float, stop: float, cells: int) -> np.ndarray:
+    """`(cells, length)` weights that average the pixels of `[start, stop)` (fractions of `length`) into
+    `cells` equal cells, each pixel weighted by the share of it inside the cell (an area resample)."""
+    edges = np.linspace(start * length, stop * length, cells + 1)
+    pixel = np.arange(length, dtype=np.float64)
+    inside = np.clip(
+        np.minimum(edges[1:, None], pixel[None, :] + 1) - np.maximum(edges[:-1, None], pixel[None, :]),
+        0,
+        None,
+    )
+    return (inside / inside.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _reduced(image: Any, side: int) -> Any:
+    """`image` reduced by whole factors while both sides stay at least `side`: a colour JPEG in its own
+    YCbCr planes through the decoder's DCT scaling (no colour conversion), other images as RGB with
+    transparency over white and `reduce` (a box filter)."""
     from PIL import Image
 
     if image.format == "JPEG":
-        image.draft("L", (side, side))
+        image.draft("YCbCr" if image.mode == "RGB" else "RGB", (side, side))
+        if image.mode == "YCbCr":
+            image.load()
+            factor = min(image.width, image.height) // side
+            return image.reduce(factor) if factor >= 2 else image
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    gray = image.convert("L")
-    factor = min(gray.width, gray.height) // side
-    return gray.reduce(factor) if factor >= 2 else gray
+    rgb = image.convert("RGB")
+    factor = min(rgb.width, rgb.height) // side
+    return rgb.reduce(factor) if factor >= 2 else rgb
 
 
 @dataclass

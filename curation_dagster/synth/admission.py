@@ -287,7 +287,7 @@ class MediaAdmission:
                 continue
             admitted_here.add(row)
             self._rows[item] = len(self.admitted.ids)
-            self.admitted.add(item, hashed.units[row], hashed.hashes[row])
+            self.admitted.add(item, hashed.units[row], hashed.hashes[row], hashed.colours[row])
             self.families.append(families[row])
         return decisions
 

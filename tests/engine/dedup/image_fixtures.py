@@ -140,6 +140,9 @@ CHANGES: dict[str, Callable[[Image.Image], bytes]] = {
     "png": lambda image: encode(image, "PNG"),
     "webp": lambda image: encode(image, "WEBP", quality=80),
     "mirror": lambda image: jpeg(ImageOps.mirror(image)),
+    "rotate_5": lambda image: jpeg(image.rotate(5, Image.Resampling.BICUBIC)),
+    "rotate_minus_4": lambda image: jpeg(image.rotate(-4, Image.Resampling.BICUBIC)),
+    "brighter_by_25_levels": lambda image: jpeg(image.point(lambda value: min(255, value + 25))),
 }
 
 

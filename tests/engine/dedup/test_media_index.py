@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,11 +26,11 @@ from curation_dagster.dedup.media import (
     video_index_schema,
 )
 from curation_dagster.dedup.media_index import MediaIndex, store_plan
-from curation_dagster.dedup.perceptual import popcount, variant_codes
+from curation_dagster.dedup.perceptual import VARIANT_MARGIN, popcount, variant_codes
 from curation_dagster.io.lake import Lake
 from curation_dagster.spec import ImageDedupSettings, VideoDedupSettings
 
-CODES = variant_codes(mirror=True, crops=True)
+CODES = variant_codes(mirror=True, crops=True, rotations=True, margins=True)
 
 
 class Scan:
@@ -61,7 +62,7 @@ def built_shards(
     seed: int, shards: int, items: int, share: float, copy, new, images: bool
 ) -> dict[str, ShardMedia]:
     """Shards of items; each item is, with chance `share`, `copy(rng, earlier hashes)` of an earlier
-    item, else `new(rng)`; its units are the 11 image variants, or number its frames."""
+    item, else `new(rng)`; its units are the 17 image variants, or number its frames."""
     rng = np.random.default_rng(seed)
     made: dict[str, ShardMedia] = {}
     pool: list[np.ndarray] = []
@@ -80,12 +81,18 @@ def built_shards(
 
 def image_copy(rng: np.random.Generator, base: np.ndarray, distance: int = 8) -> np.ndarray:
     """A changed copy: a few bits of every variant changed (some just over `distance`), or only the
-    variants near the original's whole hash (the rule's whole-variant pairs)."""
+    variants near the original's whole hash (the rule's whole-variant pairs), or only the margin windows
+    near the original's (the rule's same-margin pairs)."""
     bits = int(rng.integers(0, distance + 3))
     hashes = flipped(rng, base, bits) if rng.random() < 0.5 else base.copy()
-    if rng.random() < 0.5:
+    roll = rng.random()
+    if roll < 0.35:
         hashes[0] = rng.integers(0, 2**63, dtype=np.uint64)
-        hashes[1:] = flipped(rng, base[[0] * 10], bits)
+        hashes[1:] = flipped(rng, base[[0] * (len(base) - 1)], bits)
+    elif roll < 0.6:  # a mark along one side: only the margin windows stay near the original's
+        margins = CODES >= VARIANT_MARGIN
+        hashes[~margins] = rng.integers(0, 2**63, size=int((~margins).sum()), dtype=np.uint64)
+        hashes[margins] = flipped(rng, base[margins], bits)
     return hashes
 
 
@@ -225,3 +232,84 @@ def test_a_lookup_reads_the_index_files_of_the_matching_shards_only(
     assert {item: decision.dup_of for item, decision in outcome.removed.items()} == {"copy": "s07-5"}
     assert read == ["s07"]
     assert outcome.checked == 24
+
+
+def chain(length: int, step: int = 8) -> list[np.ndarray]:
+    """Whole-image hashes each `step` bits from the one before and `step` more from the first: a series
+    of changes that drifts away (A, B, C, D: B within 8 bits of A, C of B, D of C; C 16 from A)."""
+    return [np.array([(1 << (step * position)) - 1], dtype=np.uint64) for position in range(length)]
+
+
+def whole(media: ShardMedia, item: str, hashes: np.ndarray) -> None:
+    media.add(item, np.array([0]), hashes)
+
+
+def image_index(tmp_path: Path) -> tuple[ImageMatcher, pa.Schema, MediaIndex]:
+    """The default image matcher, its index schema and an empty image index in a fresh lake."""
+    image = ImageDedupSettings()
+    matcher = ImageMatcher(image)
+    index = MediaIndex(Lake(tmp_path / "lake"), "v", "image_hashes", matcher, "f", "dedup.image")
+    return matcher, image_index_schema(image), index
+
+
+def test_a_copy_removed_as_a_direct_match_is_indexed_and_catches_later_copies_of_the_same_picture(
+    tmp_path: Path,
+) -> None:
+    matcher, schema, index = image_index(tmp_path)
+    a, b, c, d = chain(4)
+    first, second, third = ShardMedia(), ShardMedia(), ShardMedia()
+    whole(first, "a", a)
+    whole(second, "b", b)
+    whole(third, "c", c)
+    whole(third, "d", d)
+    outcomes = {}
+    for shard, media in (("s1", first), ("s2", second), ("s3", third)):
+        outcomes[shard] = decide(media, matcher, index.lookup(shard), schema, "variant")
+        index.write(shard, outcomes[shard].index)
+    assert outcomes["s2"].removed["b"].dup_of == "a"
+    # c is far from a but near b, a's indexed copy: removed as a duplicate of a, through b.
+    assert outcomes["s3"].removed["c"].dup_of == "a"
+    assert outcomes["s3"].removed["c"].detail.endswith(", a copy of a")
+    assert "near-duplicate image of b" in outcomes["s3"].removed["c"].detail
+    # A copy of a copy is not indexed: d, near c only, is kept.
+    assert "d" not in outcomes["s3"].removed
+    assert dict(zip(*index_table_ids(index.read("s2")), strict=True)) == {"b": "a"}
+    assert dict(zip(*index_table_ids(index.read("s3")), strict=True)) == {"d": None}
+    # Deciding the first shard again keeps a: s2's copy of a names a, an item of s1 itself.
+    again = decide(first, matcher, index.lookup("s1"), schema, "variant")
+    assert again.removed == {}
+
+
+def test_within_a_shard_copies_are_indexed_in_row_order_and_the_same_as_across_shards(
+    tmp_path: Path,
+) -> None:
+    matcher, schema, index = image_index(tmp_path)
+    media = ShardMedia()
+    for item, hashes in zip("abcd", chain(4), strict=True):
+        whole(media, item, hashes)
+    outcome = decide(media, matcher, index.lookup("one"), schema, "variant")
+    assert {item: decision.dup_of for item, decision in outcome.removed.items()} == {"b": "a", "c": "a"}
+    assert dict(zip(*index_table_ids(outcome.index), strict=True)) == {"a": None, "b": "a", "d": None}
+
+
+def test_colour_variants_are_not_merged_and_copies_keep_their_colour_in_the_index(tmp_path: Path) -> None:
+    matcher, schema, index = image_index(tmp_path)
+    light, dark = ShardMedia(), ShardMedia()
+    light.add("light", np.array([0]), chain(1)[0], np.array([200.0, 180.0, 120.0]))
+    dark.add("dark", np.array([0]), chain(1)[0], np.array([60.0, 54.0, 36.0]))
+    dark.add("brighter", np.array([0]), chain(1)[0], np.array([220.0, 200.0, 140.0]))
+    index.write("s1", decide(light, matcher, index.lookup("s1"), schema, "variant").index)
+    outcome = decide(dark, matcher, index.lookup("s2"), schema, "variant")
+    assert {item: decision.dup_of for item, decision in outcome.removed.items()} == {"brighter": "light"}
+    stored = index_hash_set(index.read("s1"))[0].colour
+    assert stored is not None and stored.tolist() == [[200.0, 180.0, 120.0]]
+
+
+def index_table_ids(table: pa.Table) -> tuple[list[str], list[str | None]]:
+    """Per indexed item of an index file, its id and the kept item it is a copy of (None if kept)."""
+    ids = table.column("id").to_pylist()
+    copies = table.column("copy_of").to_pylist()
+    seen: dict[str, str | None] = {}
+    for item, kept in zip(ids, copies, strict=True):
+        seen.setdefault(item, kept)
+    return list(seen), list(seen.values())

@@ -152,14 +152,20 @@ def test_within_a_shard_the_first_row_wins_and_exact_copies_stay_exact(
     assert result.rows_in == result.rows_kept + result.rows_rejected == 4
 
 
-def test_the_index_holds_the_hashes_of_kept_images_only(landing: Path, tmp_path: Path) -> None:
+def test_the_index_holds_kept_images_and_their_direct_copies(landing: Path, tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     for shard in ("one", "two"):
         dedup(spec(), lake, landing, shard)
     index = lake.read_table(lake.path("media", IMAGE_HASHES, "two"))
-    assert index.column_names == ["id", "variant", "hash"]
-    assert set(index.column("id").to_pylist()) == {item_id("two", "d_new.jpg")}
-    assert index.num_rows == 11  # whole, mirror and nine crop windows
+    assert index.column_names == ["id", "variant", "hash", "colour", "copy_of"]
+    # The new picture, and the three copies removed as direct matches of shard one's pictures.
+    copies = {
+        item_id("two", name): item_id("one", f"{index}.jpg")
+        for index, name in enumerate(["a_q20.jpg", "b_mirror.png", "c_crop.jpg"])
+    }
+    kept_as = dict(zip(index.column("id").to_pylist(), index.column("copy_of").to_pylist(), strict=True))
+    assert kept_as == {item_id("two", "d_new.jpg"): None, **copies}
+    assert index.num_rows == 4 * 17  # whole, mirror, nine crop windows, two turns, four margins
     assert str(index.schema.field("hash").type) == "uint64"
 
 

@@ -10,16 +10,25 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from curation_dagster.dedup.media import HashSet, ImageMatcher, ShardMedia, add_images, image_hasher
+from curation_dagster.dedup.media import (
+    HashSet,
+    ImageMatcher,
+    ShardMedia,
+    add_images,
+    colours_agree,
+    image_hasher,
+)
 from curation_dagster.dedup.perceptual import (
+    VARIANT_MARGIN,
     ImageHasher,
     brute_force_pairs,
     hash_grids,
     near_pairs,
     segment_plan,
+    variant_codes,
 )
 from curation_dagster.spec import ImageDedupSettings
-from tests.engine.dedup.image_fixtures import CHANGES, crop, jpeg, photo_tiles, scene
+from tests.engine.dedup.image_fixtures import CHANGES, crop, jpeg, photo_tiles, scene, watermark
 
 SCENES = [scene(seed) for seed in range(6)]
 
@@ -53,13 +62,15 @@ def test_hashes_equal_imagehash_on_the_same_pixels(kind: str) -> None:
         assert int(ours) == int(str(reference), 16)
 
 
-def test_reduced_decoding_stays_within_two_bits_of_imagehash_on_full_images() -> None:
-    hasher = ImageHasher(crops=False, mirror=False)
+def test_reduced_decoding_stays_within_six_bits_of_imagehash_on_full_images() -> None:
+    # Ours decodes at 1/8 scale (the JPEG's DC terms), keeps luminance in floating point and clips it at
+    # its 2nd and 98th percentiles; imagehash decodes every pixel.
+    hasher = ImageHasher(crops=False, mirror=False, rotations=False)
     images = [jpeg(scene(seed, (800, 600))) for seed in range(8)]
     ours = hasher.hash_many(images).hashes[:, 0]
     reference = [int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16) for data in images]
     distances = [bin(int(a) ^ b).count("1") for a, b in zip(ours, reference, strict=True)]
-    assert max(distances) <= 2
+    assert max(distances) <= 6
 
 
 @pytest.mark.parametrize(
@@ -125,7 +136,7 @@ def test_flat_and_undecodable_images_are_not_hashed() -> None:
     flat = jpeg(Image.new("RGB", (64, 64), (90, 90, 90)))
     hashed = ImageHasher().hash_many([flat, b"not an image", jpeg(SCENES[0])])
     assert hashed.usable.tolist() == [False, False, True]
-    assert hashed.errors[0] == "too plain to hash"
+    assert hashed.errors[0] == "blank: one flat colour"
     assert hashed.errors[1] is not None and hashed.errors[1].startswith("cannot decode")
 
 
@@ -135,3 +146,87 @@ def test_mirror_hash_is_the_hash_of_the_mirrored_image() -> None:
     mirrored_whole = hasher.hash_many([jpeg(ImageOps.mirror(image))]).hashes[0, 0]
     mirror_variant = hasher.hash_many([jpeg(image)]).hashes[0, 1]
     assert bin(int(mirrored_whole ^ mirror_variant)).count("1") <= 2
+
+
+def smooth_picture(low: tuple[int, int, int], high: tuple[int, int, int]) -> Image.Image:
+    """A wallpaper-like picture with little contrast: a diagonal gradient between two close colours and a
+    soft, slightly lighter disc (in 8-bit grey its 32 x 32 reduction spans about five levels)."""
+    height, width = 400, 640
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = ((x / width + y / height) / 2)[..., None]
+    pixels = np.array(low, np.float32) * (1 - ramp) + np.array(high, np.float32) * ramp
+    disc = np.exp(-(((x - 420) / 110) ** 2 + ((y - 160) / 90) ** 2))[..., None]
+    return Image.fromarray(np.clip(pixels + 4.0 * disc, 0, 255).astype(np.uint8))
+
+
+def test_smooth_low_contrast_pictures_are_hashed_and_their_copies_found() -> None:
+    faint = smooth_picture((40, 62, 92), (46, 66, 98))
+    soft = smooth_picture((30, 50, 90), (60, 80, 120))
+    assert ImageHasher().hash_many([jpeg(faint), jpeg(soft)]).usable.tolist() == [True, True]
+    for picture in (faint, soft):
+        for change in ("resize_half", "upscale", "crop90_centre", "png", "mirror", "rotate_5"):
+            assert matched(jpeg(picture, 95), CHANGES[change](picture)), change
+    # A gradient this smooth has few hashable frequencies: the other 60-odd of the 64 are noise, which a
+    # heavy re-encode redraws (the limit of any 64-bit pHash; benchmarks/README.md, image dedup).
+
+
+def test_a_recoloured_design_is_not_a_duplicate_though_its_luminance_hashes_match() -> None:
+    gray = np.asarray(SCENES[2].convert("L"), np.float32)[..., None]
+    warm = Image.fromarray(np.clip(gray * np.array([1.15, 0.95, 0.7]), 0, 255).astype(np.uint8))
+    cold = Image.fromarray(np.clip(gray * np.array([0.7, 1.0, 1.25]), 0, 255).astype(np.uint8))
+    unchecked = ImageDedupSettings(colour_check=False)
+    assert matched(jpeg(warm), jpeg(cold), unchecked)
+    assert not matched(jpeg(warm), jpeg(cold))
+    # A brighter or lower-contrast copy keeps its colours: still a duplicate.
+    assert matched(jpeg(warm), CHANGES["brighter"](warm))
+    assert matched(jpeg(warm), CHANGES["contrast"](warm))
+
+
+def test_colours_agree_under_brightness_and_contrast_changes_not_under_recolouring() -> None:
+    colour = np.array([[150.0, 110.0, 70.0]])
+    grey = colour.mean()
+    assert colours_agree(colour, colour + 25).all()  # a brightness offset
+    assert colours_agree(colour, colour * 1.15).all()  # a brightness gain
+    assert colours_agree(colour, grey + (colour - grey) * 0.6).all()  # contrast 0.6
+    assert not colours_agree(colour, colour[:, ::-1]).any()  # red and blue swapped
+    assert not colours_agree(colour, colour * 0.3).any()  # the dark variant of the design
+    assert not colours_agree(colour, grey + (colour - grey) * 0.3).any()  # washed out to near grey
+
+
+def test_the_turned_variants_are_the_hashes_of_the_turned_image() -> None:
+    hasher = ImageHasher(mirror=False, crops=False)
+    image = SCENES[3]
+    turned = hasher.hash_many([jpeg(image.rotate(5, Image.Resampling.BILINEAR))]).hashes[0, 0]
+    variant = hasher.hash_many([jpeg(image)]).hashes[0, 1]
+    assert bin(int(turned ^ variant)).count("1") <= 4
+
+
+def test_a_watermark_that_moves_the_whole_hash_is_caught_by_the_margin_windows() -> None:
+    picture = smooth_picture((30, 50, 90), (60, 80, 120))
+    original, marked = jpeg(picture), jpeg(watermark(picture))
+    assert not matched(original, marked, ImageDedupSettings(margins=False))
+    assert matched(original, marked)
+    pair = hash_set([original, marked])
+    match = ImageMatcher(ImageDedupSettings()).match(pair.select(np.array([1])), pair.select(np.array([0])))
+    detail = ImageMatcher(ImageDedupSettings()).describe(
+        float(match.similarity[0]), int(match.query_unit[0]), int(match.target_unit[0]), "original"
+    )
+    assert "without the" in detail and "margin" in detail
+
+
+def test_margin_hashes_meet_the_same_margin_only() -> None:
+    settings = ImageDedupSettings()
+    codes = variant_codes(True, True, True, True)
+    queries, targets = ShardMedia(), ShardMedia()
+    rng = np.random.default_rng(5)
+    shared = rng.integers(0, 2**63, dtype=np.uint64)
+    first = rng.integers(0, 2**63, size=len(codes), dtype=np.uint64)
+    second = rng.integers(0, 2**63, size=len(codes), dtype=np.uint64)
+    first[codes == VARIANT_MARGIN], second[codes == VARIANT_MARGIN + 1] = shared, shared
+    queries.add("q", codes.astype(np.int64), first)
+    targets.add("t", codes.astype(np.int64), second)
+    assert len(ImageMatcher(settings).match(queries.hash_set(), targets.hash_set()).query) == 0
+    second[codes == VARIANT_MARGIN] = shared
+    targets = ShardMedia()
+    targets.add("t", codes.astype(np.int64), second)
+    assert len(ImageMatcher(settings).match(queries.hash_set(), targets.hash_set()).query) == 1

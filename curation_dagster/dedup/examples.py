@@ -20,7 +20,7 @@ from curation_dagster.dedup.plan import (
     DedupPlan,
 )
 from curation_dagster.io.lake import Lake
-from curation_dagster.markdown import cell
+from curation_dagster.markdown import cell, excerpt_at_difference, word_difference
 from curation_dagster.shard_io import (
     BATCH_ROWS,
 )
@@ -75,7 +75,10 @@ class MediaExamples:
 
 class TextPairs:
     """A few removed text items side by side with the item each duplicates, so a person can judge the
-    threshold; `columns` adds cells per pair (similarity, cluster)."""
+    threshold; `columns` adds cells per pair (similarity, cluster). With `difference`, both texts start
+    just before their first differing word and a column shows the words that differ (near duplicates
+    often share their first 160 characters); semantic pairs, which share few words, are shown from the
+    start."""
 
     def __init__(
         self,
@@ -84,9 +87,11 @@ class TextPairs:
         columns: dict[str, Callable[[Any], str]],
         count: int = 5,
         headers: tuple[str, str] = ("removed", "kept (dup_of)"),
+        difference: bool = True,
     ) -> None:
         self.chosen = dict(list(decisions.items())[:count])
         self.empty, self.columns, self.headers = empty, columns, headers
+        self.difference = difference
         self.texts: dict[str, str] = {}
         self.wanted = set(self.chosen) | {decision.dup_of for decision in self.chosen.values()}
 
@@ -107,14 +112,20 @@ class TextPairs:
                 holders.setdefault(decision.shard, set()).add(decision.dup_of)
         if holders:
             self.texts.update(_earlier_texts(lake, version, holders))
+        headers = [*self.headers, *(["difference"] if self.difference else []), *self.columns]
         lines = [
-            f"| {self.headers[0]} | {self.headers[1]} | " + " | ".join(self.columns) + " |",
-            "| --- | --- | " + " | ".join("---:" for _ in self.columns) + " |",
+            "| " + " | ".join(headers) + " |",
+            "| --- | --- | " + " | ".join(["---"] * self.difference + ["---:"] * len(self.columns)) + " |",
         ]
         for item, decision in self.chosen.items():
-            kept = self.texts.get(decision.dup_of, "(not found)")
-            cells = " | ".join(cell(decision) for cell in self.columns.values())
-            lines.append(f"| {cell(self.texts.get(item, ''))} | {cell(kept)} | {cells} |")
+            removed, kept = self.texts.get(item, ""), self.texts.get(decision.dup_of)
+            cells = [cell(removed), cell(kept or "(not found)")]
+            if self.difference:
+                if kept is not None:
+                    cells = [excerpt_at_difference(removed, kept), excerpt_at_difference(kept, removed)]
+                cells.append(word_difference(removed, kept) if kept is not None else "")
+            cells.extend(column(decision) for column in self.columns.values())
+            lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
 

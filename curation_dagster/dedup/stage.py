@@ -174,6 +174,7 @@ def _write_output(
         plan.semantic,
         "No semantic duplicates in this shard.",
         {"cosine similarity": lambda d: f"{d.similarity:.3f}", "cluster": lambda d: str(d.cluster)},
+        difference=False,
     )
     exact = ExactDedup(spec.dedup.exact)
     with shard_output(lake, spec.name, "deduped", shard, schema) as output:

@@ -42,7 +42,9 @@ TEXTS = {
         "Researchers measured the growth of wheat under three watering schedules over two dry summers.",
     ],
     "b.jsonl": [
-        "The new library opened its doors on Monday with a reading for children and a small concert."
+        "The new library opened its doors on Monday with a reading for children and a small concert.",
+        # A near duplicate of a.jsonl's first text: the same first 160 characters, one word changed.
+        "The river bank was quiet in the early morning light and the boats were still tied up at the dock.",
     ],
 }
 LATE_SHARD = "c.jsonl"
@@ -321,6 +323,16 @@ def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server
                 assert page.get_by_text(label, exact=True).count() >= 1, label
             assert page.get_by_text("shards**", exact=False).count() == 0  # the markdown is rendered
             page.screenshot(path=str(ARTIFACTS / "asset_demo_filtered_overview.png"))
+
+            # A near-duplicate pair shows the words that differ: the kept word struck, the removed in bold.
+            page.goto(f"{server.url}/assets/demo/deduped?view=events&partition=b.jsonl")
+            page.wait_for_selector("text=example_pairs", timeout=60_000)
+            dismiss_welcome(page)
+            row = page.locator("tr", has=page.get_by_text("example_pairs", exact=True)).first
+            row.locator("del", has_text="pier.").first.wait_for(timeout=30_000)
+            assert row.locator("strong", has_text="dock.").count() == 1
+            row.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "asset_demo_deduped_example_pair.png"))
 
             # Image samples show as thumbnails once their markdown is opened.
             page.goto(f"{server.url}/assets/demo/raw?view=events&partition={PICTURES}")

@@ -75,7 +75,14 @@ def test_an_edited_copy_in_a_later_shard_is_removed_as_a_near_duplicate(corpus, 
     assert all(row["dup_similarity"] >= 0.7 for row in removed)
     assert result.extra["near_duplicates_of_other_shards"] == 2
     kept_texts = [row["text"] for row in table(lake, "one.jsonl")]
-    assert " ".join(kept_texts[0].split()[:6]) in result.extra["example_pairs"]
+    removed_texts = {row["dup_of"]: row["text"] for row in removed}
+    # Each pair starts a few words before its first difference, and the difference column shows the
+    # kept item's words struck through beside the removed item's in bold.
+    kept_words, removed_words = kept_texts[0].split(), removed_texts[one_ids[0]].split()
+    first = next(i for i, (a, b) in enumerate(zip(kept_words, removed_words, strict=False)) if a != b)
+    assert " ".join(kept_words[max(0, first - 4) : first + 1]) in result.extra["example_pairs"]
+    assert f"~~{kept_words[first]}" in result.extra["example_pairs"]
+    assert f"**{removed_words[first]}" in result.extra["example_pairs"]
     assert check_conservation(lake, "near", "deduped", "two.jsonl", result.rows_in).passed
 
 

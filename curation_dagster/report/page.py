@@ -46,6 +46,20 @@ def img(png: bytes, alt: str, kind: str = "thumb") -> str:
     return f'<img class="{kind}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def code(text: str) -> str:
+    """`text` escaped in a `<code>`, with a line-break opportunity after every dot so that long reason codes
+    wrap between their parts inside narrow boxes."""
+    return "<code>" + html.escape(text).replace(".", ".<wbr>") + "</code>"
+
+
+def readable_number(value: float) -> str:
+    """`value` for a label: whole numbers and anything from 100 up with thousands separators, the rest to
+    three significant digits."""
+    if value == int(value) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
 def clip(text: str, limit: int) -> str:
     """`text` on one line, cut to at most `limit` characters with an ellipsis."""
     flat = " ".join(text.split())
@@ -64,13 +78,18 @@ th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.6rem; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 section {{ border-top: 1px solid #ddd; margin-top: 1.5rem; }}
 .grid {{ display: flex; flex-wrap: wrap; gap: 0.5rem; }}
-figure {{ margin: 0; }}
+figure {{ margin: 0; max-width: 100%; }}
 figcaption {{ font-family: monospace; }}
+img.plot {{ max-width: 100%; }}
 .samples {{ display: flex; flex-wrap: wrap; gap: 0.75rem; }}
 .tile {{ width: 12rem; border: 1px solid #ddd; padding: 0.4rem; font-size: 0.8rem; display: flex;
   flex-direction: column; gap: 0.2rem; }}
 .tile img {{ max-width: 100%; }}
+code, td, figcaption, .tile span {{ overflow-wrap: anywhere; word-break: break-word; }}
 .reason {{ color: #a33; }}
+.synthetic {{ align-self: flex-start; background: #e8e4f8; color: #3d2c8d; border-radius: 0.3rem;
+  padding: 0 0.3rem; }}
+.no-plot {{ color: #555; font-style: italic; }}
 .unshown {{ color: #777; font-style: italic; }}
 </style>
 </head>

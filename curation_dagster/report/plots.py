@@ -1,16 +1,18 @@
 """The data card's plots: matplotlib drawings on its Agg canvas, embedded as PNG data URIs.
 
-Each `draw_*` function puts one chart on the axes it is given; `Plots.image` renders it and counts it.
-matplotlib is imported only when a plot is rendered, so importing the report stays light.
+Each `draw_*` function puts one chart on the axes it is given; `Plots.image` renders it and counts it, or
+writes a sentence instead when the chart would show only zeros. matplotlib is imported only when a plot is
+rendered, so importing the report stays light.
 """
 
 from __future__ import annotations
 
+import html
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from curation_dagster.report.page import img
+from curation_dagster.report.page import img, readable_number
 from curation_dagster.report.queries import HISTOGRAM_BINS, FunnelRow, Histogram
 from curation_dagster.stages import STAGES
 
@@ -25,8 +27,19 @@ class Plots:
     def __init__(self) -> None:
         self.count = 0
 
-    def image(self, draw: Callable[[Any], None], alt: str, width: float = 6.4, height: float = 3.2) -> str:
-        """An `<img>` of a plot drawn by `draw(axes)`."""
+    def image(
+        self,
+        draw: Callable[[Any], None],
+        alt: str,
+        counts: Iterable[float],
+        empty: str,
+        width: float = 6.4,
+        height: float = 3.2,
+    ) -> str:
+        """An `<img>` of a plot drawn by `draw(axes)` from `counts`; the sentence `empty` instead when every
+        count is zero, since an empty chart reads like a broken one."""
+        if not any(counts):
+            return f'<p class="no-plot">{html.escape(empty)}</p>'
         self.count += 1
         return img(draw_png(draw, width, height), alt, "plot")
 
@@ -64,7 +77,8 @@ def draw_rejections(axes: Any, rejections: Mapping[str, int]) -> None:
 
 
 def draw_histogram(axes: Any, histogram: Histogram, column: str) -> None:
-    """A histogram of one column with kept and rejected items stacked."""
+    """A histogram of one column with kept and rejected items stacked, and a hatched bar at each end that
+    counts the items below or above the bins' range, labelled with that bound."""
     bottom = [0] * HISTOGRAM_BINS
     for outcome, values in histogram.counts.items():
         axes.bar(
@@ -77,6 +91,29 @@ def draw_histogram(axes: Any, histogram: Histogram, column: str) -> None:
             color=OUTCOME_COLORS[outcome],
         )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    width = histogram.width
+    ends = [
+        (histogram.below, histogram.low - 3 * width, f"< {readable_number(histogram.low)}"),
+        (histogram.above, histogram.high + 2 * width, f"> {readable_number(histogram.high)}"),
+    ]
+    ticks = [(float(tick), readable_number(tick)) for tick in axes.get_xticks()]
+    ticks = [
+        (tick, label) for tick, label in ticks if histogram.low - width <= tick <= histogram.high + width
+    ]
+    for counts, left, label in ends:
+        if not any(counts.values()):
+            continue
+        stacked = 0
+        for outcome, number in counts.items():
+            axes.bar(
+                left, number, width, bottom=stacked, align="edge", color=OUTCOME_COLORS[outcome], hatch="//"
+            )
+            stacked += number
+        centre = left + width / 2
+        ticks = [(tick, text) for tick, text in ticks if abs(tick - centre) > 4 * width]
+        ticks.append((centre, label))
+    if any(any(counts.values()) for counts, _, _ in ends):
+        axes.set_xticks([tick for tick, _ in ticks], [label for _, label in ticks])
     axes.set_xlabel(column)
     axes.set_ylabel("items")
     axes.legend(fontsize="small")

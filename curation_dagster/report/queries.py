@@ -8,12 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curation_dagster.schema import MODALITIES
+from curation_dagster.schema import MODALITIES, SYNTH_FIELDS
 from curation_dagster.stages import STAGES
 
 #: The two outcomes of an item, in the order tables and stacked plots show them.
 OUTCOMES = ("kept", "rejected")
 HISTOGRAM_BINS = 20
+#: A histogram's bins stop short of the values further than this many times the span between the 1st and
+#: 99th percentiles beyond them; those outliers are counted apart, so they cannot squeeze the rest into a bar.
+LONG_TAIL = 3
 #: Numeric columns that are not scores: dedup similarity has its own section, the rest are bookkeeping.
 NOT_SCORES = frozenset({"dup_similarity", "select_score", "select_cluster", "select_rank"})
 NUMERIC_TYPES = (
@@ -58,16 +61,31 @@ def funnel_modalities(funnel: Sequence[FunnelRow]) -> list[str]:
 
 @dataclass(frozen=True)
 class Histogram:
-    """Kept and rejected counts of one numeric column in `HISTOGRAM_BINS` equal bins from `low`."""
+    """Kept and rejected counts of one numeric column in `HISTOGRAM_BINS` equal bins from `low`, and of the
+    outliers `below` and `above` that range, so that a few extreme items do not squeeze the rest into a bar."""
 
     low: float
     width: float
     counts: dict[str, list[int]]
+    below: dict[str, int]
+    above: dict[str, int]
+    minimum: float
+    maximum: float
 
     @property
     def edges(self) -> list[float]:
         """The left edge of every bin."""
         return [self.low + index * self.width for index in range(HISTOGRAM_BINS)]
+
+    @property
+    def high(self) -> float:
+        """The right edge of the last bin."""
+        return self.low + HISTOGRAM_BINS * self.width
+
+    @property
+    def items(self) -> int:
+        """Items with a value, in the bins and beyond them."""
+        return sum(map(sum, self.counts.values())) + sum(self.below.values()) + sum(self.above.values())
 
 
 class VersionViews:
@@ -143,26 +161,44 @@ class VersionViews:
         ]
 
     def histogram(self, source: str, column: str) -> Histogram | None:
-        """Kept and rejected counts of one numeric column, binned in DuckDB; None when it has no value."""
+        """Kept and rejected counts of one numeric column, binned in DuckDB; None when it has no value.
+
+        The bins span the values within `LONG_TAIL` percentile spans of the 1st and 99th percentiles; the
+        items beyond are counted in `below` and `above`."""
         quoted = _quote(column)
-        low, high, count = self.sql(
-            f"SELECT min({quoted})::DOUBLE, max({quoted})::DOUBLE, count({quoted}) FROM {source}"
+        minimum, maximum, count, first, last, low, high = self.sql(
+            f"WITH percentiles AS (SELECT quantile_disc({quoted}, 0.01)::DOUBLE AS first, "
+            f"quantile_disc({quoted}, 0.99)::DOUBLE AS last FROM {source}) "
+            f"SELECT min({quoted})::DOUBLE, max({quoted})::DOUBLE, count({quoted}), any_value(first), "
+            f"any_value(last), (min({quoted}) FILTER (WHERE {quoted} >= first - ? * (last - first)))::DOUBLE, "
+            f"(max({quoted}) FILTER (WHERE {quoted} <= last + ? * (last - first)))::DOUBLE "
+            f"FROM {source}, percentiles",
+            [LONG_TAIL, LONG_TAIL],
         )[0]
         if not count:
             return None
-        low, high = float(low), float(high)
+        if first == last:  # most items share one value: the others are the distribution, not outliers
+            low, high = minimum, maximum
+        minimum, maximum, low, high = float(minimum), float(maximum), float(low), float(high)
         if high == low:  # one value: centre it in a unit-wide range
             low, high = low - 0.5, high + 0.5
         width = (high - low) / HISTOGRAM_BINS
         rows = self.sql(
-            f"SELECT least(floor(({quoted} - ?) / ?)::INTEGER, {HISTOGRAM_BINS - 1}) AS bin, outcome, count(*) "
+            f"SELECT CASE WHEN {quoted} < ? THEN -1 WHEN {quoted} > ? THEN {HISTOGRAM_BINS} "
+            f"ELSE least(floor(({quoted} - ?) / ?)::INTEGER, {HISTOGRAM_BINS - 1}) END AS bin, outcome, count(*) "
             f"FROM {source} WHERE {quoted} IS NOT NULL GROUP BY ALL",
-            [low, width],
+            [low, high, low, width],
         )
         counts = {outcome: [0] * HISTOGRAM_BINS for outcome in OUTCOMES}
+        below, above = dict.fromkeys(OUTCOMES, 0), dict.fromkeys(OUTCOMES, 0)
         for bin_index, outcome, number in rows:
-            counts[str(outcome)][int(bin_index)] += int(number)
-        return Histogram(low, width, counts)
+            if bin_index < 0:
+                below[str(outcome)] += int(number)
+            elif bin_index >= HISTOGRAM_BINS:
+                above[str(outcome)] += int(number)
+            else:
+                counts[str(outcome)][int(bin_index)] += int(number)
+        return Histogram(low, width, counts, below, above, minimum, maximum)
 
     def language_mix(self, source: str) -> list[tuple[Any, ...]]:
         """(language, outcome, items) of the text items in `source`."""
@@ -216,18 +252,35 @@ class VersionViews:
         )
         counts: dict[tuple[str, str], dict[str, int]] = {}
         for modality, generator, outcome, number in rows:
-            key = (str(modality), _recipe(generator))
+            key = (str(modality), recipe_name(generator))
             counts.setdefault(key, dict.fromkeys(OUTCOMES, 0))[str(outcome)] += int(number)
         return counts
 
+    def synthetic_kept(self) -> dict[str, int]:
+        """Synthetic items in the final training set (the synthesized stage's kept rows), by modality."""
+        if "synthetic" not in self.columns("synthesized"):
+            return {}
+        return {
+            str(m): int(c)
+            for m, c in self.sql("SELECT modality, count(*) FROM synthesized WHERE synthetic GROUP BY 1")
+        }
+
     # ------------------------------------------------------------------------------- samples
+
+    def _sample_columns(self, view: str) -> str:
+        """`SAMPLE_COLUMNS` and the synthesized stage's provenance columns, NULL where `view` lacks them."""
+        present = self.columns(view)
+        provenance = [
+            field.name if field.name in present else f"NULL AS {field.name}" for field in SYNTH_FIELDS
+        ]
+        return ", ".join([SAMPLE_COLUMNS, *provenance])
 
     def samples(self, view: str, per_modality: int) -> list[dict[str, Any]]:
         """The first `per_modality` items of `view` by id, for every modality."""
         if view not in self.views:
             return []
         query = (
-            f"SELECT {SAMPLE_COLUMNS} FROM {view} "
+            f"SELECT {self._sample_columns(view)} FROM {view} "
             "QUALIFY row_number() OVER (PARTITION BY modality ORDER BY id) <= ? ORDER BY modality, id"
         )
         return self.connection.sql(query, params=[per_modality]).to_arrow_table().to_pylist()
@@ -238,7 +291,7 @@ class VersionViews:
         if not present:
             return []
         source = " UNION ALL ".join(
-            f"SELECT {SAMPLE_COLUMNS}, reject_stage, reject_reason, reject_detail FROM {view}"
+            f"SELECT {self._sample_columns(view)}, reject_stage, reject_reason, reject_detail FROM {view}"
             for view in present
         )
         query = (
@@ -250,7 +303,7 @@ class VersionViews:
         return self.connection.sql(query, params=[per_modality]).to_arrow_table().to_pylist()
 
 
-def _recipe(generator: Any) -> str:
+def recipe_name(generator: Any) -> str:
     """The recipe name recorded in a synthetic item's `generator` JSON."""
     try:
         return str(json.loads(str(generator))["recipe"])

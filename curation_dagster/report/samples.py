@@ -1,5 +1,6 @@
 """The data card's samples: kept and rejected items per modality as tiles with their text, a thumbnail,
-a waveform or a first frame, and for rejected items the stage and reason."""
+a waveform or a first frame, for rejected items the stage and reason, and for synthetic items a badge with
+their recipe and parents."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import io
 from typing import Any
 
 from curation_dagster.media import media_bytes
-from curation_dagster.report.page import clip, img
+from curation_dagster.report.page import clip, code, img
 from curation_dagster.report.plots import draw_png, draw_waveform
+from curation_dagster.report.queries import recipe_name
 from curation_dagster.report.sections import CardInputs
 from curation_dagster.schema import MODALITIES
 from curation_dagster.stages import STAGES
@@ -22,6 +24,8 @@ def samples_section(card: CardInputs) -> str:
     kept = card.views.samples("synthesized", card.samples_per_group)
     rejected_views = [f"{stage}_rejected" for stage in STAGES]
     rejected = card.views.rejected_samples(rejected_views, card.samples_per_group)
+    synthetic = card.views.synthetic_kept()
+    shown = {str(row["id"]) for row in kept}
     parts = []
     for modality in MODALITIES:
         kept_rows = [row for row in kept if row["modality"] == modality]
@@ -29,28 +33,43 @@ def samples_section(card: CardInputs) -> str:
         if not kept_rows and not rejected_rows:
             continue
         parts.append(f"<h3>{modality}</h3>")
-        for label, chosen in (("kept (final training set)", kept_rows), ("rejected", rejected_rows)):
+        final = card.funnel[-1].kept.get(modality, 0)
+        kept_label = (
+            f"kept (final training set: {final} items, {synthetic.get(modality, 0)} of them synthetic)"
+        )
+        for label, chosen in ((kept_label, kept_rows), ("rejected", rejected_rows)):
             if not chosen:
                 continue
-            tiles = "\n".join(_tile(row) for row in chosen)
+            tiles = "\n".join(_tile(row, shown) for row in chosen)
             parts.append(f'<h4>{label}</h4>\n<div class="samples">{tiles}</div>')
     return "\n".join(parts) if parts else "<p>No items yet.</p>"
 
 
-def _tile(row: dict[str, Any]) -> str:
+def _tile(row: dict[str, Any], shown: set[str]) -> str:
+    """One item's tile; a synthetic item's parents link to their tiles among the `shown` ids."""
     picture = _thumbnail(row)
     caption = []
+    if row.get("synthetic"):
+        caption.append(f'<span class="synthetic">synthetic: {code(recipe_name(row["generator"]))}</span>')
+        parents = [
+            f'<a href="#item-{html.escape(parent)}">{code(parent)}</a>' if parent in shown else code(parent)
+            for parent in map(str, row.get("parent_ids") or [])
+        ]
+        if parents:
+            caption.append(f'<span class="parents">from {", ".join(parents)}</span>')
     if row.get("reject_reason"):
         caption.append(
             f'<span class="reason">{html.escape(str(row["reject_stage"]))}: '
-            f"<code>{html.escape(str(row['reject_reason']))}</code></span>"
+            f"{code(str(row['reject_reason']))}</span>"
         )
         if row.get("reject_detail"):
             caption.append(f'<span class="detail">{html.escape(clip(str(row["reject_detail"]), 120))}</span>')
     if row.get("text"):
         caption.append(f'<span class="text">{html.escape(clip(str(row["text"]), 300))}</span>')
-    caption.append(f'<span class="id"><code>{html.escape(str(row["id"]))}</code></span>')
-    return f'<div class="tile">{picture}{"".join(caption)}</div>'
+    item = html.escape(str(row["id"]))
+    caption.append(f'<span class="id">{code(str(row["id"]))}</span>')
+    anchor = f' id="item-{item}"' if not row.get("reject_reason") else ""
+    return f'<div class="tile"{anchor} data-id="{item}">{picture}{"".join(caption)}</div>'
 
 
 def _thumbnail(row: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from curation_dagster.report.page import table
+from curation_dagster.report.page import readable_number, table
 from curation_dagster.report.plots import (
     Plots,
     draw_before_and_after,
@@ -22,6 +22,7 @@ from curation_dagster.report.queries import (
     NUMERIC_TYPES,
     OUTCOMES,
     FunnelRow,
+    Histogram,
     VersionViews,
     funnel_modalities,
 )
@@ -49,9 +50,10 @@ def funnel_section(card: CardInputs) -> str:
     modalities = funnel_modalities(funnel)
     raw = funnel[0]
     header = "".join(f"<th>{m}</th>" for m in modalities)
+    synthetic = sum(card.views.synthetic_kept().values())
     lines = [
         f"<p>{raw.kept_total + raw.rejected_total} items entered from {card.shards} shards; "
-        f"{funnel[-1].kept_total} are in the final training set.</p>",
+        f"{funnel[-1].kept_total} are in the final training set, {synthetic} of them synthetic.</p>",
         f"<table><tr><th>stage</th>{header}<th>kept</th><th>rejected</th></tr>",
     ]
     for row in funnel:
@@ -60,23 +62,25 @@ def funnel_section(card: CardInputs) -> str:
             f"<tr><td>{row.stage}</td>{cells}<td>{row.kept_total}</td><td>{row.rejected_total}</td></tr>"
         )
     lines.append("</table>")
-    if modalities:
-        lines.append(
-            card.plots.image(
-                lambda axes: draw_kept_per_stage(axes, funnel, modalities),
-                "items kept per stage and modality",
-            )
+    lines.append(
+        card.plots.image(
+            lambda axes: draw_kept_per_stage(axes, funnel, modalities),
+            "items kept per stage and modality",
+            [row.kept_total for row in funnel],
+            "No stage kept any item.",
         )
+    )
+    lines.append(
+        card.plots.image(
+            lambda axes: draw_rejections(axes, rejections),
+            "rejections by reason",
+            rejections.values(),
+            "No item was rejected.",
+            height=max(2.0, 0.3 * len(rejections) + 1),
+        )
+    )
     if rejections:
-        height = max(2.0, 0.3 * len(rejections) + 1)
-        lines.append(
-            card.plots.image(
-                lambda axes: draw_rejections(axes, rejections), "rejections by reason", height=height
-            )
-        )
         lines.append(table(["reason", "items"], list(rejections.items())))
-    else:
-        lines.append("<p>No item was rejected.</p>")
     return "\n".join(lines)
 
 
@@ -88,9 +92,8 @@ def scores_section(card: CardInputs) -> str:
     parts = []
     for name in card.views.score_columns():
         histogram = _histogram(card, source, name)
-        if histogram is None:
-            continue
-        parts.append(f"<figure><figcaption>{html.escape(name)}</figcaption>{histogram}</figure>")
+        if histogram is not None:
+            parts.append(histogram)
     if not parts:
         return "<p>The filtered stage wrote no numeric score.</p>"
     return (
@@ -100,16 +103,41 @@ def scores_section(card: CardInputs) -> str:
 
 
 def _histogram(card: CardInputs, source: str, column: str) -> str | None:
-    """A stacked kept/rejected histogram of one numeric column; None when the column has no value."""
+    """A figure with a stacked kept/rejected histogram of one numeric column, or a sentence when every item
+    has the same value; None when the column has no value."""
     histogram = card.views.histogram(source, column)
     if histogram is None:
         return None
-    return card.plots.image(
+    name = html.escape(column)
+    if histogram.minimum == histogram.maximum:
+        value = readable_number(histogram.minimum)
+        return (
+            f'<figure><figcaption>{name}</figcaption><p class="no-plot">All {histogram.items} items have '
+            f"{name} = {value}.</p></figure>"
+        )
+    note = _outliers_note(histogram)
+    plot = card.plots.image(
         lambda axes: draw_histogram(axes, histogram, column),
-        f"histogram of {column}",
+        f"histogram of {column}" + (f"; {note}" if note else ""),
+        [histogram.items],
+        f"No item has a {column}.",
         width=4.2,
         height=2.6,
     )
+    caption = name + (f"<br>{html.escape(note)}" if note else "")
+    return f"<figure><figcaption>{caption}</figcaption>{plot}</figure>"
+
+
+def _outliers_note(histogram: Histogram) -> str:
+    """How many items lie beyond the bins' range and are counted in the end bars; empty when none do."""
+    below, above = sum(histogram.below.values()), sum(histogram.above.values())
+    parts = [
+        f"{number} {'item' if number == 1 else 'items'} {relation} {readable_number(bound)}"
+        for number, relation, bound in ((below, "below", histogram.low), (above, "above", histogram.high))
+        if number
+    ]
+    bars = "the hatched bars" if len(parts) > 1 else "the hatched bar"
+    return " and ".join(parts) + f", counted in {bars}" if parts else ""
 
 
 def language_section(card: CardInputs) -> str:
@@ -118,7 +146,11 @@ def language_section(card: CardInputs) -> str:
     columns = card.views.filtered_columns()
     parts = []
     if source is not None and "lang" in columns:
-        parts.append(_category_block(card, "language (`lang`)", card.views.language_mix(source)))
+        parts.append(
+            _category_block(
+                card, "language (`lang`)", card.views.language_mix(source), "No text item has a language."
+            )
+        )
     else:
         parts.append(
             "<p>No <code>lang</code> column: this version's filters do not identify languages, "
@@ -130,13 +162,15 @@ def language_section(card: CardInputs) -> str:
                 "<p>Register: <code>formality</code> is the estimated probability that a text is formal "
                 "(at least 0.5 counts as formal).</p>"
             )
-            parts.append(_category_block(card, "register", card.views.register_mix(source)))
+            parts.append(
+                _category_block(card, "register", card.views.register_mix(source), "No item has a formality.")
+            )
             histogram = _histogram(card, source, "formality")
             if histogram:
                 parts.append(histogram)
         else:
             rows = card.views.formality_values(source)
-            parts.append(_category_block(card, "register (`formality`)", rows))
+            parts.append(_category_block(card, "register (`formality`)", rows, "No item has a formality."))
     else:
         parts.append(
             "<p>No <code>formality</code> column: this version's filters do not tag register "
@@ -145,8 +179,9 @@ def language_section(card: CardInputs) -> str:
     return "\n".join(parts)
 
 
-def _category_block(card: CardInputs, label: str, rows: list[tuple[Any, ...]]) -> str:
-    """A table and a kept/rejected bar chart of counts by category, from (category, outcome, items)."""
+def _category_block(card: CardInputs, label: str, rows: list[tuple[Any, ...]], empty: str) -> str:
+    """A table and a kept/rejected bar chart of counts by category, from (category, outcome, items); the
+    sentence `empty` instead of the chart when there is no item."""
     categories = sorted({str(row[0]) for row in rows})
     counts = {outcome: dict.fromkeys(categories, 0) for outcome in OUTCOMES}
     for category, outcome, number in rows:
@@ -158,10 +193,12 @@ def _category_block(card: CardInputs, label: str, rows: list[tuple[Any, ...]]) -
     plot = card.plots.image(
         lambda axes: draw_categories(axes, categories, counts),
         f"{label} by outcome",
+        [number for _, _, number in rows],
+        empty,
         width=5.0,
         height=2.8,
     )
-    return rendered + "\n" + plot
+    return (rendered + "\n" + plot) if rows else plot
 
 
 def duplicates_section(card: CardInputs) -> str:
@@ -181,6 +218,8 @@ def duplicates_section(card: CardInputs) -> str:
             card.plots.image(
                 lambda axes: draw_cluster_sizes(axes, sizes),
                 "duplicate cluster sizes",
+                [clusters for _, clusters in sizes],
+                "No duplicate clusters.",
                 width=5.0,
                 height=2.8,
             ),
@@ -216,6 +255,8 @@ def selection_section(card: CardInputs) -> str:
             card.plots.image(
                 lambda axes: draw_before_and_after(axes, modalities, before, after),
                 "items per modality before and after selection",
+                [*before.values(), *after.values()],
+                "Nothing reached the selected stage.",
                 width=5.0,
                 height=2.8,
             ),
@@ -243,6 +284,8 @@ def synthetic_section(card: CardInputs) -> str:
             card.plots.image(
                 lambda axes: draw_synthetic(axes, names, outcomes),
                 "synthetic items admitted and rejected per generator",
+                [number for each in outcomes for number in each.values()],
+                "No synthetic item was generated.",
                 height=max(2.0, 0.5 * len(names) + 1),
             ),
             table(["why rejected", "items"], list(reasons.items()))

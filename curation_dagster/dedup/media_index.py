@@ -10,7 +10,7 @@ keeps the entries whose payload is within `max_distance` of the probe and reads 
 the shards that hold such a hash. A shard costs its own hashes and its matches, never a pass over every
 earlier shard.
 
-Which hashes are probed keeps the lookup exact for the matching rules of `media.py`:
+Which hashes are probed keeps the lookup exact for the matching rules of `media.py` and `image_rule.py`:
 - images: whole-image hashes look up every stored hash but the margins, the other variants (mirror, crops,
   turns) only stored whole-image hashes, and each margin hash only the stored hashes of the same margin:
   the pairs `ImageMatcher` compares. Keys live in separate key spaces (other variants, whole hashes, one
@@ -32,9 +32,10 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
+from curation_dagster.dedup.image_rule import ImageMatcher
 from curation_dagster.dedup.key_matches import Found
 from curation_dagster.dedup.keystore import KeyStore
-from curation_dagster.dedup.media import HashSet, ImageMatcher, MediaMatcher, SequenceMatcher, index_hash_set
+from curation_dagster.dedup.media import HashSet, MediaMatcher, SequenceMatcher, index_hash_set
 from curation_dagster.dedup.perceptual import VARIANT_MARGIN, VARIANT_WHOLE, SegmentPlan, popcount
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake

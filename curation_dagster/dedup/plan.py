@@ -15,6 +15,13 @@ import pyarrow.compute as pc
 from curation_dagster.dedup.audio import AudioFingerprinter
 from curation_dagster.dedup.exact import EXACT_MEASURE, INDEX_SCHEMA, REJECT_EXACT, ExactDedup
 from curation_dagster.dedup.exact_index import ExactIndex
+from curation_dagster.dedup.image_rule import (
+    ImageMatcher,
+    add_images,
+    image_hasher,
+    image_index_schema,
+    image_settings_fingerprint,
+)
 from curation_dagster.dedup.indexes import (
     AUDIO_HASHES,
     IMAGE_HASHES,
@@ -26,21 +33,16 @@ from curation_dagster.dedup.media import (
     REJECT_IMAGE,
     REJECT_VIDEO,
     AudioMatcher,
-    ImageMatcher,
     MediaDecision,
     MediaMatcher,
     MediaOutcome,
     ShardMedia,
     VideoMatcher,
-    add_images,
     add_sequence,
     audio_fingerprinter,
     audio_index_schema,
     audio_settings_fingerprint,
     decide,
-    image_hasher,
-    image_index_schema,
-    image_settings_fingerprint,
     video_fingerprinter,
     video_index_schema,
     video_settings_fingerprint,

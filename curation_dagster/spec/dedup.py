@@ -191,7 +191,7 @@ class ImageDedupSettings(StrictSettings):
     colour_check: bool = True
     """Also require the two images' mean colours to agree: brightness and contrast changes, re-encodes,
     watermarks and crops keep them close, a recoloured design (a light and a dark variant, another hue)
-    does not, though its luminance hashes are alike (`media.colours_agree` has the limits)."""
+    does not, though its luminance hashes are alike (`image_rule.colours_agree` has the limits)."""
     min_detail: float = Field(0.5, ge=0)
     """Images whose 32 x 32 luminance reduction has a standard deviation below this many grey levels are
     blank (one flat colour: it hashes like every other flat colour) and not hashed; exact dedup and the

@@ -13,15 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curation_dagster.dedup.image_rule import ImageMatcher, image_index_schema
 from curation_dagster.dedup.media import (
     HashSet,
-    ImageMatcher,
     MediaMatcher,
     MediaOutcome,
     ShardMedia,
     VideoMatcher,
     decide,
-    image_index_schema,
     index_hash_set,
     video_index_schema,
 )

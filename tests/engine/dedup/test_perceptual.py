@@ -1,5 +1,5 @@
 """Perceptual hashes and the multi-index search (curation_dagster/dedup/perceptual.py), and which images
-the image rule matches (curation_dagster/dedup/media.py)."""
+the image rule matches (curation_dagster/dedup/image_rule.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from curation_dagster.dedup.media import (
-    HashSet,
-    ImageMatcher,
-    ShardMedia,
-    add_images,
-    colours_agree,
-    image_hasher,
-)
+from curation_dagster.dedup.image_rule import ImageMatcher, add_images, colours_agree, image_hasher
+from curation_dagster.dedup.media import HashSet, ShardMedia
 from curation_dagster.dedup.perceptual import (
     VARIANT_MARGIN,
     ImageHasher,

@@ -38,9 +38,6 @@ class Filter(ABC):
     """
 
     name: ClassVar[str]
-    #: The family its reject codes start with; `filter.<name>` unless the filter names one
-    #: (the text quality rules use `quality.gopher`, `quality.c4`, ...).
-    code_prefix: ClassVar[str | None] = None
     score_fields: ClassVar[Sequence[pa.Field]] = ()
     #: Input columns the filter may rewrite (see `Verdicts.rewrites`).
     rewrites_columns: ClassVar[Sequence[str]] = ()
@@ -63,7 +60,9 @@ class Filter(ABC):
         """Scores and decisions for every row of `table` (all of this filter's modality)."""
 
     def code(self, rule: str) -> str:
-        return f"{self.code_prefix or f'filter.{self.name}'}.{rule}"
+        """The reject code of one of its rules: `filter.<name>.<rule>`, one scheme for every filter (as
+        `raw.<rule>`, `dedup.<method>`, `select.<rule>` and `synth.<rule>` are for the other stages)."""
+        return f"filter.{self.name}.{rule}"
 
 
 #: A row's verdict: None to keep it, or the rule that rejects it and a short human detail.

@@ -136,14 +136,13 @@ class C4Quality(TextBatchFilter):
     """The C4 rules (Raffel et al. 2020). Lines (or sentences, without `split_paragraph`) are dropped from
     the text when they hold a word over `max_word_length` characters, do not end in `. ? ! " '` or end in
     `...` (after citation marks are removed), have fewer than `min_words_per_line` words, mention javascript
-    or a cookie / terms-of-use phrase; `c4_lines_removed` counts them. Codes `quality.c4.<rule>` reject the
+    or a cookie / terms-of-use phrase; `c4_lines_removed` counts them. Codes `filter.c4_quality.<rule>` reject the
     document: `lorem_ipsum` and `curly_bracket` (in a line that is otherwise kept, the first such line
     decides), then `too_few_sentences` (sentences of the kept lines, `c4_sentences`, below
     `min_num_sentences`). Kept documents get the kept lines joined by newlines; rejected ones keep theirs.
     """
 
     name = "c4_quality"
-    code_prefix = "quality.c4"
     score_fields: ClassVar = [pa.field("c4_lines_removed", pa.int32()), pa.field("c4_sentences", pa.int32())]
     rewrites_columns: ClassVar = ("text",)
 

@@ -149,7 +149,6 @@ class Decontamination(RowFilter):
     detail names the evaluation file and line and the first overlapping n-gram."""
 
     name = "decontamination"
-    code_prefix = "decontamination"
     reads_text = True
     score_fields: ClassVar = [pa.field("eval_overlap_ngrams", pa.int32())]
 

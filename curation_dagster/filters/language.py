@@ -168,8 +168,8 @@ def _fasttext_identifications(settings: LanguageSettings, samples: list[str]) ->
 
 class Language(Filter):
     """Writes `lang` and `lang_score` for every text; with `keep` set, rejects other languages
-    (`lang.not_kept`), kept ones scored below `min_score` (`lang.low_score`) and text without a letter
-    (`lang.empty`, whose `lang` and `lang_score` are null). With `keep` empty it only tags.
+    (`filter.language.not_kept`), kept ones scored below `min_score` (`filter.language.low_score`) and text without a letter
+    (`filter.language.empty`, whose `lang` and `lang_score` are null). With `keep` empty it only tags.
 
     Texts longer than 1,500 characters are identified from three 500-character excerpts (see `excerpt`),
     which bounds the cost of an item: fastText in batches costs about 30 ns a character and some 10 µs
@@ -178,7 +178,6 @@ class Language(Filter):
     """
 
     name = "language"
-    code_prefix = "lang"
     reads_text = True
     score_fields: ClassVar = [pa.field("lang", pa.string()), pa.field("lang_score", pa.float64())]
 

@@ -267,10 +267,9 @@ def redact(text: str, spans: list[PIISpan], placeholders: dict[str, str]) -> str
 
 class PII(Filter):
     """Counts personal-data spans (`pii_redacted`) and names their kinds (`pii_kinds`); by default
-    replaces each with a placeholder, with `action: reject` rejects texts holding any (`pii.found`)."""
+    replaces each with a placeholder, with `action: reject` rejects texts holding any (`filter.pii.found`)."""
 
     name = "pii"
-    code_prefix = "pii"
     reads_text = True
     score_fields: ClassVar = [pa.field("pii_redacted", pa.int32()), pa.field("pii_kinds", pa.string())]
     rewrites_columns: ClassVar = ("text",)

@@ -30,7 +30,7 @@ __all__ = ["C4Quality", "FineWebQuality", "GopherQuality", "GopherRepetition"]
 
 class GopherQuality(TextBatchFilter):
     """Gopher's quality rules (Rae et al. 2021, appendix A1), checked in this order; codes
-    `quality.gopher.<rule>`, datatrove's reason in brackets:
+    `filter.gopher_quality.<rule>`, datatrove's reason in brackets:
 
     `too_few_words` / `too_many_words` (short_doc / long_doc): words that are not only symbols;
     `short_mean_word_length` / `long_mean_word_length` (below / above_avg_threshold): over those words;
@@ -42,7 +42,6 @@ class GopherQuality(TextBatchFilter):
     """
 
     name = "gopher_quality"
-    code_prefix = "quality.gopher"
     score_fields: ClassVar = [
         pa.field("gopher_word_count", pa.int64()),
         pa.field("gopher_mean_word_length", pa.float64()),
@@ -118,7 +117,7 @@ _DUPLICATE_NGRAMS = (5, 6, 7, 8, 9, 10)
 
 class GopherRepetition(TextBatchFilter):
     """Gopher's repetition rules (Rae et al. 2021, appendix A1), checked in this order; codes
-    `quality.gopher_repetition.<rule>`, datatrove's reason in brackets:
+    `filter.gopher_repetition.<rule>`, datatrove's reason in brackets:
 
     `duplicate_paragraphs` / `duplicate_paragraph_chars` (dup_para_frac / dup_para_char_frac): paragraphs
     (split on two or more newlines) repeating an earlier one, by count and by characters over all characters;
@@ -130,7 +129,6 @@ class GopherRepetition(TextBatchFilter):
     """
 
     name = "gopher_repetition"
-    code_prefix = "quality.gopher_repetition"
     score_fields: ClassVar = [
         pa.field("gopher_dup_para_ratio", pa.float64()),
         pa.field("gopher_dup_para_char_ratio", pa.float64()),
@@ -213,7 +211,7 @@ _TERMINALS = pa.array(sorted(TERMINAL_PUNCTUATION), pa.large_string())
 
 class FineWebQuality(TextBatchFilter):
     """FineWeb's own rules (Penedo et al. 2024) over the non-blank lines, checked in this order; codes
-    `quality.fineweb.<rule>`, datatrove's reason in brackets: `too_few_punctuated_lines` (line_punct_ratio):
+    `filter.fineweb_quality.<rule>`, datatrove's reason in brackets: `too_few_punctuated_lines` (line_punct_ratio):
     lines ending in a sentence terminal; `too_many_short_lines` (short_line_ratio): lines of at most
     `short_line_length` characters; `duplicate_line_chars` (char_dup_ratio): characters of lines repeating an
     earlier one over all characters but newlines; `too_many_newlines` (list_ratio): newlines per word.
@@ -221,7 +219,6 @@ class FineWebQuality(TextBatchFilter):
     """
 
     name = "fineweb_quality"
-    code_prefix = "quality.fineweb"
     score_fields: ClassVar = [
         pa.field("fineweb_line_punct_ratio", pa.float64()),
         pa.field("fineweb_short_line_ratio", pa.float64()),

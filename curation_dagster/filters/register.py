@@ -292,7 +292,6 @@ class Register(Filter):
     text without words gets a null score and is kept."""
 
     name = "register"
-    code_prefix = "register"
     reads_text = True
     score_fields: ClassVar = [pa.field("formality", pa.float64())]
 

@@ -116,11 +116,10 @@ class Toxicity(Filter):
     The item's language is its `lang` column, when a language filter ran earlier in the chain, or else
     identified here with py3langid. Unidentified or identified with probability below 0.5, it counts as
     unknown and the English list applies besides its own. Text in a language without a list, identified
-    with confidence, scores 0 unless the model runs. Above `max_score` is `toxicity.above_threshold`.
+    with confidence, scores 0 unless the model runs. Above `max_score` is `filter.toxicity.above_threshold`.
     """
 
     name = "toxicity"
-    code_prefix = "toxicity"
     reads_text = True
     score_fields: ClassVar = [
         pa.field("toxicity_score", pa.float64()),

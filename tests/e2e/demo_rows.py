@@ -8,8 +8,14 @@ changed: "left to right" captions of mirrored gradients now say "right to left",
 18: every count and decision the same; 285 `lang_score` values changed by at most 1.2e-7, float32 rounding),
 and when deduped rows gained `dup_measure` (issue 16: every count, decision and `dup_similarity` the same;
 each stage from deduped on carries the new column, and near duplicates' `reject_detail` names the measure,
-"similarity 0.98, minhash_estimate" where it said "estimated similarity 0.98"); a run that changes any row
-of any stage fails the comparison.
+"similarity 0.98, minhash_estimate" where it said "estimated similarity 0.98"), and when image near-dedup
+was rebuilt for real pictures (issue 16: every count and decision the same; one removed demo picture's
+`reject_detail` names a margin window as its closest hash pair, "hash distance 0 of 64 (both without the
+bottom margin)" where it said "(whole images)"), and when every filter's reject codes took the one scheme
+`filter.<kind>.<rule>` (issue 17: every count and decision the same; the filtered stage's rejected rows
+and one synthesized reject, a synthetic candidate the filters turned down, carry `filter.gopher_quality.*`,
+`filter.language.*`, ... where they said `quality.gopher.*`, `lang.*`, ...); a run that changes any row of
+any stage fails the comparison.
 
 Rewrite it only when a change of behaviour is meant, and say so in the commit:
 `python -m tests.e2e.demo_rows` runs `curation run` on a fresh project folder and writes the file.

@@ -96,16 +96,22 @@ def test_unique_ids_detects_an_id_kept_twice(lake: Lake) -> None:
 
 
 def test_totals_add_up_every_shard_of_the_stage(lake: Lake) -> None:
-    write_shard(lake, ["a", "b"], ["c"], shard="s1", reasons=["lang.not_kept"])
-    write_shard(lake, ["d"], ["e", "f"], shard="s2", reasons=["lang.not_kept", "quality.gopher.short"])
+    write_shard(lake, ["a", "b"], ["c"], shard="s1", reasons=["filter.language.not_kept"])
+    write_shard(
+        lake,
+        ["d"],
+        ["e", "f"],
+        shard="s2",
+        reasons=["filter.language.not_kept", "filter.gopher_quality.short"],
+    )
     write_shard(lake, [], [], shard="s3")
 
     totals = stage_totals(lake, "v", "filtered")
 
     assert (totals.shards, totals.kept, totals.rejected) == (3, 3, 3)
-    assert totals.reasons == {"lang.not_kept": 2, "quality.gopher.short": 1}
+    assert totals.reasons == {"filter.language.not_kept": 2, "filter.gopher_quality.short": 1}
     assert totals.markdown().splitlines()[0].startswith("**3 kept, 3 rejected of 6 rows in 3 shards**")
-    assert "| `lang.not_kept` | 2 | 33.3% |" in totals.markdown()
+    assert "| `filter.language.not_kept` | 2 | 33.3% |" in totals.markdown()
 
 
 def test_totals_of_a_stage_without_output_are_zero(lake: Lake) -> None:

@@ -116,7 +116,7 @@ def _duplicates(items: Sequence[str]) -> tuple[int, int]:
 
 class GopherQuality(RowFilter):
     """Gopher's quality rules (Rae et al. 2021, appendix A1), checked in this order; codes
-    `quality.gopher.<rule>`, datatrove's reason in brackets:
+    `filter.gopher_quality.<rule>`, datatrove's reason in brackets:
 
     `too_few_words` / `too_many_words` (short_doc / long_doc): words that are not only symbols;
     `short_mean_word_length` / `long_mean_word_length` (below / above_avg_threshold): over those words;
@@ -128,7 +128,6 @@ class GopherQuality(RowFilter):
     """
 
     name = "gopher_quality"
-    code_prefix = "quality.gopher"
     reads_text = True
     score_fields: ClassVar = [
         pa.field("gopher_word_count", pa.int64()),
@@ -258,7 +257,7 @@ def _ngram_repetition(
 
 class GopherRepetition(RowFilter):
     """Gopher's repetition rules (Rae et al. 2021, appendix A1), checked in this order; codes
-    `quality.gopher_repetition.<rule>`, datatrove's reason in brackets:
+    `filter.gopher_repetition.<rule>`, datatrove's reason in brackets:
 
     `duplicate_paragraphs` / `duplicate_paragraph_chars` (dup_para_frac / dup_para_char_frac): paragraphs
     (split on two or more newlines) repeating an earlier one, by count and by characters over all characters;
@@ -270,7 +269,6 @@ class GopherRepetition(RowFilter):
     """
 
     name = "gopher_repetition"
-    code_prefix = "quality.gopher_repetition"
     reads_text = True
     score_fields: ClassVar = [
         pa.field("gopher_dup_para_ratio", pa.float64()),
@@ -365,14 +363,13 @@ class C4Quality(Filter):
     """The C4 rules (Raffel et al. 2020). Lines (or sentences, without `split_paragraph`) are dropped from
     the text when they hold a word over `max_word_length` characters, do not end in `. ? ! " '` or end in
     `...` (after citation marks are removed), have fewer than `min_words_per_line` words, mention javascript
-    or a cookie / terms-of-use phrase; `c4_lines_removed` counts them. Codes `quality.c4.<rule>` reject the
+    or a cookie / terms-of-use phrase; `c4_lines_removed` counts them. Codes `filter.c4_quality.<rule>` reject the
     document: `lorem_ipsum` and `curly_bracket` (in a line that is otherwise kept, the first such line
     decides), then `too_few_sentences` (sentences of the kept lines, `c4_sentences`, below
     `min_num_sentences`). Kept documents get the kept lines joined by newlines; rejected ones keep theirs.
     """
 
     name = "c4_quality"
-    code_prefix = "quality.c4"
     reads_text = True
     score_fields: ClassVar = [pa.field("c4_lines_removed", pa.int32()), pa.field("c4_sentences", pa.int32())]
     rewrites_columns: ClassVar = ("text",)
@@ -429,7 +426,7 @@ class C4Quality(Filter):
 
 class FineWebQuality(RowFilter):
     """FineWeb's own rules (Penedo et al. 2024) over the non-blank lines, checked in this order; codes
-    `quality.fineweb.<rule>`, datatrove's reason in brackets: `too_few_punctuated_lines` (line_punct_ratio):
+    `filter.fineweb_quality.<rule>`, datatrove's reason in brackets: `too_few_punctuated_lines` (line_punct_ratio):
     lines ending in a sentence terminal; `too_many_short_lines` (short_line_ratio): lines of at most
     `short_line_length` characters; `duplicate_line_chars` (char_dup_ratio): characters of lines repeating an
     earlier one over all characters but newlines; `too_many_newlines` (list_ratio): newlines per word.
@@ -437,7 +434,6 @@ class FineWebQuality(RowFilter):
     """
 
     name = "fineweb_quality"
-    code_prefix = "quality.fineweb"
     reads_text = True
     score_fields: ClassVar = [
         pa.field("fineweb_line_punct_ratio", pa.float64()),

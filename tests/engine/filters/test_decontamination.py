@@ -42,7 +42,7 @@ def test_text_sharing_a_13_gram_is_rejected_with_the_file_and_ngram(tmp_path: Pa
     scores, verdict = check.judge({"text": CONTAMINATED})
 
     assert verdict is not None
-    assert check.code(verdict[0]) == "decontamination.eval_overlap"
+    assert check.code(verdict[0]) == "filter.decontamination.eval_overlap"
     assert verdict[1] == (
         "1 overlapping 13-gram(s); first 'the harbour master counted forty fishing boats returning before "
         "the storm reach…' from eval.jsonl line 1"

@@ -94,7 +94,7 @@ def test_sentences_in_nine_languages_and_six_scripts_are_identified(model: str) 
 def test_a_language_not_kept_is_rejected_with_what_it_was_identified_as() -> None:
     verdicts = Language(LanguageSettings(keep=("en", "fr"))).evaluate(texts(GERMAN, ENGLISH))
 
-    assert verdicts.reasons == ["lang.not_kept", None]
+    assert verdicts.reasons == ["filter.language.not_kept", None]
     assert verdicts.details[0] is not None
     assert verdicts.details[0].startswith("identified as de (")
     assert verdicts.details[0].endswith("keeps en, fr")
@@ -110,7 +110,7 @@ def test_a_kept_language_scored_just_under_min_score_is_low_score_and_at_it_is_k
     above = Language(LanguageSettings(min_score=math.nextafter(score, 1.0))).evaluate(texts(text))
 
     assert at.reasons == [None]
-    assert above.reasons == ["lang.low_score"]
+    assert above.reasons == ["filter.language.low_score"]
     assert above.details == [f"en scored {score:.3f} < {math.nextafter(score, 1.0)}"]
     assert above.scores["lang_score"] == [score]
 
@@ -120,7 +120,7 @@ def test_text_without_letters_has_no_language_and_is_rejected_as_empty(text: str
     verdicts = Language(LanguageSettings()).evaluate(texts(text))
 
     assert verdicts.scores == {"lang": [None], "lang_score": [None]}
-    assert verdicts.reasons == ["lang.empty"]
+    assert verdicts.reasons == ["filter.language.empty"]
     assert verdicts.details == ["no letters to identify a language from"]
 
 
@@ -260,5 +260,5 @@ def test_fasttext_labels_lose_their_prefix_and_probabilities_stay_at_most_one(
     verdicts = Language(settings).evaluate(texts("Zeile eins\nZeile zwei", None, GERMAN))
 
     assert verdicts.scores == {"lang": ["de", None, "de"], "lang_score": [1.0, None, 1.0]}
-    assert verdicts.reasons == [None, "lang.empty", None]
+    assert verdicts.reasons == [None, "filter.language.empty", None]
     assert fake_fasttext == ["Zeile eins Zeile zwei", GERMAN]

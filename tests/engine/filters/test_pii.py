@@ -86,7 +86,7 @@ def test_reject_action_rejects_with_pii_found_and_leaves_text_alone() -> None:
 
     verdicts = reject.evaluate(texts("mail a@example.org or call +1 555 123 4567", "nothing here"))
 
-    assert verdicts.reasons == ["pii.found", None]
+    assert verdicts.reasons == ["filter.pii.found", None]
     assert verdicts.details == ["2 personal-data spans (email, phone)", None]
     assert verdicts.scores["pii_redacted"] == [2, 0]
     assert verdicts.rewrites == {}

@@ -139,41 +139,45 @@ def test_a_word_wrapped_in_punctuation_splits_as_the_general_rules_split_it(chun
     ("item", "text", "reason"),
     [
         (gopher(min_doc_words=3), "one two three", None),
-        (gopher(min_doc_words=3), "one two -- !!", "quality.gopher.too_few_words"),
+        (gopher(min_doc_words=3), "one two -- !!", "filter.gopher_quality.too_few_words"),
         (gopher(max_doc_words=3), "one two three", None),
-        (gopher(max_doc_words=3), "one two three four", "quality.gopher.too_many_words"),
+        (gopher(max_doc_words=3), "one two three four", "filter.gopher_quality.too_many_words"),
         (gopher(min_avg_word_length=4), "abcd efgh", None),
-        (gopher(min_avg_word_length=4), "abcd efg", "quality.gopher.short_mean_word_length"),
+        (gopher(min_avg_word_length=4), "abcd efg", "filter.gopher_quality.short_mean_word_length"),
         (gopher(max_avg_word_length=4), "abcd, efgh.", None),  # punctuation is not part of a word
-        (gopher(max_avg_word_length=4), "abcde efgh", "quality.gopher.long_mean_word_length"),
+        (gopher(max_avg_word_length=4), "abcde efgh", "filter.gopher_quality.long_mean_word_length"),
         (gopher(max_symbol_word_ratio=0.25), "#one two three", None),  # 1 '#' in 4 words
-        (gopher(max_symbol_word_ratio=0.25), "#one #two three", "quality.gopher.too_many_hashes"),
+        (gopher(max_symbol_word_ratio=0.25), "#one #two three", "filter.gopher_quality.too_many_hashes"),
         (gopher(max_symbol_word_ratio=0.25), "one two three...", None),
-        (gopher(max_symbol_word_ratio=0.25), "one… two...", "quality.gopher.too_many_ellipses"),
+        (gopher(max_symbol_word_ratio=0.25), "one… two...", "filter.gopher_quality.too_many_ellipses"),
         (gopher(max_bullet_lines_ratio=0.5), "- one\n- two\nthree\nfour", None),
-        (gopher(max_bullet_lines_ratio=0.5), "- one\n• two\nthree", "quality.gopher.too_many_bullet_lines"),
+        (
+            gopher(max_bullet_lines_ratio=0.5),
+            "- one\n• two\nthree",
+            "filter.gopher_quality.too_many_bullet_lines",
+        ),
         (gopher(max_ellipsis_lines_ratio=0.5), "one...\ntwo", None),
         (
             gopher(max_ellipsis_lines_ratio=0.5),
             "one...\ntwo…\nthree",
-            "quality.gopher.too_many_ellipsis_lines",
+            "filter.gopher_quality.too_many_ellipsis_lines",
         ),
         (gopher(max_non_alpha_words_ratio=0.8), "one two three four 5", None),
         (
             gopher(max_non_alpha_words_ratio=0.8),
             "one two three 4 5",
-            "quality.gopher.too_few_alphabetic_words",
+            "filter.gopher_quality.too_few_alphabetic_words",
         ),
         (
             gopher(max_non_alpha_words_ratio=0.8),
             "one, two, three.",
-            "quality.gopher.too_few_alphabetic_words",
+            "filter.gopher_quality.too_few_alphabetic_words",
         ),
         (gopher(min_stop_words=2), "the cat, and the dog", None),
         (
             gopher(min_stop_words=2),
             "The cat and a dog",
-            "quality.gopher.too_few_stop_words",
+            "filter.gopher_quality.too_few_stop_words",
         ),  # case-sensitive
     ],
 )
@@ -192,7 +196,7 @@ def test_gopher_quality_keeps_real_prose_with_the_published_thresholds() -> None
 def test_gopher_quality_reports_the_first_rule_and_keeps_every_score() -> None:
     verdicts = GopherQuality(GopherQualitySettings()).evaluate(texts("#tag #tag ..."))
 
-    assert verdicts.reasons == ["quality.gopher.too_few_words"]
+    assert verdicts.reasons == ["filter.gopher_quality.too_few_words"]
     assert verdicts.details == ["2 words < 50"]
     assert {name: values[0] for name, values in verdicts.scores.items()} == {
         "gopher_word_count": 2,
@@ -210,7 +214,7 @@ def test_gopher_quality_reports_the_first_rule_and_keeps_every_score() -> None:
 def test_gopher_quality_rejects_text_without_words_as_too_few_words(text: str | None) -> None:
     verdicts = GopherQuality(GopherQualitySettings()).evaluate(texts(text))
 
-    assert verdicts.reasons == ["quality.gopher.too_few_words"]
+    assert verdicts.reasons == ["filter.gopher_quality.too_few_words"]
     assert verdicts.scores["gopher_word_count"] == [0]
     assert verdicts.scores["gopher_mean_word_length"] == [None]
 
@@ -226,7 +230,7 @@ def test_gopher_quality_counts_cyrillic_letters_and_stop_words_of_the_spec() -> 
 def test_gopher_quality_counts_a_cjk_run_without_spaces_as_one_word() -> None:
     verdicts = GopherQuality(GopherQualitySettings()).evaluate(texts("这是一个测试。我们今天在北京。"))
 
-    assert verdicts.reasons == ["quality.gopher.too_few_words"]
+    assert verdicts.reasons == ["filter.gopher_quality.too_few_words"]
     assert verdicts.scores["gopher_word_count"] == [1]
 
 
@@ -240,29 +244,29 @@ def test_gopher_quality_counts_a_cjk_run_without_spaces_as_one_word() -> None:
         (
             repetition(dup_para_frac=0.3),
             "one a\n\ntwo b\n\none a",
-            "quality.gopher_repetition.duplicate_paragraphs",
+            "filter.gopher_repetition.duplicate_paragraphs",
         ),
         (repetition(dup_para_char_frac=0.2), "abcd\n\n" + "z" * 8 + "\n\nabcd", None),  # 4 of 20
         (
             repetition(dup_para_char_frac=0.2),
             "abcd\n\n" + "z" * 7 + "\n\nabcd",
-            "quality.gopher_repetition.duplicate_paragraph_chars",
+            "filter.gopher_repetition.duplicate_paragraph_chars",
         ),
         (repetition(dup_line_frac=0.3), "one\ntwo\nthree\none", None),
-        (repetition(dup_line_frac=0.3), "one\ntwo\none", "quality.gopher_repetition.duplicate_lines"),
+        (repetition(dup_line_frac=0.3), "one\ntwo\none", "filter.gopher_repetition.duplicate_lines"),
         (repetition(dup_line_char_frac=0.2), "abcd\n" + "z" * 10 + "\nabcd", None),  # 4 of 20
         (
             repetition(dup_line_char_frac=0.2),
             "abcd\n" + "z" * 9 + "\nabcd",
-            "quality.gopher_repetition.duplicate_line_chars",
+            "filter.gopher_repetition.duplicate_line_chars",
         ),
         (repetition(top_n_grams=((2, 0.5),)), "ab cd ab cd efghijkl", None),  # "ab cd" twice: 10 of 20
-        (repetition(top_n_grams=((2, 0.5),)), "ab cd ab cd efghijk", "quality.gopher_repetition.top_2_gram"),
+        (repetition(top_n_grams=((2, 0.5),)), "ab cd ab cd efghijk", "filter.gopher_repetition.top_2_gram"),
         (repetition(dup_n_grams=((5, 0.25),)), "aa b c d e aa b c d e   ", None),  # 6 of 24 characters
         (
             repetition(dup_n_grams=((5, 0.25),)),
             "aa b c d e aa b c d e  ",
-            "quality.gopher_repetition.duplicate_5_grams",
+            "filter.gopher_repetition.duplicate_5_grams",
         ),
     ],
 )
@@ -304,7 +308,7 @@ def test_gopher_repetition_top_ngram_of_unique_words_is_the_first() -> None:
 def test_gopher_repetition_keeps_every_score_of_a_rejected_row() -> None:
     verdicts = GopherRepetition(GopherRepetitionSettings()).evaluate(texts("same line\nsame line\nother"))
 
-    assert verdicts.reasons == ["quality.gopher_repetition.duplicate_lines"]
+    assert verdicts.reasons == ["filter.gopher_repetition.duplicate_lines"]
     assert verdicts.details == ["0.3333 of lines repeat > 0.3"]
     assert all(values[0] is not None for values in verdicts.scores.values())
     assert verdicts.scores["gopher_top_2_gram_char_ratio"] == [(len("same line") * 2) / 25]
@@ -318,7 +322,7 @@ def test_gopher_repetition_keeps_real_prose_with_the_published_thresholds() -> N
 def test_gopher_repetition_rejects_missing_text_as_empty(text: str | None) -> None:
     verdicts = GopherRepetition(GopherRepetitionSettings()).evaluate(texts(text))
 
-    assert verdicts.reasons == ["quality.gopher_repetition.empty"]
+    assert verdicts.reasons == ["filter.gopher_repetition.empty"]
 
 
 def test_gopher_repetition_refuses_ngram_sizes_it_has_no_score_column_for() -> None:
@@ -363,9 +367,15 @@ def test_c4_removes_a_line_with_an_overlong_word() -> None:
     ("text", "reason"),
     [
         ("One sentence here. Two sentences here.\nThe third one is here.", None),
-        ("One sentence here.\nThe second one is here.", "quality.c4.too_few_sentences"),
-        ("Some text about lorem ipsum dolor.\nAnother line. And more. And more.", "quality.c4.lorem_ipsum"),
-        ("A kept line with a { bracket.\nAnother line. And more. And more.", "quality.c4.curly_bracket"),
+        ("One sentence here.\nThe second one is here.", "filter.c4_quality.too_few_sentences"),
+        (
+            "Some text about lorem ipsum dolor.\nAnother line. And more. And more.",
+            "filter.c4_quality.lorem_ipsum",
+        ),
+        (
+            "A kept line with a { bracket.\nAnother line. And more. And more.",
+            "filter.c4_quality.curly_bracket",
+        ),
         # The document rules look only at lines that survive the line rules.
         ("lorem ipsum without punctuation\nOne. Two. Three.", None),
         ("Our javascript { code is here.\nOne. Two. Three.", None),
@@ -379,7 +389,7 @@ def test_c4_keeps_the_original_text_of_a_rejected_row() -> None:
     text = "Only one sentence is here.\nno punctuation"
     verdicts = c4(min_num_sentences=2).evaluate(texts(text))
 
-    assert verdicts.reasons == ["quality.c4.too_few_sentences"]
+    assert verdicts.reasons == ["filter.c4_quality.too_few_sentences"]
     assert verdicts.details == ["1 sentences < 2"]
     assert verdicts.rewrites["text"] == [text]
     assert verdicts.scores == {"c4_lines_removed": [1], "c4_sentences": [1]}
@@ -407,7 +417,7 @@ def test_c4_without_split_paragraph_filters_sentences_and_joins_them_with_spaces
 def test_c4_rejects_missing_text_as_too_few_sentences_and_leaves_it(text: str | None) -> None:
     verdicts = C4Quality(C4QualitySettings()).evaluate(texts(text))
 
-    assert verdicts.reasons == ["quality.c4.too_few_sentences"]
+    assert verdicts.reasons == ["filter.c4_quality.too_few_sentences"]
     assert verdicts.rewrites["text"] == [text]
 
 
@@ -418,23 +428,27 @@ def test_c4_rejects_missing_text_as_too_few_sentences_and_leaves_it(text: str | 
     ("item", "text", "reason"),
     [
         (fineweb(line_punct_thr=0.5), "one two.\nthree four", None),
-        (fineweb(line_punct_thr=0.5), "one two.\nthree\nfour", "quality.fineweb.too_few_punctuated_lines"),
+        (
+            fineweb(line_punct_thr=0.5),
+            "one two.\nthree\nfour",
+            "filter.fineweb_quality.too_few_punctuated_lines",
+        ),
         (fineweb(line_punct_thr=0.5, line_punct_exclude_zero=True), "one\ntwo", None),
         (fineweb(line_punct_thr=0.5), "一二三。\n四五六", None),
         (fineweb(short_line_thr=0.5, short_line_length=5), "abcde\nabcdef", None),
         (
             fineweb(short_line_thr=0.5, short_line_length=5),
             "abcde\nabcd\nabcdef",
-            "quality.fineweb.too_many_short_lines",
+            "filter.fineweb_quality.too_many_short_lines",
         ),
         (fineweb(char_duplicates_ratio=0.2), "abcd\nabcd\n" + "z" * 12, None),  # 4 of 20
         (
             fineweb(char_duplicates_ratio=0.2),
             "abcd\nabcd\n" + "z" * 11,
-            "quality.fineweb.duplicate_line_chars",
+            "filter.fineweb_quality.duplicate_line_chars",
         ),
         (fineweb(new_line_ratio=0.5), "one\ntwo\nthree four", None),  # 2 newlines, 4 words
-        (fineweb(new_line_ratio=0.5), "one\ntwo\nthree", "quality.fineweb.too_many_newlines"),
+        (fineweb(new_line_ratio=0.5), "one\ntwo\nthree", "filter.fineweb_quality.too_many_newlines"),
         (fineweb(new_line_ratio=0.5), "one,\ntwo\nthree", None),  # the comma is a word
     ],
 )
@@ -445,7 +459,7 @@ def test_fineweb_rule_at_its_threshold(item: FineWebQuality, text: str, reason: 
 def test_fineweb_keeps_every_score_of_a_rejected_row() -> None:
     verdicts = FineWebQuality(FineWebQualitySettings()).evaluate(texts("a list\nof short\nitems"))
 
-    assert verdicts.reasons == ["quality.fineweb.too_few_punctuated_lines"]
+    assert verdicts.reasons == ["filter.fineweb_quality.too_few_punctuated_lines"]
     assert verdicts.details == ["0 of lines end in punctuation < 0.12"]
     assert verdicts.scores == {
         "fineweb_line_punct_ratio": [0.0],
@@ -463,7 +477,7 @@ def test_fineweb_keeps_real_prose_with_the_published_thresholds() -> None:
 def test_fineweb_rejects_text_without_a_non_blank_line_as_empty(text: str | None) -> None:
     verdicts = FineWebQuality(FineWebQualitySettings()).evaluate(texts(text))
 
-    assert verdicts.reasons == ["quality.fineweb.empty"]
+    assert verdicts.reasons == ["filter.fineweb_quality.empty"]
     assert verdicts.scores["fineweb_line_punct_ratio"] == [None]
 
 
@@ -477,7 +491,9 @@ def test_every_filter_handles_a_five_megabyte_text() -> None:
     table = texts(big)
 
     assert len(big) > 5_000_000
-    assert GopherQuality(GopherQualitySettings()).evaluate(table).reasons == ["quality.gopher.too_many_words"]
+    assert GopherQuality(GopherQualitySettings()).evaluate(table).reasons == [
+        "filter.gopher_quality.too_many_words"
+    ]
     assert GopherRepetition(GopherRepetitionSettings()).evaluate(table).reasons == [None]
     c4_verdicts = C4Quality(C4QualitySettings()).evaluate(table)
     assert c4_verdicts.reasons == [None]

@@ -64,7 +64,7 @@ def test_without_bounds_it_only_tags() -> None:
 def test_below_min_formality_is_too_colloquial_and_keeps_its_score() -> None:
     verdicts = Register(RegisterSettings(min_formality=0.5)).evaluate(texts(COLLOQUIAL_EN, FORMAL_EN))
 
-    assert verdicts.reasons == ["register.too_colloquial", None]
+    assert verdicts.reasons == ["filter.register.too_colloquial", None]
     (score, _) = verdicts.scores["formality"]
     assert verdicts.details[0] == f"formality {score:.3f} is below the minimum 0.5"
 
@@ -72,7 +72,7 @@ def test_below_min_formality_is_too_colloquial_and_keeps_its_score() -> None:
 def test_above_max_formality_is_too_formal() -> None:
     verdicts = Register(RegisterSettings(max_formality=0.5)).evaluate(texts(COLLOQUIAL_EN, FORMAL_EN))
 
-    assert verdicts.reasons == [None, "register.too_formal"]
+    assert verdicts.reasons == [None, "filter.register.too_formal"]
     assert verdicts.details[1] == f"formality {verdicts.scores['formality'][1]:.3f} is above the maximum 0.5"
 
 
@@ -83,8 +83,8 @@ def test_bounds_are_inclusive() -> None:
     just_below = Register(RegisterSettings(max_formality=float(np.nextafter(score, 0.0))))
 
     assert at_bounds.evaluate(texts(FORMAL_DE)).reasons == [None]
-    assert just_above.evaluate(texts(FORMAL_DE)).reasons == ["register.too_colloquial"]
-    assert just_below.evaluate(texts(FORMAL_DE)).reasons == ["register.too_formal"]
+    assert just_above.evaluate(texts(FORMAL_DE)).reasons == ["filter.register.too_colloquial"]
+    assert just_below.evaluate(texts(FORMAL_DE)).reasons == ["filter.register.too_formal"]
 
 
 def test_text_without_words_scores_null_and_is_kept() -> None:
@@ -118,7 +118,7 @@ def test_in_a_chain_the_rejected_row_carries_its_code_and_score() -> None:
     kept, rejected = chain.run(table)
 
     assert kept["text"].to_pylist() == [FORMAL_EN]
-    assert rejected["reject_reason"].to_pylist() == ["register.too_colloquial"]
+    assert rejected["reject_reason"].to_pylist() == ["filter.register.too_colloquial"]
     assert rejected["formality"][0].as_py() < 0.5
 
 

@@ -125,8 +125,12 @@ def test_workers_write_a_generated_shard_byte_for_byte_as_one_process(
 
     assert pooled == alone
     reasons = alone[1][3]
-    assert {"lang.not_kept", "quality.gopher.too_few_words", "quality.c4.curly_bracket"} <= set(reasons)
-    assert any(reason.startswith("quality.gopher_repetition.") for reason in reasons)
+    assert {
+        "filter.language.not_kept",
+        "filter.gopher_quality.too_few_words",
+        "filter.c4_quality.curly_bracket",
+    } <= set(reasons)
+    assert any(reason.startswith("filter.gopher_repetition.") for reason in reasons)
     rewritten = [row for row in kept if row["c4_lines_removed"]]
     assert rewritten and all(not row["text"].startswith("Home") for row in rewritten)
 

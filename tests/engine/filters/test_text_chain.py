@@ -73,16 +73,16 @@ def test_each_planted_text_is_rejected_by_the_filter_meant_for_it(filtered) -> N
     assert {name: row.get("reject_reason") for name, row in rows.items()} == {
         "clean": None,
         "with_email": None,
-        "german": "lang.not_kept",
-        "toxic": "toxicity.above_threshold",
-        "repetitive": "quality.gopher_repetition.duplicate_lines",
-        "colloquial": "register.too_colloquial",
+        "german": "filter.language.not_kept",
+        "toxic": "filter.toxicity.above_threshold",
+        "repetitive": "filter.gopher_repetition.duplicate_lines",
+        "colloquial": "filter.register.too_colloquial",
     }
     assert result.reasons == {
-        "lang.not_kept": 1,
-        "toxicity.above_threshold": 1,
-        "quality.gopher_repetition.duplicate_lines": 1,
-        "register.too_colloquial": 1,
+        "filter.language.not_kept": 1,
+        "filter.toxicity.above_threshold": 1,
+        "filter.gopher_repetition.duplicate_lines": 1,
+        "filter.register.too_colloquial": 1,
     }
 
 
@@ -112,4 +112,4 @@ def test_the_stage_conserves_rows_and_reports_scores_and_examples(filtered) -> N
     assert result.rows_in == len(TEXTS) == result.rows_kept + result.rows_rejected
     assert "| `formality` |" in result.extra["score_quantiles"]
     assert result.extra["score_values"]["lang"] == {"en": 5, "de": 1}
-    assert "`register.too_colloquial`" in result.extra["rejected_examples"]
+    assert "`filter.register.too_colloquial`" in result.extra["rejected_examples"]

@@ -53,7 +53,7 @@ def test_the_demo_toxic_posts_in_four_languages_are_rejected() -> None:
 
     verdicts = DEFAULT.evaluate(texts(*planted, *TOXIC_NEWS_TEXTS))
 
-    assert verdicts.reasons == ["toxicity.above_threshold"] * (len(planted) + len(TOXIC_NEWS_TEXTS))
+    assert verdicts.reasons == ["filter.toxicity.above_threshold"] * (len(planted) + len(TOXIC_NEWS_TEXTS))
     sources = verdicts.scores["toxicity_source"]
     assert sources[:6] == ["words:de", "words:de", "classifier", "classifier", "words:es", "words:es"]
     assert sources[6:8] == ["words:fr", "words:fr"]
@@ -120,7 +120,7 @@ def test_the_lang_column_chooses_the_word_list_and_skips_identification() -> Non
 
     assert verdicts.scores["toxicity_score"] == [0.0, pytest.approx(0.9)]
     assert verdicts.scores["toxicity_source"] == [None, "words:fr"]
-    assert verdicts.reasons == [None, "toxicity.above_threshold"]
+    assert verdicts.reasons == [None, "filter.toxicity.above_threshold"]
 
 
 def test_the_english_classifier_is_skipped_for_confident_other_languages() -> None:
@@ -139,7 +139,7 @@ def test_an_uncertain_language_also_gets_the_english_classifier_and_list() -> No
 
     verdicts = DEFAULT.evaluate(table)
 
-    assert verdicts.reasons == [None, "toxicity.above_threshold"]
+    assert verdicts.reasons == [None, "filter.toxicity.above_threshold"]
     assert verdicts.scores["toxicity_source"] == [None, "classifier"]
 
 
@@ -154,7 +154,7 @@ def test_an_insult_at_the_end_of_an_enormous_text_is_found() -> None:
     clean = "Wir haben am Wochenende mit den Kindern einen langen Spaziergang im Wald gemacht. " * 20_000
     verdicts = DEFAULT.evaluate(texts(clean, clean + "Du Vollidiot."))
 
-    assert verdicts.reasons == [None, "toxicity.above_threshold"]
+    assert verdicts.reasons == [None, "filter.toxicity.above_threshold"]
     assert verdicts.scores["toxicity_source"] == [None, "words:de"]
 
 
@@ -171,8 +171,8 @@ def test_extra_word_lists_add_a_language_and_extend_a_shipped_one(tmp_path: Path
     verdicts = toxicity.evaluate(table)
 
     assert verdicts.scores["toxicity_source"] == ["words:it", "words:de", "words:de"]
-    assert verdicts.reasons == ["toxicity.above_threshold"] * 3
-    assert DEFAULT.evaluate(table).reasons == [None, None, "toxicity.above_threshold"]
+    assert verdicts.reasons == ["filter.toxicity.above_threshold"] * 3
+    assert DEFAULT.evaluate(table).reasons == [None, None, "filter.toxicity.above_threshold"]
 
 
 def test_a_missing_word_list_file_is_a_spec_error_naming_the_setting(tmp_path: Path) -> None:
@@ -246,7 +246,10 @@ def test_after_the_language_filter_in_a_chain_toxicity_reads_its_lang_column(
     assert kept.column("lang").to_pylist() == ["de"]
     assert kept.column("toxicity_score").to_pylist() == [0.0]
     assert rejected.column("id").to_pylist() == ["fr", "en"]
-    assert rejected.column("reject_reason").to_pylist() == ["toxicity.above_threshold", "lang.not_kept"]
+    assert rejected.column("reject_reason").to_pylist() == [
+        "filter.toxicity.above_threshold",
+        "filter.language.not_kept",
+    ]
     assert rejected.column("toxicity_source").to_pylist() == ["words:fr", None]
 
 

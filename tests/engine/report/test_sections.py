@@ -44,7 +44,7 @@ def test_language_and_register_mix_are_counted_when_the_columns_exist(tmp_path: 
     table = table.append_column("lang", pa.array(["en", "en", "fr", "de"]))
     table = table.append_column("formality", pa.array([0.9, 0.2, 0.7, 0.1]))
     lake.write_table(lake.path("mm", "filtered", "x.jsonl"), table.slice(0, 3))
-    rejected = mark_rejected(table.slice(3), "filtered", ["lang.not_kept"], ["identified as de"])
+    rejected = mark_rejected(table.slice(3), "filtered", ["filter.language.not_kept"], ["identified as de"])
     lake.write_table(lake.path("mm", "filtered", "x.jsonl", rejected=True), rejected)
 
     page = Path(build_report(SPEC, lake).path).read_text(encoding="utf-8")

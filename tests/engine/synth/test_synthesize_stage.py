@@ -167,7 +167,7 @@ def test_decontamination_rejects_a_real_item_in_the_filtered_stage(
 
     result = run_all(spec, lake, landing)["filtered"]
 
-    assert result.reasons == {"decontamination.eval_overlap": 1}
+    assert result.reasons == {"filter.decontamination.eval_overlap": 1}
     (rejected,) = lake.read_table(lake.path(spec.name, "filtered", SHARD, rejected=True)).to_pylist()
     assert (rejected["id"], rejected["reject_stage"]) == (item_id(SHARD, "L2"), "filtered")
     assert rejected["reject_detail"] == (
@@ -196,7 +196,7 @@ def test_synthetic_text_overlapping_the_eval_set_is_rejected(
     rejected = synthetic_rows(lake, spec, rejected=True)
     by_parent = {row["parent_ids"][0]: row for row in rejected}
     assert {parent: row["reject_reason"] for parent, row in by_parent.items()} == {
-        item_id(SHARD, "L1"): "decontamination.eval_overlap",
+        item_id(SHARD, "L1"): "filter.decontamination.eval_overlap",
         item_id(SHARD, "L2"): "dedup.exact",
         item_id(SHARD, "L3"): "dedup.exact",
     }

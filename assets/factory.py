@@ -275,6 +275,7 @@ def _release_asset(spec: VersionSpec) -> AssetsDefinition:
         group_name=spec.name,
         description=SUMMARY_DESCRIPTIONS["release"],
         automation_condition=SUMMARY_AUTOMATION,
+        code_version=spec.release_code_version(),
         kinds={"python", "parquet"},
         metadata={"version": spec.name},
         check_specs=[
@@ -296,6 +297,7 @@ def _release_asset(spec: VersionSpec) -> AssetsDefinition:
             metadata={
                 "dagster/row_count": result.items,
                 "release_path": MetadataValue.path(result.path),
+                "code_version": spec.release_code_version(),
                 "manifest_path": MetadataValue.path(f"{result.path}/manifest.json"),
                 "items": result.items,
                 "items_by_modality": MetadataValue.json(manifest["items_by_modality"]),

@@ -105,7 +105,7 @@ def shard_is_current(
 
 def summaries_are_current(instance: DagsterInstance, defs: Definitions, spec: VersionSpec) -> bool:
     """Whether the version's report and release were materialized after the last materialization of any
-    shard of any stage, and their files are in the lake."""
+    shard of any stage, the release with the spec's release settings, and their files are in the lake."""
     lake = lake_of(defs)
     stage_records = [_latest(instance, stage_key(spec.name, stage), None) for stage in STAGES]
     newest_stage = max((record.storage_id for record in stage_records if record is not None), default=-1)
@@ -113,6 +113,10 @@ def summaries_are_current(instance: DagsterInstance, defs: Definitions, spec: Ve
         record = _latest(instance, stage_key(spec.name, name), None)
         if record is None or record.storage_id <= newest_stage:
             return False
+        if name == "release":  # made with other release settings (files, card) than the spec's now
+            code_version = record.asset_materialization.metadata.get("code_version")
+            if code_version is None or code_version.value != spec.release_code_version():
+                return False
     return lake.exists(report_path(lake, spec.name)) and lake.exists(
         f"{release_dir(lake, spec.name)}/{MANIFEST}"
     )

@@ -34,6 +34,8 @@ from curation_dagster.stages import STAGE_RECORDS, STAGES
 #: Bumped when a stage's engine code changes its output for the same settings.
 #: Each stage's engine version (see `stages.py`), part of its `code_version`.
 ENGINE_VERSIONS: dict[str, str] = {stage.name: stage.engine_version for stage in STAGE_RECORDS}
+#: The release's engine version: bump it when the release's files change for the same settings.
+RELEASE_ENGINE_VERSION = "release1"
 
 
 class RawSettings(StrictSettings):
@@ -73,7 +75,8 @@ class VersionSpec(StrictSettings):
     select: SelectSettings = SelectSettings()
     synthesize: SynthSettings = SynthSettings()
     release: ReleaseSettings = ReleaseSettings()
-    """How the release is cut into files, and its dataset card's license and title; no stage reads it."""
+    """How the release is cut into files, and its dataset card's license and title; no stage reads it (the
+    release asset's code version does: `release_code_version`)."""
 
     @field_validator("name")
     @classmethod
@@ -113,6 +116,13 @@ class VersionSpec(StrictSettings):
         }
         digest = hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()
         return f"{ENGINE_VERSIONS[stage]}-{digest[:12]}"
+
+    def release_code_version(self) -> str:
+        """A short hash of the release settings (files, card) and the release's engine version: the
+        release asset's Dagster code version, so a change of `release` marks it changed in the UI."""
+        own = {"settings": self.release.model_dump(mode="json"), "engine": RELEASE_ENGINE_VERSION}
+        digest = hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()
+        return f"{RELEASE_ENGINE_VERSION}-{digest[:12]}"
 
 
 def _field_path(loc: tuple[int | str, ...], data: Any) -> str:

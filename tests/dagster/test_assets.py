@@ -24,6 +24,7 @@ from assets.factory import (
     stage_key,
 )
 from assets.partitions import SHARDS
+from assets.runner import summaries_are_current
 from curation_dagster.spec import VersionSpec, load_specs, parse_spec
 from curation_dagster.stages import STAGES
 from resources import AcceleratorResource, LakeResource, ModelsResource
@@ -140,6 +141,17 @@ def test_versions_differ_in_code_version_where_their_settings_differ() -> None:
     assets = {a.key: a for a in build_version_assets(second)}
     key = stage_key("unit", "filtered")
     assert assets[key].code_versions_by_key[key] == second.code_version("filtered")
+
+
+def test_the_release_asset_has_the_release_settings_code_version() -> None:
+    licensed = small_spec(release={"license": "cc-by-4.0"})
+    key = stage_key("unit", "release")
+    versions = [
+        {a.key: a for a in build_version_assets(spec)}[key].code_versions_by_key[key]
+        for spec in (small_spec(), licensed)
+    ]
+    assert versions == [small_spec().release_code_version(), licensed.release_code_version()]
+    assert versions[0] != versions[1]
 
 
 def test_all_stages_materialize_for_a_shard_with_passing_checks(
@@ -477,6 +489,10 @@ def test_report_and_release_materialize_over_every_shard_with_metadata(
     assert release["dataset_card"].value.strip() in card.read_text()
     (check,) = result.get_asset_check_evaluations()
     assert (check.check_name, check.passed) == ("checksums", True)
+    # `curation run` finds the summaries current, until the release settings change.
+    defs = Definitions(assets=build_summary_assets(spec), resources=resources(tmp_path, tiny_landing))
+    assert summaries_are_current(instance, defs, spec)
+    assert not summaries_are_current(instance, defs, small_spec(release={"license": "cc-by-4.0"}))
 
 
 def test_release_before_any_synthesized_shard_fails_naming_the_stage(

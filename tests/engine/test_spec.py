@@ -17,6 +17,7 @@ from curation_dagster.spec import (
     load_specs,
     parse_spec,
 )
+from curation_dagster.stages import STAGES
 
 VERSIONS = Path(__file__).resolve().parents[2] / "versions"
 
@@ -271,3 +272,12 @@ def test_the_names_before_the_spec_package_still_import_for_one_release() -> Non
 def test_a_license_the_hub_would_refuse_is_a_spec_error(release: dict[str, str], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         parse_spec({"name": "mixed", "release": release})
+
+
+def test_the_release_code_version_follows_the_release_settings_only() -> None:
+    base = parse_spec({"name": "v", "modalities": ["text"]})
+    changed = parse_spec({"name": "v", "modalities": ["text"], "release": {"license": "cc-by-4.0"}})
+    assert changed.release_code_version() != base.release_code_version()
+    assert [changed.code_version(stage) for stage in STAGES] == [base.code_version(stage) for stage in STAGES]
+    filtered = parse_spec({"name": "v", "modalities": ["text"], "filters": {"text": []}})
+    assert filtered.release_code_version() == base.release_code_version()

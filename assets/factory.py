@@ -251,11 +251,12 @@ def _report_asset(spec: VersionSpec) -> AssetsDefinition:
     def report(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         result = _execute(context, lambda: build_report(spec, lake.lake()))
         context.log.info(f"{spec.name}/report: {result.path}")
-        url = result.path if "://" in result.path else f"file://{result.path}"
+        links = {"report_url": MetadataValue.url(result.path)} if result.path.startswith("http") else {}
         return MaterializeResult(
             metadata={
                 "report_path": MetadataValue.path(result.path),
-                "report_url": MetadataValue.url(url),
+                **links,
+                "data_card_preview": MetadataValue.md(result.preview_markdown()),
                 "funnel": MetadataValue.md(result.funnel_markdown()),
                 "rejections_by_reason": MetadataValue.json(result.rejections),
                 "final_items": result.funnel[-1].kept_total,

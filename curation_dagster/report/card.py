@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,8 @@ SECTION_WRITERS: tuple[tuple[str, str, Callable[[CardInputs], str]], ...] = (
     ("samples", "Samples", samples_section),
 )
 SECTIONS = tuple(key for key, _, _ in SECTION_WRITERS)
+#: Plots of the card repeated in the report asset's metadata (`Report.preview_markdown`).
+PREVIEW_PLOTS = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Report:
     sections: tuple[str, ...] = SECTIONS
     plots: int = 0
     notes: list[str] = field(default_factory=list)
+    preview: list[tuple[str, bytes]] = field(default_factory=list)
+    """The card's first plots (items kept per stage, rejections by reason) as (alt text, PNG)."""
 
     def funnel_markdown(self) -> str:
         """The funnel as a markdown table: kept items per stage and modality, and rejected ones."""
@@ -62,6 +67,20 @@ class Report:
                 f"| {row.stage} | " + " | ".join(cells) + f" | {row.kept_total} | {row.rejected_total} |"
             )
         return "\n".join(lines)
+
+    def preview_markdown(self) -> str:
+        """The card's first plots as Markdown images (PNG data URIs), for the asset's page in the UI: a
+        browser will not open a `file://` link from an http page, and a lake on object storage has no link
+        at all, so the card's main figures travel with the metadata and the path says where the rest is."""
+        lines = [
+            f"The data card has {self.plots} plots and the samples; it is the file `{self.path}`. "
+            "Its first figures:",
+            "",
+        ]
+        for alt, png in self.preview:
+            lines.append(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+            lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
 
 
 def report_path(lake: Lake, version: str) -> str:
@@ -88,4 +107,10 @@ def build_report(spec: VersionSpec, lake: Lake, samples_per_group: int = 6) -> R
     page = render_page(spec, card.shards, sections)
     path = report_path(lake, spec.name)
     lake.write_bytes(path, page.encode("utf-8"))
-    return Report(path=lake.url(path), funnel=card.funnel, rejections=card.rejections, plots=card.plots.count)
+    return Report(
+        path=lake.url(path),
+        funnel=card.funnel,
+        rejections=card.rejections,
+        plots=card.plots.count,
+        preview=card.plots.rendered[:PREVIEW_PLOTS],
+    )

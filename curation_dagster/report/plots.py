@@ -26,6 +26,8 @@ class Plots:
 
     def __init__(self) -> None:
         self.count = 0
+        self.rendered: list[tuple[str, bytes]] = []
+        """Every plot drawn, in page order, as (alt text, PNG)."""
 
     def image(
         self,
@@ -41,7 +43,9 @@ class Plots:
         if not any(counts):
             return f'<p class="no-plot">{html.escape(empty)}</p>'
         self.count += 1
-        return img(draw_png(draw, width, height), alt, "plot")
+        png = draw_png(draw, width, height)
+        self.rendered.append((alt, png))
+        return img(png, alt, "plot")
 
 
 def draw_png(draw: Callable[[Any], None], width: float, height: float) -> bytes:

@@ -351,6 +351,16 @@ def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server
             page.wait_for_selector("text=report_path", timeout=60_000)
             dismiss_welcome(page)
             assert page.get_by_text("funnel", exact=True).count() >= 1
+            # The data card's first plots show on the asset's page, rendered from the metadata.
+            preview = page.locator("tr", has=page.get_by_text("data_card_preview", exact=True)).first
+            preview.get_by_text("Show Markdown").click()
+            plots = page.locator("img[src^='data:image/png;base64,']")
+            plots.first.wait_for(timeout=30_000)
+            assert plots.count() == 2
+            assert plots.first.evaluate("image => image.naturalWidth") == 640
+            page.wait_for_timeout(500)  # the dialog fades in
+            page.screenshot(path=str(ARTIFACTS / "asset_demo_report_preview.png"))
+            page.keyboard.press("Escape")
             assert page.get_by_text(str(server.lake / "demo" / "report" / "index.html")).count() >= 1
             page.screenshot(path=str(ARTIFACTS / "asset_demo_report_metadata.png"))
         finally:

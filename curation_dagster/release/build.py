@@ -4,11 +4,11 @@ temporary folder renamed into place."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -92,8 +92,14 @@ def _build_release(spec: VersionSpec, lake: Lake, settings: ReleaseSettings) -> 
                 f"SELECT {columns} FROM {source} WHERE modality = ? ORDER BY id",
                 params=[files, config.modality],
             )
+            sizes = _row_bytes(connection, source, files, config)
             parquet, arrow_bytes[config.modality] = _write_parquet(
-                lake, temporary, config, rows.to_arrow_reader(settings.row_group_rows), settings
+                lake,
+                temporary,
+                config,
+                rows.to_arrow_reader(settings.row_group_rows),
+                settings,
+                file_rows(sizes, settings.rows_per_parquet_file, settings.parquet_max_bytes),
             )
             written += parquet
         for modality, extension in DEFAULT_EXTENSIONS.items():
@@ -138,26 +144,55 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _row_bytes(connection: Any, source: str, files: list[str], config: ReleaseConfig) -> np.ndarray:
+    """Per row of a config, in id order, the bytes of its text (UTF-8) and inline media."""
+    parts = [
+        f"coalesce({measure}({_quote(name)}), 0)"
+        for name, measure in (("text", "strlen"), ("media", "octet_length"))
+        if name in config.source.names
+    ]
+    rows = connection.sql(
+        f"SELECT {' + '.join(parts) or '0'} FROM {source} WHERE modality = ? ORDER BY id",
+        params=[files, config.modality],
+    ).fetchnumpy()
+    return np.asarray(next(iter(rows.values())), dtype=np.int64)
+
+
+def file_rows(sizes: np.ndarray, max_rows: int, max_bytes: int) -> list[int]:
+    """The rows of each file, in order: a file is closed before a row would take it past `max_bytes` or
+    `max_rows` (a row larger than `max_bytes` gets a file of its own); at least one file, maybe empty."""
+    counts: list[int] = []
+    rows = held = 0
+    for size in sizes.tolist():
+        if rows and (rows == max_rows or held + size > max_bytes):
+            counts.append(rows)
+            rows = held = 0
+        rows += 1
+        held += size
+    counts.append(rows)
+    return counts
+
+
 def _write_parquet(
     lake: Lake,
     folder: str,
     config: ReleaseConfig,
     reader: pa.RecordBatchReader,
     settings: ReleaseSettings,
+    counts: list[int],
 ) -> tuple[list[dict[str, Any]], int]:
-    """Fixed-size files and row groups, so the bytes depend on the rows only, not on how they arrived;
-    the files' manifest entries, and the rows' size in Arrow (what `datasets` calls a split's bytes)."""
-    total = config.items
-    file_count = max(1, math.ceil(total / settings.rows_per_parquet_file))
+    """Files of `counts` rows and fixed-size row groups, so the bytes depend on the rows only, not on
+    how they arrived; the files' manifest entries, and the rows' size in Arrow (what `datasets` calls a
+    split's bytes)."""
+    file_count = len(counts)
     stream = _RowStream(reader, config.source)
     written = []
     arrow_bytes = 0
-    for index in range(file_count):
+    for index, rows in enumerate(counts):
         relative = f"data/{config.modality}/train-{index:05d}-of-{file_count:05d}.parquet"
         path = f"{folder}/{relative}"
         lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        remaining = min(settings.rows_per_parquet_file, total - index * settings.rows_per_parquet_file)
-        rows = remaining
+        remaining = rows
         with (
             lake.fs.open(path, "wb") as handle,
             pq.ParquetWriter(handle, config.schema, compression="zstd") as writer,

@@ -14,8 +14,11 @@ class ReleaseSettings(StrictSettings):
     """How `<version>/release` is cut into files, and the dataset card's license and title."""
 
     rows_per_parquet_file: int = Field(100_000, gt=0)
-    """Rows per Parquet file of each config (modality); media is inline, so lower it for large images or
-    video."""
+    """Rows per Parquet file of each config (modality) at most; `parquet_max_bytes` closes a file sooner."""
+    parquet_max_bytes: int = Field(2**29, gt=0)
+    """Largest Parquet file's rows in bytes of text and inline media (512 MiB, before compression): media
+    is inline, so a video config would otherwise grow files without bound. A file is closed before a row
+    would take it past this; a row larger than it gets a file of its own."""
     row_group_rows: int = Field(1_000, gt=0)
     """Rows per Parquet row group (the unit a reader loads at once)."""
     webdataset_max_bytes: int = Field(2**30, gt=0)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -20,7 +21,8 @@ import curation_dagster.release.build as build_module
 from curation_dagster.errors import StageInputMissing
 from curation_dagster.io.lake import Lake
 from curation_dagster.release import Release, build_release, read_manifest, verify_release
-from curation_dagster.spec import parse_spec
+from curation_dagster.release.build import file_rows
+from curation_dagster.spec import ReleaseSettings, parse_spec
 from curation_dagster.stages import STAGES
 from tests.engine.release.release_fixtures import (
     CONFIGS,
@@ -269,6 +271,26 @@ def test_the_spec_release_settings_cut_the_files(lake: Lake) -> None:
     release = build_release(spec, lake)
 
     assert len(list(Path(release.path, "data", "image").glob("*.parquet"))) == 4
+
+
+def test_parquet_files_are_cut_by_the_bytes_of_their_rows(
+    lake: Lake, offline_datasets: Any, tmp_path: Path
+) -> None:
+    media = [len(row["media"] or b"") for row in final_rows(lake).values() if row["modality"] == "audio"]
+    bound = max(media) + min(media) // 2  # two sounds never fit one file, one always does
+    release = build_release(SPEC, lake, ReleaseSettings(parquet_max_bytes=bound))
+
+    files = sorted(Path(release.path, "data", "audio").glob("*.parquet"))
+    assert len(files) == len(media) >= 2
+    assert [pq.ParquetFile(path).metadata.num_rows for path in files] == [1] * len(files)
+    assert len(load(offline_datasets, release, "audio", tmp_path / "hf_cache")) == len(media)
+
+
+def test_file_rows_close_a_file_before_a_row_would_take_it_past_either_bound() -> None:
+    sizes = np.array([4, 4, 4, 10, 1, 1, 1, 1])
+    assert file_rows(sizes, max_rows=100, max_bytes=8) == [2, 1, 1, 4]  # 10 alone, over the bound
+    assert file_rows(sizes, max_rows=3, max_bytes=100) == [3, 3, 2]
+    assert file_rows(np.zeros(0, np.int64), max_rows=3, max_bytes=8) == [0]
 
 
 def test_a_failed_release_keeps_the_previous_one(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:

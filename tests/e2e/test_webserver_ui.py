@@ -322,6 +322,8 @@ def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server
             for label in ("all_shards", "total_rows_kept", "total_rows_rejected", "shards_with_output"):
                 assert page.get_by_text(label, exact=True).count() >= 1, label
             assert page.get_by_text("shards**", exact=False).count() == 0  # the markdown is rendered
+            # Column lineage in the Columns table: the open-source UI draws no lineage graph for columns.
+            assert page.get_by_text("Computed by the text_length filter from", exact=False).count() >= 1
             page.screenshot(path=str(ARTIFACTS / "asset_demo_filtered_overview.png"))
 
             # A near-duplicate pair shows the words that differ: the kept word struck, the removed in bold.

@@ -33,8 +33,9 @@ from curation_dagster.spec import ImageDedupSettings
 
 
 def image_settings_fingerprint(settings: ImageDedupSettings) -> str:
-    """A hash of the settings that change stored hashes (not the distance or the colour shift, which
-    apply at lookup). Layout 2: luminance in floating point, clipped, turned variants, colours, copies."""
+    """A hash of the settings that change stored hashes (not the distances or the colour check, which
+    apply at lookup). Layout 2: luminance in floating point, clipped, turned and margin variants, mean
+    colours, indexed copies."""
     relevant = settings.model_dump(
         mode="json",
         include={"hash", "hash_size", "mirror", "crops", "rotations", "margins", "min_detail"},

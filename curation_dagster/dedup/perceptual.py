@@ -211,7 +211,8 @@ class ImageHasher:
         else:
             colour = pixels.reshape(-1, 3).mean(axis=0)
             luminance = pixels @ _LUMA
-        # The clip levels from every other pixel of every other row: the same percentiles, a quarter of the sort.
+        # The clip levels from every other pixel of every other row: nearly the same percentiles, a quarter
+        # of the sort.
         low, high = np.percentile(luminance[::2, ::2], (_CLIP_PERCENT, 100.0 - _CLIP_PERCENT))
         clipped = np.clip(luminance, low, high, out=luminance)
         # Every window is an area average of the clipped luminance: two small matrix products each.
@@ -260,7 +261,7 @@ class ImageHasher:
         return ImageHashes(hashes=hashes, usable=usable, errors=errors, colours=colours)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)
 def _area_weights(length: int, start: float, stop: float, cells: int) -> np.ndarray:
     """`(cells, length)` weights that average the pixels of `[start, stop)` (fractions of `length`) into
     `cells` equal cells, each pixel weighted by the share of it inside the cell (an area resample)."""

@@ -78,29 +78,31 @@ def _latest(instance: DagsterInstance, key: AssetKey, shard: str | None) -> Any:
     return records[0] if records else None
 
 
-def shard_is_current(
+def first_stale_stage(
     instance: DagsterInstance, defs: Definitions, spec: VersionSpec, shard: str, source: Path
-) -> bool:
-    """Whether every stage of `spec` has a materialization for `shard` that is newer than its upstream's,
-    made with the current settings, from the landing shard as it is now, with its lake file in place."""
+) -> str | None:
+    """The first stage of `spec` that `shard` must run again from, None when every stage is current: a
+    stage is current when it has a materialization for `shard` newer than its upstream's, made with the
+    current settings (and raw from the landing shard as it is now), with its lake file in place. So a
+    filter change runs the filtered stage and what follows it, and a changed landing file every stage."""
     lake = lake_of(defs)
     previous_id = -1
     for stage in STAGES:
         record = _latest(instance, stage_key(spec.name, stage), shard)
         if record is None or record.storage_id <= previous_id:
-            return False
+            return stage
         metadata = record.asset_materialization.metadata
         code_version = metadata.get("code_version")
         if code_version is None or code_version.value != spec.code_version(stage):
-            return False
+            return stage
         if stage == "raw":
             fingerprint = metadata.get("source_fingerprint")
             if fingerprint is None or fingerprint.value != shard_fingerprint(source):
-                return False
+                return stage
         if not lake.exists(lake.path(spec.name, stage, shard)):
-            return False
+            return stage
         previous_id = record.storage_id
-    return True
+    return None
 
 
 def summaries_are_current(instance: DagsterInstance, defs: Definitions, spec: VersionSpec) -> bool:
@@ -330,8 +332,8 @@ def run_everything(
     landing: Path,
     say: Callable[[str], None] = print,
 ) -> RunSummary:
-    """Every stage of every version for every landing shard that is not up to date, then each version's
-    report and release; one line per materialization."""
+    """For every version and landing shard not up to date, its first stale stage and every stage after it
+    (`first_stale_stage`), then each version's report and release; one line per materialization."""
     summary = RunSummary()
     found = discover_partitions(landing, max_shard_bytes_of(defs))
 
@@ -347,8 +349,11 @@ def run_everything(
 
     for spec in specs:
         for shard, source in found.items():
-            if not shard_is_current(instance, defs, spec, shard, source.path):
-                attempt(spec.name, shard, STAGES, shard)
+            stale = first_stale_stage(instance, defs, spec, shard, source.path)
+            if stale is not None:
+                names = STAGES[STAGES.index(stale) :]
+                label = shard if stale == STAGES[0] else f"{shard} (from {stale})"
+                attempt(spec.name, label, names, shard)
     for spec in specs:
         if spec.name in summary.failed_versions:
             say(f"  {spec.name:<12} {'report, release':<28} not refreshed: a shard of this version failed")

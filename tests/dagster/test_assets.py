@@ -24,7 +24,7 @@ from assets.factory import (
     stage_key,
 )
 from assets.partitions import SHARDS
-from assets.runner import summaries_are_current
+from assets.runner import first_stale_stage, summaries_are_current
 from curation_dagster.spec import VersionSpec, load_specs, parse_spec
 from curation_dagster.stages import STAGES
 from resources import AcceleratorResource, LakeResource, ModelsResource
@@ -510,3 +510,20 @@ def test_release_before_any_synthesized_shard_fails_naming_the_stage(
     )
     assert not result.success
     assert "unit/synthesized first" in failure_message(result)
+
+
+def test_curation_run_resumes_a_shard_from_its_first_stale_stage(
+    instance, tmp_path: Path, tiny_landing: Path
+) -> None:
+    spec = small_spec()
+    assert run_all(spec, instance, tmp_path, tiny_landing, "a.jsonl").success
+    defs = Definitions(assets=build_stage_assets(spec), resources=resources(tmp_path, tiny_landing))
+    source = tiny_landing / "a.jsonl"
+    assert first_stale_stage(instance, defs, spec, "a.jsonl", source) is None
+    # A filter change reruns the filtered stage and what follows, not raw and deduped.
+    refiltered = small_spec(filters={"text": [{"kind": "text_length", "min_chars": 30, "min_words": 4}]})
+    assert first_stale_stage(instance, defs, refiltered, "a.jsonl", source) == "filtered"
+    # A changed landing file, or a shard never run, starts from raw.
+    assert first_stale_stage(instance, defs, spec, "b.jsonl", tiny_landing / "b.jsonl") == "raw"
+    source.write_text(source.read_text(encoding="utf-8") + '{"text": "one more line of text here"}\n')
+    assert first_stale_stage(instance, defs, spec, "a.jsonl", source) == "raw"

@@ -20,8 +20,10 @@ from curation_dagster.release.card import CARD, card_text
 from curation_dagster.release.features import (
     DEFAULT_EXTENSIONS,
     ReleaseConfig,
+    media_file_size,
     release_config,
     release_schema,
+    with_file_media,
     with_media_column,
 )
 from curation_dagster.release.manifest import (
@@ -145,7 +147,8 @@ def _quote(name: str) -> str:
 
 
 def _row_bytes(connection: Any, source: str, files: list[str], config: ReleaseConfig) -> np.ndarray:
-    """Per row of a config, in id order, the bytes of its text (UTF-8) and inline media."""
+    """Per row of a config, in id order, the bytes of its text (UTF-8) and media (inline, or the size of
+    the file it stayed as)."""
     parts = [
         f"coalesce({measure}({_quote(name)}), 0)"
         for name, measure in (("text", "strlen"), ("media", "octet_length"))
@@ -155,7 +158,16 @@ def _row_bytes(connection: Any, source: str, files: list[str], config: ReleaseCo
         f"SELECT {' + '.join(parts) or '0'} FROM {source} WHERE modality = ? ORDER BY id",
         params=[files, config.modality],
     ).fetchnumpy()
-    return np.asarray(next(iter(rows.values())), dtype=np.int64)
+    sizes = np.asarray(next(iter(rows.values())), dtype=np.int64)
+    if "media" in config.source.names:
+        stayed_files = connection.sql(
+            f"SELECT position, id, uri FROM (SELECT row_number() OVER (ORDER BY id) - 1 AS position, id, uri, "
+            f"media IS NULL AS is_file FROM {source} WHERE modality = ?) WHERE is_file ORDER BY position",
+            params=[files, config.modality],
+        ).fetchall()
+        for position, key, uri in stayed_files:
+            sizes[position] += media_file_size(key, uri)
+    return sizes
 
 
 def file_rows(sizes: np.ndarray, max_rows: int, max_bytes: int) -> list[int]:
@@ -203,7 +215,7 @@ def _write_parquet(
                     raise ReleaseError(
                         "the synthesized stage changed while the release was written: run it again"
                     )
-                table = with_media_column(group, config)
+                table = with_media_column(with_file_media(group), config)
                 writer.write_table(table, row_group_size=settings.row_group_rows)
                 arrow_bytes += table.nbytes
                 remaining -= group.num_rows

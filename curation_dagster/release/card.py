@@ -344,8 +344,8 @@ def column_meaning(name: str) -> str:
     """What a release column holds: a media column, a column of the item contract or a stage, a score."""
     if name in MEDIA_FEATURES:
         return (
-            f"The {name}, decoded by `datasets` as `{MEDIA_FEATURES[name]}`: its bytes, and `<id>.<ext>` as its "
-            "path (the file's uri for media too large to copy into the lake)."
+            f"The {name}, decoded by `datasets` as `{MEDIA_FEATURES[name]}`: its bytes (media the lake kept as a "
+            "file too are copied in), and `<id>.<ext>` as its path."
         )
     return COLUMN_DESCRIPTIONS.get(
         name, "A score a filter computed; the filtered stage's asset page names it."

@@ -4,13 +4,16 @@ the `Image`, `Audio` or `Video` feature `datasets` decodes, every other column i
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation_dagster.errors import ReleaseError
+from curation_dagster.media import media_bytes
 
 CONTRACT_COLUMNS = ("id", "modality", "text", "media", "uri", "shard", "meta")
 #: Columns every config keeps even when they are empty in it; any other column is left out of a config
@@ -108,7 +111,8 @@ def value_dtype(kind: pa.DataType) -> str:
 
 def with_media_column(table: pa.Table, config: ReleaseConfig) -> pa.Table:
     """`table` (in the config's source schema) in its written schema: the `media` bytes become the
-    `datasets` media struct, whose `path` is `<id>.<ext>`, or the `uri` of media that stayed a file."""
+    `datasets` media struct, whose `path` is `<id>.<ext>` (`table` holds every item's bytes: see
+    `with_file_media`)."""
     if "media" not in table.column_names:
         return table.cast(config.schema)
     data = table.column("media").combine_chunks()
@@ -117,7 +121,41 @@ def with_media_column(table: pa.Table, config: ReleaseConfig) -> pa.Table:
     if "media_format" in table.column_names:
         extension = pc.fill_null(table.column("media_format"), default)
     names = pc.binary_join_element_wise(table.column("id"), extension, ".")
-    paths = pc.if_else(pc.is_null(data), table.column("uri"), names).combine_chunks()
-    media = pa.StructArray.from_arrays([data, paths], fields=list(MEDIA_TYPE))
+    media = pa.StructArray.from_arrays([data, names.combine_chunks()], fields=list(MEDIA_TYPE))
     index = table.column_names.index("media")
     return table.set_column(index, config.modality, media).cast(config.schema)
+
+
+def with_file_media(table: pa.Table) -> pa.Table:
+    """`table` with the bytes of media that stayed a file (too large to store inline in the lake) read from
+    its `uri` into the `media` column, so the release holds every item itself and outlives the landing
+    zone; `ReleaseError` names an item whose file cannot be read."""
+    if "media" not in table.column_names or table.column("media").null_count == 0:
+        return table
+    data = table.column("media").to_pylist()
+    for index, (value, key, uri) in enumerate(
+        zip(data, table.column("id").to_pylist(), table.column("uri").to_pylist(), strict=True)
+    ):
+        if value is None:
+            data[index] = item_media(key, {"media": None, "uri": uri})
+    column = pa.array(data, type=table.schema.field("media").type)
+    return table.set_column(table.column_names.index("media"), "media", column)
+
+
+def item_media(key: str, row: Mapping[str, Any]) -> bytes:
+    """An item's encoded media, inline or from its file; `ReleaseError` when it cannot be read."""
+    try:
+        return media_bytes(row)
+    except (OSError, ValueError) as error:
+        raise ReleaseError(f"item {key} ({row['uri']}): its media cannot be read: {error}") from error
+
+
+def media_file_size(key: str, uri: str | None) -> int:
+    """The bytes of the file an item's media stayed as; `ReleaseError` when it cannot be read."""
+    try:
+        if not uri or "#" in uri:
+            raise ValueError(f"its uri {uri!r} is not a file")
+        filesystem, path = fsspec.core.url_to_fs(uri)
+        return int(filesystem.size(path))
+    except (OSError, ValueError) as error:
+        raise ReleaseError(f"item {key} ({uri}): its media cannot be read: {error}") from error

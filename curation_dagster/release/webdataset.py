@@ -15,9 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation_dagster.errors import ReleaseError
 from curation_dagster.io.lake import Lake
-from curation_dagster.media import media_bytes
+from curation_dagster.release.features import item_media
 from curation_dagster.release.manifest import file_entry
 
 #: A tar member's header, and the unit its data is padded to.
@@ -104,10 +103,7 @@ def _rows(reader: pa.RecordBatchReader) -> Iterator[dict[str, Any]]:
 def _tar_members(row: dict[str, Any], default_extension: str) -> dict[str, bytes]:
     """An item's members: its media, its `.json` sidecar and its text as `.txt` when it has one."""
     key = row["id"]
-    try:
-        data = media_bytes(row)
-    except (OSError, ValueError) as error:
-        raise ReleaseError(f"item {key} ({row['uri']}): its media cannot be read: {error}") from error
+    data = item_media(key, row)
     members = {
         f"{key}.{row.get('media_format') or default_extension}": data,
         f"{key}.json": _json_bytes(_sidecar(row)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import soundfile
 from PIL import Image
 
 import curation_dagster.release.build as build_module
-from curation_dagster.errors import StageInputMissing
+from curation_dagster.errors import ReleaseError, StageInputMissing
 from curation_dagster.io.lake import Lake
+from curation_dagster.pipeline import run_stage
 from curation_dagster.release import Release, build_release, read_manifest, verify_release
 from curation_dagster.release.build import file_rows
 from curation_dagster.spec import ReleaseSettings, parse_spec
@@ -32,6 +34,7 @@ from tests.engine.release.release_fixtures import (
     curated_lake,
     final_rows,
     release_files,
+    tar_items,
 )
 from tests.media_fixtures import MULTIMODAL_SPEC
 
@@ -313,3 +316,47 @@ def test_a_failed_release_keeps_the_previous_one(lake: Lake, monkeypatch: pytest
 def test_a_version_without_the_synthesized_stage_cannot_be_released(tmp_path: Path) -> None:
     with pytest.raises(StageInputMissing, match="mm/synthesized first"):
         build_release(SPEC, Lake(tmp_path / "lake"))
+
+
+def test_media_the_lake_kept_as_files_are_copied_in_and_the_release_outlives_the_landing_zone(
+    tmp_path: Path, landing: Path, offline_datasets: Any
+) -> None:
+    spec = parse_spec({**MULTIMODAL_SPEC, "raw": {"max_inline_bytes": 200}})  # every picture stays a file
+    copied = tmp_path / "landing"
+    shutil.copytree(landing, copied)
+    store = Lake(tmp_path / "lake")
+    for stage in STAGES:
+        run_stage(spec, store, stage, "media", copied / "media")
+    kept = store.read_table(store.path("mm", "synthesized", "media")).to_pylist()
+    images = {row["id"]: row for row in kept if row["modality"] == "image"}
+    stayed = {key for key, row in images.items() if row["media"] is None}
+    expected = {key: row["media"] or Path(row["uri"]).read_bytes() for key, row in images.items()}
+    assert stayed and min(len(expected[key]) for key in stayed) > 200  # the landing pictures
+    bound = min(len(data) for data in expected.values()) + 1  # each picture fills a Parquet file of its own
+
+    release = build_release(spec, store, ReleaseSettings(parquet_max_bytes=bound))
+    shutil.rmtree(copied)
+
+    files = sorted(Path(release.path, "data", "image").glob("*.parquet"))
+    assert [pq.ParquetFile(path).metadata.num_rows for path in files] == [1] * len(images)
+    loaded = load(offline_datasets, release, "image", tmp_path / "hf_cache")
+    assert sorted(loaded["id"]) == sorted(images)
+    for row in loaded.cast_column("image", offline_datasets.Image(decode=False)):
+        assert row["image"] == {"bytes": expected[row["id"]], "path": f"{row['id']}.png"}
+    assert all(isinstance(row["image"], Image.Image) for row in loaded)
+    tars = sorted(Path(release.path, "webdataset").glob("image-*.tar"))
+    in_tars = {key: item["png"] for path in tars for key, item in tar_items(path).items()}
+    assert in_tars == expected
+
+
+def test_a_release_names_the_item_whose_kept_file_is_gone(tmp_path: Path, landing: Path) -> None:
+    spec = parse_spec({**MULTIMODAL_SPEC, "raw": {"max_inline_bytes": 200}})
+    copied = tmp_path / "landing"
+    shutil.copytree(landing, copied)
+    store = Lake(tmp_path / "lake")
+    for stage in STAGES:
+        run_stage(spec, store, stage, "media", copied / "media")
+    shutil.rmtree(copied)
+
+    with pytest.raises(ReleaseError, match=r"item \S+ \(\S+\.png\): its media cannot be read"):
+        build_release(spec, store)

@@ -145,7 +145,7 @@ def test_the_fields_table_says_what_each_column_holds_and_which_configs_have_it(
     assert "| `id` | Stable item id: a hash of the shard key and the item's position in it. | all |" in text
     assert "| `parent_ids` | The items a synthetic item was made from. | text |" in text
     assert (
-        "| `image` | The image, decoded by `datasets` as `Image`: its bytes, and `<id>.<ext>` as its path"
+        "| `image` | The image, decoded by `datasets` as `Image`: its bytes (media the lake kept as a file too are copied in), and `<id>.<ext>` as its path"
         in text
     )
     assert "| `width` | Image or video width in pixels. | image |" in text

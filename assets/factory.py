@@ -260,6 +260,7 @@ def _report_asset(spec: VersionSpec) -> AssetsDefinition:
                 "funnel": MetadataValue.md(result.funnel_markdown()),
                 "rejections_by_reason": MetadataValue.json(result.rejections),
                 "final_items": result.funnel[-1].kept_total,
+                "shards": result.shards,
                 "plots": result.plots,
             }
         )

@@ -48,6 +48,8 @@ class Report:
     path: str
     funnel: list[FunnelRow]
     rejections: dict[str, int]
+    shards: int = 0
+    """The shards the card counts: every shard registered in the lake's raw stage."""
     sections: tuple[str, ...] = SECTIONS
     plots: int = 0
     notes: list[str] = field(default_factory=list)
@@ -111,6 +113,7 @@ def build_report(spec: VersionSpec, lake: Lake, samples_per_group: int = 6) -> R
         path=lake.url(path),
         funnel=card.funnel,
         rejections=card.rejections,
+        shards=card.shards,
         plots=card.plots.count,
         preview=card.plots.rendered[:PREVIEW_PLOTS],
     )

@@ -482,6 +482,7 @@ def test_report_and_release_materialize_over_every_shard_with_metadata(
         for shard in ("a.jsonl", "b.jsonl")
     )
     assert report["final_items"].value == final
+    assert report["shards"].value == 2
     release = events[stage_key("unit", "release")]
     assert release["items"].value == release["dagster/row_count"].value == final
     assert release["items_by_modality"].value == {"text": final}

@@ -1,9 +1,11 @@
 """The web UI as a user meets it: `dagster-webserver` on a lake that `curation run` filled, driven through
 GraphQL (list assets, register a shard, launch a run) and through headless Chromium (the asset graph and
-an asset's metadata). Screenshots go to tests/e2e/artifacts/ (git-ignored)."""
+the assets' metadata); then `dagster-daemon` carrying a new landing file to the report, which the browser
+shows. Screenshots go to tests/e2e/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -48,6 +50,8 @@ TEXTS = {
     ],
 }
 LATE_SHARD = "c.jsonl"
+#: Dropped into the landing zone while the daemon runs: the sensor and automation carry it to the report.
+NEWEST_SHARD = "d.jsonl"
 #: A media folder shard: two pictures with same-name captions, shown as thumbnails in the metadata.
 PICTURES = "pictures"
 SHARDS = len(TEXTS) + 1
@@ -67,6 +71,7 @@ class Server:
     lake: Path
     landing: Path
     log: Path
+    env: dict[str, str]
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """A query through Dagster's own Python GraphQL client; GraphQL errors fail the test."""
@@ -173,23 +178,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     port = free_port()
     log = folder / "webserver.log"
-    server = Server(f"http://127.0.0.1:{port}", port, folder / "lake", folder / "landing", log)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            ["dagster-webserver", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    server = Server(f"http://127.0.0.1:{port}", port, folder / "lake", folder / "landing", log, env)
+    command = ["dagster-webserver", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+    with started(command, env, log) as process:
         wait_until_loaded(server, process)
         yield server
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A Dagster service in its own process group, output to `log`; stopped with its children at the end."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
@@ -207,7 +215,12 @@ query ($group: AssetGroupSelector!) {
 LATEST_MATERIALIZATION = """
 query ($key: AssetKeyInput!) {
   assetOrError(assetKey: $key) {
-    ... on Asset { assetMaterializations(limit: 1) { runId metadataEntries { label } } }
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        runId
+        metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
+    }
   }
 }"""
 
@@ -256,10 +269,11 @@ def test_a_shard_registered_and_launched_through_graphql_is_materialized(server:
         "__ASSET_JOB",
         repository_location_name=LOCATION,
         repository_name="__repository__",
-        asset_selection=[["demo", "raw"]],
+        # Every stage of every version, so no registered shard holds the report back in the daemon's test.
+        asset_selection=[[version, stage] for version in VERSIONS for stage in STAGE_NAMES],
         tags={"dagster/partition": LATE_SHARD},
     )
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 300
     status = client.get_run_status(run_id).value
     while status not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
         time.sleep(1)
@@ -288,7 +302,10 @@ def dismiss_welcome(page: Any) -> None:
         skip.first.click()
 
 
-def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server) -> None:
+@contextlib.contextmanager
+def browser_page() -> Iterator[Any]:
+    """A 1600 x 1000 page of headless Chromium (the system's, through Playwright); the test skips without
+    one. Screenshots go to `ARTIFACTS`."""
     executable = chromium_executable()
     if executable is None:
         pytest.skip("no chromium executable: install it (apt-get install chromium) to run the browser check")
@@ -298,73 +315,128 @@ def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.goto(f"{server.url}/locations/{LOCATION}/asset-groups/demo")
-            page.wait_for_selector("text=synthesized", timeout=60_000)
-            page.wait_for_timeout(500)
-            dismiss_welcome(page)
-            for name in ASSET_NAMES:
-                assert page.get_by_text(name, exact=True).count() >= 1, name
-            page.screenshot(path=str(ARTIFACTS / "asset_graph_demo.png"))
-
-            page.goto(f"{server.url}/assets/demo/raw?view=events&partition=a.jsonl")
-            page.wait_for_selector("text=rows_kept", timeout=60_000)
-            dismiss_welcome(page)
-            for label in ("rows_in", "rows_kept", "rejections", "kept_path", "code_version"):
-                assert page.get_by_text(label, exact=True).count() >= 1, label
-            assert page.get_by_text(str(server.lake / "demo" / "raw" / "a.jsonl.parquet")).count() >= 1
-            page.screenshot(path=str(ARTIFACTS / "asset_demo_raw_metadata.png"))
-
-            # The asset's overview leads with the totals of every shard, not the last shard's counts.
-            page.goto(f"{server.url}/assets/demo/filtered")
-            page.wait_for_selector("text=total_rows_kept", timeout=60_000)
-            dismiss_welcome(page)
-            for label in ("all_shards", "total_rows_kept", "total_rows_rejected", "shards_with_output"):
-                assert page.get_by_text(label, exact=True).count() >= 1, label
-            assert page.get_by_text("shards**", exact=False).count() == 0  # the markdown is rendered
-            # Column lineage in the Columns table: the open-source UI draws no lineage graph for columns.
-            assert page.get_by_text("Computed by the text_length filter from", exact=False).count() >= 1
-            page.screenshot(path=str(ARTIFACTS / "asset_demo_filtered_overview.png"))
-
-            # A near-duplicate pair shows the words that differ: the kept word struck, the removed in bold.
-            page.goto(f"{server.url}/assets/demo/deduped?view=events&partition=b.jsonl")
-            page.wait_for_selector("text=example_pairs", timeout=60_000)
-            dismiss_welcome(page)
-            row = page.locator("tr", has=page.get_by_text("example_pairs", exact=True)).first
-            row.locator("del", has_text="pier.").first.wait_for(timeout=30_000)
-            assert row.locator("strong", has_text="dock.").count() == 1
-            row.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "asset_demo_deduped_example_pair.png"))
-
-            # Image samples show as thumbnails once their markdown is opened.
-            page.goto(f"{server.url}/assets/demo/raw?view=events&partition={PICTURES}")
-            page.wait_for_selector("text=kept_samples", timeout=60_000)
-            dismiss_welcome(page)
-            row = page.locator("tr", has=page.get_by_text("kept_samples", exact=True)).first
-            row.get_by_text("Show Markdown").click()
-            thumbnails = page.locator("img[src^='data:image/jpeg;base64,']")
-            thumbnails.first.wait_for(timeout=30_000)
-            assert thumbnails.count() == 2
-            assert thumbnails.first.evaluate("image => image.naturalWidth") == 96
-            page.screenshot(path=str(ARTIFACTS / "asset_demo_raw_thumbnails.png"))
-            page.keyboard.press("Escape")
-
-            page.goto(f"{server.url}/assets/demo/report?view=events")
-            page.wait_for_selector("text=report_path", timeout=60_000)
-            dismiss_welcome(page)
-            assert page.get_by_text("funnel", exact=True).count() >= 1
-            # The data card's first plots show on the asset's page, rendered from the metadata.
-            preview = page.locator("tr", has=page.get_by_text("data_card_preview", exact=True)).first
-            preview.get_by_text("Show Markdown").click()
-            plots = page.locator("img[src^='data:image/png;base64,']")
-            plots.first.wait_for(timeout=30_000)
-            assert plots.count() == 2
-            assert plots.first.evaluate("image => image.naturalWidth") == 640
-            page.wait_for_timeout(500)  # the dialog fades in
-            page.screenshot(path=str(ARTIFACTS / "asset_demo_report_preview.png"))
-            page.keyboard.press("Escape")
-            assert page.get_by_text(str(server.lake / "demo" / "report" / "index.html")).count() >= 1
-            page.screenshot(path=str(ARTIFACTS / "asset_demo_report_metadata.png"))
+            yield browser.new_page(viewport={"width": 1600, "height": 1000})
         finally:
             browser.close()
+
+
+def test_the_browser_shows_the_asset_graph_and_an_assets_metadata(server: Server) -> None:
+    with browser_page() as page:
+        page.goto(f"{server.url}/locations/{LOCATION}/asset-groups/demo")
+        page.wait_for_selector("text=synthesized", timeout=60_000)
+        page.wait_for_timeout(500)
+        dismiss_welcome(page)
+        for name in ASSET_NAMES:
+            assert page.get_by_text(name, exact=True).count() >= 1, name
+        page.screenshot(path=str(ARTIFACTS / "asset_graph_demo.png"))
+
+        page.goto(f"{server.url}/assets/demo/raw?view=events&partition=a.jsonl")
+        page.wait_for_selector("text=rows_kept", timeout=60_000)
+        dismiss_welcome(page)
+        for label in ("rows_in", "rows_kept", "rejections", "kept_path", "code_version"):
+            assert page.get_by_text(label, exact=True).count() >= 1, label
+        assert page.get_by_text(str(server.lake / "demo" / "raw" / "a.jsonl.parquet")).count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "asset_demo_raw_metadata.png"))
+
+        # The asset's overview leads with the totals of every shard, not the last shard's counts.
+        page.goto(f"{server.url}/assets/demo/filtered")
+        page.wait_for_selector("text=total_rows_kept", timeout=60_000)
+        dismiss_welcome(page)
+        for label in ("all_shards", "total_rows_kept", "total_rows_rejected", "shards_with_output"):
+            assert page.get_by_text(label, exact=True).count() >= 1, label
+        assert page.get_by_text("shards**", exact=False).count() == 0  # the markdown is rendered
+        # Column lineage in the Columns table: the open-source UI draws no lineage graph for columns.
+        assert page.get_by_text("Computed by the text_length filter from", exact=False).count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "asset_demo_filtered_overview.png"))
+
+        # A near-duplicate pair shows the words that differ: the kept word struck, the removed in bold.
+        page.goto(f"{server.url}/assets/demo/deduped?view=events&partition=b.jsonl")
+        page.wait_for_selector("text=example_pairs", timeout=60_000)
+        dismiss_welcome(page)
+        row = page.locator("tr", has=page.get_by_text("example_pairs", exact=True)).first
+        row.locator("del", has_text="pier.").first.wait_for(timeout=30_000)
+        assert row.locator("strong", has_text="dock.").count() == 1
+        row.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "asset_demo_deduped_example_pair.png"))
+
+        # Image samples show as thumbnails once their markdown is opened.
+        page.goto(f"{server.url}/assets/demo/raw?view=events&partition={PICTURES}")
+        page.wait_for_selector("text=kept_samples", timeout=60_000)
+        dismiss_welcome(page)
+        row = page.locator("tr", has=page.get_by_text("kept_samples", exact=True)).first
+        row.get_by_text("Show Markdown").click()
+        thumbnails = page.locator("img[src^='data:image/jpeg;base64,']")
+        thumbnails.first.wait_for(timeout=30_000)
+        assert thumbnails.count() == 2
+        assert thumbnails.first.evaluate("image => image.naturalWidth") == 96
+        page.screenshot(path=str(ARTIFACTS / "asset_demo_raw_thumbnails.png"))
+        page.keyboard.press("Escape")
+
+        page.goto(f"{server.url}/assets/demo/report?view=events")
+        page.wait_for_selector("text=report_path", timeout=60_000)
+        dismiss_welcome(page)
+        assert page.get_by_text("funnel", exact=True).count() >= 1
+        # The data card's first plots show on the asset's page, rendered from the metadata.
+        preview = page.locator("tr", has=page.get_by_text("data_card_preview", exact=True)).first
+        preview.get_by_text("Show Markdown").click()
+        plots = page.locator("img[src^='data:image/png;base64,']")
+        plots.first.wait_for(timeout=30_000)
+        assert plots.count() == 2
+        assert plots.first.evaluate("image => image.naturalWidth") == 640
+        page.wait_for_timeout(500)  # the dialog fades in
+        page.screenshot(path=str(ARTIFACTS / "asset_demo_report_preview.png"))
+        page.keyboard.press("Escape")
+        assert page.get_by_text(str(server.lake / "demo" / "report" / "index.html")).count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "asset_demo_report_metadata.png"))
     print(f"screenshots in {ARTIFACTS}")
+
+
+@contextlib.contextmanager
+def daemon(server: Server) -> Iterator[Path]:
+    """`dagster-daemon run` on the server's instance, as `dagster dev` starts it; yields its log."""
+    log = server.log.with_name("daemon.log")
+    with started(["dagster-daemon", "run", "-w", str(REPO / "workspace.yaml")], server.env, log):
+        yield log
+
+
+def report_shards(server: Server, version: str) -> int | None:
+    """The `shards` of the version's latest report materialization, None before one has it."""
+    latest = server.graphql(LATEST_MATERIALIZATION, {"key": {"path": [version, "report"]}})
+    for materialization in latest["assetOrError"]["assetMaterializations"]:
+        for entry in materialization["metadataEntries"]:
+            if entry["label"] == "shards":
+                return int(entry["intValue"])
+    return None
+
+
+def test_a_new_landing_file_reaches_the_report_by_sensor_and_automation_and_the_browser_shows_it(
+    server: Server,
+) -> None:
+    """What `dagster dev` does for a user: the landing sensor registers a dropped file and runs its raw
+    stage, automation runs its later stages, then the report and the release; the report's page and the
+    data card count the new shard."""
+    expected = SHARDS + 2  # the fixture's late shard and the newest
+    write_jsonl(
+        server.landing / NEWEST_SHARD,
+        ["The newest shard holds one report about the ferry timetable changing for the winter months."],
+    )
+    with daemon(server) as log:
+        deadline = time.monotonic() + 420
+        while report_shards(server, "demo") != expected and time.monotonic() < deadline:
+            time.sleep(3)
+    assert report_shards(server, "demo") == expected, log.read_text()[-4000:]
+    manifest = json.loads((server.lake / "demo" / "release" / "manifest.json").read_text(encoding="utf-8"))
+    assert NEWEST_SHARD in manifest["source_shards"]
+
+    with browser_page() as page:
+        page.goto(f"{server.url}/assets/demo/report?view=events")
+        page.wait_for_selector("text=report_path", timeout=60_000)
+        dismiss_welcome(page)
+        row = page.locator("tr", has=page.get_by_text("shards", exact=True)).first
+        assert row.get_by_text(str(expected), exact=True).count() == 1
+        page.screenshot(path=str(ARTIFACTS / "asset_demo_report_after_new_shard.png"))
+
+        page.goto((server.lake / "demo" / "report" / "index.html").as_uri())
+        page.wait_for_selector("text=Funnel", timeout=30_000)
+        assert page.get_by_text(f"{expected} shards.", exact=False).count() == 1
+        page.screenshot(path=str(ARTIFACTS / "data_card_demo.png"), full_page=True)

@@ -19,7 +19,7 @@ from curation_dagster.checks import CheckOutcome
 from curation_dagster.columns import COLUMN_DESCRIPTIONS
 from curation_dagster.filters.chain import build_chain
 from curation_dagster.io.lake import Lake
-from curation_dagster.media import media_bytes
+from curation_dagster.media import first_video_frame, media_bytes
 from curation_dagster.schema import DEDUP_FIELDS, SYNTH_FIELDS
 from curation_dagster.shard_io import StageResult
 from curation_dagster.spec import VersionSpec
@@ -28,6 +28,8 @@ from curation_dagster.totals import StageTotals
 
 #: Kept rows shown per materialization.
 SAMPLE_ROWS = 5
+#: The modalities whose kept samples carry a thumbnail (a video's is its first frame).
+VISUAL = ("image", "video")
 #: The longest side of an image sample's thumbnail (about 2 KB as a JPEG in the metadata).
 THUMBNAIL_PIXELS = 96
 
@@ -157,12 +159,13 @@ def column_lineage(spec: VersionSpec, stage: str, schema: pa.Schema) -> TableCol
 
 def kept_samples_markdown(lake: Lake, kept_path: str, limit: int = SAMPLE_ROWS) -> str:
     """A few kept rows (the first ids) as a markdown table: id, modality, text or uri, and a thumbnail of
-    each image (inline JPEG, so the UI shows it without reaching the lake)."""
+    each image and of each clip's first frame (inline JPEG, so the UI shows it without reaching the lake)."""
     rows = (
         lake.connect()
         .sql(
             "SELECT id, modality, coalesce(left(text, 100), uri), "
-            "CASE WHEN modality = 'image' THEN media END, uri FROM read_parquet(?) ORDER BY id LIMIT ?",
+            "CASE WHEN modality IN ('image', 'video') THEN media END, uri FROM read_parquet(?) "
+            "ORDER BY id LIMIT ?",
             params=[kept_path, limit],
         )
         .fetchall()
@@ -172,18 +175,20 @@ def kept_samples_markdown(lake: Lake, kept_path: str, limit: int = SAMPLE_ROWS) 
     lines = ["| id | modality | text or uri | preview |", "| --- | --- | --- | --- |"]
     for item_id, modality, shown, media, uri in rows:
         cell = " ".join(str(shown or "").split()).replace("|", "\\|")
-        preview = thumbnail_markdown({"media": media, "uri": uri}) if modality == "image" else ""
+        preview = thumbnail_markdown({"media": media, "uri": uri}, modality) if modality in VISUAL else ""
         lines.append(f"| `{item_id}` | {modality} | {cell} | {preview} |")
     return "\n".join(lines)
 
 
-def thumbnail_markdown(row: dict[str, Any], side: int = THUMBNAIL_PIXELS) -> str:
-    """An image item as a markdown image of at most `side` pixels a side, a JPEG in a data URI; empty when
-    its bytes cannot be read or decoded (a sample is never worth a failed run)."""
+def thumbnail_markdown(row: dict[str, Any], modality: str = "image", side: int = THUMBNAIL_PIXELS) -> str:
+    """An image item, or a video item's first frame, as a markdown image of at most `side` pixels a side,
+    a JPEG in a data URI; empty when its bytes cannot be read or decoded (a sample is never worth a failed
+    run)."""
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(media_bytes(row))) as image:
+        data = media_bytes(row)
+        with first_video_frame(data) if modality == "video" else Image.open(io.BytesIO(data)) as image:
             image.thumbnail((side, side))
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="JPEG", quality=80)

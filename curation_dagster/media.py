@@ -24,6 +24,17 @@ def media_bytes(row: Mapping[str, Any]) -> bytes:
         return bytes(handle.read())
 
 
+def first_video_frame(data: bytes) -> Any:
+    """The first decodable frame of an encoded clip as an RGB PIL image; PyAV's errors are `ValueError`s
+    or `OSError`s, and a clip without a video frame is a `ValueError`."""
+    import av
+
+    with av.open(io.BytesIO(data), mode="r") as container:
+        for frame in container.decode(video=0):
+            return frame.to_image()
+    raise ValueError("the clip has no video frame")
+
+
 @dataclass(frozen=True)
 class VideoEncoding:
     """An FFmpeg video encoder by name and its private options, for `encode_mp4`."""

@@ -8,7 +8,7 @@ import html
 import io
 from typing import Any
 
-from curation_dagster.media import media_bytes
+from curation_dagster.media import first_video_frame, media_bytes
 from curation_dagster.report.page import clip, code, img
 from curation_dagster.report.plots import draw_png, draw_waveform
 from curation_dagster.report.queries import recipe_name
@@ -116,14 +116,9 @@ def _image_thumbnail(data: bytes) -> bytes:
 
 def _video_thumbnail(data: bytes) -> bytes:
     """The first decodable frame of a clip; PyAV's errors are `ValueError`s or `OSError`s."""
-    import av
-
-    with av.open(io.BytesIO(data), mode="r") as container:
-        for frame in container.decode(video=0):
-            picture = frame.to_image()
-            picture.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-            return _png(picture)
-    raise ValueError("the clip has no video frame")
+    picture = first_video_frame(data)
+    picture.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+    return _png(picture)
 
 
 def _png(picture: Any) -> bytes:

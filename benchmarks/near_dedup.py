@@ -752,6 +752,8 @@ def describe(settings: NearDedupSettings) -> str:
     """The settings in one line."""
     unit = "word" if settings.shingle == "words" else "char"
     check = "none" if settings.verify == "none" else f"{settings.verify}>={settings.min_similarity:g}"
+    if settings.verify == "word_jaccard" and settings.pair_sketch and settings.min_pair_similarity:
+        check += f" and word_pairs>={settings.min_pair_similarity:g}"
     return (
         f"{settings.ngram}-{unit} shingles, {settings.bands}x{settings.rows}={settings.num_perm} hashes, "
         f"threshold {settings.threshold:.3f}, verify {check}"

@@ -27,6 +27,8 @@ from curation_dagster.dedup.word_sketch import (
     BOTTOM_K,
     ESTIMATE,
     EXACT,
+    PAIRS_BOTTOM_K,
+    PAIRS_EXACT,
     WordSketches,
     distinct_words,
     sketch_similarity,
@@ -234,8 +236,8 @@ def _one_permutation_signatures(
 @dataclass
 class DocumentSignatures:
     """What near dedup keeps of each document of a batch: its shingle signature (band keys), the signature
-    that estimates `verify`'s similarity, and the bottom-k sketch of its word set (see `word_sketch.py`)
-    when grey-zone pairs are confirmed with it."""
+    that estimates `verify`'s similarity, and the bottom-k sketches of its word set and of its word pairs
+    (see `word_sketch.py`) when pairs are confirmed with them."""
 
     shingles: np.ndarray
     verify: np.ndarray
@@ -262,8 +264,14 @@ def word_sketches(texts: Sequence[str], settings: NearDedupSettings | None = Non
 
 
 def uses_word_sketch(settings: NearDedupSettings) -> bool:
-    """Whether candidate pairs in the grey zone are confirmed on word sketches."""
-    return settings.verify == "word_jaccard" and settings.word_sketch > 0
+    """Whether documents get sketches: of their words to confirm grey-zone pairs, of their word pairs."""
+    return settings.verify == "word_jaccard" and (settings.word_sketch > 0 or settings.pair_sketch > 0)
+
+
+def uses_pair_sketch(settings: NearDedupSettings) -> bool:
+    """Whether candidate pairs must also share `min_pair_similarity` of their word pairs. Pair sketches
+    are kept whenever `pair_sketch` is set, so the index serves any `min_pair_similarity`."""
+    return settings.verify == "word_jaccard" and settings.pair_sketch > 0 and settings.min_pair_similarity > 0
 
 
 def dedup_signatures(texts: Sequence[str], settings: NearDedupSettings) -> DocumentSignatures:
@@ -311,11 +319,32 @@ def _sign(
         if sketch:
             salt = _splitmix(np.array([settings.seed + 2], dtype=np.uint64))[0]
             values = (_splitmix(word_units.vocabulary ^ salt) >> np.uint64(32)).astype(np.uint32)
+            pairs = _pair_sketches(values, owners, chosen, len(texts), settings)
             owners, chosen = distinct_words(values, chosen, word_units.lengths)
             sketches = WordSketches.of_words(values, owners, chosen, len(texts), settings.word_sketch)
+            sketches = sketches.with_pairs(pairs)
         if words:
             verify = _word_set_signatures(word_units.vocabulary, owners, chosen, len(texts), settings)
     return DocumentSignatures(shingle_sigs, verify, sketches)
+
+
+def _pair_sketches(
+    values: np.ndarray,
+    owners: np.ndarray,
+    word_of_token: np.ndarray,
+    documents: int,
+    settings: NearDedupSettings,
+) -> WordSketches | None:
+    """Each document's sketch of its pairs of neighbouring words (`pair_sketch` values), from the 32-bit
+    hash of every word (`values`) and each token's word and document; None when `pair_sketch` is 0."""
+    if settings.pair_sketch == 0:
+        return None
+    follows = np.flatnonzero(owners[1:] == owners[:-1])
+    left = values[word_of_token[follows]].astype(np.uint64)
+    right = values[word_of_token[follows + 1]].astype(np.uint64)
+    salt = _splitmix(np.array([settings.seed + 3], dtype=np.uint64))[0]
+    hashes = (_splitmix((left << np.uint64(32) | right) ^ salt) >> np.uint64(32)).astype(np.uint32)
+    return WordSketches.of_hashes(owners[follows], hashes, documents, settings.pair_sketch)
 
 
 def _word_set_signatures(
@@ -442,10 +471,13 @@ class Confirmation:
     confirmed: np.ndarray
 
     def near_misses(self, settings: NearDedupSettings) -> np.ndarray:
-        """Pairs not confirmed that came within `NEAR_MISS` of the cut."""
+        """Pairs not confirmed that came within `NEAR_MISS` of the cut of their measure (`min_similarity`
+        for word sets, `min_pair_similarity` for word pairs)."""
         if settings.verify == "none":
             return np.zeros(len(self.similarity), dtype=bool)
-        return ~self.confirmed & (self.similarity >= settings.min_similarity - NEAR_MISS)
+        on_pairs = (self.measure == PAIRS_EXACT) | (self.measure == PAIRS_BOTTOM_K)
+        cut = np.where(on_pairs, settings.min_pair_similarity, settings.min_similarity)
+        return ~self.confirmed & (self.similarity >= cut - NEAR_MISS)
 
 
 #: How far under `min_similarity` a pair that is not merged counts as a near miss (shown to users).
@@ -458,13 +490,15 @@ def confirm(
     """Decide candidate pairs `(left[i], right[i])`: rows of `own`, and of `other` when given (earlier
     shards), else of `own`. The MinHash estimate decides a pair clearly above or below `min_similarity`;
     one within `settings.grey_margin` of it is decided by the two documents' word sketches, exactly when
-    both have at most `word_sketch` distinct words."""
+    both have at most `word_sketch` distinct words. A pair that shares enough words must then share
+    `min_pair_similarity` of its word pairs too (`uses_pair_sketch`), measured on the pair sketches; its
+    similarity is then that of its word pairs, the measure that separates an edit from a rewrite."""
     other = other or own
     similarity = verified_similarity(left, right, own.sigs, other.sigs)
     measure = np.full(len(left), ESTIMATE, dtype=np.int8)
     if settings.verify == "none":
         return Confirmation(similarity, measure, np.ones(len(left), dtype=bool))
-    if own.sketches is not None and other.sketches is not None and uses_word_sketch(settings):
+    if own.sketches is not None and other.sketches is not None and settings.word_sketch > 0:
         grey = np.flatnonzero(np.abs(similarity - settings.min_similarity) <= settings.grey_margin)
         if len(grey):
             value, exact = sketch_similarity(
@@ -472,7 +506,21 @@ def confirm(
             )
             similarity[grey] = value
             measure[grey] = np.where(exact, EXACT, BOTTOM_K)
-    return Confirmation(similarity, measure, similarity >= settings.min_similarity)
+    confirmed = similarity >= settings.min_similarity
+    if uses_pair_sketch(settings):
+        own_pairs = own.sketches.pairs if own.sketches is not None else None
+        other_pairs = other.sketches.pairs if other.sketches is not None else None
+        if own_pairs is None or other_pairs is None:
+            raise ValueError("word-pair sketches are missing: min_pair_similarity cannot be checked")
+        checked = np.flatnonzero(confirmed)
+        if len(checked):
+            value, exact = sketch_similarity(
+                own_pairs, left[checked], other_pairs, right[checked], settings.pair_sketch
+            )
+            similarity[checked] = value
+            measure[checked] = np.where(exact, PAIRS_EXACT, PAIRS_BOTTOM_K)
+            confirmed[checked] = value >= settings.min_pair_similarity
+    return Confirmation(similarity, measure, confirmed)
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Earlier shards are reached only through their index (band keys, signatures and word sketches), never their
 text. An item of an earlier shard always wins over an item of this shard, and within the shard the earlier
 row wins, so an item kept once is never removed later. Per document the shard holds its band keys, the
-signature `verify` estimates with (about 0.8 KB with the defaults) and its word sketch (at most 2 KB),
-never its text, so memory follows the number of documents, not their size.
+signature `verify` estimates with (about 0.5 KB with the defaults), its word sketch (at most 2 KB) and its
+word-pair sketch (at most 4 KB), never its text, so memory follows the number of documents, not their size.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ REJECT_NEAR = "dedup.near"
 #: Parquet schema metadata key holding the fingerprint of the settings an index file was built with.
 FINGERPRINT_KEY = b"curation.near_settings"
 #: The layout of the index, part of its fingerprint: 2 added each item's word sketch (earlier indexes
-#: cannot confirm grey-zone pairs and are refused).
-INDEX_FORMAT = 2
+#: cannot confirm grey-zone pairs and are refused), 3 its word-pair sketch.
+INDEX_FORMAT = 3
 #: Near misses shown in the metadata, per shard.
 NEAR_MISS_EXAMPLES = 5
 #: Items indexed per band key: later shards compare with the first few items of an old bucket only,
@@ -47,7 +47,9 @@ INDEXED_PER_BUCKET = 4
 def settings_fingerprint(settings: NearDedupSettings) -> str:
     """A hash of every setting that changes band keys or signatures: index files built with another
     fingerprint cannot be compared with this shard."""
-    relevant = settings.model_dump(mode="json", exclude={"enabled", "min_similarity", "preset"})
+    relevant = settings.model_dump(
+        mode="json", exclude={"enabled", "min_similarity", "min_pair_similarity", "preset"}
+    )
     relevant["index_format"] = INDEX_FORMAT
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -55,7 +57,8 @@ def settings_fingerprint(settings: NearDedupSettings) -> str:
 def sketchless_fingerprint(settings: NearDedupSettings) -> str:
     """The fingerprint an index of these settings had before word sketches (index format 1)."""
     relevant = settings.model_dump(
-        mode="json", exclude={"enabled", "min_similarity", "preset", "word_sketch"}
+        mode="json",
+        exclude={"enabled", "min_similarity", "preset", "word_sketch", "min_pair_similarity", "pair_sketch"},
     )
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -63,8 +66,9 @@ def sketchless_fingerprint(settings: NearDedupSettings) -> str:
 def signatures_schema(settings: NearDedupSettings) -> pa.Schema:
     """One row per text item of the shard, in the shard's order (the band keys point at these rows):
     its cluster's root item and where that lives, the verification signature as a fixed-width binary
-    cell holding the uint32 values, little-endian, and its word sketch (`word_sketch.py`: the number of
-    distinct words and their smallest hashes, ascending; empty when sketches are off)."""
+    cell holding the uint32 values, little-endian, its word sketch (`word_sketch.py`: the number of
+    distinct words and their smallest hashes, ascending; empty when sketches are off) and its word-pair
+    sketch the same way."""
     return pa.schema(
         [
             pa.field("id", pa.string(), nullable=False),
@@ -74,6 +78,8 @@ def signatures_schema(settings: NearDedupSettings) -> pa.Schema:
             pa.field("sig", pa.binary(4 * verify_width(settings)), nullable=False),
             pa.field("words", pa.int32(), nullable=False),
             pa.field("word_sketch", pa.list_(pa.uint32()), nullable=False),
+            pa.field("pairs", pa.int32(), nullable=False),
+            pa.field("pair_sketch", pa.list_(pa.uint32()), nullable=False),
         ],
         metadata={FINGERPRINT_KEY: settings_fingerprint(settings).encode()},
     )
@@ -151,7 +157,7 @@ class ShardSignatures:
         self._keys[start:stop] = band_keys(signed.shingles, self.settings.bands, self.settings.rows)
         self._sigs[start:stop] = signed.verify
         self._usable[start:stop] = has_shingles(signed.shingles)
-        self._sketches.append(signed.sketches or WordSketches.empty(len(ids)))
+        self._sketches.append(signed.sketches or WordSketches.empty(len(ids), pairs=True))
         self.ids.extend(ids)
 
     def without(self, removed: set[str]) -> ShardSignatures:
@@ -273,7 +279,6 @@ class NearDedup:
         sizes.pop(1, None)
         own_ids = set(ids)
         indexed_keys, indexed_rows = indexed_bands(usable, keys)
-        sketches, words = shard.sketches.to_arrow()
         misses, miss_count = self._near_misses(ids, root_ids, name, local_misses, earlier_misses, found)
         return ShardOutcome(
             removed=removed,
@@ -286,8 +291,7 @@ class NearDedup:
                     "root_shard": pa.array([location[0] for location in root_locations], pa.string()),
                     "root_row": pa.array([location[1] for location in root_locations], pa.int64()),
                     "sig": _fixed_binary(shard.sigs),
-                    "words": words,
-                    "word_sketch": sketches,
+                    **shard.sketches.columns(),
                 },
                 schema=signatures_schema(settings),
             ),

@@ -36,9 +36,9 @@ NEAR_KEYS = "near_keys"
 NEAR_SIGNATURES = "near_signatures"
 
 Location = tuple[str, int]
-#: What the index holds of an item: id, cluster root, the root's location, signature, word sketch and
-#: number of distinct words.
-Entry = tuple[str, str, Location, np.ndarray, np.ndarray, int]
+#: What the index holds of an item: id, cluster root, the root's location, signature, word sketch,
+#: number of distinct words, word-pair sketch and number of distinct word pairs.
+Entry = tuple[str, str, Location, np.ndarray, np.ndarray, int, np.ndarray, int]
 
 
 class NearIndex:
@@ -123,7 +123,10 @@ class NearIndex:
                 sigs=np.stack([entry[3] for entry in entries]),
                 root_locations=[entry[2] for entry in entries],
                 sketches=WordSketches.of_lists(
-                    [entry[4] for entry in entries], [entry[5] for entry in entries]
+                    [entry[4] for entry in entries],
+                    [entry[5] for entry in entries],
+                    [entry[6] for entry in entries],
+                    [entry[7] for entry in entries],
                 ),
                 locations=everything,
             )
@@ -140,7 +143,9 @@ class NearIndex:
             with ArrowFile(self.lake, self._signatures_path(other)) as signatures:
                 picked = signatures.take(rows)
             sigs = decode_signatures(picked.column("sig"), width)
-            sketches = WordSketches.from_arrow(picked.column("word_sketch"), picked.column("words"))
+            sketches = WordSketches.from_table(picked)
+            pairs = sketches.pairs
+            assert pairs is not None
             columns = [picked.column(name).to_pylist() for name in ("id", "root", "root_shard", "root_row")]
             for index, (row, item, root, root_shard, root_row) in enumerate(zip(rows, *columns, strict=True)):
                 location = (root_shard, int(root_row))
@@ -151,6 +156,8 @@ class NearIndex:
                     sigs[index],
                     sketches.sketch(index),
                     int(sketches.words[index]),
+                    pairs.sketch(index),
+                    int(pairs.words[index]),
                 )
         return out
 
@@ -169,5 +176,5 @@ def _empty(width: int) -> EarlierItems:
         [],
         [],
         np.zeros((0, width), np.uint32),
-        sketches=WordSketches.empty(0),
+        sketches=WordSketches.empty(0, pairs=True),
     )

@@ -20,6 +20,7 @@ from curation_dagster.dedup.indexes import (
     check_exact_index,
 )
 from curation_dagster.dedup.media import MediaOutcome
+from curation_dagster.dedup.minhash import uses_pair_sketch
 from curation_dagster.dedup.near import ShardOutcome
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.plan import (
@@ -52,7 +53,7 @@ from curation_dagster.shard_io import (
     stage_result,
     upstream_path,
 )
-from curation_dagster.spec import VersionSpec
+from curation_dagster.spec import NearDedupSettings, VersionSpec
 
 
 def forget_dedup_claims(spec: VersionSpec, lake: Lake, shard: str) -> None:
@@ -167,7 +168,7 @@ def _write_output(
         near.near_misses if near else {},
         "No near misses in this shard.",
         near_columns,
-        headers=("item of this shard", f"closest item under the cut ({spec.dedup.near.min_similarity:g})"),
+        headers=("item of this shard", f"closest item under the cut ({near_cuts(spec.dedup.near)})"),
     )
     media_examples = MediaExamples(plan)
     semantic_examples = TextPairs(
@@ -248,3 +249,10 @@ def _metadata(
         "media_example_pairs": written.media_examples.markdown(),
         **(semantic.metadata(semantic_examples) if semantic else {}),
     }
+
+
+def near_cuts(settings: NearDedupSettings) -> str:
+    """The cuts a near-duplicate pair must reach, as the near misses' header names them."""
+    if uses_pair_sketch(settings):
+        return f"words {settings.min_similarity:g}, word pairs {settings.min_pair_similarity:g}"
+    return f"{settings.min_similarity:g}"

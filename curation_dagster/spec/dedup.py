@@ -47,15 +47,18 @@ class ShingleNormalizeSettings(StrictSettings):
 NEAR_DEDUP_PRESETS: dict[str, dict[str, Any]] = {
     # FineWeb's published choice: 5-word shingles, 14 bands x 8 rows (112 hashes), threshold ~0.72, no check.
     "fineweb": {"shingle": "words", "ngram": 5, "bands": 14, "rows": 8, "verify": "none"},
-    # The project default: finds 5-10% word edits, never merges documents sharing under half their words.
+    # The project default: finds edits of up to a fifth of the words, keeps documents a third rewritten and
+    # never merges documents sharing under half their words.
     "edits": {
         "shingle": "words",
         "ngram": 3,
-        "bands": 42,
-        "rows": 3,
+        "bands": 63,
+        "rows": 2,
         "verify": "word_jaccard",
-        "min_similarity": 0.67,
+        "min_similarity": 0.5,
+        "min_pair_similarity": 0.41,
         "word_sketch": 512,
+        "pair_sketch": 1024,
     },
 }
 #: Standard errors of the `verify_hashes` estimate on each side of `min_similarity` inside which a pair is
@@ -71,8 +74,10 @@ class NearDedupSettings(StrictSettings):
     Candidates are documents that share a band of `rows` hash values in any of `bands` bands; a pair of
     shingle-Jaccard similarity s becomes a candidate with probability 1 - (1 - s^rows)^bands, which is 1/2
     near s = (1/bands)^(1/rows). Candidates are then checked (`verify`) before they are merged: with
-    `word_jaccard`, a pair whose estimated similarity is within `grey_margin` of `min_similarity` is decided
-    on the two documents' word sketches (`word_sketch`), exactly for documents of up to 512 distinct words.
+    `word_jaccard`, a pair must share `min_similarity` of its words (a pair whose estimate is within
+    `grey_margin` of the cut is decided on the two documents' word sketches, `word_sketch`) and
+    `min_pair_similarity` of its word pairs (two neighbouring words, in order; on their sketches,
+    `pair_sketch`), exactly for documents of up to 512 distinct words and 1,024 distinct pairs.
     """
 
     enabled: bool = True
@@ -83,24 +88,32 @@ class NearDedupSettings(StrictSettings):
     """Shingle unit: word n-grams, or character n-grams (for scripts without spaces)."""
     ngram: int = Field(3, ge=1, le=32)
     """Shingle length in units. Shorter shingles keep similarity higher under word edits."""
-    bands: int = Field(42, ge=1, le=512)
+    bands: int = Field(63, ge=1, le=512)
     """LSH bands; more bands find lower similarities (more candidates to check)."""
-    rows: int = Field(3, ge=1, le=64)
-    """Hash values per band; more rows make the S-curve steeper and the threshold higher."""
+    rows: int = Field(2, ge=1, le=64)
+    """Hash values per band; more rows make the S-curve steeper and the threshold higher. 63 bands of 2
+    make a pair with 20% of its words replaced (3-word shingle Jaccard about 0.34) a candidate with
+    probability 0.9996; 42 of 3, the default before, 0.83 (the word checks then decide, at about the same
+    cost on real text)."""
     verify: Literal["none", "word_jaccard", "shingle_jaccard"] = "word_jaccard"
     """How a candidate pair is confirmed: estimated Jaccard similarity of the two documents' word sets
     (the users' notion: share of words), of their shingle sets, or not at all (banding alone decides).
     For text without spaces between words, use character shingles with `shingle_jaccard`."""
-    min_similarity: float = Field(0.67, ge=0, le=1)
-    """A candidate pair is merged when its similarity is at least this. Replacing a share r of a document's
-    words with new ones leaves word-set Jaccard near (1 - r) / (1 + r): 0.82 at 10%, 0.67 at 20%, 0.54 at
-    30%. On real text the spread is wide, since a replaced word may occur elsewhere in the document and a
-    new one may already be there: on benchmarks/near_dedup.py's corpus 20% replaced sits at 0.57-0.77 (1st
-    to 99th percentile), 30% at 0.55-0.68, 10% at 0.80-0.89, documents sharing under half their words
-    below 0.5, so no cut on word sets removes every 20% edit and keeps every 30% rewrite. 0.67 is the
-    lowest cut with precision 0.999 there (0.66: 0.998): every 5-10% edit removed, 0.7% of 30% rewrites
-    (13% at 0.65 on the estimate alone), none at 40%, and 84% of 20% edits, most of the rest never sharing
-    a band with their original. 0.70 keeps every rewrite but only 75% of 20% edits."""
+    min_similarity: float = Field(0.5, ge=0, le=1)
+    """A candidate pair is merged only when the Jaccard similarity of its word sets is at least this.
+    Replacing a share r of a document's words with new ones leaves it near (1 - r) / (1 + r): 0.82 at 10%,
+    0.67 at 20%, 0.54 at 30%; on real text the spread is wide, since a replaced word may occur elsewhere in
+    the document and a new one may already be there (on benchmarks/near_dedup.py's corpus 20% replaced
+    sits at 0.58-0.77, 30% at 0.53-0.69), so word sets cannot tell a 20% edit from a 30% rewrite and
+    `min_pair_similarity` does. 0.5 keeps every document that shares under half its words with another
+    (a block of another document followed by a third one reached 0.46 there)."""
+    min_pair_similarity: float = Field(0.41, ge=0, le=1)
+    """A candidate pair that shares enough words is merged only when the Jaccard similarity of its sets of
+    word pairs (each two neighbouring words, in order) is at least this; 0 turns the check off. Replacing
+    a share r of the words keeps about (1 - r)^2 of the pairs, so edit rates lie twice as far apart: on
+    the benchmark's real text 20% replaced sat at 0.44-0.55, 30% at 0.29-0.39 and 40% at 0.17-0.31, every
+    5-10% edit, moved sentence, header, footer and case change at 0.63 or more. 0.41 removes every 20%
+    edit there and keeps every 30% rewrite."""
     verify_hashes: int = Field(128, ge=16, le=1024)
     """Hash values of the word-set signature that estimates `word_jaccard` (std ~ sqrt(J(1-J)/n))."""
     word_sketch: int = Field(512, ge=0, le=4096)
@@ -110,6 +123,11 @@ class NearDedupSettings(StrictSettings):
     benchmark's documents of 100 to 600 words have at most 403), otherwise with a standard error of at most
     sqrt(J(1 - J) / word_sketch), 0.021 at 512 against the 128-value estimate's 0.042. 0 decides every pair
     on the estimate (and keeps no sketch)."""
+    pair_sketch: int = Field(1024, ge=0, le=8192)
+    """Smallest word-pair hashes kept per document (4 bytes each, in the index beside its word sketch),
+    which decide `min_pair_similarity`: exactly when both documents have at most this many distinct pairs
+    (about one per word: the benchmark's documents of up to 600 words have at most 600), otherwise with a
+    standard error of at most sqrt(J(1 - J) / pair_sketch), 0.016 at 1,024. 0 turns the check off."""
     seed: int = 1
     """Seed of the hash functions; the same seed gives the same signatures."""
     normalize: ShingleNormalizeSettings = ShingleNormalizeSettings()

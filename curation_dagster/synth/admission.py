@@ -89,7 +89,7 @@ class NearAdmission:
         if not ids:
             return {}
         signed = dedup_signatures(texts, settings)
-        sketches = signed.sketches or WordSketches.empty(len(ids))
+        sketches = signed.sketches or WordSketches.empty(len(ids), pairs=True)
         batch = Signed(signed.verify, sketches)
         keys = band_keys(signed.shingles, settings.bands, settings.rows)
         usable = has_shingles(signed.shingles)
@@ -199,7 +199,7 @@ class NearAdmission:
         indexed_keys, indexed_rows = indexed_bands(usable, keys)
         sigs = np.stack([self.sigs[position] for position in active]).astype("<u4")
         width = sigs.shape[1]
-        sketches, words = WordSketches.join([self.sketches[position] for position in active]).to_arrow()
+        sketches = WordSketches.join([self.sketches[position] for position in active])
         signatures = pa.table(
             {
                 "id": pa.array(ids, pa.string()),
@@ -211,8 +211,7 @@ class NearAdmission:
                     len(ids),
                     [None, pa.py_buffer(np.ascontiguousarray(sigs).tobytes())],
                 ),
-                "words": words,
-                "word_sketch": sketches,
+                **sketches.columns(),
             },
             schema=signatures_schema(self.settings),
         )

@@ -14,8 +14,11 @@ was rebuilt for real pictures (issue 16: every count and decision the same; one 
 bottom margin)" where it said "(whole images)"), and when every filter's reject codes took the one scheme
 `filter.<kind>.<rule>` (issue 17: every count and decision the same; the filtered stage's rejected rows
 and one synthesized reject, a synthetic candidate the filters turned down, carry `filter.gopher_quality.*`,
-`filter.language.*`, ... where they said `quality.gopher.*`, `lang.*`, ...); a run that changes any row of
-any stage fails the comparison.
+`filter.language.*`, ... where they said `quality.gopher.*`, `lang.*`, ...), and when near-duplicate text
+pairs began to be confirmed on their word pairs (issue 16: every count and every kept row of every stage the
+same; the near duplicates rejected in demo/deduped's news_en.jsonl carry the word-pair similarity and
+`exact_word_pairs` where they carried the word-set estimate and `minhash_estimate`); a run that changes any
+row of any stage fails the comparison.
 
 Rewrite it only when a change of behaviour is meant, and say so in the commit:
 `python -m tests.e2e.demo_rows` runs `curation run` on a fresh project folder and writes the file.

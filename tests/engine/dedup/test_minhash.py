@@ -32,6 +32,7 @@ from tests.engine.dedup.text_fixtures import (
     REWRITE_OVER_BY_ESTIMATE,
     document,
     edited_pair,
+    word_pair_jaccard,
     word_set_jaccard,
 )
 
@@ -260,7 +261,9 @@ def test_signing_text_equals_signing_its_normalised_words(shingle: str) -> None:
 
 # ------------------------------------------------------------------------------ grey-zone confirmation
 
-CUT = NearDedupSettings().min_similarity
+#: Word sets alone at the cut of 0.67 (the default before word pairs): what the grey-zone tests decide.
+WORDS_ONLY = NearDedupSettings(min_similarity=0.67, min_pair_similarity=0)
+CUT = WORDS_ONLY.min_similarity
 
 
 def signed_with_estimate(texts: list[str], estimate: float) -> Signed:
@@ -287,7 +290,7 @@ def test_a_pair_in_the_grey_zone_is_decided_by_the_word_sketches(
     words = [f"word{chr(97 + a)}{chr(97 + b)}" for a in range(26) for b in range(26)]
     texts = [" ".join(words[:100]), " ".join(words[:shared] + words[100 : 200 - shared])]
     truth = shared / (200 - shared)
-    result = confirm(np.array([0]), np.array([1]), NearDedupSettings(), signed_with_estimate(texts, estimate))
+    result = confirm(np.array([0]), np.array([1]), WORDS_ONLY, signed_with_estimate(texts, estimate))
     assert result.confirmed.tolist() == [confirmed]
     assert MEASURES[result.measure[0]] == measure
     expected = truth if measure == "exact_words" else round(estimate * 128) / 128
@@ -295,21 +298,26 @@ def test_a_pair_in_the_grey_zone_is_decided_by_the_word_sketches(
 
 
 def test_the_grey_zone_spans_four_standard_errors_of_the_estimate_at_the_cut() -> None:
-    settings = NearDedupSettings()
+    settings = WORDS_ONLY
     assert settings.grey_margin == pytest.approx(4 * np.sqrt(CUT * (1 - CUT) / settings.verify_hashes))
-    assert NearDedupSettings(verify_hashes=512).grey_margin == pytest.approx(settings.grey_margin / 2)
+    assert NearDedupSettings(verify_hashes=512).grey_margin == pytest.approx(
+        NearDedupSettings().grey_margin / 2
+    )
 
 
 def test_without_sketches_every_pair_is_decided_by_the_estimate() -> None:
     texts = ["alpha beta gamma", "alpha beta delta"]
     result = confirm(
-        np.array([0]), np.array([1]), NearDedupSettings(word_sketch=0), signed_with_estimate(texts, 0.70)
+        np.array([0]),
+        np.array([1]),
+        WORDS_ONLY.model_copy(update={"word_sketch": 0}),
+        signed_with_estimate(texts, 0.70),
     )
     assert (result.confirmed.tolist(), MEASURES[result.measure[0]]) == ([True], "minhash_estimate")
 
 
 def shares_a_band(first: str, second: str) -> bool:
-    settings = NearDedupSettings()
+    settings = WORDS_ONLY
     keys = band_keys(signatures([first, second]), settings.bands, settings.rows)
     return bool((keys[0] == keys[1]).any())
 
@@ -324,8 +332,9 @@ def test_a_rewrite_whose_estimate_is_over_the_cut_is_kept() -> None:
         > word_set_jaccard(original, rewrite)
     )
     assert shares_a_band(original, rewrite)
-    assert near_duplicates([original, rewrite]) == [None, None]
-    assert near_duplicates([original, rewrite], NearDedupSettings(word_sketch=0)) == [None, 0]
+    assert near_duplicates([original, rewrite], WORDS_ONLY) == [None, None]
+    without_sketch = WORDS_ONLY.model_copy(update={"word_sketch": 0})
+    assert near_duplicates([original, rewrite], without_sketch) == [None, 0]
 
 
 def test_a_twenty_percent_edit_whose_estimate_is_under_the_cut_is_removed() -> None:
@@ -334,13 +343,14 @@ def test_a_twenty_percent_edit_whose_estimate_is_under_the_cut_is_removed() -> N
         float(estimated_jaccard(*word_signatures([original, edit]))) < CUT <= word_set_jaccard(original, edit)
     )
     assert shares_a_band(original, edit)
-    assert near_duplicates([original, edit]) == [None, 0]
-    assert near_duplicates([original, edit], NearDedupSettings(word_sketch=0)) == [None, None]
+    assert near_duplicates([original, edit], WORDS_ONLY) == [None, 0]
+    without_sketch = WORDS_ONLY.model_copy(update={"word_sketch": 0})
+    assert near_duplicates([original, edit], without_sketch) == [None, None]
 
 
 def test_pairs_just_under_the_cut_are_recorded_as_near_misses_once() -> None:
     original, rewrite = edited_pair(*REWRITE_OVER_BY_ESTIMATE)
-    settings = NearDedupSettings()
+    settings = WORDS_ONLY
     signed = dedup_signatures([original, rewrite], settings)
     usable = np.nonzero(has_shingles(signed.shingles))[0]
     keys = band_keys(signed.shingles, settings.bands, settings.rows)
@@ -350,3 +360,60 @@ def test_pairs_just_under_the_cut_are_recorded_as_near_misses_once() -> None:
     assert (left.tolist(), right.tolist()) == ([0], [1])
     assert similarity[0] == pytest.approx(word_set_jaccard(original, rewrite))
     assert MEASURES[measure[0]] == "exact_words"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_fifth_edited_copy_is_removed_and_a_third_rewritten_one_kept_on_word_pairs(seed: int) -> None:
+    original, edit = edited_pair(seed, 0.20)
+    _, rewrite = edited_pair(seed, 0.30)
+    assert word_pair_jaccard(original, edit) >= 0.41 > word_pair_jaccard(original, rewrite)
+
+    assert near_duplicates([original, edit]) == [None, 0]
+    assert near_duplicates([original, rewrite]) == [None, None]
+    # Word sets alone cannot keep the rewrite at a cut that removes the edit.
+    words = NearDedupSettings(min_pair_similarity=0)
+    assert word_set_jaccard(original, rewrite) >= words.min_similarity
+    assert near_duplicates([original, rewrite], words) == [None, 0]
+
+
+def test_a_removal_on_word_pairs_reports_their_exact_similarity() -> None:
+    original, edit = edited_pair(3, 0.20)
+    settings = NearDedupSettings()
+    signed = dedup_signatures([original, edit], settings)
+
+    result = confirm(np.array([1]), np.array([0]), settings, Signed(signed.verify, signed.sketches))
+
+    assert result.confirmed.tolist() == [True]
+    assert MEASURES[result.measure[0]] == "exact_word_pairs"
+    assert result.similarity[0] == pytest.approx(word_pair_jaccard(original, edit))
+
+
+def test_a_pair_under_the_word_pair_cut_is_a_near_miss_on_word_pairs() -> None:
+    original, rewrite = edited_pair(4, 0.25)
+    similarity = word_pair_jaccard(original, rewrite)
+    settings = NearDedupSettings(min_pair_similarity=round(similarity + 0.02, 4))
+    signed = dedup_signatures([original, rewrite], settings)
+    usable = np.nonzero(has_shingles(signed.shingles))[0]
+    misses = NearMisses()
+
+    cluster(
+        band_keys(signed.shingles, settings.bands, settings.rows),
+        usable,
+        Signed(signed.verify, signed.sketches),
+        settings,
+        misses,
+    )
+
+    left, right, measured, measure = misses.pairs()
+    assert (left.tolist(), right.tolist()) == ([0], [1])
+    assert measured[0] == pytest.approx(similarity)
+    assert MEASURES[measure[0]] == "exact_word_pairs"
+
+
+def test_word_pair_sketches_are_needed_when_the_pair_check_is_on() -> None:
+    texts = ["alpha beta gamma delta", "alpha beta gamma epsilon"]
+    words_only = word_sketches(texts, NearDedupSettings(pair_sketch=0))
+    signed = Signed(np.zeros((2, 128), np.uint32), words_only)
+
+    with pytest.raises(ValueError, match="word-pair sketches are missing"):
+        confirm(np.array([0]), np.array([1]), NearDedupSettings(), signed)

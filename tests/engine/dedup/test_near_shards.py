@@ -21,7 +21,7 @@ from tests.engine.dedup.text_fixtures import (
     EDIT_UNDER_BY_ESTIMATE,
     REWRITE_OVER_BY_ESTIMATE,
     edited_pair,
-    word_set_jaccard,
+    word_pair_jaccard,
 )
 from tests.media_fixtures import write_jsonl
 
@@ -113,13 +113,19 @@ def test_the_index_holds_band_keys_and_signatures_not_text(corpus, tmp_path: Pat
     index = NearIndex(lake, "near", spec().dedup.near)
     signatures = index.signatures("one.jsonl")
     assert index.keys.manifest()["shards"]["one.jsonl"]["keys"] == 8 * spec().dedup.near.bands
-    assert signatures.column_names == ["id", "root", "root_shard", "root_row", "sig", "words", "word_sketch"]
+    assert signatures.column_names == [
+        *("id", "root", "root_shard", "root_row", "sig"),
+        *("words", "word_sketch", "pairs", "pair_sketch"),
+    ]
     assert signatures.column("root_shard").to_pylist() == ["one.jsonl"] * 8
     assert signatures.schema.field("sig").type == pa.binary(4 * spec().dedup.near.verify_hashes)
     texts = [row["text"] for row in table(lake, "one.jsonl")]
     sketches = word_sketches(texts)
     assert signatures.column("words").to_pylist() == sketches.words.tolist()
     assert signatures.column("word_sketch").to_pylist()[3] == sketches.sketch(3).tolist()
+    assert sketches.pairs is not None
+    assert signatures.column("pairs").to_pylist() == sketches.pairs.words.tolist()
+    assert signatures.column("pair_sketch").to_pylist()[3] == sketches.pairs.sketch(3).tolist()
 
 
 def test_an_index_built_with_other_settings_is_refused_with_a_clear_error(corpus, tmp_path: Path) -> None:
@@ -235,7 +241,8 @@ def test_an_index_written_without_word_sketches_is_refused_with_what_to_do(
     corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The index of an earlier release carries the fingerprint of its settings without sketches."""
-    assert sketchless_fingerprint(NearDedupSettings()) == "d2b5309feaffb858"  # what that release wrote
+    before = NearDedupSettings(bands=42, rows=3)  # that release's default bands
+    assert sketchless_fingerprint(before) == "d2b5309feaffb858"  # what that release wrote
     assert settings_fingerprint(NearDedupSettings()) != sketchless_fingerprint(NearDedupSettings())
     landing, _ = corpus
     lake = Lake(tmp_path / "lake")
@@ -248,8 +255,9 @@ def test_an_index_written_without_word_sketches_is_refused_with_what_to_do(
 
 
 def grey_zone_corpus(tmp_path: Path) -> Path:
-    """Shard `one` holds two originals; shard `two` a fifth-edited copy of the first whose estimate is
-    under the cut and a quarter-rewritten copy of the second whose estimate is over it."""
+    """Shard `one` holds two originals; shard `two` a fifth-edited copy of the first whose word-set estimate
+    is under 0.67 and a quarter-rewritten copy of the second whose estimate is over it: word pairs keep
+    the rewrite and remove the edit."""
     edit_original, edit = edited_pair(*EDIT_UNDER_BY_ESTIMATE)
     rewrite_original, rewrite = edited_pair(*REWRITE_OVER_BY_ESTIMATE)
     landing = tmp_path / "landing"
@@ -268,12 +276,12 @@ def test_grey_zone_pairs_across_shards_are_decided_on_the_earlier_shards_sketche
     edit, rewrite = edited_pair(*EDIT_UNDER_BY_ESTIMATE)[1], edited_pair(*REWRITE_OVER_BY_ESTIMATE)[1]
     removed = table(lake, "two.jsonl", rejected=True)
     assert [(row["text"], row["dup_of"], row["dup_measure"]) for row in removed] == [
-        (edit, originals[0]["id"], "exact_words")
+        (edit, originals[0]["id"], "exact_word_pairs")
     ]
-    assert removed[0]["dup_similarity"] == pytest.approx(word_set_jaccard(originals[0]["text"], edit))
-    assert "exact_words" in removed[0]["reject_detail"]
+    assert removed[0]["dup_similarity"] == pytest.approx(word_pair_jaccard(originals[0]["text"], edit))
+    assert "exact_word_pairs" in removed[0]["reject_detail"]
     assert [row["text"] for row in table(lake, "two.jsonl")] == [rewrite]
-    assert result.extra["near_duplicates_by_measure"] == {"exact_words": 1}
+    assert result.extra["near_duplicates_by_measure"] == {"exact_word_pairs": 1}
 
 
 def test_the_metadata_counts_near_misses_and_shows_them_beside_their_closest_item(tmp_path: Path) -> None:
@@ -286,7 +294,8 @@ def test_the_metadata_counts_near_misses_and_shows_them_beside_their_closest_ite
     examples = result.extra["near_miss_examples"]
     assert " ".join(rewrite.split()[:6]) in examples
     assert " ".join(rewrite_original.split()[:6]) in examples
-    assert f"{word_set_jaccard(rewrite_original, rewrite):.2f} | exact_words" in examples
+    assert f"{word_pair_jaccard(rewrite_original, rewrite):.2f} | exact_word_pairs" in examples
+    assert "closest item under the cut (words 0.5, word pairs 0.41)" in examples
 
 
 def test_every_removed_row_names_the_measure_of_its_similarity(tmp_path: Path) -> None:
@@ -298,7 +307,7 @@ def test_every_removed_row_names_the_measure_of_its_similarity(tmp_path: Path) -
     rows = table(Lake(tmp_path / "lake"), "x.jsonl", rejected=True)
     assert [(row["reject_reason"], row["dup_measure"]) for row in rows] == [
         ("dedup.exact", "exact_content"),
-        ("dedup.near", "minhash_estimate"),  # clearly above the cut: the estimate decides
+        ("dedup.near", "exact_word_pairs"),  # clearly over the word cut: the word pairs decide
     ]
     assert table(Lake(tmp_path / "lake"), "x.jsonl")[0]["dup_measure"] is None
 

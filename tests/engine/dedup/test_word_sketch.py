@@ -6,6 +6,7 @@ import random
 import string
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -116,3 +117,54 @@ def test_sketches_survive_arrow_columns_taking_rows_and_joining() -> None:
 def test_sketches_normalise_words_as_shingles_do() -> None:
     first, second = word_sketches(["Café, CRÈME 2024!", "cafe creme 0000"], SMALL).values.reshape(2, -1)
     assert first.tolist() == second.tolist()
+
+
+def pair_jaccard(first: list[str], second: list[str]) -> float:
+    a, b = set(itertools.pairwise(first)), set(itertools.pairwise(second))
+    return len(a & b) / max(len(a | b), 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(POOL[:40]), max_size=60),
+    st.lists(st.sampled_from(POOL[:40]), max_size=60),
+)
+def test_word_pair_sketches_give_exact_jaccard_of_neighbouring_pairs_up_to_k_pairs(
+    first: list[str], second: list[str]
+) -> None:
+    """Repeated words and pairs, any order: each document's sketch holds all of its (at most 59) pairs."""
+    sketches = word_sketches([" ".join(first), " ".join(second)], NearDedupSettings(pair_sketch=64))
+    pairs = sketches.pairs
+    assert pairs is not None
+    assert pairs.words.tolist() == [len(set(itertools.pairwise(first))), len(set(itertools.pairwise(second)))]
+    value, exact = sketch_similarity(pairs, np.array([0]), pairs, np.array([1]), 64)
+    assert bool(exact[0])
+    assert float(value[0]) == pair_jaccard(first, second)
+
+
+def test_pair_sketches_span_signing_batches_and_survive_columns_taking_rows_and_joining() -> None:
+    rng = random.Random(5)
+    texts = [" ".join(rng.choices(POOL[:300], k=rng.randint(0, 30))) for _ in range(5000)]  # 3 batches
+    sketches = word_sketches(texts)
+    assert sketches.pairs is not None and len(sketches.pairs) == 5000
+    for row in (0, 2047, 2048, 4999):
+        tokens = texts[row].split()
+        assert sketches.pairs.words[row] == len(set(itertools.pairwise(tokens)))
+    rows = np.array([4999, 2048, 1])
+    columns = sketches.columns()
+    table = pa.table({name: column.take(rows) for name, column in columns.items()})
+    taken = sketches.take(rows)
+    joined = WordSketches.join([sketches.take(rows[:1]), sketches.take(rows[1:])])
+    for other in (WordSketches.from_table(table), taken, joined):
+        assert other.pairs is not None
+        assert other.pairs.words.tolist() == sketches.pairs.words[rows].tolist()
+        for index, row in enumerate(rows.tolist()):
+            assert other.pairs.sketch(index).tolist() == sketches.pairs.sketch(row).tolist()
+
+
+def test_without_pair_sketches_the_columns_hold_empty_ones() -> None:
+    sketches = word_sketches(["a b c", "d e"], NearDedupSettings(pair_sketch=0))
+    assert sketches.pairs is None
+    columns = sketches.columns()
+    assert columns["pairs"].to_pylist() == [0, 0]
+    assert columns["pair_sketch"].to_pylist() == [[], []]

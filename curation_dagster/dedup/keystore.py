@@ -48,6 +48,8 @@ MAX_TIER_KEYS = 256_000_000
 #: Entries merged in memory at once (about 16 bytes each, plus the sort's): a merge writes the key space
 #: in ranges of about this many entries, so its memory does not grow with the tier.
 MERGE_RANGE_KEYS = 4_000_000
+#: Keys whose filter words a run builds at once (about 40 bytes of temporaries each).
+BLOOM_RANGE_KEYS = 1_000_000
 #: Keys per record batch of a run or tier (16 bytes each, so 1 MiB): what a lookup of one key reads.
 BATCH_KEYS = 65_536
 #: Times a lookup starts over when a merge removed (or a rerun replaced) a file it was about to read.
@@ -139,7 +141,7 @@ class KeyStore:
         order = np.lexsort((values, rows, keys) if self.payload else (rows, keys))
         keys, rows = keys[order], rows[order]
         values = values[order] if self.payload else values
-        token = hashlib.sha256(keys.tobytes() + b"|" + rows.tobytes() + values.tobytes()).hexdigest()[:24]
+        token = _content_token(keys, rows, values)
         manifest = self.manifest()
         entry = manifest["shards"].get(shard)
         arrival = entry["arrival"] if entry else manifest["next_arrival"]
@@ -430,8 +432,15 @@ class KeyStore:
         keys, sources, rows, payloads = entries
         slices = _slice_count(len(keys))
         words = words_per_slice(len(keys), slices)
+        per_range = max(1, BLOOM_RANGE_KEYS // _slice_keys())
+        starts = slice_starts(slices)
         with bloom_writer(self.lake, f"{path.rsplit('/', 1)[0]}/{bloom}", slices, words) as writer:
-            writer.write(build(keys, 0, slices, slices, words))
+            # Range by range, so the filter's temporaries (five words a key) follow the range, not the run.
+            for first in range(0, slices, per_range):
+                last = min(first + per_range, slices)
+                low = int(np.searchsorted(keys, starts[first], side="left")) if first else 0
+                high = int(np.searchsorted(keys, starts[last], side="left")) if last < slices else len(keys)
+                writer.write(build(keys[low:high], first, last, slices, words))
         schema = _file_schema(shards, slices, payloads is not None, bloom)
         columns = {"key": keys, "source": sources, "row": rows}
         if payloads is not None:
@@ -446,6 +455,15 @@ class KeyStore:
         """A whole run or tier, one chunk per record batch, and the shards its sources name."""
         with ArrowFile(self.lake, path) as file:
             return file.table(), _shards_of(file.schema)
+
+
+def _content_token(keys: np.ndarray, rows: np.ndarray, values: np.ndarray) -> str:
+    """A run's content token: the sha256 of its sorted keys, `|`, its rows and payloads, hashed from the
+    arrays' memory without joining copies of them."""
+    digest = hashlib.sha256()
+    for part in (keys, b"|", rows, values):
+        digest.update(part if isinstance(part, bytes) else np.ascontiguousarray(part).data)
+    return digest.hexdigest()[:24]
 
 
 def _slice_keys() -> int:

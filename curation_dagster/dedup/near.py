@@ -143,6 +143,7 @@ class ShardSignatures:
     _sigs: np.ndarray = field(init=False)
     _usable: np.ndarray = field(init=False)
     _sketches: list[WordSketches] = field(init=False, default_factory=list)
+    _moved: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self._keys = np.zeros((self.capacity, self.settings.bands), dtype=np.uint64)
@@ -162,7 +163,8 @@ class ShardSignatures:
 
     def without(self, removed: set[str]) -> ShardSignatures:
         """These signatures but those of `removed` items (another dedup step removed them after signing),
-        in the same order, sized to what is left."""
+        in the same order, sized to what is left. The sketches move batch by batch into the result (the
+        shard's largest part, not held twice), so only the result is used afterwards."""
         if not removed.intersection(self.ids):
             return self
         count = len(self.ids)
@@ -171,8 +173,9 @@ class ShardSignatures:
         kept._keys[:] = self._keys[:count][keep]
         kept._sigs[:] = self._sigs[:count][keep]
         kept._usable[:] = self._usable[:count][keep]
-        kept._sketches = [self.sketches.take(np.flatnonzero(keep))]
+        kept._sketches = [WordSketches.take_parts(self._sketches, keep)]
         kept.ids = [item for item, stays in zip(self.ids, keep.tolist(), strict=True) if stays]
+        self._moved = True
         return kept
 
     @property
@@ -195,6 +198,8 @@ class ShardSignatures:
     @property
     def sketches(self) -> WordSketches:
         """Every row's word sketch (the batches' joined once, on first use)."""
+        if self._moved:
+            raise RuntimeError("these signatures' sketches moved to the result of `without`")
         if len(self._sketches) != 1:
             self._sketches = [WordSketches.join(self._sketches)]
         return self._sketches[0]

@@ -341,3 +341,20 @@ def test_files_written_before_filters_existed_are_searched_without_one(tmp_path:
         path.unlink()
     probes = np.arange(520, dtype=np.uint64)
     assert answer(keys.lookup(probes, exclude="s5")) == brute_force(shards, list(shards), probes, "s5")
+
+
+def test_a_runs_filter_built_range_by_range_is_the_filter_built_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's filter words are built a key range at a time, so its temporaries do not grow with the run."""
+    monkeypatch.setattr("curation_dagster.dedup.keystore.MERGE_RANGE_KEYS", 50)  # slices of 50 keys
+    values = np.random.default_rng(8).integers(0, 2**64 - 1, 1000, dtype=np.uint64)
+    written = {}
+    for name, range_keys in (("once", 10**9), ("ranges", 120)):
+        monkeypatch.setattr("curation_dagster.dedup.keystore.BLOOM_RANGE_KEYS", range_keys)
+        keys = store(tmp_path / name)
+        keys.put("s0", values, np.arange(len(values)))
+        (bloom,) = (tmp_path / name).rglob("*.bloom")
+        written[name] = (bloom.name, bloom.read_bytes())
+    assert written["ranges"] == written["once"]
+    assert answer(keys.lookup(values[:9])) == brute_force({"s0": values}, ["s0"], values[:9], None)

@@ -508,12 +508,12 @@ def confirm(
             measure[grey] = np.where(exact, EXACT, BOTTOM_K)
     confirmed = similarity >= settings.min_similarity
     if uses_pair_sketch(settings):
-        own_pairs = own.sketches.pairs if own.sketches is not None else None
-        other_pairs = other.sketches.pairs if other.sketches is not None else None
-        if own_pairs is None or other_pairs is None:
-            raise ValueError("word-pair sketches are missing: min_pair_similarity cannot be checked")
         checked = np.flatnonzero(confirmed)
         if len(checked):
+            own_pairs = own.sketches.pairs if own.sketches is not None else None
+            other_pairs = other.sketches.pairs if other.sketches is not None else None
+            if own_pairs is None or other_pairs is None:
+                raise ValueError("word-pair sketches are missing: min_pair_similarity cannot be checked")
             value, exact = sketch_similarity(
                 own_pairs, left[checked], other_pairs, right[checked], settings.pair_sketch
             )

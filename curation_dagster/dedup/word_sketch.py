@@ -94,7 +94,8 @@ class WordSketches:
         values = np.empty(sum(len(part.values) for part in parts), dtype=np.uint32)
         offsets = np.zeros(sum(len(part) for part in parts) + 1, dtype=np.int64)
         words = np.empty(len(offsets) - 1, dtype=np.int64)
-        pair_parts: list[WordSketches | None] = []
+        pair_parts: list[WordSketches] = []
+        every_part_has_pairs = True
         value_at = row_at = 0
         while parts:
             part = parts.pop(0)
@@ -102,10 +103,12 @@ class WordSketches:
             offsets[row_at + 1 : row_at + len(part) + 1] = part.offsets[1:] + value_at
             words[row_at : row_at + len(part)] = part.words
             value_at, row_at = value_at + len(part.values), row_at + len(part)
-            pair_parts.append(part.pairs)
-        pairs = None
-        if pair_parts and all(part is not None for part in pair_parts):
-            pairs = cls.join([part for part in pair_parts if part is not None])
+            if part.pairs is None:
+                every_part_has_pairs = False
+            else:
+                pair_parts.append(part.pairs)
+            del part
+        pairs = cls.join(pair_parts) if every_part_has_pairs and pair_parts else None
         return cls(values, offsets, words, pairs)
 
     @classmethod

@@ -323,7 +323,8 @@ def decide_dedup(
 ) -> tuple[DedupPlan, ShardOutcome | None, dict[str, MediaOutcome]]:
     """Pass one's decisions against every other shard's claims (hold the version's dedup lock): exact
     duplicates of claimed content, then near duplicates and media duplicates among what is left. An item
-    claimed earlier always wins, so nothing kept before is removed later."""
+    claimed earlier always wins, so nothing kept before is removed later. `computed`'s near-duplicate
+    signatures are used up (set to None)."""
     exact = _exact_decisions(computed.hashes, exact_index.lookup(shard)) if spec.dedup.exact.enabled else {}
     plan = DedupPlan(exact=exact)
     removed = set(plan.exact)
@@ -342,9 +343,12 @@ def decide_dedup(
         return plan, None, media
     near_index = NearIndex(lake, spec.name, spec.dedup.near)
     near_index.check(shard)
-    outcome_near = NearDedup(spec.dedup.near).decide(
-        computed.near.without(removed), near_index.earlier(shard, computed.near_prefetch), shard
-    )
+    signatures, prefetched = computed.near.without(removed), computed.near_prefetch
+    # The shard's signatures and prefetched entries are not needed past the decision: let them go before
+    # the index is written (a large shard's keys and signatures are several hundred megabytes).
+    computed.near = computed.near_prefetch = None
+    outcome_near = NearDedup(spec.dedup.near).decide(signatures, near_index.earlier(shard, prefetched), shard)
+    del signatures, prefetched
     plan.near = outcome_near.removed
     return plan, outcome_near, media
 

@@ -38,6 +38,27 @@ class Matches:
         keep = (index - np.maximum.accumulate(np.where(starts, index, 0))) < count
         return self.where(keep)
 
+    @classmethod
+    def joined(cls, parts: list[tuple[int, Matches]]) -> Matches:
+        """The matches of consecutive runs of probes, each given with the position of its first probe
+        (its matches' `probes` count from there), as one answer over all of them."""
+        index: dict[str, int] = {}
+        columns: list[list[np.ndarray]] = [[], [], [], [], []]
+        for offset, part in parts:
+            remap = np.array([index.setdefault(name, len(index)) for name in part.names], dtype=np.int64)
+            sources = remap[part.sources] if len(part) else np.zeros(0, np.int64)
+            for column, values in zip(
+                columns,
+                (part.probes + offset, sources, part.rows, part.arrivals, part.payloads),
+                strict=True,
+            ):
+                column.append(values)
+        if not parts:
+            zeros = np.zeros(0, np.int64)
+            return cls(zeros, zeros, [], zeros, zeros, np.zeros(0, np.uint64))
+        probes, sources, rows, arrivals, payloads = (np.concatenate(column) for column in columns)
+        return cls(probes, sources, list(index), rows, arrivals, payloads)
+
     def where(self, keep: np.ndarray) -> Matches:
         """The entries where `keep` (a mask or positions) holds, in order."""
         return Matches(

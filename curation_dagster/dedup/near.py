@@ -396,12 +396,11 @@ def indexed_bands(usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _fixed_binary(matrix: np.ndarray) -> pa.Array:
-    """A uint32 matrix as fixed-width binary cells, without one Python object per row."""
+    """A uint32 matrix as fixed-width binary cells, without one Python object per row (nor a copy of a
+    contiguous little-endian matrix: the cells are its memory)."""
     rows, width = matrix.shape
     data = np.ascontiguousarray(matrix, dtype="<u4")
-    return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(4 * width), rows, [None, pa.py_buffer(data.tobytes())]
-    )
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * width), rows, [None, pa.py_buffer(data)])
 
 
 def decode_signatures(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:

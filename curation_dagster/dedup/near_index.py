@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation_dagster.dedup.arrow_files import ArrowFile, read_arrow, write_arrow
-from curation_dagster.dedup.key_matches import Found
+from curation_dagster.dedup.key_matches import Found, Matches
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.dedup.near import (
     INDEXED_PER_BUCKET,
@@ -34,6 +34,8 @@ from curation_dagster.spec import NearDedupSettings
 
 NEAR_KEYS = "near_keys"
 NEAR_SIGNATURES = "near_signatures"
+#: Band keys looked up at once: a look-up holds several 8-byte words a probe while it searches.
+LOOKUP_PROBES = 4_000_000
 
 Location = tuple[str, int]
 #: What the index holds of an item: id, cluster root, the root's location, signature, word sketch,
@@ -76,6 +78,9 @@ class NearIndex:
 
     def write(self, shard: str, outcome: ShardOutcome) -> None:
         write_arrow(self.lake, self._signatures_path(shard), outcome.signatures)
+        # Written: let the signatures and sketches go before the band keys are sorted (the shard's largest
+        # parts, not needed again).
+        outcome.signatures = outcome.signatures.schema.empty_table()
         self.keys.put(shard, outcome.band_keys, outcome.band_rows)
 
     def remove(self, shard: str) -> None:
@@ -90,8 +95,19 @@ class NearIndex:
         width = verify_width(self.settings)
 
         def lookup(keys: np.ndarray) -> EarlierItems:
-            matches = self.keys.lookup(keys.reshape(-1), exclude=shard, prefetched=prefetched)
-            matches = matches.first_per_probe(INDEXED_PER_BUCKET)
+            # A few million probes at a time: a search's temporaries are several words a probe.
+            probes = keys.reshape(-1)
+            matches = Matches.joined(
+                [
+                    (
+                        start,
+                        self.keys.lookup(
+                            probes[start : start + LOOKUP_PROBES], exclude=shard, prefetched=prefetched
+                        ).first_per_probe(INDEXED_PER_BUCKET),
+                    )
+                    for start in range(0, len(probes), LOOKUP_PROBES)
+                ]
+            )
             if not len(matches):
                 return _empty(width)
             # Distinct (item of this shard, earlier item) pairs; an earlier item is (shard, row). Packed

@@ -319,3 +319,23 @@ def test_an_index_from_before_the_key_store_is_refused_with_what_to_do(corpus, t
     lake.write_table(lake.path("near", "near_signatures", "one.jsonl"), old)
     with pytest.raises(SpecError, match="earlier release"):
         dedup(spec(), lake, landing, "two.jsonl")
+
+
+def test_a_look_up_in_runs_of_a_few_probes_decides_as_one_look_up(
+    corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large shard's band keys are looked up a few million at a time; the decisions are the same."""
+    landing, _ = corpus
+    outcomes = {}
+    for name, probes in (("whole", 10**9), ("runs", 7)):
+        monkeypatch.setattr("curation_dagster.dedup.near_index.LOOKUP_PROBES", probes)
+        lake = Lake(tmp_path / name)
+        for shard in ("one.jsonl", "two.jsonl", "three.jsonl"):
+            dedup(spec(), lake, landing, shard)
+        outcomes[name] = [
+            (row["id"], row["dup_of"], row["dup_similarity"], row["dup_measure"])
+            for shard in ("two.jsonl", "three.jsonl")
+            for row in table(lake, shard, rejected=True)
+        ]
+    assert len(outcomes["whole"]) == 4
+    assert outcomes["runs"] == outcomes["whole"]

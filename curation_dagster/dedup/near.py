@@ -215,6 +215,7 @@ class ShardOutcome:
     band_rows: np.ndarray
     """For each of `band_keys`, the row of its item in `signatures`."""
     signatures: pa.Table
+    """The index's rows of the shard (`signatures_schema`); emptied once `NearIndex.write` wrote them."""
     cluster_sizes: Counter[int]
     cross_shard: int
     near_misses: dict[str, NearDecision] = field(default_factory=dict)

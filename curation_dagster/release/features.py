@@ -132,13 +132,14 @@ def with_file_media(table: pa.Table) -> pa.Table:
     zone; `ReleaseError` names an item whose file cannot be read."""
     if "media" not in table.column_names or table.column("media").null_count == 0:
         return table
-    data = table.column("media").to_pylist()
-    for index, (value, key, uri) in enumerate(
-        zip(data, table.column("id").to_pylist(), table.column("uri").to_pylist(), strict=True)
-    ):
-        if value is None:
-            data[index] = item_media(key, {"media": None, "uri": uri})
-    column = pa.array(data, type=table.schema.field("media").type)
+    data = table.column("media").combine_chunks()
+    missing = data.is_null()
+    files = table.filter(missing)  # only these items are read; the inline bytes are not copied
+    read = [
+        item_media(key, {"media": None, "uri": uri})
+        for key, uri in zip(files.column("id").to_pylist(), files.column("uri").to_pylist(), strict=True)
+    ]
+    column = pc.replace_with_mask(data, missing, pa.array(read, type=data.type))
     return table.set_column(table.column_names.index("media"), "media", column)
 
 

@@ -45,11 +45,19 @@ def write_arrow(lake: Lake, path: str, table: pa.Table) -> None:
     """A row file, atomically: `table` in record batches of about `BATCH_BYTES`, so a row read on a remote
     lake fetches one batch."""
     table = table.combine_chunks()
-    rows = max(1, BATCH_BYTES * table.num_rows // max(table.nbytes, 1))
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), ROWS_PER_BATCH: str(rows).encode()}
-    )
-    write_batches(lake, path, table.schema, table.to_batches(max_chunksize=rows))
+    rows = rows_per_batch(table.nbytes, table.num_rows)
+    schema = with_rows_per_batch(table.schema, rows)
+    write_batches(lake, path, schema, table.replace_schema_metadata(schema.metadata).to_batches(rows))
+
+
+def rows_per_batch(nbytes: int, rows: int) -> int:
+    """Rows per record batch of a row file of `rows` rows and `nbytes` bytes: about `BATCH_BYTES` each."""
+    return max(1, BATCH_BYTES * rows // max(nbytes, 1))
+
+
+def with_rows_per_batch(schema: pa.Schema, rows: int) -> pa.Schema:
+    """`schema` saying that each record batch but the last holds `rows` rows (the row-file layout)."""
+    return schema.with_metadata({**(schema.metadata or {}), ROWS_PER_BATCH: str(rows).encode()})
 
 
 def write_batches(lake: Lake, path: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:

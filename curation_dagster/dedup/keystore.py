@@ -35,6 +35,7 @@ from curation_dagster.dedup.arrow_files import (
 )
 from curation_dagster.dedup.bloom import BloomProbes, bloom_writer, build, may_hold, words_per_slice
 from curation_dagster.dedup.key_matches import Found, Matches
+from curation_dagster.dedup.range_sort import sort_entries, sorted_unique
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
 
@@ -138,9 +139,8 @@ class KeyStore:
         values = np.asarray(payloads if payloads is not None else np.zeros(0), dtype=np.uint64).reshape(-1)
         if keys.shape != rows.shape or (self.payload and values.shape != keys.shape):
             raise ValueError("keys, rows and payloads differ in length")
-        order = np.lexsort((values, rows, keys) if self.payload else (rows, keys))
-        keys, rows = keys[order], rows[order]
-        values = values[order] if self.payload else values
+        keys, rows, sorted_values = sort_entries(keys, rows, values if self.payload else None)
+        values = values if sorted_values is None else sorted_values
         token = _content_token(keys, rows, values)
         manifest = self.manifest()
         entry = manifest["shards"].get(shard)
@@ -298,7 +298,7 @@ class KeyStore:
     def prefetch(self, probes: np.ndarray, exclude: str | None = None) -> Found:
         """The entries of every shard but `exclude` whose key is one of `probes`, and the shards' run
         tokens: `lookup` then only searches shards that changed since."""
-        unique = _sorted_unique(np.asarray(probes, dtype=np.uint64).reshape(-1))
+        unique = sorted_unique(np.asarray(probes, dtype=np.uint64).reshape(-1))
         return self._retrying(lambda manifest: self._find(unique, exclude, None, manifest))[1]
 
     def _retrying(self, search: Callable[[dict[str, Any]], Found]) -> tuple[dict[str, Any], Found]:
@@ -567,13 +567,6 @@ def _matches_in(
     else:
         payload = np.zeros(int(keep.sum()), np.uint64)
     return probe[keep], source[keep].astype(np.int64), rows, payload
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """The distinct values, sorted (a sort and a comparison: numpy's `unique` hashes, several times slower
-    on a million keys)."""
-    ordered = np.sort(values)
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
 
 
 def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Earlier shards are reached only through their index (band keys, signatures and word sketches), never their
 text. An item of an earlier shard always wins over an item of this shard, and within the shard the earlier
-row wins, so an item kept once is never removed later. Per document the shard holds its band keys, the
-signature `verify` estimates with (about 0.5 KB with the defaults), its word sketch (at most 2 KB) and its
-word-pair sketch (at most 4 KB), never its text, so memory follows the number of documents, not their size.
+row wins, so an item kept once is never removed later. Per document the shard holds in memory its band
+keys and the signature `verify` estimates with (about 0.5 KB each with the defaults), never its text, so
+memory follows the number of documents, not their size; its word and word-pair sketches (up to 2 and 4 KB,
+about 1.5 KB on web text) wait on local disk (`sketch_spill.py`) for the pairs measured on them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,8 @@ from curation_dagster.dedup.minhash import (
     dedup_signatures,
     has_shingles,
 )
+from curation_dagster.dedup.range_sort import key_ranges
+from curation_dagster.dedup.sketch_spill import SketchSpill
 from curation_dagster.dedup.word_sketch import MEASURES, WordSketches
 from curation_dagster.spec import NearDedupSettings
 
@@ -85,6 +88,12 @@ def signatures_schema(settings: NearDedupSettings) -> pa.Schema:
     )
 
 
+def signature_columns_schema(settings: NearDedupSettings) -> pa.Schema:
+    """`signatures_schema` without the sketch columns: what `ShardOutcome.signatures` holds in memory."""
+    schema = signatures_schema(settings)
+    return pa.schema([schema.field(name) for name in ("id", "root", "root_shard", "root_row", "sig")])
+
+
 def verify_width(settings: NearDedupSettings) -> int:
     """Values per verification signature."""
     return settings.verify_hashes if settings.verify == "word_jaccard" else settings.num_perm
@@ -134,7 +143,7 @@ class NearDecision:
 class ShardSignatures:
     """Band keys, verification signatures and word sketches of a shard's text items, filled batch by
     batch: keys and signatures into arrays sized once for the shard (`capacity` rows), sketches (of
-    varying length) batch after batch."""
+    varying length, the largest part) onto local disk (`SketchSpill`)."""
 
     settings: NearDedupSettings
     capacity: int
@@ -142,8 +151,8 @@ class ShardSignatures:
     _keys: np.ndarray = field(init=False)
     _sigs: np.ndarray = field(init=False)
     _usable: np.ndarray = field(init=False)
-    _sketches: list[WordSketches] = field(init=False, default_factory=list)
-    _moved: bool = field(init=False, default=False)
+    spill: SketchSpill = field(init=False, default_factory=SketchSpill)
+    _mapped: WordSketches | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._keys = np.zeros((self.capacity, self.settings.bands), dtype=np.uint64)
@@ -158,13 +167,14 @@ class ShardSignatures:
         self._keys[start:stop] = band_keys(signed.shingles, self.settings.bands, self.settings.rows)
         self._sigs[start:stop] = signed.verify
         self._usable[start:stop] = has_shingles(signed.shingles)
-        self._sketches.append(signed.sketches or WordSketches.empty(len(ids), pairs=True))
+        sketches = signed.sketches or WordSketches.empty(len(ids))
+        self.spill.append(sketches.with_pairs(sketches.pairs or WordSketches.empty(len(ids))))
         self.ids.extend(ids)
 
     def without(self, removed: set[str]) -> ShardSignatures:
         """These signatures but those of `removed` items (another dedup step removed them after signing),
-        in the same order, sized to what is left. The sketches move batch by batch into the result (the
-        shard's largest part, not held twice), so only the result is used afterwards."""
+        in the same order, sized to what is left; the sketches are copied on disk and this spill's
+        folder goes, so only the result is used afterwards."""
         if not removed.intersection(self.ids):
             return self
         count = len(self.ids)
@@ -173,9 +183,10 @@ class ShardSignatures:
         kept._keys[:] = self._keys[:count][keep]
         kept._sigs[:] = self._sigs[:count][keep]
         kept._usable[:] = self._usable[:count][keep]
-        kept._sketches = [WordSketches.take_parts(self._sketches, keep)]
+        kept.spill.close()
+        kept.spill = self.spill.take(keep)
         kept.ids = [item for item, stays in zip(self.ids, keep.tolist(), strict=True) if stays]
-        self._moved = True
+        self.spill.close()
         return kept
 
     @property
@@ -197,12 +208,24 @@ class ShardSignatures:
 
     @property
     def sketches(self) -> WordSketches:
-        """Every row's word sketch (the batches' joined once, on first use)."""
-        if self._moved:
-            raise RuntimeError("these signatures' sketches moved to the result of `without`")
-        if len(self._sketches) != 1:
-            self._sketches = [WordSketches.join(self._sketches)]
-        return self._sketches[0]
+        """Every row's word sketch, memory-mapped from the spill (mapped once, on first use)."""
+        if self._mapped is None:
+            self._mapped = self.spill.sketches()
+        return self._mapped
+
+
+@dataclass
+class ShardBands:
+    """A shard's band keys, `(documents with shingles, bands)`, and the row in the signatures of each of
+    those documents (`usable`). What goes into the index (`indexed`) is worked out when the index is
+    written, after the signatures, so that the two are never held together."""
+
+    usable: np.ndarray
+    keys: np.ndarray
+
+    def indexed(self) -> tuple[np.ndarray, np.ndarray]:
+        """The index's band keys and rows (`indexed_bands`): the first items of each bucket, sorted."""
+        return indexed_bands(self.usable, self.keys)
 
 
 @dataclass
@@ -210,12 +233,13 @@ class ShardOutcome:
     """Decisions for a shard plus what goes into the index and the metadata."""
 
     removed: dict[str, NearDecision]
-    band_keys: np.ndarray
-    """The band keys that go into the index: per band, the first `INDEXED_PER_BUCKET` items of a bucket."""
-    band_rows: np.ndarray
-    """For each of `band_keys`, the row of its item in `signatures`."""
+    bands: ShardBands
+    """The band keys of the shard's documents; let go once `NearIndex.write` indexed them."""
     signatures: pa.Table
-    """The index's rows of the shard (`signatures_schema`); emptied once `NearIndex.write` wrote them."""
+    """The index's rows of the shard (`signatures_schema`) but their sketch columns; emptied once
+    `NearIndex.write` wrote them."""
+    sketches: WordSketches | SketchSpill
+    """The same rows' word and word-pair sketches, in memory or on disk; let go once written."""
     cluster_sizes: Counter[int]
     cross_shard: int
     near_misses: dict[str, NearDecision] = field(default_factory=dict)
@@ -284,12 +308,10 @@ class NearDedup:
         sizes = Counter(Counter(root_ids).values())
         sizes.pop(1, None)
         own_ids = set(ids)
-        indexed_keys, indexed_rows = indexed_bands(usable, keys)
         misses, miss_count = self._near_misses(ids, root_ids, name, local_misses, earlier_misses, found)
         return ShardOutcome(
             removed=removed,
-            band_keys=indexed_keys,
-            band_rows=indexed_rows,
+            bands=ShardBands(usable, keys),
             signatures=pa.table(
                 {
                     "id": pa.array(ids, pa.string()),
@@ -297,10 +319,10 @@ class NearDedup:
                     "root_shard": pa.array([location[0] for location in root_locations], pa.string()),
                     "root_row": pa.array([location[1] for location in root_locations], pa.int64()),
                     "sig": _fixed_binary(shard.sigs),
-                    **shard.sketches.columns(),
                 },
-                schema=signatures_schema(settings),
+                schema=signature_columns_schema(settings),
             ),
+            sketches=shard.spill,
             cluster_sizes=sizes,
             cross_shard=sum(1 for decision in removed.values() if decision.dup_of not in own_ids),
             near_misses=misses,
@@ -377,23 +399,38 @@ class NearDedup:
         }, len(candidates)
 
 
+def signature_batches(outcome: ShardOutcome, schema: pa.Schema, rows: int) -> Iterator[pa.RecordBatch]:
+    """The shard's index rows (`signatures_schema`) in record batches of `rows`, each batch's sketches
+    read as it is made, so a spilled shard's sketches are never all in memory."""
+    table = outcome.signatures
+    for start in range(0, table.num_rows, rows):
+        stop = min(start + rows, table.num_rows)
+        part = table.slice(start, stop - start)
+        columns = {name: part.column(name).combine_chunks() for name in part.column_names}
+        yield pa.record_batch({**columns, **outcome.sketches.slice(start, stop).columns()}, schema=schema)
+
+
 def indexed_bands(usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per band, the first `INDEXED_PER_BUCKET` rows of each bucket: their keys and their rows (`usable`
-    maps the rows of `keys` to rows of the shard)."""
-    out_keys: list[np.ndarray] = []
-    out_rows: list[np.ndarray] = []
-    for band in range(keys.shape[1]):
-        column = keys[:, band]
-        order = np.argsort(column, kind="stable")
-        ordered = column[order]
-        index = np.arange(len(ordered))
-        new_group = np.concatenate(([True], ordered[1:] != ordered[:-1]))
-        keep = (index - np.maximum.accumulate(np.where(new_group, index, 0))) < INDEXED_PER_BUCKET
-        out_keys.append(ordered[keep])
-        out_rows.append(usable[order[keep]])
-    if not out_keys:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    return np.concatenate(out_keys), np.concatenate(out_rows)
+    """The first `INDEXED_PER_BUCKET` rows of each bucket (band key), sorted by key, then row: their keys
+    and their rows (uint32; `usable` maps the rows of `keys` to rows of the shard). Worked out a range of
+    the key space at a time (`range_sort.key_ranges`), into arrays sized once, so memory holds the shard's
+    keys, the result and one range's temporaries."""
+    flat = keys.reshape(-1)
+    out_keys = np.empty(len(flat), dtype=np.uint64)
+    out_rows = np.empty(len(flat), dtype=np.uint32)
+    filled, bands = 0, max(keys.shape[1], 1) if keys.ndim == 2 else 1
+    for chosen in key_ranges(flat):
+        part_keys, part_rows = flat[chosen], usable[chosen // bands].astype(np.uint32)
+        order = np.lexsort((part_rows, part_keys))
+        part_keys, part_rows = part_keys[order], part_rows[order]
+        index = np.arange(len(part_keys))
+        new_bucket = np.concatenate(([True], part_keys[1:] != part_keys[:-1]))
+        keep = (index - np.maximum.accumulate(np.where(new_bucket, index, 0))) < INDEXED_PER_BUCKET
+        count = int(keep.sum())
+        out_keys[filled : filled + count] = part_keys[keep]
+        out_rows[filled : filled + count] = part_rows[keep]
+        filled += count
+    return out_keys[:filled], out_rows[:filled]
 
 
 def _fixed_binary(matrix: np.ndarray) -> pa.Array:

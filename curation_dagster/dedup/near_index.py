@@ -14,19 +14,29 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.arrow_files import ArrowFile, read_arrow, write_arrow
+from curation_dagster.dedup.arrow_files import (
+    ArrowFile,
+    read_arrow,
+    rows_per_batch,
+    with_rows_per_batch,
+    write_batches,
+)
 from curation_dagster.dedup.key_matches import Found, Matches
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.dedup.near import (
     INDEXED_PER_BUCKET,
     EarlierItems,
     EarlierLookup,
+    ShardBands,
     ShardOutcome,
     decode_signatures,
     settings_fingerprint,
+    signature_batches,
+    signatures_schema,
     sketchless_fingerprint,
     verify_width,
 )
+from curation_dagster.dedup.sketch_spill import SketchSpill
 from curation_dagster.dedup.word_sketch import WordSketches
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
@@ -77,11 +87,21 @@ class NearIndex:
             )
 
     def write(self, shard: str, outcome: ShardOutcome) -> None:
-        write_arrow(self.lake, self._signatures_path(shard), outcome.signatures)
-        # Written: let the signatures and sketches go before the band keys are sorted (the shard's largest
-        # parts, not needed again).
-        outcome.signatures = outcome.signatures.schema.empty_table()
-        self.keys.put(shard, outcome.band_keys, outcome.band_rows)
+        """The shard's signature rows, then its band keys; each part of `outcome` is let go once written
+        (signatures and sketches before the band keys are sorted: the shard's largest parts)."""
+        table, sketches = outcome.signatures, outcome.sketches
+        per_batch = rows_per_batch(table.nbytes + sketches.nbytes, table.num_rows)
+        schema = with_rows_per_batch(signatures_schema(self.settings), per_batch)
+        batches = signature_batches(outcome, schema, per_batch)
+        write_batches(self.lake, self._signatures_path(shard), schema, batches)
+        outcome.signatures = table.schema.empty_table()
+        outcome.sketches = WordSketches.empty(0, pairs=True)
+        if isinstance(sketches, SketchSpill):
+            sketches.close()
+        del table, sketches
+        keys, rows = outcome.bands.indexed()
+        outcome.bands = ShardBands(np.zeros(0, np.int64), np.zeros((0, self.settings.bands), np.uint64))
+        self.keys.put(shard, keys, rows)
 
     def remove(self, shard: str) -> None:
         self.keys.remove(shard)

@@ -152,6 +152,21 @@ class WordSketches:
     def __len__(self) -> int:
         return len(self.words)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the sketches as the index stores them: values and 8 bytes a document (pairs too)."""
+        return 4 * len(self.values) + 8 * len(self) + (self.pairs.nbytes if self.pairs is not None else 0)
+
+    def slice(self, start: int, stop: int) -> WordSketches:
+        """Documents `start` to `stop` (their pair sketches too), as views of these arrays."""
+        offsets = self.offsets[start : stop + 1]
+        return WordSketches(
+            self.values[offsets[0] : offsets[-1]],
+            offsets - offsets[0],
+            self.words[start:stop],
+            None if self.pairs is None else self.pairs.slice(start, stop),
+        )
+
     def sketch(self, row: int) -> np.ndarray:
         return self.values[self.offsets[row] : self.offsets[row + 1]]
 

@@ -48,9 +48,9 @@ from curation_dagster.dedup.near import (
     REJECT_NEAR,
     EarlierLookup,
     NearDecision,
+    ShardBands,
     ShardOutcome,
-    indexed_bands,
-    signatures_schema,
+    signature_columns_schema,
 )
 from curation_dagster.dedup.plan import (
     MEDIA_MEASURES,
@@ -196,7 +196,6 @@ class NearAdmission:
         ids = [self.ids[position] for position in active]
         usable = np.nonzero(np.asarray([self.usable[position] for position in active], dtype=bool))[0]
         keys = np.stack([self.keys[position] for position in active])[usable]
-        indexed_keys, indexed_rows = indexed_bands(usable, keys)
         sigs = np.stack([self.sigs[position] for position in active]).astype("<u4")
         width = sigs.shape[1]
         sketches = WordSketches.join([self.sketches[position] for position in active])
@@ -211,11 +210,10 @@ class NearAdmission:
                     len(ids),
                     [None, pa.py_buffer(np.ascontiguousarray(sigs).tobytes())],
                 ),
-                **sketches.columns(),
             },
-            schema=signatures_schema(self.settings),
+            schema=signature_columns_schema(self.settings),
         )
-        return ShardOutcome({}, indexed_keys, indexed_rows, signatures, Counter(), 0)
+        return ShardOutcome({}, ShardBands(usable, keys), signatures, sketches, Counter(), 0)
 
 
 #: The hash sets of one index, file by file (a shard's at a time), and the ids of their items.

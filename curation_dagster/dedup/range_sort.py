@@ -1,0 +1,86 @@
+"""Sorting a key store's entries by key a key range at a time.
+
+A run of a large shard holds tens of millions of entries; one `lexsort` over them holds an index array
+and sorted copies of every column at once (about 40 bytes an entry beyond the input). Keys are hashes,
+spread evenly over the 64-bit space, so the entries are split by their top bits into ranges of about
+`SORT_RANGE_KEYS` and each range is sorted on its own into arrays sized once for the result: the
+temporaries follow a range, not the run, and the order is the one a single sort gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: Entries sorted at once (a sort holds about 40 bytes of temporaries an entry).
+SORT_RANGE_KEYS = 4_000_000
+#: Entries whose range is worked out at once.
+_CHUNK = 1 << 22
+
+
+def sort_entries(
+    keys: np.ndarray, rows: np.ndarray, payloads: np.ndarray | None = None, range_keys: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`keys`, `rows` and `payloads` ordered by key, then row, then payload (`np.lexsort`'s order); the
+    arrays themselves, not copies, when they are in that order already."""
+    columns = (keys, rows) if payloads is None else (keys, rows, payloads)
+    if is_sorted(columns):
+        return keys, rows, payloads
+    out = [np.empty(len(keys), dtype=column.dtype) for column in columns]
+    filled = 0
+    for chosen in key_ranges(keys, range_keys):
+        parts = [column[chosen] for column in columns]
+        order = np.lexsort(parts[::-1])
+        for target, part in zip(out, parts, strict=True):
+            target[filled : filled + len(chosen)] = part[order]
+        filled += len(chosen)
+    return out[0], out[1], None if payloads is None else out[2]
+
+
+def key_ranges(keys: np.ndarray, range_keys: int | None = None) -> Iterator[np.ndarray]:
+    """The positions of `keys` (any order) by ascending range of the key space, about `range_keys` a range
+    (one range for fewer keys; `SORT_RANGE_KEYS` unless given)."""
+    per_range = range_keys or SORT_RANGE_KEYS
+    bits = min(16, max(0, int(np.ceil(np.log2(max(len(keys), 1) / per_range)))))
+    if bits == 0:
+        yield np.arange(len(keys))
+        return
+    ranges = np.empty(len(keys), dtype=np.uint16)
+    for start in range(0, len(keys), _CHUNK):
+        ranges[start : start + _CHUNK] = keys[start : start + _CHUNK] >> np.uint64(64 - bits)
+    for number in range(1 << bits):
+        yield np.flatnonzero(ranges == number)
+
+
+def sorted_unique(values: np.ndarray, range_keys: int | None = None) -> np.ndarray:
+    """The distinct values of uint64 `values`, sorted, a key range at a time (a sort and a comparison per
+    range: numpy's `unique` hashes, several times slower on a million keys)."""
+    out = np.empty(len(values), dtype=np.uint64)
+    filled = 0
+    for chosen in key_ranges(values, range_keys):
+        ordered = np.sort(values[chosen])
+        if len(ordered):
+            ordered = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
+        out[filled : filled + len(ordered)] = ordered
+        filled += len(ordered)
+    return out[:filled]
+
+
+def is_sorted(columns: tuple[np.ndarray, ...]) -> bool:
+    """Whether the rows of `columns` are in lexicographic order (first column first), checked a chunk
+    at a time."""
+    length = len(columns[0])
+    for start in range(0, max(length - 1, 0), _CHUNK):
+        stop = min(start + _CHUNK, length - 1)
+        before = [column[start:stop] for column in columns]
+        after = [column[start + 1 : stop + 1] for column in columns]
+        # Later columns decide only where every earlier column is equal.
+        ordered = np.zeros(stop - start, dtype=bool)
+        tied = np.ones(stop - start, dtype=bool)
+        for left, right in zip(before, after, strict=True):
+            ordered |= tied & (left < right)
+            tied &= left == right
+        if not (ordered | tied).all():
+            return False
+    return True

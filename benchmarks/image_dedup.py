@@ -438,6 +438,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="random arrivals per distance")
     parser.add_argument("--side", type=int, default=1024, help="pixels on a wallpaper's longer side")
     parser.add_argument("--quick", action="store_true", help="the first 30 pictures and 1 seed")
+    parser.add_argument("--speed-only", action="store_true", help="section 2 alone: hashing speed")
     args = parser.parse_args()
 
     every = pictures(args.side)
@@ -454,6 +455,9 @@ def main() -> None:
     )
     print("Skipped as one flat colour: " + (", ".join(skipped) or "none"))
     items = make_items(chosen)
+    if args.speed_only:
+        speed(chosen, items)
+        return
     ours = ImageHasher().hash_many([item.data for item in items])
     errors = [
         f"{item.picture} ({item.change}): {error}"

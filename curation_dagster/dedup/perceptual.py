@@ -1,7 +1,7 @@
 """Perceptual hashes of images and video frames, and the search for hashes within a Hamming distance.
 
 Images are decoded small (JPEG through Pillow's `draft`, which decodes at 1/2 to 1/8 scale in the
-decoder, other formats reduced by whole factors first), turned into luminance in floating point (an
+decoder, other formats reduced by whole factors first; grey and RGB PNGs by kornia-rs, `png_decode.py`), turned into luminance in floating point (an
 8-bit grey image rounds a smooth, low-contrast gradient into a few flat bands, whose edges then move
 with every re-encode), clipped to the 2nd-98th percentile of its own values (a bright watermark or caption
 then weighs no more than the picture's highlights) and hashed in batches with numpy: pHash is the
@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from curation_dagster.dedup.png_decode import reduced_png
 from curation_dagster.media import sample_video_frames
 
 HashKind = Literal["phash", "dhash", "whash"]
@@ -202,8 +203,10 @@ class ImageHasher:
         side = max(height, width) * _DECODE_FACTOR
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                reduced = _reduced(opened, side)
+            reduced = reduced_png(data, side)
+            if reduced is None:
+                with Image.open(io.BytesIO(data)) as opened:
+                    reduced = _reduced(opened, side)
         pixels = np.asarray(reduced, dtype=np.float32)
         if reduced.mode == "YCbCr":  # a JPEG's own planes: Y is the luma, the means convert to RGB
             luminance = np.ascontiguousarray(pixels[:, :, 0])

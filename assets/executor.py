@@ -1,10 +1,12 @@
 """The executor that runs a run's steps, chosen by name ($CURATION_EXECUTOR): Dagster's default multiprocess
-executor on one machine, or `k8s_job_executor` on a cluster, where each step is its own Kubernetes job and a
-model stage's op tags (`GPU_OP_TAGS`) make its pod request a GPU."""
+executor on one machine; `in_process`, every step in the run's own process (a CI job that materializes a
+shard's stages in one `dagster asset materialize` starts Python and loads the code location once, not once
+per step); or `k8s_job_executor` on a cluster, where each step is its own Kubernetes job and a model stage's
+op tags (`GPU_OP_TAGS`) make its pod request a GPU."""
 
 from collections.abc import Callable
 
-from dagster import ExecutorDefinition
+from dagster import ExecutorDefinition, in_process_executor
 
 from curation_dagster.errors import SettingError
 
@@ -31,6 +33,7 @@ def _k8s_job_executor() -> ExecutorDefinition:
 
 EXECUTORS: dict[str, Callable[[], ExecutorDefinition | None]] = {
     "multiprocess": _default_executor,
+    "in_process": lambda: in_process_executor,
     "k8s": _k8s_job_executor,
 }
 """The values $CURATION_EXECUTOR takes, and the executor each one builds."""

@@ -59,8 +59,9 @@ def claim_lock_dsn() -> str:
 
 
 def executor() -> str:
-    """How a run executes its steps: $CURATION_EXECUTOR (`k8s`: each step its own Kubernetes job), else
-    `multiprocess` (Dagster's default: one process per step beside the run)."""
+    """How a run executes its steps: $CURATION_EXECUTOR (`k8s`: each step its own Kubernetes job;
+    `in_process`: every step in the run's process), else `multiprocess` (Dagster's default: one process per
+    step beside the run)."""
     return os.environ.get("CURATION_EXECUTOR", "").strip().lower() or "multiprocess"
 
 

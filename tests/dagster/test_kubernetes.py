@@ -139,7 +139,9 @@ def test_without_the_setting_runs_keep_dagsters_default_multiprocess_executor(
 
 
 def test_an_unknown_executor_setting_fails_naming_the_values_it_takes(tmp_path: Path) -> None:
-    with pytest.raises(SettingError, match=r"CURATION_EXECUTOR='celery'.*one of multiprocess, k8s"):
+    with pytest.raises(
+        SettingError, match=r"CURATION_EXECUTOR='celery'.*one of multiprocess, in_process, k8s"
+    ):
         build_definitions([model_filter_spec()], lake_root=str(tmp_path / "lake"), executor="celery")
 
 

@@ -71,8 +71,8 @@ from curation_dagster.spec import VersionSpec
 
 @dataclass
 class DedupPlan:
-    """Pass one's result: the rows that exact and near dedup remove, by id. Content hashes are not
-    kept for every row: pass two computes them again, so memory follows the duplicates, not the shard."""
+    """Pass one's result: the rows that exact, near, media and semantic dedup remove, by id (what they
+    duplicate, how close and why), so memory follows the duplicates, not the shard."""
 
     exact: dict[str, str] = field(default_factory=dict)
     near: dict[str, NearDecision] = field(default_factory=dict)
@@ -256,6 +256,18 @@ class ShardHashes:
     unique_modalities: list[str] = field(default_factory=list)
     local_duplicates: dict[str, str] = field(default_factory=dict)
     """Item -> the first item of the shard with the same normalised content."""
+    parts: list[np.ndarray] = field(default_factory=list)
+    """Every row's content hash, batch by batch as 32-byte hex cells (32 bytes a row), which pass two
+    writes instead of normalising and hashing every text again."""
+
+    def add_rows(self, hashes: list[str]) -> None:
+        self.parts.append(np.array(hashes, dtype="S32"))
+
+    def of_rows(self, start: int, stop: int) -> pa.Array:
+        """The content hashes of rows `start` to `stop` of the shard, as the `content_hash` column."""
+        if len(self.parts) != 1:
+            self.parts = [np.concatenate(self.parts) if self.parts else np.zeros(0, "S32")]
+        return pa.array(self.parts[0][start:stop], pa.binary(32)).cast(pa.string())
 
 
 @dataclass
@@ -286,6 +298,7 @@ def compute_dedup(spec: VersionSpec, lake: Lake, shard: str, source: str, rows: 
         table = pa.Table.from_batches([batch])
         unique = np.ones(table.num_rows, dtype=bool)
         columns = (table.column("id").to_pylist(), exact.hashes(table), table.column("modality").to_pylist())
+        hashes.add_rows(columns[1])
         for row, (item, key, modality) in enumerate(zip(*columns, strict=True)):
             owner = first_of.setdefault(key, item) if exact.settings.enabled else item
             if owner != item:
@@ -387,7 +400,9 @@ def _exact_decisions(hashes: ShardHashes, lookup: Callable[[list[str]], dict[str
     return decisions
 
 
-def apply_dedup(batch: pa.Table, plan: DedupPlan, exact: ExactDedup) -> tuple[pa.Table, pa.Table]:
+def apply_dedup(batch: pa.Table, plan: DedupPlan, content_hashes: pa.Array) -> tuple[pa.Table, pa.Table]:
+    """Pass two on one batch: kept rows, and removed rows marked with what they duplicate; every row gets
+    its `content_hash` (`content_hashes`, from pass one) and dedup columns."""
     links = [plan.survivor_link(item) for item in batch.column("id").to_pylist()]
     dup_of = [link.dup_of if link else None for link in links]
     similarity = [link.similarity if link else None for link in links]
@@ -395,10 +410,10 @@ def apply_dedup(batch: pa.Table, plan: DedupPlan, exact: ExactDedup) -> tuple[pa
     reasons = [link.reason if link else None for link in links]
     details = [link.detail if link else None for link in links]
     annotated = batch
-    columns = (exact.hashes(batch), dup_of, similarity, measures)
+    columns = (content_hashes, dup_of, similarity, measures)
     for field_, values in zip(DEDUP_FIELDS, columns, strict=True):
         index = annotated.schema.get_field_index(field_.name)
-        array = pa.array(values, field_.type)
+        array = values if isinstance(values, pa.Array) else pa.array(values, field_.type)
         annotated = (
             annotated.set_column(index, field_, array)
             if index >= 0

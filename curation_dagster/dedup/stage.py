@@ -12,7 +12,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation_dagster.dedup.exact import ExactDedup
 from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.examples import MediaExamples, TextPairs, media_counts
 from curation_dagster.dedup.indexes import (
@@ -25,6 +24,7 @@ from curation_dagster.dedup.near import ShardOutcome
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.plan import (
     DedupPlan,
+    ShardHashes,
     apply_dedup,
     compute_dedup,
     decide_dedup,
@@ -126,7 +126,7 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
             _write_claims(spec, lake, shard, exact_index, claims, decisions)
             crash_point("deduped", "after_claims", shard)
         phases.mark("claim")
-        written = _write_output(spec, lake, shard, source, rows_in, plan, claims, near)
+        written = _write_output(spec, lake, shard, source, rows_in, plan, claims, near, computed.hashes)
         crash_point("deduped", "after_output", shard)
         journal.finish(shard)
         phases.mark("output")
@@ -156,8 +156,10 @@ def _write_output(
     plan: DedupPlan,
     claims: pa.Table,
     near: ShardOutcome | None,
+    content_hashes: ShardHashes,
 ) -> _Written:
-    """Pass two: every row of the shard, kept or marked with the kept item it duplicates."""
+    """Pass two: every row of the shard, kept or marked with the kept item it duplicates, with the content
+    hash pass one computed."""
     schema = with_fields(lake.schema(source), DEDUP_FIELDS)
     near_columns: dict[str, Callable[[Any], str]] = {
         "similarity": lambda d: f"{d.similarity:.2f}",
@@ -177,11 +179,13 @@ def _write_output(
         {"cosine similarity": lambda d: f"{d.similarity:.3f}", "cluster": lambda d: str(d.cluster)},
         difference=False,
     )
-    exact = ExactDedup(spec.dedup.exact)
+    start = 0
     with shard_output(lake, spec.name, "deduped", shard, schema) as output:
         batches = lake.iter_batches(source, BATCH_ROWS)
         for batch in tracked(batches, f"{spec.name}/deduped[{shard}] writing", rows_in):
-            kept, rejected = apply_dedup(pa.Table.from_batches([batch]), plan, exact)
+            hashes = content_hashes.of_rows(start, start + batch.num_rows)
+            start += batch.num_rows
+            kept, rejected = apply_dedup(pa.Table.from_batches([batch]), plan, hashes)
             near_examples.collect(kept, rejected)
             near_misses.collect(kept, rejected)
             media_examples.collect(rejected)

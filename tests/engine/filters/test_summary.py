@@ -69,3 +69,21 @@ def test_examples_are_capped_per_reason_and_safe_in_a_markdown_table(tmp_path: P
     assert "a \\| b c" in table
     assert len(table.splitlines()) == 2 + EXAMPLES_PER_REASON + 1
     assert summary.quantiles_markdown() == "No scores."
+
+
+def test_a_score_without_a_finite_value_has_no_quantiles_and_the_others_keep_theirs(tmp_path: Path) -> None:
+    kept, rejected = write(
+        tmp_path,
+        {"id": ["a", "b"], "text": ["x", "y"], "uri": ["u", "u"], "words": [1, 3], "ratio": [float("nan"), None]},
+        {
+            "id": ["c"], "text": ["z"], "uri": ["u"], "words": [2], "ratio": [float("inf")],
+            "reject_reason": ["quality.x"], "reject_detail": ["d"],
+        },
+    )  # fmt: skip
+
+    fields = [pa.field("ratio", pa.float64()), pa.field("words", pa.int64())]
+    summary = summarize(duckdb.connect(), kept, rejected, fields)
+
+    assert set(summary.quantiles) == {"words"}
+    words = summary.quantiles["words"]
+    assert (words["rows"], words["min"], words["p50"], words["max"]) == (3, 1, 2, 3)

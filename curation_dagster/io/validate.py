@@ -321,15 +321,20 @@ def validated_rows(
 def _surrogate_field(record: RawRecord, meta: str) -> str | None:
     """`text` or `meta field 'key'` when that holds a surrogate, else None; `meta` is the record's
     meta as JSON, so the common case costs one scan of it."""
-    if record.text is not None and _SURROGATE.search(record.text):
+    if record.text is not None and _has_surrogate(record.text):
         return "text"
-    if not _SURROGATE.search(meta):
+    if not _has_surrogate(meta):
         return None
     for key in sorted(record.meta, key=str):
         value = json.dumps(record.meta[key], ensure_ascii=False)
-        if _SURROGATE.search(str(key)) or _SURROGATE.search(value):
+        if _has_surrogate(str(key)) or _has_surrogate(value):
             return f"meta field {key!r}"
     return "meta"
+
+
+def _has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate; ASCII text (a flag CPython keeps) is not searched."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 def _replace_surrogates(text: str | None) -> str | None:
@@ -338,7 +343,7 @@ def _replace_surrogates(text: str | None) -> str | None:
 
 def _escape_surrogates(text: str | None) -> str | None:
     """`text` with each surrogate written as `\\udcff`: names that are not UTF-8 stay recognisable."""
-    if text is None or not _SURROGATE.search(text):
+    if text is None or not _has_surrogate(text):
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -367,7 +372,7 @@ def _media_source(record: RawRecord) -> MediaSource:
     if record.media is not None:
         return record.media
     path = Path(record.uri)
-    if _SURROGATE.search(record.uri):
+    if _has_surrogate(record.uri):
         raise MediaDecodeError(
             RejectCode.MISSING_MEDIA,
             f"{_escape_surrogates(record.uri)} is too large to store inline and its path is not UTF-8, "

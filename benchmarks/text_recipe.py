@@ -22,6 +22,10 @@ prints where its time goes: by function, by source file and, for the filtered st
     python benchmarks/text_recipe.py --megabytes 16      # a quick run
     python benchmarks/text_recipe.py --megabytes 1024 --modes on   # the memory bound of the issue
     python benchmarks/text_recipe.py --modes "" --profile     # only where the time goes
+    python benchmarks/text_recipe.py --modes off,ci           # a command per stage, then one for all three
+
+`--modes ci` runs the three stages in one `dagster asset materialize` with CURATION_EXECUTOR=in_process (the
+README's CI path), so Python starts and loads the code location once, not once per command and per step.
 """
 
 from __future__ import annotations
@@ -169,10 +173,35 @@ def run_command(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, f
     return output, seconds, cpu, usage.ru_maxrss / 1024, summed
 
 
-def run_recipe(folder: Path, landing: Path, workers: int) -> list[Step]:
-    """Register the shard, then one `dagster asset materialize` per stage."""
+def run_recipe(folder: Path, landing: Path, workers: int, one_command: bool = False) -> list[Step]:
+    """Register the shard, then one `dagster asset materialize` per stage (or, `one_command`, one for the
+    three stages with CURATION_EXECUTOR=in_process: one step of all three)."""
     env = project(folder, landing, workers)
     run_command([sys.executable, "-m", "curation_dagster.cli", "register", "--no-demo-data"], env, folder)
+    if one_command:
+        command = [
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "curation_dagster.definitions",
+            "--partition",
+            SHARD,
+        ]
+        command += ["--select", ",".join(f"{VERSION}/{stage}" for stage in STAGES)]
+        output, seconds, cpu, largest, summed = run_command(
+            command, {**env, "CURATION_EXECUTOR": "in_process"}, folder
+        )
+        found = STAGE_LINE.findall(output)
+        if len(found) != len(STAGES):
+            raise SystemExit(f"expected {len(STAGES)} stage summary lines:\n{output[-3000:]}")
+        print(
+            "stage seconds in the one command: "
+            + ", ".join(f"{s} {f[3]}" for s, f in zip(STAGES, found, strict=True))
+        )
+        rows = (int(found[0][0]), int(found[-1][1]), int(found[0][0]) - int(found[-1][1]))
+        stage_seconds = sum(float(line[3]) for line in found)
+        return [Step("all three", seconds, stage_seconds, cpu, 1, largest, summed, rows)]
     steps = []
     for stage in STAGES:
         command = ["dagster", "asset", "materialize", "-m", "curation_dagster.definitions"]
@@ -276,7 +305,12 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=256)
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--workers", type=int, default=available_cores(), help="workers with the pool on")
-    parser.add_argument("--modes", default="off,on", help="off (one process), on (the pool), both or none")
+    parser.add_argument(
+        "--modes",
+        default="off,on",
+        help="off (a command per stage, one process each), on (the pool), ci (one command for the three "
+        "stages, CURATION_EXECUTOR=in_process), any of them or none",
+    )
     parser.add_argument("--profile", action="store_true", help="then profile each stage in this process")
     parser.add_argument("--top", type=int, default=15, help="lines per profile table")
     args = parser.parse_args()
@@ -289,9 +323,12 @@ def main() -> None:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as builder:
             _, megabytes = builder.submit(write_shard, landing / SHARD, args.megabytes, args.seed).result()
         for number, mode in enumerate(filter(None, args.modes.split(","))):
-            workers = 1 if mode == "off" else args.workers
-            steps = run_recipe(folder / f"project_{number}_{mode}", landing, workers)
-            print_steps(f"pool {mode} ({workers} worker{'s' if workers > 1 else ''})", steps, megabytes)
+            workers = 1 if mode in ("off", "ci") else args.workers
+            steps = run_recipe(
+                folder / f"project_{number}_{mode}", landing, workers, one_command=mode == "ci"
+            )
+            label = "one command, in-process executor" if mode == "ci" else f"pool {mode}"
+            print_steps(f"{label} ({workers} worker{'s' if workers > 1 else ''})", steps, megabytes)
         if args.profile:
             profile_stages(folder, landing, args.top)
 

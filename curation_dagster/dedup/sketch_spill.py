@@ -3,10 +3,10 @@
 The sketches are the largest thing the deduped stage holds per document (about 1.5 KB on web text, more
 than its band keys and verification signature together), yet only the grey-zone candidate pairs are ever
 measured on them and the index write reads them once, in order. So they are written to a temporary folder
-(`tempfile`'s, which `TMPDIR` moves) batch by batch as the shard is signed; pairs read them through a
+(`tempfile`'s, which `TMPDIR` moves) batch by batch as the shard is signed. Pairs read them through a
 read-only memory map, which brings in only the pages of the documents measured and lets them go after
-each gather, and the index write and `take` read them slice by slice with plain reads. Offsets and counts, 16 bytes
-a document, stay in memory.
+each gather; the index write and `take` read them slice by slice with plain reads. Offsets and counts,
+16 bytes a document, stay in memory.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ class _Values:
         self.counts: list[np.ndarray] = []
 
     def append(self, sketches: WordSketches) -> None:
-        values = np.ascontiguousarray(sketches.values, dtype="<u4")
+        first, last = int(sketches.offsets[0]), int(sketches.offsets[-1])
+        values = np.ascontiguousarray(sketches.values[first:last], dtype="<u4")
         self.handle.write(values.data)
-        self.offsets.append(sketches.offsets[1:] + self.size)
+        self.offsets.append(sketches.offsets[1:] - first + self.size)
         self.counts.append(np.asarray(sketches.words, dtype=np.int64))
         self.size += len(values)
 

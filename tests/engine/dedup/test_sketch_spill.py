@@ -113,3 +113,16 @@ def test_the_folder_goes_on_close_and_with_the_spill(parts: list[WordSketches]) 
 def test_the_folder_is_under_the_given_temporary_folder(tmp_path: object) -> None:
     spill = SketchSpill(str(tmp_path))
     assert spill.folder.parent == tmp_path
+
+
+def test_sketches_whose_offsets_do_not_start_at_zero_spill_their_own_values(
+    parts: list[WordSketches],
+) -> None:
+    part = parts[0]
+    assert part.pairs is not None
+    junk = np.arange(7, dtype=np.uint32)
+    shifted = WordSketches(np.concatenate([junk, part.values]), part.offsets + 7, part.words).with_pairs(
+        WordSketches(np.concatenate([junk, part.pairs.values]), part.pairs.offsets + 7, part.pairs.words)
+    )
+    spill = spilled([shifted])
+    same(spill.sketches(), part)

@@ -180,19 +180,6 @@ class WordSketches:
             None if self.pairs is None else self.pairs.take(rows),
         )
 
-    @classmethod
-    def take_parts(cls, parts: list[WordSketches], keep: np.ndarray) -> WordSketches:
-        """The rows of the documents of `parts`, one after the other, where `keep` is true; `parts` is
-        emptied as it goes, so memory holds what is kept and one part, not everything twice."""
-        taken: list[WordSketches] = []
-        start = 0
-        while parts:
-            part = parts.pop(0)
-            taken.append(part.take(np.flatnonzero(keep[start : start + len(part)])))
-            start += len(part)
-            del part
-        return cls.join(taken)
-
     def to_arrow(self) -> tuple[pa.Array, pa.Array]:
         """The `word_sketch` (list of uint32) and `words` (int32) columns; the values are not copied."""
         values = np.ascontiguousarray(self.values, dtype=np.uint32)

@@ -29,7 +29,7 @@ from curation_dagster.dedup.minhash import (
     dedup_signatures,
     has_shingles,
 )
-from curation_dagster.dedup.range_sort import key_ranges
+from curation_dagster.dedup.range_sort import key_ranges, trimmed
 from curation_dagster.dedup.sketch_spill import SketchSpill
 from curation_dagster.dedup.word_sketch import MEASURES, WordSketches
 from curation_dagster.spec import NearDedupSettings
@@ -430,7 +430,7 @@ def indexed_bands(usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.
         out_keys[filled : filled + count] = part_keys[keep]
         out_rows[filled : filled + count] = part_rows[keep]
         filled += count
-    return out_keys[:filled], out_rows[:filled]
+    return trimmed(out_keys, filled), trimmed(out_rows, filled)
 
 
 def _fixed_binary(matrix: np.ndarray) -> pa.Array:

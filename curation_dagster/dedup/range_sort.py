@@ -64,7 +64,13 @@ def sorted_unique(values: np.ndarray, range_keys: int | None = None) -> np.ndarr
             ordered = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
         out[filled : filled + len(ordered)] = ordered
         filled += len(ordered)
-    return out[:filled]
+    return trimmed(out, filled)
+
+
+def trimmed(array: np.ndarray, length: int) -> np.ndarray:
+    """The first `length` values of an array sized for the most there could be: a view when that is most
+    of it, else a copy, so that a result much smaller than its bound does not hold the bound's memory."""
+    return array[:length] if 2 * length >= len(array) else array[:length].copy()
 
 
 def is_sorted(columns: tuple[np.ndarray, ...]) -> bool:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from curation_dagster.dedup import range_sort
-from curation_dagster.dedup.range_sort import is_sorted, key_ranges, sort_entries, sorted_unique
+from curation_dagster.dedup.range_sort import is_sorted, key_ranges, sort_entries, sorted_unique, trimmed
 
 #: Keys from a few values spread over the whole 64-bit space, so ranges and repeats both occur.
 KEYS = hnp.arrays(
@@ -70,3 +70,10 @@ def test_is_sorted_compares_later_columns_only_on_ties() -> None:
     assert not is_sorted((np.array([1, 2, 2], np.uint64), np.array([9, 1, 0], np.uint32)))
     assert not is_sorted((np.array([2, 1], np.uint64), np.array([0, 0], np.uint32)))
     assert is_sorted((np.zeros(0, np.uint64), np.zeros(0, np.uint32)))
+
+
+def test_a_result_much_smaller_than_its_bound_lets_the_bound_go() -> None:
+    bound = np.arange(10, dtype=np.uint64)
+    assert np.shares_memory(trimmed(bound, 6), bound)
+    small = trimmed(bound, 2)
+    assert small.tolist() == [0, 1] and not np.shares_memory(small, bound)

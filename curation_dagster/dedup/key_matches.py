@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curation_dagster.dedup.range_sort import first_in_runs
+
 
 @dataclass
 class Matches:
@@ -33,10 +35,7 @@ class Matches:
         """At most `count` entries per probe: the earliest shards' first rows."""
         if len(self) == 0:
             return self
-        index = np.arange(len(self.probes))
-        starts = np.concatenate(([True], self.probes[1:] != self.probes[:-1]))
-        keep = (index - np.maximum.accumulate(np.where(starts, index, 0))) < count
-        return self.where(keep)
+        return self.where(first_in_runs(self.probes, count))
 
     @classmethod
     def joined(cls, parts: list[tuple[int, Matches]]) -> Matches:

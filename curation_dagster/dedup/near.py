@@ -29,7 +29,7 @@ from curation_dagster.dedup.minhash import (
     dedup_signatures,
     has_shingles,
 )
-from curation_dagster.dedup.range_sort import key_ranges, trimmed
+from curation_dagster.dedup.range_sort import first_in_runs, key_ranges, trimmed
 from curation_dagster.dedup.sketch_spill import SketchSpill
 from curation_dagster.dedup.word_sketch import MEASURES, WordSketches
 from curation_dagster.spec import NearDedupSettings
@@ -423,9 +423,7 @@ def indexed_bands(usable: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.
         part_keys, part_rows = flat[chosen], usable[chosen // bands].astype(np.uint32)
         order = np.lexsort((part_rows, part_keys))
         part_keys, part_rows = part_keys[order], part_rows[order]
-        index = np.arange(len(part_keys))
-        new_bucket = np.concatenate(([True], part_keys[1:] != part_keys[:-1]))
-        keep = (index - np.maximum.accumulate(np.where(new_bucket, index, 0))) < INDEXED_PER_BUCKET
+        keep = first_in_runs(part_keys, INDEXED_PER_BUCKET)
         count = int(keep.sum())
         out_keys[filled : filled + count] = part_keys[keep]
         out_rows[filled : filled + count] = part_rows[keep]

@@ -67,6 +67,13 @@ def sorted_unique(values: np.ndarray, range_keys: int | None = None) -> np.ndarr
     return trimmed(out, filled)
 
 
+def first_in_runs(values: np.ndarray, count: int) -> np.ndarray:
+    """A mask of the first `count` positions of each run of equal values of `values` (sorted, or grouped)."""
+    index = np.arange(len(values))
+    starts = np.concatenate(([True], values[1:] != values[:-1])) if len(values) else np.zeros(0, bool)
+    return (index - np.maximum.accumulate(np.where(starts, index, 0))) < count
+
+
 def trimmed(array: np.ndarray, length: int) -> np.ndarray:
     """The first `length` values of an array sized for the most there could be: a view when that is most
     of it, else a copy, so that a result much smaller than its bound does not hold the bound's memory."""

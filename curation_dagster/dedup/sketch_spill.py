@@ -6,7 +6,7 @@ measured on them and the index write reads them once, in order. So they are writ
 (`tempfile`'s, which `TMPDIR` moves) batch by batch as the shard is signed. Pairs read them through a
 read-only memory map, which brings in only the pages of the documents measured and lets them go after
 each gather; the index write and `take` read them slice by slice with plain reads. Offsets and counts,
-16 bytes a document, stay in memory.
+16 bytes a document for each of the two kinds, stay in memory.
 """
 
 from __future__ import annotations

@@ -79,7 +79,17 @@ def test_a_broken_png_is_still_worded_by_pillow() -> None:
 
 def test_hashes_through_the_fast_path_equal_pillows(monkeypatch: pytest.MonkeyPatch) -> None:
     images = [png(photograph()), png(photograph().convert("L")), png(photograph().resize((320, 213)))]
-    fast = ImageHasher().hash_many(images)
+    decoded: list[bool] = []
+
+    def counted(data: bytes, side: int) -> object:
+        image = reduced_png(data, side)
+        decoded.append(image is not None)
+        return image
+
+    with monkeypatch.context() as patch:
+        patch.setattr(perceptual, "reduced_png", counted)
+        fast = ImageHasher().hash_many(images)
+    assert decoded == [True, True, True]  # every picture took the fast path
     monkeypatch.setattr(perceptual, "reduced_png", lambda data, side: None)
     slow = ImageHasher().hash_many(images)
     assert fast.usable.all()

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from curation_dagster.dedup import range_sort
-from curation_dagster.dedup.range_sort import is_sorted, key_ranges, sort_entries, sorted_unique, trimmed
+from curation_dagster.dedup.range_sort import (
+    first_in_runs,
+    is_sorted,
+    key_ranges,
+    sort_entries,
+    sorted_unique,
+    trimmed,
+)
 
 #: Keys from a few values spread over the whole 64-bit space, so ranges and repeats both occur.
 KEYS = hnp.arrays(
@@ -77,3 +84,9 @@ def test_a_result_much_smaller_than_its_bound_lets_the_bound_go() -> None:
     assert np.shares_memory(trimmed(bound, 6), bound)
     small = trimmed(bound, 2)
     assert small.tolist() == [0, 1] and not np.shares_memory(small, bound)
+
+
+def test_first_in_runs_keeps_the_first_positions_of_each_run_of_equal_values() -> None:
+    values = np.array([4, 4, 4, 7, 9, 9, 9, 9], dtype=np.uint64)
+    assert first_in_runs(values, 2).tolist() == [True, True, False, True, True, True, False, False]
+    assert first_in_runs(np.zeros(0, np.uint64), 2).tolist() == []

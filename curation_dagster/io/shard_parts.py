@@ -5,10 +5,12 @@
 Part `i` covers bytes [i * bound, (i + 1) * bound), the last part to the end, and holds the items that
 start there: a JSON Lines line whose first byte lies in the range, a Parquet row group whose first page
 does, a WebDataset sample whose first member's header does, a media-folder sample (the files sharing a
-stem, counted one after another in sorted order) whose first file does. Every item starts in exactly one
-range, so exactly one part reads it; the parts depend only on the size and the bound, so the same file
-always gives the same keys. Compressed files (`.jsonl.gz`, a compressed tar) cannot be read from the
-middle: they stay one shard whatever their size.
+stem, counted one after another in sorted order) whose first file does. A gzipped JSON Lines file is cut
+by its compressed bytes: a line is the part's whose compressed bytes produced its first byte
+(`gzip_stream`); the part decompresses what comes before, parsing none of it. Every item starts in
+exactly one range, so exactly one part reads it; the parts depend only on the size and the bound, so the
+same file always gives the same keys. A compressed tar cannot be read from the middle: it stays one
+shard whatever its size.
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ from curation_dagster.io.landing_files import file_size, folder_files, link_prob
 
 #: What joins a shard key and a part number: `news.jsonl.part-00003`.
 PART_KEY_INFIX: Final = ".part-"
-
-#: Landing kinds read whole whatever their size: a gzip stream cannot be entered in the middle.
-UNSPLITTABLE_KINDS: Final = ("jsonl.gz",)
 
 #: The first bytes of the compressions a tar may come in (gzip, bzip2, xz, zstandard).
 _COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
@@ -78,8 +77,9 @@ def plan_parts(size: int, max_shard_bytes: int) -> list[ShardPart]:
 
 def shard_parts(path: Path, kind: str, max_shard_bytes: int) -> list[ShardPart]:
     """The parts a landing file or folder of `kind` is registered as; none when it is one shard: it fits
-    the bound, it is compressed, or it is a link the raw stage refuses (one rejected row, never split)."""
-    if kind in UNSPLITTABLE_KINDS or link_problem(path, path.parent) is not None:
+    the bound, it is a compressed tar, or it is a link the raw stage refuses (one rejected row, never
+    split)."""
+    if link_problem(path, path.parent) is not None:
         return []
     files = folder_files(path)[0] if kind == "folder" else [path]
     parts = plan_parts(sum(file_size(file) for file in files), max_shard_bytes)

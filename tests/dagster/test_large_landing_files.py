@@ -2,6 +2,7 @@
 sensor and by `curation register`, and its raw stage runs part by part with every line kept or rejected
 exactly once."""
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from assets.factory import stage_key
 from assets.partitions import SHARDS
 from assets.runner import materialize, register_shards
 from curation_dagster.definitions import build_definitions
+from curation_dagster.io import gzip_stream
 from curation_dagster.io.lake import Lake
 from curation_dagster.spec import parse_spec
 
@@ -115,3 +117,33 @@ def test_a_large_file_runs_through_the_raw_stage_part_by_part_with_every_line_on
     source = landing / "big.jsonl"
     assert sorted(rows["kept"] + rows["rejected"]) == sorted(f"{source}#byte={start}" for start in starts)
     assert rows["rejected"] == [f"{source}#byte={starts[13]}"]
+
+
+def test_a_large_gzipped_file_runs_part_by_part_with_every_line_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A `.jsonl.gz` file is cut by its compressed bytes; each part's lines keep the numbers of the whole
+    file, and over the parts every line is kept or rejected once."""
+    monkeypatch.setattr(gzip_stream, "FEED_BYTES", 16)  # many feeds in a small file, so parts hold lines
+    landing = tmp_path / "gzipped"
+    landing.mkdir()
+    source = landing / "big.jsonl.gz"
+    source.write_bytes(gzip.compress("".join(line + "\n" for line in LINES).encode(), mtime=0))
+    bound = source.stat().st_size // 3  # the lines compress to a few hundred bytes
+    monkeypatch.setenv("CURATION_MAX_SHARD_BYTES", str(bound))
+    defs = build_definitions(SPECS, lake_root=str(tmp_path / "lake"), landing=str(landing))
+    lake = Lake(tmp_path / "lake")
+    per_part: list[list[str]] = []
+    rejected: list[str] = []
+    with instance_for_test() as instance:
+        keys = register_shards(instance, landing, bound)
+        assert keys == [f"big.jsonl.gz.part-{i:05d}" for i in range(-(-source.stat().st_size // bound))]
+        for key in keys:
+            assert materialize(defs, instance, "first", ["raw"], key, say=lambda line: None)
+            kept = lake.read_table(lake.path("first", "raw", key))["uri"].to_pylist()
+            rejected += lake.read_table(lake.path("first", "raw", key, rejected=True))["uri"].to_pylist()
+            per_part.append(kept)
+    assert sum(1 for uris in per_part if uris) > 1
+    every = sorted([uri for uris in per_part for uri in uris] + rejected)
+    assert every == sorted(f"{source}#L{number}" for number in range(1, len(LINES) + 1))
+    assert rejected == [f"{source}#L14"]

@@ -5,19 +5,25 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import itertools
 import json
+import os
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from curation_dagster.io.jsonl import _bounded_lines, read_gzip_json_lines
+from curation_dagster.io import gzip_stream, jsonl
+from curation_dagster.io.jsonl import _bounded_lines
 from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.reader_base import MAX_JSON_DEPTH, ReaderSettings
-from curation_dagster.io.shard_parts import ShardPart
+from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import RejectCode
 from tests.landing_fixtures import codes, read, read_parts, write_lines
 
@@ -278,7 +284,72 @@ def test_jsonl_part_that_a_long_line_covers_is_empty(tmp_path: Path) -> None:
     assert per_part == [["byte=0"], [], ["byte=113"], []]
 
 
-def test_gzip_jsonl_cannot_be_read_in_parts(tmp_path: Path) -> None:
-    shard = write_gzip_lines(tmp_path / "a.jsonl.gz", b'{"text": "one"}')
-    with pytest.raises(ValueError, match="gzipped: it can only be read whole"):
-        list(read_gzip_json_lines(shard, ReaderSettings(), ShardPart(0, 2, 0, 10)))
+# Parts of a large gzipped file ------------------------------------------------------------------------
+
+
+def gzipped(data: bytes, cuts: list[int], level: int, damage: str, seed: int) -> bytes:
+    """`data` as gzip members that start at `cuts`, then damaged: `cut` short, `garbage` or `padding`
+    (zero bytes, which a gzip reader skips) after it."""
+    edges = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
+    packed = b"".join(gzip.compress(data[a:b], level, mtime=0) for a, b in itertools.pairwise(edges))
+    if damage == "cut":
+        return packed[: seed % max(len(packed), 1)]
+    return packed + {"garbage": b"not gzip", "padding": b"\x00" * (1 + seed % 5)}.get(damage, b"")
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.lists(st.tuples(PART_LINES, st.sampled_from([b"\n", b"\r\n"])), min_size=1, max_size=12),
+    st.lists(st.integers(min_value=0), max_size=3),
+    st.integers(min_value=0, max_value=9),
+    st.sampled_from(["none", "cut", "garbage", "padding"]),
+    st.integers(min_value=0),
+    st.integers(min_value=1, max_value=40),
+)
+def test_gzip_jsonl_read_in_parts_gives_the_records_of_the_whole_file(
+    lines: list[tuple[bytes, bytes]], cuts: list[int], level: int, damage: str, seed: int, feed: int
+) -> None:
+    data = b"".join(line + ending for line, ending in lines)
+    packed = gzipped(data, cuts, level, damage, seed)
+    assume(len(packed) > 1)
+    bound = 1 + seed % (len(packed) - 1)  # below the size, so that the file is split
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(gzip_stream, "FEED_BYTES", feed):
+        shard = Path(folder) / "a.jsonl.gz"
+        shard.write_bytes(packed)
+        whole = read(shard, PART_SETTINGS)
+        parts = read_parts(shard, bound, PART_SETTINGS)
+        try:  # the gzip module says whether the file is whole
+            plain = write_lines(Path(folder) / "a.jsonl", gzip.decompress(packed).removesuffix(b"\n"))
+            unpacked: list[RawRecord] | None = read(plain, PART_SETTINGS)
+        except (EOFError, OSError, zlib.error):
+            unpacked = None
+    assert parts == whole
+    truncated = [record for record in whole if record.reject_code == RejectCode.TRUNCATED_SHARD]
+    assert len(truncated) == (unpacked is None)
+    if unpacked is not None:
+        # Lines number and read as in the file's plain form.
+        assert [(r.position, r.text, r.meta, r.reject_code) for r in whole] == [
+            (r.position, r.text, r.meta, r.reject_code) for r in unpacked
+        ]
+
+
+def test_gzip_part_decompresses_the_lines_before_it_without_parsing_them(tmp_path: Path) -> None:
+    shard = tmp_path / "a.jsonl.gz"
+    lines = b"".join(b'{"text": "line %d %s"}\n' % (n, os.urandom(40).hex().encode()) for n in range(3000))
+    shard.write_bytes(gzip.compress(lines))
+    parts = list(discover_partitions(tmp_path, -(-len(shard.read_bytes()) // 4)).values())
+    assert len(parts) == 4
+    parsed: list[str] = []
+    record_of = jsonl._json_line_record
+
+    def parse(line: bytes, position: str, *args: Any) -> RawRecord:
+        parsed.append(position)
+        return record_of(line, position, *args)
+
+    with mock.patch.object(jsonl, "_json_line_record", parse):
+        last = list(read_shard(shard, "a", ReaderSettings(), parts[-1].part))
+    assert last and parsed == [record.position for record in last]
+    assert int(last[0].position[1:]) > 1000  # numbered as in the whole file
+    every = [record for found in parts for record in read_shard(shard, "a", ReaderSettings(), found.part)]
+    assert [record.text for record in every] == [record.text for record in read(shard)]
+    assert all(record.reject_code is None for record in every)

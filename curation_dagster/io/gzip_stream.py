@@ -1,0 +1,129 @@
+"""A gzip stream read a fixed number of compressed bytes at a time, which knows where in the compressed file
+each decompressed byte came from, so that a large `.jsonl.gz` file can be split by its compressed size
+like a plain file by its size (`shard_parts`).
+
+The decompressor is fed `FEED_BYTES` of the file at a time; every byte one feed produces has that feed's
+offset in the file as its origin. The feeds are the same whoever reads the file, so the origin of each
+byte, and with it the part each line belongs to, is the same in every part and in a whole read.
+A gzip stream cannot be entered in the middle: a part decompresses everything before it (at C speed,
+parsing nothing) and reads only its own lines.
+
+Members follow one another (as `gzip` and `pigz` write them), zero bytes between or after members are
+padding; anything else where a member should start, a member that does not decode or a file that ends
+inside a member raises (`zlib.error`, `gzip.BadGzipFile`, `EOFError`), as `gzip.open` does, with
+`failed_at` set to the offset of the feed it happened in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import io
+import zlib
+from pathlib import Path
+from typing import BinaryIO, Final
+
+#: Compressed bytes fed to the decompressor at a time: a byte's origin is a multiple of it.
+FEED_BYTES: Final = 1 << 16
+#: gzip's magic number, which starts every member.
+_MAGIC: Final = b"\x1f\x8b"
+#: zlib's window bits for a gzip header and trailer (16 + the largest window).
+_GZIP_WBITS: Final = 31
+
+
+class GzipStream(io.RawIOBase):
+    """The decompressed bytes of a gzip file, and for each the offset of the compressed feed it came from
+    (`origin`)."""
+
+    def __init__(self, file: BinaryIO, feed_bytes: int = FEED_BYTES) -> None:
+        super().__init__()
+        self._file, self._feed_bytes = file, feed_bytes
+        self._decompressor: zlib._Decompress | None = None
+        self._pending = memoryview(b"")  # decompressed, not yet read
+        self._fed = 0  # compressed bytes fed so far
+        self._produced = 0  # decompressed bytes produced so far
+        self._output_starts: list[int] = []  # where each feed's nonempty output starts
+        self._output_origins: list[int] = []  # and that feed's offset in the file
+        self._ended = False
+        #: The offset of the feed in which the stream failed to decode, once it has.
+        self.failed_at: int | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        while not self._pending and not self._ended:
+            self._feed()
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]  # a view: no copy of the rest
+        return size
+
+    def origin(self, offset: int) -> int:
+        """The file offset of the feed that produced decompressed byte `offset` (produced already)."""
+        if offset >= self._produced:
+            raise ValueError(f"byte {offset} is not decompressed yet ({self._produced} are)")
+        return self._output_origins[bisect.bisect_right(self._output_starts, offset) - 1]
+
+    def _feed(self) -> None:
+        at = self._fed
+        data = self._file.read(self._feed_bytes)
+        self._fed += len(data)
+        try:
+            output = self._decompress(data, at)
+        except (zlib.error, gzip.BadGzipFile, EOFError):
+            self.failed_at = at
+            self._ended = True
+            raise
+        if output:
+            self._output_starts.append(self._produced)
+            self._output_origins.append(at)
+            self._produced += len(output)
+            self._pending = memoryview(output)
+
+    def _decompress(self, data: bytes, at: int) -> bytes:
+        """The output of feeding `data`; at the end of the file (`data` empty), checks the last member
+        ended."""
+        if not data:
+            self._ended = True
+            if self._decompressor is not None and not self._decompressor.eof:
+                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            return b""
+        output: list[bytes] = []
+        while data:
+            if self._decompressor is None or self._decompressor.eof:
+                data = self._next_member(data)
+                if not data:
+                    break
+            assert self._decompressor is not None
+            output.append(self._decompressor.decompress(data))
+            data = self._decompressor.unused_data if self._decompressor.eof else b""
+        return b"".join(output)
+
+    def _next_member(self, data: bytes) -> bytes:
+        """`data` from the start of the next member, a new decompressor ready for it; b"" when `data` is
+        padding after a member."""
+        if self._decompressor is not None:
+            data = data.lstrip(b"\x00")
+            if not data:
+                return b""
+        if len(data) < len(_MAGIC):
+            # The feed ends inside the magic number: this feed takes the rest of it.
+            more = self._file.read(len(_MAGIC) - len(data))
+            self._fed += len(more)
+            data += more
+        if not data.startswith(_MAGIC):
+            raise gzip.BadGzipFile(f"Not a gzipped file ({data[:2]!r})")
+        self._decompressor = zlib.decompressobj(_GZIP_WBITS)
+        return data
+
+
+def open_gzip_stream(path: Path) -> tuple[io.BufferedReader, GzipStream]:
+    """A buffered reader of the decompressed bytes of the gzip file at `path` (closing it closes the
+    file), and its stream, fed `FEED_BYTES` at a time."""
+    stream = GzipStream(path.open("rb"), FEED_BYTES)
+    return io.BufferedReader(stream, buffer_size=FEED_BYTES), stream

@@ -1,12 +1,12 @@
 """A gzip stream read a fixed number of compressed bytes at a time, which knows where in the compressed file
-each decompressed byte came from, so that a large `.jsonl.gz` file can be split by its compressed size
-like a plain file by its size (`shard_parts`).
+each decompressed byte came from, so that a large `.jsonl.gz` file or gzipped tar can be split by its
+compressed size like a plain file by its size (`shard_parts`).
 
 The decompressor is fed `FEED_BYTES` of the file at a time; every byte one feed produces has that feed's
 offset in the file as its origin. The feeds are the same whoever reads the file, so the origin of each
 byte, and with it the part each line belongs to, is the same in every part and in a whole read.
 A gzip stream cannot be entered in the middle: a part decompresses everything before it (at C speed,
-parsing nothing) and reads only its own lines.
+parsing nothing) and reads only its own lines or samples.
 
 Members follow one another (as `gzip` and `pigz` write them), zero bytes between or after members are
 padding; anything else where a member should start, a member that does not decode or a file that ends
@@ -23,10 +23,12 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from curation_dagster.io.shard_parts import ShardPart
+
 #: Compressed bytes fed to the decompressor at a time: a byte's origin is a multiple of it.
 FEED_BYTES: Final = 1 << 16
 #: gzip's magic number, which starts every member.
-_MAGIC: Final = b"\x1f\x8b"
+GZIP_MAGIC: Final = b"\x1f\x8b"
 #: zlib's window bits for a gzip header and trailer (16 + the largest window).
 _GZIP_WBITS: Final = 31
 
@@ -35,9 +37,9 @@ class GzipStream(io.RawIOBase):
     """The decompressed bytes of a gzip file, and for each the offset of the compressed feed it came from
     (`origin`)."""
 
-    def __init__(self, file: BinaryIO, feed_bytes: int = FEED_BYTES) -> None:
+    def __init__(self, file: BinaryIO, feed_bytes: int | None = None) -> None:
         super().__init__()
-        self._file, self._feed_bytes = file, feed_bytes
+        self._file, self._feed_bytes = file, feed_bytes or FEED_BYTES
         self._decompressor: zlib._Decompress | None = None
         self._pending = memoryview(b"")  # decompressed, not yet read
         self._fed = 0  # compressed bytes fed so far
@@ -47,6 +49,10 @@ class GzipStream(io.RawIOBase):
         self._ended = False
         #: The offset of the feed in which the stream failed to decode, once it has.
         self.failed_at: int | None = None
+
+    @property
+    def feed_bytes(self) -> int:
+        return self._feed_bytes
 
     def readable(self) -> bool:
         return True
@@ -111,12 +117,12 @@ class GzipStream(io.RawIOBase):
             data = data.lstrip(b"\x00")
             if not data:
                 return b""
-        if len(data) < len(_MAGIC):
+        if len(data) < len(GZIP_MAGIC):
             # The feed ends inside the magic number: this feed takes the rest of it.
-            more = self._file.read(len(_MAGIC) - len(data))
+            more = self._file.read(len(GZIP_MAGIC) - len(data))
             self._fed += len(more)
             data += more
-        if not data.startswith(_MAGIC):
+        if not data.startswith(GZIP_MAGIC):
             raise gzip.BadGzipFile(f"Not a gzipped file ({data[:2]!r})")
         self._decompressor = zlib.decompressobj(_GZIP_WBITS)
         return data
@@ -124,6 +130,22 @@ class GzipStream(io.RawIOBase):
 
 def open_gzip_stream(path: Path) -> tuple[io.BufferedReader, GzipStream]:
     """A buffered reader of the decompressed bytes of the gzip file at `path` (closing it closes the
-    file), and its stream, fed `FEED_BYTES` at a time."""
-    stream = GzipStream(path.open("rb"), FEED_BYTES)
-    return io.BufferedReader(stream, buffer_size=FEED_BYTES), stream
+    file), and its stream, fed `FEED_BYTES` at a time. A read that a failure interrupts loses what it had
+    gathered (a line cut by the end of the stream is not returned); a reader that takes short reads
+    (`tarfile`) reads the stream itself, which returns the bytes decoded before it raises."""
+    stream = GzipStream(path.open("rb"))
+    return io.BufferedReader(stream, buffer_size=stream.feed_bytes), stream
+
+
+class DecompressedPart:
+    """A part of a gzip file seen from its decompressed bytes: the item that starts at decompressed byte
+    `offset` (decompressed already) is the part's when the feed that produced that byte is."""
+
+    def __init__(self, stream: GzipStream, part: ShardPart) -> None:
+        self._stream, self.part = stream, part
+
+    def holds(self, offset: int) -> bool:
+        return self.part.holds(self._stream.origin(offset))
+
+    def ends_before(self, offset: int) -> bool:
+        return self.part.ends_before(self._stream.origin(offset))

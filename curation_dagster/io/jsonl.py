@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
-from curation_dagster.io.gzip_stream import GzipStream, open_gzip_stream
+from curation_dagster.io.gzip_stream import DecompressedPart, GzipStream, open_gzip_stream
 from curation_dagster.io.reader_base import (
     ReaderSettings,
     json_safe,
@@ -72,7 +72,7 @@ class _GzipPart:
     byte `offset` (where `lines` stands) is the part's when the compressed feed that produced it is."""
 
     def __init__(self, lines: io.BufferedReader, stream: GzipStream, part: ShardPart) -> None:
-        self._lines, self._stream, self._part = lines, stream, part
+        self._lines, self._stream, self._part = lines, stream, DecompressedPart(stream, part)
 
     def origin(self, offset: int) -> int | None:
         """The compressed offset the byte at `offset` came from; None at the end of the stream."""
@@ -81,8 +81,7 @@ class _GzipPart:
         return self._stream.origin(offset)
 
     def ends_before(self, offset: int) -> bool:
-        origin = self.origin(offset)
-        return origin is None or self._part.ends_before(origin)
+        return not self._lines.peek(1) or self._part.ends_before(offset)
 
 
 def _read_gzip_part(

@@ -9,7 +9,8 @@ stem, counted one after another in sorted order) whose first file does. A gzippe
 by its compressed bytes: a line is the part's whose compressed bytes produced its first byte
 (`gzip_stream`); the part decompresses what comes before, parsing none of it. Every item starts in
 exactly one range, so exactly one part reads it; the parts depend only on the size and the bound, so the
-same file always gives the same keys. A compressed tar cannot be read from the middle: it stays one
+same file always gives the same keys. A gzipped tar is cut the same way, a sample being the part's whose
+compressed bytes produced its first header; a tar compressed otherwise (bzip2, xz, zstandard) stays one
 shard whatever its size.
 """
 
@@ -24,8 +25,9 @@ from curation_dagster.io.landing_files import file_size, folder_files, link_prob
 #: What joins a shard key and a part number: `news.jsonl.part-00003`.
 PART_KEY_INFIX: Final = ".part-"
 
-#: The first bytes of the compressions a tar may come in (gzip, bzip2, xz, zstandard).
-_COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+#: The first bytes of the compressions a tar may come in that are read whole: bzip2, xz, zstandard (a
+#: gzipped tar is split by its compressed bytes, `gzip_stream`).
+_WHOLE_MAGIC: Final = (b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 @dataclass(frozen=True)
@@ -77,23 +79,23 @@ def plan_parts(size: int, max_shard_bytes: int) -> list[ShardPart]:
 
 def shard_parts(path: Path, kind: str, max_shard_bytes: int) -> list[ShardPart]:
     """The parts a landing file or folder of `kind` is registered as; none when it is one shard: it fits
-    the bound, it is a compressed tar, or it is a link the raw stage refuses (one rejected row, never
-    split)."""
+    the bound, it is a tar compressed otherwise than by gzip, or it is a link the raw stage refuses (one
+    rejected row, never split)."""
     if link_problem(path, path.parent) is not None:
         return []
     files = folder_files(path)[0] if kind == "folder" else [path]
     parts = plan_parts(sum(file_size(file) for file in files), max_shard_bytes)
-    if parts and kind == "tar" and _is_compressed(path):
+    if parts and kind == "tar" and _read_whole(path):
         return []
     return parts
 
 
-def _is_compressed(path: Path) -> bool:
-    """Whether a file starts like a compressed stream; a file that cannot be opened counts as one, so
-    that it stays one shard and its raw run rejects it once."""
+def _read_whole(path: Path) -> bool:
+    """Whether a file starts like a compressed stream other than gzip; a file that cannot be opened counts
+    as one, so that it stays one shard and its raw run rejects it once."""
     try:
         with path.open("rb") as file:
             head = file.read(6)
     except OSError:
         return True
-    return head.startswith(_COMPRESSED_MAGIC)
+    return head.startswith(_WHOLE_MAGIC)

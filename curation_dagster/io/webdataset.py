@@ -8,8 +8,9 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
+from curation_dagster.io.gzip_stream import GZIP_MAGIC, DecompressedPart, GzipStream
 from curation_dagster.io.reader_base import (
     ReaderSettings,
     SampleMember,
@@ -40,7 +41,8 @@ def read_webdataset(
     Of one part, the samples whose first member's header starts in the part's bytes: the headers before
     them are read to number repeated keys as the whole tar does, their data skipped unread (an
     uncompressed tar can be entered anywhere); the part's last sample is read to its last member even
-    past the part's end.
+    past the part's end. A gzipped tar's part holds the samples whose first header came out of its
+    compressed bytes (`gzip_stream`), the tar before them decompressed and passed over.
     """
     names = _SampleNames()
     key: str | None = None
@@ -63,10 +65,24 @@ def read_webdataset(
         )
 
     with path.open("rb") as file:
+        # A gzipped tar, whole or a part, is decompressed by `gzip_stream`, so that both read the same.
+        gzipped = file.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        file.seek(0)
+        source: BinaryIO | GzipStream = file
+        bounds: ShardPart | DecompressedPart | None = part
+        if gzipped:
+            # The stream itself, not a buffered reader: tarfile takes short reads, so the samples before
+            # a failure are read.
+            stream = GzipStream(file)
+            source = stream
+            bounds = None if part is None else DecompressedPart(stream, part)
         try:
-            # Stream mode for a whole tar: members are read in order and nothing is ever extracted to disk,
-            # so member names such as `../x` or `/etc/x` are only labels. A part seeks past others' data.
-            with tarfile.open(fileobj=file, mode="r|*" if part is None else "r:") as archive:
+            # Stream mode for a whole or gzipped tar: members are read in order and nothing is ever
+            # extracted to disk, so member names such as `../x` or `/etc/x` are only labels. A part of a
+            # plain tar seeks past others' data.
+            with tarfile.open(
+                fileobj=source, mode="r|" if gzipped else "r:" if part is not None else "r|*"
+            ) as archive:
                 for info in archive:
                     if info.isdir():
                         continue
@@ -75,10 +91,10 @@ def read_webdataset(
                         if (record := finished_sample()) is not None:
                             yield record
                         members, key = [], None
-                    if key is None and part is not None:
-                        if part.ends_before(info.offset):
+                    if key is None and bounds is not None:
+                        if bounds.ends_before(info.offset):
                             return
-                        owned = part.holds(info.offset)
+                        owned = bounds.holds(info.offset)
                     key = member_key
                     members.append(
                         _tar_member(archive, info, extension, settings.max_item_bytes)
@@ -86,6 +102,7 @@ def read_webdataset(
                         else SampleMember(name=info.name, extension=extension)
                     )
         except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error, lzma.LZMAError) as error:
+            # gzip.BadGzipFile is an OSError: a gzipped part's stream that stops decoding lands here too.
             if members and (record := finished_sample()) is not None:
                 yield record
             if owned:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curation_dagster.io import gzip_stream
 from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.reader_base import ReaderSettings
 from curation_dagster.io.validate import RejectCode
@@ -214,13 +217,19 @@ def tar_of(members: list[tuple[str, str, bytes, bytes]], tar_format: int) -> byt
     PART_MEMBERS,
     st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
     st.integers(min_value=2, max_value=50),
+    st.sampled_from([None, 0, 6]),
+    st.integers(min_value=1, max_value=64),
 )
 def test_webdataset_read_in_parts_gives_the_samples_of_the_whole_tar(
-    members: list[tuple[str, str, bytes, bytes]], tar_format: int, count: int
+    members: list[tuple[str, str, bytes, bytes]], tar_format: int, count: int, level: int | None, feed: int
 ) -> None:
+    """Plain, or gzipped (cut by compressed bytes, the decompressor fed a few bytes at a time so that
+    small tars make many feeds)."""
     data = tar_of(members, tar_format)
+    if level is not None:
+        data = gzip.compress(data, level, mtime=0)
     bound = -(-len(data) // count)  # tars are padded to 10240 bytes: parts from 5120 down to 205 bytes
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(gzip_stream, "FEED_BYTES", feed):
         shard = Path(folder) / "a.tar"
         shard.write_bytes(data)
         assert read_parts(shard, bound) == read(shard)
@@ -241,17 +250,22 @@ def test_webdataset_part_reads_its_last_sample_past_its_end_and_the_next_part_sk
     assert per_part[2:] == [([], [])] * 5  # the end-of-archive blocks, padded to 10240 bytes
 
 
-def test_truncated_tar_read_in_parts_reports_the_truncation_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzipped"])
+def test_truncated_tar_read_in_parts_reports_the_truncation_once(tmp_path: Path, gzipped: bool) -> None:
     whole = write_tar(tmp_path / "whole.tar", [("a.txt", b"one"), ("b.txt", b"two"), ("c.txt", b"3" * 4000)])
     shard = tmp_path / "landing" / "a.tar"
     shard.parent.mkdir()
-    shard.write_bytes(whole.read_bytes()[: 512 * 5 + 1000])  # inside the data of c.txt
-    assert (
-        codes(read_parts(shard, 700))
-        == codes(read(shard))
-        == [
-            ("a", None),
-            ("b", None),
-            ("truncated", RejectCode.TRUNCATED_SHARD),
-        ]
-    )
+    data = whole.read_bytes()[: 512 * 5 + 1000]  # inside the data of c.txt
+    if gzipped:
+        data = gzip.compress(whole.read_bytes(), 0, mtime=0)[: 512 * 5 + 1000]  # stored: bytes stay put
+    shard.write_bytes(data)
+    with mock.patch.object(gzip_stream, "FEED_BYTES", 100):
+        assert (
+            codes(read_parts(shard, 700))
+            == codes(read(shard))
+            == [
+                ("a", None),
+                ("b", None),
+                ("truncated", RejectCode.TRUNCATED_SHARD),
+            ]
+        )

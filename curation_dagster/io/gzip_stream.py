@@ -31,6 +31,9 @@ FEED_BYTES: Final = 1 << 16
 GZIP_MAGIC: Final = b"\x1f\x8b"
 #: zlib's window bits for a gzip header and trailer (16 + the largest window).
 _GZIP_WBITS: Final = 31
+#: Decompressed bytes behind the newest whose origins are kept: far more than any reader holds unread
+#: (a buffered reader's buffer, a tar block), so that the origins of a long file take bounded memory.
+ORIGIN_HISTORY_BYTES: Final = 1 << 26
 
 
 class GzipStream(io.RawIOBase):
@@ -70,9 +73,12 @@ class GzipStream(io.RawIOBase):
         return size
 
     def origin(self, offset: int) -> int:
-        """The file offset of the feed that produced decompressed byte `offset` (produced already)."""
+        """The file offset of the feed that produced decompressed byte `offset` (produced already, and
+        at most `ORIGIN_HISTORY_BYTES` before the newest)."""
         if offset >= self._produced:
             raise ValueError(f"byte {offset} is not decompressed yet ({self._produced} are)")
+        if offset < self._output_starts[0]:
+            raise ValueError(f"byte {offset} is too far behind the stream for its origin to be kept")
         return self._output_origins[bisect.bisect_right(self._output_starts, offset) - 1]
 
     def _feed(self) -> None:
@@ -90,6 +96,15 @@ class GzipStream(io.RawIOBase):
             self._output_origins.append(at)
             self._produced += len(output)
             self._pending = memoryview(output)
+            self._forget_old_origins()
+
+    def _forget_old_origins(self) -> None:
+        """Drop the origins of feeds whose output lies wholly `ORIGIN_HISTORY_BYTES` behind the newest
+        byte, a thousand at a time."""
+        old = bisect.bisect_right(self._output_starts, self._produced - ORIGIN_HISTORY_BYTES) - 1
+        if old >= 1024:
+            del self._output_starts[:old]
+            del self._output_origins[:old]
 
     def _decompress(self, data: bytes, at: int) -> bytes:
         """The output of feeding `data`; at the end of the file (`data` empty), checks the last member

@@ -353,3 +353,15 @@ def test_gzip_part_decompresses_the_lines_before_it_without_parsing_them(tmp_pat
     every = [record for found in parts for record in read_shard(shard, "a", ReaderSettings(), found.part)]
     assert [record.text for record in every] == [record.text for record in read(shard)]
     assert all(record.reject_code is None for record in every)
+
+
+def test_gzip_stream_keeps_the_origins_of_recent_bytes_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gzip_stream, "ORIGIN_HISTORY_BYTES", 4096)
+    data = os.urandom(100_000)  # incompressible: every 64-byte feed gives about 64 bytes
+    stream = gzip_stream.GzipStream(io.BytesIO(gzip.compress(data, 0)), feed_bytes=64)
+    assert stream.read() == data
+    # The newest bytes keep their feed's offset; those far behind are forgotten, not answered wrongly.
+    newest = stream.origin(len(data) - 1)
+    assert newest % 64 == 0 and abs(len(data) - 1 - newest) < 200
+    with pytest.raises(ValueError, match="too far behind"):
+        stream.origin(0)

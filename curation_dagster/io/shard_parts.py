@@ -16,6 +16,7 @@ shard whatever its size.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -28,17 +29,21 @@ PART_KEY_INFIX: Final = ".part-"
 #: The first bytes of the compressions a tar may come in that are read whole: bzip2, xz, zstandard (a
 #: gzipped tar is split by its compressed bytes, `gzip_stream`).
 _WHOLE_MAGIC: Final = (b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+#: gzip's first bytes (`gzip_stream.GZIP_MAGIC`, which imports this module).
+_GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
 class ShardPart:
     """Part `index` of `count` of a landing file or folder: the items that start in bytes [start, end)
-    of it (`end` None: to the end, so nothing appended after registration falls between parts)."""
+    of it (`end` None: to the end, so nothing appended after registration falls between parts); of a
+    gzipped file (`gzipped`), the items whose first byte came out of those compressed bytes."""
 
     index: int
     count: int
     start: int
     end: int | None
+    gzipped: bool = False
 
     def holds(self, offset: int) -> bool:
         """Whether the item that starts at byte `offset` is this part's."""
@@ -51,7 +56,8 @@ class ShardPart:
     def describe(self) -> str:
         """`part 2 of 5: items starting in bytes 1024-2048` for metadata and logs."""
         end = "the end" if self.end is None else str(self.end)
-        return f"part {self.index + 1} of {self.count}: items starting in bytes {self.start}-{end}"
+        where = "decompressed from compressed bytes" if self.gzipped else "starting in bytes"
+        return f"part {self.index + 1} of {self.count}: items {where} {self.start}-{end}"
 
 
 def part_key(shard: str, index: int) -> str:
@@ -85,17 +91,21 @@ def shard_parts(path: Path, kind: str, max_shard_bytes: int) -> list[ShardPart]:
         return []
     files = folder_files(path)[0] if kind == "folder" else [path]
     parts = plan_parts(sum(file_size(file) for file in files), max_shard_bytes)
-    if parts and kind == "tar" and _read_whole(path):
+    if not parts or kind not in ("tar", "jsonl.gz"):
+        return parts
+    head = _head(path)
+    if kind == "tar" and (head is None or head.startswith(_WHOLE_MAGIC)):
         return []
+    if kind == "jsonl.gz" or (head is not None and head.startswith(_GZIP_MAGIC)):
+        return [dataclasses.replace(part, gzipped=True) for part in parts]
     return parts
 
 
-def _read_whole(path: Path) -> bool:
-    """Whether a file starts like a compressed stream other than gzip; a file that cannot be opened counts
-    as one, so that it stays one shard and its raw run rejects it once."""
+def _head(path: Path) -> bytes | None:
+    """A file's first bytes, which tell its compression; None when it cannot be opened (a tar then stays
+    one shard, and its raw run rejects it once)."""
     try:
         with path.open("rb") as file:
-            head = file.read(6)
+            return file.read(6)
     except OSError:
-        return True
-    return head.startswith(_WHOLE_MAGIC)
+        return None

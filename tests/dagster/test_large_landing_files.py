@@ -140,6 +140,12 @@ def test_a_large_gzipped_file_runs_part_by_part_with_every_line_once(
         assert keys == [f"big.jsonl.gz.part-{i:05d}" for i in range(-(-source.stat().st_size // bound))]
         for key in keys:
             assert materialize(defs, instance, "first", ["raw"], key, say=lambda line: None)
+            [record] = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=stage_key("first", "raw"), asset_partitions=[key]), limit=1
+            ).records
+            assert record.asset_materialization.metadata["source_part"].value.startswith(
+                f"part {len(per_part) + 1} of {len(keys)}: items decompressed from compressed bytes "
+            )
             kept = lake.read_table(lake.path("first", "raw", key))["uri"].to_pylist()
             rejected += lake.read_table(lake.path("first", "raw", key, rejected=True))["uri"].to_pylist()
             per_part.append(kept)

@@ -44,6 +44,10 @@ def test_part_keys_are_numbered_with_five_digits_so_they_sort_in_order() -> None
 def test_a_part_describes_its_bytes() -> None:
     assert ShardPart(1, 3, 10, 20).describe() == "part 2 of 3: items starting in bytes 10-20"
     assert ShardPart(2, 3, 20, None).describe() == "part 3 of 3: items starting in bytes 20-the end"
+    assert (
+        ShardPart(0, 3, 0, 10, gzipped=True).describe()
+        == "part 1 of 3: items decompressed from compressed bytes 0-10"
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,4 +64,17 @@ def test_a_part_describes_its_bytes() -> None:
 def test_a_tar_compressed_other_than_by_gzip_is_never_split(tmp_path: Path, head: bytes, split: bool) -> None:
     tar = tmp_path / "a.tar"
     tar.write_bytes(head + b"\0" * 100)
-    assert bool(shard_parts(tar, "tar", 10)) is split
+    parts = shard_parts(tar, "tar", 10)
+    assert bool(parts) is split
+    assert all(part.gzipped is head.startswith(b"\x1f\x8b") for part in parts)
+
+
+def test_a_gzipped_json_lines_file_is_split_into_gzipped_parts(tmp_path: Path) -> None:
+    shard = tmp_path / "a.jsonl.gz"
+    shard.write_bytes(b"\x1f\x8b" + b"\0" * 100)
+    parts = shard_parts(shard, "jsonl.gz", 40)
+    assert [(part.start, part.end, part.gzipped) for part in parts] == [
+        (0, 40, True),
+        (40, 80, True),
+        (80, None, True),
+    ]

@@ -45,8 +45,10 @@ from near_dedup import CorpusBuilder
 from curation_dagster.dedup.arrow_files import ArrowFile
 from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.indexes import IMAGE_HASHES
+from curation_dagster.dedup.near import signature_columns_schema
 from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.dedup.plan import media_index, media_steps
+from curation_dagster.dedup.word_sketch import WordSketches
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
 from curation_dagster.spec import parse_spec
@@ -93,7 +95,8 @@ def fill_history(lake: Lake, first: str, shards: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
     exact, near = ExactIndex(lake, SPEC.name), NearIndex(lake, SPEC.name, SPEC.dedup.near)
     claims = lake.read_table(lake.path(SPEC.name, "dedup_index", first))
-    signatures = near.signatures(first)
+    stored = near.signatures(first)
+    columns = stored.select(signature_columns_schema(SPEC.dedup.near).names)
     with ArrowFile(lake, f"{near.keys.folder}/runs/{first}.arrow") as run:
         entries = run.table()
     band_keys = entries.column("key").to_numpy()
@@ -107,9 +110,11 @@ def fill_history(lake: Lake, first: str, shards: int, seed: int) -> float:
         hashes = [f"{high:016x}{low:016x}" for high, low in drawn]
         exact.write(shard, hashes, [f"{shard}/{n}" for n in range(len(hashes))])
         mask = np.uint64(int(rng.integers(1, 2**63)))
-        near.write(
-            shard, SimpleNamespace(signatures=signatures, band_keys=band_keys ^ mask, band_rows=band_rows)
-        )
+        # What `NearIndex.write` takes of a shard's outcome: signatures, sketches and band keys (indexed
+        # already, so `indexed` hands them over).
+        bands = SimpleNamespace(indexed=lambda keys=band_keys ^ mask: (keys, band_rows))
+        outcome = SimpleNamespace(signatures=columns, sketches=WordSketches.from_table(stored), bands=bands)
+        near.write(shard, outcome)  # type: ignore[arg-type]
         fresh = rng.integers(0, 2**63, size=image_rows.num_rows, dtype=np.uint64)
         images.write(shard, image_rows.set_column(2, "hash", pa.array(fresh, pa.uint64())))
     return time.perf_counter() - started

@@ -21,9 +21,10 @@ import gzip
 import io
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
-from curation_dagster.io.shard_parts import ShardPart
+if TYPE_CHECKING:  # shard_parts reads GZIP_MAGIC from here
+    from curation_dagster.io.shard_parts import ShardPart
 
 #: Compressed bytes fed to the decompressor at a time: a byte's origin is a multiple of it.
 FEED_BYTES: Final = 1 << 16

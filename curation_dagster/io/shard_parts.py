@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from curation_dagster.io.gzip_stream import GZIP_MAGIC
 from curation_dagster.io.landing_files import file_size, folder_files, link_problem
 
 #: What joins a shard key and a part number: `news.jsonl.part-00003`.
@@ -29,8 +30,6 @@ PART_KEY_INFIX: Final = ".part-"
 #: The first bytes of the compressions a tar may come in that are read whole: bzip2, xz, zstandard (a
 #: gzipped tar is split by its compressed bytes, `gzip_stream`).
 _WHOLE_MAGIC: Final = (b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
-#: gzip's first bytes (`gzip_stream.GZIP_MAGIC`, which imports this module).
-_GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def shard_parts(path: Path, kind: str, max_shard_bytes: int) -> list[ShardPart]:
     head = _head(path)
     if kind == "tar" and (head is None or head.startswith(_WHOLE_MAGIC)):
         return []
-    if kind == "jsonl.gz" or (head is not None and head.startswith(_GZIP_MAGIC)):
+    if kind == "jsonl.gz" or (head is not None and head.startswith(GZIP_MAGIC)):
         return [dataclasses.replace(part, gzipped=True) for part in parts]
     return parts
 

@@ -20,6 +20,8 @@ from curation_dagster.dedup.media import (
     settings_digest,
 )
 from curation_dagster.dedup.perceptual import (
+    TURNS,
+    VARIANT_CENTRE,
     VARIANT_CROP,
     VARIANT_MARGIN,
     VARIANT_MIRROR,
@@ -82,6 +84,23 @@ def _is_turn(units: np.ndarray) -> np.ndarray:
     return (units >= VARIANT_TURN) & (units < VARIANT_MARGIN)
 
 
+def meets_variants(units: np.ndarray) -> np.ndarray:
+    """Which image variant codes meet each other as well as whole hashes: the mirror, the centre crop and
+    the turns. A centre crop commutes with a mirror (the centre crop of a mirrored copy is the mirror of a
+    centre-cropped copy) and, but for the corners, with a turn about the centre, so a cropped copy meets a
+    mirrored or turned copy of the same picture through these pairs when neither is the original."""
+    return (units == VARIANT_MIRROR) | (units == VARIANT_CENTRE) | _is_turn(units)
+
+
+def _variant_words(unit: int) -> str:
+    """How a hash of variant `unit` changed its image, for `describe`."""
+    if unit == VARIANT_MIRROR:
+        return "mirrored"
+    if unit == VARIANT_CENTRE:
+        return "centre-cropped"
+    return f"turned {TURNS[unit - VARIANT_TURN]:+g} degrees"
+
+
 def colours_agree(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Row by row, whether two `(n, 3)` arrays of mean RGB colours pass the colour check."""
     a = np.asarray(first, dtype=np.float64) @ _OPPONENT
@@ -101,10 +120,11 @@ def colours_agree(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 class ImageMatcher(MediaMatcher):
     """Two images match when some pair of their hashes is within `max_distance` bits, one of the pair
     being a whole-image hash (whole-whole, whole-mirror, whole-crop, and within `close_distance` bits
-    whole-turn), or both the same margin window (each image without the same side's outer strip) within
-    `close_distance` bits, and (with `colour_check`) their mean colours agree (`colours_agree`): the same
-    set of pairs in both directions, so the rule is symmetric and arrival order cannot change what
-    matches."""
+    whole-turn), or within `close_distance` bits both the same margin window (each image without the same
+    side's outer strip) or both among the mirror, the centre crop and the turns (`meets_variants`: a
+    centre-cropped copy and a mirrored or turned copy of one picture), and (with `colour_check`) their
+    mean colours agree (`colours_agree`): the same set of pairs in both directions, so the rule is
+    symmetric and arrival order cannot change what matches."""
 
     copies = True
 
@@ -129,6 +149,17 @@ class ImageMatcher(MediaMatcher):
         )
         parts_q, parts_t = [whole_q[found_q], other_q[back_q]], [paired_t[found_t], whole_t[back_t]]
         parts_d = [distance_q, distance_t]
+        # Two variants that commute (`meets_variants`), neither a whole hash: the weaker evidence.
+        meet_q, meet_t = (
+            np.nonzero(meets_variants(queries.unit))[0],
+            np.nonzero(meets_variants(targets.unit))[0],
+        )
+        pair_q, pair_t, pair_d = near_pairs(
+            queries.hash[meet_q], targets.hash[meet_t], self.close_distance, self.bits
+        )
+        parts_q.append(meet_q[pair_q])
+        parts_t.append(meet_t[pair_t])
+        parts_d.append(pair_d)
         for code in np.unique(queries.unit[queries.unit >= VARIANT_MARGIN]).tolist():
             # A margin hash meets the same margin's hashes of the other side only.
             margin_q = np.nonzero(queries.unit == code)[0]
@@ -140,8 +171,11 @@ class ImageMatcher(MediaMatcher):
             parts_t.append(margin_t[pair_t])
             parts_d.append(pair_d)
         q, t, distance = np.concatenate(parts_q), np.concatenate(parts_t), np.concatenate(parts_d)
-        turned = _is_turn(queries.unit[q]) | _is_turn(targets.unit[t])
-        close = distance <= np.where(turned, self.close_distance, self.max_distance)
+        # Within `max_distance` only with a whole hash on one side and no turn; the rest within
+        # `close_distance`.
+        weak = _is_turn(queries.unit[q]) | _is_turn(targets.unit[t])
+        weak |= (queries.unit[q] != VARIANT_WHOLE) & (targets.unit[t] != VARIANT_WHOLE)
+        close = distance <= np.where(weak, self.close_distance, self.max_distance)
         q, t, distance = q[close], t[close], distance[close]
         if len(q) and self.colour_check:
             assert queries.colour is not None and targets.colour is not None
@@ -166,7 +200,9 @@ class ImageMatcher(MediaMatcher):
     def describe(self, similarity: float, query_unit: int, target_unit: int, dup_of: str) -> str:
         distance = round((1.0 - similarity) * self.bits)
         how = "whole images"
-        if VARIANT_MIRROR in (query_unit, target_unit):
+        if VARIANT_WHOLE not in (query_unit, target_unit) and query_unit < VARIANT_MARGIN:
+            how = f"this image {_variant_words(query_unit)} matches {dup_of} {_variant_words(target_unit)}"
+        elif VARIANT_MIRROR in (query_unit, target_unit):
             how = "mirrored"
         elif query_unit >= VARIANT_MARGIN:
             how = f"both without the {MARGIN_SIDES[query_unit - VARIANT_MARGIN]} margin"

@@ -112,7 +112,8 @@ class KeyStore:
             return manifest
         if manifest.get("format") != FORMAT or manifest.get("fingerprint") != self.fingerprint:
             raise SpecError(
-                f"{self.lake.url(self.folder)} was built with other {self.settings}; materialize the deduped stage "
+                f"{self.lake.url(self.folder)} was built with other {self.settings} or by an earlier release; "
+                "materialize the deduped stage "
                 "again for every shard of this version, in arrival order"
             )
         return manifest

@@ -12,9 +12,10 @@ earlier shard.
 
 Which hashes are probed keeps the lookup exact for the matching rules of `media.py` and `image_rule.py`:
 - images: whole-image hashes look up every stored hash but the margins, the other variants (mirror, crops,
-  turns) only stored whole-image hashes, and each margin hash only the stored hashes of the same margin:
-  the pairs `ImageMatcher` compares. Keys live in separate key spaces (other variants, whole hashes, one
-  per margin), so a probe looks up only the space it may match;
+  turns) the stored whole-image hashes and the stored mirror, centre crop and turns (which meet each other,
+  `image_rule.meets_variants`), and each margin hash only the stored hashes of the same margin: the pairs
+  `ImageMatcher` compares. Keys live in separate key spaces (the crops but the centre one; whole hashes with
+  the mirror, centre crop and turns; one per margin), so a probe looks up only the space it may match;
 - videos and sounds: of an item with F frames, of which a match leaves at most U unmatched, U + 1 frames
   evenly spread are probed, so every item it can match has a frame within reach of one of them.
 The matcher then decides on the complete hashes of every item found, as it would on the whole index.
@@ -32,7 +33,7 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.image_rule import ImageMatcher
+from curation_dagster.dedup.image_rule import ImageMatcher, meets_variants
 from curation_dagster.dedup.key_matches import Found
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.dedup.media import HashSet, MediaMatcher, SequenceMatcher, index_hash_set
@@ -53,6 +54,9 @@ MAX_BALL: Final = 2048
 #: Probes looked up at once: bounds the memory of a lookup (and of its matches) whatever the shard size.
 PROBES_PER_LOOKUP: Final = 1 << 21
 _LAYOUT: Final = 1
+#: The key spaces of image hashes: 2 stores the mirror, centre crop and turns with the whole hashes (in 1
+#: they were with the other crops, and met whole hashes only).
+_IMAGE_SPACES: Final = 2
 
 
 def store_plan(bits: int, max_distance: int) -> SegmentPlan:
@@ -71,8 +75,9 @@ def _ball_size(plan: SegmentPlan) -> int:
     return sum(comb(width, flipped) for flipped in range(min(plan.radius, width) + 1))
 
 
-#: Key spaces of `segment_keys`: variants compared with whole hashes only, whole-item hashes (every
-#: frame of a sequence), and from `SPACE_MARGIN` on one per image margin window.
+#: Key spaces of `segment_keys`: image variants compared with whole hashes only (the crops but the centre
+#: one), whole-item hashes (every frame of a sequence; an image's whole hash, mirror, centre crop and
+#: turns), and from `SPACE_MARGIN` on one per image margin window.
 SPACE_OTHER: Final = 0
 SPACE_WHOLE: Final = 1
 SPACE_MARGIN: Final = 2
@@ -148,7 +153,9 @@ class MediaIndex:
     ) -> None:
         self.lake, self.version, self.name, self.matcher = lake, version, name, matcher
         self.plan = store_plan(matcher.bits, matcher.max_distance)
-        layout = {"settings": fingerprint, "bounds": self.plan.bounds}
+        layout: dict[str, object] = {"settings": fingerprint, "bounds": self.plan.bounds}
+        if isinstance(matcher, ImageMatcher):
+            layout["spaces"] = _IMAGE_SPACES
         digest = hashlib.sha256(json.dumps({"layout": _LAYOUT, **layout}).encode()).hexdigest()[:16]
         self.keys = KeyStore(
             lake, version, name + KEYS_SUFFIX, digest, settings=f"{section} settings", payload=True
@@ -182,11 +189,15 @@ class MediaIndex:
         self.lake.remove(self.lake.path(self.version, self.name, shard))
 
     def _spaces(self, table: pa.Table) -> np.ndarray:
-        """The key space of each row: whole-image hashes and every frame of a sequence in
-        `SPACE_WHOLE`, margin hashes in their margin's space, other image variants in `SPACE_OTHER`."""
+        """The key space of each row: every frame of a sequence, and whole-image hashes with the variants
+        that meet each other (mirror, centre crop, turns) in `SPACE_WHOLE`, margin hashes in their margin's
+        space, the other crops in `SPACE_OTHER`."""
         if "variant" not in table.column_names:
             return np.full(table.num_rows, SPACE_WHOLE, dtype=np.int64)
-        return _image_spaces(table.column("variant").to_numpy().astype(np.int64))
+        variants = table.column("variant").to_numpy().astype(np.int64)
+        spaces = _image_probes(variants)
+        spaces[meets_variants(variants)] = SPACE_WHOLE
+        return spaces
 
     # ------------------------------------------------------------------------------------------- read
 
@@ -257,9 +268,9 @@ class MediaIndex:
                 for space in np.unique(block_spaces).tolist():
                     chosen = probe_spaces == space
                     looked: tuple[int, ...]
-                    if space == SPACE_WHOLE:  # a whole image: whole hashes and other variants
+                    if space == SPACE_WHOLE:  # a whole image: every stored hash but the margins
                         looked = (SPACE_WHOLE, SPACE_OTHER)
-                    elif space == SPACE_OTHER:  # another variant, or a frame: whole hashes only
+                    elif space == SPACE_OTHER:  # another variant, or a frame: `SPACE_WHOLE` only
                         looked = (SPACE_WHOLE,)
                     else:  # a margin: the same margin only
                         looked = (space,)
@@ -270,10 +281,11 @@ class MediaIndex:
         return blocks
 
     def _probed(self, queries: HashSet) -> tuple[np.ndarray, np.ndarray]:
-        """The query hashes to look up and the key space of each (see the module's notes): for a
-        sequence every probed frame is a whole-item hash."""
+        """The query hashes to look up and what each probes (`_probe_blocks`): an image's whole hash
+        as `SPACE_WHOLE`, its other variants as `SPACE_OTHER`, a margin as its own space; every probed
+        frame of a sequence as `SPACE_OTHER`."""
         if isinstance(self.matcher, ImageMatcher):
-            return queries.hash, _image_spaces(queries.unit)
+            return queries.hash, _image_probes(queries.unit)
         assert isinstance(self.matcher, SequenceMatcher)
         chosen: list[np.ndarray] = []
         order = np.argsort(queries.item, kind="stable")
@@ -308,8 +320,9 @@ class MediaIndex:
         return found, ids
 
 
-def _image_spaces(variants: np.ndarray) -> np.ndarray:
-    """The key space of image hashes by variant code."""
+def _image_probes(variants: np.ndarray) -> np.ndarray:
+    """How image hashes probe, by variant code (`_probe_blocks`): whole hashes as `SPACE_WHOLE`, other
+    variants as `SPACE_OTHER`, margins as their own space."""
     spaces = np.full(len(variants), SPACE_OTHER, dtype=np.int64)
     spaces[variants == VARIANT_WHOLE] = SPACE_WHOLE
     margin = variants >= VARIANT_MARGIN

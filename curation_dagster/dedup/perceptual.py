@@ -51,6 +51,9 @@ VARIANT_WHOLE: Final = 0
 VARIANT_MIRROR: Final = 1
 VARIANT_CROP: Final = 2  # crop window i has code VARIANT_CROP + i
 VARIANT_TURN: Final = VARIANT_CROP + len(CROP_WINDOWS)  # turn i has code VARIANT_TURN + i
+#: The centre crop window's code: a centre crop commutes with a mirror (and, but for the corners, with a
+#: turn about the centre), so it meets the mirrored and turned variants of another image.
+VARIANT_CENTRE: Final = VARIANT_CROP + [window[:2] for window in CROP_WINDOWS].index((0.05, 0.05))
 #: Windows that leave out the outer 15% along one side (bottom, top, right, left): a watermark, logo or
 #: caption along that side is outside the window. Unlike the other variants, a margin hash is compared
 #: with the same margin's hash of the other image (both images cut alike), not with its whole hash.

@@ -168,13 +168,14 @@ class ImageDedupSettings(StrictSettings):
     """Near-duplicate images by 64-bit perceptual hashes, across every shard of the version.
 
     Each image is hashed whole, mirrored, through nine windows keeping 90% of each side, turned 5 degrees
-    either way and without each side's outer 15%; two images match when a pair of their hashes, one of
-    them a whole-image hash or both the same margin window, is within `max_distance` bits and their mean
-    colours agree (`colour_check`). A copy removed as the
+    either way and without each side's outer 15%; two images match when a pair of their hashes is close
+    (one of them a whole-image hash within `max_distance` bits; both the same margin window, or both among
+    the mirrored, centre-cropped and turned hashes, within `close_distance`) and their mean colours agree
+    (`colour_check`). A copy removed as the
     direct match of a kept image is indexed too, as that image's copy: a later copy that matches it is
     removed as well, so copies of one original need not all be near the original, only near one of the
     first copies. Measured on 89 real wallpapers and photographs with eight changed copies of each
-    (`benchmarks/image_dedup.py`): 97-100% of the copies of every kind caught (re-encode, resize, crop,
+    (`benchmarks/image_dedup.py`): 98-100% of the copies of every kind caught (re-encode, resize, crop,
     brightness, watermark, WebP, mirror, 5-degree turn), no distinct picture or colour variant removed.
     """
 
@@ -202,7 +203,8 @@ class ImageDedupSettings(StrictSettings):
     match when the same such window of both is within `close_distance` bits."""
     close_distance: int = Field(6, ge=0, le=32)
     """The distance (at most `max_distance`) for the pairs that are weaker evidence: a turned hash against
-    a whole one, and two margin windows. Both often meet between distinct smooth pictures (the black
+    a whole one, two margin windows, and two of the mirrored, centre-cropped and turned hashes (a cropped
+    copy against a mirrored or turned one). Both often meet between distinct smooth pictures (the black
     corners of a turned picture and the cut of a margin window weigh more in a picture with little
     detail), and a copy's turned and margin hashes agree closely; on the benchmark's wallpapers 8 bits
     removed distinct pictures that 6 does not."""

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation_dagster.dedup.image_rule import ImageMatcher, image_index_schema
+from curation_dagster.dedup import media_index
+from curation_dagster.dedup.image_rule import ImageMatcher, image_index_schema, meets_variants
 from curation_dagster.dedup.media import (
     HashSet,
     MediaMatcher,
@@ -25,7 +26,15 @@ from curation_dagster.dedup.media import (
     video_index_schema,
 )
 from curation_dagster.dedup.media_index import MediaIndex, store_plan
-from curation_dagster.dedup.perceptual import VARIANT_MARGIN, popcount, variant_codes
+from curation_dagster.dedup.perceptual import (
+    VARIANT_CENTRE,
+    VARIANT_MARGIN,
+    VARIANT_MIRROR,
+    VARIANT_WHOLE,
+    popcount,
+    variant_codes,
+)
+from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
 from curation_dagster.spec import ImageDedupSettings, VideoDedupSettings
 
@@ -81,18 +90,31 @@ def built_shards(
 def image_copy(rng: np.random.Generator, base: np.ndarray, distance: int = 8) -> np.ndarray:
     """A changed copy: a few bits of every variant changed (some just over `distance`), or only the
     variants near the original's whole hash (the rule's whole-variant pairs), or only the margin windows
-    near the original's (the rule's same-margin pairs)."""
+    near the original's (the rule's same-margin pairs), or only the mirror, centre crop and turns near
+    the original's, shuffled among themselves (the rule's pairs of variants that meet each other)."""
     bits = int(rng.integers(0, distance + 3))
     hashes = flipped(rng, base, bits) if rng.random() < 0.5 else base.copy()
     roll = rng.random()
-    if roll < 0.35:
+    if roll < 0.3:
         hashes[0] = rng.integers(0, 2**63, dtype=np.uint64)
         hashes[1:] = flipped(rng, base[[0] * (len(base) - 1)], bits)
-    elif roll < 0.6:  # a mark along one side: only the margin windows stay near the original's
-        margins = CODES >= VARIANT_MARGIN
-        hashes[~margins] = rng.integers(0, 2**63, size=int((~margins).sum()), dtype=np.uint64)
-        hashes[margins] = flipped(rng, base[margins], bits)
+    elif roll < 0.5:  # a mark along one side: only the margin windows stay near the original's
+        kept_near(rng, hashes, base, CODES >= VARIANT_MARGIN, bits)
+    elif roll < 0.7:  # a centre crop of a mirrored or turned original: only the meeting variants
+        meeting = meets_variants(CODES.astype(np.int64))
+        kept_near(
+            rng, hashes, base[np.nonzero(meeting)[0][rng.permutation(int(meeting.sum()))]], meeting, bits
+        )
     return hashes
+
+
+def kept_near(
+    rng: np.random.Generator, hashes: np.ndarray, near: np.ndarray, chosen: np.ndarray, bits: int
+) -> None:
+    """`hashes` made random but at `chosen`, where they become `near`'s hashes (those of `chosen`, or one
+    per chosen position) with `bits` bits flipped."""
+    hashes[~chosen] = rng.integers(0, 2**63, size=int((~chosen).sum()), dtype=np.uint64)
+    hashes[chosen] = flipped(rng, near[chosen] if len(near) == len(chosen) else near, bits)
 
 
 def image_shards(seed: int, shards: int, items: int, distance: int) -> dict[str, ShardMedia]:
@@ -231,6 +253,46 @@ def test_a_lookup_reads_the_index_files_of_the_matching_shards_only(
     assert {item: decision.dup_of for item, decision in outcome.removed.items()} == {"copy": "s07-5"}
     assert read == ["s07"]
     assert outcome.checked == 24
+
+
+def test_a_centre_crop_meets_a_mirrored_copy_through_the_index_when_no_whole_hash_is_close(
+    tmp_path: Path,
+) -> None:
+    matcher, schema, index = image_index(tmp_path)
+    rng = np.random.default_rng(11)
+    mirrored = rng.integers(0, 2**63, size=len(CODES), dtype=np.uint64)
+    cropped = rng.integers(0, 2**63, size=len(CODES), dtype=np.uint64)
+    # The cropped copy's mirror is the mirrored copy's centre crop; no other pair is near.
+    cropped[CODES == VARIANT_MIRROR] = flipped(rng, mirrored[CODES == VARIANT_CENTRE], 4)
+    first, second = ShardMedia(), ShardMedia()
+    first.add("mirrored", CODES.astype(np.int64), mirrored)
+    second.add("cropped", CODES.astype(np.int64), cropped)
+    index.write("s1", decide(first, matcher, index.lookup("s1"), schema, "variant").index)
+    outcome = decide(second, matcher, index.lookup("s2"), schema, "variant")
+    assert outcome.removed["cropped"].dup_of == "mirrored"
+    assert "this image mirrored matches mirrored centre-cropped" in outcome.removed["cropped"].detail
+    # Past `close_distance` (6) these weaker pairs do not match, though within `max_distance` (8).
+    cropped[CODES == VARIANT_MIRROR] = flipped(rng, mirrored[CODES == VARIANT_CENTRE], 7)
+    far = ShardMedia()
+    far.add("cropped", CODES.astype(np.int64), cropped)
+    assert decide(far, matcher, index.lookup("s2"), schema, "variant").removed == {}
+    assert not meets_variants(np.array([VARIANT_WHOLE, VARIANT_CENTRE + 1])).any()
+
+
+def test_an_image_key_store_of_the_earlier_key_spaces_is_refused_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before the mirror, centre crop and turns met each other, they were stored in another key space:
+    # a look-up in such a store would miss them, so it is refused, not read.
+    monkeypatch.setattr(media_index, "_IMAGE_SPACES", 1)
+    matcher, schema, old = image_index(tmp_path)
+    media = ShardMedia()
+    media.add("a", CODES.astype(np.int64), np.arange(len(CODES), dtype=np.uint64))
+    old.write("s1", decide(media, matcher, old.lookup("s1"), schema, "variant").index)
+    monkeypatch.undo()
+    _, _, index = image_index(tmp_path)
+    with pytest.raises(SpecError, match="by an earlier release; materialize the deduped stage again"):
+        index.keys.manifest()
 
 
 def chain(length: int, step: int = 8) -> list[np.ndarray]:

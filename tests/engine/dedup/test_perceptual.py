@@ -10,10 +10,19 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from curation_dagster.dedup.image_rule import ImageMatcher, add_images, colours_agree, image_hasher
+from curation_dagster.dedup.image_rule import (
+    ImageMatcher,
+    add_images,
+    colours_agree,
+    image_hasher,
+    meets_variants,
+)
 from curation_dagster.dedup.media import HashSet, ShardMedia
 from curation_dagster.dedup.perceptual import (
+    VARIANT_CENTRE,
     VARIANT_MARGIN,
+    VARIANT_MIRROR,
+    VARIANT_WHOLE,
     ImageHasher,
     brute_force_pairs,
     hash_grids,
@@ -198,11 +207,14 @@ def test_the_turned_variants_are_the_hashes_of_the_turned_image() -> None:
 def test_a_watermark_that_moves_the_whole_hash_is_caught_by_the_margin_windows() -> None:
     picture = smooth_picture((30, 50, 90), (60, 80, 120))
     original, marked = jpeg(picture), jpeg(watermark(picture))
-    assert not matched(original, marked, ImageDedupSettings(margins=False))
+    # The mirrored and turned variants meet each other too (the turns' black corners hide a corner mark).
+    assert not matched(original, marked, ImageDedupSettings(margins=False, mirror=False, rotations=False))
+    settings = ImageDedupSettings(mirror=False, rotations=False)
+    assert matched(original, marked, settings)
     assert matched(original, marked)
-    pair = hash_set([original, marked])
-    match = ImageMatcher(ImageDedupSettings()).match(pair.select(np.array([1])), pair.select(np.array([0])))
-    detail = ImageMatcher(ImageDedupSettings()).describe(
+    pair = hash_set([original, marked], settings)
+    match = ImageMatcher(settings).match(pair.select(np.array([1])), pair.select(np.array([0])))
+    detail = ImageMatcher(settings).describe(
         float(match.similarity[0]), int(match.query_unit[0]), int(match.target_unit[0]), "original"
     )
     assert "without the" in detail and "margin" in detail
@@ -224,3 +236,23 @@ def test_margin_hashes_meet_the_same_margin_only() -> None:
     targets = ShardMedia()
     targets.add("t", codes.astype(np.int64), second)
     assert len(ImageMatcher(settings).match(queries.hash_set(), targets.hash_set()).query) == 1
+
+
+def meeting_match(first: bytes, second: bytes) -> set[int]:
+    """The variant codes of the pair that matches two images, or an empty set."""
+    settings = ImageDedupSettings()
+    pair = hash_set([first, second], settings)
+    match = ImageMatcher(settings).match(pair.select(np.array([0])), pair.select(np.array([1])))
+    return {int(match.query_unit[0]), int(match.target_unit[0])} if len(match.query) else set()
+
+
+def test_a_centre_crop_meets_a_mirrored_or_turned_copy_of_the_same_picture() -> None:
+    # Neither copy is the original: the cropped copy's mirror meets the mirrored copy's centre crop.
+    for image in SCENES:
+        pair = meeting_match(CHANGES["crop90_centre"](image), CHANGES["mirror"](image))
+        assert pair == {VARIANT_MIRROR, VARIANT_CENTRE}
+    # On smooth wallpaper-like pictures a cropped and a turned copy meet through turned variants.
+    for colours in (((30, 50, 90), (60, 80, 120)), ((90, 40, 30), (140, 90, 60))):
+        image = smooth_picture(*colours)
+        pair = meeting_match(CHANGES["crop90_centre"](image), CHANGES["rotate_5"](image))
+        assert pair and VARIANT_WHOLE not in pair and bool(meets_variants(np.array(sorted(pair))).all())

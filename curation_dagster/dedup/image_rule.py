@@ -183,8 +183,16 @@ class ImageMatcher(MediaMatcher):
             q, t, distance = q[alike], t[alike], distance[alike]
         if not len(q):
             return Match.empty()
-        # Per item pair, the closest hash pair (ties: whole before variants, then lower variant codes).
-        order = np.lexsort((targets.unit[t], queries.unit[q], distance, targets.item[t], queries.item[q]))
+        # Per item pair, the closest hash pair. Ties go to the pair that says most about the change: two
+        # whole hashes, a whole hash and a variant, two margin windows, two meeting variants; then lower
+        # variant codes.
+        unit_q, unit_t = queries.unit[q], targets.unit[t]
+        kind = np.where(
+            (unit_q == VARIANT_WHOLE) | (unit_t == VARIANT_WHOLE),
+            (unit_q != VARIANT_WHOLE) | (unit_t != VARIANT_WHOLE),
+            np.where(unit_q >= VARIANT_MARGIN, 2, 3),
+        )
+        order = np.lexsort((unit_t, unit_q, kind, distance, targets.item[t], queries.item[q]))
         q, t, distance = q[order], t[order], distance[order]
         pair_q, pair_t = queries.item[q], targets.item[t]
         first = np.ones(len(q), dtype=bool)

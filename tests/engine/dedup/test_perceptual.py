@@ -256,3 +256,21 @@ def test_a_centre_crop_meets_a_mirrored_or_turned_copy_of_the_same_picture() -> 
         image = smooth_picture(*colours)
         pair = meeting_match(CHANGES["crop90_centre"](image), CHANGES["rotate_5"](image))
         assert pair and VARIANT_WHOLE not in pair and bool(meets_variants(np.array(sorted(pair))).all())
+
+
+def test_a_tie_names_the_pair_that_says_most_about_the_change() -> None:
+    # Every variant but the whole hash equal: margin windows and meeting variants tie at 0 bits, and the
+    # detail names a margin window (a mark along one side), not two centre crops.
+    codes = variant_codes(True, True, True, True).astype(np.int64)
+    rng = np.random.default_rng(8)
+    shared = rng.integers(0, 2**63, size=len(codes), dtype=np.uint64)
+    first, second = shared.copy(), shared.copy()
+    first[0], second[0] = np.uint64(0), np.uint64(2**64 - 1)
+    queries, targets = ShardMedia(), ShardMedia()
+    queries.add("q", codes, first)
+    targets.add("t", codes, second)
+    matcher = ImageMatcher(ImageDedupSettings())
+    match = matcher.match(queries.hash_set(), targets.hash_set())
+    assert (int(match.query_unit[0]), int(match.target_unit[0])) == (VARIANT_MARGIN, VARIANT_MARGIN)
+    detail = matcher.describe(float(match.similarity[0]), VARIANT_MARGIN, VARIANT_MARGIN, "t")
+    assert detail.endswith("(both without the bottom margin)")

@@ -128,3 +128,47 @@ class Found:
             exclude,
             tokens,
         )
+
+
+#: Probes from which a key-store file with fewer entries than probes finds its entries through a
+#: `ProbeTable` of them.
+TABLE_PROBES = 65_536
+#: Keys per bucket of a `ProbeTable` that `find` compares one by one; the keys of fuller buckets (keys that
+#: are not mixed, such as small test keys) are binary-searched instead.
+BUCKET_SCAN = 4
+
+
+class ProbeTable:
+    """Sorted unique keys and where each bucket of their top bits starts among them. Finding a key costs
+    two reads of the table and a comparison or a few, where a binary search over a million probes (the
+    keys of an image shard's hash balls) costs twenty reads that miss the cache. The stores' keys are
+    mixed, so a bucket holds about one key."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        bits = max(1, min(30, len(keys).bit_length()))
+        self.shift = np.uint64(64 - bits)
+        counts = np.bincount((keys >> self.shift).astype(np.int64), minlength=1 << bits)
+        self.starts = np.zeros((1 << bits) + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.starts[1:])
+
+    def find(self, values: np.ndarray) -> np.ndarray:
+        """For each of `values` (uint64), its position among the keys, or -1 when it is not one."""
+        bucket = (values >> self.shift).astype(np.int64)
+        low = self.starts[bucket]
+        size = self.starts[bucket + 1] - low
+        found = np.full(len(values), -1, dtype=np.int64)
+        open_ = np.flatnonzero((size > 0) & (size <= BUCKET_SCAN))
+        for step in range(BUCKET_SCAN):
+            at = low[open_] + step
+            hit = self.keys[at] == values[open_]
+            found[open_[hit]] = at[hit]
+            open_ = open_[~hit & (size[open_] > step + 1)]
+            if not len(open_):
+                break
+        full = np.flatnonzero(size > BUCKET_SCAN)
+        if len(full):
+            position = np.minimum(np.searchsorted(self.keys, values[full]), len(self.keys) - 1)
+            hit = self.keys[position] == values[full]
+            found[full[hit]] = position[hit]
+        return found

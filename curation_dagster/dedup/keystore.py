@@ -34,7 +34,7 @@ from curation_dagster.dedup.arrow_files import (
     write_batches,
 )
 from curation_dagster.dedup.bloom import BloomProbes, bloom_writer, build, may_hold, words_per_slice
-from curation_dagster.dedup.key_matches import Found, Matches
+from curation_dagster.dedup.key_matches import TABLE_PROBES, Found, Matches, ProbeTable
 from curation_dagster.dedup.range_sort import sort_entries, sorted_unique
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
@@ -345,6 +345,7 @@ class KeyStore:
             return Found.empty(unique, exclude, tokens)
         served: set[str] = set()
         probes: BloomProbes | None = None  # mixed once, when the first file large enough asks its filter
+        probe_table: ProbeTable | None = None  # built once, when the first file smaller than them needs it
         files: list[tuple[str, str, int]] = [
             ("tier", tier["name"], tier["keys"]) for tier in manifest["tiers"]
         ]
@@ -361,15 +362,17 @@ class KeyStore:
                 served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
                 if not any(usable):
                     continue
-                wanted = unique
+                wanted, table = unique, None
                 if entries > len(unique):
                     probes = probes or BloomProbes.of(unique)
                     wanted = self._not_ruled_out(file, path, probes)
+                elif len(unique) >= TABLE_PROBES:
+                    table = probe_table = probe_table or ProbeTable(unique)
                 offset = len(shard_names)
                 shard_names.extend(file_shards)
                 allowed = np.asarray(usable, dtype=bool)
                 for index in file.batches_holding(wanted):
-                    part = _matches_in(file.batch(index), wanted, allowed)
+                    part = _matches_in(file.batch(index), wanted, allowed, table)
                     if part is not None:
                         found.append((wanted[part[0]], part[1] + offset, part[2], part[3]))
         if not found:
@@ -530,11 +533,12 @@ def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
 
 
 def _matches_in(
-    batch: pa.RecordBatch, unique: np.ndarray, allowed: np.ndarray
+    batch: pa.RecordBatch, unique: np.ndarray, allowed: np.ndarray, table: ProbeTable | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(position in `unique`, source, row, payload) of every entry of a sorted record batch (numpy views of
     its memory-mapped buffers) whose key is in the sorted `unique` and whose source is `allowed`; probes
-    outside the batch's key range are not searched, and only the keys are looked at until one matches."""
+    outside the batch's key range are not searched, and only the keys are looked at until one matches.
+    `table`, a `ProbeTable` of `unique` itself, finds the entries of a batch smaller than its probes."""
     if not batch.num_rows:
         return None
     keys = batch.column(0).to_numpy()
@@ -545,7 +549,10 @@ def _matches_in(
     if first == last:
         return None
     wanted = unique[first:last]
-    if len(keys) < len(wanted):  # fewer entries than probes: search each entry among the probes
+    if len(keys) < len(wanted) and table is not None:  # fewer entries than probes: their buckets
+        probe = table.find(keys)
+        positions, probe = np.flatnonzero(probe >= 0), probe[probe >= 0]
+    elif len(keys) < len(wanted):  # fewer entries than probes: search each entry among the probes
         slot = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
         hit = wanted[slot] == keys
         positions = np.flatnonzero(hit)

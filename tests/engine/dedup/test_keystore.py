@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from curation_dagster.dedup import keystore
+from curation_dagster.dedup.key_matches import ProbeTable
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake
@@ -358,3 +362,41 @@ def test_a_runs_filter_built_range_by_range_is_the_filter_built_at_once(
         written[name] = (bloom.name, bloom.read_bytes())
     assert written["ranges"] == written["once"]
     assert answer(keys.lookup(values[:9])) == brute_force({"s0": values}, ["s0"], values[:9], None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.sets(st.integers(0, 2**64 - 1), max_size=300) | st.sets(st.integers(0, 40), max_size=30),
+    extra=st.lists(st.integers(0, 2**64 - 1), max_size=100),
+    clustered=st.booleans(),
+)
+def test_a_probe_table_finds_exactly_the_keys_a_binary_search_finds(keys, extra, clustered) -> None:
+    # Mixed keys (a bucket holds about one) and small keys that all share one bucket (binary-searched).
+    unique = np.array(sorted(keys), dtype=np.uint64)
+    pool = list(keys) + extra + ([1, 2, 3] if clustered else [])
+    values = np.array(pool, dtype=np.uint64)
+    found = ProbeTable(unique).find(values)
+    expected = np.array(
+        [sorted(keys).index(value) if value in keys else -1 for value in pool], dtype=np.int64
+    )
+    assert found.tolist() == expected.tolist()
+
+
+def test_lookups_of_more_probes_than_a_files_entries_answer_the_same_through_a_probe_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Mixed keys, as the stores hold: a key of one shard in about 60 equals a key of another.
+    rng = np.random.default_rng(4)
+    pool = rng.integers(0, 2**64, size=3000, dtype=np.uint64)
+    shards = {f"s{number:02d}": rng.choice(pool, 50) for number in range(10)}
+    keys = store(tmp_path)
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(len(values)))
+    probes = np.concatenate([rng.choice(pool, 2000), rng.integers(0, 2**64, size=500, dtype=np.uint64)])
+    order = list(shards)
+    expected = brute_force(shards, order, probes, "s03")
+    assert len(expected) > 100
+    for threshold in (10**9, 1):  # never a table, then a table for every file with fewer entries
+        monkeypatch.setattr(keystore, "TABLE_PROBES", threshold)
+        assert answer(keys.lookup(probes, exclude="s03")) == expected
+        assert answer(keys.lookup(probes, exclude="s03", prefetched=keys.prefetch(probes, "s03"))) == expected

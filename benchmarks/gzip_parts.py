@@ -1,11 +1,12 @@
-"""A large `.jsonl.gz` landing file read whole and in parts by the raw stage (`shard_parts`, `gzip_stream`).
+"""A large compressed JSON Lines landing file (`.jsonl.gz`, or `.jsonl.zst` with `--codec zstandard`) read
+whole and in parts by the raw stage (`shard_parts`, `compressed_stream`).
 
 The shard is real English (`near_dedup.py`'s corpus, as `text_recipe.py` builds it: Python's documentation
 and docstrings, package descriptions and licences found on this machine, about 2.4 KB a document),
-compressed by the `gzip` module at level 6. Printed:
+compressed by the `gzip` module at level 6 or by zstandard at level 3 (its default). Printed:
 
-- decompressing the whole file with `gzip_stream` (what a part does before its own lines) against the
-  standard library's `gzip.open` (the reference), MB of output per second;
+- decompressing the whole file with `compressed_stream` (what a part does before its own lines) against
+  the codec's own reader (`gzip.open`, `zstandard`'s `stream_reader`), MB of output per second;
 - the raw stage (in this process) over the whole file, then over each part of `--bound-mib` compressed
   MiB: each part's seconds, the longest, and the sum against the whole (the price of decompressing every
   part's prefix: part i decompresses i bounds before its own);
@@ -13,6 +14,7 @@ compressed by the `gzip` module at level 6. Printed:
 
     python benchmarks/gzip_parts.py                      # 256 MB of text, parts of 16 MiB compressed
     python benchmarks/gzip_parts.py --megabytes 64 --bound-mib 4
+    python benchmarks/gzip_parts.py --codec zstandard
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from text_recipe import write_shard
 
-from curation_dagster.io.gzip_stream import open_gzip_stream
+from curation_dagster.io.compressed_stream import GZIP, ZSTD, open_compressed_stream
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_partitions
 from curation_dagster.pipeline import run_stage
@@ -41,16 +46,26 @@ from curation_dagster.spec import parse_spec
 SPEC = parse_spec({"name": "gz", "modalities": ["text"]})
 
 
-def decompress_rate(path: Path) -> tuple[float, float]:
-    """MB of output per second decompressing `path` with `gzip_stream`, then with `gzip.open`."""
+def decompress_rate(path: Path, codec: str) -> tuple[float, float]:
+    """MB of output per second decompressing `path` with `compressed_stream`, then with the codec's own
+    reader."""
     rates = []
     for ours in (True, False):
         started, produced = time.perf_counter(), 0
-        with open_gzip_stream(path)[0] if ours else gzip.open(path, "rb") as stream:
+        with _reader(path, codec, ours) as stream:
             while block := stream.read(1 << 20):
                 produced += len(block)
         rates.append(produced / 1e6 / (time.perf_counter() - started))
     return rates[0], rates[1]
+
+
+def _reader(path: Path, codec: str, ours: bool) -> Any:
+    """A reader of the decompressed bytes of `path`: ours, or the codec's own."""
+    if ours:
+        return open_compressed_stream(path, GZIP if codec == "gzip" else ZSTD)[0]
+    if codec == "gzip":
+        return gzip.open(path, "rb")
+    return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
 
 
 def uris(lake: Lake, key: str) -> list[str]:
@@ -66,6 +81,7 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=256)
     parser.add_argument("--bound-mib", type=float, default=16)
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--codec", choices=["gzip", "zstandard"], default="gzip")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gzip_parts_") as scratch:
         folder = Path(scratch)
@@ -74,15 +90,19 @@ def main() -> None:
         plain = folder / "web.jsonl"
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as builder:
             _, megabytes = builder.submit(write_shard, plain, args.megabytes, args.seed).result()
-        source = landing / "web.jsonl.gz"
-        with plain.open("rb") as raw, gzip.open(source, "wb", compresslevel=6) as packed:
-            shutil.copyfileobj(raw, packed, 1 << 20)
+        source = landing / ("web.jsonl.gz" if args.codec == "gzip" else "web.jsonl.zst")
+        with plain.open("rb") as raw, source.open("wb") as out:
+            if args.codec == "gzip":
+                with gzip.open(out, "wb", compresslevel=6) as packed:
+                    shutil.copyfileobj(raw, packed, 1 << 20)
+            else:
+                zstandard.ZstdCompressor(level=3).copy_stream(raw, out)
         plain.unlink()
         print(f"{source.name}: {os.path.getsize(source) / 1e6:.1f} MB compressed, {megabytes:.1f} MB of text")
-        ours, reference = decompress_rate(source)
+        ours, reference = decompress_rate(source, args.codec)
         print(
-            f"decompressing: gzip_stream {ours:.0f} MB/s, gzip.open {reference:.0f} MB/s "
-            f"({ours / reference:.2f}x the standard library)"
+            f"decompressing: compressed_stream {ours:.0f} MB/s, the codec's reader {reference:.0f} MB/s "
+            f"({ours / reference:.2f}x)"
         )
         lake = Lake(folder / "lake")
         started = time.perf_counter()

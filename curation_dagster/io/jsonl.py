@@ -1,16 +1,21 @@
-"""The JSON Lines reader, plain or gzipped: one record per non-blank line, and a line too long to hold is
-rejected and skipped in bounded memory. Both kinds can be read a part at a time (`shard_parts`)."""
+"""The JSON Lines reader, plain or compressed (gzip, bzip2, xz, zstandard): one record per non-blank line,
+and a line too long to hold is rejected and skipped in bounded memory. Every kind can be read a part at a
+time (`shard_parts`)."""
 
 from __future__ import annotations
 
-import gzip
 import io
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
-from curation_dagster.io.gzip_stream import DecompressedPart, GzipStream, open_gzip_stream
+from curation_dagster.io.compressed_stream import (
+    Codec,
+    CompressedStream,
+    CorruptStream,
+    DecompressedPart,
+    open_compressed_stream,
+)
 from curation_dagster.io.reader_base import (
     ReaderSettings,
     json_safe,
@@ -27,7 +32,7 @@ _SKIP_CHUNK_BYTES: Final = 2**20
 
 
 class _PartEnd(Protocol):
-    """Where a part's lines end: `ShardPart` for a plain file, `_GzipPart` for a gzipped one."""
+    """Where a part's lines end: `ShardPart` for a plain file, `_CompressedPart` for a compressed one."""
 
     def ends_before(self, offset: int) -> bool: ...
 
@@ -46,32 +51,32 @@ def read_plain_json_lines(
         yield from _read_json_lines(lines, path, settings, start, part, first_line=None)
 
 
-def read_gzip_json_lines(
-    path: Path, settings: ReaderSettings, part: ShardPart | None = None
+def read_compressed_json_lines(
+    codec: Codec, path: Path, settings: ReaderSettings, part: ShardPart | None = None
 ) -> Iterator[RawRecord]:
-    """The records of a gzipped JSON Lines file, at `L<line number>`; a stream that ends early or is not
-    gzip ends with a `raw.truncated_shard` record after the lines read.
+    """The records of a JSON Lines file compressed by `codec`, at `L<line number>`; a stream that ends
+    early or does not decode ends with a `raw.truncated_shard` record after the lines read.
 
-    Of one part, the lines whose first byte came out of the part's compressed bytes (`gzip_stream`):
+    Of one part, the lines whose first byte came out of the part's compressed bytes (`compressed_stream`):
     the lines before them are decompressed and counted, never parsed, so lines keep the numbers of a
     whole read. The part whose bytes the stream failed in reports it, once over all parts."""
-    lines, stream = open_gzip_stream(path)
+    lines, stream = open_compressed_stream(path, codec)
     with lines:
         try:
             if part is None:
                 yield from _read_json_lines(lines, path, settings)
             else:
-                yield from _read_gzip_part(lines, stream, path, settings, part)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+                yield from _read_compressed_part(lines, stream, path, settings, part)
+        except (EOFError, CorruptStream) as error:
             if part is None or stream.failed_at is None or part.holds(stream.failed_at):
                 yield truncated_record(path, error, "text")
 
 
-class _GzipPart:
-    """A part of a gzipped file seen from the decompressed bytes: the line that starts at decompressed
+class _CompressedPart:
+    """A part of a compressed file seen from the decompressed bytes: the line that starts at decompressed
     byte `offset` (where `lines` stands) is the part's when the compressed feed that produced it is."""
 
-    def __init__(self, lines: io.BufferedReader, stream: GzipStream, part: ShardPart) -> None:
+    def __init__(self, lines: io.BufferedReader, stream: CompressedStream, part: ShardPart) -> None:
         self._lines, self._stream, self._part = lines, stream, DecompressedPart(stream, part)
 
     def origin(self, offset: int) -> int | None:
@@ -84,10 +89,10 @@ class _GzipPart:
         return not self._lines.peek(1) or self._part.ends_before(offset)
 
 
-def _read_gzip_part(
-    lines: io.BufferedReader, stream: GzipStream, path: Path, settings: ReaderSettings, part: ShardPart
+def _read_compressed_part(
+    lines: io.BufferedReader, stream: CompressedStream, path: Path, settings: ReaderSettings, part: ShardPart
 ) -> Iterator[RawRecord]:
-    bounds = _GzipPart(lines, stream, part)
+    bounds = _CompressedPart(lines, stream, part)
     offset = number = 0  # where the next line starts, and the lines before it
     while (origin := bounds.origin(offset)) is not None and origin < part.start:
         while chunk := lines.readline(_SKIP_CHUNK_BYTES):

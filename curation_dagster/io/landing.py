@@ -1,6 +1,7 @@
 """Landing shards: naming, discovery, change fingerprints, and `read_shard`, which streams any shard.
 
-A landing shard is a JSON Lines file (optionally gzipped), a Parquet file, a WebDataset tar or a folder
+A landing shard is a JSON Lines file (plain or compressed by gzip, bzip2, xz or zstandard), a Parquet
+file, a WebDataset tar (plain or compressed) or a folder
 of media files, whole or, when it is larger than the shard bound, one bounded part of it (`shard_parts`).
 Every reader streams and yields one `RawRecord` per item; an item it cannot parse
 becomes a record with a reject code, so that nothing in a shard is lost silently. The readers live in
@@ -9,6 +10,7 @@ becomes a record with a reject code, so that nothing in a shard is lost silently
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterator
@@ -17,7 +19,8 @@ from pathlib import Path
 from typing import Final
 
 from curation_dagster.errors import ShardNameError
-from curation_dagster.io.jsonl import read_gzip_json_lines, read_plain_json_lines
+from curation_dagster.io.compressed_stream import BZIP2, GZIP, XZ, ZSTD
+from curation_dagster.io.jsonl import read_compressed_json_lines, read_plain_json_lines
 from curation_dagster.io.landing_files import folder_files, is_dangling_link, is_in_progress, link_problem
 from curation_dagster.io.media_folder import read_media_folder
 from curation_dagster.io.parquet_rows import read_parquet
@@ -28,7 +31,18 @@ from curation_dagster.io.validate import RejectCode, describe_error
 from curation_dagster.io.webdataset import read_webdataset
 from curation_dagster.settings import DEFAULT_MAX_SHARD_BYTES
 
-SUPPORTED_SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".parquet", ".tar")
+#: Landing file names by the kind of shard they are (`jsonl.zst`: JSON Lines compressed by zstandard).
+#: A tar's compression is read from its first bytes, whatever its name says.
+KIND_SUFFIXES: Final = {
+    "jsonl": (".jsonl",),
+    "jsonl.gz": (".jsonl.gz",),
+    "jsonl.bz2": (".jsonl.bz2",),
+    "jsonl.xz": (".jsonl.xz",),
+    "jsonl.zst": (".jsonl.zst",),
+    "parquet": (".parquet",),
+    "tar": (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst"),
+}
+SUPPORTED_SUFFIXES: Final = tuple(suffix for suffixes in KIND_SUFFIXES.values() for suffix in suffixes)
 
 MAX_KEY_LENGTH: Final = 120
 
@@ -61,7 +75,7 @@ def shard_key(name: str) -> str:
 
 
 def _shard_kind(path: Path) -> str | None:
-    """`jsonl`, `jsonl.gz`, `parquet`, `tar`, `folder`, or None for anything that is not a shard.
+    """A kind of `KIND_SUFFIXES`, `folder`, or None for anything that is not a shard.
 
     A dangling link counts by its name, so that it is discovered and its raw run rejects it visibly.
     """
@@ -70,10 +84,13 @@ def _shard_kind(path: Path) -> str | None:
     if not (path.is_file() or is_dangling_link(path)):
         return None
     lower = path.name.lower()
-    for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
-        if lower.endswith(suffix):
-            return suffix[1:]
-    return None
+    found = [
+        (len(suffix), kind)
+        for kind, suffixes in KIND_SUFFIXES.items()
+        for suffix in suffixes
+        if lower.endswith(suffix)
+    ]
+    return max(found)[1] if found else None
 
 
 def discover_shards(landing: Path) -> dict[str, Path]:
@@ -158,7 +175,10 @@ DEFAULT_READER_SETTINGS: Final = ReaderSettings()
 
 _READERS: Final[dict[str, Callable[[Path, ReaderSettings, ShardPart | None], Iterator[RawRecord]]]] = {
     "jsonl": read_plain_json_lines,
-    "jsonl.gz": read_gzip_json_lines,
+    "jsonl.gz": functools.partial(read_compressed_json_lines, GZIP),
+    "jsonl.bz2": functools.partial(read_compressed_json_lines, BZIP2),
+    "jsonl.xz": functools.partial(read_compressed_json_lines, XZ),
+    "jsonl.zst": functools.partial(read_compressed_json_lines, ZSTD),
     "parquet": read_parquet,
     "tar": read_webdataset,
     "folder": read_media_folder,

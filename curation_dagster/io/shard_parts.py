@@ -5,13 +5,12 @@
 Part `i` covers bytes [i * bound, (i + 1) * bound), the last part to the end, and holds the items that
 start there: a JSON Lines line whose first byte lies in the range, a Parquet row group whose first page
 does, a WebDataset sample whose first member's header does, a media-folder sample (the files sharing a
-stem, counted one after another in sorted order) whose first file does. A gzipped JSON Lines file is cut
-by its compressed bytes: a line is the part's whose compressed bytes produced its first byte
-(`gzip_stream`); the part decompresses what comes before, parsing none of it. Every item starts in
-exactly one range, so exactly one part reads it; the parts depend only on the size and the bound, so the
-same file always gives the same keys. A gzipped tar is cut the same way, a sample being the part's whose
-compressed bytes produced its first header; a tar compressed otherwise (bzip2, xz, zstandard) stays one
-shard whatever its size.
+stem, counted one after another in sorted order) whose first file does. A compressed JSON Lines file
+(gzip, bzip2, xz, zstandard) is cut by its compressed bytes: a line is the part's whose compressed bytes
+produced its first byte (`compressed_stream`); the part decompresses what comes before, parsing none of
+it. Every item starts in exactly one range, so exactly one part reads it; the parts depend only on the
+size and the bound, so the same file always gives the same keys. A compressed tar is cut the same way, a
+sample being the part's whose compressed bytes produced its first header.
 """
 
 from __future__ import annotations
@@ -21,28 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from curation_dagster.io.gzip_stream import GZIP_MAGIC
+from curation_dagster.io.compressed_stream import MAGIC_BYTES, codec_of
 from curation_dagster.io.landing_files import file_size, folder_files, link_problem
 
 #: What joins a shard key and a part number: `news.jsonl.part-00003`.
 PART_KEY_INFIX: Final = ".part-"
-
-#: The first bytes of the compressions a tar may come in that are read whole: bzip2, xz, zstandard (a
-#: gzipped tar is split by its compressed bytes, `gzip_stream`).
-_WHOLE_MAGIC: Final = (b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 @dataclass(frozen=True)
 class ShardPart:
     """Part `index` of `count` of a landing file or folder: the items that start in bytes [start, end)
     of it (`end` None: to the end, so nothing appended after registration falls between parts); of a
-    gzipped file (`gzipped`), the items whose first byte came out of those compressed bytes."""
+    compressed file (`compressed`), the items whose first byte came out of those compressed bytes."""
 
     index: int
     count: int
     start: int
     end: int | None
-    gzipped: bool = False
+    compressed: bool = False
 
     def holds(self, offset: int) -> bool:
         """Whether the item that starts at byte `offset` is this part's."""
@@ -55,7 +50,7 @@ class ShardPart:
     def describe(self) -> str:
         """`part 2 of 5: items starting in bytes 1024-2048` for metadata and logs."""
         end = "the end" if self.end is None else str(self.end)
-        where = "decompressed from compressed bytes" if self.gzipped else "starting in bytes"
+        where = "decompressed from compressed bytes" if self.compressed else "starting in bytes"
         return f"part {self.index + 1} of {self.count}: items {where} {self.start}-{end}"
 
 
@@ -84,19 +79,19 @@ def plan_parts(size: int, max_shard_bytes: int) -> list[ShardPart]:
 
 def shard_parts(path: Path, kind: str, max_shard_bytes: int) -> list[ShardPart]:
     """The parts a landing file or folder of `kind` is registered as; none when it is one shard: it fits
-    the bound, it is a tar compressed otherwise than by gzip, or it is a link the raw stage refuses (one
-    rejected row, never split)."""
+    the bound, it is a tar that cannot be opened, or it is a link the raw stage refuses (one rejected row,
+    never split)."""
     if link_problem(path, path.parent) is not None:
         return []
     files = folder_files(path)[0] if kind == "folder" else [path]
     parts = plan_parts(sum(file_size(file) for file in files), max_shard_bytes)
-    if not parts or kind not in ("tar", "jsonl.gz"):
+    if not parts or not (kind == "tar" or kind.startswith("jsonl.")):
         return parts
     head = _head(path)
-    if kind == "tar" and (head is None or head.startswith(_WHOLE_MAGIC)):
+    if kind == "tar" and head is None:
         return []
-    if kind == "jsonl.gz" or (head is not None and head.startswith(GZIP_MAGIC)):
-        return [dataclasses.replace(part, gzipped=True) for part in parts]
+    if kind.startswith("jsonl.") or codec_of(head or b"") is not None:
+        return [dataclasses.replace(part, compressed=True) for part in parts]
     return parts
 
 
@@ -105,6 +100,6 @@ def _head(path: Path) -> bytes | None:
     one shard, and its raw run rejects it once)."""
     try:
         with path.open("rb") as file:
-            return file.read(6)
+            return file.read(MAGIC_BYTES)
     except OSError:
         return None

@@ -3,14 +3,12 @@ a key), and nothing ever extracted to disk."""
 
 from __future__ import annotations
 
-import lzma
 import tarfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from curation_dagster.io.gzip_stream import GZIP_MAGIC, DecompressedPart, GzipStream
+from curation_dagster.io.compressed_stream import MAGIC_BYTES, CompressedStream, DecompressedPart, codec_of
 from curation_dagster.io.reader_base import (
     ReaderSettings,
     SampleMember,
@@ -41,8 +39,8 @@ def read_webdataset(
     Of one part, the samples whose first member's header starts in the part's bytes: the headers before
     them are read to number repeated keys as the whole tar does, their data skipped unread (an
     uncompressed tar can be entered anywhere); the part's last sample is read to its last member even
-    past the part's end. A gzipped tar's part holds the samples whose first header came out of its
-    compressed bytes (`gzip_stream`), the tar before them decompressed and passed over.
+    past the part's end. A compressed tar's part holds the samples whose first header came out of its
+    compressed bytes (`compressed_stream`), the tar before them decompressed and passed over.
     """
     names = _SampleNames()
     key: str | None = None
@@ -65,23 +63,23 @@ def read_webdataset(
         )
 
     with path.open("rb") as file:
-        # A gzipped tar, whole or a part, is decompressed by `gzip_stream`, so that both read the same.
-        gzipped = file.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        # A compressed tar, whole or a part, is decompressed by `compressed_stream`: both read the same.
+        codec = codec_of(file.read(MAGIC_BYTES))
         file.seek(0)
-        source: BinaryIO | GzipStream = file
+        source: BinaryIO | CompressedStream = file
         bounds: ShardPart | DecompressedPart | None = part
-        if gzipped:
+        if codec is not None:
             # The stream itself, not a buffered reader: tarfile takes short reads, so the samples before
             # a failure are read.
-            stream = GzipStream(file)
+            stream = CompressedStream(file, codec)
             source = stream
             bounds = None if part is None else DecompressedPart(stream, part)
         try:
-            # Stream mode for a whole or gzipped tar: members are read in order and nothing is ever
+            # Stream mode for a whole or compressed tar: members are read in order and nothing is ever
             # extracted to disk, so member names such as `../x` or `/etc/x` are only labels. A part of a
             # plain tar seeks past others' data.
             with tarfile.open(
-                fileobj=source, mode="r|" if gzipped else "r:" if part is not None else "r|*"
+                fileobj=source, mode="r:" if part is not None and codec is None else "r|"
             ) as archive:
                 for info in archive:
                     if info.isdir():
@@ -101,8 +99,8 @@ def read_webdataset(
                         if owned
                         else SampleMember(name=info.name, extension=extension)
                     )
-        except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error, lzma.LZMAError) as error:
-            # gzip.BadGzipFile is an OSError: a gzipped part's stream that stops decoding lands here too.
+        except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+            # CorruptStream is an OSError: a compressed stream that stops decoding lands here too.
             if members and (record := finished_sample()) is not None:
                 yield record
             if owned:

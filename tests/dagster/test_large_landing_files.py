@@ -14,9 +14,10 @@ from assets.factory import stage_key
 from assets.partitions import SHARDS
 from assets.runner import materialize, register_shards
 from curation_dagster.definitions import build_definitions
-from curation_dagster.io import gzip_stream
+from curation_dagster.io import compressed_stream
 from curation_dagster.io.lake import Lake
 from curation_dagster.spec import parse_spec
+from tests.engine.io.compression_fixtures import JSONL_SUFFIX, compress
 
 SPECS = [parse_spec({"name": "first", "modalities": ["text"]})]
 BOUND = 200
@@ -119,16 +120,22 @@ def test_a_large_file_runs_through_the_raw_stage_part_by_part_with_every_line_on
     assert rows["rejected"] == [f"{source}#byte={starts[13]}"]
 
 
-def test_a_large_gzipped_file_runs_part_by_part_with_every_line_once(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("codec", ["gzip", "zstandard"])
+def test_a_large_compressed_file_runs_part_by_part_with_every_line_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, codec: str
 ) -> None:
-    """A `.jsonl.gz` file is cut by its compressed bytes; each part's lines keep the numbers of the whole
-    file, and over the parts every line is kept or rejected once."""
-    monkeypatch.setattr(gzip_stream, "FEED_BYTES", 16)  # many feeds in a small file, so parts hold lines
-    landing = tmp_path / "gzipped"
+    """A `.jsonl.gz` or `.jsonl.zst` file is cut by its compressed bytes; each part's lines keep the
+    numbers of the whole file, and over the parts every line is kept or rejected once."""
+    monkeypatch.setattr(
+        compressed_stream, "FEED_BYTES", 16
+    )  # many feeds in a small file, so parts hold lines
+    landing = tmp_path / "compressed"
     landing.mkdir()
-    source = landing / "big.jsonl.gz"
-    source.write_bytes(gzip.compress("".join(line + "\n" for line in LINES).encode(), mtime=0))
+    source = landing / f"big{JSONL_SUFFIX[codec]}"
+    text = "".join(line + "\n" for line in LINES).encode()
+    # zstandard gives a block's bytes only once the block has come: blocks of one member per line.
+    members = [compress(codec, line, 6) for line in text.splitlines(keepends=True)] if codec != "gzip" else []
+    source.write_bytes(b"".join(members) or gzip.compress(text, mtime=0))
     bound = source.stat().st_size // 3  # the lines compress to a few hundred bytes
     monkeypatch.setenv("CURATION_MAX_SHARD_BYTES", str(bound))
     defs = build_definitions(SPECS, lake_root=str(tmp_path / "lake"), landing=str(landing))
@@ -137,7 +144,7 @@ def test_a_large_gzipped_file_runs_part_by_part_with_every_line_once(
     rejected: list[str] = []
     with instance_for_test() as instance:
         keys = register_shards(instance, landing, bound)
-        assert keys == [f"big.jsonl.gz.part-{i:05d}" for i in range(-(-source.stat().st_size // bound))]
+        assert keys == [f"{source.name}.part-{i:05d}" for i in range(-(-source.stat().st_size // bound))]
         for key in keys:
             assert materialize(defs, instance, "first", ["raw"], key, say=lambda line: None)
             [record] = instance.fetch_materializations(

@@ -1,4 +1,4 @@
-"""Tests of curation_dagster/io/jsonl.py: the JSON Lines reader, plain and gzipped."""
+"""Tests of curation_dagster/io/jsonl.py: the JSON Lines reader, plain and compressed."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from curation_dagster.io import gzip_stream, jsonl
+from curation_dagster.io import compressed_stream, jsonl
 from curation_dagster.io.jsonl import _bounded_lines
 from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.reader_base import MAX_JSON_DEPTH, ReaderSettings
 from curation_dagster.io.records import RawRecord
 from curation_dagster.io.validate import RejectCode
+from tests.engine.io.compression_fixtures import CODEC_NAMES, JSONL_SUFFIX, compress, one_shot
 from tests.landing_fixtures import codes, read, read_parts, write_lines
 
 
@@ -284,21 +285,22 @@ def test_jsonl_part_that_a_long_line_covers_is_empty(tmp_path: Path) -> None:
     assert per_part == [["byte=0"], [], ["byte=113"], []]
 
 
-# Parts of a large gzipped file ------------------------------------------------------------------------
+# Parts of a large compressed file ---------------------------------------------------------------------
 
 
-def gzipped(data: bytes, cuts: list[int], level: int, damage: str, seed: int) -> bytes:
-    """`data` as gzip members that start at `cuts`, then damaged: `cut` short, `garbage` or `padding`
-    (zero bytes, which a gzip reader skips) after it."""
+def packed_members(name: str, data: bytes, cuts: list[int], level: int, damage: str, seed: int) -> bytes:
+    """`data` as members of codec `name` that start at `cuts`, then damaged: `cut` short, `garbage` or
+    `padding` (zero bytes, which gzip and xz readers skip) after it."""
     edges = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
-    packed = b"".join(gzip.compress(data[a:b], level, mtime=0) for a, b in itertools.pairwise(edges))
+    packed = b"".join(compress(name, data[a:b], level) for a, b in itertools.pairwise(edges))
     if damage == "cut":
         return packed[: seed % max(len(packed), 1)]
-    return packed + {"garbage": b"not gzip", "padding": b"\x00" * (1 + seed % 5)}.get(damage, b"")
+    return packed + {"garbage": b"not a member", "padding": b"\x00" * (1 + seed % 5)}.get(damage, b"")
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(
+    st.sampled_from(CODEC_NAMES),
     st.lists(st.tuples(PART_LINES, st.sampled_from([b"\n", b"\r\n"])), min_size=1, max_size=12),
     st.lists(st.integers(min_value=0), max_size=3),
     st.integers(min_value=0, max_value=9),
@@ -306,23 +308,35 @@ def gzipped(data: bytes, cuts: list[int], level: int, damage: str, seed: int) ->
     st.integers(min_value=0),
     st.integers(min_value=1, max_value=40),
 )
-def test_gzip_jsonl_read_in_parts_gives_the_records_of_the_whole_file(
-    lines: list[tuple[bytes, bytes]], cuts: list[int], level: int, damage: str, seed: int, feed: int
+def test_compressed_jsonl_read_in_parts_gives_the_records_of_the_whole_file(
+    name: str,
+    lines: list[tuple[bytes, bytes]],
+    cuts: list[int],
+    level: int,
+    damage: str,
+    seed: int,
+    feed: int,
 ) -> None:
     data = b"".join(line + ending for line, ending in lines)
-    packed = gzipped(data, cuts, level, damage, seed)
+    packed = packed_members(name, data, cuts, level, damage, seed)
     assume(len(packed) > 1)
     bound = 1 + seed % (len(packed) - 1)  # below the size, so that the file is split
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(gzip_stream, "FEED_BYTES", feed):
-        shard = Path(folder) / "a.jsonl.gz"
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(compressed_stream, "FEED_BYTES", feed):
+        shard = Path(folder) / f"a{JSONL_SUFFIX[name]}"
         shard.write_bytes(packed)
         whole = read(shard, PART_SETTINGS)
         parts = read_parts(shard, bound, PART_SETTINGS)
-        try:  # the gzip module says whether the file is whole
-            plain = write_lines(Path(folder) / "a.jsonl", gzip.decompress(packed).removesuffix(b"\n"))
-            unpacked: list[RawRecord] | None = read(plain, PART_SETTINGS)
-        except (EOFError, OSError, zlib.error):
-            unpacked = None
+        # Whether the file is whole, from each member decompressed in one call (and for gzip the gzip
+        # module, which agrees).
+        content = one_shot(name, packed)
+        if name == "gzip":
+            try:
+                assert gzip.decompress(packed) == content
+            except (EOFError, OSError, zlib.error):
+                assert content is None
+        unpacked: list[RawRecord] | None = None
+        if content is not None:
+            unpacked = read(write_lines(Path(folder) / "a.jsonl", content.removesuffix(b"\n")), PART_SETTINGS)
     assert parts == whole
     truncated = [record for record in whole if record.reject_code == RejectCode.TRUNCATED_SHARD]
     assert len(truncated) == (unpacked is None)
@@ -355,10 +369,10 @@ def test_gzip_part_decompresses_the_lines_before_it_without_parsing_them(tmp_pat
     assert all(record.reject_code is None for record in every)
 
 
-def test_gzip_stream_keeps_the_origins_of_recent_bytes_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gzip_stream, "ORIGIN_HISTORY_BYTES", 4096)
+def test_a_compressed_stream_keeps_the_origins_of_recent_bytes_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compressed_stream, "ORIGIN_HISTORY_BYTES", 4096)
     data = os.urandom(100_000)  # incompressible: every 64-byte feed gives about 64 bytes
-    stream = gzip_stream.GzipStream(io.BytesIO(gzip.compress(data, 0)), feed_bytes=64)
+    stream = compressed_stream.CompressedStream(io.BytesIO(gzip.compress(data, 0)), feed_bytes=64)
     assert stream.read() == data
     # The newest bytes keep their feed's offset; those far behind are forgotten, not answered wrongly.
     newest = stream.origin(len(data) - 1)

@@ -20,6 +20,7 @@ from curation_dagster.errors import ShardNameError
 from curation_dagster.io.lake import check_segment
 from curation_dagster.io.landing import (
     LandingShard,
+    _shard_kind,
     discover_partitions,
     discover_shards,
     shard_fingerprint,
@@ -230,14 +231,39 @@ def test_a_folder_over_the_bound_counts_the_files_in_it(tmp_path: Path) -> None:
     assert list(discover_partitions(tmp_path, 150)) == [f"photos.part-0000{index}" for index in range(3)]
 
 
-def test_a_tar_over_the_bound_is_split_unless_it_is_compressed_otherwise_than_by_gzip(tmp_path: Path) -> None:
+def test_a_tar_over_the_bound_is_split_whatever_its_compression(tmp_path: Path) -> None:
     (tmp_path / "plain.tar").write_bytes(b"x" * 1000)
-    (tmp_path / "packed.tar").write_bytes(lzma.compress(os.urandom(1000)))
+    (tmp_path / "packed.tar.xz").write_bytes(lzma.compress(os.urandom(1000)))
     assert list(discover_partitions(tmp_path, 600)) == [
-        "packed.tar",
+        "packed.tar.xz.part-00000",
+        "packed.tar.xz.part-00001",
         "plain.tar.part-00000",
         "plain.tar.part-00001",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("a.jsonl.gz", "jsonl.gz"),
+        ("a.jsonl.bz2", "jsonl.bz2"),
+        ("a.JSONL.XZ", "jsonl.xz"),
+        ("the-pile-00.jsonl.zst", "jsonl.zst"),
+        ("a.tar.gz", "tar"),
+        ("a.tgz", "tar"),
+        ("a.tar.bz2", "tar"),
+        ("a.tar.xz", "tar"),
+        ("a.tar.zst", "tar"),
+        ("a.json.gz", None),
+        ("a.zst", None),
+    ],
+)
+def test_compressed_landing_files_are_shards_of_their_kind(
+    tmp_path: Path, name: str, kind: str | None
+) -> None:
+    (tmp_path / name).write_bytes(b"x")
+    assert _shard_kind(tmp_path / name) == kind
+    assert list(discover_shards(tmp_path)) == ([name] if kind else [])
 
 
 def test_a_gzipped_json_lines_file_is_split_by_its_compressed_size(tmp_path: Path) -> None:

@@ -45,35 +45,37 @@ def test_a_part_describes_its_bytes() -> None:
     assert ShardPart(1, 3, 10, 20).describe() == "part 2 of 3: items starting in bytes 10-20"
     assert ShardPart(2, 3, 20, None).describe() == "part 3 of 3: items starting in bytes 20-the end"
     assert (
-        ShardPart(0, 3, 0, 10, gzipped=True).describe()
+        ShardPart(0, 3, 0, 10, compressed=True).describe()
         == "part 1 of 3: items decompressed from compressed bytes 0-10"
     )
 
 
 @pytest.mark.parametrize(
-    ("head", "split"),
+    ("head", "compressed"),
     [
         (b"\x1f\x8b", True),
-        (b"BZh9", False),
-        (b"\xfd7zXZ\x00", False),
-        (b"\x28\xb5\x2f\xfd", False),
-        (b"a.txt", True),
+        (b"BZh9", True),
+        (b"\xfd7zXZ\x00", True),
+        (b"\x28\xb5\x2f\xfd", True),
+        (b"a.txt", False),
     ],
     ids=["gzip", "bzip2", "xz", "zstandard", "plain"],
 )
-def test_a_tar_compressed_other_than_by_gzip_is_never_split(tmp_path: Path, head: bytes, split: bool) -> None:
+def test_a_tar_is_split_by_its_compressed_bytes_when_it_is_compressed(
+    tmp_path: Path, head: bytes, compressed: bool
+) -> None:
     tar = tmp_path / "a.tar"
     tar.write_bytes(head + b"\0" * 100)
     parts = shard_parts(tar, "tar", 10)
-    assert bool(parts) is split
-    assert all(part.gzipped is head.startswith(b"\x1f\x8b") for part in parts)
+    assert len(parts) == 11
+    assert all(part.compressed is compressed for part in parts)
 
 
-def test_a_gzipped_json_lines_file_is_split_into_gzipped_parts(tmp_path: Path) -> None:
-    shard = tmp_path / "a.jsonl.gz"
-    shard.write_bytes(b"\x1f\x8b" + b"\0" * 100)
-    parts = shard_parts(shard, "jsonl.gz", 40)
-    assert [(part.start, part.end, part.gzipped) for part in parts] == [
+def test_a_compressed_json_lines_file_is_split_into_compressed_parts(tmp_path: Path) -> None:
+    shard = tmp_path / "a.jsonl.zst"
+    shard.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 100)
+    parts = shard_parts(shard, "jsonl.zst", 40)
+    assert [(part.start, part.end, part.compressed) for part in parts] == [
         (0, 40, True),
         (40, 80, True),
         (80, None, True),

@@ -1,29 +1,35 @@
-"""A gzip stream read a fixed number of compressed bytes at a time, which knows where in the compressed file
-each decompressed byte came from, so that a large `.jsonl.gz` file or gzipped tar can be split by its
-compressed size like a plain file by its size (`shard_parts`).
+"""A compressed stream (gzip, bzip2, xz or zstandard) read a fixed number of compressed bytes at a time,
+which knows where in the compressed file each decompressed byte came from, so that a large compressed JSON
+Lines file or tar can be split by its compressed size like a plain file by its size (`shard_parts`).
 
 The decompressor is fed `FEED_BYTES` of the file at a time; every byte one feed produces has that feed's
 offset in the file as its origin. The feeds are the same whoever reads the file, so the origin of each
 byte, and with it the part each line belongs to, is the same in every part and in a whole read.
-A gzip stream cannot be entered in the middle: a part decompresses everything before it (at C speed,
-parsing nothing) and reads only its own lines or samples.
+A compressed stream cannot be entered in the middle: a part decompresses everything before it (at C
+speed, parsing nothing) and reads only its own lines or samples.
 
-Members follow one another (as `gzip` and `pigz` write them), zero bytes between or after members are
-padding; anything else where a member should start, a member that does not decode or a file that ends
-inside a member raises (`zlib.error`, `gzip.BadGzipFile`, `EOFError`), as `gzip.open` does, with
-`failed_at` set to the offset of the feed it happened in.
+Members (gzip), streams (bzip2, xz) or frames (zstandard, skippable frames included) follow one another,
+as `pigz`, `pbzip2`, `xz -T` and `zstd -T` write them; zero bytes between or after gzip members and xz
+streams are padding. Anything else where a member should start or a member that does not decode raises
+`CorruptStream`, and a file that ends inside a member `EOFError`, with `failed_at` set to the offset of
+the feed it happened in.
 """
 
 from __future__ import annotations
 
 import bisect
-import gzip
+import bz2
 import io
+import lzma
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
-if TYPE_CHECKING:  # shard_parts reads GZIP_MAGIC from here
+import zstandard
+
+if TYPE_CHECKING:  # shard_parts reads the codecs from here
     from curation_dagster.io.shard_parts import ShardPart
 
 #: Compressed bytes fed to the decompressor at a time: a byte's origin is a multiple of it.
@@ -37,14 +43,57 @@ _GZIP_WBITS: Final = 31
 ORIGIN_HISTORY_BYTES: Final = 1 << 26
 
 
-class GzipStream(io.RawIOBase):
-    """The decompressed bytes of a gzip file, and for each the offset of the compressed feed it came from
-    (`origin`)."""
+class CorruptStream(OSError):
+    """Compressed bytes that do not decode, or that do not start a member where one should start."""
 
-    def __init__(self, file: BinaryIO, feed_bytes: int | None = None) -> None:
+
+@dataclass(frozen=True)
+class Codec:
+    """A compression: the magic numbers a member may start with, whether zero bytes between members are
+    padding, a new decompressor for a member (`decompress`, `eof`, `unused_data`), and the errors its
+    decompressor raises on bytes that do not decode."""
+
+    name: str
+    magics: tuple[bytes, ...]
+    padding: bool
+    decompressor: Callable[[], Any]
+    errors: tuple[type[BaseException], ...]
+
+    def starts(self, data: bytes) -> bool:
+        return data.startswith(self.magics)
+
+
+GZIP: Final = Codec("gzip", (GZIP_MAGIC,), True, lambda: zlib.decompressobj(_GZIP_WBITS), (zlib.error,))
+BZIP2: Final = Codec("bzip2", (b"BZh",), False, bz2.BZ2Decompressor, (OSError, ValueError))
+XZ: Final = Codec(
+    "xz", (b"\xfd7zXZ\x00",), True, lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), (lzma.LZMAError,)
+)
+ZSTD: Final = Codec(
+    "zstandard",
+    # A frame, or a skippable frame (magic 0x184D2A50 to 0x184D2A5F, little-endian).
+    (b"\x28\xb5\x2f\xfd", *(bytes([0x50 + low, 0x2A, 0x4D, 0x18]) for low in range(16))),
+    False,
+    lambda: zstandard.ZstdDecompressor().decompressobj(),
+    (zstandard.ZstdError,),
+)
+CODECS: Final = (GZIP, BZIP2, XZ, ZSTD)
+#: The longest magic number: the bytes `codec_of` needs.
+MAGIC_BYTES: Final = max(len(magic) for codec in CODECS for magic in codec.magics)
+
+
+def codec_of(head: bytes) -> Codec | None:
+    """The compression whose magic number `head` (a file's first `MAGIC_BYTES`) starts with, if any."""
+    return next((codec for codec in CODECS if codec.starts(head)), None)
+
+
+class CompressedStream(io.RawIOBase):
+    """The decompressed bytes of a file compressed by `codec`, and for each the offset of the compressed
+    feed it came from (`origin`)."""
+
+    def __init__(self, file: BinaryIO, codec: Codec = GZIP, feed_bytes: int | None = None) -> None:
         super().__init__()
-        self._file, self._feed_bytes = file, feed_bytes or FEED_BYTES
-        self._decompressor: zlib._Decompress | None = None
+        self._file, self._codec, self._feed_bytes = file, codec, feed_bytes or FEED_BYTES
+        self._decompressor: Any = None
         self._pending = memoryview(b"")  # decompressed, not yet read
         self._fed = 0  # compressed bytes fed so far
         self._produced = 0  # decompressed bytes produced so far
@@ -88,10 +137,14 @@ class GzipStream(io.RawIOBase):
         self._fed += len(data)
         try:
             output = self._decompress(data, at)
-        except (zlib.error, gzip.BadGzipFile, EOFError):
+        except (CorruptStream, EOFError):
             self.failed_at = at
             self._ended = True
             raise
+        except self._codec.errors as error:
+            self.failed_at = at
+            self._ended = True
+            raise CorruptStream(f"{self._codec.name} data that does not decode: {error}") from error
         if output:
             self._output_starts.append(self._produced)
             self._output_origins.append(at)
@@ -129,35 +182,37 @@ class GzipStream(io.RawIOBase):
     def _next_member(self, data: bytes) -> bytes:
         """`data` from the start of the next member, a new decompressor ready for it; b"" when `data` is
         padding after a member."""
-        if self._decompressor is not None:
+        if self._decompressor is not None and self._codec.padding:
             data = data.lstrip(b"\x00")
             if not data:
                 return b""
-        if len(data) < len(GZIP_MAGIC):
-            # The feed ends inside the magic number: this feed takes the rest of it.
-            more = self._file.read(len(GZIP_MAGIC) - len(data))
+        longest = max(len(magic) for magic in self._codec.magics)
+        if len(data) < longest:
+            # The feed may end inside the magic number: this feed takes the rest of it.
+            more = self._file.read(longest - len(data))
             self._fed += len(more)
             data += more
-        if not data.startswith(GZIP_MAGIC):
-            raise gzip.BadGzipFile(f"Not a gzipped file ({data[:2]!r})")
-        self._decompressor = zlib.decompressobj(_GZIP_WBITS)
+        if not self._codec.starts(data):
+            what = "member" if self._decompressor is not None else "file"
+            raise CorruptStream(f"not a {self._codec.name} {what} ({data[:longest]!r})")
+        self._decompressor = self._codec.decompressor()
         return data
 
 
-def open_gzip_stream(path: Path) -> tuple[io.BufferedReader, GzipStream]:
-    """A buffered reader of the decompressed bytes of the gzip file at `path` (closing it closes the
-    file), and its stream, fed `FEED_BYTES` at a time. A read that a failure interrupts loses what it had
+def open_compressed_stream(path: Path, codec: Codec) -> tuple[io.BufferedReader, CompressedStream]:
+    """A buffered reader of the decompressed bytes of the file at `path` compressed by `codec` (closing it
+    closes the file), and its stream, fed `FEED_BYTES` at a time. A read that a failure interrupts loses what it had
     gathered (a line cut by the end of the stream is not returned); a reader that takes short reads
     (`tarfile`) reads the stream itself, which returns the bytes decoded before it raises."""
-    stream = GzipStream(path.open("rb"))
+    stream = CompressedStream(path.open("rb"), codec)
     return io.BufferedReader(stream, buffer_size=stream.feed_bytes), stream
 
 
 class DecompressedPart:
-    """A part of a gzip file seen from its decompressed bytes: the item that starts at decompressed byte
-    `offset` (decompressed already) is the part's when the feed that produced that byte is."""
+    """A part of a compressed file seen from its decompressed bytes: the item that starts at decompressed
+    byte `offset` (decompressed already) is the part's when the feed that produced that byte is."""
 
-    def __init__(self, stream: GzipStream, part: ShardPart) -> None:
+    def __init__(self, stream: CompressedStream, part: ShardPart) -> None:
         self._stream, self.part = stream, part
 
     def holds(self, offset: int) -> bool:

@@ -16,7 +16,12 @@ from dagster import (
 
 from assets.partitions import SHARDS, shards
 from assets.runner import detects_dead_runs, recover_dead_runs
-from curation_dagster.io.landing import discover_partitions, shard_fingerprint
+from curation_dagster.io.landing import (
+    describe_unsupported,
+    discover_partitions,
+    shard_fingerprint,
+    unsupported_files,
+)
 from resources.lake import LakeResource
 
 SENSOR_NAME = "landing_sensor"
@@ -55,6 +60,8 @@ def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int
         ]
         if new_keys:
             context.log.info(f"registering {len(new_keys)} new shards: {', '.join(new_keys[:10])}")
+        if unsupported := unsupported_files(lake.landing_path()):
+            context.log.warning(describe_unsupported(unsupported))
         return SensorResult(
             run_requests=run_requests,
             dynamic_partitions_requests=[shards.build_add_request(new_keys)] if new_keys else [],

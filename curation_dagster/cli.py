@@ -19,7 +19,7 @@ from typing import Any
 from curation_dagster import settings
 from curation_dagster.errors import CurationError
 from curation_dagster.io.lake import Lake
-from curation_dagster.io.landing import discover_partitions
+from curation_dagster.io.landing import describe_unsupported, discover_partitions, unsupported_files
 from curation_dagster.stages import STAGES
 
 INSTANCE_YAML = """\
@@ -71,6 +71,8 @@ def run_demo(generate: bool = True) -> int:
     if summary.ran == 0:
         print("everything is up to date: nothing to do")
     shard_keys = sorted(discover_partitions(landing, settings.max_shard_bytes()))
+    if unsupported := unsupported_files(landing):
+        print(describe_unsupported(unsupported))
     _print_summary(Lake(locations["CURATION_HOME"]), specs, shard_keys, locations)
     return 1 if summary.failed or problems else 0
 
@@ -120,6 +122,8 @@ def register_command(generate: bool = True) -> int:
 
     new = register_landing(Path(locations["CURATION_LANDING"]))
     print(f"registered {len(new)} new shards" + (f": {', '.join(new)}" if new else ""))
+    if unsupported := unsupported_files(Path(locations["CURATION_LANDING"])):
+        print(describe_unsupported(unsupported))
     return 0
 
 

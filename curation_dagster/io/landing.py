@@ -32,13 +32,15 @@ from curation_dagster.io.webdataset import read_webdataset
 from curation_dagster.settings import DEFAULT_MAX_SHARD_BYTES
 
 #: Landing file names by the kind of shard they are (`jsonl.zst`: JSON Lines compressed by zstandard).
-#: A tar's compression is read from its first bytes, whatever its name says.
+#: Compressed `.json` files are JSON Lines too, as C4, Dolma and RedPajama name theirs (a plain `.json` is
+#: more often one document, such as a dataset's description, and is not a shard). A tar's compression is
+#: read from its first bytes, whatever its name says.
 KIND_SUFFIXES: Final = {
     "jsonl": (".jsonl",),
-    "jsonl.gz": (".jsonl.gz",),
-    "jsonl.bz2": (".jsonl.bz2",),
-    "jsonl.xz": (".jsonl.xz",),
-    "jsonl.zst": (".jsonl.zst",),
+    "jsonl.gz": (".jsonl.gz", ".json.gz"),
+    "jsonl.bz2": (".jsonl.bz2", ".json.bz2"),
+    "jsonl.xz": (".jsonl.xz", ".json.xz"),
+    "jsonl.zst": (".jsonl.zst", ".json.zst"),
     "parquet": (".parquet",),
     "tar": (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst"),
 }
@@ -98,15 +100,13 @@ def discover_shards(landing: Path) -> dict[str, Path]:
     whole, whatever its size (`discover_partitions` splits large ones into the partitions that run).
 
     Hidden names, names starting with `_` and files still being written (`.tmp`, `.part`) are skipped, as
-    are files of unsupported kinds. A missing landing folder has no shards.
+    are files of unsupported kinds (`unsupported_files` names them). A missing landing folder has no shards.
     """
-    if not landing.is_dir():
-        return {}
     found: dict[str, Path] = {}
-    for path in landing.iterdir():
-        name = path.name
-        if name.startswith((".", "_")) or is_in_progress(name) or _shard_kind(path) is None:
+    for path, kind in _landing_entries(landing):
+        if kind is None:
             continue
+        name = path.name
         key = shard_key(name)
         if key in found:
             raise ShardNameError(
@@ -115,6 +115,34 @@ def discover_shards(landing: Path) -> dict[str, Path]:
             )
         found[key] = path
     return dict(sorted(found.items()))
+
+
+def unsupported_files(landing: Path) -> list[str]:
+    """The names of the landing zone's files that are of no supported kind (`KIND_SUFFIXES`), which no
+    stage reads: said by the landing sensor and `curation run`, so that no file is left out unseen."""
+    return sorted(path.name for path, kind in _landing_entries(landing) if kind is None)
+
+
+def _landing_entries(landing: Path) -> Iterator[tuple[Path, str | None]]:
+    """Each file or folder directly inside `landing` and its kind (`_shard_kind`), but hidden names,
+    names starting with `_` and files still being written."""
+    if not landing.is_dir():
+        return
+    for path in landing.iterdir():
+        if not (path.name.startswith((".", "_")) or is_in_progress(path.name)):
+            kind = _shard_kind(path)
+            if kind is not None or path.is_file() or is_dangling_link(path):
+                yield path, kind
+
+
+def describe_unsupported(names: list[str]) -> str:
+    """One line naming the landing files no stage reads, and what would be read."""
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    supported = ", ".join(f"*{suffix}" for suffixes in KIND_SUFFIXES.values() for suffix in suffixes)
+    return (
+        f"{len(names)} landing file{'s' if len(names) != 1 else ''} of no supported kind, not read: {shown} "
+        f"(shards are {supported} and folders of media files)"
+    )
 
 
 @dataclass(frozen=True)

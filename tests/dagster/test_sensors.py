@@ -165,3 +165,22 @@ def test_automation_runs_the_next_stage_only_for_the_new_shard(
 def _requested_partitions(result, key: AssetKey) -> set[str]:
     subset = result.get_requested_partitions(key)
     return set(subset)
+
+
+def test_a_landing_file_of_no_supported_kind_is_said_in_the_tick_not_skipped_unseen(
+    defs, tiny_landing: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tiny_landing / "SHA256SUMS.txt").write_text("0" * 64 + "  a.jsonl\n")
+    (tiny_landing / "c4-train.00000-of-01024.json.gz").write_bytes(b"")
+    with instance_for_test() as instance:
+        result = tick(defs, instance, tiny_landing, None)
+    # A compressed .json file is JSON Lines (C4, Dolma): a shard; the checksum list is said, once.
+    assert result.dynamic_partitions_requests[0].partition_keys == [
+        "a.jsonl",
+        "b.jsonl",
+        "c4-train.00000-of-01024.json.gz",
+    ]
+    logged = capfd.readouterr().err  # the sensor's log, which the tick's page in the UI shows
+    said = [line for line in logged.splitlines() if "no supported kind" in line]
+    assert len(said) == 1 and "1 landing file of no supported kind, not read: SHA256SUMS.txt" in said[0]
+    assert "WARNING" in said[0]

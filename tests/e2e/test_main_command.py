@@ -114,8 +114,16 @@ def test_second_run_changes_nothing_and_says_so(project: tuple[Path, str]) -> No
     outputs = ("*.parquet", "*.html", "*.json", "*.tar")
     before = {path: path.stat().st_mtime_ns for pattern in outputs for path in lake.rglob(pattern)}
     assert any(path.name == "index.html" for path in before)
-    second = run([sys.executable, "-m", "curation_dagster.cli", "run"], folder, clean_env())
+    checksums = folder / ".curation" / "landing" / "SHA256SUMS.txt"  # of no kind the stages read
+    checksums.write_text("0" * 64 + "  news_en.jsonl\n")
+    try:
+        second = run([sys.executable, "-m", "curation_dagster.cli", "run"], folder, clean_env())
+    finally:
+        checksums.unlink()
     assert "up to date" in second.stdout
+    assert (
+        "1 landing file of no supported kind, not read: SHA256SUMS.txt (shards are *.jsonl" in second.stdout
+    )
     assert {path: path.stat().st_mtime_ns for pattern in outputs for path in lake.rglob(pattern)} == before
 
 
@@ -143,10 +151,12 @@ def test_ci_path_registers_shards_then_materializes_with_the_dagster_cli(tmp_pat
     (tmp_path / "landing" / "ci.jsonl").write_text(
         '{"text": "A short document for the continuous integration check of the raw stage."}\n{bad\n'
     )
+    (tmp_path / "landing" / "README.md").write_text("The CI check's landing zone.\n")
     registered = run(
         [sys.executable, "-m", "curation_dagster.cli", "register", "--no-demo-data"], tmp_path, env
     )
     assert "ci.jsonl" in registered.stdout
+    assert "1 landing file of no supported kind, not read: README.md" in registered.stdout
     run(
         [
             "dagster",

@@ -21,10 +21,12 @@ from curation_dagster.io.lake import check_segment
 from curation_dagster.io.landing import (
     LandingShard,
     _shard_kind,
+    describe_unsupported,
     discover_partitions,
     discover_shards,
     shard_fingerprint,
     shard_key,
+    unsupported_files,
 )
 from curation_dagster.io.validate import RejectCode
 from tests.landing_fixtures import codes, read, write_lines
@@ -254,7 +256,9 @@ def test_a_tar_over_the_bound_is_split_whatever_its_compression(tmp_path: Path) 
         ("a.tar.bz2", "tar"),
         ("a.tar.xz", "tar"),
         ("a.tar.zst", "tar"),
-        ("a.json.gz", None),
+        ("c4-train.00000-of-01024.json.gz", "jsonl.gz"),
+        ("dolma.json.zst", "jsonl.zst"),
+        ("a.json", None),
         ("a.zst", None),
     ],
 )
@@ -359,3 +363,16 @@ def test_read_error_midway_keeps_the_lines_read_and_ends_with_unreadable_shard(
     records = read(shard)
     assert codes(records) == [("L1", None), ("L2", None), ("file", RejectCode.UNREADABLE_SHARD)]
     assert (records[-1].reject_detail or "").startswith("after 2 items: OSError")
+
+
+def test_files_of_no_supported_kind_are_named_and_the_rest_are_not(tmp_path: Path) -> None:
+    for name in ("a.jsonl", "notes.txt", "meta.json", ".hidden.csv", "_skip.csv", "big.jsonl.tmp", "b.csv"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "pictures").mkdir()
+    assert unsupported_files(tmp_path) == ["b.csv", "meta.json", "notes.txt"]
+    assert unsupported_files(tmp_path / "missing") == []
+    line = describe_unsupported(unsupported_files(tmp_path))
+    assert line.startswith("3 landing files of no supported kind, not read: b.csv, meta.json, notes.txt (")
+    assert "*.jsonl.zst" in line and "*.json.gz" in line and "*.tar.zst" in line
+    many = describe_unsupported([f"f{index}.csv" for index in range(12)])
+    assert "f9.csv and 2 more" in many

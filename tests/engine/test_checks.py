@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from curation_dagster import totals
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.io.lake import Lake
 from curation_dagster.totals import stage_totals
@@ -117,3 +120,73 @@ def test_totals_add_up_every_shard_of_the_stage(lake: Lake) -> None:
 def test_totals_of_a_stage_without_output_are_zero(lake: Lake) -> None:
     assert stage_totals(lake, "v", "deduped") == stage_totals(lake, "v", "selected")
     assert stage_totals(lake, "v", "deduped").shards == 0
+
+
+def recount(lake: Lake) -> tuple[int, int, int, dict[str, int]]:
+    """The filtered stage's totals counted afresh from every file, with no ledger."""
+    lake.remove(f"{lake.stage_dir('v', totals.TOTALS_DIR)}/filtered.json")
+    found = stage_totals(lake, "v", "filtered")
+    return found.shards, found.kept, found.rejected, found.reasons
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["write", "remove"]), st.integers(0, 4), st.integers(0, 3), st.integers(0, 3)
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_totals_from_the_ledger_equal_a_count_of_every_file_whatever_changed(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int, int, int]]
+) -> None:
+    lake = Lake(tmp_path_factory.mktemp("lake"))
+    for action, number, kept, rejected in steps:
+        shard = f"s{number}"
+        if action == "write":  # a new shard, or a shard run again with other rows
+            reasons = [f"filter.x.r{index % 2}" for index in range(rejected)]
+            write_shard(lake, [f"k{index}" for index in range(kept)], ["r"] * rejected, shard, reasons)
+        else:
+            lake.remove(lake.path("v", "filtered", shard))
+            lake.remove(lake.path("v", "filtered", shard, rejected=True))
+        found = stage_totals(lake, "v", "filtered")
+        assert (found.shards, found.kept, found.rejected, found.reasons) == recount(lake)
+
+
+def test_a_materialization_counts_only_the_files_that_changed_since_the_ledger(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(6):
+        write_shard(lake, ["a", "b"], ["c"], f"s{number}")
+    assert stage_totals(lake, "v", "filtered").kept == 12
+    counted: list[tuple[list[str], bool]] = []
+    count = totals._count
+
+    def counting(connection, lake: Lake, version: str, stage: str, shards: list[str], rejected: bool):
+        counted.append((shards, rejected))
+        return count(connection, lake, version, stage, shards, rejected)
+
+    monkeypatch.setattr(totals, "_count", counting)
+    assert stage_totals(lake, "v", "filtered").kept == 12
+    assert counted == []  # nothing changed: the ledger answers
+    write_shard(lake, ["a"], ["b", "c"], "s6")
+    write_shard(lake, ["a", "b", "c"], [], "s2")
+    found = stage_totals(lake, "v", "filtered")
+    assert counted == [(["s2", "s6"], False), (["s2", "s6"], True)]
+    assert (found.shards, found.kept, found.rejected) == (7, 14, 7)
+
+
+def test_a_ledger_that_a_racing_writer_left_behind_is_counted_again(lake: Lake) -> None:
+    write_shard(lake, ["a"], ["b"], "s1")
+    ledger = f"{lake.stage_dir('v', totals.TOTALS_DIR)}/filtered.json"
+    stage_totals(lake, "v", "filtered")
+    older = Path(lake.url(ledger)).read_bytes()
+    write_shard(lake, ["a", "b"], [], "s2")
+    stage_totals(lake, "v", "filtered")
+    Path(lake.url(ledger)).write_bytes(older)  # another shard's run wrote its ledger last
+    found = stage_totals(lake, "v", "filtered")
+    assert (found.shards, found.kept, found.rejected) == (2, 3, 1)
+    Path(lake.url(ledger)).write_text('{"format": 0}')  # a ledger of another format is not read
+    assert stage_totals(lake, "v", "filtered") == found

@@ -12,6 +12,8 @@ from pathlib import Path
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
+from curation_dagster.totals import TOTALS_DIR
+
 
 def write_landing(folder: Path, shards: dict[str, list[str]]) -> Path:
     """JSON Lines shards, one `{"text": ...}` per line."""
@@ -70,12 +72,14 @@ def materialize(project: Path, selection: str, shard: str, **extra: str) -> subp
 
 
 def lake_files(project: Path) -> dict[str, bytes]:
-    """Every file of the lake by relative path, lock files aside (they hold nothing)."""
+    """Every file of the lake by relative path, lock files aside (they hold nothing) and the stage
+    totals' ledgers (a cache of each shard file's counts, keyed by the file's modification time and inode,
+    which differ between two lakes of the same rows)."""
     root = project / ".curation" / "lake"
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.name.endswith(".lock")
+        if path.is_file() and not path.name.endswith(".lock") and path.parent.name != TOTALS_DIR
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +14,7 @@ from curation_dagster import totals
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.io.lake import Lake
 from curation_dagster.totals import stage_totals
+from tests.servers import S3Server
 
 
 @pytest.fixture
@@ -190,3 +192,14 @@ def test_a_ledger_that_a_racing_writer_left_behind_is_counted_again(lake: Lake) 
     assert (found.shards, found.kept, found.rejected) == (2, 3, 1)
     Path(lake.url(ledger)).write_text('{"format": 0}')  # a ledger of another format is not read
     assert stage_totals(lake, "v", "filtered") == found
+
+
+def test_totals_on_object_storage_follow_each_files_etag(s3: S3Server) -> None:
+    lake = Lake(f"s3://curation/lake-{uuid.uuid4().hex}")
+    write_shard(lake, ["a", "b"], ["c"], "s1")
+    write_shard(lake, ["a"], [], "s2")
+    assert (stage_totals(lake, "v", "filtered").kept, stage_totals(lake, "v", "filtered").rejected) == (3, 1)
+    write_shard(lake, ["a", "b", "c", "d"], ["e", "f"], "s2")  # run again: same key, another ETag
+    found = stage_totals(lake, "v", "filtered")
+    assert (found.shards, found.kept, found.rejected) == (2, 6, 3)
+    assert (found.shards, found.kept, found.rejected, found.reasons) == recount(lake)

@@ -6,7 +6,9 @@ The decompressor is fed `FEED_BYTES` of the file at a time; every byte one feed 
 offset in the file as its origin. The feeds are the same whoever reads the file, so the origin of each
 byte, and with it the part each line belongs to, is the same in every part and in a whole read.
 A compressed stream cannot be entered in the middle: a part decompresses everything before it (at C
-speed, parsing nothing) and reads only its own lines or samples.
+speed, parsing nothing) and reads only its own lines or samples. A feed is decompressed a bounded piece at
+a time as the reader asks (`OUTPUT_BYTES`, `ZSTD_SLICE_BYTES`), never whole: a few kilobytes of bzip2 or
+zstandard can stand for gigabytes.
 
 Members (gzip), streams (bzip2, xz) or frames (zstandard, skippable frames included) follow one another,
 as `pigz`, `pbzip2`, `xz -T` and `zstd -T` write them; zero bytes between or after gzip members and xz
@@ -25,7 +27,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, NoReturn
 
 import zstandard
 
@@ -38,6 +40,12 @@ FEED_BYTES: Final = 1 << 16
 GZIP_MAGIC: Final = b"\x1f\x8b"
 #: zlib's window bits for a gzip header and trailer (16 + the largest window).
 _GZIP_WBITS: Final = 31
+#: The most output one step of the stream asks of a gzip, bzip2 or xz decompressor: a file that expands
+#: thousands of times over (a compression bomb) is read in bounded memory.
+OUTPUT_BYTES: Final = 1 << 23
+#: Compressed bytes one step gives zstandard's decompressor, whose output has no bound to ask for: at
+#: most 32,768 times as much comes out (a 4-byte block of one repeated byte for 128 KiB), 128 MiB.
+ZSTD_SLICE_BYTES: Final = 1 << 12
 #: Decompressed bytes behind the newest whose origins are kept: far more than any reader holds unread
 #: (a buffered reader's buffer, a tar block), so that the origins of a long file take bounded memory.
 ORIGIN_HISTORY_BYTES: Final = 1 << 26
@@ -95,10 +103,12 @@ class CompressedStream(io.RawIOBase):
         self._file, self._codec, self._feed_bytes = file, codec, feed_bytes or FEED_BYTES
         self._decompressor: Any = None
         self._pending = memoryview(b"")  # decompressed, not yet read
-        self._fed = 0  # compressed bytes fed so far
+        self._fed = 0  # compressed bytes read from the file so far
+        self._input, self._input_at = b"", 0  # what the current feed has left, and where the feed starts
+        self._full = False  # whether zlib's last output reached `OUTPUT_BYTES`
         self._produced = 0  # decompressed bytes produced so far
-        self._output_starts: list[int] = []  # where each feed's nonempty output starts
-        self._output_origins: list[int] = []  # and that feed's offset in the file
+        self._output_starts: list[int] = []  # where each nonempty output starts
+        self._output_origins: list[int] = []  # and the offset in the file of the feed it came from
         self._ended = False
         #: The offset of the feed in which the stream failed to decode, once it has.
         self.failed_at: int | None = None
@@ -116,7 +126,7 @@ class CompressedStream(io.RawIOBase):
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         while not self._pending and not self._ended:
-            self._feed()
+            self._step()
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]  # a view: no copy of the rest
@@ -131,53 +141,77 @@ class CompressedStream(io.RawIOBase):
             raise ValueError(f"byte {offset} is too far behind the stream for its origin to be kept")
         return self._output_origins[bisect.bisect_right(self._output_starts, offset) - 1]
 
-    def _feed(self) -> None:
-        at = self._fed
-        data = self._file.read(self._feed_bytes)
-        self._fed += len(data)
+    def _step(self) -> None:
+        """One bounded piece of output: from what the current feed has left, or from the next feed."""
+        if not self._input and self._drained():
+            at = self._fed
+            data = self._file.read(self._feed_bytes)
+            self._fed += len(data)
+            if not data:
+                self._ended = True
+                if self._decompressor is not None and not self._decompressor.eof:
+                    self._fail(
+                        at, EOFError("Compressed file ended before the end-of-stream marker was reached")
+                    )
+                return
+            self._input, self._input_at = data, at
         try:
-            output = self._decompress(data, at)
-        except (CorruptStream, EOFError):
-            self.failed_at = at
-            self._ended = True
-            raise
+            output = self._advance()
+        except (CorruptStream, EOFError) as error:
+            self._fail(self._input_at, error)
         except self._codec.errors as error:
-            self.failed_at = at
-            self._ended = True
-            raise CorruptStream(f"{self._codec.name} data that does not decode: {error}") from error
+            self._fail(
+                self._input_at, CorruptStream(f"{self._codec.name} data that does not decode: {error}")
+            )
         if output:
             self._output_starts.append(self._produced)
-            self._output_origins.append(at)
+            self._output_origins.append(self._input_at)
             self._produced += len(output)
             self._pending = memoryview(output)
             self._forget_old_origins()
 
+    def _fail(self, at: int, error: BaseException) -> NoReturn:
+        self.failed_at, self._ended = at, True
+        raise error
+
+    def _drained(self) -> bool:
+        """Whether the decompressor holds no output it could give without more input (one stopped at
+        `OUTPUT_BYTES` may)."""
+        decompressor = self._decompressor
+        if decompressor is None or decompressor.eof:
+            return True
+        return not self._full if self._codec is GZIP else getattr(decompressor, "needs_input", True)
+
+    def _advance(self) -> bytes:
+        """At most about `OUTPUT_BYTES` of output (zstandard: what `ZSTD_SLICE_BYTES` of input give) from
+        the current feed's input, starting a member where one ended. A feed's bytes are decompressed a
+        piece at a time, so that no feed, however far it expands, is held whole."""
+        decompressor = self._decompressor
+        if decompressor is None or decompressor.eof:
+            self._input = self._next_member(self._input)
+            if not self._input:
+                return b""
+            decompressor = self._decompressor
+        if self._codec is ZSTD:  # no bound on its output: a slice of input at a time
+            piece, self._input = self._input[:ZSTD_SLICE_BYTES], self._input[ZSTD_SLICE_BYTES:]
+            output: bytes = decompressor.decompress(piece)
+        elif self._codec is GZIP:  # output past the bound waits in zlib: asked again with no input
+            output = decompressor.decompress(self._input, OUTPUT_BYTES)
+            self._input, self._full = decompressor.unconsumed_tail, len(output) == OUTPUT_BYTES
+        else:  # bzip2, xz: the input goes into the decompressor's buffer
+            output = decompressor.decompress(self._input if decompressor.needs_input else b"", OUTPUT_BYTES)
+            self._input = b""
+        if decompressor.eof:  # what follows the member (zlib leaves it in `unconsumed_tail` too)
+            self._input = decompressor.unused_data + (self._input if self._codec is ZSTD else b"")
+        return output
+
     def _forget_old_origins(self) -> None:
-        """Drop the origins of feeds whose output lies wholly `ORIGIN_HISTORY_BYTES` behind the newest
-        byte, a thousand at a time."""
+        """Drop the origins of outputs that lie wholly `ORIGIN_HISTORY_BYTES` behind the newest byte, a
+        thousand at a time."""
         old = bisect.bisect_right(self._output_starts, self._produced - ORIGIN_HISTORY_BYTES) - 1
         if old >= 1024:
             del self._output_starts[:old]
             del self._output_origins[:old]
-
-    def _decompress(self, data: bytes, at: int) -> bytes:
-        """The output of feeding `data`; at the end of the file (`data` empty), checks the last member
-        ended."""
-        if not data:
-            self._ended = True
-            if self._decompressor is not None and not self._decompressor.eof:
-                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
-            return b""
-        output: list[bytes] = []
-        while data:
-            if self._decompressor is None or self._decompressor.eof:
-                data = self._next_member(data)
-                if not data:
-                    break
-            assert self._decompressor is not None
-            output.append(self._decompressor.decompress(data))
-            data = self._decompressor.unused_data if self._decompressor.eof else b""
-        return b"".join(output)
 
     def _next_member(self, data: bytes) -> bytes:
         """`data` from the start of the next member, a new decompressor ready for it; b"" when `data` is

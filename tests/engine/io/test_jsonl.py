@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import tempfile
+import tracemalloc
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -307,6 +308,7 @@ def packed_members(name: str, data: bytes, cuts: list[int], level: int, damage: 
     st.sampled_from(["none", "cut", "garbage", "padding"]),
     st.integers(min_value=0),
     st.integers(min_value=1, max_value=40),
+    st.sampled_from([(1 << 23, 1 << 12), (3, 1), (50, 7)]),
 )
 def test_compressed_jsonl_read_in_parts_gives_the_records_of_the_whole_file(
     name: str,
@@ -316,12 +318,20 @@ def test_compressed_jsonl_read_in_parts_gives_the_records_of_the_whole_file(
     damage: str,
     seed: int,
     feed: int,
+    steps: tuple[int, int],
 ) -> None:
+    """Also with the stream's steps made tiny (a few bytes of output, of zstandard's input, at a time), so
+    that every feed is decompressed in many pieces."""
     data = b"".join(line + ending for line, ending in lines)
     packed = packed_members(name, data, cuts, level, damage, seed)
     assume(len(packed) > 1)
     bound = 1 + seed % (len(packed) - 1)  # below the size, so that the file is split
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(compressed_stream, "FEED_BYTES", feed):
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        mock.patch.object(compressed_stream, "FEED_BYTES", feed),
+        mock.patch.object(compressed_stream, "OUTPUT_BYTES", steps[0]),
+        mock.patch.object(compressed_stream, "ZSTD_SLICE_BYTES", steps[1]),
+    ):
         shard = Path(folder) / f"a{JSONL_SUFFIX[name]}"
         shard.write_bytes(packed)
         whole = read(shard, PART_SETTINGS)
@@ -379,3 +389,23 @@ def test_a_compressed_stream_keeps_the_origins_of_recent_bytes_only(monkeypatch:
     assert newest % 64 == 0 and abs(len(data) - 1 - newest) < 200
     with pytest.raises(ValueError, match="too far behind"):
         stream.origin(0)
+
+
+@pytest.mark.parametrize("name", CODEC_NAMES)
+def test_a_compression_bomb_is_read_in_bounded_memory(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 MB of one letter in one line compress to 74 bytes (bzip2) to 41 KB (gzip): one feed.
+    monkeypatch.setattr(compressed_stream, "OUTPUT_BYTES", 1 << 20)
+    monkeypatch.setattr(compressed_stream, "ZSTD_SLICE_BYTES", 64)
+    line = b'{"text": "' + b"a" * (40 << 20) + b'"}\n'
+    shard = tmp_path / f"bomb{JSONL_SUFFIX[name]}"
+    shard.write_bytes(compress(name, line + b'{"text": "after it"}\n', 1))
+    tracemalloc.start()
+    try:
+        records = read(shard, ReaderSettings(max_line_bytes=1 << 20))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert codes(records) == [("L1", RejectCode.LINE_TOO_LONG), ("L2", None)]
+    assert peak < 12 << 20, f"{peak / 2**20:.0f} MiB held while reading"

@@ -138,7 +138,7 @@ def _landing_entries(landing: Path) -> Iterator[tuple[Path, str | None]]:
 def describe_unsupported(names: list[str]) -> str:
     """One line naming the landing files no stage reads, and what would be read."""
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-    supported = ", ".join(f"*{suffix}" for suffixes in KIND_SUFFIXES.values() for suffix in suffixes)
+    supported = ", ".join(f"*{suffix}" for suffix in SUPPORTED_SUFFIXES)
     return (
         f"{len(names)} landing file{'s' if len(names) != 1 else ''} of no supported kind, not read: {shown} "
         f"(shards are {supported} and folders of media files)"

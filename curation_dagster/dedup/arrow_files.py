@@ -108,15 +108,18 @@ class ArrowFile:
         indices = range(self.batch_count) if batches is None else batches
         return pa.Table.from_batches([self.batch(index) for index in indices], schema=self.schema)
 
-    def batches_holding(self, keys: np.ndarray) -> list[int]:
-        """The batches that may hold any of the sorted `keys`: their key slices, or all batches of a file
-        that is not sliced by key."""
+    def batches_holding(self, keys: np.ndarray) -> list[tuple[int, int, int]]:
+        """The batches that may hold any of the sorted `keys`, each as (batch, start, stop): `keys[start:stop]`
+        are the keys of its key slice (every key, for each batch of a file that is not sliced by key)."""
         slices = int(self.metadata.get(KEY_SLICES, b"0"))
         if slices != self.batch_count or len(keys) == 0:
-            return list(range(self.batch_count)) if len(keys) else []
+            return [(index, 0, len(keys)) for index in range(self.batch_count)] if len(keys) else []
         # The slice starts are searched among the keys (a few searches), not every key among the starts.
-        bounds = np.searchsorted(keys, slice_starts(slices)[1:], side="left")
-        return np.flatnonzero(np.diff(np.concatenate(([0], bounds, [len(keys)])))).tolist()
+        bounds = np.concatenate(
+            ([0], np.searchsorted(keys, slice_starts(slices)[1:], side="left"), [len(keys)])
+        )
+        held = np.flatnonzero(np.diff(bounds))
+        return list(zip(held.tolist(), bounds[held].tolist(), bounds[held + 1].tolist(), strict=True))
 
     def take(self, rows: Sequence[int] | np.ndarray) -> pa.Table:
         """The rows at these positions, in this order, reading only the batches that hold them."""

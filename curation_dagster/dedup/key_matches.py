@@ -1,11 +1,13 @@
 """What a key-store search returns: `Found`, the entries of a set of keys (what `KeyStore.prefetch` keeps
-and `KeyStore.lookup` combines), and `Matches`, those entries matched to the caller's probes."""
+and `KeyStore.lookup` combines), and `Matches`, those entries matched to the caller's probes; and how a
+search finds them in one record batch of a store file (`matches_in`, `ProbeTable`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from curation_dagster.dedup.range_sort import first_in_runs
 
@@ -172,3 +174,54 @@ class ProbeTable:
             hit = self.keys[position] == values[full]
             found[full[hit]] = position[hit]
         return found
+
+
+def matches_in(
+    batch: pa.RecordBatch,
+    wanted: np.ndarray,
+    first: int,
+    allowed: np.ndarray,
+    table: ProbeTable | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(position among the probes, source, row, payload) of every entry of a sorted record batch (numpy
+    views of its memory-mapped buffers) whose key is in the sorted `wanted` (the probes from position
+    `first` on that the batch's key slice may hold) and whose source is `allowed`; only the keys are looked
+    at until one matches. `table`, a `ProbeTable` of every probe, finds the entries of a batch smaller than
+    its probes."""
+    if not batch.num_rows:
+        return None
+    keys = batch.column(0).to_numpy()
+    if len(wanted) > len(keys):  # more probes than entries: only those within the batch's key range
+        start = int(np.searchsorted(wanted, keys[0], side="left"))
+        stop = int(np.searchsorted(wanted, keys[-1], side="right"))
+        wanted, first = wanted[start:stop], first + start
+    if not len(wanted):
+        return None
+    if len(keys) < len(wanted) and table is not None:  # fewer entries than probes: their buckets
+        probe = table.find(keys)
+        positions, probe = np.flatnonzero(probe >= 0), probe[probe >= 0]
+    elif len(keys) < len(wanted):  # fewer entries than probes: search each entry among the probes
+        slot = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
+        hit = wanted[slot] == keys
+        positions = np.flatnonzero(hit)
+        probe = first + slot[hit]
+    else:
+        low = np.searchsorted(keys, wanted, side="left")
+        hit = keys[np.minimum(low, len(keys) - 1)] == wanted
+        if not hit.any():  # the common case: probes a Bloom filter let through
+            return None
+        high = low.copy()
+        high[hit] = np.searchsorted(keys, wanted[hit], side="right")
+        counts = high - low
+        probe = np.repeat(np.arange(first, first + len(wanted)), counts)
+        positions = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    if not len(positions):
+        return None
+    source = batch.column(1).to_numpy()[positions]
+    keep = allowed[source]
+    rows = batch.column(2).to_numpy()[positions][keep]
+    if batch.num_columns > 3:
+        payload = batch.column(3).to_numpy()[positions][keep]
+    else:
+        payload = np.zeros(int(keep.sum()), np.uint64)
+    return probe[keep], source[keep].astype(np.int64), rows, payload

@@ -34,7 +34,7 @@ from curation_dagster.dedup.arrow_files import (
     write_batches,
 )
 from curation_dagster.dedup.bloom import BloomProbes, bloom_writer, build, may_hold, words_per_slice
-from curation_dagster.dedup.key_matches import TABLE_PROBES, Found, Matches, ProbeTable
+from curation_dagster.dedup.key_matches import TABLE_PROBES, Found, Matches, ProbeTable, matches_in
 from curation_dagster.dedup.range_sort import sort_entries, sorted_unique
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
@@ -371,8 +371,8 @@ class KeyStore:
                 offset = len(shard_names)
                 shard_names.extend(file_shards)
                 allowed = np.asarray(usable, dtype=bool)
-                for index in file.batches_holding(wanted):
-                    part = _matches_in(file.batch(index), wanted, allowed, table)
+                for index, start, stop in file.batches_holding(wanted):
+                    part = matches_in(file.batch(index), wanted[start:stop], start, allowed, table)
                     if part is not None:
                         found.append((wanted[part[0]], part[1] + offset, part[2], part[3]))
         if not found:
@@ -530,51 +530,6 @@ def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
         for batch in batches
         if batch.num_rows
     ]
-
-
-def _matches_in(
-    batch: pa.RecordBatch, unique: np.ndarray, allowed: np.ndarray, table: ProbeTable | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(position in `unique`, source, row, payload) of every entry of a sorted record batch (numpy views of
-    its memory-mapped buffers) whose key is in the sorted `unique` and whose source is `allowed`; probes
-    outside the batch's key range are not searched, and only the keys are looked at until one matches.
-    `table`, a `ProbeTable` of `unique` itself, finds the entries of a batch smaller than its probes."""
-    if not batch.num_rows:
-        return None
-    keys = batch.column(0).to_numpy()
-    first, last = (
-        np.searchsorted(unique, keys[0], side="left"),
-        np.searchsorted(unique, keys[-1], side="right"),
-    )
-    if first == last:
-        return None
-    wanted = unique[first:last]
-    if len(keys) < len(wanted) and table is not None:  # fewer entries than probes: their buckets
-        probe = table.find(keys)
-        positions, probe = np.flatnonzero(probe >= 0), probe[probe >= 0]
-    elif len(keys) < len(wanted):  # fewer entries than probes: search each entry among the probes
-        slot = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
-        hit = wanted[slot] == keys
-        positions = np.flatnonzero(hit)
-        probe = first + slot[hit]
-    else:
-        low = np.searchsorted(keys, wanted, side="left")
-        hit = keys[np.minimum(low, len(keys) - 1)] == wanted
-        high = low.copy()
-        high[hit] = np.searchsorted(keys, wanted[hit], side="right")
-        counts = high - low
-        probe = np.repeat(np.arange(first, last), counts)
-        positions = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-    if not len(positions):
-        return None
-    source = batch.column(1).to_numpy()[positions]
-    keep = allowed[source]
-    rows = batch.column(2).to_numpy()[positions][keep]
-    if batch.num_columns > 3:
-        payload = batch.column(3).to_numpy()[positions][keep]
-    else:
-        payload = np.zeros(int(keep.sum()), np.uint64)
-    return probe[keep], source[keep].astype(np.int64), rows, payload
 
 
 def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ The matcher then decides on the complete hashes of every item found, as it would
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -256,10 +257,12 @@ class MediaIndex:
         """The keys the probed hashes of `queries` look up, in blocks of about `PROBES_PER_LOOKUP`."""
         hashes, spaces = self._probed(queries)
         balls = [self.plan.ball(segment) for segment in range(self.plan.segments)]
-        step = max(1, PROBES_PER_LOOKUP // (2 * sum(len(ball) for ball in balls)))
+        # Each hash probes its balls in one key space, or two (a whole image's hash).
+        probes = np.where(spaces == SPACE_WHOLE, 2, 1) * sum(len(ball) for ball in balls)
+        cuts = _block_cuts(probes, PROBES_PER_LOOKUP)
         blocks = []
-        for start in range(0, len(hashes), step):
-            block, block_spaces = hashes[start : start + step], spaces[start : start + step]
+        for start, stop in itertools.pairwise(cuts):
+            block, block_spaces = hashes[start:stop], spaces[start:stop]
             keys, owners = [], []
             for segment, ball in enumerate(balls):
                 values = (self.plan.values(block, segment)[:, None] ^ ball[None, :]).reshape(-1)
@@ -318,6 +321,14 @@ class MediaIndex:
             hash_set.via,
         )
         return found, ids
+
+
+def _block_cuts(sizes: np.ndarray, limit: int) -> list[int]:
+    """Cuts of consecutive items of these sizes into blocks of about `limit` in all: an item goes to the
+    block its first unit falls in, so a block passes `limit` by less than its last item's size."""
+    starts = np.cumsum(sizes) - sizes
+    block = starts // max(limit, 1)
+    return [0, *(np.flatnonzero(np.diff(block)) + 1).tolist(), len(sizes)] if len(sizes) else [0]
 
 
 def _image_probes(variants: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import os
 import re
 import socket
@@ -259,18 +258,18 @@ class Lake:
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(entry)
             return
-        # os.scandir through pathlib, not fsspec's glob: that one asks the size and type of every file of
-        # the folder, and a key store's folder holds a file per shard.
-        for own in Path(folder).glob(f".{glob.escape(name)}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                own.unlink()
-        now = time.time()
-        for orphan in Path(folder).glob(".*.tmp"):
-            writer = _writer_of(orphan.name)
+        # One os.scandir of the folder, names compared as strings: fsspec's glob asks the size and type of
+        # every file, and pathlib's matches each name against a pattern; a key store's folder holds a file
+        # per shard, and each write looks.
+        own, now = f".{name}.", time.time()
+        with os.scandir(folder) as entries:
+            temporaries = [entry for entry in entries if entry.name[:1] == "." and entry.name[-4:] == ".tmp"]
+        for entry in temporaries:
+            writer = _writer_of(entry.name)
             dead = writer is not None and writer[0] == _HOST and not _process_alive(writer[1])
             with contextlib.suppress(FileNotFoundError):
-                if dead or now - orphan.stat().st_mtime > ORPHAN_AGE_S:
-                    orphan.unlink()
+                if entry.name.startswith(own) or dead or now - entry.stat().st_mtime > ORPHAN_AGE_S:
+                    os.unlink(entry.path)
 
     @contextlib.contextmanager
     def _reading(self, path: str) -> Iterator[None]:

@@ -58,7 +58,7 @@ def test_a_file_without_a_layout_is_read_whole_and_answers_the_same() -> None:
     write_batches(lake, "v/rows/old.arrow", table.schema, table.to_batches(max_chunksize=4))
     with ArrowFile(lake, "v/rows/old.arrow") as file:
         assert file.take([9, 0]).to_pylist() == table.take(pa.array([9, 0])).to_pylist()
-        assert file.batches_holding(np.array([1], dtype=np.uint64)) == [0, 1, 2]
+        assert file.batches_holding(np.array([1], dtype=np.uint64)) == [(0, 0, 1), (1, 0, 1), (2, 0, 1)]
 
 
 def test_each_key_falls_in_the_batch_of_its_key_slice() -> None:
@@ -70,5 +70,5 @@ def test_each_key_falls_in_the_batch_of_its_key_slice() -> None:
     batches = [pa.record_batch({"key": keys[part]}, schema=schema) for part in parts]
     write_batches(lake, "v/keys/s.arrow", schema, batches)
     with ArrowFile(lake, "v/keys/s.arrow") as file:
-        assert file.batches_holding(np.array([7, 2**63 + 1], dtype=np.uint64)) == [0, 2]
+        assert file.batches_holding(np.array([7, 2**63 + 1], dtype=np.uint64)) == [(0, 0, 1), (2, 1, 2)]
         assert file.batches_holding(np.zeros(0, dtype=np.uint64)) == []

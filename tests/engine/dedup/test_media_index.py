@@ -4,6 +4,7 @@ read only the index files of the shards that hold a match."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,6 +224,38 @@ def test_two_hashes_within_the_distance_agree_within_the_radius_on_some_segment(
         for s in range(plan.segments)
     ]
     assert min(differences) <= plan.radius
+
+
+@pytest.mark.parametrize("probes_per_lookup", [1, 30_000])
+def test_image_lookups_in_blocks_of_few_probes_decide_as_in_one_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, probes_per_lookup: int
+) -> None:
+    """A shard's probes are looked up in blocks of about `PROBES_PER_LOOKUP` (one block for the shards
+    here by default), prefetched and not: the decisions are the reference pass's either way."""
+    image = ImageDedupSettings()
+    shards = image_shards(11, 4, 30, 8)
+    monkeypatch.setattr(media_index, "PROBES_PER_LOOKUP", probes_per_lookup)
+    index = MediaIndex(Lake(tmp_path / "lake"), "v", "image_hashes", ImageMatcher(image), "f", "i")
+    blocks = [len(index._probe_blocks(media.hash_set())) for media in shards.values()]
+    assert min(blocks) > 1
+    for shard, media in shards.items():
+        prefetched = index.prefetch(media.hash_set(), shard)
+        looked_up = decide(
+            media, index.matcher, index.lookup(shard, prefetched), image_index_schema(image), "variant"
+        )
+        scanned = decide(media, index.matcher, Scan(index, shard), image_index_schema(image), "variant")
+        assert_same({shard: (looked_up, scanned)})
+        index.write(shard, scanned.index)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 50), max_size=40), limit=st.integers(1, 200))
+def test_probe_blocks_cover_every_hash_in_order_each_about_the_limit(sizes: list[int], limit: int) -> None:
+    cuts = media_index._block_cuts(np.array(sizes, dtype=np.int64), limit)
+    assert cuts[0] == 0 and cuts[-1] == len(sizes) and cuts == sorted(set(cuts))
+    for start, stop in itertools.pairwise(cuts):
+        assert sum(sizes[start : stop - 1]) < limit  # all but the last hash's probes start below it
+    assert len(cuts) - 1 <= -(-sum(sizes) // limit)  # no more blocks than the probes need
 
 
 def test_a_lookup_reads_the_index_files_of_the_matching_shards_only(

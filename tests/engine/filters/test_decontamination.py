@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from curation_dagster.errors import SpecError
 from curation_dagster.filters.decontamination import Decontamination, load_eval_ngrams, normalized_words
@@ -107,6 +108,15 @@ def test_plain_text_eval_file_holds_one_item_per_line(tmp_path: Path) -> None:
     verdict = decontamination(path).judge({"text": CONTAMINATED})[1]
 
     assert verdict is not None and verdict[1].endswith("from eval.txt line 3")
+
+
+def test_a_zstandard_json_lines_eval_file_as_the_pile_ships_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "eval.jsonl.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(eval_jsonl(tmp_path, [EVAL_ITEM]).read_bytes()))
+
+    verdict = decontamination(path).judge({"text": CONTAMINATED})[1]
+
+    assert verdict is not None and verdict[1].endswith("from eval.jsonl.zst line 1")
 
 
 def test_normalisation_casefolds_and_strips_punctuation() -> None:

@@ -16,12 +16,7 @@ from dagster import (
 
 from assets.partitions import SHARDS, shards
 from assets.runner import detects_dead_runs, recover_dead_runs
-from curation_dagster.io.landing import (
-    describe_unsupported,
-    discover_partitions,
-    shard_fingerprint,
-    unsupported_files,
-)
+from curation_dagster.io.landing import describe_unsupported, scan_landing, shard_fingerprint
 from resources.lake import LakeResource
 
 SENSOR_NAME = "landing_sensor"
@@ -31,7 +26,9 @@ DEAD_RUN_SENSOR_NAME = "dead_run_monitor"
 def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int = 30) -> SensorDefinition:
     """A sensor over the landing zone. Its cursor maps each shard key to a fingerprint of its files, so a
     new shard is registered and run once, a changed shard is re-run, and an unchanged one is left alone.
-    A file over the lake's `max_shard_bytes` is one shard per bounded part, all sharing its fingerprint."""
+    A file over the lake's `max_shard_bytes` is one shard per bounded part, all sharing its fingerprint.
+    The cursor also names the landing files of no supported kind: the tick that first sees one warns
+    (naming every such file), later ticks do not repeat it."""
 
     @sensor(
         name=SENSOR_NAME,
@@ -42,8 +39,8 @@ def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int
         "for every dataset version; downstream stages follow through declarative automation.",
     )
     def landing_sensor(context: SensorEvaluationContext, lake: LakeResource) -> SensorResult:
-        found = discover_partitions(lake.landing_path(), lake.max_shard_bytes)
-        previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        found, unsupported = scan_landing(lake.landing_path(), lake.max_shard_bytes)
+        previous, said = _read_cursor(context.cursor)
         registered = set(context.instance.get_dynamic_partitions(SHARDS))
         fingerprints = {key: shard_fingerprint(shard.path) for key, shard in found.items()}
         new_keys = [key for key in found if key not in registered]
@@ -60,15 +57,26 @@ def build_landing_sensor(raw_keys: list[AssetKey], minimum_interval_seconds: int
         ]
         if new_keys:
             context.log.info(f"registering {len(new_keys)} new shards: {', '.join(new_keys[:10])}")
-        if unsupported := unsupported_files(lake.landing_path()):
+        if set(unsupported) - set(said):
             context.log.warning(describe_unsupported(unsupported))
         return SensorResult(
             run_requests=run_requests,
             dynamic_partitions_requests=[shards.build_add_request(new_keys)] if new_keys else [],
-            cursor=json.dumps(fingerprints, sort_keys=True),
+            cursor=json.dumps({"shards": fingerprints, "unsupported": unsupported}, sort_keys=True),
         )
 
     return landing_sensor
+
+
+def _read_cursor(cursor: str | None) -> tuple[dict[str, str], list[str]]:
+    """The landing sensor's cursor: the fingerprint of each shard key, and the unsupported files said. A
+    cursor of an earlier release is the fingerprints alone (its files of no supported kind are said again)."""
+    if not cursor:
+        return {}, []
+    data = json.loads(cursor)
+    if isinstance(data.get("shards"), dict):
+        return dict(data["shards"]), list(data.get("unsupported", []))
+    return dict(data), []
 
 
 def build_dead_run_sensor(minimum_interval_seconds: int = 60) -> SensorDefinition:

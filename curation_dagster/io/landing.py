@@ -95,15 +95,16 @@ def _shard_kind(path: Path) -> str | None:
     return max(found)[1] if found else None
 
 
-def discover_shards(landing: Path) -> dict[str, Path]:
+def discover_shards(landing: Path, entries: list[tuple[Path, str | None]] | None = None) -> dict[str, Path]:
     """The shards directly inside `landing`, keyed by `shard_key` and sorted by key: each file or folder
     whole, whatever its size (`discover_partitions` splits large ones into the partitions that run).
 
     Hidden names, names starting with `_` and files still being written (`.tmp`, `.part`) are skipped, as
     are files of unsupported kinds (`unsupported_files` names them). A missing landing folder has no shards.
+    `entries`: the folder's listing (`_landing_entries`), when the caller has it already.
     """
     found: dict[str, Path] = {}
-    for path, kind in _landing_entries(landing):
+    for path, kind in _landing_entries(landing) if entries is None else entries:
         if kind is None:
             continue
         name = path.name
@@ -154,13 +155,15 @@ class LandingShard:
 
 
 def discover_partitions(
-    landing: Path, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    landing: Path,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    entries: list[tuple[Path, str | None]] | None = None,
 ) -> dict[str, LandingShard]:
     """The `shards` partitions of the landing zone, keyed by partition key and sorted: a shard of
     `discover_shards` as it is, or, when it is larger than `max_shard_bytes`, one partition per bounded
     part, keyed `<shard key>.part-00000` on (see `shard_parts`)."""
     found: dict[str, LandingShard] = {}
-    for key, path in discover_shards(landing).items():
+    for key, path in discover_shards(landing, entries).items():
         kind = _shard_kind(path)
         parts: list[ShardPart | None] = [*shard_parts(path, kind, max_shard_bytes)] if kind else []
         for part in parts or [None]:
@@ -172,6 +175,16 @@ def discover_partitions(
                 )
             found[partition] = LandingShard(path, part)
     return dict(sorted(found.items()))
+
+
+def scan_landing(
+    landing: Path, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+) -> tuple[dict[str, LandingShard], list[str]]:
+    """`discover_partitions` and `unsupported_files` of one listing of the landing folder (what the
+    landing sensor asks on every tick)."""
+    entries = list(_landing_entries(landing))
+    unsupported = sorted(path.name for path, kind in entries if kind is None)
+    return discover_partitions(landing, max_shard_bytes, entries), unsupported
 
 
 def shard_fingerprint(path: Path) -> str:

@@ -52,7 +52,7 @@ def test_first_tick_registers_every_shard_and_requests_raw_for_every_version(
         assert sorted(request.partition_key for request in result.run_requests) == ["a.jsonl", "b.jsonl"]
         for request in result.run_requests:
             assert set(request.asset_selection) == {AssetKey(["first", "raw"]), AssetKey(["second", "raw"])}
-        assert set(json.loads(result.cursor)) == {"a.jsonl", "b.jsonl"}
+        assert set(json.loads(result.cursor)["shards"]) == {"a.jsonl", "b.jsonl"}
 
 
 def test_an_unchanged_landing_zone_requests_nothing(defs, tiny_landing: Path) -> None:
@@ -184,3 +184,39 @@ def test_a_landing_file_of_no_supported_kind_is_said_in_the_tick_not_skipped_uns
     said = [line for line in logged.splitlines() if "no supported kind" in line]
     assert len(said) == 1 and "1 landing file of no supported kind, not read: SHA256SUMS.txt" in said[0]
     assert "WARNING" in said[0]
+
+
+def test_files_of_no_supported_kind_are_said_on_the_tick_that_first_sees_them_not_on_every_tick(
+    defs, tiny_landing: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def said() -> list[str]:
+        return [line for line in capfd.readouterr().err.splitlines() if "no supported kind" in line]
+
+    (tiny_landing / "README.md").write_text("what this landing zone holds\n")
+    with instance_for_test() as instance:
+        first = tick(defs, instance, tiny_landing, None)
+        instance.add_dynamic_partitions(SHARDS, ["a.jsonl", "b.jsonl"])
+        assert len(said()) == 1
+        second = tick(defs, instance, tiny_landing, first.cursor)
+        assert said() == []
+        (tiny_landing / "train.csv").write_text("text\nhello\n")
+        third = tick(defs, instance, tiny_landing, second.cursor)
+        (line,) = said()
+        assert "2 landing files of no supported kind, not read: README.md, train.csv" in line
+        assert tick(defs, instance, tiny_landing, third.cursor).run_requests == []
+        assert said() == []
+
+
+def test_a_cursor_of_the_earlier_release_keeps_its_shards_and_says_the_unsupported_files_again(
+    defs, tiny_landing: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tiny_landing / "README.md").write_text("what this landing zone holds\n")
+    with instance_for_test() as instance:
+        first = tick(defs, instance, tiny_landing, None)
+        instance.add_dynamic_partitions(SHARDS, ["a.jsonl", "b.jsonl"])
+        earlier = json.dumps(json.loads(first.cursor)["shards"])  # the cursor's format before it named files
+        capfd.readouterr()
+        result = tick(defs, instance, tiny_landing, earlier)
+        assert result.run_requests == [] and result.dynamic_partitions_requests == []
+        assert json.loads(result.cursor) == json.loads(first.cursor)
+        assert "1 landing file of no supported kind" in capfd.readouterr().err

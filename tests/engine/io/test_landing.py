@@ -24,6 +24,7 @@ from curation_dagster.io.landing import (
     describe_unsupported,
     discover_partitions,
     discover_shards,
+    scan_landing,
     shard_fingerprint,
     shard_key,
     unsupported_files,
@@ -371,6 +372,7 @@ def test_files_of_no_supported_kind_are_named_and_the_rest_are_not(tmp_path: Pat
     (tmp_path / "pictures").mkdir()
     assert unsupported_files(tmp_path) == ["b.csv", "meta.json", "notes.txt"]
     assert unsupported_files(tmp_path / "missing") == []
+    assert scan_landing(tmp_path, 1) == (discover_partitions(tmp_path, 1), unsupported_files(tmp_path))
     line = describe_unsupported(unsupported_files(tmp_path))
     assert line.startswith("3 landing files of no supported kind, not read: b.csv, meta.json, notes.txt (")
     assert "*.jsonl.zst" in line and "*.json.gz" in line and "*.tar.zst" in line

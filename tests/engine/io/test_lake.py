@@ -7,13 +7,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import s3fs
 
 from curation_dagster.errors import LakeLockUnavailable, ShardNameError
 from curation_dagster.io.lake import _WRITER, ORPHAN_AGE_S, Lake, check_segment
@@ -395,3 +398,30 @@ def test_duckdb_reads_a_lake_on_object_storage(s3_lake: Lake) -> None:
 
     assert connection.execute("SELECT count(*) FROM raw").fetchone() == (2,)
     assert connection.execute("SELECT id FROM raw_rejected").fetchall() == [("z",)]
+
+
+def test_duckdb_queries_on_object_storage_list_each_folder_once_and_ask_no_file_on_its_own(
+    s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB globs, sizes, dates and opens every file for every query: each of those is answered from one
+    listing of the folder, not a HEAD request (the demo's release asked 270 per file)."""
+    files = []
+    for shard in ("a", "b", "c"):
+        files.append(s3_lake.url(s3_lake.path("v", "synthesized", shard)))
+        s3_lake.write_table(s3_lake.path("v", "synthesized", shard), ids(f"{shard}1", f"{shard}2"))
+    asked: Counter[str] = Counter()
+    original = s3fs.S3FileSystem._call_s3
+
+    async def counting(self: s3fs.S3FileSystem, method: str, *args: Any, **kwargs: Any) -> Any:
+        asked[method] += 1
+        return await original(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counting)
+    connection = s3_lake.connect()
+    for _ in range(4):
+        rows = connection.sql("SELECT count(*) FROM read_parquet(?)", params=[files]).fetchall()
+        assert rows == [(6,)]
+
+    assert asked["head_object"] == 0
+    assert asked["list_objects_v2"] == 1
+    assert asked["get_object"] >= 4 * len(files)  # the files themselves are read by each query

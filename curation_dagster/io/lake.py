@@ -115,6 +115,8 @@ class Lake:
         self.fs, self._root_path = fsspec.core.url_to_fs(self.root, use_listings_cache=False)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.is_local = "file" in protocols
+        # s3fs uploads complete atomically (`_upload`); other stores write a temporary and rename it.
+        self._uploads = "s3" in protocols
         self.claim_lock: ClaimLock | None = None
         if claim_lock_dsn:
             self.claim_lock = PostgresClaimLock(claim_lock_dsn, self.root)
@@ -207,7 +209,12 @@ class Lake:
         """A binary handle on a hidden temporary file that becomes `path` only if the block succeeds.
 
         The temporary name carries the writer's host and process id, so the next write into the folder
-        can tell a killed writer's leftovers (removed) from a live writer's file (left alone)."""
+        can tell a killed writer's leftovers (removed) from a live writer's file (left alone). On S3 the
+        upload itself is the temporary (`_upload`)."""
+        if self._uploads:
+            with self._upload(path) as handle:
+                yield handle
+            return
         folder, name = path.rsplit("/", 1)
         self.fs.makedirs(folder, exist_ok=True)
         self._remove_orphan_temporaries(folder, name)
@@ -219,6 +226,24 @@ class Lake:
         except BaseException:
             with contextlib.suppress(Exception):
                 self.fs.rm(temporary)
+            raise
+
+    @contextlib.contextmanager
+    def _upload(self, path: str) -> Iterator[Any]:
+        """A handle on an S3 upload of `path` that completes only if the block succeeds, and is aborted
+        otherwise. An object appears, or replaces the one before it, whole when its upload completes, so
+        readers never see it half-written, as with a temporary file's rename; the rename itself (a copy,
+        a delete, and the listings around them) is saved: 3 requests a small file instead of 8. A writer
+        killed half-way leaves an incomplete upload, which no listing shows (a bucket lifecycle rule,
+        AbortIncompleteMultipartUpload, reclaims its parts)."""
+        handle = self.fs.open(path, "wb", autocommit=False)
+        try:
+            yield handle
+            handle.close()
+            handle.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                handle.discard()
             raise
 
     @contextlib.contextmanager

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import boto3
 import duckdb
 import fsspec
 import pyarrow as pa
@@ -400,6 +401,20 @@ def test_duckdb_reads_a_lake_on_object_storage(s3_lake: Lake) -> None:
     assert connection.execute("SELECT id FROM raw_rejected").fetchall() == [("z",)]
 
 
+def s3_requests(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The S3 requests s3fs makes from now on in this process, counted by operation."""
+    asked: Counter[str] = Counter()
+    original = s3fs.S3FileSystem._call_s3
+
+    async def counting(self: s3fs.S3FileSystem, method: str, *args: Any, **kwargs: Any) -> Any:
+        asked[method] += 1
+        return await original(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counting)
+    monkeypatch.setattr(s3fs.S3FileSystem, "call_s3", fsspec.asyn.sync_wrapper(counting))
+    return asked
+
+
 def test_duckdb_queries_on_object_storage_list_each_folder_once_and_ask_no_file_on_its_own(
     s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -409,14 +424,7 @@ def test_duckdb_queries_on_object_storage_list_each_folder_once_and_ask_no_file_
     for shard in ("a", "b", "c"):
         files.append(s3_lake.url(s3_lake.path("v", "synthesized", shard)))
         s3_lake.write_table(s3_lake.path("v", "synthesized", shard), ids(f"{shard}1", f"{shard}2"))
-    asked: Counter[str] = Counter()
-    original = s3fs.S3FileSystem._call_s3
-
-    async def counting(self: s3fs.S3FileSystem, method: str, *args: Any, **kwargs: Any) -> Any:
-        asked[method] += 1
-        return await original(self, method, *args, **kwargs)
-
-    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counting)
+    asked = s3_requests(monkeypatch)
     connection = s3_lake.connect()
     for _ in range(4):
         rows = connection.sql("SELECT count(*) FROM read_parquet(?)", params=[files]).fetchall()
@@ -425,3 +433,32 @@ def test_duckdb_queries_on_object_storage_list_each_folder_once_and_ask_no_file_
     assert asked["head_object"] == 0
     assert asked["list_objects_v2"] == 1
     assert asked["get_object"] >= 4 * len(files)  # the files themselves are read by each query
+
+
+def test_a_write_on_object_storage_is_one_upload_that_appears_whole_or_not_at_all(
+    s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On S3 a file is written as one upload to its own key, completed when the block succeeds: readers see
+    the old object until then, a failed block leaves the old object and no upload behind, and no temporary
+    object, copy or delete is made."""
+    path = s3_lake.path("v", "raw", "s")
+    s3_lake.write_bytes(path, b"old")
+    asked = s3_requests(monkeypatch)
+    with s3_lake.atomic_file(path) as handle:
+        handle.write(b"new content")
+        handle.flush()
+        assert another_process(s3_lake).cat_file(path) == b"old"
+    assert another_process(s3_lake).cat_file(path) == b"new content"
+    writes = {"create_multipart_upload": 1, "upload_part": 1, "complete_multipart_upload": 1}
+    assert {method: asked[method] for method in writes} == writes
+    assert not {"put_object", "copy_object", "delete_objects", "list_objects_v2"} & set(asked)
+
+    with pytest.raises(RuntimeError, match="half-way"), s3_lake.atomic_file(path) as handle:
+        handle.write(b"x" * (6 << 20))  # over s3fs's part size: a part is uploaded before the failure
+        handle.flush()
+        raise RuntimeError("the writer failed half-way")
+    bucket, key = path.split("/", 1)
+    assert another_process(s3_lake).cat_file(path) == b"new content"
+    assert another_process(s3_lake).ls(path.rsplit("/", 1)[0]) == [path]
+    client = boto3.client("s3", endpoint_url=os.environ["FSSPEC_S3_ENDPOINT_URL"])
+    assert not client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads")

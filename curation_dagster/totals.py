@@ -106,10 +106,10 @@ def _shard_files(lake: Lake, folder: str) -> dict[str, str]:
 def _read_ledger(lake: Lake, path: str) -> dict[str, Any]:
     """The ledger at `path`, or an empty one (none yet, or of another format)."""
     empty: dict[str, Any] = {"format": _FORMAT, "kept": {}, "rejected": {}}
-    if not lake.exists(path):
+    data = lake.read_bytes(path)
+    if data is None:
         return empty
-    with lake.fs.open(path, "rb") as handle:
-        ledger: dict[str, Any] = json.loads(handle.read())
+    ledger: dict[str, Any] = json.loads(data)
     return ledger if ledger.get("format") == _FORMAT else empty
 
 

@@ -97,8 +97,8 @@ class KeyStore:
     def manifest(self, any_settings: bool = False) -> dict[str, Any]:
         """The manifest, or an empty one; a store built with other settings is an error unless
         `any_settings` (forgetting a shard needs no settings)."""
-        path = f"{self.folder}/{MANIFEST}"
-        if not self.lake.exists(path):
+        data = self.lake.read_bytes(f"{self.folder}/{MANIFEST}")
+        if data is None:
             return {
                 "format": FORMAT,
                 "fingerprint": self.fingerprint,
@@ -106,8 +106,7 @@ class KeyStore:
                 "shards": {},
                 "tiers": [],
             }
-        with self.lake.fs.open(path, "rb") as handle:
-            manifest: dict[str, Any] = json.loads(handle.read())
+        manifest: dict[str, Any] = json.loads(data)
         if any_settings:
             return manifest
         if manifest.get("format") != FORMAT or manifest.get("fingerprint") != self.fingerprint:

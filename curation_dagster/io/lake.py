@@ -115,8 +115,9 @@ class Lake:
         self.fs, self._root_path = fsspec.core.url_to_fs(self.root, use_listings_cache=False)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.is_local = "file" in protocols
-        # s3fs uploads complete atomically (`_upload`); other stores write a temporary and rename it.
-        self._uploads = "s3" in protocols
+        # On s3fs uploads complete atomically (`_upload`; other stores write a temporary and rename it) and
+        # a whole small file is one GET (`read_bytes`).
+        self._s3 = "s3" in protocols
         self.claim_lock: ClaimLock | None = None
         if claim_lock_dsn:
             self.claim_lock = PostgresClaimLock(claim_lock_dsn, self.root)
@@ -140,6 +141,17 @@ class Lake:
 
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """The whole file, or None when there is none: one GET on object storage, where `exists` then
+        `open` asked two HEAD requests first (manifests and ledgers are read this way, many times a run)."""
+        # s3fs asks the size (a HEAD) before a GET unless told to read in one request.
+        options = {"max_concurrency": 1} if self._s3 else {}
+        try:
+            with self._reading(path):
+                return bytes(self.fs.cat_file(path, **options))
+        except FileNotFoundError:
+            return None
 
     def num_rows(self, path: str) -> int:
         """Row count from the Parquet footer, without reading the data."""
@@ -211,7 +223,7 @@ class Lake:
         The temporary name carries the writer's host and process id, so the next write into the folder
         can tell a killed writer's leftovers (removed) from a live writer's file (left alone). On S3 the
         upload itself is the temporary (`_upload`)."""
-        if self._uploads:
+        if self._s3:
             with self._upload(path) as handle:
                 yield handle
             return

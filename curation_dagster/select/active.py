@@ -210,11 +210,8 @@ class ActiveLearning:
         return self.lake.url(self.lake.stage_dir(self.version, ACTIVE_LEARNING))
 
     def _read(self, name: str) -> str | None:
-        path = self.path(name)
-        if not self.lake.exists(path):
-            return None
-        with self.lake.fs.open(path, "rb") as handle:
-            return bytes(handle.read()).decode("utf-8")
+        data = self.lake.read_bytes(self.path(name))
+        return None if data is None else data.decode("utf-8")
 
     def history(self) -> list[RoundRecord]:
         """Every round trained so far, oldest first."""

@@ -157,10 +157,9 @@ class UsageLedger:
     def _ledger(self) -> dict[str, Any]:
         """The ledger; on a version selected by an earlier release (selected files, no ledger), built
         once from the selected files."""
-        path = f"{self.folder}/{USAGE}.json"
-        if self.lake.exists(path):
-            with self.lake.fs.open(path, "rb") as handle:
-                ledger: dict[str, Any] = json.loads(handle.read())
+        data = self.lake.read_bytes(f"{self.folder}/{USAGE}.json")
+        if data is not None:
+            ledger: dict[str, Any] = json.loads(data)
             return ledger
         total, parts = Usage(), {}
         for shard in self.lake.list_shards(self.version, "selected"):

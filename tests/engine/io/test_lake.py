@@ -462,3 +462,23 @@ def test_a_write_on_object_storage_is_one_upload_that_appears_whole_or_not_at_al
     assert another_process(s3_lake).ls(path.rsplit("/", 1)[0]) == [path]
     client = boto3.client("s3", endpoint_url=os.environ["FSSPEC_S3_ENDPOINT_URL"])
     assert not client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads")
+
+
+def test_a_small_file_is_read_whole_or_found_missing(lake: Lake) -> None:
+    path = f"{lake.stage_dir('v', 'near_keys')}/manifest.json"
+    assert lake.read_bytes(path) is None
+    lake.write_bytes(path, b'{"format": 1}')
+    assert lake.read_bytes(path) == b'{"format": 1}'
+
+
+def test_a_small_file_on_object_storage_is_one_get_present_or_not(
+    s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest or ledger is read many times a run: one GET, where `exists` and `open` asked two HEADs."""
+    path = f"{s3_lake.stage_dir('v', 'near_keys')}/manifest.json"
+    s3_lake.write_bytes(path, b'{"format": 1}')
+    asked = s3_requests(monkeypatch)
+
+    assert s3_lake.read_bytes(path) == b'{"format": 1}'
+    assert s3_lake.read_bytes(f"{s3_lake.stage_dir('v', 'exact_keys')}/manifest.json") is None
+    assert asked == Counter({"get_object": 2})

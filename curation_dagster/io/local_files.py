@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from curation_dagster.errors import SpecError
-from curation_dagster.io.compressed_stream import MAGIC_BYTES, codec_of, open_compressed_stream
+from curation_dagster.io.compressed_stream import BZIP2, MAGIC_BYTES, codec_of, open_compressed_stream
 
 #: Names of compressed files: the part before one of these says what the file holds.
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
@@ -58,7 +58,10 @@ def read_text_items(path: Path, fields: Sequence[str], setting: str) -> Iterator
 def _text_lines(path: Path) -> Iterator[IO[str]]:
     """The file's lines as UTF-8 text, decompressed when its first bytes are a codec's magic number."""
     with path.open("rb") as handle:
-        codec = codec_of(handle.read(MAGIC_BYTES))
+        head = handle.read(max(MAGIC_BYTES, 10))
+    codec = codec_of(head)
+    if codec is BZIP2 and not _bzip2_header(head):  # "BZh" is text too: a stream has its block magic next
+        codec = None
     if codec is None:
         with path.open("rt", encoding="utf-8") as text:
             yield text
@@ -66,6 +69,15 @@ def _text_lines(path: Path) -> Iterator[IO[str]]:
     reader, _ = open_compressed_stream(path, codec)
     with io.TextIOWrapper(reader, encoding="utf-8") as text:
         yield text
+
+
+def _bzip2_header(head: bytes) -> bool:
+    """Whether `head` starts a bzip2 stream: "BZh", a block size digit, then a block's magic number (the
+    digits of pi) or the end-of-stream one (of its square root), which no text starts with."""
+    return head[3:4] in (b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9") and head[4:10] in (
+        b"1AY&SY",
+        b"\x17\x72\x45\x38\x50\x90",
+    )
 
 
 def _item(line: str, jsonl: bool, fields: Sequence[str], path: Path, number: int, setting: str) -> str:

@@ -50,6 +50,13 @@ def test_compressed_plain_text_holds_one_item_per_line_whatever_its_name_says(
     assert items(named) == items(misnamed) == [(2, "unrelated line"), (3, "an item")]
 
 
+def test_plain_text_that_starts_like_a_bzip2_stream_is_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "eval.txt"
+    path.write_text("BZh9 is how a bzip2 stream starts\nsecond item\n", encoding="utf-8")
+
+    assert items(path) == [(1, "BZh9 is how a bzip2 stream starts"), (2, "second item")]
+
+
 @pytest.mark.parametrize("codec", CODEC_NAMES)
 def test_a_compressed_file_cut_short_is_an_error_that_names_the_setting_and_file(
     tmp_path: Path, codec: str

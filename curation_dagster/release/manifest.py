@@ -147,8 +147,10 @@ def _rejections(lake: Lake, connection: Any, version: str, shards: list[str]) ->
     """Items each stage rejected from the released shards, by reason."""
     rejected: dict[str, dict[str, int]] = {}
     for stage in STAGES:
-        paths = [lake.path(version, stage, shard, rejected=True) for shard in shards]
-        found = [lake.url(path) for path in paths if lake.exists(path)]
+        present = set(lake.list_shards(version, stage, rejected=True))  # one listing, not a look per file
+        found = [
+            lake.url(lake.path(version, stage, shard, rejected=True)) for shard in shards if shard in present
+        ]
         if not found:
             continue
         rows = connection.sql(

@@ -64,6 +64,11 @@ def test_main_command_writes_every_stage_for_every_demo_shard(project: tuple[Pat
         assert (lake / version / "report" / "index.html").exists()
         assert (lake / version / "release" / "manifest.json").exists()
         assert f"data card {version}:" in output
+        kept = [
+            sum(rows(lake / version / stage / f"{shard}.parquet") for shard in shards) for stage in STAGES
+        ]
+        summary = " → ".join(f"{stage} {count}" for stage, count in zip(STAGES, kept, strict=True))
+        assert f"{version}: {summary}" in output  # the kept rows of every stage, as the lake holds them
     assert (folder / ".curation" / "dagster_home" / "dagster.yaml").exists()
 
 

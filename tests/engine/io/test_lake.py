@@ -454,9 +454,11 @@ def test_a_write_on_object_storage_is_one_upload_that_appears_whole_or_not_at_al
     assert not {"put_object", "copy_object", "delete_objects", "list_objects_v2"} & set(asked)
 
     with pytest.raises(RuntimeError, match="half-way"), s3_lake.atomic_file(path) as handle:
-        handle.write(b"x" * (6 << 20))  # over s3fs's part size: a part is uploaded before the failure
+        handle.write(b"x" * (51 << 20))  # over s3fs's 50 MiB parts: one is uploaded before the failure
         handle.flush()
+        assert asked["upload_part"] == 2
         raise RuntimeError("the writer failed half-way")
+    assert asked["abort_multipart_upload"] == 1
     bucket, key = path.split("/", 1)
     assert another_process(s3_lake).cat_file(path) == b"new content"
     assert another_process(s3_lake).ls(path.rsplit("/", 1)[0]) == [path]

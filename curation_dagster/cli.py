@@ -19,7 +19,7 @@ from typing import Any
 from curation_dagster import settings
 from curation_dagster.errors import CurationError
 from curation_dagster.io.lake import Lake
-from curation_dagster.io.landing import describe_unsupported, discover_partitions, unsupported_files
+from curation_dagster.io.landing import describe_unsupported, scan_landing, unsupported_files
 from curation_dagster.stages import STAGES
 
 INSTANCE_YAML = """\
@@ -70,8 +70,9 @@ def run_demo(generate: bool = True) -> int:
     summary = main_job(specs, landing)
     if summary.ran == 0:
         print("everything is up to date: nothing to do")
-    shard_keys = sorted(discover_partitions(landing, settings.max_shard_bytes()))
-    if unsupported := unsupported_files(landing):
+    partitions, unsupported = scan_landing(landing, settings.max_shard_bytes())
+    shard_keys = sorted(partitions)
+    if unsupported:
         print(describe_unsupported(unsupported))
     _print_summary(Lake(locations["CURATION_HOME"]), specs, shard_keys, locations)
     return 1 if summary.failed or problems else 0

@@ -39,17 +39,18 @@ def build_definitions(
     assets = [item for spec in specs for item in build_version_assets(spec)]
     assets += [build_spec_problem_asset(problem) for problem in problems]
     raw_keys: list[AssetKey] = [stage_key(spec.name, "raw") for spec in specs]
+    interval = settings.sensor_interval_s()
     automation = AutomationConditionSensorDefinition(
         "curation_automation",
         target=AssetSelection.all(),
         default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=interval,
         description="Runs each shard's downstream stages once its upstream stage has materialized.",
     )
     return Definitions(
         assets=assets,
         executor=build_executor(executor or settings.executor()),
-        sensors=[build_landing_sensor(raw_keys), automation, build_dead_run_sensor()],
+        sensors=[build_landing_sensor(raw_keys, interval), automation, build_dead_run_sensor()],
         resources={
             "lake": LakeResource(
                 root=lake_root or settings.curation_home(),

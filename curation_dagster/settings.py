@@ -14,6 +14,8 @@ PROJECT_STATE = ".curation"
 #: The largest landing file or media folder registered as one shard; a larger one is registered as
 #: several bounded parts (README "Landing formats").
 DEFAULT_MAX_SHARD_BYTES: Final = 256 * 2**20
+#: Seconds between two ticks of the landing sensor and of automation, unless set.
+DEFAULT_SENSOR_INTERVAL_S: Final = 30
 
 _BYTE_UNITS: Final = {"": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _BYTES: Final = re.compile(r"^\s*(\d+)\s*([kmg]ib)?\s*$", re.IGNORECASE)
@@ -79,6 +81,22 @@ def max_shard_bytes() -> int:
             "optionally with KiB, MiB or GiB (e.g. 268435456 or 256MiB)"
         )
     return int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()]
+
+
+def sensor_interval_s() -> int:
+    """The least seconds between two ticks of the landing sensor and of automation:
+    $CURATION_SENSOR_INTERVAL_S (a positive whole number), else 30 (Dagster's default). Shorter makes a
+    dropped file start sooner; longer spares a large landing zone's listing. Read by the process that
+    loads the definitions (the daemon's code location)."""
+    configured = os.environ.get("CURATION_SENSOR_INTERVAL_S", "").strip()
+    if not configured:
+        return DEFAULT_SENSOR_INTERVAL_S
+    if not configured.isdecimal() or int(configured) == 0:
+        raise SettingError(
+            f"CURATION_SENSOR_INTERVAL_S={configured!r} is not a number of seconds: give a positive whole "
+            f"number (default {DEFAULT_SENSOR_INTERVAL_S})"
+        )
+    return int(configured)
 
 
 def filter_workers() -> int | None:

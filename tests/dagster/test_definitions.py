@@ -26,6 +26,17 @@ def test_the_landing_sensor_and_automation_run_by_default() -> None:
         assert defs.resolve_sensor_def(name).default_status == DefaultSensorStatus.RUNNING
 
 
+@pytest.mark.parametrize(("value", "expected"), [("", 30), ("5", 5), (" 300 ", 300)])
+def test_the_landing_sensor_and_automation_tick_at_the_configured_interval(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int
+) -> None:
+    monkeypatch.setenv("CURATION_SENSOR_INTERVAL_S", value)
+    defs = build_definitions(versions=REPO / "versions")
+    for name in ("landing_sensor", "curation_automation"):
+        assert defs.resolve_sensor_def(name).minimum_interval_seconds == expected
+    assert defs.resolve_sensor_def("dead_run_monitor").minimum_interval_seconds == 60
+
+
 def test_resources_take_locations_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -119,6 +119,7 @@ def environment(folder: Path) -> dict[str, str]:
         CURATION_HOME=str(folder / "lake"),
         CURATION_LANDING=str(folder / "landing"),
         CURATION_VERSIONS=str(REPO / "versions"),
+        CURATION_SENSOR_INTERVAL_S="5",  # the sensor-to-browser test waits on ticks, not on work
     )
     return env
 

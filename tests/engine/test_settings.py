@@ -52,3 +52,12 @@ def test_filter_workers_that_are_not_a_positive_number_name_the_setting(
     monkeypatch.setenv("CURATION_WORKERS", value)
     with pytest.raises(SettingError, match=r"CURATION_WORKERS=.* is not a number of processes"):
         settings.filter_workers()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "2.5", "soon"])
+def test_a_sensor_interval_that_is_not_a_positive_number_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CURATION_SENSOR_INTERVAL_S", value)
+    with pytest.raises(SettingError, match=r"CURATION_SENSOR_INTERVAL_S=.* is not a number of seconds"):
+        settings.sensor_interval_s()

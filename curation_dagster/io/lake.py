@@ -185,9 +185,17 @@ class Lake:
     def list_shards(self, version: str, stage: str, *, rejected: bool = False) -> list[str]:
         """Shard keys that have a committed file for this stage, sorted."""
         folder = self.stage_dir(version, stage, rejected=rejected)
-        if not self.fs.exists(folder):
+        # One listing, names compared as strings: a folder of an index holds a file per shard of the
+        # version, and every shard's run lists some of them (fsspec's local listing asks each entry's type
+        # and size, and a missing folder is one request more on object storage when asked first).
+        try:
+            if self.is_local:
+                with os.scandir(folder) as entries:
+                    names = [entry.name for entry in entries]
+            else:
+                names = [str(entry).rsplit("/", 1)[-1] for entry in self.fs.ls(folder, detail=False)]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        names = [Path(str(entry)).name for entry in self.fs.ls(folder, detail=False)]
         return sorted(name[: -len(".parquet")] for name in names if name.endswith(".parquet"))
 
     def remove(self, path: str) -> None:

@@ -457,6 +457,22 @@ def test_duckdb_connections_to_object_storage_share_the_lakes_botocore_session(
     assert made == []
 
 
+def test_listing_shards_on_object_storage_asks_listings_only(
+    s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3_lake.write_table(s3_lake.path("v", "raw", "b"), ids("x"))
+    s3_lake.write_table(s3_lake.path("v", "raw", "a"), ids("y"))
+    s3_lake.write_bytes(s3_lake.stage_dir("v", "raw") + "/notes.json", b"{}")
+    asked = s3_requests(monkeypatch)
+
+    assert s3_lake.list_shards("v", "raw") == ["a", "b"]
+    assert asked == Counter({"list_objects_v2": 1})
+    asked.clear()
+    assert s3_lake.list_shards("v", "deduped") == []
+    assert s3_lake.list_shards("never", "raw", rejected=True) == []
+    assert asked == Counter({"list_objects_v2": 4})  # s3fs lists the parent to tell "missing" from "empty"
+
+
 def test_a_write_on_object_storage_is_one_upload_that_appears_whole_or_not_at_all(
     s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,23 +4,27 @@ the file only for the probes that may be in it.
 Most probes of a shard are in no earlier shard (a band key, a content hash or a hash segment meets an
 equal key only for duplicates), yet a binary search of each probe in each run and tier touches about
 `log2(keys)` pages of it: a shard of 160,000 band keys against a store of 168 million touched every page of
-the store's 2.7 GB. A filter answers "not here" for all but about 1% of absent keys from one 64-bit word
-each, and the words of a file take 12 bits per key, an eleventh of its entries' 16 bytes: a lookup reads
-the filter's words for its probes, then only the key batches some surviving probe may be in.
+the store's 2.7 GB. A filter answers "not here" for all but about 0.2% of absent keys from one 64-bit word
+each, and the words of a file take 20 bits per key, about a sixth of its entries' 16 bytes: a lookup reads
+the filter's words for its probes, then only the key batches some surviving probe may be in. Each absent
+key that passes costs a key batch (a ranged request of about 1 MiB on object storage): at 1,000 shards a
+shard's band keys met 12 tiers, and 12 bits a key with 4 set (about 0.8% passing, what filters written
+before `bloom_bits_set` use) let through about 460 keys a tier, touching 62 batches each.
 
 Layout: a register-blocked Bloom filter (every bit of a key in one word, so one memory access or one
 ranged read per probe). The words are split per key slice of the store file (`arrow_files.py`): slice `i`
 of `n` owns words `[i * w, (i + 1) * w)`, so a merge that writes the key space range by range writes the
 filter range by range too. A key's word within its slice and its `BITS_SET` bits come from a SplitMix64
 mix of the key. The words are an Arrow IPC file whose record batches each hold whole slices, about
-`WORDS_PER_BATCH` words, so on a remote lake a lookup of a few keys reads a few batches.
+`WORDS_PER_BATCH` words, so on a remote lake a lookup of a few keys reads a few batches. The file's metadata
+says how many bits a key sets (`bloom_bits_set`, 4 when absent), so filters of either width are read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -30,9 +34,12 @@ from curation_dagster.dedup.arrow_files import ArrowFile, slice_starts
 from curation_dagster.io.lake import Lake
 from curation_dagster.mixing import splitmix64
 
-#: Filter bits per key: with `BITS_SET` bits in one word, about 1% of absent keys pass.
-BITS_PER_KEY: Final = 12
-BITS_SET: Final = 4
+#: Filter bits per key: with `BITS_SET` bits in one word, about 0.2% of absent keys pass (one word per key
+#: keeps a probe to one read; the words' uneven loads, not the bits, set the rate, so more bits buy less).
+BITS_PER_KEY: Final = 20
+BITS_SET: Final = 6
+#: Bits a key sets in a filter whose metadata does not say (written before `bloom_bits_set`).
+_LEGACY_BITS_SET: Final = 4
 #: Words per record batch of a filter file (512 KiB): what a lookup of one key reads on a remote lake.
 WORDS_PER_BATCH: Final = 65_536
 #: XORed into a key before mixing, so the filter's bits do not follow the bits that place the key in its
@@ -40,6 +47,7 @@ WORDS_PER_BATCH: Final = 65_536
 _SEED: Final = np.uint64(0x6A09E667F3BCC908)
 _WORDS = b"bloom_words_per_slice"
 _SLICES = b"bloom_slices"
+_BITS_SET = b"bloom_bits_set"
 _SCHEMA: Final = pa.schema([pa.field("word", pa.uint64(), nullable=False)])
 
 
@@ -56,20 +64,29 @@ def slices_per_batch(words: int) -> int:
 @dataclass(frozen=True)
 class BloomProbes:
     """Sorted keys with what every filter asks of them, computed once per lookup: the mix that picks a
-    key's word in its slice, and the bits it must find set there."""
+    key's word in its slice, and the bits it must find set there (per number of bits a key sets, as
+    filters of two widths may be asked in one lookup)."""
 
     keys: np.ndarray
     high: np.ndarray
-    masks: np.ndarray
+    mixed: np.ndarray
+    _masks: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, keys: np.ndarray) -> BloomProbes:
         keys = np.asarray(keys, dtype=np.uint64)
         mixed = splitmix64(keys ^ _SEED)
-        masks = np.zeros(len(keys), dtype=np.uint64)
-        for bit in range(BITS_SET):
-            masks |= np.uint64(1) << ((mixed >> np.uint64(6 * bit)) & np.uint64(63))
-        return cls(keys, mixed >> np.uint64(32), masks)
+        return cls(keys, mixed >> np.uint64(32), mixed)
+
+    def masks(self, bits_set: int) -> np.ndarray:
+        """The bits each key sets in its word: `bits_set` 6-bit fields of the mix, from the lowest (the
+        word is picked by the highest 32 bits)."""
+        if bits_set not in self._masks:
+            masks = np.zeros(len(self.keys), dtype=np.uint64)
+            for bit in range(bits_set):
+                masks |= np.uint64(1) << ((self.mixed >> np.uint64(6 * bit)) & np.uint64(63))
+            self._masks[bits_set] = masks
+        return self._masks[bits_set]
 
     def slices(self, slices: int) -> np.ndarray:
         """Each key's slice of a file of `slices` slices (the slice starts searched among the sorted keys:
@@ -89,7 +106,7 @@ def build(keys: np.ndarray, first: int, last: int, slices: int, words: int) -> n
     probes = BloomProbes.of(keys)
     filter_words = np.zeros((last - first) * words, dtype=np.uint64)
     positions = (probes.slices(slices) - first) * words + probes.within(words)
-    np.bitwise_or.at(filter_words, positions, probes.masks)
+    np.bitwise_or.at(filter_words, positions, probes.masks(BITS_SET))
     return filter_words
 
 
@@ -117,7 +134,11 @@ class BloomWriter:
 @contextmanager
 def bloom_writer(lake: Lake, path: str, slices: int, words: int) -> Iterator[BloomWriter]:
     """A filter file written atomically: it appears at `path` only when the block succeeds."""
-    metadata = {_WORDS: str(words).encode(), _SLICES: str(slices).encode()}
+    metadata = {
+        _WORDS: str(words).encode(),
+        _SLICES: str(slices).encode(),
+        _BITS_SET: str(BITS_SET).encode(),
+    }
     schema = _SCHEMA.with_metadata(metadata)
     with lake.atomic_file(path) as handle, pa.ipc.new_file(handle, schema) as ipc:
         writer = BloomWriter(ipc, schema, slices_per_batch(words) * words)
@@ -133,6 +154,7 @@ def may_hold(lake: Lake, path: str, probes: BloomProbes) -> np.ndarray:
         return passes
     with ArrowFile(lake, path) as file:
         slices, words = int(file.metadata[_SLICES]), int(file.metadata[_WORDS])
+        all_masks = probes.masks(int(file.metadata.get(_BITS_SET, _LEGACY_BITS_SET)))
         per_batch = slices_per_batch(words)
         slice_of = probes.slices(slices)
         batch_of = slice_of // per_batch  # ascending: the keys are sorted
@@ -140,6 +162,6 @@ def may_hold(lake: Lake, path: str, probes: BloomProbes) -> np.ndarray:
         starts = np.flatnonzero(np.concatenate(([True], batch_of[1:] != batch_of[:-1])))
         for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(batch_of)], strict=True):
             found: Any = file.batch(int(batch_of[start])).column(0).to_numpy()
-            masks = probes.masks[start:stop]
+            masks = all_masks[start:stop]
             passes[start:stop] = (found[position[start:stop]] & masks) == masks
     return passes

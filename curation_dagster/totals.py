@@ -92,10 +92,12 @@ def stage_totals(lake: Lake, version: str, stage: str) -> StageTotals:
 def _shard_files(lake: Lake, folder: str) -> dict[str, str]:
     """Each committed shard file of a stage folder, by shard: its identity (size, and ETag on object
     storage, modification time and inode on a local disk), from one listing."""
-    if not lake.fs.exists(folder):
+    try:
+        entries = lake.fs.ls(folder, detail=True)
+    except (FileNotFoundError, NotADirectoryError):  # no shard yet (one request less than asking first)
         return {}
     files = {}
-    for entry in lake.fs.ls(folder, detail=True):
+    for entry in entries:
         name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
         if entry.get("type") == "file" and name.endswith(".parquet"):
             stamp = entry.get("ETag") or entry.get("etag") or [entry.get("mtime"), entry.get("ino")]

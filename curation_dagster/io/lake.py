@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from curation_dagster.errors import LakeIOError, LakeLockUnavailable, ShardNameError
 from curation_dagster.io.locks import ClaimLock, FileClaimLock, PostgresClaimLock
+from curation_dagster.io.read_cache import cached_open
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
 REJECTED_DIR = "_rejected"
@@ -268,13 +269,14 @@ class Lake:
 
     @contextlib.contextmanager
     def atomic_file(self, path: str) -> Iterator[Any]:
-        """A binary handle on a hidden temporary file that becomes `path` only if the block succeeds."""
+        """A binary handle whose bytes become `path` only if the block succeeds (`_temporary`: a hidden
+        temporary file renamed into place, or on S3 a multipart upload completed or aborted)."""
         with self._temporary(path) as handle:
             yield handle
 
     @contextlib.contextmanager
     def atomic_writer(self, path: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
-        """A Parquet writer on a hidden temporary file that becomes `path` only if the block succeeds."""
+        """A Parquet writer whose file becomes `path` only if the block succeeds (as `atomic_file`)."""
         with self._temporary(path) as handle:
             writer = pq.ParquetWriter(handle, schema, compression="zstd")
             try:
@@ -352,7 +354,9 @@ class Lake:
         DuckDB globs each file it reads, then asks its size and time and opens it, for every query: a
         folder is listed the first time a path in it is globbed, and every one of those questions about
         its files is answered from that listing (on object storage each was a HEAD request: 270 per file
-        for the demo's release, which asks a dozen queries)."""
+        for the demo's release, which asks a dozen queries). What the connection reads is kept in a
+        bounded cache of blocks for its life (`read_cache.py`): the data card asks 80 queries of the same
+        files."""
         import duckdb
 
         connection = duckdb.connect(":memory:")
@@ -365,6 +369,7 @@ class Lake:
                 shared["session"] = self.fs.session
             snapshot, _ = fsspec.core.url_to_fs(self.root, skip_instance_cache=True, **shared)
             snapshot.glob = _listing_first(snapshot)
+            snapshot.open = cached_open(snapshot)
             connection.register_filesystem(snapshot)
         return connection
 

@@ -416,11 +416,12 @@ def s3_requests(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return asked
 
 
-def test_duckdb_queries_on_object_storage_list_each_folder_once_and_ask_no_file_on_its_own(
+def test_duckdb_queries_on_object_storage_list_each_folder_once_and_read_each_file_once(
     s3_lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DuckDB globs, sizes, dates and opens every file for every query: each of those is answered from one
-    listing of the folder, not a HEAD request (the demo's release asked 270 per file)."""
+    listing of the folder, not a HEAD request (the demo's release asked 270 per file), and the bytes a
+    query read serve the next (the data card asks 80 queries of the same files)."""
     files = []
     for shard in ("a", "b", "c"):
         files.append(s3_lake.url(s3_lake.path("v", "synthesized", shard)))
@@ -431,9 +432,7 @@ def test_duckdb_queries_on_object_storage_list_each_folder_once_and_ask_no_file_
         rows = connection.sql("SELECT count(*) FROM read_parquet(?)", params=[files]).fetchall()
         assert rows == [(6,)]
 
-    assert asked["head_object"] == 0
-    assert asked["list_objects_v2"] == 1
-    assert asked["get_object"] >= 4 * len(files)  # the files themselves are read by each query
+    assert asked == Counter({"list_objects_v2": 1, "get_object": len(files)})
 
 
 def test_duckdb_connections_to_object_storage_share_the_lakes_botocore_session(

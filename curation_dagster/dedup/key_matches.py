@@ -73,10 +73,35 @@ class Matches:
 
 
 @dataclass
+class ProbeGroups:
+    """Probes grouped by key: `order[first[k]:first[k + 1]]` are the positions of the probes of the k-th of
+    the sorted distinct keys `unique`. A prefetch keeps them for the look-up of the same probes under the
+    claim lock, which then does not sort a million probes again while every other worker waits."""
+
+    probes: np.ndarray
+    order: np.ndarray
+    unique: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, probes: np.ndarray) -> ProbeGroups:
+        order = np.argsort(probes, kind="stable")
+        ordered = probes[order]
+        starts = np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, bool)
+        small = np.int32 if len(probes) < 2**31 else np.int64  # half the memory kept until the claim
+        return cls(probes, order.astype(small), ordered[starts], np.flatnonzero(starts).astype(small))
+
+    def holds(self, probes: np.ndarray) -> bool:
+        """Whether these groups are of exactly `probes`."""
+        return probes is self.probes or np.array_equal(probes, self.probes)
+
+
+@dataclass
 class Found:
     """Entries found for a set of keys before they are matched to probes: per entry its key, source (a
     position in `names`), row and payload; the sorted keys searched, the shard left out, and the run
-    token of every shard of the manifest searched (what `KeyStore.lookup` compares to see what changed)."""
+    token of every shard of the manifest searched (what `KeyStore.lookup` compares to see what changed);
+    with `groups`, the probes those keys came from, grouped (`KeyStore.prefetch(..., grouped=True)`)."""
 
     keys: np.ndarray
     sources: np.ndarray
@@ -86,6 +111,7 @@ class Found:
     searched: np.ndarray
     exclude: str | None
     tokens: dict[str, str]
+    groups: ProbeGroups | None = None
 
     @classmethod
     def empty(cls, searched: np.ndarray, exclude: str | None, tokens: dict[str, str]) -> Found:

@@ -34,7 +34,14 @@ from curation_dagster.dedup.arrow_files import (
     write_batches,
 )
 from curation_dagster.dedup.bloom import BloomProbes, bloom_writer, build, may_hold, words_per_slice
-from curation_dagster.dedup.key_matches import TABLE_PROBES, Found, Matches, ProbeTable, matches_in
+from curation_dagster.dedup.key_matches import (
+    TABLE_PROBES,
+    Found,
+    Matches,
+    ProbeGroups,
+    ProbeTable,
+    matches_in,
+)
 from curation_dagster.dedup.range_sort import sort_entries, sorted_unique
 from curation_dagster.errors import SpecError
 from curation_dagster.io.lake import Lake, check_segment
@@ -272,11 +279,10 @@ class KeyStore:
         probes = np.asarray(probes, dtype=np.uint64).reshape(-1)
         if prefetched is not None and prefetched.exclude != exclude:
             raise ValueError("prefetched for another shard")
-        # Probe positions grouped by key: `order[first[k]:first[k + 1]]` are the probes of the k-th key.
-        order = np.argsort(probes, kind="stable")
-        ordered = probes[order]
-        starts = np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, bool)
-        unique, first = ordered[starts], np.flatnonzero(starts)
+        groups = prefetched.groups if prefetched is not None else None
+        if groups is None or not groups.holds(probes):
+            groups = ProbeGroups.of(probes)
+        order, unique, first = groups.order, groups.unique, groups.first
         manifest, found = self._retrying(lambda manifest: self._delta(unique, exclude, prefetched, manifest))
         if not len(found.keys):
             return _no_matches()
@@ -285,7 +291,7 @@ class KeyStore:
         arrivals = np.asarray(arrival_of, dtype=np.int64)[found.sources]
         # Each unique key may stand for several probes; expand back to the caller's positions.
         repeat = np.diff(np.append(first, len(probes)))[unique_probe]
-        probe_out = order[np.repeat(first[unique_probe], repeat) + _ranges(repeat)]
+        probe_out = order[np.repeat(first[unique_probe], repeat) + _ranges(repeat)].astype(np.int64)
         source, rows, arrivals, payloads = (
             np.repeat(array, repeat)
             for array in (found.sources, found.rows.astype(np.int64), arrivals, found.payloads)
@@ -295,11 +301,17 @@ class KeyStore:
         sort = np.lexsort((rows, arrivals, probe_out))
         return Matches(probe_out[sort], source[sort], found.names, rows[sort], arrivals[sort], payloads[sort])
 
-    def prefetch(self, probes: np.ndarray, exclude: str | None = None) -> Found:
+    def prefetch(self, probes: np.ndarray, exclude: str | None = None, grouped: bool = False) -> Found:
         """The entries of every shard but `exclude` whose key is one of `probes`, and the shards' run
-        tokens: `lookup` then only searches shards that changed since."""
-        unique = sorted_unique(np.asarray(probes, dtype=np.uint64).reshape(-1))
-        return self._retrying(lambda manifest: self._find(unique, exclude, None, manifest))[1]
+        tokens: `lookup` then only searches shards that changed since. `grouped` keeps the probes grouped
+        by key (`ProbeGroups`, 16 bytes a probe) for a `lookup` of the same probes, which then neither
+        sorts them nor searches them among the prefetched keys under the claim lock."""
+        probes = np.asarray(probes, dtype=np.uint64).reshape(-1)
+        groups = ProbeGroups.of(probes) if grouped else None
+        unique = groups.unique if groups is not None else sorted_unique(probes)
+        found = self._retrying(lambda manifest: self._find(unique, exclude, None, manifest))[1]
+        found.groups = groups
+        return found
 
     def _retrying(self, search: Callable[[dict[str, Any]], Found]) -> tuple[dict[str, Any], Found]:
         """`search` on the current manifest, again on a newer one when a file it named went away."""
@@ -323,8 +335,11 @@ class KeyStore:
         changed = {shard for shard, token in tokens.items() if prefetched.tokens.get(shard) != token}
         kept_names = np.array([tokens.get(name) == prefetched.tokens.get(name) for name in prefetched.names])
         still = kept_names[prefetched.sources] if len(prefetched.names) else np.zeros(0, dtype=bool)
-        still &= _in_sorted(prefetched.keys, unique)
-        covered = _in_sorted(unique, prefetched.searched)
+        if unique is prefetched.searched:  # the very keys prefetched (`ProbeGroups`): nothing to search
+            covered = np.ones(len(unique), dtype=bool)
+        else:
+            still &= _in_sorted(prefetched.keys, unique)
+            covered = _in_sorted(unique, prefetched.searched)
         parts = [prefetched.where(still)]
         if changed and covered.any():
             parts.append(self._find(unique[covered], exclude, changed, manifest))

@@ -227,7 +227,8 @@ class MediaIndex:
         if self.too_wide():
             return None
         blocks = self._probe_blocks(queries)
-        return MediaPrefetch(queries, blocks, [self.keys.prefetch(block.probes, exclude) for block in blocks])
+        found = [self.keys.prefetch(block.probes, exclude, grouped=True) for block in blocks]
+        return MediaPrefetch(queries, blocks, found)
 
     def too_wide(self) -> bool:
         """Whether the distance needs more masks per segment than `MAX_BALL`."""

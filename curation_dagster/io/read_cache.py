@@ -121,7 +121,9 @@ def cached_open(fs: Any, cache: BlockCache | None = None) -> Callable[..., Any]:
         if mode != "rb":
             return plain_open(path, mode, **kwargs)
         details = fs.info(path)  # from the folder's listing when it was listed (`_listing_first`)
-        stamp = details.get("ETag") or details.get("etag") or details.get("mtime") or ""
-        return CachedFile(blocks, fs._strip_protocol(path), int(details["size"]), str(stamp))
+        size = int(details["size"])
+        version = details.get("ETag") or details.get("etag") or details.get("mtime") or ""
+        # The size belongs to the key too: some stores' listings give neither an ETag nor a time.
+        return CachedFile(blocks, fs._strip_protocol(path), size, f"{size}:{version}")
 
     return open_

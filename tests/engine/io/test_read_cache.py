@@ -112,6 +112,15 @@ def test_blocks_are_kept_per_etag_a_file_replaced_since_is_read_anew_under_its_n
     assert cached_open(fs, cache)(path).read() == b"new bytes"
 
 
+def test_a_file_rewritten_at_another_size_is_read_anew_where_the_listing_gives_no_etag() -> None:
+    """The memory file system's listing has neither an ETag nor a modification time: the size still tells."""
+    fs, path, _ = memory_file(b"short")
+    cache = BlockCache(fs)
+    assert cached_open(fs, cache)(path).read() == b"short"
+    fs.pipe_file(path, b"a longer file")
+    assert cached_open(fs, cache)(path).read() == b"a longer file"
+
+
 @pytest.mark.parametrize("mode", ["wb", "ab"])
 def test_writing_opens_the_file_as_the_file_system_does(mode: str) -> None:
     fs, path, _ = memory_file(b"x")

@@ -39,11 +39,12 @@ class ExactIndex:
         self.claims_folder = prefix + EXACT_CLAIMS
         self.keys = KeyStore(lake, version, prefix + EXACT_KEYS, FINGERPRINT, settings="content-hash format")
 
-    def write(self, shard: str, hashes: list[str], ids: list[str]) -> None:
-        """Record the shard's claims (its kept items' hashes), replacing any it had."""
+    def write(self, shard: str, hashes: list[str], ids: list[str], merge: bool = True) -> None:
+        """Record the shard's claims (its kept items' hashes), replacing any it had (`merge`: as
+        `KeyStore.put`'s)."""
         claims = pa.table({"content_hash": pa.array(hashes, pa.string()), "id": pa.array(ids, pa.string())})
         write_arrow(self.lake, self._claims_path(shard), claims)
-        self.keys.put(shard, hash_prefixes(hashes), np.arange(len(hashes)))
+        self.keys.put(shard, hash_prefixes(hashes), np.arange(len(hashes)), merge=merge)
 
     def remove(self, shard: str) -> None:
         self.keys.remove(shard)

@@ -4,7 +4,8 @@ Each shard writes one run: its keys sorted, each with the row it points at in th
 file. Runs are merged into tiers, size-tiered as in an LSM tree: once `fanout` runs are not yet in a
 tier they become one level-1 tier, `fanout` level-L tiers become one level-(L+1) tier. A lookup binary
 searches every tier and every run not yet merged, so it touches the pages its probes land on, about
-`probes × log(keys)` comparisons per file and at most `fanout − 1` files per level: adding a shard costs
+`probes × log(keys)` comparisons per file and at most `fanout − 1` files per level once merges are done
+(`compact`): adding a shard costs
 its own keys plus a logarithmic share of merging, not a scan of every earlier shard.
 
 Files are uncompressed Arrow IPC (`arrow_files.py`) in record batches that are equal slices of the key
@@ -12,12 +13,15 @@ space, about `BATCH_KEYS` keys each: a lookup reads a file's footer and only the
 a probe, memory-mapped on a local lake, one ranged request each on a remote one. `manifest.json` names
 every shard's current run (its token is a hash of the run's content and its arrival number orders the
 shards) and every tier with the tokens of the runs it merged; a tier's entries for a shard whose run
-changed since are ignored, that shard is read from its run until the next merge. Callers serialise writers
-(the deduped stage holds the index lock).
+changed since are ignored, that shard is read from its run until the next merge. Callers serialise `put`
+and `remove` (the deduped stage holds the index lock); a merge (`compact`) is written with no lock held and
+takes the callers' lock only to add its tier to the manifest. The file layout and the merge's writing are
+in `key_files.py`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -26,14 +30,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.arrow_files import (
-    KEY_SLICES,
-    ArrowFile,
-    slice_bounds,
-    slice_starts,
-    write_batches,
+from curation_dagster.dedup.arrow_files import ArrowFile
+from curation_dagster.dedup.bloom import BloomProbes, may_hold
+from curation_dagster.dedup.key_files import (
+    BLOOM,
+    MergeInput,
+    run_token,
+    shards_of,
+    write_entries,
+    write_merged,
 )
-from curation_dagster.dedup.bloom import BloomProbes, bloom_writer, build, may_hold, words_per_slice
 from curation_dagster.dedup.key_matches import (
     TABLE_PROBES,
     Found,
@@ -53,29 +59,8 @@ FANOUT = 8
 #: Tiers stop growing past this many keys (16 bytes each): beyond it a lookup reads one more file per
 #: this many keys, and no merge rewrites more than this.
 MAX_TIER_KEYS = 256_000_000
-#: Entries merged in memory at once (about 16 bytes each, plus the sort's): a merge writes the key space
-#: in ranges of about this many entries, so its memory does not grow with the tier.
-MERGE_RANGE_KEYS = 4_000_000
-#: Keys whose filter words a run builds at once (about 40 bytes of temporaries each).
-BLOOM_RANGE_KEYS = 1_000_000
-#: Keys per record batch of a run or tier (16 bytes each, so 1 MiB): what a lookup of one key reads.
-BATCH_KEYS = 65_536
 #: Times a lookup starts over when a merge removed (or a rerun replaced) a file it was about to read.
 LOOKUP_ATTEMPTS = 5
-
-_SCHEMA = pa.schema(
-    [
-        pa.field("key", pa.uint64(), nullable=False),
-        pa.field("source", pa.uint32(), nullable=False),
-        pa.field("row", pa.uint32(), nullable=False),
-    ]
-)
-#: The schema metadata key naming a file's Bloom filter (`bloom.py`), a file beside it; files written
-#: before filters existed have none and are searched without.
-_BLOOM = b"bloom"
-#: The optional fourth column: a 64-bit value stored with each entry (a media index keeps the whole hash
-#: there, so a lookup checks a candidate's distance without reading the shard's index file).
-_PAYLOAD = pa.field("payload", pa.uint64(), nullable=False)
 
 
 class KeyStore:
@@ -135,9 +120,17 @@ class KeyStore:
 
     # ---------------------------------------------------------------------------------------- write
 
-    def put(self, shard: str, keys: np.ndarray, rows: np.ndarray, payloads: np.ndarray | None = None) -> None:
+    def put(
+        self,
+        shard: str,
+        keys: np.ndarray,
+        rows: np.ndarray,
+        payloads: np.ndarray | None = None,
+        merge: bool = True,
+    ) -> None:
         """Replace `shard`'s run with these keys (uint64) pointing at these rows (of its index file), with
-        these payloads in a store that has them, then merge what the size tiers call for."""
+        these payloads in a store that has them, then merge what the size tiers call for; with `merge`
+        False the merges are left to `compact`, called once the caller's lock is released."""
         check_segment(shard)
         keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
         rows = np.asarray(rows, dtype=np.uint32).reshape(-1)
@@ -153,18 +146,15 @@ class KeyStore:
         entry = manifest["shards"].get(shard)
         arrival = entry["arrival"] if entry else manifest["next_arrival"]
         sources = np.zeros(len(keys), np.uint32)
-        self._write_file(
-            self._run_path(shard),
-            f"{shard}.{token}.bloom",
-            (keys, sources, rows, values if self.payload else None),
-            [shard],
-        )
+        entries = (keys, sources, rows, values if self.payload else None)
+        write_entries(self.lake, self._run_path(shard), f"{shard}.{token}.bloom", entries, [shard])
         manifest["shards"][shard] = {"arrival": arrival, "token": token, "keys": len(keys)}
         manifest["next_arrival"] = max(manifest["next_arrival"], arrival + 1)
         self._save(manifest)
         if entry and entry["token"] != token:
             self.lake.remove(self._run_bloom_path(shard, entry["token"]))
-        self._compact(manifest)
+        if merge:
+            self.compact()
 
     def remove(self, shard: str) -> None:
         """Forget `shard`: its run goes, and tiers ignore their entries for it."""
@@ -176,86 +166,108 @@ class KeyStore:
         if entry is not None:
             self.lake.remove(self._run_bloom_path(shard, entry["token"]))
 
-    def _compact(self, manifest: dict[str, Any]) -> None:
-        """Merge `fanout` unmerged runs into a level-1 tier, then `fanout` tiers of a level into one of
-        the next, until no level is full; tiers past `MAX_TIER_KEYS` stay as they are."""
-        while True:
-            loose = self._loose_shards(manifest)
-            if len(loose) >= self.fanout:
-                members = [("run", shard) for shard in loose[: self.fanout]]
-                level = 1
-            else:
-                full = self._full_level(manifest)
-                if full is None:
-                    return
-                level, tiers = full
-                members = [("tier", tier["name"]) for tier in tiers]
-                level += 1
-            self._merge(manifest, members, level)
+    def compact(self, hold: Callable[[], contextlib.AbstractContextManager[Any]] | None = None) -> int:
+        """Merge `fanout` unmerged runs into a level-1 tier, then `fanout` tiers of a level into one of the
+        next, until no level is full (tiers past `MAX_TIER_KEYS` stay as they are); returns the tiers
+        added. Each tier is written with no lock held; `hold()` (the lock `put`'s callers hold; none when
+        the caller holds it already) is taken only to add it to the manifest, and only if what it merged
+        is still unmerged: another writer may have merged the same inputs first, or the tier is dropped.
+        So a merge does not stall the version's other writers, only the manifest's update does."""
+        hold = hold or contextlib.nullcontext
+        added = misses = 0
+        while misses < LOOKUP_ATTEMPTS:
+            manifest = self.manifest()
+            plan = self._plan(manifest)
+            if plan is None:
+                break
+            members, level = plan
+            try:
+                tier = self._write_tier(manifest, members, level)
+            except FileNotFoundError:  # an input was merged (or a run replaced) meanwhile: plan again
+                misses += 1
+                continue
+            with hold():
+                merged = self._commit(tier, members)
+            if merged is None:
+                misses += 1
+                continue
+            added += 1
+            for member in merged - {tier["name"]}:
+                self.lake.remove(self._tier_path(member))
+                self.lake.remove(self._tier_path(member, ".bloom"))
+        return added
 
-    def _full_level(self, manifest: dict[str, Any]) -> tuple[int, list[dict[str, Any]]] | None:
+    def _plan(self, manifest: dict[str, Any]) -> tuple[list[tuple[str, str]], int] | None:
+        """The next merge the size tiers call for: its members (`("run", shard)` or `("tier", name)`) and
+        the level of the tier it makes."""
+        loose = self._loose_shards(manifest)
+        if len(loose) >= self.fanout:
+            return [("run", shard) for shard in loose[: self.fanout]], 1
         by_level: dict[int, list[dict[str, Any]]] = {}
         for tier in manifest["tiers"]:
             if tier["keys"] < MAX_TIER_KEYS:
                 by_level.setdefault(tier["level"], []).append(tier)
         for level in sorted(by_level):
             if len(by_level[level]) >= self.fanout:
-                return level, by_level[level][: self.fanout]
+                return [("tier", tier["name"]) for tier in by_level[level][: self.fanout]], level + 1
         return None
 
-    def _merge(self, manifest: dict[str, Any], members: list[tuple[str, str]], level: int) -> None:
-        """One new tier from runs or tiers; entries of shards whose run changed are dropped. The key space
-        is merged range by range, so memory holds one range's entries (about `MERGE_RANGE_KEYS`), not the
-        tier's; each range is written as the record batches of its key slices."""
-        inputs: list[tuple[pa.Table, np.ndarray, np.ndarray]] = []
+    def _write_tier(
+        self, manifest: dict[str, Any], members: list[tuple[str, str]], level: int
+    ) -> dict[str, Any]:
+        """The tier merged from `members` as `manifest` names them, written; returns its manifest entry.
+        Entries of shards whose run changed since a member was written are dropped. A run read names its
+        own content's token (`run_token`): a run replaced since `manifest` was read is merged as what it
+        holds now, under the token it holds, never under the manifest's."""
+        inputs: list[MergeInput] = []
         names: list[str] = []
         covered: dict[str, str] = {}
-        total = 0
-        for kind, name in members:
-            table, file_shards = self._read(self._run_path(name) if kind == "run" else self._tier_path(name))
-            current = self._valid_sources(manifest, file_shards, kind, name)
+        for kind, member in members:
+            path = self._run_path(member) if kind == "run" else self._tier_path(member)
+            with ArrowFile(self.lake, path) as file:
+                table, file_shards = file.table(), shards_of(file.schema)
+                token = run_token(file.schema, member) if kind == "run" else None
+            current = self._valid_sources(manifest, file_shards, kind, member)
             remap = np.zeros(len(file_shards), dtype=np.uint32)
             for index, shard in enumerate(file_shards):
                 if current[index] and shard not in covered:
-                    covered[shard] = manifest["shards"][shard]["token"]
+                    covered[shard] = token or manifest["shards"][shard]["token"]
                     remap[index] = len(names)
                     names.append(shard)
-                    current[index] = True
-                elif current[index]:
-                    current[index] = False  # already answered by an earlier member
-            inputs.append((table, np.asarray(current, dtype=bool), remap))
-            total += table.num_rows
+                else:
+                    current[index] = False  # gone, changed, or already answered by an earlier member
+            inputs.append(MergeInput(table, np.asarray(current, dtype=bool), remap))
         arrival = np.array([manifest["shards"][shard]["arrival"] for shard in names], dtype=np.int64)
         name = hashlib.sha256(json.dumps(sorted(covered.items())).encode()).hexdigest()[:20]
-        slices = _slice_count(total)
-        per_range = max(1, MERGE_RANGE_KEYS // _slice_keys())
-        starts = [*slice_starts(slices).tolist(), 1 << 64]
-        schema = _file_schema(names, slices, self.payload, f"{name}.bloom")
-        words = words_per_slice(total, slices)
-        written = 0
-        # The filter is committed before the tier (contexts close in reverse): a tier names only a filter
-        # that exists.
-        with (
-            self.lake.atomic_file(self._tier_path(name)) as handle,
-            pa.ipc.new_file(handle, schema) as writer,
-            bloom_writer(self.lake, self._tier_path(name, ".bloom"), slices, words) as bloom,
-        ):
-            for first in range(0, slices, per_range):
-                last = min(first + per_range, slices)
-                merged = _merged_range(inputs, arrival, starts[first], starts[last], self.payload)
-                keys = merged["key"]
-                for part in slice_bounds(keys, np.array(starts[first + 1 : last], dtype=np.uint64)):
-                    batch = {name: values[part] for name, values in merged.items()}
-                    writer.write_batch(pa.record_batch(batch, schema=schema))
-                bloom.write(build(keys, first, last, slices, words))
-                written += len(keys)
-        merged_tiers = {member for kind, member in members if kind == "tier"}
-        manifest["tiers"] = [tier for tier in manifest["tiers"] if tier["name"] not in merged_tiers]
-        manifest["tiers"].append({"name": name, "level": level, "shards": covered, "keys": written})
+        written = write_merged(self.lake, self._tier_path(name), inputs, names, arrival, self.payload)
+        return {"name": name, "level": level, "shards": covered, "keys": written}
+
+    def _commit(self, tier: dict[str, Any], members: list[tuple[str, str]]) -> set[str] | None:
+        """Under the writers' lock: add `tier` to the manifest in place of the tiers it merged (returned,
+        for their files to go once the lock is released) if every tier it merged is still there and every
+        run it merged is still unmerged (or replaced since: the tier's entries for it are then ignored).
+        Otherwise its files go, unless a tier of that name is in the manifest already (the same merge,
+        committed by another writer), and None is returned."""
+        manifest = self.manifest()
+        names = {entry["name"] for entry in manifest["tiers"]}
+        if tier["name"] in names:
+            return None
+        loose = set(self._loose_shards(manifest))
+        tiers = {member for kind, member in members if kind == "tier"}
+        current = tiers <= names and all(
+            shard in loose or manifest["shards"].get(shard, {}).get("token") != tier["shards"].get(shard)
+            for kind, shard in members
+            if kind == "run"
+        )
+        # A writer that merged the same inputs and lost may have removed the file just now.
+        if not current or not self.lake.exists(self._tier_path(tier["name"])):
+            self.lake.remove(self._tier_path(tier["name"]))
+            self.lake.remove(self._tier_path(tier["name"], ".bloom"))
+            return None
+        manifest["tiers"] = [entry for entry in manifest["tiers"] if entry["name"] not in tiers]
+        manifest["tiers"].append(tier)
         self._save(manifest)
-        for member in merged_tiers - {name}:
-            self.lake.remove(self._tier_path(member))
-            self.lake.remove(self._tier_path(member, ".bloom"))
+        return tiers
 
     # ----------------------------------------------------------------------------------------- read
 
@@ -367,7 +379,7 @@ class KeyStore:
         for kind, name, entries in files:
             path = self._run_path(name) if kind == "run" else self._tier_path(name)
             with ArrowFile(self.lake, path) as file:
-                file_shards = _shards_of(file.schema)
+                file_shards = shards_of(file.schema)
                 valid = self._valid_sources(manifest, file_shards, kind, name)
                 usable = [
                     ok and shard != exclude and shard not in served and (only is None or shard in only)
@@ -398,7 +410,7 @@ class KeyStore:
         """The probed keys that the file's Bloom filter does not rule out (all of them, for a file written
         before filters existed). Asked only of files with more entries than probes: a smaller file is
         searched entry by entry among the probes, every page of it read whatever a filter says."""
-        name = file.metadata.get(_BLOOM)
+        name = file.metadata.get(BLOOM)
         if name is None:
             return probes.keys
         return probes.keys[may_hold(self.lake, f"{path.rsplit('/', 1)[0]}/{name.decode()}", probes)]
@@ -438,41 +450,10 @@ class KeyStore:
     def _tier_path(self, name: str, suffix: str = ".arrow") -> str:
         return f"{self.folder}/tiers/{check_segment(name, 'tier')}{suffix}"
 
-    def _write_file(
-        self,
-        path: str,
-        bloom: str,
-        entries: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None],
-        shards: list[str],
-    ) -> None:
-        """Sorted entries (keys, sources, rows, payloads or None) as the record batches of their key
-        slices, after their filter, written as `bloom` beside them."""
-        keys, sources, rows, payloads = entries
-        slices = _slice_count(len(keys))
-        words = words_per_slice(len(keys), slices)
-        per_range = max(1, BLOOM_RANGE_KEYS // _slice_keys())
-        starts = slice_starts(slices)
-        with bloom_writer(self.lake, f"{path.rsplit('/', 1)[0]}/{bloom}", slices, words) as writer:
-            # Range by range, so the filter's temporaries (five words a key) follow the range, not the run.
-            for first in range(0, slices, per_range):
-                last = min(first + per_range, slices)
-                low = int(np.searchsorted(keys, starts[first], side="left")) if first else 0
-                high = int(np.searchsorted(keys, starts[last], side="left")) if last < slices else len(keys)
-                writer.write(build(keys[low:high], first, last, slices, words))
-        schema = _file_schema(shards, slices, payloads is not None, bloom)
-        columns = {"key": keys, "source": sources, "row": rows}
-        if payloads is not None:
-            columns["payload"] = payloads
-        batches = (
-            pa.record_batch({name: values[part] for name, values in columns.items()}, schema=schema)
-            for part in slice_bounds(keys, slice_starts(slices)[1:])
-        )
-        write_batches(self.lake, path, schema, batches)
-
     def _read(self, path: str) -> tuple[pa.Table, list[str]]:
         """A whole run or tier, one chunk per record batch, and the shards its sources name."""
         with ArrowFile(self.lake, path) as file:
-            return file.table(), _shards_of(file.schema)
+            return file.table(), shards_of(file.schema)
 
 
 def _content_token(keys: np.ndarray, rows: np.ndarray, values: np.ndarray) -> str:
@@ -482,68 +463,6 @@ def _content_token(keys: np.ndarray, rows: np.ndarray, values: np.ndarray) -> st
     for part in (keys, b"|", rows, values):
         digest.update(part if isinstance(part, bytes) else np.ascontiguousarray(part).data)
     return digest.hexdigest()[:24]
-
-
-def _slice_keys() -> int:
-    return min(BATCH_KEYS, MERGE_RANGE_KEYS)
-
-
-def _slice_count(keys: int) -> int:
-    """Key slices (record batches) of a file of `keys` entries: about `BATCH_KEYS` entries each."""
-    return max(1, -(-keys // _slice_keys()))
-
-
-def _file_schema(shards: list[str], slices: int, payload: bool, bloom: str) -> pa.Schema:
-    schema = _SCHEMA.append(_PAYLOAD) if payload else _SCHEMA
-    metadata = {
-        b"shards": json.dumps(shards).encode(),
-        KEY_SLICES: str(slices).encode(),
-        _BLOOM: bloom.encode(),
-    }
-    return schema.with_metadata(metadata)
-
-
-def _shards_of(schema: pa.Schema) -> list[str]:
-    return list(json.loads((schema.metadata or {}).get(b"shards", b"[]")))
-
-
-def _merged_range(
-    inputs: list[tuple[pa.Table, np.ndarray, np.ndarray]],
-    arrival: np.ndarray,
-    low: int,
-    high: int,
-    payload: bool,
-) -> dict[str, np.ndarray]:
-    """The entries (columns by name) of the merge's inputs with keys in `[low, high)` that still answer,
-    with their sources renumbered, sorted by key, then arrival, then row."""
-    parts: dict[str, list[np.ndarray]] = {"key": [], "source": [], "row": [], "payload": []}
-    for table, answers, remap in inputs:
-        for chunk in _chunks(table.to_batches()):
-            chunk_keys = chunk["key"]
-            start = int(np.searchsorted(chunk_keys, np.uint64(low)))
-            stop = len(chunk_keys) if high >> 64 else int(np.searchsorted(chunk_keys, np.uint64(high)))
-            source = chunk["source"][start:stop]
-            keep = answers[source]
-            for name, values in chunk.items():
-                parts[name].append(remap[source[keep]] if name == "source" else values[start:stop][keep])
-    kinds = {"key": np.uint64, "source": np.uint32, "row": np.uint32, "payload": np.uint64}
-    merged = {
-        name: np.concatenate(values) if values else np.zeros(0, kinds[name])
-        for name, values in parts.items()
-        if payload or name != "payload"
-    }
-    order = np.lexsort((merged["row"], arrival[merged["source"]], merged["key"]))
-    return {name: values[order] for name, values in merged.items()}
-
-
-def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
-    """A store file's record batches (key ranges in ascending order, each sorted) as numpy views of the
-    (memory-mapped) buffers, not copies; empty batches left out."""
-    return [
-        {name: batch.column(name).to_numpy() for name in batch.schema.names}
-        for batch in batches
-        if batch.num_rows
-    ]
 
 
 def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:

@@ -164,8 +164,9 @@ class MediaIndex:
 
     # ------------------------------------------------------------------------------------------ write
 
-    def write(self, shard: str, table: pa.Table) -> None:
-        """A shard's index rows (`media.index_table`): its Parquet record and its keys."""
+    def write(self, shard: str, table: pa.Table, merge: bool = True) -> None:
+        """A shard's index rows (`media.index_table`): its Parquet record and its keys (`merge`: as
+        `KeyStore.put`'s)."""
         self.lake.write_table(self.lake.path(self.version, self.name, shard), table)
         hashes = table.column("hash").to_numpy().astype(np.uint64)
         spaces = self._spaces(table)
@@ -183,6 +184,7 @@ class MediaIndex:
             np.concatenate(keys) if keys else np.zeros(0, np.uint64),
             np.concatenate(rows) if rows else np.zeros(0, np.uint32),
             np.tile(hashes, self.plan.segments),
+            merge=merge,
         )
 
     def remove(self, shard: str) -> None:

@@ -86,9 +86,10 @@ class NearIndex:
                 "deduped stage again for every shard of this version, in arrival order"
             )
 
-    def write(self, shard: str, outcome: ShardOutcome) -> None:
+    def write(self, shard: str, outcome: ShardOutcome, merge: bool = True) -> None:
         """The shard's signature rows, then its band keys; each part of `outcome` is let go once written
-        (signatures and sketches before the band keys are sorted: the shard's largest parts)."""
+        (signatures and sketches before the band keys are sorted: the shard's largest parts). `merge`: as
+        `KeyStore.put`'s."""
         table, sketches = outcome.signatures, outcome.sketches
         per_batch = rows_per_batch(table.nbytes + sketches.nbytes, table.num_rows)
         schema = with_rows_per_batch(signatures_schema(self.settings), per_batch)
@@ -101,7 +102,7 @@ class NearIndex:
         del table, sketches
         keys, rows = outcome.bands.indexed()
         outcome.bands = ShardBands(np.zeros(0, np.int64), np.zeros((0, self.settings.bands), np.uint64))
-        self.keys.put(shard, keys, rows)
+        self.keys.put(shard, keys, rows, merge=merge)
 
     def remove(self, shard: str) -> None:
         self.keys.remove(shard)

@@ -215,6 +215,18 @@ def media_index(lake: Lake, version: str, step: MediaStep, prefix: str = "") -> 
     return MediaIndex(lake, version, prefix + step.index, step.matcher, step.fingerprint, step.section)
 
 
+def merge_key_stores(spec: VersionSpec, lake: Lake, lock: str, prefix: str = "") -> int:
+    """Merge what the size tiers of the version's key stores (`prefix`: `synth_` for the synthesis
+    indexes) call for after a shard's claims, holding the claim lock `lock` only to add each tier to its
+    store's manifest (`KeyStore.compact`): the version's other shards go on claiming while it is
+    written. Returns the tiers added."""
+    stores = [ExactIndex(lake, spec.name, prefix).keys]
+    if spec.dedup.near.enabled:
+        stores.append(NearIndex(lake, spec.name, spec.dedup.near, prefix).keys)
+    stores += [media_index(lake, spec.name, step, prefix).keys for step in media_steps(spec)]
+    return sum(store.compact(lambda: lake.lock(spec.name, lock)) for store in stores)
+
+
 def hash_kept_media(kept: pa.Table, steps: list[MediaStep], spec: VersionSpec) -> None:
     """Hash the images and fingerprint the videos and sounds that exact dedup kept in this batch."""
     modalities = set(kept.column("modality").to_pylist())

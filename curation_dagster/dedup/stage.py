@@ -30,6 +30,7 @@ from curation_dagster.dedup.plan import (
     decide_dedup,
     media_index,
     media_steps,
+    merge_key_stores,
     shard_claims,
 )
 from curation_dagster.dedup.semantic import (
@@ -130,8 +131,11 @@ def run_dedup(spec: VersionSpec, lake: Lake, shard: str, runtime: ModelRuntime |
         crash_point("deduped", "after_output", shard)
         journal.finish(shard)
         phases.mark("output")
+        merged = merge_key_stores(spec, lake, DEDUP_INDEX)
+        phases.mark("merge")
     metadata = _metadata(spec, lake, shard, rows_in, decisions, written)
     metadata["phases"] = phases.table()
+    metadata["index_tiers_merged"] = merged
     if interrupted:
         metadata["rolled_back_interrupted_shards"] = interrupted
     return stage_result(spec, lake, "deduped", shard, rows_in, written.output, started, **metadata)
@@ -206,16 +210,17 @@ def _write_claims(
     kept items' content hashes, near-duplicate signatures, media hashes and semantic vectors; an index
     whose step did not run for the shard loses the shard's old entries."""
     lake.write_table(lake.path(spec.name, DEDUP_INDEX, shard), claims)
-    exact_index.write(shard, claims.column("content_hash").to_pylist(), claims.column("id").to_pylist())
+    hashes, ids = claims.column("content_hash").to_pylist(), claims.column("id").to_pylist()
+    exact_index.write(shard, hashes, ids, merge=False)  # merged after the lock (`merge_key_stores`)
     near_index = NearIndex(lake, spec.name, spec.dedup.near)
     if decisions.near is not None:
-        near_index.write(shard, decisions.near)
+        near_index.write(shard, decisions.near, merge=False)
     else:
         near_index.remove(shard)
     for step in media_steps(spec, every=True):
         index = media_index(lake, spec.name, step)
         if step.modality in decisions.media:
-            index.write(shard, decisions.media[step.modality].index)
+            index.write(shard, decisions.media[step.modality].index, merge=False)
         else:
             index.remove(shard)
     if decisions.semantic is not None:

@@ -17,7 +17,7 @@ from curation_dagster.dedup.indexes import (
     check_exact_index,
 )
 from curation_dagster.dedup.near_index import NearIndex
-from curation_dagster.dedup.plan import media_index, media_steps
+from curation_dagster.dedup.plan import media_index, media_steps, merge_key_stores
 from curation_dagster.faults import crash_point
 from curation_dagster.filters.base import FilterChain
 from curation_dagster.filters.chain import build_chain
@@ -214,6 +214,8 @@ def run_synthesize(
             journal.finish(shard)
             phases.mark("claim")
         lake.remove(staged)
+        result.extra["index_tiers_merged"] = merge_key_stores(spec, lake, SYNTH_INDEX, SYNTH_PREFIX)
+        phases.mark("merge")
     result.extra["phases"] = phases.table()
     return result
 
@@ -397,13 +399,13 @@ def _write_claims(spec: VersionSpec, lake: Lake, shard: str, claims: pa.Table, g
     """The shard's admitted synthetic items in every synthesis index (`forget_synthetic_claims` removes
     them): content hashes, near-duplicate signatures and media hashes."""
     lake.write_table(lake.path(spec.name, SYNTH_INDEX, shard), claims)
-    ExactIndex(lake, spec.name, prefix=SYNTH_PREFIX).write(
-        shard, claims.column("content_hash").to_pylist(), claims.column("id").to_pylist()
-    )
+    hashes, ids = claims.column("content_hash").to_pylist(), claims.column("id").to_pylist()
+    # Each store is merged after the lock (`merge_key_stores`).
+    ExactIndex(lake, spec.name, prefix=SYNTH_PREFIX).write(shard, hashes, ids, merge=False)
     synthetic_index = NearIndex(lake, spec.name, spec.dedup.near, prefix=SYNTH_PREFIX)
     near_outcome = gate.near.outcome(shard) if gate.near is not None else None
     if near_outcome is not None:
-        synthetic_index.write(shard, near_outcome)
+        synthetic_index.write(shard, near_outcome, merge=False)
     else:
         synthetic_index.remove(shard)
     for step in media_steps(spec, every=True):
@@ -411,6 +413,6 @@ def _write_claims(spec: VersionSpec, lake: Lake, shard: str, claims: pa.Table, g
         hashes = step_admission.index() if step_admission is not None else None
         index = media_index(lake, spec.name, step, SYNTH_PREFIX)
         if hashes is not None:
-            index.write(shard, hashes)
+            index.write(shard, hashes, merge=False)
         else:
             index.remove(shard)

@@ -122,7 +122,7 @@ def test_empty_store_and_empty_probes_match_nothing(tmp_path: Path) -> None:
 def test_a_merge_writes_key_ranges_in_bounded_batches_and_answers_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("curation_dagster.dedup.keystore.MERGE_RANGE_KEYS", 50)
+    monkeypatch.setattr("curation_dagster.dedup.key_files.MERGE_RANGE_KEYS", 50)
     keys = store(tmp_path, fanout=2)
     rng = np.random.default_rng(3)
     shards = {f"s{number}": rng.integers(0, 2**64 - 1, 120, dtype=np.uint64) for number in range(4)}
@@ -346,7 +346,7 @@ def test_a_run_whose_write_failed_after_its_filter_still_answers_with_its_own_fi
     def fail(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("curation_dagster.dedup.keystore.write_batches", fail)
+    monkeypatch.setattr("curation_dagster.dedup.key_files.write_batches", fail)
     with pytest.raises(OSError, match="disk full"):
         keys.put("s1", np.arange(1000, 1600, dtype=np.uint64), np.arange(600))  # the new filter is written
     monkeypatch.undo()
@@ -377,11 +377,11 @@ def test_a_runs_filter_built_range_by_range_is_the_filter_built_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run's filter words are built a key range at a time, so its temporaries do not grow with the run."""
-    monkeypatch.setattr("curation_dagster.dedup.keystore.MERGE_RANGE_KEYS", 50)  # slices of 50 keys
+    monkeypatch.setattr("curation_dagster.dedup.key_files.MERGE_RANGE_KEYS", 50)  # slices of 50 keys
     values = np.random.default_rng(8).integers(0, 2**64 - 1, 1000, dtype=np.uint64)
     written = {}
     for name, range_keys in (("once", 10**9), ("ranges", 120)):
-        monkeypatch.setattr("curation_dagster.dedup.keystore.BLOOM_RANGE_KEYS", range_keys)
+        monkeypatch.setattr("curation_dagster.dedup.key_files.BLOOM_RANGE_KEYS", range_keys)
         keys = store(tmp_path / name)
         keys.put("s0", values, np.arange(len(values)))
         (bloom,) = (tmp_path / name).rglob("*.bloom")

@@ -10,11 +10,13 @@ import pytest
 from curation_dagster.dedup.exact import content_hash
 from curation_dagster.dedup.exact_index import ExactIndex
 from curation_dagster.dedup.indexes import DEDUP_INDEX
+from curation_dagster.dedup.near_index import NearIndex
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
 from curation_dagster.spec import parse_spec
 from tests.engine.dedup.image_fixtures import jpeg, scene
+from tests.engine.dedup.test_keystore_merges import locks_held_while_merging
 from tests.media_fixtures import write_jsonl
 from tests.stage_children import run_in_child, wait_for_line
 
@@ -77,10 +79,39 @@ def test_the_stage_reports_when_each_phase_ran(tmp_path: Path) -> None:
 
     phases = run_stage(SPEC, lake, "deduped", "a.jsonl").extra["phases"]
 
-    assert list(phases) == ["compute", "wait", "claim", "output"]
+    assert list(phases) == ["compute", "wait", "claim", "output", "merge"]
     ends = [phases[name]["end"] for name in phases]
     assert ends == sorted(ends)
     assert all(phases[name]["seconds"] >= 0 for name in phases)
+
+
+def test_the_key_stores_merge_their_tiers_after_the_claim_lock_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge does not stall the version's other shards: its tier is written with the dedup lock free."""
+    monkeypatch.setattr("curation_dagster.dedup.keystore.FANOUT", 2)
+    lake = Lake(tmp_path / "lake")
+    locked_while_merging = locks_held_while_merging(monkeypatch, lake, SPEC.name, DEDUP_INDEX)
+    merged = []
+    documents = {"a.jsonl": BASE[:3], "b.jsonl": BASE[3:6], "c.jsonl": [*BASE[6:], BASE[0]]}
+    for shard, texts in documents.items():
+        write_jsonl(tmp_path / shard, texts)
+        run_stage(SPEC, lake, "raw", shard, tmp_path / shard)
+        merged.append(run_stage(SPEC, lake, "deduped", shard).extra["index_tiers_merged"])
+
+    # The exact, near-duplicate, image, video and sound stores (empty runs: no media) each merge a and b.
+    assert merged == [0, 5, 0]
+    assert locked_while_merging == [False] * 5
+    for index in (ExactIndex(lake, SPEC.name), NearIndex(lake, SPEC.name, SPEC.dedup.near)):
+        (tier,) = index.keys.manifest()["tiers"]
+        assert set(tier["shards"]) == {"a.jsonl", "b.jsonl"}
+    rejected = lake.read_table(lake.path(SPEC.name, "deduped", "c.jsonl", rejected=True)).to_pylist()
+    (original,) = [
+        row["id"]
+        for row in lake.read_table(lake.path(SPEC.name, "deduped", "a.jsonl")).to_pylist()
+        if row["text"] == BASE[0]
+    ]
+    assert [row["dup_of"] for row in rejected] == [original]  # found through the merged tier
 
 
 def test_with_exact_dedup_off_a_copy_in_a_later_shard_is_kept(tmp_path: Path) -> None:

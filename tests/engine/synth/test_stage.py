@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from curation_dagster.dedup.indexes import SYNTH_INDEX
+from curation_dagster.dedup.exact_index import ExactIndex
+from curation_dagster.dedup.indexes import SYNTH_INDEX, SYNTH_PREFIX
 from curation_dagster.io.lake import Lake
 from curation_dagster.pipeline import run_stage
 from curation_dagster.spec import parse_spec
 from curation_dagster.stages import STAGES
+from tests.engine.dedup.test_keystore_merges import locks_held_while_merging
 from tests.media_fixtures import write_jsonl
 from tests.stage_children import run_in_child, wait_for_line
 
@@ -57,3 +59,22 @@ def test_two_shards_generate_while_the_claim_lock_is_held_then_admit_in_turn(tmp
         rows = lake.read_table(lake.path(SPEC.name, "synthesized", shard)).to_pylist()
         assert sum(row["synthetic"] for row in rows) == 2
         assert not lake.exists(lake.path(SPEC.name, "synth_candidates", shard))
+
+
+def test_the_synthesis_key_stores_merge_their_tiers_after_the_claim_lock_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("curation_dagster.dedup.keystore.FANOUT", 2)
+    lake = Lake(tmp_path / "lake")
+    locked_while_merging = locks_held_while_merging(monkeypatch, lake, SPEC.name, SYNTH_INDEX)
+    results = {}
+    for shard, texts in TEXTS.items():
+        write_jsonl(tmp_path / shard, texts)
+        for stage in STAGES:
+            results[shard] = run_stage(SPEC, lake, stage, shard, tmp_path / shard)
+
+    assert list(results["b.jsonl"].extra["phases"]) == ["compute", "wait", "claim", "merge"]
+    assert results["b.jsonl"].extra["index_tiers_merged"] >= 2  # at least the exact and near stores
+    assert set(locked_while_merging) == {False}
+    (tier,) = ExactIndex(lake, SPEC.name, prefix=SYNTH_PREFIX).keys.manifest()["tiers"]
+    assert set(tier["shards"]) == set(TEXTS)

@@ -1,0 +1,205 @@
+"""Key-store merges written with no lock held (`KeyStore.compact`): the writers' lock is taken only to add a
+finished tier to the manifest, and a tier whose inputs another writer merged or replaced meanwhile is
+dropped, its files with it; the answers stay exact whatever interleaves."""
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation_dagster.dedup import keystore
+from curation_dagster.dedup.key_files import merge_order
+from curation_dagster.dedup.keystore import KeyStore
+from curation_dagster.io.lake import Lake
+from tests.engine.dedup.test_keystore import answer, brute_force, shard_keys
+
+
+def store(root: Path, fanout: int = 2) -> KeyStore:
+    return KeyStore(Lake(root), "v", "keys", "f1", fanout=fanout)
+
+
+def files_on_disk(keys: KeyStore) -> set[str]:
+    folder = Path(keys.folder) / "tiers"
+    return {path.name for path in folder.glob("*")} if folder.exists() else set()
+
+
+def named_files(keys: KeyStore) -> set[str]:
+    return {f"{tier['name']}{suffix}" for tier in keys.manifest()["tiers"] for suffix in (".arrow", ".bloom")}
+
+
+def check_answers(keys: KeyStore, shards: dict[str, np.ndarray]) -> None:
+    """Lookups agree with a search of `shards` (arrivals compared as places in the arrival order: a
+    forgotten shard leaves a gap in the numbers)."""
+    order = keys.shards()
+    assert sorted(order) == sorted(shards)
+    probes = np.arange(0, 520, 3, dtype=np.uint64)
+    for exclude in (None, order[-1]):
+        found = [
+            (probe, order.index(shard), shard, row)
+            for probe, _, shard, row in answer(keys.lookup(probes, exclude=exclude))
+        ]
+        assert found == brute_force(shards, order, probes, exclude)
+
+
+def two_writers(root: Path, count: int) -> tuple[KeyStore, KeyStore, dict[str, np.ndarray]]:
+    """Two writers of one store holding `count` unmerged runs, and the runs' keys by shard."""
+    shards = {f"s{number}": shard_keys(number, 60) for number in range(count)}
+    first, other = store(root), store(root)
+    for shard, values in shards.items():
+        first.put(shard, values, np.arange(60), merge=False)
+    return first, other, shards
+
+
+def locks_held_while_merging(
+    monkeypatch: pytest.MonkeyPatch, lake: Lake, version: str, lock: str
+) -> list[bool]:
+    """Whether the claim lock `lock` of `version` was held each time a key store wrote a merged tier,
+    filled in as stores merge."""
+    held: list[bool] = []
+    write_merged = keystore.write_merged
+
+    def watched(*args: Any, **kwargs: Any) -> int:
+        held.append(lake.is_locked(version, lock))
+        return write_merged(*args, **kwargs)
+
+    monkeypatch.setattr(keystore, "write_merged", watched)
+    return held
+
+
+def first_time(action: Callable[[], None]) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A `hold` that runs `action` (another writer's turn) before the first commit, and nothing after."""
+    done: list[bool] = []
+
+    @contextlib.contextmanager
+    def hold() -> Iterator[None]:
+        if not done:
+            done.append(True)
+            action()
+        yield
+
+    return hold
+
+
+def test_merges_left_to_compact_make_the_tiers_a_merge_in_put_makes(tmp_path: Path) -> None:
+    shards = {f"s{number}": shard_keys(number, 60) for number in range(9)}
+    eager, deferred = store(tmp_path / "eager"), store(tmp_path / "deferred")
+    for shard, values in shards.items():
+        eager.put(shard, values, np.arange(60))
+        deferred.put(shard, values, np.arange(60), merge=False)
+    assert deferred.manifest()["tiers"] == [] and len(deferred._loose_shards(deferred.manifest())) == 9
+    assert deferred.compact() == 7  # four level-1 tiers, two level-2, one level-3
+    assert deferred.compact() == 0
+    assert deferred.manifest()["tiers"] == eager.manifest()["tiers"]
+    assert files_on_disk(deferred) == named_files(deferred)
+    check_answers(deferred, shards)
+
+
+def test_the_lock_is_taken_once_per_tier_after_the_tier_is_written(tmp_path: Path) -> None:
+    keys = store(tmp_path)
+    for number in range(4):
+        keys.put(f"s{number}", shard_keys(number, 60), np.arange(60), merge=False)
+    seen: list[set[str]] = []
+
+    @contextlib.contextmanager
+    def hold() -> Iterator[None]:
+        seen.append(files_on_disk(keys) - named_files(keys))  # written, not yet in the manifest
+        yield
+
+    assert keys.compact(hold) == 3
+    assert len(seen) == 3 and all(len(unnamed) == 2 for unnamed in seen)  # the tier and its filter
+    assert [tier["level"] for tier in keys.manifest()["tiers"]] == [2]
+
+
+def test_two_writers_merging_the_same_runs_add_one_tier_and_leave_no_file(tmp_path: Path) -> None:
+    first, other, shards = two_writers(tmp_path, 4)
+    added: list[int] = []
+    # The other writer merges everything (s0 and s1 among them) while the first holds its tier of s0 and s1.
+    assert first.compact(first_time(lambda: added.append(other.compact()))) == 0
+    assert added == [3]
+    assert [tier["level"] for tier in first.manifest()["tiers"]] == [2]
+    assert files_on_disk(first) == named_files(first)
+    check_answers(first, shards)
+
+
+def test_a_tier_another_writer_added_first_is_kept_by_the_writer_that_lost(tmp_path: Path) -> None:
+    """Both writers wrote the same tier (the same name); the second to commit must leave its file alone."""
+    first, other, shards = two_writers(tmp_path, 3)
+    assert first.compact(first_time(other.compact)) == 0
+    (tier,) = first.manifest()["tiers"]
+    assert set(tier["shards"]) == {"s0", "s1"}
+    assert files_on_disk(first) == named_files(first)
+    check_answers(first, shards)
+
+
+def test_a_tier_of_runs_another_writer_merged_otherwise_is_dropped_with_its_files(tmp_path: Path) -> None:
+    first, other, shards = two_writers(tmp_path, 2)
+
+    def forget_and_merge() -> None:
+        other.remove("s1")
+        del shards["s1"]
+        shards["s2"] = shard_keys(2, 60)
+        other.put("s2", shards["s2"], np.arange(60))  # merges s0 and s2: s0 is no longer loose
+
+    first.compact(first_time(forget_and_merge))
+    (tier,) = first.manifest()["tiers"]
+    assert set(tier["shards"]) == {"s0", "s2"}
+    assert files_on_disk(first) == named_files(first)
+    check_answers(first, shards)
+
+
+def test_a_run_replaced_while_its_merge_is_written_is_read_from_its_new_run(tmp_path: Path) -> None:
+    shards = {f"s{number}": shard_keys(number, 60) for number in range(2)}
+    keys = store(tmp_path)
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(60), merge=False)
+
+    def run_again() -> None:
+        shards["s0"] = shard_keys(10, 60)
+        keys.put("s0", shards["s0"], np.arange(60), merge=False)
+
+    assert keys.compact(first_time(run_again)) == 1
+    manifest = keys.manifest()
+    assert keys._loose_shards(manifest) == ["s0"]  # the tier's entries of s0 are its old ones, ignored
+    check_answers(keys, shards)
+
+
+def test_a_run_read_after_it_was_replaced_is_merged_under_its_own_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge plans from a manifest naming s1's first run, reads s1's second run (replaced in between),
+    and by its commit s1 holds its first keys again: the tier must not answer for s1 with the second's."""
+    first_keys, second_keys = shard_keys(1, 60), shard_keys(11, 60)
+    shards = {"s0": shard_keys(0, 60), "s1": first_keys}
+    keys = store(tmp_path)
+    keys.put("s0", shards["s0"], np.arange(60), merge=False)
+    keys.put("s1", first_keys, np.arange(60), merge=False)
+    planned_from = keys.manifest()
+    keys.put("s1", second_keys, np.arange(60), merge=False)
+    reads = iter([planned_from])
+    current = keys.manifest
+    monkeypatch.setattr(
+        keys, "manifest", lambda *args, **kwargs: next(reads, None) or current(*args, **kwargs)
+    )
+
+    keys.compact(first_time(lambda: keys.put("s1", first_keys, np.arange(60), merge=False)))
+    (tier,) = keys.manifest()["tiers"]
+    assert tier["shards"]["s1"] != keys.manifest()["shards"]["s1"]["token"]
+    check_answers(keys, shards)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    runs=st.lists(st.lists(st.integers(0, 30) | st.integers(0, 2**64 - 1), max_size=40), max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_merges_order_is_the_three_key_sort_of_its_entries(runs: list[list[int]], seed: int) -> None:
+    """Sorted runs (small keys: many ties within and across runs), arrivals and rows drawn at random."""
+    keys = np.array([key for run in runs for key in sorted(run)], dtype=np.uint64)
+    rng = np.random.default_rng(seed)
+    arrivals, rows = rng.integers(0, 4, len(keys)), rng.integers(0, 3, len(keys)).astype(np.uint32)
+    assert merge_order(keys, arrivals, rows).tolist() == np.lexsort((rows, arrivals, keys)).tolist()

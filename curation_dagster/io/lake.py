@@ -200,8 +200,11 @@ class Lake:
         return sorted(name[: -len(".parquet")] for name in names if name.endswith(".parquet"))
 
     def remove(self, path: str) -> None:
+        """Remove the file at `path` if there is one: another writer removing it at the same time (a key
+        store's merged tier) is not an error."""
         if self.fs.exists(path):
-            self.fs.rm(path)
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(path)
 
     def replace_folder(self, source: str, destination: str) -> None:
         """Put the finished folder `source` in place of `destination`, whose old content goes: a rename of

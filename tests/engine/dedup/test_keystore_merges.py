@@ -3,6 +3,7 @@ finished tier to the manifest, and a tier whose inputs another writer merged or 
 dropped, its files with it; the answers stay exact whatever interleaves."""
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,38 @@ def test_a_merges_order_is_the_three_key_sort_of_its_entries(runs: list[list[int
     rng = np.random.default_rng(seed)
     arrivals, rows = rng.integers(0, 4, len(keys)), rng.integers(0, 3, len(keys)).astype(np.uint32)
     assert merge_order(keys, arrivals, rows).tolist() == np.lexsort((rows, arrivals, keys)).tolist()
+
+
+def test_writers_claiming_and_merging_at_once_leave_an_exact_store_and_no_stray_file(tmp_path: Path) -> None:
+    """Four threads put runs under the store's lock and merge with no lock, as four workers of a version
+    would: every merge races the others' claims and merges."""
+    lake = Lake(tmp_path)
+    shards = {
+        f"w{worker}s{number}": shard_keys(10 * worker + number, 60)
+        for worker in range(4)
+        for number in range(9)
+    }
+    errors: list[BaseException] = []
+
+    def worker(number: int) -> None:
+        keys = KeyStore(lake, "v", "keys", "f1", fanout=2)
+        try:
+            for shard in [name for name in shards if name.startswith(f"w{number}s")]:
+                with lake.lock("v", "keys"):
+                    keys.put(shard, shards[shard], np.arange(60), merge=False)
+                keys.compact(lambda: lake.lock("v", "keys"))
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    keys = store(tmp_path)
+    keys.compact()
+    manifest = keys.manifest()
+    assert len(keys._loose_shards(manifest)) < 2
+    assert files_on_disk(keys) == named_files(keys)
+    check_answers(keys, shards)

@@ -521,3 +521,22 @@ def test_a_small_file_on_object_storage_is_one_get_present_or_not(
     assert s3_lake.read_bytes(path) == b'{"format": 1}'
     assert s3_lake.read_bytes(f"{s3_lake.stage_dir('v', 'exact_keys')}/manifest.json") is None
     assert asked == Counter({"get_object": 2})
+
+
+def test_a_file_another_writer_removes_first_is_no_error_to_remove(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers may remove the same file at once (a key store's merged tier): the second finds it gone
+    between its existence check and its removal."""
+    path = lake.path("v", "stage", "a")
+    lake.write_table(path, ids("x"))
+    exists = lake.fs.exists
+
+    def gone_after_the_check(target: str) -> bool:
+        found = exists(target)
+        os.remove(target)  # the other writer's removal
+        return found
+
+    monkeypatch.setattr(lake.fs, "exists", gone_after_the_check)
+    lake.remove(path)
+    assert not os.path.exists(path)

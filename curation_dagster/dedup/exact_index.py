@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation_dagster.dedup.arrow_files import ArrowFile, write_arrow
+from curation_dagster.dedup.key_matches import Found
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.io.lake import Lake, check_segment
 
@@ -50,14 +51,21 @@ class ExactIndex:
         self.keys.remove(shard)
         self.lake.remove(self._claims_path(shard))
 
-    def lookup(self, shard: str | None) -> Callable[[list[str]], dict[str, str]]:
+    def prefetch(self, shard: str, hashes: list[str]) -> Found:
+        """The key-store entries of every other shard for these hashes, searched now (with no lock held) so
+        that `lookup(shard, prefetched)` under the claim lock searches only the shards that claimed since."""
+        return self.keys.prefetch(hash_prefixes(hashes), exclude=shard)
+
+    def lookup(
+        self, shard: str | None, prefetched: Found | None = None
+    ) -> Callable[[list[str]], dict[str, str]]:
         """For a batch of hashes, the smallest id that claimed each in another shard (in any shard, when
-        `shard` is None)."""
+        `shard` is None); `prefetched`: `prefetch` of a superset of the hashes asked, for the same shard."""
 
         def claimed(hashes: list[str]) -> dict[str, str]:
             if not hashes:
                 return {}
-            matches = self.keys.lookup(hash_prefixes(hashes), exclude=shard)
+            matches = self.keys.lookup(hash_prefixes(hashes), exclude=shard, prefetched=prefetched)
             rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
             for probe, other, row in zip(
                 matches.probes.tolist(), matches.shards, matches.rows.tolist(), strict=True

@@ -372,11 +372,22 @@ class KeyStore:
         served: set[str] = set()
         probes: BloomProbes | None = None  # mixed once, when the first file large enough asks its filter
         probe_table: ProbeTable | None = None  # built once, when the first file smaller than them needs it
-        files: list[tuple[str, str, int]] = [
-            ("tier", tier["name"], tier["keys"]) for tier in manifest["tiers"]
+        files: list[tuple[str, str, int, list[str]]] = [
+            ("tier", tier["name"], tier["keys"], list(tier["shards"])) for tier in manifest["tiers"]
         ]
-        files += [("run", shard, manifest["shards"][shard]["keys"]) for shard in self._loose_shards(manifest)]
-        for kind, name, entries in files:
+        files += [
+            ("run", shard, manifest["shards"][shard]["keys"], [shard])
+            for shard in self._loose_shards(manifest)
+        ]
+        for kind, name, entries, holds in files:
+            # A file that answers for none of the shards searched is not opened (under the claim lock only
+            # the shards that claimed since the prefetch are).
+            current = self._valid_sources(manifest, holds, kind, name)
+            if not any(
+                ok and shard != exclude and shard not in served and (only is None or shard in only)
+                for ok, shard in zip(current, holds, strict=True)
+            ):
+                continue
             path = self._run_path(name) if kind == "run" else self._tier_path(name)
             with ArrowFile(self.lake, path) as file:
                 file_shards = shards_of(file.schema)

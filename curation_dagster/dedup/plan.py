@@ -293,6 +293,8 @@ class DedupCompute:
     media: list[MediaStep]
     near_prefetch: Found | None = None
     """The near-duplicate index entries the shard's band keys probe, searched before the claim lock."""
+    exact_prefetch: Found | None = None
+    """The exact index entries of the shard's content hashes, searched before the claim lock."""
 
 
 def compute_dedup(spec: VersionSpec, lake: Lake, shard: str, source: str, rows: int) -> DedupCompute:
@@ -332,8 +334,10 @@ def compute_dedup(spec: VersionSpec, lake: Lake, shard: str, source: str, rows: 
 
 
 def prefetch_claims(spec: VersionSpec, lake: Lake, shard: str, computed: DedupCompute) -> DedupCompute:
-    """Search the near-duplicate and media indexes for every key the shard probes, with no lock held:
-    under the claim lock, `decide_dedup` then only searches the shards that claimed in between."""
+    """Search the exact, near-duplicate and media indexes for every key the shard probes, with no lock
+    held: under the claim lock, `decide_dedup` then only searches the shards that claimed in between."""
+    if spec.dedup.exact.enabled and computed.hashes.unique_hashes:
+        computed.exact_prefetch = ExactIndex(lake, spec.name).prefetch(shard, computed.hashes.unique_hashes)
     for step in computed.media:
         if step.hashes.ids:
             step.prefetched = media_index(lake, spec.name, step).prefetch(step.hashes.hash_set(), shard)
@@ -350,7 +354,10 @@ def decide_dedup(
     duplicates of claimed content, then near duplicates and media duplicates among what is left. An item
     claimed earlier always wins, so nothing kept before is removed later. `computed`'s near-duplicate
     signatures are used up (set to None)."""
-    exact = _exact_decisions(computed.hashes, exact_index.lookup(shard)) if spec.dedup.exact.enabled else {}
+    exact = {}
+    if spec.dedup.exact.enabled:
+        exact = _exact_decisions(computed.hashes, exact_index.lookup(shard, computed.exact_prefetch))
+    computed.exact_prefetch = None
     plan = DedupPlan(exact=exact)
     removed = set(plan.exact)
     media: dict[str, MediaOutcome] = {}

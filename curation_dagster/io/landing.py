@@ -103,7 +103,14 @@ def discover_shards(landing: Path, entries: list[tuple[Path, str | None]] | None
     are files of unsupported kinds (`unsupported_files` names them). A missing landing folder has no shards.
     `entries`: the folder's listing (`_landing_entries`), when the caller has it already.
     """
-    found: dict[str, Path] = {}
+    return {key: path for key, (path, _) in _shards_and_kinds(landing, entries).items()}
+
+
+def _shards_and_kinds(
+    landing: Path, entries: list[tuple[Path, str | None]] | None
+) -> dict[str, tuple[Path, str]]:
+    """`discover_shards` with each shard's kind, as the listing found it."""
+    found: dict[str, tuple[Path, str]] = {}
     for path, kind in _landing_entries(landing) if entries is None else entries:
         if kind is None:
             continue
@@ -111,10 +118,10 @@ def discover_shards(landing: Path, entries: list[tuple[Path, str | None]] | None
         key = shard_key(name)
         if key in found:
             raise ShardNameError(
-                f"landing names {found[key].name!r} and {name!r} map to the same shard key {key!r}: "
+                f"landing names {found[key][0].name!r} and {name!r} map to the same shard key {key!r}: "
                 "rename one of them"
             )
-        found[key] = path
+        found[key] = (path, kind)
     return dict(sorted(found.items()))
 
 
@@ -163,9 +170,8 @@ def discover_partitions(
     `discover_shards` as it is, or, when it is larger than `max_shard_bytes`, one partition per bounded
     part, keyed `<shard key>.part-00000` on (see `shard_parts`)."""
     found: dict[str, LandingShard] = {}
-    for key, path in discover_shards(landing, entries).items():
-        kind = _shard_kind(path)
-        parts: list[ShardPart | None] = [*shard_parts(path, kind, max_shard_bytes)] if kind else []
+    for key, (path, kind) in _shards_and_kinds(landing, entries).items():  # the kind the listing found
+        parts: list[ShardPart | None] = [*shard_parts(path, kind, max_shard_bytes)]
         for part in parts or [None]:
             partition = key if part is None else part_key(key, part.index)
             if partition in found:

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation_dagster.errors import ShardNameError
+from curation_dagster.io import landing as landing_module
 from curation_dagster.io.lake import check_segment
 from curation_dagster.io.landing import (
     LandingShard,
@@ -378,3 +379,23 @@ def test_files_of_no_supported_kind_are_named_and_the_rest_are_not(tmp_path: Pat
     assert "*.jsonl.zst" in line and "*.json.gz" in line and "*.tar.zst" in line
     many = describe_unsupported([f"f{index}.csv" for index in range(12)])
     assert "f9.csv and 2 more" in many
+
+
+def test_a_scan_of_the_landing_zone_asks_each_entrys_kind_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The landing sensor scans on every tick: the kind its listing found is the kind the partitions use."""
+    for name in ("a.jsonl", "b.jsonl.gz", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "pictures").mkdir()
+    asked: list[str] = []
+    shard_kind = landing_module._shard_kind
+
+    def counted(path: Path) -> str | None:
+        asked.append(path.name)
+        return shard_kind(path)
+
+    monkeypatch.setattr(landing_module, "_shard_kind", counted)
+    partitions, unsupported = scan_landing(tmp_path, 1)
+    assert sorted(asked) == ["a.jsonl", "b.jsonl.gz", "notes.txt", "pictures"]
+    assert list(partitions) == ["a.jsonl", "b.jsonl.gz", "pictures"] and unsupported == ["notes.txt"]

@@ -14,7 +14,8 @@ Printed: the seconds of the probed shard's deduped stage added for the first tim
 and next to `--history` - 1 (median of `--repeats` adds after one warm-up, each to a fresh hard-linked copy
 of the lake, all in one process), the ratio (the issue's goal: at most 1.5), the phases of each, and the
 rows removed (which must be the same in both lakes: the history holds no duplicates of the probe); then
-the same ratio for the probe run again in place (what this script timed before 2026-12-06's fifth
+the same ratio with the merges the add triggers replaced by the history's merges shared out over its
+shards; then the same ratio for the probe run again in place (what this script timed before 2026-12-06's fifth
 session: a rerun also meets the probe's own earlier keys, merged into a tier in the large lake).
 
     python benchmarks/history_scaling.py                         # 1,000 shards of 1,000 documents and 100 images
@@ -91,10 +92,11 @@ def write_tar(path: Path, texts: list[str], images: list[bytes]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def fill_history(lake: Lake, first: str, shards: int, seed: int) -> float:
-    """`shards` copies of `first`'s index entries with fresh keys, written through the indexes' writers;
-    returns the seconds it took."""
-    started = time.perf_counter()
+def fill_history(lake: Lake, first: str, shards: int, seed: int) -> tuple[float, float]:
+    """`shards` copies of `first`'s index entries with fresh keys, written through the indexes' writers,
+    each store merged after each shard as the deduped stage merges them; returns the seconds it took and
+    the seconds of those merges."""
+    started, merging = time.perf_counter(), 0.0
     rng = np.random.default_rng(seed)
     exact, near = ExactIndex(lake, SPEC.name), NearIndex(lake, SPEC.name, SPEC.dedup.near)
     claims = lake.read_table(lake.path(SPEC.name, "dedup_index", first))
@@ -111,24 +113,29 @@ def fill_history(lake: Lake, first: str, shards: int, seed: int) -> float:
         shard = f"history_{number:04d}"
         drawn = rng.integers(0, 2**63, size=(claims.num_rows, 2)).tolist()
         hashes = [f"{high:016x}{low:016x}" for high, low in drawn]
-        exact.write(shard, hashes, [f"{shard}/{n}" for n in range(len(hashes))])
+        exact.write(shard, hashes, [f"{shard}/{n}" for n in range(len(hashes))], merge=False)
         mask = np.uint64(int(rng.integers(1, 2**63)))
         # What `NearIndex.write` takes of a shard's outcome: signatures, sketches and band keys (indexed
         # already, so `indexed` hands them over).
         bands = SimpleNamespace(indexed=lambda keys=band_keys ^ mask: (keys, band_rows))
         outcome = SimpleNamespace(signatures=columns, sketches=WordSketches.from_table(stored), bands=bands)
-        near.write(shard, outcome)  # type: ignore[arg-type]
+        near.write(shard, outcome, merge=False)  # type: ignore[arg-type]
         fresh = rng.integers(0, 2**63, size=image_rows.num_rows, dtype=np.uint64)
-        images.write(shard, image_rows.set_column(2, "hash", pa.array(fresh, pa.uint64())))
-    return time.perf_counter() - started
+        images.write(shard, image_rows.set_column(2, "hash", pa.array(fresh, pa.uint64())), merge=False)
+        merge_started = time.perf_counter()
+        for store in (exact.keys, near.keys, images.keys):
+            store.compact()
+        merging += time.perf_counter() - merge_started
+    return time.perf_counter() - started, merging
 
 
-def timed_adds(root: Path, shard: str, repeats: int) -> tuple[float, dict[str, Any], int]:
+def timed_adds(root: Path, shard: str, repeats: int) -> tuple[float, float, dict[str, Any], int]:
     """Median seconds of the deduped stage adding `shard` to the lake at `root` for the first time, over
     `repeats` adds after a warm-up, each to a fresh copy of the lake made of hard links (the lake replaces
     its files by renames and never writes into one, so the copy's writes leave `root` as it was); the
-    last add's phases and rows removed. A rerun (`timed_runs`) also meets the shard's own earlier keys."""
-    seconds = []
+    median of the same seconds less the add's merge phase; the last add's phases and rows removed. A rerun
+    (`timed_runs`) also meets the shard's own earlier keys."""
+    seconds, unmerged = [], []
     for attempt in range(repeats + 1):
         copy = root.with_name(f"{root.name}-add{attempt}")
         shutil.copytree(root, copy, copy_function=os.link)
@@ -136,8 +143,10 @@ def timed_adds(root: Path, shard: str, repeats: int) -> tuple[float, dict[str, A
         result = run_stage(SPEC, Lake(copy), "deduped", shard)
         if attempt:  # the first is the warm-up
             seconds.append(time.perf_counter() - started)
+            unmerged.append(seconds[-1] - result.extra["phases"]["merge"]["seconds"])
         shutil.rmtree(copy)
-    return statistics.median(seconds), result.extra["phases"], result.rows_rejected
+    phases = result.extra["phases"]
+    return statistics.median(seconds), statistics.median(unmerged), phases, result.rows_rejected
 
 
 def timed_runs(lake: Lake, shard: str, repeats: int) -> tuple[float, dict[str, Any], int]:
@@ -179,7 +188,7 @@ def main() -> None:
         large_root = Path(scratch) / "large"
         shutil.copytree(Path(scratch) / "small", large_root)
         large = Lake(large_root)
-        built = fill_history(large, "first.tar", args.history - 2, args.seed)
+        built, merging = fill_history(large, "first.tar", args.history - 2, args.seed)
         stores = {
             name: json.loads((large_root / SPEC.name / name / "manifest.json").read_text())
             for name in ("exact_keys", "near_keys", "image_hashes_keys")
@@ -188,11 +197,11 @@ def main() -> None:
             name: sum(entry["keys"] for entry in store["shards"].values()) for name, store in stores.items()
         }
         print(
-            f"history: {args.history - 2} shards added in {built:.0f} s; keys per store: "
-            + ", ".join(f"{name} {count:,}" for name, count in keys.items())
+            f"history: {args.history - 2} shards added in {built:.0f} s, {merging:.1f} s of it merging tiers; "
+            "keys per store: " + ", ".join(f"{name} {count:,}" for name, count in keys.items())
         )
-        one, one_phases, one_removed = timed_adds(small_root, "probe.tar", args.repeats)
-        many, many_phases, many_removed = timed_adds(large_root, "probe.tar", args.repeats)
+        one, one_own, one_phases, one_removed = timed_adds(small_root, "probe.tar", args.repeats)
+        many, many_own, many_phases, many_removed = timed_adds(large_root, "probe.tar", args.repeats)
         again = {
             name: timed_runs(lake, "probe.tar", args.repeats)[0]
             for name, lake in (("one", small), ("many", large))
@@ -204,6 +213,15 @@ def main() -> None:
         detail = ", ".join(f"{name} {phase['seconds']:.2f} s" for name, phase in phases.items())
         print(f"probe shard added {label}: {seconds:.2f} s ({detail}); {removed} rows removed")
     print(f"cost of adding shard {args.history} over shard 2: {many / one:.2f}x (goal at most 1.5x)")
+    # The merges a shard triggers fall on every `FANOUT`th shard (shard 1,000 is one), each a merge of
+    # fanout runs or tiers: what adding a shard costs over many shards is its work without them plus
+    # the history's merges shared out over its shards (none next to 1 shard: 2 shards never merge).
+    shared = merging / (args.history - 2)
+    print(
+        f"the same with merges shared out: {one_own:.2f} s next to 1 shard, {many_own:.2f} s + "
+        f"{shared * 1000:.0f} ms of merges a shard next to {args.history - 1}: "
+        f"{(many_own + shared) / one_own:.2f}x"
+    )
     print(
         f"the probe run again in place: {again['one']:.2f} s next to 1 shard, {again['many']:.2f} s next to "
         f"{args.history - 1}: {again['many'] / again['one']:.2f}x"

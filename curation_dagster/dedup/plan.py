@@ -161,11 +161,16 @@ class MediaStep:
 
 
 def media_steps(spec: VersionSpec, every: bool = False) -> list[MediaStep]:
-    """The enabled media near-dedup steps of a spec (`every` step, enabled or not), images, videos,
-    then sounds."""
+    """The enabled media near-dedup steps of a spec's modalities (`every` step, enabled or not, of any
+    modality: what forgetting a shard's claims clears), images, videos, then sounds. A modality the version
+    does not hold has no step: the raw stage rejects its items, so its index would only gather empty runs."""
     steps = []
     image, video, audio = spec.dedup.image, spec.dedup.video, spec.dedup.audio
-    if image.enabled or every:
+
+    def runs(settings: Any, modality: str) -> bool:
+        return every or (settings.enabled and modality in spec.modalities)
+
+    if runs(image, "image"):
         steps.append(
             MediaStep(
                 "image",
@@ -178,7 +183,7 @@ def media_steps(spec: VersionSpec, every: bool = False) -> list[MediaStep]:
                 "variant",
             )
         )
-    if video.enabled or every:
+    if runs(video, "video"):
         steps.append(
             MediaStep(
                 "video",
@@ -192,7 +197,7 @@ def media_steps(spec: VersionSpec, every: bool = False) -> list[MediaStep]:
                 video_fingerprinter(video),
             )
         )
-    if audio.enabled or every:
+    if runs(audio, "audio"):
         steps.append(
             MediaStep(
                 "audio",

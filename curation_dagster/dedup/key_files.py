@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from curation_dagster.dedup.arrow_files import KEY_SLICES, slice_bounds, slice_starts, write_batches
 from curation_dagster.dedup.bloom import bloom_writer, build, words_per_slice
+from curation_dagster.dedup.range_sort import ties_sorted
 from curation_dagster.io.lake import Lake
 
 #: Entries merged in memory at once (about 16 bytes each, plus the sort's): a merge writes the key space
@@ -189,19 +190,8 @@ def merge_order(keys: np.ndarray, arrivals: np.ndarray, rows: np.ndarray) -> np.
     """The order that sorts entries by key, then arrival, then row, where `keys` is a concatenation of
     sorted runs (a merge's inputs). NumPy's stable sort of 64-bit keys is a timsort, which finds the runs
     and merges them (about 15 ns an entry where a three-key `lexsort` takes about 450); only the entries
-    whose key is not unique are sorted again by arrival and row, in the positions their keys hold."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    tied = ordered[1:] == ordered[:-1]
-    if not tied.any():
-        return order
-    in_tie = np.zeros(len(keys), dtype=bool)
-    in_tie[1:] |= tied
-    in_tie[:-1] |= tied
-    positions = np.flatnonzero(in_tie)
-    members = order[positions]
-    order[positions] = members[np.lexsort((rows[members], arrivals[members], keys[members]))]
-    return order
+    whose key is not unique are sorted again by arrival and row (`ties_sorted`)."""
+    return ties_sorted(keys, np.argsort(keys, kind="stable"), (arrivals, rows))
 
 
 def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.range_sort import first_in_runs
+from curation_dagster.dedup.range_sort import first_in_runs, key_order
 
 
 @dataclass
@@ -85,7 +85,7 @@ class ProbeGroups:
 
     @classmethod
     def of(cls, probes: np.ndarray) -> ProbeGroups:
-        order = np.argsort(probes, kind="stable")
+        order = key_order(probes)
         ordered = probes[order]
         starts = np.concatenate(([True], ordered[1:] != ordered[:-1])) if len(ordered) else np.zeros(0, bool)
         small = np.int32 if len(probes) < 2**31 else np.int64  # half the memory kept until the claim

@@ -11,6 +11,7 @@ from curation_dagster.dedup import range_sort
 from curation_dagster.dedup.range_sort import (
     first_in_runs,
     is_sorted,
+    key_order,
     key_ranges,
     sort_entries,
     sorted_unique,
@@ -113,3 +114,34 @@ def test_sorting_by_groups_gives_one_sorts_order(
 def test_sorting_by_groups_needs_a_group_per_key() -> None:
     with pytest.raises(ValueError, match="3 groups for 2 keys"):
         range_sort.sort_grouped(np.zeros(2, np.uint64), np.zeros(3, np.int64))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=KEYS | hnp.arrays(np.uint64, st.integers(0, 9000), elements=st.integers(0, 2**64 - 1)),
+    clustered=st.booleans(),
+)
+def test_a_key_order_is_numpys_stable_argsort(keys: np.ndarray, clustered: bool) -> None:
+    """Evenly spread keys and keys that share their top bits (the radix pass sorts nothing), above and
+    below the size where the radix pass starts, with ties."""
+    if clustered:
+        keys = keys >> np.uint64(20)
+    keys = np.concatenate((keys, keys[: len(keys) // 3]))
+    assert key_order(keys).tolist() == np.argsort(keys, kind="stable").tolist()
+
+
+def test_sorting_many_entries_with_tied_keys_gives_lexsort_order() -> None:
+    """Enough entries for `key_order`'s radix pass, a fifth of the keys repeated with other rows."""
+    rng = np.random.default_rng(4)
+    keys = rng.integers(0, 2**64 - 1, 20_000, dtype=np.uint64)
+    keys[:4000] = keys[10_000:14_000]
+    rows = rng.integers(0, 50, len(keys)).astype(np.uint32)
+    payloads = rng.integers(0, 3, len(keys)).astype(np.uint64)
+    order = np.lexsort((payloads, rows, keys))
+    sorted_keys, sorted_rows, sorted_payloads = sort_entries(keys, rows, payloads)
+    assert sorted_payloads is not None
+    assert sorted_keys.tolist() == keys[order].tolist()
+    assert (sorted_rows.tolist(), sorted_payloads.tolist()) == (
+        rows[order].tolist(),
+        payloads[order].tolist(),
+    )

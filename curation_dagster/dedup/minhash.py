@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curation_dagster.dedup.range_sort import key_order
 from curation_dagster.dedup.word_sketch import (
     BOTTOM_K,
     ESTIMATE,
@@ -419,7 +420,7 @@ _VERIFY_CHUNK = 1 << 16
 def bucket_pairs(keys: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
     """Candidate pairs `(earlier, later)` of rows whose key is equal, for one column of band keys: every
     row with the first row of its bucket and with up to `neighbours` rows just before it."""
-    order = np.argsort(keys, kind="stable")
+    order = key_order(keys)
     sorted_keys = keys[order]
     index = np.arange(len(keys))
     new_group = (

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.range_sort import is_sorted, sort_grouped
+from curation_dagster.dedup.range_sort import is_sorted, key_order, sort_grouped
 
 #: What a near-duplicate pair's similarity was measured with, by code (the `dup_measure` column).
 MEASURES = ("minhash_estimate", "exact_words", "bottom_k_words", "exact_word_pairs", "bottom_k_word_pairs")
@@ -216,7 +216,7 @@ def distinct_words(
     its word in `word_of_token`. Words are ranked by hash once per batch, so one sort of narrow
     (document, rank) keys does the rest."""
     documents, vocabulary = len(lengths), max(len(values), 1)
-    order = np.argsort(values, kind="stable")
+    order = key_order(values)
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(len(values))
     key_type = np.dtype(np.int32 if documents * vocabulary < 2**31 else np.int64)

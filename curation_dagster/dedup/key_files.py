@@ -10,8 +10,10 @@ it; a run's filter is named after the run's content token, so a run says which c
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +21,7 @@ import pyarrow as pa
 from curation_dagster.dedup.arrow_files import KEY_SLICES, slice_bounds, slice_starts, write_batches
 from curation_dagster.dedup.bloom import bloom_writer, build, words_per_slice
 from curation_dagster.dedup.range_sort import ties_sorted
-from curation_dagster.io.lake import Lake
+from curation_dagster.io.lake import ORPHAN_AGE_S, Lake
 
 #: Entries merged in memory at once (about 16 bytes each, plus the sort's): a merge writes the key space
 #: in ranges of about this many entries, so its memory does not grow with the tier.
@@ -85,6 +87,37 @@ def run_token(schema: pa.Schema, shard: str) -> str | None:
     if not (name.startswith(prefix) and name.endswith(".bloom")):
         return None
     return name[len(prefix) : -len(".bloom")]
+
+
+def stray_tiers(lake: Lake, folder: str, named: set[str], now: float | None = None) -> list[str]:
+    """The files of a store's `tiers/` folder that belong to no tier of `named` (`<name>.arrow`,
+    `<name>.bloom`) and were last written more than `ORPHAN_AGE_S` ago: what a merge left whose worker died
+    between writing its tier and adding it to the manifest, or that lost to another worker and died before
+    removing its files. A merge under way writes files seconds old; temporary files (hidden names) are the
+    lake's to clear."""
+    try:
+        entries = lake.fs.ls(folder, detail=True)
+    except FileNotFoundError:
+        return []
+    now = time.time() if now is None else now
+    stray = []
+    for entry in entries:
+        name = str(entry["name"]).rsplit("/", 1)[-1]
+        if name.startswith(".") or name.split(".", 1)[0] in named:
+            continue
+        written = _written_at(entry)
+        if written is not None and now - written > ORPHAN_AGE_S:
+            stray.append(str(entry["name"]))
+    return sorted(stray)
+
+
+def _written_at(entry: dict[str, Any]) -> float | None:
+    """When a listed file was last written, in seconds since the epoch: `mtime` on a local lake,
+    `LastModified` on S3; None when the listing does not say."""
+    if entry.get("mtime") is not None:
+        return float(entry["mtime"])
+    modified = entry.get("LastModified")
+    return float(modified.timestamp()) if modified is not None else None
 
 
 def write_entries(

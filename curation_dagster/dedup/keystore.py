@@ -37,6 +37,7 @@ from curation_dagster.dedup.key_files import (
     MergeInput,
     run_token,
     shards_of,
+    stray_tiers,
     write_entries,
     write_merged,
 )
@@ -172,7 +173,8 @@ class KeyStore:
         added. Each tier is written with no lock held; `hold()` (the lock `put`'s callers hold; none when
         the caller holds it already) is taken only to add it to the manifest, and only if what it merged
         is still unmerged: another writer may have merged the same inputs first, or the tier is dropped.
-        So a merge does not stall the version's other writers, only the manifest's update does."""
+        So a merge does not stall the version's other writers, only the manifest's update does. After a
+        tier is added, files of tiers that were never added and are a day old (`stray_tiers`) go."""
         hold = hold or contextlib.nullcontext
         added = misses = 0
         while misses < LOOKUP_ATTEMPTS:
@@ -195,6 +197,10 @@ class KeyStore:
             for member in merged - {tier["name"]}:
                 self.lake.remove(self._tier_path(member))
                 self.lake.remove(self._tier_path(member, ".bloom"))
+        if added:  # a listing of `tiers/` every few merges, not every shard
+            named = {tier["name"] for tier in self.manifest()["tiers"]}
+            for path in stray_tiers(self.lake, f"{self.folder}/tiers", named):
+                self.lake.remove(path)
         return added
 
     def _plan(self, manifest: dict[str, Any]) -> tuple[list[tuple[str, str]], int] | None:

@@ -3,7 +3,10 @@ finished tier to the manifest, and a tier whose inputs another writer merged or 
 dropped, its files with it; the answers stay exact whatever interleaves."""
 
 import contextlib
+import os
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curation_dagster.dedup import keystore
-from curation_dagster.dedup.key_files import merge_order
+from curation_dagster.dedup.key_files import merge_order, stray_tiers
 from curation_dagster.dedup.keystore import KeyStore
-from curation_dagster.io.lake import Lake
+from curation_dagster.io.lake import ORPHAN_AGE_S, Lake
 from tests.engine.dedup.test_keystore import answer, brute_force, shard_keys
+from tests.servers import S3Server
 
 
 def store(root: Path, fanout: int = 2) -> KeyStore:
@@ -239,3 +243,36 @@ def test_writers_claiming_and_merging_at_once_leave_an_exact_store_and_no_stray_
     assert len(keys._loose_shards(manifest)) < 2
     assert files_on_disk(keys) == named_files(keys)
     check_answers(keys, shards)
+
+
+def test_files_a_dead_merge_left_go_a_day_later_when_a_merge_is_added(tmp_path: Path) -> None:
+    """A tier written but never added (its worker died) is removed by the next merge once a day old; a
+    younger one may be a merge under way and stays."""
+    keys = store(tmp_path)
+    shards = {"s0": shard_keys(0, 60), "s1": shard_keys(1, 60)}
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(60), merge=False)
+    tiers = Path(keys.folder) / "tiers"
+    tiers.mkdir(parents=True)
+    for name in ("0dead.arrow", "0dead.bloom", "1young.arrow"):
+        (tiers / name).write_bytes(b"left by a merge")
+    two_days_ago = time.time() - 2 * ORPHAN_AGE_S
+    for name in ("0dead.arrow", "0dead.bloom"):
+        os.utime(tiers / name, (two_days_ago, two_days_ago))
+
+    assert keys.compact() == 1
+    assert files_on_disk(keys) == named_files(keys) | {"1young.arrow"}
+    check_answers(keys, shards)
+
+
+def test_stray_tiers_on_object_storage_are_told_by_their_last_modified_time(s3: S3Server) -> None:
+    keys = KeyStore(Lake(f"s3://curation/lake-{uuid.uuid4().hex}"), "v", "keys", "f1", fanout=2)
+    for number in range(2):
+        keys.put(f"s{number}", shard_keys(number, 60), np.arange(60))
+    folder = f"{keys.folder}/tiers"
+    keys.lake.write_bytes(f"{folder}/0dead.arrow", b"left by a merge")
+    named = {tier["name"] for tier in keys.manifest()["tiers"]}
+
+    assert stray_tiers(keys.lake, folder, named) == []  # written just now
+    later = time.time() + 2 * ORPHAN_AGE_S
+    assert stray_tiers(keys.lake, folder, named, now=later) == [f"{folder}/0dead.arrow"]

@@ -3,6 +3,7 @@ finished tier to the manifest, and a tier whose inputs another writer merged or 
 dropped, its files with it; the answers stay exact whatever interleaves."""
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -276,3 +277,28 @@ def test_stray_tiers_on_object_storage_are_told_by_their_last_modified_time(s3: 
     assert stray_tiers(keys.lake, folder, named) == []  # written just now
     later = time.time() + 2 * ORPHAN_AGE_S
     assert stray_tiers(keys.lake, folder, named, now=later) == [f"{folder}/0dead.arrow"]
+
+
+def test_a_manifest_read_again_unchanged_is_not_parsed_again_and_each_reader_gets_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys, other = store(tmp_path), store(tmp_path)
+    for number in range(3):
+        keys.put(f"s{number}", shard_keys(number, 60), np.arange(60), merge=False)
+    keys.compact()
+    parsed: list[bytes] = []
+    loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda data, **kwargs: parsed.append(data) or loads(data, **kwargs))
+
+    first = keys.manifest()
+    first["shards"].pop("s0")  # what `remove` does to the manifest it read
+    first["tiers"].append({"name": "x"})
+    first["next_arrival"] = 99
+    assert other.manifest() == json.loads((Path(keys.folder) / "manifest.json").read_bytes())
+    assert len(parsed) == 1  # the test's own read: the stores parsed nothing
+    other.put("s9", shard_keys(9, 60), np.arange(60), merge=False)  # saved: remembered as written
+    assert "s9" in keys.manifest()["shards"] and len(parsed) == 1
+    (Path(keys.folder) / "manifest.json").write_bytes(
+        json.dumps({**keys.manifest(), "next_arrival": 42}).encode()  # another process's write
+    )
+    assert keys.manifest()["next_arrival"] == 42 and len(parsed) == 2

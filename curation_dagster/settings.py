@@ -14,6 +14,8 @@ PROJECT_STATE = ".curation"
 #: The largest landing file or media folder registered as one shard; a larger one is registered as
 #: several bounded parts (README "Landing formats").
 DEFAULT_MAX_SHARD_BYTES: Final = 256 * 2**20
+#: What a DuckDB connection to a lake on object storage keeps of what it read, unless set.
+DEFAULT_READ_CACHE_BYTES: Final = 256 * 2**20
 #: Seconds between two ticks of the landing sensor and of automation, unless set.
 DEFAULT_SENSOR_INTERVAL_S: Final = 30
 
@@ -71,16 +73,31 @@ def max_shard_bytes() -> int:
     """The size above which a landing file or folder is registered as several bounded shards:
     $CURATION_MAX_SHARD_BYTES (bytes, or a whole number of KiB, MiB or GiB), else 256 MiB. Every process
     that registers or runs shards (the sensor, `curation register`, run workers) must see the same value."""
-    configured = os.environ.get("CURATION_MAX_SHARD_BYTES", "").strip()
+    return _size_setting("CURATION_MAX_SHARD_BYTES", DEFAULT_MAX_SHARD_BYTES, least=1)
+
+
+def read_cache_bytes() -> int:
+    """The most bytes a DuckDB connection to a lake on object storage keeps of what it read (`Lake.connect`,
+    `io/read_cache.py`): $CURATION_READ_CACHE_BYTES (bytes, or a whole number of KiB, MiB or GiB; 0 keeps
+    nothing), else 256 MiB. Raise it where a data card's columns of every shard are larger, so its queries
+    do not read them again; lower it where several connections share a small machine."""
+    return _size_setting("CURATION_READ_CACHE_BYTES", DEFAULT_READ_CACHE_BYTES, least=0)
+
+
+def _size_setting(name: str, default: int, least: int) -> int:
+    """The size in the environment variable `name` (bytes, or with KiB, MiB or GiB), at least `least`
+    bytes; `default` when unset."""
+    configured = os.environ.get(name, "").strip()
     if not configured:
-        return DEFAULT_MAX_SHARD_BYTES
+        return default
     match = _BYTES.match(configured)
-    if match is None or int(match.group(1)) == 0:
+    size = int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()] if match else -1
+    if size < least:
         raise SettingError(
-            f"CURATION_MAX_SHARD_BYTES={configured!r} is not a size: give a positive number of bytes, "
+            f"{name}={configured!r} is not a size: give a {'positive' if least else 'whole'} number of bytes, "
             "optionally with KiB, MiB or GiB (e.g. 268435456 or 256MiB)"
         )
-    return int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()]
+    return size
 
 
 def sensor_interval_s() -> int:

@@ -5,7 +5,8 @@ and on a real dataset the card's columns of every shard 80 times over).
 
 `cached_open(fs)` is an `fs.open` for reading whose files share one cache of byte blocks: `BLOCK_BYTES`
 aligned blocks of each file, keyed by the file's path, size and ETag (or modification time) as its folder's
-listing gave them, the least recently used dropped past `CACHE_BYTES`. A read fetches its missing blocks in
+listing gave them, the least recently used dropped past `CURATION_READ_CACHE_BYTES` (`settings.py`, 256 MiB
+unless set). A read fetches its missing blocks in
 one ranged request per run of them; a file replaced since the listing is read as the listing saw it, or as
 the object that now stands there, as an uncached read was.
 """
@@ -18,9 +19,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
+from curation_dagster.settings import read_cache_bytes
+
 #: Bytes of a cached block: a Parquet footer or a small column chunk costs one block.
 BLOCK_BYTES: Final = 1 << 20
-#: Bytes a connection's cache holds at most: past it the least recently read blocks go.
+#: Bytes a cache holds at most unless given (`cached_open` gives `settings.read_cache_bytes()`).
 CACHE_BYTES: Final = 256 << 20
 
 
@@ -114,7 +117,7 @@ class CachedFile(io.RawIOBase):
 
 def cached_open(fs: Any, cache: BlockCache | None = None) -> Callable[..., Any]:
     """`fs.open` whose reads (mode `rb`) go through one `BlockCache` of `fs`; other modes as before."""
-    blocks = cache or BlockCache(fs)
+    blocks = cache or BlockCache(fs, limit=read_cache_bytes())
     plain_open = fs.open
 
     def open_(path: str, mode: str = "rb", **kwargs: Any) -> Any:

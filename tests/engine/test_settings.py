@@ -61,3 +61,22 @@ def test_a_sensor_interval_that_is_not_a_positive_number_names_the_setting(
     monkeypatch.setenv("CURATION_SENSOR_INTERVAL_S", value)
     with pytest.raises(SettingError, match=r"CURATION_SENSOR_INTERVAL_S=.* is not a number of seconds"):
         settings.sensor_interval_s()
+
+
+def test_the_read_cache_is_a_size_and_may_be_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.read_cache_bytes() == 256 * 2**20
+    monkeypatch.setenv("CURATION_READ_CACHE_BYTES", "1GiB")
+    assert settings.read_cache_bytes() == 2**30
+    monkeypatch.setenv("CURATION_READ_CACHE_BYTES", "0")
+    assert settings.read_cache_bytes() == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "2.5MiB"])
+def test_a_read_cache_that_is_not_a_size_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CURATION_READ_CACHE_BYTES", value)
+    with pytest.raises(
+        SettingError, match=r"CURATION_READ_CACHE_BYTES=.* is not a size: give a whole number"
+    ):
+        settings.read_cache_bytes()

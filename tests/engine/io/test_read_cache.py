@@ -127,3 +127,18 @@ def test_writing_opens_the_file_as_the_file_system_does(mode: str) -> None:
     with cached_open(fs)(path, mode) as handle:
         handle.write(b"yz")
     assert fs.cat_file(path) in (b"yz", b"xyz")
+
+
+@pytest.mark.parametrize(("configured", "requests"), [("", 1), ("0", 2), ("1MiB", 1)])
+def test_a_connections_cache_holds_what_the_setting_allows(
+    monkeypatch: pytest.MonkeyPatch, configured: str, requests: int
+) -> None:
+    """`CURATION_READ_CACHE_BYTES` bounds the cache `Lake.connect` gives each connection (256 MiB unless
+    set; 0 keeps nothing, so a second read asks again)."""
+    monkeypatch.setenv("CURATION_READ_CACHE_BYTES", configured)
+    data = bytes(range(256)) * 4
+    fs, path, fetched = memory_file(data)
+    open_ = cached_open(fs)
+    for _ in range(2):
+        assert open_(path).read() == data
+    assert fetched["requests"] == requests

@@ -388,23 +388,24 @@ class KeyStore:
             ("run", shard, manifest["shards"][shard]["keys"], [shard])
             for shard in self._loose_shards(manifest)
         ]
+
+        def asked(kind: str, name: str, shards: list[str]) -> list[bool]:
+            """Which of a file's shards this search asks it for: current, not left out, not yet served."""
+            valid = self._valid_sources(manifest, shards, kind, name)
+            return [
+                ok and shard != exclude and shard not in served and (only is None or shard in only)
+                for ok, shard in zip(valid, shards, strict=True)
+            ]
+
         for kind, name, entries, holds in files:
             # A file that answers for none of the shards searched is not opened (under the claim lock only
-            # the shards that claimed since the prefetch are).
-            current = self._valid_sources(manifest, holds, kind, name)
-            if not any(
-                ok and shard != exclude and shard not in served and (only is None or shard in only)
-                for ok, shard in zip(current, holds, strict=True)
-            ):
+            # the shards that claimed since the prefetch are); the manifest says which shards it holds.
+            if not any(asked(kind, name, holds)):
                 continue
             path = self._run_path(name) if kind == "run" else self._tier_path(name)
             with ArrowFile(self.lake, path) as file:
-                file_shards = shards_of(file.schema)
-                valid = self._valid_sources(manifest, file_shards, kind, name)
-                usable = [
-                    ok and shard != exclude and shard not in served and (only is None or shard in only)
-                    for ok, shard in zip(valid, file_shards, strict=True)
-                ]
+                file_shards = shards_of(file.schema)  # in the order the file numbers its sources
+                usable = asked(kind, name, file_shards)
                 served.update(shard for shard, ok in zip(file_shards, usable, strict=True) if ok)
                 if not any(usable):
                     continue

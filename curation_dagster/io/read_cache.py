@@ -6,9 +6,8 @@ and on a real dataset the card's columns of every shard 80 times over).
 `cached_open(fs)` is an `fs.open` for reading whose files share one cache of byte blocks: `BLOCK_BYTES`
 aligned blocks of each file, keyed by the file's path, size and ETag (or modification time) as its folder's
 listing gave them, the least recently used dropped past `CURATION_READ_CACHE_BYTES` (`settings.py`, 256 MiB
-unless set). A read fetches its missing blocks in
-one ranged request per run of them; a file replaced since the listing is read as the listing saw it, or as
-the object that now stands there, as an uncached read was.
+unless set). A read fetches its missing blocks in one ranged request per run of them; a file replaced since
+the listing is read as the listing saw it, or as the object that now stands there, as an uncached read was.
 """
 
 from __future__ import annotations
@@ -19,18 +18,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
-from curation_dagster.settings import read_cache_bytes
+from curation_dagster.settings import DEFAULT_READ_CACHE_BYTES, read_cache_bytes
 
 #: Bytes of a cached block: a Parquet footer or a small column chunk costs one block.
 BLOCK_BYTES: Final = 1 << 20
-#: Bytes a cache holds at most unless given (`cached_open` gives `settings.read_cache_bytes()`).
-CACHE_BYTES: Final = 256 << 20
 
 
 class BlockCache:
     """Blocks of remote files, least recently used first, at most `limit` bytes in all."""
 
-    def __init__(self, fs: Any, limit: int = CACHE_BYTES, block: int = BLOCK_BYTES) -> None:
+    def __init__(self, fs: Any, limit: int = DEFAULT_READ_CACHE_BYTES, block: int = BLOCK_BYTES) -> None:
         self.fs, self.limit, self.block = fs, limit, block
         self._blocks: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
         self._held = 0

@@ -59,7 +59,8 @@ def ties_sorted(keys: np.ndarray, order: np.ndarray, then: tuple[np.ndarray, ...
     """`order` (a stable sort of `keys`, changed in place and returned) with each run of equal keys sorted
     again by the columns `then`, the first first: the order `np.lexsort((*reversed(then), keys))` gives,
     where only the entries whose key is not unique pay the many-key sort (about 450 ns an entry), and none
-    does when the rows are in `then`'s order already (a stable sort keeps that order among equal keys)."""
+    does when they are in `then`'s order already (a stable sort keeps the input's order among equal keys:
+    rows in `then`'s order, or a merge of sorted inputs taken in that order)."""
     if not then or len(keys) < 2 or is_sorted(then):
         return order
     ordered = keys[order]
@@ -71,7 +72,9 @@ def ties_sorted(keys: np.ndarray, order: np.ndarray, then: tuple[np.ndarray, ...
     in_tie[:-1] |= tied
     positions = np.flatnonzero(in_tie)
     members = order[positions]
-    order[positions] = members[np.lexsort((*(column[members] for column in reversed(then)), keys[members]))]
+    columns = (keys[members], *(column[members] for column in then))
+    if not is_sorted(columns):  # a merge of inputs in arrival order has its ties in order already
+        order[positions] = members[np.lexsort(columns[::-1])]
     return order
 
 

@@ -211,6 +211,28 @@ def test_a_merges_order_is_the_three_key_sort_of_its_entries(runs: list[list[int
     assert merge_order(keys, arrivals, rows).tolist() == np.lexsort((rows, arrivals, keys)).tolist()
 
 
+@settings(max_examples=60, deadline=None)
+@given(runs=st.lists(st.lists(st.integers(0, 30), max_size=40), max_size=6))
+def test_a_merge_of_inputs_in_arrival_order_keeps_their_ties_order_without_sorting_them_again(
+    runs: list[list[int]],
+) -> None:
+    """Runs taken in arrival order, each sorted by key and row (how a store merges its runs): the stable
+    sort's order among tied keys is the three-key order already, found without a `lexsort`."""
+    entries = [sorted((key, row) for row, key in enumerate(run)) for run in runs]
+    keys = np.array([key for run in entries for key, _ in run], dtype=np.uint64)
+    rows = np.array([row for run in entries for _, row in run], dtype=np.uint32)
+    arrivals = np.repeat(np.arange(len(runs)), [len(run) for run in runs])
+    expected = np.lexsort((rows, arrivals, keys)).tolist()
+
+    def no_lexsort(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("tied keys sorted again")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(np, "lexsort", no_lexsort)
+        order = merge_order(keys, arrivals, rows)
+    assert order.tolist() == expected
+
+
 def test_writers_claiming_and_merging_at_once_leave_an_exact_store_and_no_stray_file(tmp_path: Path) -> None:
     """Four threads put runs under the store's lock and merge with no lock, as four workers of a version
     would: every merge races the others' claims and merges."""

@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from curation_dagster.dedup.arrow_files import KEY_SLICES, slice_bounds, slice_starts, write_batches
+from curation_dagster.dedup.arrow_files import (
+    KEY_SLICES,
+    ArrowFile,
+    slice_bounds,
+    slice_starts,
+    write_batches,
+)
 from curation_dagster.dedup.bloom import bloom_writer, build, words_per_slice
 from curation_dagster.dedup.range_sort import ties_sorted
 from curation_dagster.io.lake import ORPHAN_AGE_S, Lake
@@ -48,12 +54,40 @@ _PAYLOAD = pa.field("payload", pa.uint64(), nullable=False)
 
 @dataclass
 class MergeInput:
-    """One run or tier being merged: its entries, which of its sources still answer, and the number each
-    source gets in the new tier."""
+    """One run or tier being merged: its file, open while the merge reads it a key range at a time, which
+    of its sources still answer, and the number each source gets in the new tier."""
 
-    table: pa.Table
+    file: ArrowFile
     answers: np.ndarray
     remap: np.ndarray
+    #: The last record batch read (as numpy columns), for the next key range it reaches into.
+    _kept: tuple[int, dict[str, np.ndarray]] | None = field(default=None, repr=False)
+    #: Every record batch of a file not sliced by key (written before slices), read once.
+    _whole: list[dict[str, np.ndarray]] | None = field(default=None, repr=False)
+
+    def chunks(self, low: int, high: int) -> list[dict[str, np.ndarray]]:
+        """The record batches (numpy columns; empty ones left out) that may hold keys in `[low, high)`: those
+        of the key slices that meet it, read now (a ranged request each on a remote lake), so a merge holds
+        one range's entries of an input, never the whole file. A batch that reaches past `high` is kept for
+        the next range, which then does not read it again. A file not sliced by key is read whole, once."""
+        slices = int(self.file.metadata.get(KEY_SLICES, b"0"))
+        if slices != self.file.batch_count:
+            if self._whole is None:
+                self._whole = _chunks([self.file.batch(index) for index in range(self.file.batch_count)])
+            return self._whole
+        starts = slice_starts(slices)
+        first = int(np.searchsorted(starts, np.uint64(low), side="right")) - 1
+        last = slices if high >> 64 else int(np.searchsorted(starts, np.uint64(high), side="left"))
+        read = []
+        for index in range(first, last):
+            if self._kept is not None and self._kept[0] == index:
+                chunk = self._kept[1]
+            else:
+                batch = self.file.batch(index)
+                chunk = {name: batch.column(name).to_numpy() for name in batch.schema.names}
+            read.append(chunk)
+        self._kept = (last - 1, read[-1]) if read else None
+        return [chunk for chunk in read if len(chunk["key"])]
 
 
 def slice_keys() -> int:
@@ -159,12 +193,14 @@ def write_merged(
     shards: list[str],
     arrival: np.ndarray,
     payload: bool,
+    total: int,
 ) -> int:
     """One tier at `path` from `inputs` (its sources numbered as `shards`, whose arrivals are `arrival`),
-    and its filter beside it; returns the entries written. The key space is merged range by range, so
-    memory holds one range's entries (about `MERGE_RANGE_KEYS`), not the tier's; each range is written as
-    the record batches of its key slices."""
-    total = sum(entry.table.num_rows for entry in inputs)
+    and its filter beside it; returns the entries written. `total`, the entries the inputs hold (as their
+    manifest counts them), sizes the tier's key slices and filter. The key space is merged range by range,
+    each input read only where its key slices meet the range, so memory holds one range's entries (about
+    `MERGE_RANGE_KEYS`), not the inputs' or the tier's; each range is written as the record batches of its
+    key slices."""
     slices = slice_count(total)
     per_range = max(1, MERGE_RANGE_KEYS // slice_keys())
     starts = [*slice_starts(slices).tolist(), 1 << 64]
@@ -199,7 +235,7 @@ def _merged_range(
     with their sources renumbered, sorted by key, then arrival, then row."""
     parts: dict[str, list[np.ndarray]] = {"key": [], "source": [], "row": [], "payload": []}
     for entry in inputs:
-        for chunk in _chunks(entry.table.to_batches()):
+        for chunk in entry.chunks(low, high):
             chunk_keys = chunk["key"]
             start = int(np.searchsorted(chunk_keys, np.uint64(low)))
             stop = len(chunk_keys) if high >> 64 else int(np.searchsorted(chunk_keys, np.uint64(high)))

@@ -231,25 +231,43 @@ class KeyStore:
         inputs: list[MergeInput] = []
         names: list[str] = []
         covered: dict[str, str] = {}
-        for kind, member in members:
-            path = self._run_path(member) if kind == "run" else self._tier_path(member)
-            with ArrowFile(self.lake, path) as file:
-                table, file_shards = file.table(), shards_of(file.schema)
-                token = run_token(file.schema, member) if kind == "run" else None
-            current = self._valid_sources(manifest, file_shards, kind, member)
-            remap = np.zeros(len(file_shards), dtype=np.uint32)
-            for index, shard in enumerate(file_shards):
-                if current[index] and shard not in covered:
-                    covered[shard] = token or manifest["shards"][shard]["token"]
-                    remap[index] = len(names)
-                    names.append(shard)
-                else:
-                    current[index] = False  # gone, changed, or already answered by an earlier member
-            inputs.append(MergeInput(table, np.asarray(current, dtype=bool), remap))
-        arrival = np.array([manifest["shards"][shard]["arrival"] for shard in names], dtype=np.int64)
-        name = hashlib.sha256(json.dumps(sorted(covered.items())).encode()).hexdigest()[:20]
-        written = write_merged(self.lake, self._tier_path(name), inputs, names, arrival, self.payload)
+        tiers = {tier["name"]: tier for tier in manifest["tiers"]}
+        total = 0
+        with contextlib.ExitStack() as files:
+            for kind, member in members:
+                path = self._run_path(member) if kind == "run" else self._tier_path(member)
+                file = files.enter_context(ArrowFile(self.lake, path))
+                inputs.append(self._merge_input(manifest, kind, member, file, names, covered))
+                total += manifest["shards"][member]["keys"] if kind == "run" else tiers[member]["keys"]
+            arrival = np.array([manifest["shards"][shard]["arrival"] for shard in names], dtype=np.int64)
+            name = hashlib.sha256(json.dumps(sorted(covered.items())).encode()).hexdigest()[:20]
+            path = self._tier_path(name)
+            written = write_merged(self.lake, path, inputs, names, arrival, self.payload, total)
         return {"name": name, "level": level, "shards": covered, "keys": written}
+
+    def _merge_input(
+        self,
+        manifest: dict[str, Any],
+        kind: str,
+        member: str,
+        file: ArrowFile,
+        names: list[str],
+        covered: dict[str, str],
+    ) -> MergeInput:
+        """A merge's input `file` (of run or tier `member`), its sources numbered after the `names` of the
+        inputs before it; the shards it answers for join `names` and `covered` (shard to token)."""
+        file_shards = shards_of(file.schema)
+        token = run_token(file.schema, member) if kind == "run" else None
+        current = self._valid_sources(manifest, file_shards, kind, member)
+        remap = np.zeros(len(file_shards), dtype=np.uint32)
+        for index, shard in enumerate(file_shards):
+            if current[index] and shard not in covered:
+                covered[shard] = token or manifest["shards"][shard]["token"]
+                remap[index] = len(names)
+                names.append(shard)
+            else:
+                current[index] = False  # gone, changed, or already answered by an earlier member
+        return MergeInput(file, np.asarray(current, dtype=bool), remap)
 
     def _commit(self, tier: dict[str, Any], members: list[tuple[str, str]]) -> set[str] | None:
         """Under the writers' lock: add `tier` to the manifest in place of the tiers it merged (returned,

@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation_dagster.dedup import keystore
+from curation_dagster.dedup import key_files, keystore
+from curation_dagster.dedup.arrow_files import KEY_SLICES, ArrowFile, slice_starts
 from curation_dagster.dedup.key_files import merge_order, stray_tiers
 from curation_dagster.dedup.keystore import KeyStore
 from curation_dagster.io.lake import ORPHAN_AGE_S, Lake
+from tests.engine.dedup.remote_fixtures import counting_lake
 from tests.engine.dedup.test_keystore import answer, brute_force, shard_keys
 from tests.servers import S3Server
 
@@ -324,3 +327,71 @@ def test_a_manifest_read_again_unchanged_is_not_parsed_again_and_each_reader_get
         json.dumps({**keys.manifest(), "next_arrival": 42}).encode()  # another process's write
     )
     assert keys.manifest()["next_arrival"] == 42 and len(parsed) == 2
+
+
+def test_a_merge_reads_each_input_a_key_range_at_a_time_and_each_batch_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a remote lake (where a batch read is a ranged request into memory), merging runs of 40 and 30 key
+    slices into a tier of 70 slices in 18 ranges (slices that straddle ranges): each range reads only the
+    input batches whose key slice meets it, no batch is read twice, and the inputs' bytes are read about
+    once; the tier answers as a search does."""
+    monkeypatch.setattr("curation_dagster.dedup.key_files.BATCH_KEYS", 500)
+    monkeypatch.setattr("curation_dagster.dedup.key_files.MERGE_RANGE_KEYS", 2_000)  # 4 slices a range
+    lake = counting_lake()
+    keys = KeyStore(lake, "v", "keys", "f1", fanout=2)
+    rng = np.random.default_rng(11)
+    shards = {
+        name: rng.integers(0, 2**64 - 1, size, dtype=np.uint64)
+        for name, size in (("s0", 20_000), ("s1", 15_000))
+    }
+    shards["s1"][:40] = shards["s0"][:40]  # keys in both runs
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(len(values)), merge=False)
+    runs = [keys._run_path(shard) for shard in shards]
+    run_bytes = sum(lake.fs.size(path) for path in runs)
+    ranges: list[tuple[int, int]] = []
+    reads: list[tuple[int, int, int, int]] = []  # (range, file, batch, slices of the file)
+    merged_range, batch = key_files._merged_range, ArrowFile.batch
+
+    def watched_range(inputs: Any, arrival: Any, low: int, high: int, payload: bool) -> Any:
+        ranges.append((low, high))
+        return merged_range(inputs, arrival, low, high, payload)
+
+    def watched_batch(file: ArrowFile, index: int) -> Any:
+        reads.append((len(ranges) - 1, id(file), index, int(file.metadata[KEY_SLICES])))
+        return batch(file, index)
+
+    monkeypatch.setattr(key_files, "_merged_range", watched_range)
+    monkeypatch.setattr(ArrowFile, "batch", watched_batch)
+    lake.fs.bytes_read = 0
+    assert keys.compact() == 1
+    monkeypatch.undo()
+
+    assert len(ranges) == 18
+    assert len({(file, index) for _, file, index, _ in reads}) == len(reads) == 70
+    for number, _, index, slices in reads:
+        starts = [*slice_starts(slices).tolist(), 1 << 64]
+        low, high = ranges[number]
+        assert starts[index] < high and starts[index + 1] > low  # the batch's key slice meets the range
+    assert run_bytes * 0.9 < lake.fs.bytes_read < run_bytes * 1.2
+    probes = np.concatenate([shards["s0"][:50], shards["s1"][-5:], np.array([12345], dtype=np.uint64)])
+    assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)
+
+
+def test_a_run_written_before_key_slices_is_merged_whole_and_answers_the_same(tmp_path: Path) -> None:
+    """A run whose batches are not key slices (a store written before them): every range of the merge
+    searches all of its batches, read once."""
+    keys = store(tmp_path)
+    shards = {f"s{number}": shard_keys(number, 60) for number in range(2)}
+    for shard, values in shards.items():
+        keys.put(shard, values, np.arange(len(values)), merge=False)
+    path = Path(keys._run_path("s0"))
+    table = pa.ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
+    metadata = {name: value for name, value in table.schema.metadata.items() if name != KEY_SLICES}
+    old = table.replace_schema_metadata(metadata)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, old.schema) as writer:
+        for batch in old.to_batches(max_chunksize=7):
+            writer.write_batch(batch)
+    assert keys.compact() == 1
+    check_answers(keys, shards)

@@ -45,6 +45,11 @@ WORDS_PER_BATCH: Final = 65_536
 #: XORed into a key before mixing, so the filter's bits do not follow the bits that place the key in its
 #: slice (the store's keys are hashes already, some of them SplitMix64 outputs).
 _SEED: Final = np.uint64(0x6A09E667F3BCC908)
+#: The two bits a 12-bit value's 6-bit fields (low, high) set in a word.
+_PAIR_VALUES = np.arange(1 << 12, dtype=np.uint64)
+_PAIR_BITS: Final = (np.uint64(1) << (_PAIR_VALUES & np.uint64(63))) | (
+    np.uint64(1) << (_PAIR_VALUES >> np.uint64(6))
+)
 _WORDS = b"bloom_words_per_slice"
 _SLICES = b"bloom_slices"
 _BITS_SET = b"bloom_bits_set"
@@ -80,11 +85,17 @@ class BloomProbes:
 
     def masks(self, bits_set: int) -> np.ndarray:
         """The bits each key sets in its word: `bits_set` 6-bit fields of the mix, from the lowest (the
-        word is picked by the highest 32 bits)."""
+        word is picked by the highest 32 bits). Two fields at a time are looked up in `_PAIR_BITS` (a 32 KiB
+        table of the two bits of each 12-bit value): a third of the passes over the keys, not one per bit."""
         if bits_set not in self._masks:
             masks = np.zeros(len(self.keys), dtype=np.uint64)
-            for bit in range(bits_set):
-                masks |= np.uint64(1) << ((self.mixed >> np.uint64(6 * bit)) & np.uint64(63))
+            field_index = np.empty(len(self.keys), dtype=np.uint64)
+            for bit in range(0, bits_set - 1, 2):
+                np.right_shift(self.mixed, np.uint64(6 * bit), out=field_index)
+                np.bitwise_and(field_index, np.uint64(0xFFF), out=field_index)
+                masks |= _PAIR_BITS.take(field_index.view(np.int64))
+            if bits_set % 2:
+                masks |= np.uint64(1) << ((self.mixed >> np.uint64(6 * (bits_set - 1))) & np.uint64(63))
             self._masks[bits_set] = masks
         return self._masks[bits_set]
 

@@ -109,3 +109,20 @@ def test_a_filter_in_many_record_batches_answers_as_one_in_a_single_batch(
     assert may_hold(lake, path, BloomProbes.of(keys)).all()
     absent = np.sort(rng.integers(0, 2**64 - 1, 3_000, dtype=np.uint64))
     assert may_hold(lake, path, BloomProbes.of(absent)).mean() < 0.01
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300), st.integers(1, 7))
+def test_the_bits_a_key_sets_are_the_6_bit_fields_of_its_mix_from_the_lowest(
+    values: list[int], bits_set: int
+) -> None:
+    """The layout every filter on disk was written with: looking two fields up at a time must set the very
+    bits one field at a time does, for either width and odd ones."""
+    probes = BloomProbes.of(np.array(sorted(values), dtype=np.uint64))
+    expected = []
+    for mixed in probes.mixed.tolist():
+        mask = 0
+        for field in range(bits_set):
+            mask |= 1 << ((mixed >> (6 * field)) & 63)
+        expected.append(mask)
+    assert probes.masks(bits_set).tolist() == expected

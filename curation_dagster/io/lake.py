@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob as glob_module
+import hashlib
 import os
 import re
 import socket
@@ -30,6 +31,10 @@ _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
 REJECTED_DIR = "_rejected"
 #: A temporary file this old has no live writer, whoever wrote it (no write of the lake takes a day).
 ORPHAN_AGE_S = 24 * 3600
+#: A write into a folder of a local lake looks for other writers' leftovers there at most this often.
+ORPHAN_SWEEP_S = 3600
+#: The hidden folder of a local lake whose markers record when each folder was last looked through.
+SWEEPS_DIR = ".orphan_sweeps"
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
 #: This process in temporary file names: `<host>~<pid>`.
 _WRITER = f"{_HOST}~{os.getpid()}"
@@ -318,19 +323,27 @@ class Lake:
         return self.claim_lock.is_held(check_segment(version, "version"), check_segment(name, "lock"))
 
     def _remove_orphan_temporaries(self, folder: str, name: str) -> None:
-        """Remove temporary files that writers which died left behind: always those of the file about to
-        be written (a path has one writer at a time); on a local lake also every other one in the folder
-        whose process on this host is gone or that is older than `ORPHAN_AGE_S` (on object storage a
-        folder listing costs a request per thousand files, so only the file's own are looked for)."""
+        """Remove temporary files that writers which died left behind. On object storage, those of the file
+        about to be written (a path has one writer at a time; a prefix listing finds them, where a folder
+        listing costs a request per thousand files). On a local lake, every one in the folder that is the
+        file's own, whose process on this host is gone, or that is older than `ORPHAN_AGE_S`, looked for
+        at most once per `ORPHAN_SWEEP_S` a folder (a marker under the lake's `.orphan_sweeps/` records
+        the last look): a folder of an index holds a file per shard, and listing it on every write made
+        each shard's writes grow with the history."""
         if not self.is_local:
             for entry in self.fs.glob(f"{folder}/.{name}.*.tmp"):
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(entry)
             return
+        now = time.time()
+        relative = folder.removeprefix(f"{self._root_path}/")  # the same marker in a copy of the lake
+        marker = f"{self._root_path}/{SWEEPS_DIR}/{hashlib.sha256(relative.encode()).hexdigest()[:24]}"
+        with contextlib.suppress(FileNotFoundError):
+            if now - os.stat(marker).st_mtime < ORPHAN_SWEEP_S:
+                return
         # One os.scandir of the folder, names compared as strings: fsspec's glob asks the size and type of
-        # every file, and pathlib's matches each name against a pattern; a key store's folder holds a file
-        # per shard, and each write looks.
-        own, now = f".{name}.", time.time()
+        # every file, and pathlib's matches each name against a pattern.
+        own = f".{name}."
         with os.scandir(folder) as entries:
             temporaries = [entry for entry in entries if entry.name[:1] == "." and entry.name[-4:] == ".tmp"]
         for entry in temporaries:
@@ -339,6 +352,10 @@ class Lake:
             with contextlib.suppress(FileNotFoundError):
                 if entry.name.startswith(own) or dead or now - entry.stat().st_mtime > ORPHAN_AGE_S:
                     os.unlink(entry.path)
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "a"):
+            pass
+        os.utime(marker, (now, now))
 
     @contextlib.contextmanager
     def _reading(self, path: str) -> Iterator[None]:

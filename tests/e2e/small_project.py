@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
+from curation_dagster.io.lake import SWEEPS_DIR
 from curation_dagster.totals import TOTALS_DIR
 
 
@@ -72,14 +73,17 @@ def materialize(project: Path, selection: str, shard: str, **extra: str) -> subp
 
 
 def lake_files(project: Path) -> dict[str, bytes]:
-    """Every file of the lake by relative path, lock files aside (they hold nothing) and the stage
-    totals' ledgers (a cache of each shard file's counts, keyed by the file's modification time and inode,
-    which differ between two lakes of the same rows)."""
+    """Every file of the lake by relative path, lock files aside (they hold nothing), the stage totals'
+    ledgers (a cache of each shard file's counts, keyed by the file's modification time and inode, which
+    differ between two lakes of the same rows) and the record of when each folder was last looked through
+    for leftovers."""
     root = project / ".curation" / "lake"
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.name.endswith(".lock") and path.parent.name != TOTALS_DIR
+        if path.is_file()
+        and not path.name.endswith(".lock")
+        and path.parent.name not in (TOTALS_DIR, SWEEPS_DIR)
     }
 
 

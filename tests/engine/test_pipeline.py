@@ -21,7 +21,7 @@ from PIL import Image
 from curation_dagster.checks import check_conservation, check_unique_ids
 from curation_dagster.errors import StageInputMissing
 from curation_dagster.faults import CRASH_AT
-from curation_dagster.io.lake import Lake
+from curation_dagster.io.lake import SWEEPS_DIR, Lake
 from curation_dagster.pipeline import run_stage
 from curation_dagster.schema import item_id
 from curation_dagster.shard_io import StageResult
@@ -386,11 +386,12 @@ def crash_stage(spec: VersionSpec, lake: Lake, landing: Path, stage: str, moment
 
 
 def lake_files(root: Path) -> dict[str, bytes]:
-    """Every file of a lake by relative path, except the lock files."""
+    """Every file of a lake by relative path, except the lock files and the record of when each folder was
+    last looked through for leftovers."""
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.name.endswith(".lock")
+        if path.is_file() and not path.name.endswith(".lock") and path.parent.name != SWEEPS_DIR
     }
 
 

@@ -21,7 +21,7 @@ import pytest
 import s3fs
 
 from curation_dagster.errors import LakeLockUnavailable, ShardNameError
-from curation_dagster.io.lake import _WRITER, ORPHAN_AGE_S, Lake, check_segment
+from curation_dagster.io.lake import _WRITER, ORPHAN_AGE_S, ORPHAN_SWEEP_S, SWEEPS_DIR, Lake, check_segment
 from tests.servers import S3Server
 
 
@@ -41,7 +41,12 @@ def memory_lake() -> Lake:
 
 
 def files_under(folder: Path) -> list[str]:
-    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    """The files under `folder` but the lake's record of when it last looked for leftovers (`.orphan_sweeps/`)."""
+    return sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and path.parent.name != SWEEPS_DIR
+    )
 
 
 # Paths -----------------------------------------------------------------------------------------------
@@ -189,6 +194,36 @@ def test_temporary_older_than_a_day_is_removed_whoever_wrote_it(lake: Lake, tmp_
     lake.write_table(lake.path("v", "raw", "s"), ids("a"))
 
     assert not old.exists()
+
+
+def test_a_folder_is_looked_through_for_leftovers_once_an_interval_not_on_every_write(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of an index holds a file per shard: listing it on every write grew with the history. After
+    one look, writes within `ORPHAN_SWEEP_S` do not list the folder (a dead writer's leftover waits); the
+    first write after it does, and removes the leftover."""
+    folder = tmp_path / "lake" / "v" / "raw"
+    lake.write_table(lake.path("v", "raw", "s0"), ids("a"))  # the folder's first look
+    orphan = folder / f".other.parquet.{_WRITER.split('~')[0]}~{_a_dead_pid()}.{'0' * 32}.tmp"
+    orphan.write_bytes(b"half a file")
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def watched(path: Any) -> Any:
+        listed.append(str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", watched)
+    for number in range(1, 4):
+        lake.write_table(lake.path("v", "raw", f"s{number}"), ids("a"))
+    assert listed == [] and orphan.exists()
+
+    (marker,) = (tmp_path / "lake" / SWEEPS_DIR).iterdir()
+    an_interval_ago = time.time() - ORPHAN_SWEEP_S - 1
+    os.utime(marker, (an_interval_ago, an_interval_ago))
+    lake.write_table(lake.path("v", "raw", "s4"), ids("a"))
+    assert listed == [str(folder)] and not orphan.exists()
+    assert files_under(tmp_path / "lake") == [f"v/raw/s{number}.parquet" for number in range(5)]
 
 
 def _a_dead_pid() -> int:

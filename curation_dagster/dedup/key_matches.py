@@ -95,6 +95,16 @@ class ProbeGroups:
         """Whether these groups are of exactly `probes`."""
         return probes is self.probes or np.array_equal(probes, self.probes)
 
+    def probes_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For `keys` (each one of `unique`), every probe of each: (the position in `keys`, the probe's
+        position in `probes`), the probes of a key in the order they were given."""
+        key = np.searchsorted(self.unique, keys)
+        counts = np.diff(np.append(self.first, len(self.probes)))[key]
+        total = int(counts.sum())
+        within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        probes = self.order[np.repeat(self.first[key], counts) + within].astype(np.int64)
+        return np.repeat(np.arange(len(keys)), counts), probes
+
 
 @dataclass
 class Found:
@@ -121,6 +131,7 @@ class Found:
         )
 
     def where(self, keep: np.ndarray) -> Found:
+        """The entries `keep` says, for the same keys searched (and probes grouped)."""
         return Found(
             self.keys[keep],
             self.sources[keep],
@@ -130,6 +141,7 @@ class Found:
             self.searched,
             self.exclude,
             self.tokens,
+            self.groups,
         )
 
     @classmethod

@@ -310,7 +310,8 @@ class KeyStore:
 
         With `prefetched` (`prefetch` of a superset of these probes, earlier, with no lock held), only
         the shards that arrived or were run again since are searched for the prefetched keys; the answer
-        is the same as without it.
+        is the same as without it, less any prefetched entries the caller dropped (`Found.where`: a media
+        index keeps only those within reach of their probes).
 
         A writer of another stage may merge tiers meanwhile (the synthesized stage reads while a deduped
         run writes): a file the manifest named that is gone or replaced by now means a newer manifest,
@@ -321,19 +322,16 @@ class KeyStore:
         groups = prefetched.groups if prefetched is not None else None
         if groups is None or not groups.holds(probes):
             groups = ProbeGroups.of(probes)
-        order, unique, first = groups.order, groups.unique, groups.first
+        unique = groups.unique
         manifest, found = self._retrying(lambda manifest: self._delta(unique, exclude, prefetched, manifest))
         if not len(found.keys):
             return _no_matches()
-        unique_probe = np.searchsorted(unique, found.keys)
         arrival_of = [manifest["shards"].get(shard, {}).get("arrival", -1) for shard in found.names]
         arrivals = np.asarray(arrival_of, dtype=np.int64)[found.sources]
         # Each unique key may stand for several probes; expand back to the caller's positions.
-        repeat = np.diff(np.append(first, len(probes)))[unique_probe]
-        probe_out = order[np.repeat(first[unique_probe], repeat) + _ranges(repeat)].astype(np.int64)
+        entry, probe_out = groups.probes_of(found.keys)
         source, rows, arrivals, payloads = (
-            np.repeat(array, repeat)
-            for array in (found.sources, found.rows.astype(np.int64), arrivals, found.payloads)
+            array[entry] for array in (found.sources, found.rows.astype(np.int64), arrivals, found.payloads)
         )
         if not ordered_by_probe:
             return Matches(probe_out, source, found.names, rows, arrivals, payloads)
@@ -550,15 +548,6 @@ def _in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     position = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
     return sorted_values[position] == values
-
-
-def _ranges(lengths: np.ndarray) -> np.ndarray:
-    """0..n-1 for each n in `lengths`, concatenated."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.arange(total) - starts
 
 
 def _no_matches() -> Matches:

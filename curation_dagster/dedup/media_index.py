@@ -104,7 +104,7 @@ class ProbeBlock:
 @dataclass
 class MediaPrefetch:
     """What `MediaIndex.prefetch` searched for, before the claim lock: the queries and, per probe block,
-    the entries found."""
+    the entries found within reach of a probe (`MediaIndex._within_reach`)."""
 
     queries: HashSet
     blocks: list[ProbeBlock]
@@ -229,8 +229,26 @@ class MediaIndex:
         if self.too_wide():
             return None
         blocks = self._probe_blocks(queries)
-        found = [self.keys.prefetch(block.probes, exclude, grouped=True) for block in blocks]
+        found = [
+            self._within_reach(block, self.keys.prefetch(block.probes, exclude, grouped=True))
+            for block in blocks
+        ]
         return MediaPrefetch(queries, blocks, found)
+
+    def _within_reach(self, block: ProbeBlock, found: Found) -> Found:
+        """The entries of `found` (prefetched for `block`) whose hash is within `max_distance` of a hash
+        that probed their key: what `near_rows` keeps of them, kept now, with no lock held. A key segment
+        meets unrelated stored hashes in proportion to how many are stored (126,571 entries at 1,000
+        shards for 100 pictures, a few thousand of them within reach), which the look-up under the claim
+        lock then no longer expands to its probes."""
+        assert found.groups is not None  # prefetched grouped
+        entry, probe = found.groups.probes_of(found.keys)
+        near = (
+            popcount(block.hashes[block.owners[probe]] ^ found.payloads[entry]) <= self.matcher.max_distance
+        )
+        keep = np.zeros(len(found.keys), dtype=bool)
+        keep[entry[near]] = True
+        return found.where(keep)
 
     def too_wide(self) -> bool:
         """Whether the distance needs more masks per segment than `MAX_BALL`."""

@@ -407,3 +407,43 @@ def index_table_ids(table: pa.Table) -> tuple[list[str], list[str | None]]:
     for item, kept in zip(ids, copies, strict=True):
         seen.setdefault(item, kept)
     return list(seen), list(seen.values())
+
+
+def test_a_prefetch_keeps_only_the_entries_within_reach_of_a_probe_of_their_key(tmp_path: Path) -> None:
+    """Stored hashes that share a key segment with a probe but are 40 bits from it meet its key and are
+    dropped before the claim lock; those within the distance stay; the look-up under the lock decides as
+    a pass over every shard does."""
+    image = ImageDedupSettings()
+    matcher = ImageMatcher(image)
+    index = MediaIndex(Lake(tmp_path / "lake"), "v", "image_hashes", matcher, "f", "i")
+    shards = image_shards(5, 2, 20, 8)
+    (first, media), (second, probe) = shards.items()
+    # Every bit but the first key segment's flipped: the same first segment, 43 bits away.
+    first_segment = [bit for bit in range(64) if index.plan.values(np.array([1 << bit], np.uint64), 0)[0]]
+    outside = np.uint64(sum(1 << bit for bit in range(64) if bit not in first_segment))
+    far = ShardMedia()
+    for item, (units, hashes) in enumerate(zip(probe.units, probe.hashes, strict=True)):
+        far.add(f"far-{item}", units, hashes ^ outside)
+    for shard, stored in ((first, media), ("far", far)):
+        index.write(
+            shard, decide(stored, matcher, Scan(index, shard), image_index_schema(image), "variant").index
+        )
+
+    prefetched = index.prefetch(probe.hash_set(), second)
+    assert prefetched is not None
+    for block, kept in zip(prefetched.blocks, prefetched.found, strict=True):
+        everything = index.keys.prefetch(block.probes, second, grouped=True)
+        entry, owner = everything.groups.probes_of(everything.keys)
+        close = popcount(block.hashes[block.owners[owner]] ^ everything.payloads[entry]) <= image.max_distance
+        reach = np.zeros(len(everything.keys), dtype=bool)
+        reach[entry[close]] = True
+        names = np.asarray(everything.names, dtype=object)
+        assert (names[everything.sources[~reach]] == "far").sum() > 0  # far hashes meet probed keys
+        expected = sorted(
+            zip(names[everything.sources[reach]].tolist(), everything.rows[reach].tolist(), strict=True)
+        )
+        kept_names = np.asarray(kept.names, dtype=object)
+        assert sorted(zip(kept_names[kept.sources].tolist(), kept.rows.tolist(), strict=True)) == expected
+    looked_up = decide(probe, matcher, index.lookup(second, prefetched), image_index_schema(image), "variant")
+    scanned = decide(probe, matcher, Scan(index, second), image_index_schema(image), "variant")
+    assert_same({second: (looked_up, scanned)})

@@ -173,6 +173,8 @@ class Found:
 #: Probes from which a key-store file with fewer entries than probes finds its entries through a
 #: `ProbeTable` of them.
 TABLE_PROBES = 65_536
+#: The most top bits of a key a `ProbeTable`'s bitmap tells apart (32 MiB).
+FILTER_MAX_BITS = 28
 #: Keys per bucket of a `ProbeTable` that `find` compares one by one; the keys of fuller buckets (keys that
 #: are not mixed, such as small test keys) are binary-searched instead.
 BUCKET_SCAN = 4
@@ -182,7 +184,9 @@ class ProbeTable:
     """Sorted unique keys and where each bucket of their top bits starts among them. Finding a key costs
     two reads of the table and a comparison or a few, where a binary search over a million probes (the
     keys of an image shard's hash balls) costs twenty reads that miss the cache. The stores' keys are
-    mixed, so a bucket holds about one key."""
+    mixed, so a bucket holds about one key. A bitmap of the keys' top bits, with about eight bits a key
+    (2 MiB for a million keys, so it stays in cache), turns away most values first: of a tier's entries
+    read whole, few are probed, and the table's reads are for those that may be."""
 
     def __init__(self, keys: np.ndarray) -> None:
         self.keys = keys
@@ -191,9 +195,21 @@ class ProbeTable:
         counts = np.bincount((keys >> self.shift).astype(np.int64), minlength=1 << bits)
         self.starts = np.zeros((1 << bits) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.starts[1:])
+        filter_bits = min(FILTER_MAX_BITS, max(3, bits + 3))
+        self.filter_shift = np.uint64(64 - filter_bits)
+        flags = np.zeros(1 << filter_bits, dtype=bool)
+        flags[(keys >> self.filter_shift).astype(np.intp)] = True
+        self.filter = np.packbits(flags, bitorder="little")
 
     def find(self, values: np.ndarray) -> np.ndarray:
         """For each of `values` (uint64), its position among the keys, or -1 when it is not one."""
+        slot = (values >> self.filter_shift).astype(np.intp)
+        maybe = np.flatnonzero((self.filter.take(slot >> 3) >> (slot & 7).astype(np.uint8)) & 1)
+        found = np.full(len(values), -1, dtype=np.int64)
+        found[maybe] = self._find(values[maybe])
+        return found
+
+    def _find(self, values: np.ndarray) -> np.ndarray:
         bucket = (values >> self.shift).astype(np.int64)
         low = self.starts[bucket]
         size = self.starts[bucket + 1] - low

@@ -408,6 +408,29 @@ def test_a_probe_table_finds_exactly_the_keys_a_binary_search_finds(keys, extra,
     assert found.tolist() == expected.tolist()
 
 
+def test_a_probe_table_turns_away_values_whose_top_bits_no_key_has_before_its_buckets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tier read whole against a million probes: most of its entries share no top bits with any probe
+    and never reach the bucket table."""
+    rng = np.random.default_rng(6)
+    unique = np.unique(rng.integers(0, 2**64 - 1, 100_000, dtype=np.uint64))
+    values = np.concatenate([rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64), unique[::100]])
+    table = ProbeTable(unique)
+    asked: list[int] = []
+    find = ProbeTable._find
+    monkeypatch.setattr(
+        ProbeTable, "_find", lambda self, wanted: asked.append(len(wanted)) or find(self, wanted)
+    )
+    planted = set(unique[::100].tolist())
+    found = table.find(values)
+    positions = np.searchsorted(unique, values)
+    assert found.tolist() == [
+        int(p) if v in planted else -1 for v, p in zip(values.tolist(), positions, strict=True)
+    ]
+    assert asked[0] < len(values) // 5  # about an eighth of absent values pass the bitmap
+
+
 def test_lookups_of_more_probes_than_a_files_entries_answer_the_same_through_a_probe_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

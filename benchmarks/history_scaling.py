@@ -12,8 +12,8 @@ anew), written through the indexes' own writers, so the stores merge their tiers
 
 Printed: the seconds of the probed shard's deduped stage added for the first time next to one earlier shard
 and next to `--history` - 1 (median of `--repeats` adds after one warm-up, each to a fresh hard-linked copy
-of the lake, all in one process), the ratio (the issue's goal: at most 1.5), the phases of each, and the
-rows removed (which must be the same in both lakes: the history holds no duplicates of the probe); then
+of the lake, all in one process, the two lakes taking turns), the ratio (the issue's goal: at most 1.5),
+the phases of each, and the rows removed (which must be the same in both lakes: the history holds no duplicates of the probe); then
 the same ratio with the merges the add triggers replaced by the history's merges shared out over its
 shards; then the same ratio for the probe run again in place (what this script timed before 2026-12-06's fifth
 session: a rerun also meets the probe's own earlier keys, merged into a tier in the large lake).
@@ -34,6 +34,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -129,24 +130,46 @@ def fill_history(lake: Lake, first: str, shards: int, seed: int) -> tuple[float,
     return time.perf_counter() - started, merging
 
 
-def timed_adds(root: Path, shard: str, repeats: int) -> tuple[float, float, dict[str, Any], int]:
-    """Median seconds of the deduped stage adding `shard` to the lake at `root` for the first time, over
-    `repeats` adds after a warm-up, each to a fresh copy of the lake made of hard links (the lake replaces
-    its files by renames and never writes into one, so the copy's writes leave `root` as it was); the
-    median of the same seconds less the add's merge phase; the last add's phases and rows removed. A rerun
-    (`timed_runs`) also meets the shard's own earlier keys."""
-    seconds, unmerged = [], []
+@dataclass
+class Adds:
+    """What `timed_adds` measured in one lake: the median seconds of the adds, the median without their
+    merge phase, the last add's phases and rows removed."""
+
+    seconds: float
+    unmerged: float
+    phases: dict[str, Any]
+    removed: int
+
+
+def timed_adds(roots: list[Path], shard: str, repeats: int) -> list[Adds]:
+    """The deduped stage adding `shard` for the first time to each lake of `roots`, `repeats` times after
+    a warm-up, each to a fresh copy of the lake made of hard links (the lake replaces its files by renames
+    and never writes into one, so the copy's writes leave the lake as it was). The lakes take turns, so a
+    machine that slows down for a while slows each about alike. A rerun (`timed_runs`) also meets the
+    shard's own earlier keys."""
+    seconds: list[list[float]] = [[] for _ in roots]
+    unmerged: list[list[float]] = [[] for _ in roots]
+    last: list[Any] = [None for _ in roots]
     for attempt in range(repeats + 1):
-        copy = root.with_name(f"{root.name}-add{attempt}")
-        shutil.copytree(root, copy, copy_function=os.link)
-        started = time.perf_counter()
-        result = run_stage(SPEC, Lake(copy), "deduped", shard)
-        if attempt:  # the first is the warm-up
-            seconds.append(time.perf_counter() - started)
-            unmerged.append(seconds[-1] - result.extra["phases"]["merge"]["seconds"])
-        shutil.rmtree(copy)
-    phases = result.extra["phases"]
-    return statistics.median(seconds), statistics.median(unmerged), phases, result.rows_rejected
+        for number, root in enumerate(roots):
+            copy = root.with_name(f"{root.name}-add{attempt}")
+            shutil.copytree(root, copy, copy_function=os.link)
+            started = time.perf_counter()
+            last[number] = run_stage(SPEC, Lake(copy), "deduped", shard)
+            if attempt:  # the first is the warm-up
+                seconds[number].append(time.perf_counter() - started)
+                merge = last[number].extra["phases"]["merge"]["seconds"]
+                unmerged[number].append(seconds[number][-1] - merge)
+            shutil.rmtree(copy)
+    return [
+        Adds(
+            statistics.median(seconds[number]),
+            statistics.median(unmerged[number]),
+            last[number].extra["phases"],
+            last[number].rows_rejected,
+        )
+        for number in range(len(roots))
+    ]
 
 
 def timed_runs(lake: Lake, shard: str, repeats: int) -> tuple[float, dict[str, Any], int]:
@@ -200,8 +223,19 @@ def main() -> None:
             f"history: {args.history - 2} shards added in {built:.0f} s, {merging:.1f} s of it merging tiers; "
             "keys per store: " + ", ".join(f"{name} {count:,}" for name, count in keys.items())
         )
-        one, one_own, one_phases, one_removed = timed_adds(small_root, "probe.tar", args.repeats)
-        many, many_own, many_phases, many_removed = timed_adds(large_root, "probe.tar", args.repeats)
+        small_adds, large_adds = timed_adds([small_root, large_root], "probe.tar", args.repeats)
+        one, one_own, one_phases, one_removed = (
+            small_adds.seconds,
+            small_adds.unmerged,
+            small_adds.phases,
+            small_adds.removed,
+        )
+        many, many_own, many_phases, many_removed = (
+            large_adds.seconds,
+            large_adds.unmerged,
+            large_adds.phases,
+            large_adds.removed,
+        )
         again = {
             name: timed_runs(lake, "probe.tar", args.repeats)[0]
             for name, lake in (("one", small), ("many", large))

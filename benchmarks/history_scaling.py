@@ -13,9 +13,9 @@ anew), written through the indexes' own writers, so the stores merge their tiers
 Printed: the seconds of the probed shard's deduped stage added for the first time next to one earlier shard
 and next to `--history` - 1 (median of `--repeats` adds after one warm-up, each to a fresh hard-linked copy
 of the lake, all in one process, the two lakes taking turns), the ratio (the issue's goal: at most 1.5),
-the phases of each, and the rows removed (which must be the same in both lakes: the history holds no duplicates of the probe); then
-the same ratio with the merges the add triggers replaced by the history's merges shared out over its
-shards; then the same ratio for the probe run again in place (what this script timed before 2026-12-06's fifth
+the phases of each, and the rows removed (which must be the same in both lakes: the history holds no
+duplicates of the probe); then the same ratio with the merges the add triggers replaced by the history's
+merges shared out over its shards; then the same ratio for the probe run again in place (what this script timed before 2026-12-06's fifth
 session: a rerun also meets the probe's own earlier keys, merged into a tier in the large lake).
 
     python benchmarks/history_scaling.py                         # 1,000 shards of 1,000 documents and 100 images

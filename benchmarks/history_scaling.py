@@ -12,11 +12,13 @@ anew), written through the indexes' own writers, so the stores merge their tiers
 
 Printed: the seconds of the probed shard's deduped stage added for the first time next to one earlier shard
 and next to `--history` - 1 (median of `--repeats` adds after one warm-up, each to a fresh hard-linked copy
-of the lake, all in one process, the two lakes taking turns), the ratio (the issue's goal: at most 1.5),
-the phases of each, and the rows removed (which must be the same in both lakes: the history holds no
-duplicates of the probe); then the same ratio with the merges the add triggers replaced by the history's
-merges shared out over its shards; then the same ratio for the probe run again in place (what this script timed before 2026-12-06's fifth
-session: a rerun also meets the probe's own earlier keys, merged into a tier in the large lake).
+of the lake, each in a process of its own as a Dagster step runs, or all in this one with `--in-process`,
+the two lakes taking turns), the ratio (the issue's goal: at most 1.5), the phases of each, and the rows
+removed (which must be the same in both lakes: the history holds no duplicates of the probe); then the same
+ratio with the merges the add triggers replaced by the history's merges shared out over its shards; then
+the same ratio for the probe run again in place, in this process (what this script timed before
+2026-12-06's fifth session: a rerun also meets the probe's own earlier keys, merged into a tier in the
+large lake).
 
     python benchmarks/history_scaling.py                         # 1,000 shards of 1,000 documents and 100 images
     python benchmarks/history_scaling.py --history 200 --documents 500 --images 50
@@ -25,11 +27,13 @@ session: a rerun also meets the probe's own earlier keys, merged into a tier in 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -141,35 +145,64 @@ class Adds:
     removed: int
 
 
-def timed_adds(roots: list[Path], shard: str, repeats: int) -> list[Adds]:
+def timed_adds(roots: list[Path], shard: str, repeats: int, in_process: bool = False) -> list[Adds]:
     """The deduped stage adding `shard` for the first time to each lake of `roots`, `repeats` times after
     a warm-up, each to a fresh copy of the lake made of hard links (the lake replaces its files by renames
-    and never writes into one, so the copy's writes leave the lake as it was). The lakes take turns, so a
-    machine that slows down for a while slows each about alike. A rerun (`timed_runs`) also meets the
+    and never writes into one, so the copy's writes leave the lake as it was) and in a process of its own,
+    as a Dagster step runs: its memory, memory maps and parsed manifests start cold, where adds timed one
+    after another in one process reuse the memory the last one freed. The lakes take turns, so a machine
+    that slows down for a while slows each about alike. `in_process` times them all in this process
+    instead (each add then finds the memory the last one freed). A rerun (`timed_runs`) also meets the
     shard's own earlier keys."""
     seconds: list[list[float]] = [[] for _ in roots]
     unmerged: list[list[float]] = [[] for _ in roots]
-    last: list[Any] = [None for _ in roots]
+    last: list[dict[str, Any]] = [{} for _ in roots]
     for attempt in range(repeats + 1):
         for number, root in enumerate(roots):
             copy = root.with_name(f"{root.name}-add{attempt}")
             shutil.copytree(root, copy, copy_function=os.link)
-            started = time.perf_counter()
-            last[number] = run_stage(SPEC, Lake(copy), "deduped", shard)
-            if attempt:  # the first is the warm-up
-                seconds[number].append(time.perf_counter() - started)
-                merge = last[number].extra["phases"]["merge"]["seconds"]
-                unmerged[number].append(seconds[number][-1] - merge)
-            shutil.rmtree(copy)
+            try:
+                if in_process:
+                    output = io.StringIO()
+                    with contextlib.redirect_stdout(output):
+                        one_add(str(copy), shard, warm_up=False)
+                    printed = output.getvalue()
+                else:
+                    command = [sys.executable, __file__, "--add", str(copy), shard]
+                    printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            finally:
+                shutil.rmtree(copy)
+            last[number] = json.loads(printed.splitlines()[-1])
+            if attempt:  # the first is the warm-up (the lake's files into the page cache)
+                seconds[number].append(last[number]["seconds"])
+                unmerged[number].append(last[number]["seconds"] - last[number]["phases"]["merge"]["seconds"])
     return [
         Adds(
             statistics.median(seconds[number]),
             statistics.median(unmerged[number]),
-            last[number].extra["phases"],
-            last[number].rows_rejected,
+            last[number]["phases"],
+            last[number]["removed"],
         )
         for number in range(len(roots))
     ]
+
+
+def one_add(root: str, shard: str, warm_up: bool = True) -> None:
+    """Print, as a JSON line, the seconds of the deduped stage of `shard` on the lake at `root`, its phases
+    and the rows it removed (what `timed_adds` runs in a process of its own). With `warm_up`, a tiny shard
+    goes through the raw and deduped stages first, in a lake of its own, so that what a process does once
+    (imports, first calls) is not timed, while the memory the add needs is still fresh to it."""
+    if warm_up:
+        with tempfile.TemporaryDirectory() as scratch:
+            tiny = Path(scratch) / "tiny.tar"
+            texts = [f"A few words to warm up with, number {number}, " * 20 for number in range(20)]
+            write_tar(tiny, texts, photo_pieces(8, 1))
+            for stage in ("raw", "deduped"):
+                run_stage(SPEC, Lake(Path(scratch) / "lake"), stage, "tiny.tar", tiny)
+    started = time.perf_counter()
+    result = run_stage(SPEC, Lake(root), "deduped", shard)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "phases": result.extra["phases"], "removed": result.rows_rejected}))
 
 
 def timed_runs(lake: Lake, shard: str, repeats: int) -> tuple[float, dict[str, Any], int]:
@@ -193,7 +226,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100, help="pictures per shard")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="time the adds in this process, one after another, not each in a process of its own",
+    )
+    parser.add_argument("--add", nargs=2, metavar=("LAKE", "SHARD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.add:
+        one_add(*args.add)
+        return
     corpus = CorpusBuilder(args.seed).corpus(2 * args.documents, 0.2, 0.05)
     pictures = photo_pieces(args.images, args.seed)
     copies = [_jpeg(Image.open(io.BytesIO(data)), 60) for data in pictures[: args.images // 4]]
@@ -223,7 +265,9 @@ def main() -> None:
             f"history: {args.history - 2} shards added in {built:.0f} s, {merging:.1f} s of it merging tiers; "
             "keys per store: " + ", ".join(f"{name} {count:,}" for name, count in keys.items())
         )
-        small_adds, large_adds = timed_adds([small_root, large_root], "probe.tar", args.repeats)
+        small_adds, large_adds = timed_adds(
+            [small_root, large_root], "probe.tar", args.repeats, args.in_process
+        )
         one, one_own, one_phases, one_removed = (
             small_adds.seconds,
             small_adds.unmerged,

@@ -73,7 +73,8 @@ class MergeInput:
         slices = int(self.file.metadata.get(KEY_SLICES, b"0"))
         if slices != self.file.batch_count:
             if self._whole is None:
-                self._whole = _chunks([self.file.batch(index) for index in range(self.file.batch_count)])
+                read = [_columns(self.file.batch(index)) for index in range(self.file.batch_count)]
+                self._whole = [chunk for chunk in read if len(chunk["key"])]
             return self._whole
         starts = slice_starts(slices)
         first = int(np.searchsorted(starts, np.uint64(low), side="right")) - 1
@@ -83,8 +84,7 @@ class MergeInput:
             if self._kept is not None and self._kept[0] == index:
                 chunk = self._kept[1]
             else:
-                batch = self.file.batch(index)
-                chunk = {name: batch.column(name).to_numpy() for name in batch.schema.names}
+                chunk = _columns(self.file.batch(index))
             read.append(chunk)
         self._kept = (last - 1, read[-1]) if read else None
         return [chunk for chunk in read if len(chunk["key"])]
@@ -263,11 +263,7 @@ def merge_order(keys: np.ndarray, arrivals: np.ndarray, rows: np.ndarray) -> np.
     return ties_sorted(keys, np.argsort(keys, kind="stable"), (arrivals, rows))
 
 
-def _chunks(batches: list[pa.RecordBatch]) -> list[dict[str, np.ndarray]]:
-    """A store file's record batches (key ranges in ascending order, each sorted) as numpy views of the
-    (memory-mapped) buffers, not copies; empty batches left out."""
-    return [
-        {name: batch.column(name).to_numpy() for name in batch.schema.names}
-        for batch in batches
-        if batch.num_rows
-    ]
+def _columns(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+    """A store file's record batch (a key slice, sorted) as numpy views of its (memory-mapped) buffers, not
+    copies."""
+    return {name: batch.column(name).to_numpy() for name in batch.schema.names}

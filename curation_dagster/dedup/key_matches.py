@@ -184,9 +184,9 @@ class ProbeTable:
     """Sorted unique keys and where each bucket of their top bits starts among them. Finding a key costs
     two reads of the table and a comparison or a few, where a binary search over a million probes (the
     keys of an image shard's hash balls) costs twenty reads that miss the cache. The stores' keys are
-    mixed, so a bucket holds about one key. A bitmap of the keys' top bits, with about eight bits a key
-    (2 MiB for a million keys, so it stays in cache), turns away most values first: of a tier's entries
-    read whole, few are probed, and the table's reads are for those that may be."""
+    mixed, so a bucket holds about one key. A bitmap of the keys' top bits, 8 to 16 bits a key (2 MiB for
+    a million keys, so it stays in cache), turns away most values first: of a tier's entries read whole,
+    few are probed, and the table's reads are for those that may be."""
 
     def __init__(self, keys: np.ndarray) -> None:
         self.keys = keys

@@ -149,11 +149,10 @@ def timed_adds(roots: list[Path], shard: str, repeats: int, in_process: bool = F
     """The deduped stage adding `shard` for the first time to each lake of `roots`, `repeats` times after
     a warm-up, each to a fresh copy of the lake made of hard links (the lake replaces its files by renames
     and never writes into one, so the copy's writes leave the lake as it was) and in a process of its own,
-    as a Dagster step runs: its memory, memory maps and parsed manifests start cold, where adds timed one
-    after another in one process reuse the memory the last one freed. The lakes take turns, so a machine
-    that slows down for a while slows each about alike. `in_process` times them all in this process
-    instead (each add then finds the memory the last one freed). A rerun (`timed_runs`) also meets the
-    shard's own earlier keys."""
+    as a Dagster step runs: its memory, memory maps and parsed manifests start cold. `in_process` times them
+    all in this process instead, where each add reuses the memory the last one freed. The lakes take
+    turns, so a machine that slows down for a while slows each about alike. A rerun (`timed_runs`) also
+    meets the shard's own earlier keys."""
     seconds: list[list[float]] = [[] for _ in roots]
     unmerged: list[list[float]] = [[] for _ in roots]
     last: list[dict[str, Any]] = [{} for _ in roots]

@@ -411,8 +411,8 @@ def test_a_probe_table_finds_exactly_the_keys_a_binary_search_finds(keys, extra,
 def test_a_probe_table_turns_away_values_whose_top_bits_no_key_has_before_its_buckets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A tier read whole against a million probes: most of its entries share no top bits with any probe
-    and never reach the bucket table."""
+    """A tier read whole against many probes: most of its entries share no top bits with any probe and
+    never reach the bucket table."""
     rng = np.random.default_rng(6)
     unique = np.unique(rng.integers(0, 2**64 - 1, 100_000, dtype=np.uint64))
     values = np.concatenate([rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64), unique[::100]])

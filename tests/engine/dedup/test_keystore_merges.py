@@ -380,8 +380,8 @@ def test_a_merge_reads_each_input_a_key_range_at_a_time_and_each_batch_once(
 
 
 def test_a_run_written_before_key_slices_is_merged_whole_and_answers_the_same(tmp_path: Path) -> None:
-    """A run whose batches are not key slices (a store written before them): every range of the merge
-    searches all of its batches, read once."""
+    """A run whose batches are not key slices (a store written before them) is read whole and merges into
+    a tier that answers as a search of the runs does."""
     keys = store(tmp_path)
     shards = {f"s{number}": shard_keys(number, 60) for number in range(2)}
     for shard, values in shards.items():

@@ -410,7 +410,7 @@ def index_table_ids(table: pa.Table) -> tuple[list[str], list[str | None]]:
 
 
 def test_a_prefetch_keeps_only_the_entries_within_reach_of_a_probe_of_their_key(tmp_path: Path) -> None:
-    """Stored hashes that share a key segment with a probe but are 40 bits from it meet its key and are
+    """Stored hashes that share a key segment with a probe but are 43 bits from it meet its key and are
     dropped before the claim lock; those within the distance stay; the look-up under the lock decides as
     a pass over every shard does."""
     image = ImageDedupSettings()

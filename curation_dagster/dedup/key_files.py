@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,14 +212,19 @@ def write_merged(
     written = 0
     # The filter is committed before the tier (contexts close in reverse): a tier names only a filter that
     # exists.
+    ranges = [
+        (starts[first], starts[min(first + per_range, slices)]) for first in range(0, slices, per_range)
+    ]
     with (
         lake.atomic_file(path) as handle,
         pa.ipc.new_file(handle, schema) as writer,
         bloom_writer(lake, f"{folder}/{bloom_name}", slices, words) as bloom,
     ):
-        for first in range(0, slices, per_range):
+        for first, (low, high), read in zip(
+            range(0, slices, per_range), ranges, _ranges_read(lake, inputs, ranges), strict=True
+        ):
             last = min(first + per_range, slices)
-            merged = _merged_range(inputs, arrival, starts[first], starts[last], payload)
+            merged = _merged_range(inputs, read, arrival, low, high, payload)
             keys = merged["key"]
             for part in slice_bounds(keys, np.array(starts[first + 1 : last], dtype=np.uint64)):
                 batch = {column: values[part] for column, values in merged.items()}
@@ -228,14 +234,44 @@ def write_merged(
     return written
 
 
+def _ranges_read(
+    lake: Lake, inputs: Sequence[MergeInput], ranges: list[tuple[int, int]]
+) -> Iterator[list[list[dict[str, np.ndarray]]]]:
+    """For each key range in turn, each input's record batches that meet it (`MergeInput.chunks`). On a
+    remote lake, where each batch is a request or two of 10-50 ms, the inputs are read at once, one thread
+    each, and the next range is read while the caller merges this one (so memory holds two ranges' inputs);
+    a local lake's batches are memory-mapped and read in turn."""
+    if lake.is_local:
+        for low, high in ranges:
+            yield [entry.chunks(low, high) for entry in inputs]
+        return
+    with ThreadPoolExecutor(max_workers=max(1, len(inputs)), thread_name_prefix="merge-read") as pool:
+
+        def submit(low: int, high: int) -> list[Future[list[dict[str, np.ndarray]]]]:
+            return [pool.submit(entry.chunks, low, high) for entry in inputs]
+
+        pending = submit(*ranges[0]) if ranges else []
+        for number in range(len(ranges)):
+            read = [future.result() for future in pending]
+            if number + 1 < len(ranges):  # each input's next read follows its last (`chunks` keeps a batch)
+                pending = submit(*ranges[number + 1])
+            yield read
+
+
 def _merged_range(
-    inputs: Sequence[MergeInput], arrival: np.ndarray, low: int, high: int, payload: bool
+    inputs: Sequence[MergeInput],
+    read: list[list[dict[str, np.ndarray]]],
+    arrival: np.ndarray,
+    low: int,
+    high: int,
+    payload: bool,
 ) -> dict[str, np.ndarray]:
-    """The entries (columns by name) of the merge's inputs with keys in `[low, high)` that still answer,
-    with their sources renumbered, sorted by key, then arrival, then row."""
+    """The entries (columns by name) of the merge's inputs with keys in `[low, high)` that still answer
+    (`read`: each input's record batches that meet the range), with their sources renumbered, sorted by
+    key, then arrival, then row."""
     parts: dict[str, list[np.ndarray]] = {"key": [], "source": [], "row": [], "payload": []}
-    for entry in inputs:
-        for chunk in entry.chunks(low, high):
+    for entry, chunks in zip(inputs, read, strict=True):
+        for chunk in chunks:
             chunk_keys = chunk["key"]
             start = int(np.searchsorted(chunk_keys, np.uint64(low)))
             stop = len(chunk_keys) if high >> 64 else int(np.searchsorted(chunk_keys, np.uint64(high)))

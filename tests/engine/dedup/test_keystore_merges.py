@@ -334,8 +334,8 @@ def test_a_merge_reads_each_input_a_key_range_at_a_time_and_each_batch_once(
 ) -> None:
     """On a remote lake (where a batch read is a ranged request into memory), merging runs of 40 and 30 key
     slices into a tier of 70 slices in 18 ranges (slices that straddle ranges): each range reads only the
-    input batches whose key slice meets it, no batch is read twice, and the inputs' bytes are read about
-    once; the tier answers as a search does."""
+    input batches whose key slice meets it, no batch is read twice, the inputs' bytes are read about once,
+    and the inputs are read at once, not one after another; the tier answers as a search does."""
     monkeypatch.setattr("curation_dagster.dedup.key_files.BATCH_KEYS", 500)
     monkeypatch.setattr("curation_dagster.dedup.key_files.MERGE_RANGE_KEYS", 2_000)  # 4 slices a range
     lake = counting_lake()
@@ -350,30 +350,38 @@ def test_a_merge_reads_each_input_a_key_range_at_a_time_and_each_batch_once(
         keys.put(shard, values, np.arange(len(values)), merge=False)
     runs = [keys._run_path(shard) for shard in shards]
     run_bytes = sum(lake.fs.size(path) for path in runs)
-    ranges: list[tuple[int, int]] = []
-    reads: list[tuple[int, int, int, int]] = []  # (range, file, batch, slices of the file)
-    merged_range, batch = key_files._merged_range, ArrowFile.batch
+    reads: list[tuple[tuple[int, int], int, int, int]] = []  # (range, file, batch, slices of the file)
+    asked = threading.local()
+    in_flight, most = [0], [0]
+    guard = threading.Lock()
+    chunks, batch = key_files.MergeInput.chunks, ArrowFile.batch
 
-    def watched_range(inputs: Any, arrival: Any, low: int, high: int, payload: bool) -> Any:
-        ranges.append((low, high))
-        return merged_range(inputs, arrival, low, high, payload)
+    def watched_chunks(entry: Any, low: int, high: int) -> Any:
+        asked.range = (low, high)
+        return chunks(entry, low, high)
 
     def watched_batch(file: ArrowFile, index: int) -> Any:
-        reads.append((len(ranges) - 1, id(file), index, int(file.metadata[KEY_SLICES])))
+        with guard:
+            reads.append((asked.range, id(file), index, int(file.metadata[KEY_SLICES])))
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.005)  # a request's round trip
+        with guard:
+            in_flight[0] -= 1
         return batch(file, index)
 
-    monkeypatch.setattr(key_files, "_merged_range", watched_range)
+    monkeypatch.setattr(key_files.MergeInput, "chunks", watched_chunks)
     monkeypatch.setattr(ArrowFile, "batch", watched_batch)
     lake.fs.bytes_read = 0
     assert keys.compact() == 1
     monkeypatch.undo()
 
-    assert len(ranges) == 18
+    assert len({read[0] for read in reads}) == 18
     assert len({(file, index) for _, file, index, _ in reads}) == len(reads) == 70
-    for number, _, index, slices in reads:
+    for (low, high), _, index, slices in reads:
         starts = [*slice_starts(slices).tolist(), 1 << 64]
-        low, high = ranges[number]
         assert starts[index] < high and starts[index + 1] > low  # the batch's key slice meets the range
+    assert most[0] >= 2  # the two runs were read at the same time
     assert run_bytes * 0.9 < lake.fs.bytes_read < run_bytes * 1.2
     probes = np.concatenate([shards["s0"][:50], shards["s1"][-5:], np.array([12345], dtype=np.uint64)])
     assert answer(keys.lookup(probes)) == brute_force(shards, list(shards), probes, None)

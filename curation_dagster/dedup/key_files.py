@@ -210,21 +210,18 @@ def write_merged(
     schema = file_schema(shards, slices, payload, bloom_name)
     words = words_per_slice(total, slices)
     written = 0
+    firsts = range(0, slices, per_range)
+    ranges = [(starts[first], starts[min(first + per_range, slices)]) for first in firsts]
     # The filter is committed before the tier (contexts close in reverse): a tier names only a filter that
     # exists.
-    ranges = [
-        (starts[first], starts[min(first + per_range, slices)]) for first in range(0, slices, per_range)
-    ]
     with (
         lake.atomic_file(path) as handle,
         pa.ipc.new_file(handle, schema) as writer,
         bloom_writer(lake, f"{folder}/{bloom_name}", slices, words) as bloom,
     ):
-        for first, (low, high), read in zip(
-            range(0, slices, per_range), ranges, _ranges_read(lake, inputs, ranges), strict=True
-        ):
+        for first, read in zip(firsts, _ranges_read(lake, inputs, ranges), strict=True):
             last = min(first + per_range, slices)
-            merged = _merged_range(inputs, read, arrival, low, high, payload)
+            merged = _merged_range(inputs, read, arrival, starts[first], starts[last], payload)
             keys = merged["key"]
             for part in slice_bounds(keys, np.array(starts[first + 1 : last], dtype=np.uint64)):
                 batch = {column: values[part] for column, values in merged.items()}

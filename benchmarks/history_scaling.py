@@ -261,8 +261,8 @@ def main() -> None:
             name: sum(entry["keys"] for entry in store["shards"].values()) for name, store in stores.items()
         }
         print(
-            f"history: {args.history - 2} shards added in {built:.0f} s, {merging:.1f} s of it merging tiers; "
-            "keys per store: " + ", ".join(f"{name} {count:,}" for name, count in keys.items())
+            f"history: {args.history - 2} shards added in {built:.0f} s, {merging:.1f} s of it merging "
+            "tiers; keys per store: " + ", ".join(f"{name} {count:,}" for name, count in keys.items())
         )
         small_adds, large_adds = timed_adds(
             [small_root, large_root], "probe.tar", args.repeats, args.in_process

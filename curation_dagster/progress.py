@@ -106,8 +106,9 @@ def tracked(batches: Iterable[Batch], label: str, total: int = 0) -> Iterator[Ba
 
 class PhaseClock:
     """When each phase of a step ended, in wall-clock time: compute (no lock), wait (for a claim lock),
-    claim (under it), output, merge (of the key stores' tiers, with no lock held but to add each). `table()` gives each phase's start, end and seconds, so runs of several
-    shards can be laid side by side (did their compute phases overlap? what share was the claim?)."""
+    claim (under it), output, merge (of the key stores' tiers, with no lock held but to add each).
+    `table()` gives each phase's start, end and seconds, so runs of several shards can be laid side by side
+    (did their compute phases overlap? what share was the claim?)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock

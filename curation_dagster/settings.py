@@ -94,8 +94,8 @@ def _size_setting(name: str, default: int, least: int) -> int:
     size = int(match.group(1)) * _BYTE_UNITS[(match.group(2) or "").lower()] if match else -1
     if size < least:
         raise SettingError(
-            f"{name}={configured!r} is not a size: give a {'positive' if least else 'whole'} number of bytes, "
-            "optionally with KiB, MiB or GiB (e.g. 268435456 or 256MiB)"
+            f"{name}={configured!r} is not a size: give a {'positive' if least else 'whole'} number of "
+            "bytes, optionally with KiB, MiB or GiB (e.g. 268435456 or 256MiB)"
         )
     return size
 

@@ -41,7 +41,8 @@ def memory_lake() -> Lake:
 
 
 def files_under(folder: Path) -> list[str]:
-    """The files under `folder` but the lake's record of when it last looked for leftovers (`.orphan_sweeps/`)."""
+    """The files under `folder` but the lake's record of when it last looked for leftovers
+    (`.orphan_sweeps/`)."""
     return sorted(
         path.relative_to(folder).as_posix()
         for path in folder.rglob("*")

@@ -8,9 +8,12 @@ compressed by the `gzip` module at level 6 or by zstandard at level 3 (its defau
 - decompressing the whole file with `compressed_stream` (what a part does before its own lines) against
   the codec's own reader (`gzip.open`, `zstandard`'s `stream_reader`), MB of output per second;
 - the raw stage (in this process) over the whole file, then over each part of `--bound-mib` compressed
-  MiB: each part's seconds, the longest, and the sum against the whole (the price of decompressing every
-  part's prefix: part i decompresses i bounds before its own);
-- whether the parts' rows are the whole file's (ids aside, which name the part).
+  MiB, each part from the start of the file (the price of decompressing every part's prefix: part i
+  decompresses i bounds before its own) and, for gzip, entering the stream at its resume point
+  (`gzip_resume`; the first later part makes the points of all): each part's seconds, the longest, and
+  the sum against the whole;
+- whether the parts' rows are the whole file's, each way;
+- for gzip, the pass that makes the resume points alone, in MB of text per second.
 
     python benchmarks/gzip_parts.py                      # 256 MB of text, parts of 16 MiB compressed
     python benchmarks/gzip_parts.py --megabytes 64 --bound-mib 4
@@ -37,7 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from text_recipe import write_shard
 
+from curation_dagster.io import stage
 from curation_dagster.io.compressed_stream import GZIP, ZSTD, open_compressed_stream
+from curation_dagster.io.gzip_resume import build_points
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_partitions
 from curation_dagster.pipeline import run_stage
@@ -110,22 +115,59 @@ def main() -> None:
         whole = time.perf_counter() - started
         print(f"raw stage, whole file: {whole:.1f} s")
         bound = int(args.bound_mib * 2**20)
-        seconds, found = [], []
+        found_whole = sorted(uris(lake, source.name))
+        ways = [("from the start", False)] + (
+            [("entering at resume points", True)] if args.codec == "gzip" else []
+        )
+        for label, resume in ways:
+            found: list[str] = []
+            seconds = time_parts(lake, landing, source, bound, resume, found)
+            print(
+                f"raw stage, {len(seconds)} parts of {args.bound_mib:g} MiB compressed, {label}: "
+                f"{sum(seconds):.1f} s in all ({sum(seconds) / whole:.2f}x the whole file), longest part "
+                f"{max(seconds):.1f} s ({max(seconds) / whole:.2f}x)"
+            )
+            same = sorted(found) == found_whole
+            print(f"  parts' rows are the whole file's: {same}")
+            if not same:
+                raise SystemExit(1)
+        if args.codec == "gzip":
+            started = time.perf_counter()
+            starts = [
+                part.start for shard in discover_partitions(landing, bound).values() if (part := shard.part)
+            ]
+            points = build_points(source, starts[1:])
+            made = time.perf_counter() - started
+            print(
+                f"making the {len(points)} resume points alone: {made:.2f} s, one pass to the last part's "
+                "start "
+                f"({megabytes * (starts[-1] / os.path.getsize(source)) / made:.0f} MB/s of text)"
+            )
+
+
+def time_parts(
+    lake: Lake, landing: Path, source: Path, bound: int, resume: bool, found: list[str]
+) -> list[float]:
+    """Each part's seconds through the raw stage, its rows' uris added to `found`; without `resume`, every
+    part decompresses from the start of the file (as before resume points), with it the first later part
+    makes the points (in its time) and every later part enters at its own."""
+    seconds = []
+    original = stage.resume_part
+    for old in lake.fs.glob(f"{lake.root}/_landing/resume/*/*.points"):
+        lake.remove(old)
+    if not resume:
+        stage.resume_part = lambda lake, source, shard, part: part  # type: ignore[assignment]
+    try:
         for key, shard in discover_partitions(landing, bound).items():
             started = time.perf_counter()
             run_stage(SPEC, lake, "raw", key, source, part=shard.part)
             seconds.append(time.perf_counter() - started)
-            found += uris(lake, key)
-            print(f"  {key}: {seconds[-1]:.1f} s, {len(uris(lake, key)):,} rows")
-        print(
-            f"raw stage, {len(seconds)} parts of {args.bound_mib:g} MiB compressed: {sum(seconds):.1f} s in all "
-            f"({sum(seconds) / whole:.2f}x the whole file), longest part {max(seconds):.1f} s "
-            f"({max(seconds) / whole:.2f}x)"
-        )
-        same = sorted(found) == sorted(uris(lake, source.name))
-        print(f"parts' rows are the whole file's: {same}")
-        if not same:
-            raise SystemExit(1)
+            rows = uris(lake, key)
+            found += rows
+            print(f"  {key}: {seconds[-1]:.1f} s, {len(rows):,} rows")
+    finally:
+        stage.resume_part = original  # type: ignore[assignment]
+    return seconds
 
 
 if __name__ == "__main__":

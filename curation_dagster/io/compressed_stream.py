@@ -5,10 +5,11 @@ Lines file or tar can be split by its compressed size like a plain file by its s
 The decompressor is fed `FEED_BYTES` of the file at a time; every byte one feed produces has that feed's
 offset in the file as its origin. The feeds are the same whoever reads the file, so the origin of each
 byte, and with it the part each line belongs to, is the same in every part and in a whole read.
-A compressed stream cannot be entered in the middle: a part decompresses everything before it (at C
-speed, parsing nothing) and reads only its own lines or samples. A feed is decompressed a bounded piece at
-a time as the reader asks (`OUTPUT_BYTES`, `ZSTD_SLICE_BYTES`), never whole: a few kilobytes of bzip2 or
-zstandard can stand for gigabytes.
+A compressed stream cannot be entered just anywhere: a part decompresses everything before it (at C
+speed, parsing nothing) and reads only its own lines or samples, or, for a gzip JSON Lines file, starts
+at the resume point made for it in one pass over the file (`gzip_resume`). A feed is decompressed a
+bounded piece at a time as the reader asks (`OUTPUT_BYTES`, `ZSTD_SLICE_BYTES`), never whole: a few
+kilobytes of bzip2 or zstandard can stand for gigabytes.
 
 Members (gzip), streams (bzip2, xz) or frames (zstandard, skippable frames included) follow one another,
 as `pigz`, `pbzip2`, `xz -T` and `zstd -T` write them; zero bytes between or after gzip members and xz
@@ -31,7 +32,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, NoReturn
 
 import zstandard
 
+from curation_dagster.io import inflate
+
 if TYPE_CHECKING:  # shard_parts reads the codecs from here
+    from curation_dagster.io.gzip_resume import PointRecorder, ResumePoint
     from curation_dagster.io.shard_parts import ShardPart
 
 #: Compressed bytes fed to the decompressor at a time: a byte's origin is a multiple of it.
@@ -96,11 +100,25 @@ def codec_of(head: bytes) -> Codec | None:
 
 class CompressedStream(io.RawIOBase):
     """The decompressed bytes of a file compressed by `codec`, and for each the offset of the compressed
-    feed it came from (`origin`)."""
+    feed it came from (`origin`).
 
-    def __init__(self, file: BinaryIO, codec: Codec = GZIP, feed_bytes: int | None = None) -> None:
+    A gzip stream may start at a `resume` point (`gzip_resume`): the bytes from there on come out with the
+    offsets and origins of a read from the start. A `recorder` is told where gzip members and their deflate
+    blocks start and end, to make such points."""
+
+    def __init__(
+        self,
+        file: BinaryIO,
+        codec: Codec = GZIP,
+        feed_bytes: int | None = None,
+        *,
+        recorder: PointRecorder | None = None,
+        resume: ResumePoint | None = None,
+    ) -> None:
         super().__init__()
         self._file, self._codec, self._feed_bytes = file, codec, feed_bytes or FEED_BYTES
+        self._recorder = recorder if codec is GZIP else None
+        self._buffer: Any = None  # what inflaters called through `inflate` write into
         self._decompressor: Any = None
         self._pending = memoryview(b"")  # decompressed, not yet read
         self._fed = 0  # compressed bytes read from the file so far
@@ -112,10 +130,35 @@ class CompressedStream(io.RawIOBase):
         self._ended = False
         #: The offset of the feed in which the stream failed to decode, once it has.
         self.failed_at: int | None = None
+        if resume is not None:
+            self._resume(resume)
 
     @property
     def feed_bytes(self) -> int:
         return self._feed_bytes
+
+    @property
+    def produced(self) -> int:
+        """Decompressed bytes so far, counted from the start of the file."""
+        return self._produced
+
+    @property
+    def feed_span(self) -> tuple[int, int]:
+        """Where the feed being decompressed starts and where the next one will."""
+        return self._input_at, self._fed
+
+    def _resume(self, point: ResumePoint) -> None:
+        """Start at `point`: the rest of its feed, its member entered or about to start."""
+        self._file.seek(point.at)
+        self._input, self._input_at = self._file.read(point.feed_end - point.at), point.feed_at
+        self._fed, self._produced = point.feed_end, point.produced
+        if not point.member_start:
+            self._decompressor = point.member(self._output_buffer())
+
+    def _output_buffer(self) -> Any:
+        if self._buffer is None:
+            self._buffer = inflate.output_buffer(OUTPUT_BYTES)
+        return self._buffer
 
     def readable(self) -> bool:
         return True
@@ -155,6 +198,8 @@ class CompressedStream(io.RawIOBase):
                     )
                 return
             self._input, self._input_at = data, at
+            if self._recorder is not None:
+                self._recorder.feed(at)
         try:
             output = self._advance()
         except (CorruptStream, EOFError) as error:
@@ -169,6 +214,16 @@ class CompressedStream(io.RawIOBase):
             self._produced += len(output)
             self._pending = memoryview(output)
             self._forget_old_origins()
+        if self._recorder is not None:
+            self._record(output)
+
+    def _record(self, output: bytes) -> None:
+        """Tell the recorder what came out, and where the stream is when a deflate block ended."""
+        assert self._recorder is not None
+        self._recorder.output(output)
+        member = self._decompressor
+        if isinstance(member, inflate.BlockMember) and member.at_block:
+            self._recorder.block_end(self, member, self._fed - len(self._input))
 
     def _fail(self, at: int, error: BaseException) -> NoReturn:
         self.failed_at, self._ended = at, True
@@ -229,16 +284,23 @@ class CompressedStream(io.RawIOBase):
         if not self._codec.starts(data):
             what = "member" if self._decompressor is not None else "file"
             raise CorruptStream(f"not a {self._codec.name} {what} ({data[:longest]!r})")
-        self._decompressor = self._codec.decompressor()
+        if self._recorder is not None:
+            self._recorder.member_start(self, self._fed - len(data))
+            self._decompressor = inflate.BlockMember(self._output_buffer())
+        else:
+            self._decompressor = self._codec.decompressor()
         return data
 
 
-def open_compressed_stream(path: Path, codec: Codec) -> tuple[io.BufferedReader, CompressedStream]:
+def open_compressed_stream(
+    path: Path, codec: Codec, resume: ResumePoint | None = None
+) -> tuple[io.BufferedReader, CompressedStream]:
     """A buffered reader of the decompressed bytes of the file at `path` compressed by `codec` (closing it
-    closes the file), and its stream, fed `FEED_BYTES` at a time. A read that a failure interrupts loses what it had
-    gathered (a line cut by the end of the stream is not returned); a reader that takes short reads
-    (`tarfile`) reads the stream itself, which returns the bytes decoded before it raises."""
-    stream = CompressedStream(path.open("rb"), codec)
+    closes the file), and its stream, fed `FEED_BYTES` at a time (from `resume` on, when given). A read
+    that a failure interrupts loses what it had gathered (a line cut by the end of the stream is not
+    returned); a reader that takes short reads (`tarfile`) reads the stream itself, which returns the bytes
+    decoded before it raises."""
+    stream = CompressedStream(path.open("rb"), codec, resume=resume)
     return io.BufferedReader(stream, buffer_size=stream.feed_bytes), stream
 
 

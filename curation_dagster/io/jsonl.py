@@ -59,8 +59,9 @@ def read_compressed_json_lines(
 
     Of one part, the lines whose first byte came out of the part's compressed bytes (`compressed_stream`):
     the lines before them are decompressed and counted, never parsed, so lines keep the numbers of a
-    whole read. The part whose bytes the stream failed in reports it, once over all parts."""
-    lines, stream = open_compressed_stream(path, codec)
+    whole read. A part of a gzip file with a resume point (`gzip_resume`) starts there, where its lines
+    are counted. The part whose bytes the stream failed in reports it, once over all parts."""
+    lines, stream = open_compressed_stream(path, codec, None if part is None else part.resume)
     with lines:
         try:
             if part is None:
@@ -94,13 +95,25 @@ def _read_compressed_part(
 ) -> Iterator[RawRecord]:
     bounds = _CompressedPart(lines, stream, part)
     offset = number = 0  # where the next line starts, and the lines before it
+    if (point := part.resume) is not None:
+        offset, number = point.produced, point.newlines
+        if not point.ends_line:  # the line the point is inside started before it
+            offset += _skip_line(lines)
+            number += 1
     while (origin := bounds.origin(offset)) is not None and origin < part.start:
-        while chunk := lines.readline(_SKIP_CHUNK_BYTES):
-            offset += len(chunk)
-            if chunk.endswith(b"\n"):
-                break
+        offset += _skip_line(lines)
         number += 1
     yield from _read_json_lines(lines, path, settings, offset, bounds, first_line=number + 1)
+
+
+def _skip_line(lines: BinaryIO | io.BufferedIOBase) -> int:
+    """Read to the end of the line the stream is in, in chunks never kept; the bytes read."""
+    skipped = 0
+    while chunk := lines.readline(_SKIP_CHUNK_BYTES):
+        skipped += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return skipped
 
 
 def _seek_line_start(lines: BinaryIO, offset: int) -> int:
@@ -109,12 +122,7 @@ def _seek_line_start(lines: BinaryIO, offset: int) -> int:
     if offset == 0:
         return 0
     lines.seek(offset - 1)
-    position = offset - 1
-    while chunk := lines.readline(_SKIP_CHUNK_BYTES):
-        position += len(chunk)
-        if chunk.endswith(b"\n"):
-            break
-    return position
+    return offset - 1 + _skip_line(lines)
 
 
 def _read_json_lines(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from curation_dagster.errors import StageInputMissing
+from curation_dagster.io.gzip_resume import resume_part
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
 from curation_dagster.io.shard_parts import ShardPart
@@ -41,6 +42,7 @@ def run_raw(
     started = time.perf_counter()
     if not (source.exists() or source.is_symlink()):  # a dangling link is read, as one rejected row
         raise StageInputMissing(f"landing shard {shard!r} is gone: {source} does not exist")
+    part = resume_part(lake, source, shard, part)
     settings = ReaderSettings(
         text_field=spec.raw.text_field,
         max_inline_bytes=spec.raw.max_inline_bytes,
@@ -65,4 +67,5 @@ def run_raw(
                 progress.advance(len(batch))
                 batch, batch_bytes = [], 0
         output.write(*split_rows(batch, RAW_SCHEMA, "raw"))
-    return stage_result(spec, lake, "raw", shard, rows_in, output, started)
+    entered = {} if part is None or part.resume is None else {"source_entered_at": part.resume.describe()}
+    return stage_result(spec, lake, "raw", shard, rows_in, output, started, **entered)

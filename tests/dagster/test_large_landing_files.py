@@ -150,9 +150,14 @@ def test_a_large_compressed_file_runs_part_by_part_with_every_line_once(
             [record] = instance.fetch_materializations(
                 AssetRecordsFilter(asset_key=stage_key("first", "raw"), asset_partitions=[key]), limit=1
             ).records
-            assert record.asset_materialization.metadata["source_part"].value.startswith(
+            metadata = record.asset_materialization.metadata
+            assert metadata["source_part"].value.startswith(
                 f"part {len(per_part) + 1} of {len(keys)}: items decompressed from compressed bytes "
             )
+            # A later part of a gzip file enters the stream at its resume point (`gzip_resume`).
+            entered = metadata.get("source_entered_at")
+            assert (entered is not None) == (codec == "gzip" and key != keys[0])
+            assert entered is None or entered.value.startswith("compressed byte ")
             kept = lake.read_table(lake.path("first", "raw", key))["uri"].to_pylist()
             rejected += lake.read_table(lake.path("first", "raw", key, rejected=True))["uri"].to_pylist()
             per_part.append(kept)

@@ -9,15 +9,16 @@ compressed by the `gzip` module at level 6 or by zstandard at level 3 (its defau
   the codec's own reader (`gzip.open`, `zstandard`'s `stream_reader`), MB of output per second;
 - the raw stage (in this process) over the whole file, then over each part of `--bound-mib` compressed
   MiB, each part from the start of the file (the price of decompressing every part's prefix: part i
-  decompresses i bounds before its own) and, for gzip, entering the stream at its resume point
-  (`gzip_resume`; the first later part makes the points of all): each part's seconds, the longest, and
-  the sum against the whole;
+  decompresses i bounds before its own) and entering the stream at its resume point (`resume_points`;
+  the first later part makes the points of all; a zstandard file of one frame has none, and reads as
+  from the start): each part's seconds, the longest, and the sum against the whole;
 - whether the parts' rows are the whole file's, each way;
-- for gzip, the pass that makes the resume points alone, in MB of text per second.
+- for gzip or zstandard frames, the pass that makes the resume points alone, in MB of text per second.
 
     python benchmarks/gzip_parts.py                      # 256 MB of text, parts of 16 MiB compressed
     python benchmarks/gzip_parts.py --megabytes 64 --bound-mib 4
     python benchmarks/gzip_parts.py --codec zstandard
+    python benchmarks/gzip_parts.py --codec zstandard --frame-mib 1   # a frame a MiB of text, as pzstd
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ from text_recipe import write_shard
 
 from curation_dagster.io import stage
 from curation_dagster.io.compressed_stream import GZIP, ZSTD, open_compressed_stream
-from curation_dagster.io.gzip_resume import build_points
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_partitions
+from curation_dagster.io.resume_points import build_points
 from curation_dagster.pipeline import run_stage
 from curation_dagster.spec import parse_spec
 
@@ -87,6 +88,12 @@ def main() -> None:
     parser.add_argument("--bound-mib", type=float, default=16)
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--codec", choices=["gzip", "zstandard"], default="gzip")
+    parser.add_argument(
+        "--frame-mib",
+        type=float,
+        default=0,
+        help="zstandard: a frame every this many MiB of text, as pzstd writes (0: one frame)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gzip_parts_") as scratch:
         folder = Path(scratch)
@@ -100,6 +107,9 @@ def main() -> None:
             if args.codec == "gzip":
                 with gzip.open(out, "wb", compresslevel=6) as packed:
                     shutil.copyfileobj(raw, packed, 1 << 20)
+            elif args.frame_mib:
+                while text := raw.read(int(args.frame_mib * 2**20)):
+                    out.write(zstandard.ZstdCompressor(level=3).compress(text))
             else:
                 zstandard.ZstdCompressor(level=3).copy_stream(raw, out)
         plain.unlink()
@@ -116,9 +126,7 @@ def main() -> None:
         print(f"raw stage, whole file: {whole:.1f} s")
         bound = int(args.bound_mib * 2**20)
         found_whole = sorted(uris(lake, source.name))
-        ways = [("from the start", False)] + (
-            [("entering at resume points", True)] if args.codec == "gzip" else []
-        )
+        ways = [("from the start", False), ("entering at resume points", True)]
         for label, resume in ways:
             found: list[str] = []
             seconds = time_parts(lake, landing, source, bound, resume, found)
@@ -131,12 +139,12 @@ def main() -> None:
             print(f"  parts' rows are the whole file's: {same}")
             if not same:
                 raise SystemExit(1)
-        if args.codec == "gzip":
+        if args.codec == "gzip" or args.frame_mib:
             started = time.perf_counter()
             starts = [
                 part.start for shard in discover_partitions(landing, bound).values() if (part := shard.part)
             ]
-            points = build_points(source, starts[1:])
+            points = build_points(source, starts[1:], GZIP if args.codec == "gzip" else ZSTD)
             made = time.perf_counter() - started
             print(
                 f"making the {len(points)} resume points alone: {made:.2f} s, one pass to the last part's "

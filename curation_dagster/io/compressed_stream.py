@@ -4,12 +4,13 @@ Lines file or tar can be split by its compressed size like a plain file by its s
 
 The decompressor is fed `FEED_BYTES` of the file at a time; every byte one feed produces has that feed's
 offset in the file as its origin. The feeds are the same whoever reads the file, so the origin of each
-byte, and with it the part each line belongs to, is the same in every part and in a whole read.
-A compressed stream cannot be entered just anywhere: a part decompresses everything before it (at C
-speed, parsing nothing) and reads only its own lines or samples, or, for a gzip JSON Lines file, starts
-at the resume point made for it in one pass over the file (`gzip_resume`). A feed is decompressed a
-bounded piece at a time as the reader asks (`OUTPUT_BYTES`, `ZSTD_SLICE_BYTES`), never whole: a few
-kilobytes of bzip2 or zstandard can stand for gigabytes.
+byte, and with it the part each line belongs to, is the same in every part and in a whole read. A
+compressed stream cannot be entered just anywhere: a part decompresses everything before it (at C speed,
+parsing nothing) and reads only its own lines or samples, or, for a JSON Lines file, starts at the resume
+point made for it in one pass over the file (`resume_points`): in gzip the end of a deflate block, in
+every codec the start of a member. A feed is decompressed a bounded piece at a time as the reader asks
+(`OUTPUT_BYTES`, `ZSTD_SLICE_BYTES`), never whole: a few kilobytes of bzip2 or zstandard can stand for
+gigabytes.
 
 Members (gzip), streams (bzip2, xz) or frames (zstandard, skippable frames included) follow one another,
 as `pigz`, `pbzip2`, `xz -T` and `zstd -T` write them; zero bytes between or after gzip members and xz
@@ -35,7 +36,7 @@ import zstandard
 from curation_dagster.io import inflate
 
 if TYPE_CHECKING:  # shard_parts reads the codecs from here
-    from curation_dagster.io.gzip_resume import PointRecorder, ResumePoint
+    from curation_dagster.io.resume_points import PointRecorder, ResumePoint
     from curation_dagster.io.shard_parts import ShardPart
 
 #: Compressed bytes fed to the decompressor at a time: a byte's origin is a multiple of it.
@@ -102,9 +103,9 @@ class CompressedStream(io.RawIOBase):
     """The decompressed bytes of a file compressed by `codec`, and for each the offset of the compressed
     feed it came from (`origin`).
 
-    A gzip stream may start at a `resume` point (`gzip_resume`): the bytes from there on come out with the
-    offsets and origins of a read from the start. A `recorder` is told where gzip members and their deflate
-    blocks start and end, to make such points."""
+    A stream may start at a `resume` point (`resume_points`): the bytes from there on come out with the
+    offsets and origins of a read from the start. A `recorder` is told what comes out, where members
+    start and, in gzip, where deflate blocks end, to make such points."""
 
     def __init__(
         self,
@@ -117,7 +118,7 @@ class CompressedStream(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._file, self._codec, self._feed_bytes = file, codec, feed_bytes or FEED_BYTES
-        self._recorder = recorder if codec is GZIP else None
+        self._recorder = recorder
         self._buffer: Any = None  # what inflaters called through `inflate` write into
         self._decompressor: Any = None
         self._pending = memoryview(b"")  # decompressed, not yet read
@@ -286,6 +287,7 @@ class CompressedStream(io.RawIOBase):
             raise CorruptStream(f"not a {self._codec.name} {what} ({data[:longest]!r})")
         if self._recorder is not None:
             self._recorder.member_start(self, self._fed - len(data))
+        if self._recorder is not None and self._codec is GZIP and inflate.available():
             self._decompressor = inflate.BlockMember(self._output_buffer())
         else:
             self._decompressor = self._codec.decompressor()

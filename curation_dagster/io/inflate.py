@@ -1,7 +1,7 @@
 """zlib's inflate through `ctypes`, for what Python's `zlib` module does not offer: stopping at the end of
 each deflate block and reporting where it is to the bit (`Z_BLOCK`), reading the sliding window
 (`inflateGetDictionary`), and starting to inflate in the middle of a byte (`inflatePrime`). With them a
-gzip member can be entered at a block boundary, given the 32 KiB of output before it (`gzip_resume`), as
+gzip member can be entered at a block boundary, given the 32 KiB of output before it (`resume_points`), as
 zlib's own `examples/zran.c` does.
 
 The library is the system's zlib, the one Python's `zlib` module uses on Linux and macOS. Where it cannot
@@ -176,7 +176,7 @@ class Inflater:
 
 
 class ResumedMember:
-    """The rest of a gzip member entered at a deflate block (a `gzip_resume.ResumePoint`), with the
+    """The rest of a gzip member entered at a deflate block (a `resume_points.ResumePoint`), with the
     interface of the `zlib.decompressobj` that `compressed_stream` reads a member through: `decompress(data,
     max_length)`, `unconsumed_tail`, `eof`, `unused_data`. Its trailer is checked as zlib checks it: the
     CRC-32 of the member's output (continued from the CRC at the point) once its four bytes are in, then

@@ -59,8 +59,8 @@ def read_compressed_json_lines(
 
     Of one part, the lines whose first byte came out of the part's compressed bytes (`compressed_stream`):
     the lines before them are decompressed and counted, never parsed, so lines keep the numbers of a
-    whole read. A part of a gzip file with a resume point (`gzip_resume`) starts there, where its lines
-    are counted. The part whose bytes the stream failed in reports it, once over all parts."""
+    whole read. A part with a resume point (`resume_points`) starts there, where its lines are counted.
+    The part whose bytes the stream failed in reports it, once over all parts."""
     lines, stream = open_compressed_stream(path, codec, None if part is None else part.resume)
     with lines:
         try:

@@ -8,11 +8,10 @@ does, a WebDataset sample whose first member's header does, a media-folder sampl
 stem, counted one after another in sorted order) whose first file does. A compressed JSON Lines file
 (gzip, bzip2, xz, zstandard) is cut by its compressed bytes: a line is the part's whose compressed bytes
 produced its first byte (`compressed_stream`); the part decompresses what comes before, parsing none of
-it, or (gzip) enters the stream at a resume point made once for all the file's parts (`gzip_resume`).
-Every item starts in exactly one range, so exactly one part reads it; the parts depend only on the size
-and the bound, so the same file always gives the same keys. A compressed tar is cut the same way, a sample
-being the part's whose compressed bytes produced its first header.
-"""
+it, or enters the stream at a resume point made once for all the file's parts (`resume_points`). Every
+item starts in exactly one range, so exactly one part reads it; the parts depend only on the size and the
+bound, so the same file always gives the same keys. A compressed tar is cut the same way, a sample being
+the part's whose compressed bytes produced its first header."""
 
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from curation_dagster.io.compressed_stream import MAGIC_BYTES, codec_of
 from curation_dagster.io.landing_files import file_size, folder_files, link_problem
 
 if TYPE_CHECKING:
-    from curation_dagster.io.gzip_resume import ResumePoint
+    from curation_dagster.io.resume_points import ResumePoint
 
 #: What joins a shard key and a part number: `news.jsonl.part-00003`.
 PART_KEY_INFIX: Final = ".part-"
@@ -36,7 +35,7 @@ class ShardPart:
     """Part `index` of `count` of a landing file or folder: the items that start in bytes [start, end)
     of it (`end` None: to the end, so nothing appended after registration falls between parts); of a
     compressed file (`compressed`), the items whose first byte came out of those compressed bytes.
-    `resume`: where in a gzip file its reading may start instead (`gzip_resume`), when known."""
+    `resume`: where in a compressed file its reading may start instead (`resume_points`), when known."""
 
     index: int
     count: int

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from curation_dagster.errors import StageInputMissing
-from curation_dagster.io.gzip_resume import resume_part
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import ReaderSettings, read_shard
+from curation_dagster.io.resume_points import resume_part
 from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.validate import MediaLimits, validated_rows
 from curation_dagster.progress import Progress

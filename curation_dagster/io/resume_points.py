@@ -1,20 +1,23 @@
-"""Where a part of a large `.jsonl.gz` landing file can enter the gzip stream, so that its part does not
+"""Where a part of a large compressed JSON Lines landing file can enter the stream, so that it does not
 decompress the whole file before its own lines (`shard_parts`, `compressed_stream`).
 
-A deflate stream can be entered at the end of a block, given the unread bits of the last byte the block
-took and the 32 KiB of output before it (the window later blocks refer back to), as zlib's `zran.c` does;
-a gzip member can be entered at its start. A resume point holds that and what a part needs to go on as
-if it had read from the start: the decompressed bytes and newlines before the point (line numbers
-count every line before a part), the member's CRC-32 and length so far (its trailer is still checked),
-and where the compressed feed it falls in starts and ends (each decompressed byte keeps the same origin,
-so every line stays in the same part).
+A member (a gzip member, a zstandard frame, a bzip2 or xz stream) can be entered at its start; a gzip
+member also at the end of any deflate block, given the unread bits of the last byte the block took and
+the 32 KiB of output before it (the window later blocks refer back to), as zlib's `zran.c` does
+(`inflate`). A resume point holds that and what a part needs to go on as if it had read from the start:
+the decompressed bytes and newlines before the point (line numbers count every line before a part), a
+gzip member's CRC-32 and length so far (its trailer is still checked), and where the compressed feed it
+falls in starts and ends (each decompressed byte keeps the same origin, so every line stays in the same
+part).
 
 Points are made in one pass over the file, up to its last part's start (`build_points`): for each part,
 the last point before the feed that begins the part. The first part to need them makes them under a
 lake-wide lock and saves them in the lake (`_landing/resume/<shard>/<fingerprint>.points`); every other
-part, of this version or another, reads them. A point is used only if the compressed bytes around it are
-those it was made from; else, or without the system's zlib (`inflate`) or a lake lock, the part
-decompresses from the start as before.
+part, of this version or another, reads them. A gzip file always has points (where the system's zlib can
+be called); a file of another codec only where a member starts shortly before the part, as in files
+that `pzstd`, `pbzip2` or `bgzip` write: a single zstandard frame or bzip2 or xz stream cannot be entered
+in the middle, and the pass would buy nothing. A point is used only if the compressed bytes around it
+are those it was made from; else, or without a lake lock, the part decompresses from the start.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,15 +33,27 @@ from pathlib import Path
 from typing import Any, Final
 
 from curation_dagster.io import inflate
-from curation_dagster.io.compressed_stream import GZIP, CompressedStream
+from curation_dagster.io.compressed_stream import BZIP2, GZIP, XZ, ZSTD, Codec, CompressedStream
 from curation_dagster.io.lake import Lake, check_segment
 from curation_dagster.io.landing import shard_fingerprint
 from curation_dagster.io.landing_files import link_problem
 from curation_dagster.io.shard_parts import PART_KEY_INFIX, ShardPart
 
-#: How far before a part's start (in compressed bytes) block ends are kept as points: a zlib block is
-#: at most about 64 KiB compressed, so the last one before the part is always among them.
+#: How far before a part's start (in compressed bytes) block ends are kept as points, and member starts
+#: looked for in a codec other than gzip: a zlib block is at most about 64 KiB compressed, so the last one
+#: before the part is always among them.
 LOOKBACK_BYTES: Final = 1 << 22
+#: The codec of each compressed JSON Lines suffix, as the raw stage reads them.
+SUFFIX_CODECS: Final = {".jsonl.gz": GZIP, ".jsonl.bz2": BZIP2, ".jsonl.xz": XZ, ".jsonl.zst": ZSTD}
+#: What a member of each codec starts with, to look for before a part's start (in gzip only where the
+#: system's zlib cannot be called): a gzip member of deflate data, a zstandard frame (skippable frames
+#: aside), a bzip2 stream and its first block, an xz stream.
+_MEMBER_MAGIC: Final = {
+    GZIP.name: re.compile(re.escape(b"\x1f\x8b\x08")),
+    ZSTD.name: re.compile(re.escape(b"\x28\xb5\x2f\xfd")),
+    BZIP2.name: re.compile(rb"BZh[1-9]1AY&SY"),
+    XZ.name: re.compile(re.escape(b"\xfd7zXZ\x00")),
+}
 #: Compressed bytes on each side of a point whose CRC-32 it keeps, to notice a file changed in place.
 GUARD_BYTES: Final = 256
 #: The lake's folder of points (never a version's name, which starts with a letter), and its lock's.
@@ -150,14 +166,14 @@ class PointRecorder:
             self.points[start] = self._latest
 
 
-def build_points(path: Path, starts: Sequence[int]) -> dict[int, ResumePoint]:
-    """The point of each part start in `starts` of the gzip file at `path`, from one pass that stops at
-    the last of them; a start with no point before it (the file does not begin with a gzip member) has
-    none."""
+def build_points(path: Path, starts: Sequence[int], codec: Codec = GZIP) -> dict[int, ResumePoint]:
+    """The point of each part start in `starts` of the file at `path` compressed by `codec`, from one pass
+    that stops at the last of them; a start with no point before it (the file does not begin with a
+    member) has none."""
     recorder = PointRecorder(starts)
     buffer = bytearray(1 << 20)
     with path.open("rb") as file:
-        stream = CompressedStream(file, GZIP, recorder=recorder)
+        stream = CompressedStream(file, codec, recorder=recorder)
         try:
             while not recorder.done and stream.readinto(buffer):
                 pass
@@ -217,18 +233,22 @@ def decode(data: bytes) -> dict[int, ResumePoint] | None:
 
 
 def resume_part(lake: Lake, source: Path, shard: str, part: ShardPart | None) -> ShardPart | None:
-    """`part` with the point its reading may start from, when it is a later part of a `.jsonl.gz` file:
-    read from the lake, or made for every part of the file under the lake's lock. Unchanged where there is
-    none to be had (the first part, another kind, a link the raw stage refuses, no system zlib, a lake
-    without a lock, a file changed since its points were made)."""
+    """`part` with the point its reading may start from, when it is a later part of a compressed JSON
+    Lines file: read from the lake, or made for every part of the file under the lake's lock. Unchanged
+    where there is none to be had (the first part, another kind, a link the raw stage refuses, a lake
+    without a lock, no member start shortly before the part in a codec other than gzip, a file changed
+    since its points were made)."""
+    codec = next(
+        (codec for suffix, codec in SUFFIX_CODECS.items() if source.name.lower().endswith(suffix)), None
+    )
     if (
         part is None
+        or codec is None
         or not part.compressed
         or part.index == 0
-        or not source.name.lower().endswith(".jsonl.gz")
         or link_problem(source, source.parent) is not None
-        or not inflate.available()
         or lake.claim_lock is None
+        or not ((codec is GZIP and inflate.available()) or _member_starts_before(source, codec, part))
     ):
         return part
     base = check_segment(shard.rsplit(PART_KEY_INFIX, 1)[0])
@@ -239,27 +259,44 @@ def resume_part(lake: Lake, source: Path, shard: str, part: ShardPart | None) ->
         with lake.lock(LANDING_FOLDER, f"{POINTS_STAGE}-{base}"):
             points = _read(lake, path)
             if points is None:
-                points = _make_points(lake, source, folder, path, part)
+                points = _make_points(lake, source, codec, folder, path, part)
     point = points.get(part.start)
-    if point is None or not still_fits(source, point):
+    if point is None or point.produced == 0 or not still_fits(source, point):
         return part
-    _log.info("%s enters the gzip stream at %s", shard, point.describe())
+    _log.info("%s enters the %s stream at %s", shard, codec.name, point.describe())
     return dataclasses.replace(part, resume=point)
 
 
-def _make_points(lake: Lake, source: Path, folder: str, path: str, part: ShardPart) -> dict[int, ResumePoint]:
-    """The points of every part of `source` after the first, saved at `path` in place of those of the file's
-    earlier contents."""
+def _member_starts_before(source: Path, codec: Codec, part: ShardPart) -> bool:
+    """Whether what starts a member of `codec` lies in the compressed bytes shortly before the part (at
+    most `LOOKBACK_BYTES` or a part's length): where none does, a point would be far back or at the
+    file's start."""
+    bound = part.start // part.index
+    low = max(0, part.start - min(bound, LOOKBACK_BYTES))
+    try:
+        with source.open("rb") as file:
+            file.seek(low)
+            window = file.read(part.start - low + 16)  # a magic number that starts just before
+    except OSError:
+        return False
+    return _MEMBER_MAGIC[codec.name].search(window, 1 if low == 0 else 0) is not None
+
+
+def _make_points(
+    lake: Lake, source: Path, codec: Codec, folder: str, path: str, part: ShardPart
+) -> dict[int, ResumePoint]:
+    """The points of every part of `source` after the first, saved at `path` in place of those of the
+    file's earlier contents."""
     bound = part.start // part.index
     try:
-        points = build_points(source, [index * bound for index in range(1, part.count)])
+        points = build_points(source, [index * bound for index in range(1, part.count)], codec)
     except OSError:  # the file cannot be read: its part's reading says so
         return {}
     for old in lake.fs.glob(f"{folder}/*.points"):
         if old != path:
             lake.remove(old)
     lake.write_bytes(path, encode(points))
-    _log.info("%s: gzip resume points made for %d parts in one pass", source.name, part.count - 1)
+    _log.info("%s: %s resume points made for %d parts in one pass", source.name, codec.name, part.count - 1)
     return points
 
 

@@ -1,5 +1,5 @@
-"""Tests of curation_dagster/io/gzip_resume.py and inflate.py: parts of a `.jsonl.gz` file that enter the
-gzip stream at a point made in one pass read exactly what they read from the start."""
+"""Tests of curation_dagster/io/resume_points.py and inflate.py: parts of a compressed JSON Lines file that
+enter the stream at a point made in one pass read exactly what they read from the start."""
 
 from __future__ import annotations
 
@@ -18,17 +18,19 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from curation_dagster.io import compressed_stream, gzip_resume, inflate
-from curation_dagster.io.gzip_resume import ResumePoint, build_points, decode, encode, resume_part
+from curation_dagster.io import compressed_stream, inflate, resume_points
+from curation_dagster.io.compressed_stream import Codec
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.locks import FileClaimLock
 from curation_dagster.io.reader_base import ReaderSettings
 from curation_dagster.io.records import RawRecord
+from curation_dagster.io.resume_points import ResumePoint, build_points, decode, encode, resume_part
 from curation_dagster.io.shard_parts import ShardPart
 from curation_dagster.io.stage import run_raw
 from curation_dagster.io.validate import RejectCode
 from curation_dagster.spec import parse_spec
+from tests.engine.io.compression_fixtures import CODEC_NAMES, JSONL_SUFFIX, codec, compress
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.skipif(not inflate.available(), reason="the system's zlib cannot be loaded")
@@ -135,6 +137,69 @@ def test_parts_entered_at_their_points_read_what_they_read_from_the_start(
         assert resumed == read_part(shard, None)
 
 
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    st.sampled_from(CODEC_NAMES),
+    st.lists(LINES, min_size=1, max_size=25),
+    st.lists(st.integers(min_value=0), max_size=6),
+    st.integers(min_value=0, max_value=9),
+    st.sampled_from(["none", "cut", "flip", "padding", "garbage"]),
+    st.integers(min_value=0),
+    st.sampled_from([1, 7, 64, 1000]),
+)
+def test_parts_entered_at_a_member_start_read_what_they_read_from_the_start(
+    name: str, lines: list[bytes], cuts: list[int], level: int, damage: str, seed: int, feed: int
+) -> None:
+    """Every codec, members cut anywhere (zstandard's skippable frames among them), damaged or padded."""
+    data = b"".join(line + b"\n" for line in lines)
+    edges = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
+    packed = damaged(
+        b"".join(compress(name, data[a:b], level) for a, b in itertools.pairwise(edges)), damage, seed
+    )
+    assume(len(packed) > 1)
+    bound = 1 + (len(packed) - 1) * (1 + seed % 9) // 10
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(compressed_stream, "FEED_BYTES", feed):
+        shard = Path(folder) / f"a{JSONL_SUFFIX[name]}"
+        shard.write_bytes(packed)
+        parts = parts_of(shard, bound)
+        points = decode(encode(build_points(shard, [part.start for part in parts[1:]], codec(name))))
+        assert all(point.member_start or name == "gzip" for point in points.values())
+        for part in parts[1:]:
+            if (point := points.get(part.start)) is not None:
+                assert point.feed_at < part.start
+                assert read_part(shard, part, point) == read_part(shard, part)
+
+
+@pytest.mark.parametrize("name", ["zstandard", "bzip2", "xz"])
+def test_a_file_of_many_members_has_points_at_their_starts_and_one_member_has_none(
+    name: str, tmp_path: Path
+) -> None:
+    lines = [b'{"text": "line %d %s"}\n' % (n, os.urandom(24).hex().encode()) for n in range(12_000)]
+    # As `pzstd`, `pbzip2` or `xz` run once a chunk write them: a member every 500 lines (about 20 KB).
+    many = tmp_path / "many" / f"a{JSONL_SUFFIX[name]}"
+    many.parent.mkdir()
+    many.write_bytes(b"".join(compress(name, b"".join(lines[n : n + 500]), 6) for n in range(0, 12_000, 500)))
+    lake = Lake(tmp_path / "lake")
+    found = discover_partitions(many.parent, -(-many.stat().st_size // 4))
+    resumed = [resume_part(lake, many, key, landing.part) for key, landing in found.items()]
+    points = [part.resume for part in resumed[1:] if part is not None]
+    assert len(points) == 3 and all(point is not None and point.member_start for point in points)
+    # Each enters at the last member that starts in a feed that begins before its part: a member (about
+    # 10 KB compressed) or a feed (64 KiB) from the part's start.
+    for point, part in zip(points, resumed[1:], strict=True):
+        assert point is not None and part is not None and point.feed_at < part.start
+        assert -compressed_stream.FEED_BYTES < part.start - point.at < compressed_stream.FEED_BYTES + 40_000
+    records = [record for part in resumed for record in read_shard(many, "a", SETTINGS, part)]
+    assert records == list(read_shard(many, "a", SETTINGS))
+    # One member cannot be entered after its start: no pass, no points.
+    one = tmp_path / "one" / f"b{JSONL_SUFFIX[name]}"
+    one.parent.mkdir()
+    one.write_bytes(compress(name, b"".join(lines), 6))
+    key, landing = list(discover_partitions(one.parent, -(-one.stat().st_size // 4)).items())[-1]
+    assert resume_part(lake, one, key, landing.part) is landing.part
+    assert not (tmp_path / "lake" / "_landing" / "resume" / one.name).exists()
+
+
 def test_points_lie_within_a_block_of_each_part_and_keep_the_window_and_line_count(tmp_path: Path) -> None:
     rng = random.Random(5)
     words = [os.urandom(4).hex() for _ in range(2000)]
@@ -203,11 +268,11 @@ def test_points_survive_their_file_and_are_refused_for_changed_bytes(tmp_path: P
     assert decode(encode(points)) == points
     assert decode(b"something else") is None
     point = points[parts[1].start]
-    assert gzip_resume.still_fits(shard, point)
+    assert resume_points.still_fits(shard, point)
     changed = bytearray(shard.read_bytes())
     changed[point.at] ^= 1
     shard.write_bytes(bytes(changed))
-    assert not gzip_resume.still_fits(shard, point)
+    assert not resume_points.still_fits(shard, point)
 
 
 # In the raw stage: made once under the lake's lock, read by every later part ----------------------------
@@ -226,17 +291,17 @@ def test_the_raw_stage_makes_points_once_and_every_later_part_enters_at_its_own(
     found = discover_partitions(landing, bound)
     made: list[list[int]] = []
     entered: list[ResumePoint | None] = []
-    build, reader = gzip_resume.build_points, compressed_stream.CompressedStream._resume
+    build, reader = resume_points.build_points, compressed_stream.CompressedStream._resume
 
-    def counted(path: Path, starts: list[int]) -> dict[int, ResumePoint]:
+    def counted(path: Path, starts: list[int], codec: Codec) -> dict[int, ResumePoint]:
         made.append(list(starts))
-        return build(path, starts)
+        return build(path, starts, codec)
 
     def resume(stream: compressed_stream.CompressedStream, point: ResumePoint) -> None:
         entered.append(point)
         reader(stream, point)
 
-    monkeypatch.setattr(gzip_resume, "build_points", counted)
+    monkeypatch.setattr(resume_points, "build_points", counted)
     monkeypatch.setattr(compressed_stream.CompressedStream, "_resume", resume)
     # Two versions read the file in parts, the second with the first's points; a third reads it whole.
     for version in ("one", "two"):
@@ -277,6 +342,19 @@ def test_without_a_lake_lock_or_zlib_a_part_reads_from_the_start(
     monkeypatch.setattr(inflate, "available", lambda: False)
     assert resume_part(Lake(tmp_path / "lake"), shard, "a.jsonl.gz.part-00001", part) is part
     assert not (tmp_path / "lake" / "_landing").exists()
+    # Without zlib through ctypes, a file of many gzip members (as `bgzip` writes) enters at a member.
+    lines = [b'{"text": "line %d %s"}\n' % (n, os.urandom(24).hex().encode()) for n in range(5_000)]
+    shard.write_bytes(b"".join(gzip.compress(b"".join(lines[n : n + 200])) for n in range(0, 5_000, 200)))
+    parts = parts_of(shard, -(-shard.stat().st_size // 3))
+    resumed = [
+        resume_part(Lake(tmp_path / "lake"), shard, f"a.jsonl.gz.part-{part.index:05d}", part)
+        for part in parts
+    ]
+    assert all(
+        part is not None and part.resume is not None and part.resume.member_start for part in resumed[1:]
+    )
+    records = [record for part in resumed for record in read_shard(shard, "a", SETTINGS, part)]
+    assert records == list(read_shard(shard, "a", SETTINGS))
 
 
 def test_points_are_kept_on_object_storage(tmp_path: Path, s3: S3Server) -> None:

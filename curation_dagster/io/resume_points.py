@@ -60,19 +60,19 @@ GUARD_BYTES: Final = 256
 LANDING_FOLDER: Final = "_landing"
 POINTS_STAGE: Final = "resume"
 #: The first line of a points file.
-MAGIC: Final = b"curation gzip resume points 1\n"
+MAGIC: Final = b"curation resume points 1\n"
 
 _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """A place to enter a gzip file and read on as a read from its start would: input resumes at byte
-    `at`, in the compressed feed [`feed_at`, `feed_end`) (the feed's origin stays `feed_at`); `produced`
-    bytes of output came before, `newlines` of them newlines, the last a newline or none (`ends_line`).
-    At a member's start (`member_start`) that is all; inside a member, at a block's end, `bits` unread
-    bits of the byte before `at` (`byte`), the `window` of output before, and the member's `crc` and
-    `size` of output so far."""
+    """A place to enter a compressed file and read on as a read from its start would: input resumes at
+    byte `at`, in the compressed feed [`feed_at`, `feed_end`) (the feed's origin stays `feed_at`);
+    `produced` bytes of output came before, `newlines` of them newlines, the last a newline or none
+    (`ends_line`). At a member's start (`member_start`) that is all; inside a gzip member, at a deflate
+    block's end, `bits` unread bits of the byte before `at` (`byte`), the `window` of output before, and
+    the member's `crc` and `size` of output so far."""
 
     at: int
     feed_at: int
@@ -91,7 +91,7 @@ class ResumePoint:
     def describe(self) -> str:
         """`compressed byte 493216 (decompressed byte 1516922, after line 8000), at a deflate block's end`
         for metadata and logs."""
-        where = "a gzip member's start" if self.member_start else "a deflate block's end"
+        where = "a member's start" if self.member_start else "a deflate block's end"
         lines = self.newlines + (not self.ends_line)
         return (
             f"compressed byte {self.at} (decompressed byte {self.produced}, after line {lines}), at {where}"

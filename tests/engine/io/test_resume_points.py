@@ -362,7 +362,7 @@ def test_points_are_kept_on_object_storage(tmp_path: Path, s3: S3Server) -> None
     landing = tmp_path / "landing"
     landing.mkdir()
     shard = landing / "big.jsonl.gz"
-    shard.write_bytes(gzip.compress(b"".join(b'{"text": "line %d"}\n' % n for n in range(200_000)), 6))
+    shard.write_bytes(gzip.compress(b"".join(b'{"text": "line %d"}\n' % n for n in range(60_000)), 6))
     lake = Lake(f"s3://curation/lake-{uuid.uuid4().hex}")
     lake.claim_lock = FileClaimLock(str(tmp_path / "locks"))
     found = discover_partitions(landing, -(-shard.stat().st_size // 3))

@@ -5,7 +5,8 @@ gzip member can be entered at a block boundary, given the 32 KiB of output befor
 zlib's own `examples/zran.c` does.
 
 The library is the system's zlib, the one Python's `zlib` module uses on Linux and macOS. Where it cannot
-be loaded (`available()` is False) nothing is entered in the middle: a part decompresses from the start.
+be loaded (`available()` is False) no member is entered in the middle: a part of a gzip file starts at the
+last member that starts before it, or at the start of the file.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from curation_dagster.errors import ShardNameError
-from curation_dagster.io.compressed_stream import BZIP2, GZIP, XZ, ZSTD
+from curation_dagster.io.compressed_stream import BZIP2, GZIP, XZ, ZSTD, Codec
 from curation_dagster.io.jsonl import read_compressed_json_lines, read_plain_json_lines
 from curation_dagster.io.landing_files import folder_files, is_dangling_link, is_in_progress, link_problem
 from curation_dagster.io.media_folder import read_media_folder
@@ -220,16 +220,22 @@ def shard_fingerprint(path: Path) -> str:
 
 DEFAULT_READER_SETTINGS: Final = ReaderSettings()
 
+#: The codec each kind of compressed JSON Lines shard is read with.
+JSONL_CODECS: Final = {"jsonl.gz": GZIP, "jsonl.bz2": BZIP2, "jsonl.xz": XZ, "jsonl.zst": ZSTD}
+
 _READERS: Final[dict[str, Callable[[Path, ReaderSettings, ShardPart | None], Iterator[RawRecord]]]] = {
     "jsonl": read_plain_json_lines,
-    "jsonl.gz": functools.partial(read_compressed_json_lines, GZIP),
-    "jsonl.bz2": functools.partial(read_compressed_json_lines, BZIP2),
-    "jsonl.xz": functools.partial(read_compressed_json_lines, XZ),
-    "jsonl.zst": functools.partial(read_compressed_json_lines, ZSTD),
+    **{kind: functools.partial(read_compressed_json_lines, codec) for kind, codec in JSONL_CODECS.items()},
     "parquet": read_parquet,
     "tar": read_webdataset,
     "folder": read_media_folder,
 }
+
+
+def jsonl_codec(path: Path) -> Codec | None:
+    """The codec a landing file is read with when it is a compressed JSON Lines shard (`news.json.gz`
+    too), else None."""
+    return JSONL_CODECS.get(_shard_kind(path) or "")
 
 
 def read_shard(

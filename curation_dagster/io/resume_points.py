@@ -35,7 +35,7 @@ from typing import Any, Final
 from curation_dagster.io import inflate
 from curation_dagster.io.compressed_stream import BZIP2, GZIP, XZ, ZSTD, Codec, CompressedStream
 from curation_dagster.io.lake import Lake, check_segment
-from curation_dagster.io.landing import shard_fingerprint
+from curation_dagster.io.landing import jsonl_codec, shard_fingerprint
 from curation_dagster.io.landing_files import link_problem
 from curation_dagster.io.shard_parts import PART_KEY_INFIX, ShardPart
 
@@ -43,8 +43,6 @@ from curation_dagster.io.shard_parts import PART_KEY_INFIX, ShardPart
 #: looked for in a codec other than gzip: a zlib block is at most about 64 KiB compressed, so the last one
 #: before the part is always among them.
 LOOKBACK_BYTES: Final = 1 << 22
-#: The codec of each compressed JSON Lines suffix, as the raw stage reads them.
-SUFFIX_CODECS: Final = {".jsonl.gz": GZIP, ".jsonl.bz2": BZIP2, ".jsonl.xz": XZ, ".jsonl.zst": ZSTD}
 #: What a member of each codec starts with, to look for before a part's start (in gzip only where the
 #: system's zlib cannot be called): a gzip member of deflate data, a zstandard frame (skippable frames
 #: aside), a bzip2 stream and its first block, an xz stream.
@@ -238,9 +236,7 @@ def resume_part(lake: Lake, source: Path, shard: str, part: ShardPart | None) ->
     where there is none to be had (the first part, another kind, a link the raw stage refuses, a lake
     without a lock, no member start shortly before the part in a codec other than gzip, a file changed
     since its points were made)."""
-    codec = next(
-        (codec for suffix, codec in SUFFIX_CODECS.items() if source.name.lower().endswith(suffix)), None
-    )
+    codec = jsonl_codec(source)
     if (
         part is None
         or codec is None

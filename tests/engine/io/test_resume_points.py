@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from curation_dagster.io import compressed_stream, inflate, resume_points
-from curation_dagster.io.compressed_stream import Codec
+from curation_dagster.io.compressed_stream import GZIP, Codec, open_compressed_stream
 from curation_dagster.io.lake import Lake
 from curation_dagster.io.landing import discover_partitions, read_shard
 from curation_dagster.io.locks import FileClaimLock
@@ -190,6 +190,12 @@ def test_a_file_of_many_members_has_points_at_their_starts_and_one_member_has_no
     for point, part in zip(points, resumed[1:], strict=True):
         assert point is not None and part is not None and point.feed_at < part.start
         assert -compressed_stream.FEED_BYTES < part.start - point.at < compressed_stream.FEED_BYTES + 40_000
+    plain = b"".join(lines)
+    for point in points:
+        assert point is not None
+        entered, _ = open_compressed_stream(many, codec(name), point)
+        with entered:
+            assert entered.read(1000) == plain[point.produced : point.produced + 1000]
     records = [record for part in resumed for record in read_shard(many, "a", SETTINGS, part)]
     assert records == list(read_shard(many, "a", SETTINGS))
     # One member cannot be entered after its start: no pass, no points.
@@ -222,7 +228,11 @@ def test_points_lie_within_a_block_of_each_part_and_keep_the_window_and_line_cou
         assert point.window == data[point.produced - inflate.WINDOW_BYTES : point.produced]
         assert point.newlines == data[: point.produced].count(b"\n")
         assert point.crc == zlib.crc32(data[: point.produced]) and point.size == point.produced
-        # Entered there, the part reads its own lines, numbered as in the whole file.
+        # Entered there, the stream gives the bytes after the point, not the file's first ones.
+        lines, _ = open_compressed_stream(shard, GZIP, point)
+        with lines:
+            assert lines.read(4096) == data[point.produced : point.produced + 4096]
+        # And the part reads its own lines, numbered as in the whole file.
         records = read_part(shard, part, point)
         assert records and int(records[0].position[1:]) > point.newlines
         assert records == read_part(shard, part)
@@ -331,6 +341,14 @@ def test_the_raw_stage_makes_points_once_and_every_later_part_enters_at_its_own(
     assert len(made) == 2
     assert [path.name for path in saved[0].parent.iterdir()] != [saved[0].name]
     assert len(list(saved[0].parent.iterdir())) == 1
+
+
+def test_a_json_gz_file_is_entered_at_its_points_as_a_jsonl_gz_file(tmp_path: Path) -> None:
+    shard = tmp_path / "news.json.gz"  # the name of many published corpora's shards
+    shard.write_bytes(gzip.compress(b"".join(b'{"text": "line %d"}\n' % n for n in range(60_000))))
+    key, landing = list(discover_partitions(tmp_path, -(-shard.stat().st_size // 2)).items())[-1]
+    part = resume_part(Lake(tmp_path / "lake"), shard, key, landing.part)
+    assert part is not None and part.resume is not None and not part.resume.member_start
 
 
 def test_without_a_lake_lock_or_zlib_a_part_reads_from_the_start(
